@@ -1,0 +1,275 @@
+"""Auto-checked exercises, after Kaggle's learntools (introduced in notebook 00).
+
+A notebook gets its exercises from ``mmcourse.course_exercises`` and calls::
+
+    ex.q1.check(answer)   # Correct / Incorrect / Not attempted, with a reason
+    ex.q1.hint()          # first hint; ex.q1.hint(2) for the second
+    ex.q1.solution()      # the worked solution
+
+A starter cell that still holds the placeholder ``____`` runs and reports
+"not attempted". Results render as coloured Markdown in Jupyter and as plain
+text elsewhere. Checks are built from three helpers: ``expect_value`` (numbers
+and arrays with a tolerance), ``expect_function`` (calls the learner's function
+on test cases) and ``expect_model`` (inspects a Keras model's structure).
+A checker signals a wrong answer by raising ``Incorrect`` with a message that
+says what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class _Placeholder:
+    """The blank a learner fills in. Any check of it reports "not attempted"."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "____"
+
+    def __call__(self, *args, **kwargs):
+        return self
+
+    def __getattr__(self, name):  # lets `____.shape` or `____(x)` in a starter cell run
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+
+____ = _Placeholder()
+
+
+class Incorrect(Exception):
+    """Raised by a checker: the answer is wrong; the message says why and what to do."""
+
+
+def _contains_placeholder(answer: Any) -> bool:
+    if answer is ____:
+        return True
+    if isinstance(answer, (list, tuple)):
+        return any(_contains_placeholder(item) for item in answer)
+    if isinstance(answer, dict):
+        return any(_contains_placeholder(item) for item in answer.values())
+    return False
+
+
+_STYLE = {
+    "correct": ("#2e7d32", "Correct"),
+    "incorrect": ("#c62828", "Incorrect"),
+    "not attempted": ("#1565c0", "Not attempted"),
+    "hint": ("#ef6c00", "Hint"),
+    "solution": ("#6a1b9a", "Solution"),
+}
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What `check`, `hint` and `solution` return: Markdown in Jupyter, text elsewhere."""
+
+    status: str
+    message: str
+    code: str = ""
+
+    @property
+    def correct(self) -> bool:
+        return self.status == "correct"
+
+    def __bool__(self) -> bool:
+        return self.correct
+
+    def __str__(self) -> str:
+        label = _STYLE[self.status][1]
+        text = f"{label}: {self.message}" if self.message else label
+        return f"{text}\n{self.code}" if self.code else text
+
+    __repr__ = __str__
+
+    def _repr_markdown_(self) -> str:
+        colour, label = _STYLE[self.status]
+        text = f'<span style="color:{colour}">**{label}:**</span> {self.message}'
+        if self.code:
+            text += f"\n\n```python\n{self.code}\n```"
+        return text
+
+
+@dataclass
+class Exercise:
+    """One auto-checked question.
+
+    ``checker(answer)`` raises ``Incorrect`` for a wrong answer. ``reference``
+    and ``wrong`` build a right answer and some wrong ones on demand: the test
+    suite checks every exercise with both, so a checker cannot silently accept
+    everything or nothing.
+    """
+
+    name: str
+    prompt: str
+    checker: Callable[[Any], None]
+    hints: Sequence[str]
+    solution_code: str
+    reference: Callable[[], Any]
+    wrong: Callable[[], list]
+    correct_message: str = "well done."
+
+    def check(self, answer: Any = ____) -> Feedback:
+        if _contains_placeholder(answer):
+            return Feedback("not attempted", f"replace `____` with your answer to {self.name}.")
+        try:
+            self.checker(answer)
+        except Incorrect as wrong:
+            return Feedback("incorrect", str(wrong))
+        return Feedback("correct", self.correct_message)
+
+    def hint(self, n: int = 1) -> Feedback:
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"hint number n must be an int, got {type(n).__name__}")
+        if not 1 <= n <= len(self.hints):
+            raise ValueError(f"{self.name} has hints 1 to {len(self.hints)}, got n={n}")
+        suffix = f" (more: .hint({n + 1}))" if n < len(self.hints) else ""
+        return Feedback("hint", f"{self.hints[n - 1]}{suffix}")
+
+    def solution(self) -> Feedback:
+        return Feedback("solution", f"one way to answer {self.name}:", self.solution_code)
+
+    def __repr__(self) -> str:
+        return f"{self.name}: {self.prompt}"
+
+
+@dataclass
+class ExerciseSet:
+    """A notebook's exercises as attributes ``q1``, ``q2``, ...; iterable."""
+
+    notebook: str
+    exercises: list[Exercise] = field(default_factory=list)
+
+    def __post_init__(self):
+        for number, exercise in enumerate(self.exercises, start=1):
+            setattr(self, f"q{number}", exercise)
+
+    def __iter__(self):
+        return iter(self.exercises)
+
+    def __len__(self) -> int:
+        return len(self.exercises)
+
+
+# --- checker builders -------------------------------------------------------
+
+
+def _as_array(value: Any, what: str) -> np.ndarray:
+    if isinstance(value, (str, bytes)) or value is None or callable(value):
+        raise Incorrect(f"{what} should be a number or an array, got {type(value).__name__}.")
+    if hasattr(value, "numpy"):  # a tf.Tensor or a Keras variable
+        value = value.numpy()
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise Incorrect(
+            f"{what} should be a number or an array, got {type(value).__name__}."
+        ) from None
+    return array
+
+
+def compare(actual: Any, expected: Any, atol: float = 1e-6, rtol: float = 1e-6,
+            what: str = "your answer") -> None:
+    """Raise ``Incorrect`` unless ``actual`` equals ``expected`` (shape, then values)."""
+    if isinstance(expected, (str, bool)) or expected is None:
+        if actual != expected:
+            raise Incorrect(f"{what} is {actual!r}; expected {expected!r}.")
+        return
+    if isinstance(expected, tuple) and all(isinstance(e, (int, type(None))) for e in expected):
+        if not isinstance(actual, (tuple, list)) or tuple(actual) != expected:
+            raise Incorrect(f"{what} is {actual!r}; expected the shape {expected!r}.")
+        return
+    actual_array = _as_array(actual, what)
+    expected_array = np.asarray(expected, dtype=float)
+    if actual_array.shape != expected_array.shape:
+        raise Incorrect(
+            f"{what} has shape {actual_array.shape}; expected shape {expected_array.shape}."
+        )
+    if not np.allclose(actual_array, expected_array, atol=atol, rtol=rtol, equal_nan=True):
+        if expected_array.ndim == 0:
+            raise Incorrect(f"{what} is {actual_array.item():.6g}; that is not right yet.")
+        worst = np.unravel_index(np.argmax(np.abs(actual_array - expected_array)),
+                                 expected_array.shape)
+        raise Incorrect(
+            f"{what} has the right shape {expected_array.shape} but wrong values: at index "
+            f"{tuple(int(i) for i in worst)} it is {actual_array[worst]:.6g}, expected "
+            f"{expected_array[worst]:.6g}."
+        )
+
+
+def expect_value(expected: Any, atol: float = 1e-6, rtol: float = 1e-6) -> Callable[[Any], None]:
+    """A checker: the answer equals ``expected`` (a number, array, shape tuple or string)."""
+
+    def checker(answer: Any) -> None:
+        compare(answer, expected, atol=atol, rtol=rtol)
+
+    return checker
+
+
+def expect_function(reference: Callable, cases: Iterable[tuple], atol: float = 1e-5,
+                    rtol: float = 1e-5) -> Callable[[Any], None]:
+    """A checker: the learner's function agrees with ``reference`` on every argument tuple."""
+    cases = list(cases)
+
+    def checker(answer: Any) -> None:
+        if not callable(answer):
+            raise Incorrect(f"pass your function itself (no parentheses), got "
+                            f"{type(answer).__name__}.")
+        for args in cases:
+            shown = ", ".join(_short(a) for a in args)
+            try:
+                actual = answer(*args)
+            except Exception as error:  # the learner's bug, reported, not raised
+                raise Incorrect(f"calling it with ({shown}) raised "
+                                f"{type(error).__name__}: {error}") from None
+            if _contains_placeholder(actual):
+                raise Incorrect(f"it still returns `____` for ({shown}): fill in the body.")
+            compare(actual, reference(*args), atol=atol, rtol=rtol,
+                    what=f"the result for ({shown})")
+
+    return checker
+
+
+def expect_model(layer_types: Sequence[str] = (), output_shape: tuple | None = None,
+                 params: int | None = None, max_params: int | None = None
+                 ) -> Callable[[Any], None]:
+    """A checker on a Keras model: it contains these layer classes (by name), has this
+    output shape (without the batch axis) and this many (or at most this many) parameters."""
+
+    def checker(model: Any) -> None:
+        if not (hasattr(model, "layers") and hasattr(model, "count_params")):
+            raise Incorrect(f"expected a Keras model, got {type(model).__name__}.")
+        names = [type(layer).__name__ for layer in model.layers]
+        missing = [t for t in layer_types if t not in names]
+        if missing:
+            raise Incorrect(f"the model has layers {names}; it still needs {missing}.")
+        if output_shape is not None and tuple(model.output_shape[1:]) != tuple(output_shape):
+            raise Incorrect(f"the model's output shape is {tuple(model.output_shape[1:])} "
+                            f"(without the batch axis); expected {tuple(output_shape)}.")
+        count = model.count_params()
+        if params is not None and count != params:
+            raise Incorrect(f"the model has {count:,} parameters; expected {params:,}.")
+        if max_params is not None and count > max_params:
+            raise Incorrect(f"the model has {count:,} parameters; keep it to at most "
+                            f"{max_params:,}.")
+
+    return checker
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
