@@ -68,7 +68,7 @@ class BenchResult:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        for ratio, item in zip(self.ratios, data["ratios"]):
+        for ratio, item in zip(self.ratios, data["ratios"], strict=True):
             item["verdict"] = ratio.verdict
         return data
 

@@ -1,0 +1,97 @@
+"""The exercise API (mmcourse.exercises) itself."""
+
+import numpy as np
+import pytest
+
+from mmcourse.exercises import (
+    Exercise,
+    ExerciseSet,
+    Feedback,
+    ____,
+    compare,
+    expect_function,
+    expect_model,
+    expect_value,
+)
+
+
+def make_exercise(checker, hints=("first hint", "second hint")):
+    return Exercise("Question 1", "prompt", checker, list(hints), "answer = 3",
+                    reference=lambda: 3, wrong=lambda: [4])
+
+
+def test_placeholder_anywhere_in_the_answer_is_not_attempted():
+    exercise = make_exercise(expect_value(3))
+    for answer in (____, [1, ____], (____,), {"a": ____}):
+        assert exercise.check(answer).status == "not attempted"
+    assert exercise.check().status == "not attempted"
+
+
+def test_placeholder_lets_a_starter_cell_run():
+    assert ____(1, 2).shape is ____
+    assert repr(____) == "____"
+
+
+def test_value_check_right_wrong_and_wrong_kind():
+    exercise = make_exercise(expect_value([1.0, 2.0], atol=1e-3))
+    assert exercise.check(np.array([1.0, 2.0005])).correct
+    wrong = exercise.check([1.0, 3.0])
+    assert wrong.status == "incorrect"
+    assert "index (1,)" in wrong.message and "expected 2" in wrong.message
+    assert "shape (3,)" in exercise.check([1, 2, 3]).message
+    assert "number or an array, got str" in exercise.check("1, 2").message
+    assert "got function" in exercise.check(lambda: 1).message
+
+
+def test_shape_and_string_expectations():
+    compare((2, 3), (2, 3))
+    with pytest.raises(Exception, match="expected the shape"):
+        compare((3, 2), (2, 3))
+    with pytest.raises(Exception, match="expected 'relu'"):
+        compare("tanh", "relu")
+
+
+def test_function_check_reports_the_failing_case():
+    checker = expect_function(lambda x: x * 2, [(np.arange(3.0),), (5.0,)])
+    exercise = make_exercise(checker)
+    assert exercise.check(lambda x: x + x).correct
+    assert "result for (5.0)" in exercise.check(lambda x: x * 2 if np.ndim(x) else 0.0).message
+    assert "raised ZeroDivisionError" in exercise.check(lambda x: 1 / 0).message
+    assert "still returns `____`" in exercise.check(lambda x: ____).message
+    assert "no parentheses" in exercise.check(3.0).message
+
+
+def test_model_check_inspects_layers_shape_and_params():
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(1)])
+    assert make_exercise(expect_model(["Dense"], output_shape=(1,), params=49)).check(model).correct
+    assert "needs ['Conv2D']" in make_exercise(expect_model(["Conv2D"])).check(model).message
+    assert "output shape is (1,)" in make_exercise(expect_model(output_shape=(2,))).check(model).message
+    assert "at most 10" in make_exercise(expect_model(max_params=10)).check(model).message
+    assert "expected a Keras model" in make_exercise(expect_model()).check([1]).message
+
+
+def test_hints_and_solution():
+    exercise = make_exercise(expect_value(3))
+    assert "first hint" in str(exercise.hint()) and ".hint(2)" in str(exercise.hint())
+    assert "more" not in str(exercise.hint(2))
+    with pytest.raises(ValueError, match="hints 1 to 2, got n=3"):
+        exercise.hint(3)
+    with pytest.raises(TypeError, match="must be an int"):
+        exercise.hint("2")
+    assert "answer = 3" in exercise.solution()._repr_markdown_()
+
+
+def test_feedback_renders_as_markdown_and_text():
+    feedback = Feedback("correct", "well done.")
+    assert str(feedback) == "Correct: well done."
+    assert 'color:#2e7d32' in feedback._repr_markdown_()
+    assert bool(feedback) and not bool(Feedback("incorrect", "no"))
+
+
+def test_exercise_set_numbers_its_questions():
+    first, second = make_exercise(expect_value(1)), make_exercise(expect_value(2))
+    exercises = ExerciseSet("00", [first, second])
+    assert exercises.q1 is first and exercises.q2 is second and len(exercises) == 2
+    assert list(exercises) == [first, second]
