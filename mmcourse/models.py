@@ -15,6 +15,10 @@ stays light.
 from __future__ import annotations
 
 IMAGE_SHAPE = (64, 64, 3)
+TASKS = ("match", "qa")
+# The fusion methods, in the order notebook 04 teaches them (layers in mmcourse.fusion).
+FUSIONS = ("image", "text", "concat", "multiply", "sum", "gated", "film", "bilinear",
+           "lowrank", "attention")
 
 
 def build_image_encoder(filters=(16, 32, 32), kernel_size: int = 3, pooling: str = "avg",
@@ -61,3 +65,258 @@ def build_image_encoder(filters=(16, 32, 32), kernel_size: int = 3, pooling: str
     vector = pool(name="pool")(grid)
     outputs = vector if output == "vector" else [grid, vector]
     return keras.Model(image, outputs, name=name)
+
+
+def build_text_encoder(vocabulary_size: int, embedding_dim: int = 32, units: int = 32,
+                       sequence_length: int | None = None, return_sequences: bool = False,
+                       name: str = "text_encoder"):
+    """The course's text encoder: ``Embedding(vocabulary_size, embedding_dim,
+    mask_zero=True)`` then ``LSTM(units)``, a functional ``keras.Model`` from token ids
+    (B, L) int32 (0 = padding) to a vector (B, units), or to (B, L, units) with
+    ``return_sequences``.
+
+    ``mask_zero=True`` makes the LSTM skip the padding: a caption gives the same vector
+    however much padding follows it. Parameters: vocabulary_size * embedding_dim +
+    4 (embedding_dim + units + 1) units. Introduced in notebook 03; used in notebook 04.
+    """
+    import keras  # noqa: PLC0415
+
+    for arg, value in (("vocabulary_size", vocabulary_size), ("embedding_dim", embedding_dim),
+                       ("units", units)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{arg} must be a positive int, got {value!r}")
+    if vocabulary_size < 2:
+        raise ValueError(f"vocabulary_size must be >= 2 (index 0 is padding), got "
+                         f"{vocabulary_size}")
+    token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+    embedded = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True,
+                                      name="embedding")(token_ids)
+    encoded = keras.layers.LSTM(units, return_sequences=return_sequences, name="lstm")(embedded)
+    return keras.Model(token_ids, encoded, name=name)
+
+
+def _check_choice(arg: str, value, valid) -> None:
+    if value not in valid:
+        raise ValueError(f"unknown {arg} {value!r}; valid names: {', '.join(valid)}")
+
+
+def _default_vocabulary_size(root) -> int:
+    from mmcourse import text  # noqa: PLC0415
+
+    return len(text.load_vocabulary(root))
+
+
+def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size: int | None = None,
+                num_answers: int | None = None, sequence_length: int | None = None,
+                image_shape=IMAGE_SHAPE, filters=(16, 32, 32), embedding_dim: int = 32,
+                text_units: int = 32, fusion_units: int = 32, hidden_units: int = 64,
+                learning_rate: float = 2e-3, rank: int = 4, num_heads: int = 2,
+                key_dim: int = 16, root=None):
+    """A compiled two-input model: image encoder + text encoder + ``fusion`` + head.
+
+    Inputs ``image`` (B, 64, 64, 3) float32 in [0, 1] and ``token_ids`` (B, L) int32.
+    ``task="match"``: one sigmoid unit (does the text describe the image?), binary
+    cross-entropy. ``task="qa"``: softmax over ``num_answers`` answer words (default:
+    ``len(mmcourse.text.answer_vocabulary(root))``), sparse categorical cross-entropy.
+    ``fusion`` is one of ``FUSIONS`` (see ``mmcourse.fusion`` for each formula);
+    ``image`` and ``text`` are the unimodal baselines (the other input is ignored).
+    ``film`` and ``attention`` work on the CNN's 8x8 region grid, the others on the
+    pooled image vector. Head: ``Dense(hidden_units, relu)`` then the output layer.
+    ``vocabulary_size`` defaults to the course vocabulary's size. Optimizer: Adam.
+    Unknown names raise a ``ValueError`` that lists the valid ones.
+    Introduced in notebook 04.
+    """
+    import keras  # noqa: PLC0415
+
+    from mmcourse import fusion as fusion_layers  # noqa: PLC0415
+
+    _check_choice("task", task, TASKS)
+    _check_choice("fusion", fusion, FUSIONS)
+    if vocabulary_size is None:
+        vocabulary_size = _default_vocabulary_size(root)
+    if task == "qa" and num_answers is None:
+        from mmcourse import text  # noqa: PLC0415
+
+        num_answers = len(text.answer_vocabulary(root))
+
+    image = keras.Input(shape=tuple(image_shape), name="image")
+    token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+    on_grid = fusion in ("film", "attention")
+    image_encoder = build_image_encoder(filters, image_shape=image_shape,
+                                        output="grid" if on_grid else "vector")
+    text_encoder = build_text_encoder(vocabulary_size, embedding_dim, text_units,
+                                      sequence_length=sequence_length)
+    image_features = image_encoder(image)
+    text_vector = text_encoder(token_ids)
+    pair = [image_features, text_vector]
+    if fusion == "image":
+        fused = image_features
+    elif fusion == "text":
+        fused = text_vector
+    elif fusion == "concat":
+        fused = keras.layers.Concatenate(name="fusion")(pair)
+    elif fusion == "film":
+        modulated = fusion_layers.FiLM(name="fusion")(pair)
+        modulated = keras.layers.ReLU(name="film_relu")(modulated)
+        fused = keras.layers.GlobalAveragePooling2D(name="pool")(modulated)
+    elif fusion == "attention":
+        fused = fusion_layers.CrossAttentionFusion(fusion_units, num_heads=num_heads,
+                                                   key_dim=key_dim, name="fusion")(pair)
+    elif fusion == "lowrank":
+        fused = fusion_layers.LowRankFusion(fusion_units, rank=rank, name="fusion")(pair)
+    else:
+        layer = {"sum": fusion_layers.SumFusion, "multiply": fusion_layers.MultiplyFusion,
+                 "gated": fusion_layers.GatedFusion,
+                 "bilinear": fusion_layers.TensorFusion}[fusion]
+        fused = layer(fusion_units, name="fusion")(pair)
+    hidden = keras.layers.Dense(hidden_units, activation="relu", name="hidden")(fused)
+    if task == "match":
+        output = keras.layers.Dense(1, activation="sigmoid", name="match")(hidden)
+        loss = "binary_crossentropy"
+    else:
+        output = keras.layers.Dense(num_answers, activation="softmax", name="answer")(hidden)
+        loss = "sparse_categorical_crossentropy"
+    model = keras.Model([image, token_ids], output, name=f"{task}_{fusion}")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
+                  metrics=["accuracy"])
+    return model
+
+
+def build_article_model(vocabulary_size: int | None = None, image_shape=IMAGE_SHAPE,
+                        embedding_dim: int = 64, root=None):
+    """The source article's model (its section 5.2), kept faithful, compiled as it was
+    (``adam``, binary cross-entropy, accuracy):
+
+    Conv2D(64, 3x3, relu) -> MaxPool(2) -> Conv2D(128, 3x3, relu) -> MaxPool(2) -> Flatten;
+    LSTM(64); concatenate; Dense(128, relu) -> Dense(1, sigmoid).
+
+    Only its bugs are fixed: an ``Embedding(vocabulary_size, embedding_dim,
+    mask_zero=True)`` before the LSTM (the article fed 2-D token ids straight into it),
+    and the imports are Keras 3's. The images are the course's 64x64 (the article used
+    224x224, which would make its Flatten 30x wider). Its data pipeline and two-input
+    ``fit`` are fixed in ``mmcourse.training``. Introduced in notebook 04.
+    """
+    import keras  # noqa: PLC0415
+    from keras import layers  # noqa: PLC0415
+
+    if vocabulary_size is None:
+        vocabulary_size = _default_vocabulary_size(root)
+    input_img = keras.Input(shape=tuple(image_shape), name="image")
+    input_txt = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    x = layers.Conv2D(64, (3, 3), activation="relu")(input_img)
+    x = layers.MaxPooling2D((2, 2))(x)
+    x = layers.Conv2D(128, (3, 3), activation="relu")(x)
+    x = layers.MaxPooling2D((2, 2))(x)
+    x = layers.Flatten()(x)
+    y = layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True)(input_txt)  # fix 1
+    y = layers.LSTM(64)(y)
+    combined = layers.concatenate([x, y])
+    z = layers.Dense(128, activation="relu")(combined)
+    output = layers.Dense(1, activation="sigmoid")(z)
+    model = keras.Model(inputs=[input_img, input_txt], outputs=output, name="article_model")
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _find_embedding(model):
+    """The first Embedding layer in ``model`` or its nested models, or None."""
+    for layer in model.layers:
+        if type(layer).__name__ == "Embedding":
+            return layer
+        if hasattr(layer, "layers"):
+            found = _find_embedding(layer)
+            if found is not None:
+                return found
+    return None
+
+
+def _shape_text(shape) -> str:
+    return "(" + ", ".join("batch" if d is None else str(d) for d in shape) + ")"
+
+
+def _shape_matches(shape, expected) -> bool:
+    """Whether an array shape (with batch axis) fits ``expected`` (without; None = any)."""
+    return len(shape) == len(expected) + 1 and all(
+        want is None or got == want for got, want in zip(shape[1:], expected, strict=True))
+
+
+def check_inputs(model_or_shapes, image_batch, token_ids):
+    """Validate a batch for a two-input model; return it as (float32, int32) NumPy arrays.
+
+    ``model_or_shapes`` is a model built by ``build_model``/``build_article_model``, or a
+    pair of expected shapes without the batch axis, e.g. ``((64, 64, 3), (12,))``
+    (``None`` for any length). Raises a ``ValueError`` that names the argument and the
+    expected shape: images must be (batch, 64, 64, 3) float in [0, 1], token ids
+    (batch, L) integers in [0, vocabulary_size), with the same batch size.
+    Introduced in notebook 04.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    vocabulary_size = None
+    if hasattr(model_or_shapes, "inputs"):
+        inputs = model_or_shapes.inputs
+        if len(inputs) != 2:
+            raise ValueError(f"expected a model with two inputs (image, token_ids), got "
+                             f"{len(inputs)}")
+        image_shape, token_shape = (tuple(t.shape[1:]) for t in inputs)
+        embedding = _find_embedding(model_or_shapes)
+        if embedding is not None:
+            vocabulary_size = embedding.input_dim
+    else:
+        try:
+            image_shape, token_shape = (tuple(s) for s in model_or_shapes)
+        except (TypeError, ValueError):
+            raise TypeError("model_or_shapes must be a Keras model or a pair of shapes "
+                            f"(image_shape, token_shape), got {model_or_shapes!r}") from None
+    image_expected = f"(batch, {', '.join(str(d) for d in image_shape)})"
+    token_expected = _shape_text((None, *token_shape)).replace("(batch, batch)",
+                                                               "(batch, length)")
+
+    if hasattr(image_batch, "numpy") and not isinstance(image_batch, np.ndarray):
+        image_batch = image_batch.numpy()
+    if hasattr(token_ids, "numpy") and not isinstance(token_ids, np.ndarray):
+        token_ids = token_ids.numpy()
+    image_batch = np.asarray(image_batch)
+    token_ids = np.asarray(token_ids)
+    if not _shape_matches(image_batch.shape, image_shape):
+        hint = " (one image? use image[None] to add the batch axis)" if (
+            image_batch.shape == tuple(image_shape)) else ""
+        raise ValueError(f"image_batch must have shape {image_expected}, got "
+                         f"{image_batch.shape}{hint}")
+    if image_batch.dtype.kind != "f":
+        raise ValueError(f"image_batch must be float in [0, 1] with shape {image_expected}, "
+                         f"got dtype {image_batch.dtype}; convert uint8 images with "
+                         f"image_batch.astype('float32') / 255")
+    if not _shape_matches(token_ids.shape, token_shape):
+        raise ValueError(f"token_ids must have shape {token_expected} (integer ids, "
+                         f"0 = padding), got {token_ids.shape}")
+    if token_ids.dtype.kind not in "iu":
+        raise ValueError(f"token_ids must hold integer ids with shape {token_expected}, "
+                         f"got dtype {token_ids.dtype}; vectorize texts with "
+                         f"mmcourse.text.vectorize")
+    if image_batch.shape[0] != token_ids.shape[0]:
+        raise ValueError(f"image_batch and token_ids must have the same batch size, got "
+                         f"{image_batch.shape[0]} images and {token_ids.shape[0]} token rows")
+    if token_ids.size and (token_ids.min() < 0 or (
+            vocabulary_size is not None and token_ids.max() >= vocabulary_size)):
+        raise ValueError(f"token_ids must be in [0, {vocabulary_size}) (the vocabulary "
+                         f"size), got values from {token_ids.min()} to {token_ids.max()}")
+    return image_batch.astype("float32", copy=False), token_ids.astype("int32", copy=False)
+
+
+def predict(model, image_batch, token_ids):
+    """``model.predict`` on a checked batch (see ``check_inputs``): a NumPy array of
+    match probabilities (B, 1) or answer probabilities (B, num_answers).
+    Introduced in notebook 04."""
+    image_batch, token_ids = check_inputs(model, image_batch, token_ids)
+    return model.predict([image_batch, token_ids], verbose=0)
+
+
+def load_model(path):
+    """Load a ``.keras`` model saved from ``build_model``, with ``safe_mode=True``
+    (registers the fusion layers first). Introduced in notebook 04."""
+    import keras  # noqa: PLC0415
+
+    import mmcourse.fusion  # noqa: F401, PLC0415  (registers the custom layers)
+
+    return keras.saving.load_model(path, safe_mode=True)
