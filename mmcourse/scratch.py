@@ -236,13 +236,13 @@ def receptive_field(layers) -> int:
     return field
 
 
-def _window_geometry(x_shape, window, strides, padding, what, context):
+def _window_geometry(x_shape, window, strides, padding, described):
     """Output size and padding of a sliding window; errors name both shapes."""
     (kh, kw), (sh, sw) = window, strides
     _, height, width, _ = x_shape
     if padding == "valid" and (kh > height or kw > width):
-        raise ValueError(f"{what} {(kh, kw)} is larger than the input with padding='valid': "
-                         f"x {tuple(x_shape)}, {context}")
+        raise ValueError(f"{described} is larger than x {tuple(x_shape)} (H={height}, "
+                         f"W={width}) with padding='valid'; use padding='same' or a larger input")
     out_h = conv_output_size(height, kh, sh, padding)
     out_w = conv_output_size(width, kw, sw, padding)
     if padding == "same":
@@ -277,7 +277,7 @@ def _check_conv(x, kernel, bias, strides, padding):
         if bias.shape != (kernel.shape[3],):
             raise ValueError(f"bias must have shape ({kernel.shape[3]},) to match kernel "
                              f"{kernel.shape} (C_out={kernel.shape[3]}), got bias {bias.shape}")
-    geometry = _window_geometry(x.shape, kernel.shape[:2], strides, padding, "kernel",
+    geometry = _window_geometry(x.shape, kernel.shape[:2], strides, padding,
                                 f"kernel {kernel.shape}")
     return x, kernel, bias, strides, geometry
 
@@ -294,7 +294,7 @@ def im2col(x, kernel_size, strides=1, padding="valid"):
     x = _check_array("x", x, 4, layout="(N, H, W, C)", context=f"kernel_size {(kh, kw)}")
     strides = _pair("strides", strides)
     padding = _check_padding(padding)
-    (out_h, out_w), pads = _window_geometry(x.shape, (kh, kw), strides, padding, "kernel_size",
+    (out_h, out_w), pads = _window_geometry(x.shape, (kh, kw), strides, padding,
                                             f"kernel_size {(kh, kw)}")
     return _im2col(_pad(x, pads), kh, kw, strides, out_h, out_w)
 
@@ -391,7 +391,7 @@ def _pool(x, pool_size, strides, padding, reduce):
     strides = pool if strides is None else _pair("strides", strides)
     padding = _check_padding(padding)
     x = _check_array("x", x, 4, layout="(N, H, W, C)", context=f"pool_size {pool}")
-    (out_h, out_w), pads = _window_geometry(x.shape, pool, strides, padding, "pool_size",
+    (out_h, out_w), pads = _window_geometry(x.shape, pool, strides, padding,
                                             f"pool_size {pool}")
     return reduce(x, pool, strides, pads, out_h, out_w)
 
