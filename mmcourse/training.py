@@ -1,0 +1,188 @@
+"""Train and evaluate one fusion model: ``train()`` and the CLI ``python -m mmcourse train``
+(introduced in notebook 04).
+
+``train(task, fusion, level, epochs, seed, root)`` seeds everything, builds the
+datasets (``mmcourse.pipeline.make_dataset``, or in-memory arrays for a subset),
+builds the model (``mmcourse.models.build_model``), fits it, evaluates it on the test
+split and returns a JSON-ready dict. ``main(args)`` is the thin command-line wrapper:
+with ``--json`` stdout carries one JSON object and logs go to stderr.
+
+TensorFlow and Keras are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+
+# Epochs used when ``epochs`` is None: enough for the default model to converge.
+DEFAULT_EPOCHS = {"attributes": 8, "relations": 12}
+LEVELS = ("attributes", "relations")
+BATCH_SIZE = 64
+LEARNING_RATE = 2e-3
+
+
+def log_to_stderr(message: str) -> None:
+    """The default logger: one line to stderr, so stdout stays clean for ``--json``."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _check_names(task: str, fusion: str, level: str) -> None:
+    from mmcourse.models import FUSIONS, TASKS  # noqa: PLC0415  (light: no Keras)
+
+    for arg, value, valid in (("task", task, TASKS), ("fusion", fusion, FUSIONS),
+                              ("level", level, LEVELS)):
+        if value not in valid:
+            raise ValueError(f"unknown {arg} {value!r}; valid names: {', '.join(valid)}")
+
+
+def load_split(task: str, level: str, split: str, root=None, limit: int | None = None):
+    """One split as in-memory arrays: (images uint8 (N, 64, 64, 3), token_ids int32 (N, L),
+    labels). ``limit`` keeps the first ``limit`` examples. Introduced in notebook 04."""
+    from mmcourse import data, text  # noqa: PLC0415
+
+    images, texts, labels = data.load_arrays(task, level, split, root=root)
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+        images, texts, labels = images[:limit], texts[:limit], labels[:limit]
+    return images, text.vectorize(texts, root=root), labels
+
+
+def arrays_dataset(images, token_ids, labels, batch_size: int = BATCH_SIZE,
+                   shuffle: bool = False, seed: int = 0):
+    """A tf.data pipeline over in-memory arrays, in the format of
+    ``mmcourse.pipeline.make_dataset``: ((image_batch float32 in [0, 1], token_ids),
+    labels), shuffled with ``seed`` (reproducibly) when ``shuffle``. Introduced in
+    notebook 04."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    dataset = tf.data.Dataset.from_tensor_slices(((images, token_ids), labels))
+    if shuffle:
+        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+
+    def to_float(inputs, label):
+        image_batch, token_batch = inputs
+        return (tf.cast(image_batch, tf.float32) / 255.0, token_batch), label
+
+    return dataset.batch(batch_size).map(to_float, deterministic=True).prefetch(2)
+
+
+def _datasets(task, level, seed, root, batch_size, train_size, test_size, validate):
+    """(train, val or None, test) datasets and the numbers of train and test examples:
+    make_dataset for whole splits, in-memory arrays for subsets."""
+    from mmcourse import data, pipeline  # noqa: PLC0415
+
+    def split_dataset(split, limit, shuffle):
+        if limit is None:
+            size = len(data.load_records(task, level, split, root=root))
+            return pipeline.make_dataset(task=task, level=level, split=split,
+                                         batch_size=batch_size, shuffle=shuffle, seed=seed,
+                                         root=root), size
+        images, token_ids, labels = load_split(task, level, split, root=root, limit=limit)
+        return arrays_dataset(images, token_ids, labels, batch_size=batch_size,
+                              shuffle=shuffle, seed=seed), len(labels)
+
+    train, train_examples = split_dataset("train", train_size, True)
+    val = split_dataset("val", test_size, False)[0] if validate else None
+    test, test_examples = split_dataset("test", test_size, False)
+    return train, val, test, train_examples, test_examples
+
+
+def train(task: str = "match", fusion: str = "concat", level: str = "attributes",
+          epochs: int | None = None, seed: int = 0, root=None, *,
+          batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE,
+          train_size: int | None = None, test_size: int | None = None,
+          validate: bool = True, callbacks: list | None = None,
+          log: Callable[[str], None] | None = log_to_stderr, keep_model: bool = False,
+          model_options: dict | None = None) -> dict:
+    """Train ``fusion`` on ``task``/``level`` and evaluate on the test split.
+
+    Deterministic under ``seed`` on a given machine: ``seed_everything(seed)`` (which
+    turns on TensorFlow op determinism), seeded shuffling and deterministic pipelines.
+    ``train_size``/``test_size`` keep the first N examples of each split (for quick runs);
+    ``callbacks`` go to ``fit``; ``model_options`` to ``build_model``. ``train_seconds``
+    is the wall time of ``fit`` alone (validation included when ``validate``).
+
+    Returns a dict: task, fusion, level, test_accuracy, test_loss, params, train_seconds,
+    seconds_per_epoch, epochs_run, seed, batch_size, learning_rate, train_examples,
+    test_examples, history (per-epoch metrics); with ``keep_model`` also ``model`` (the
+    trained Keras model; drop it before ``json.dumps``). Introduced in notebook 04.
+    """
+    _check_names(task, fusion, level)
+    if epochs is None:
+        epochs = DEFAULT_EPOCHS[level]
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    log = log or (lambda message: None)
+
+    import keras  # noqa: PLC0415
+
+    from mmcourse import data, text  # noqa: PLC0415
+    from mmcourse.models import build_model, check_inputs  # noqa: PLC0415
+    from mmcourse.seeding import seed_everything  # noqa: PLC0415
+
+    root = data.ensure_data(root)
+    seed_everything(seed)
+    train_data, val_data, test_data, train_examples, test_examples = _datasets(task, level, seed, root, batch_size,
+                                                train_size, test_size, validate)
+    options = {"vocabulary_size": len(text.load_vocabulary(root)),
+               "learning_rate": learning_rate, "root": root, **(model_options or {})}
+    model = build_model(task, fusion, **options)
+    (image_batch, token_batch), _ = next(iter(train_data.take(1)))
+    check_inputs(model, image_batch, token_batch)  # a clear error before fit's traceback
+
+    def log_epoch(epoch, logs):
+        metrics = "  ".join(f"{name} {value:.4f}" for name, value in logs.items())
+        log(f"[{task}/{fusion}/{level}] epoch {epoch + 1}/{epochs}  {metrics}")
+
+    log(f"training {task}/{fusion} on {level}: {model.count_params():,} parameters, "
+        f"{epochs} epochs, seed {seed}")
+    all_callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=log_epoch),
+                     *(callbacks or [])]
+    start = time.perf_counter()
+    history = model.fit(train_data, validation_data=val_data, epochs=epochs,
+                        callbacks=all_callbacks, verbose=0)
+    train_seconds = time.perf_counter() - start
+    test_loss, test_accuracy = model.evaluate(test_data, verbose=0)
+    epochs_run = len(history.history.get("loss", []))
+    result = {
+        "task": task, "fusion": fusion, "level": level,
+        "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
+        "params": int(model.count_params()), "train_seconds": train_seconds,
+        "seconds_per_epoch": train_seconds / max(epochs_run, 1), "epochs_run": epochs_run,
+        "seed": seed, "batch_size": batch_size, "learning_rate": learning_rate,
+        "train_examples": train_examples, "test_examples": test_examples,
+        "history": {name: [float(v) for v in values]
+                    for name, values in history.history.items()},
+    }
+    log(f"[{task}/{fusion}/{level}] test accuracy {test_accuracy:.4f} after {epochs_run} "
+        f"epochs in {train_seconds:.1f} s")
+    if keep_model:
+        result["model"] = model
+    return result
+
+
+def main(args) -> int:
+    """``python -m mmcourse train``: exit 0 on success, 2 on unknown names or bad
+    arguments (the valid names go to stderr). Introduced in notebook 04."""
+    try:
+        _check_names(args.task, args.fusion, args.level)
+        if args.epochs is not None and args.epochs < 1:
+            raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    result = train(task=args.task, fusion=args.fusion, level=args.level, epochs=args.epochs,
+                   seed=args.seed, root=args.root)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['task']}/{result['fusion']} on {result['level']}: test accuracy "
+              f"{result['test_accuracy']:.4f}, {result['params']:,} parameters, "
+              f"{result['epochs_run']} epochs in {result['train_seconds']:.1f} s "
+              f"({result['seconds_per_epoch']:.2f} s/epoch)")
+    return 0 if math.isfinite(result["test_loss"]) else 1
