@@ -1,0 +1,160 @@
+"""Learning curves, the train-validation gap and the confusion matrix (introduced in
+notebook 05).
+
+Every plotting function returns a matplotlib ``Figure`` (call ``plt.show()`` in a
+notebook). ``history`` arguments accept a ``keras.callbacks.History`` or its
+``.history`` dict (``{"loss": [...], "val_loss": [...], ...}``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def history_dict(history) -> dict[str, list[float]]:
+    """The ``{metric: [value per epoch]}`` dict of a ``History`` or of such a dict."""
+    if hasattr(history, "history") and isinstance(history.history, Mapping):
+        history = history.history
+    if not isinstance(history, Mapping):
+        raise TypeError(f"history must be a keras History or a dict of lists, got "
+                        f"{type(history).__name__}")
+    return {str(key): [float(v) for v in values] for key, values in history.items()}
+
+
+def train_val_gap(history, metric: str = "accuracy", epoch: int = -1) -> float:
+    """Training minus validation ``metric`` at ``epoch`` (default: the last one).
+
+    For accuracy, a large positive gap means the model memorises the training set
+    (overfitting). Introduced in notebook 05.
+    """
+    values = history_dict(history)
+    for key in (metric, f"val_{metric}"):
+        if key not in values:
+            raise ValueError(f"history has no {key!r}; it has {sorted(values)}")
+    return float(values[metric][epoch] - values[f"val_{metric}"][epoch])
+
+
+def plot_learning_curves(history, metrics: Sequence[str] = ("loss", "accuracy"),
+                         title: str | None = None, figsize=(8, 3)):
+    """One panel per metric: training (solid) against validation (dashed), per epoch.
+
+    Introduced in notebook 05.
+    """
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    values = history_dict(history)
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    missing = [m for m in metrics if m not in values]
+    if missing:
+        raise ValueError(f"history has no {missing}; it has {sorted(values)}")
+    figure, axes = plt.subplots(1, len(metrics), figsize=figsize, squeeze=False)
+    for axis, metric in zip(axes[0], metrics, strict=True):
+        epochs = np.arange(1, len(values[metric]) + 1)
+        axis.plot(epochs, values[metric], label="train")
+        if f"val_{metric}" in values:
+            axis.plot(epochs, values[f"val_{metric}"], "--", label="validation")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric)
+        axis.legend()
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def plot_histories(histories: Mapping[str, object], metric: str = "accuracy",
+                   figsize=(8, 3)):
+    """Compare runs: for each named history, its training (solid) and validation
+    (dashed) ``metric`` in one colour; left panel training, right panel validation.
+
+    Introduced in notebook 05 (overfitting remedies side by side).
+    """
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    if not histories:
+        raise ValueError("histories must name at least one run")
+    figure, (train_axis, val_axis) = plt.subplots(1, 2, figsize=figsize, sharey=True)
+    for name, history in histories.items():
+        values = history_dict(history)
+        for key in (metric, f"val_{metric}"):
+            if key not in values:
+                raise ValueError(f"history {name!r} has no {key!r}; it has {sorted(values)}")
+        epochs = np.arange(1, len(values[metric]) + 1)
+        (line,) = train_axis.plot(epochs, values[metric], label=name)
+        val_axis.plot(epochs, values[f"val_{metric}"], "--", color=line.get_color(), label=name)
+    train_axis.set_title(f"training {metric}")
+    val_axis.set_title(f"validation {metric}")
+    for axis in (train_axis, val_axis):
+        axis.set_xlabel("epoch")
+    val_axis.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def _as_labels(values, name: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim == 2 and array.shape[1] > 1:  # class probabilities: take the argmax
+        array = array.argmax(axis=1)
+    elif array.ndim == 2 and array.shape[1] == 1:  # sigmoid output or (N, 1) labels
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D labels or (N, C) scores, got shape {array.shape}")
+    if array.dtype.kind == "f" and np.any(array != np.round(array)):
+        array = array >= 0.5  # sigmoid probabilities; whole floats are class ids
+    return array.astype(np.int64)
+
+
+def confusion_matrix(labels, predictions, num_classes: int | None = None) -> np.ndarray:
+    """Counts ``matrix[true, predicted]`` (int64, ``num_classes`` x ``num_classes``).
+
+    ``predictions`` may be class ids, (N, C) probabilities (argmax) or sigmoid outputs
+    (thresholded at 0.5). Introduced in notebook 05.
+    """
+    true = _as_labels(labels, "labels")
+    predicted = _as_labels(predictions, "predictions")
+    if true.shape != predicted.shape:
+        raise ValueError(f"labels and predictions differ in length: {true.shape[0]} and "
+                         f"{predicted.shape[0]}")
+    if true.size and min(true.min(), predicted.min()) < 0:
+        raise ValueError("labels and predictions must be non-negative class ids")
+    if num_classes is None:
+        num_classes = int(max(true.max(initial=0), predicted.max(initial=0))) + 1
+    elif true.size and max(true.max(), predicted.max()) >= num_classes:
+        raise ValueError(f"a class id is >= num_classes={num_classes}")
+    flat = true * num_classes + predicted
+    return np.bincount(flat, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes)
+
+
+def plot_confusion_matrix(labels, predictions, class_names: Sequence[str] | None = None,
+                          normalize: bool = False, title: str | None = None, figsize=(3.5, 3)):
+    """The confusion matrix as an image with the count (or row fraction, with
+    ``normalize``) in each cell; rows are the true class, columns the prediction.
+
+    Introduced in notebook 05.
+    """
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    num_classes = len(class_names) if class_names is not None else None
+    matrix = confusion_matrix(labels, predictions, num_classes)
+    shown = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1) if normalize else matrix
+    names = list(class_names) if class_names is not None else [str(i) for i in
+                                                                range(len(matrix))]
+    figure, axis = plt.subplots(figsize=figsize)
+    axis.imshow(shown, cmap="Blues", vmin=0)
+    ticks = np.arange(len(names))
+    axis.set_xticks(ticks, names)
+    axis.set_yticks(ticks, names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    limit = shown.max() / 2 if shown.size else 0
+    for (row, column), value in np.ndenumerate(shown):
+        text = f"{value:.2f}" if normalize else str(int(value))
+        axis.text(column, row, text, ha="center", va="center",
+                  color="white" if value > limit else "black")
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure

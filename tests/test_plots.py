@@ -1,0 +1,86 @@
+"""Learning curves, train-validation gap and confusion matrix (mmcourse.plots)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from mmcourse import plots  # noqa: E402
+
+HISTORY = {"loss": [0.7, 0.5, 0.3], "val_loss": [0.7, 0.6, 0.65],
+           "accuracy": [0.5, 0.7, 0.9], "val_accuracy": [0.5, 0.6, 0.62]}
+
+
+class FakeHistory:  # what keras.callbacks.History looks like to plots
+    history = HISTORY
+
+
+def test_learning_curves_plot_train_and_validation_per_metric():
+    figure = plots.plot_learning_curves(FakeHistory(), title="run")
+    assert isinstance(figure, matplotlib.figure.Figure)
+    loss_axis, accuracy_axis = figure.axes
+    train, val = loss_axis.get_lines()
+    np.testing.assert_allclose(train.get_xdata(), [1, 2, 3])
+    np.testing.assert_allclose(train.get_ydata(), HISTORY["loss"])
+    np.testing.assert_allclose(val.get_ydata(), HISTORY["val_loss"])
+    np.testing.assert_allclose(accuracy_axis.get_lines()[1].get_ydata(),
+                               HISTORY["val_accuracy"])
+    assert accuracy_axis.get_ylabel() == "accuracy"
+    plt.close(figure)
+
+
+def test_learning_curves_name_a_missing_metric():
+    with pytest.raises(ValueError, match="history has no \\['auc'\\]"):
+        plots.plot_learning_curves(HISTORY, metrics=("loss", "auc"))
+    with pytest.raises(TypeError, match="history must be"):
+        plots.plot_learning_curves([0.1, 0.2])
+
+
+def test_plot_histories_one_colour_per_run():
+    figure = plots.plot_histories({"a": HISTORY, "b": FakeHistory()})
+    train_axis, val_axis = figure.axes
+    assert len(train_axis.get_lines()) == len(val_axis.get_lines()) == 2
+    assert train_axis.get_lines()[0].get_color() == val_axis.get_lines()[0].get_color()
+    plt.close(figure)
+
+
+def test_train_val_gap():
+    assert plots.train_val_gap(HISTORY) == pytest.approx(0.9 - 0.62)
+    assert plots.train_val_gap(HISTORY, "loss", epoch=0) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="no 'val_auc'"):
+        plots.train_val_gap({"auc": [1.0]}, "auc")
+
+
+def test_confusion_matrix_matches_a_reference_count():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 200)
+    predictions = rng.integers(0, 4, 200)
+    expected = np.zeros((4, 4), np.int64)
+    for true, predicted in zip(labels, predictions, strict=True):
+        expected[true, predicted] += 1
+    np.testing.assert_array_equal(plots.confusion_matrix(labels, predictions), expected)
+    # (N, C) scores are reduced with argmax; sigmoid outputs are thresholded at 0.5
+    scores = np.eye(4)[predictions]
+    np.testing.assert_array_equal(plots.confusion_matrix(labels, scores, 4), expected)
+    binary = plots.confusion_matrix(np.array([0.0, 1.0, 1.0]), np.array([[0.2], [0.7], [0.4]]))
+    np.testing.assert_array_equal(binary, [[1, 0], [1, 1]])
+
+
+def test_confusion_matrix_rejects_bad_input():
+    with pytest.raises(ValueError, match="differ in length: 2 and 3"):
+        plots.confusion_matrix([0, 1], [0, 1, 1])
+    with pytest.raises(ValueError, match="num_classes=2"):
+        plots.confusion_matrix([0, 2], [0, 1], num_classes=2)
+
+
+def test_plot_confusion_matrix_writes_counts_and_fractions():
+    figure = plots.plot_confusion_matrix([0, 0, 1, 1], [0, 1, 1, 1], class_names=["no", "yes"])
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert texts == ["1", "1", "0", "2"]
+    plt.close(figure)
+    figure = plots.plot_confusion_matrix([0, 0, 1, 1], [0, 1, 1, 1], normalize=True)
+    assert [t.get_text() for t in figure.axes[0].texts] == ["0.50", "0.50", "0.00", "1.00"]
+    plt.close(figure)
