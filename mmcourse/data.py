@@ -23,6 +23,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -155,6 +156,35 @@ def statement_text(statement: dict) -> str:
     if kind == "count":
         return f"there are {NUMBER_WORDS[statement['number']]} objects"
     raise ValueError(f"unknown statement kind {kind!r}")
+
+
+_C, _S = "|".join(COLOURS), "|".join(SHAPES)
+_PATTERNS = {
+    "attribute": rf"a (?P<size>{'|'.join(SIZES)}) (?P<colour>{_C}) (?P<shape>{_S})",
+    "spatial": rf"a (?P<ac>{_C}) (?P<as>{_S}) (?P<relation>left of|right of|above|below) "
+               rf"a (?P<bc>{_C}) (?P<bs>{_S})",
+    "distance": rf"the (?P<ac>{_C}) (?P<as>{_S}) is (?P<relation>nearest to|furthest from) "
+                rf"the (?P<bc>{_C}) (?P<bs>{_S})",
+    "count": rf"there are (?P<number>{'|'.join(NUMBER_WORDS)}) objects",
+}
+
+
+def parse_statement(text: str) -> dict:
+    """The statement dict of a match text (inverse of ``statement_text``); ValueError if the
+    text is not in the grammar. Introduced in notebook 01."""
+    for kind, pattern in _PATTERNS.items():
+        match = re.fullmatch(pattern, text.strip())
+        if match is None:
+            continue
+        groups = match.groupdict()
+        if kind == "attribute":
+            return {"kind": kind, **groups}
+        if kind == "count":
+            return {"kind": kind, "number": NUMBER_WORDS.index(groups["number"])}
+        return {"kind": kind, "a": {"colour": groups["ac"], "shape": groups["as"]},
+                "relation": groups["relation"],
+                "b": {"colour": groups["bc"], "shape": groups["bs"]}}
+    raise ValueError(f"text {text!r} is not a statement of the course grammar")
 
 
 def _find(objects, ref: dict):
@@ -521,20 +551,38 @@ def _generate_locked(root: Path, seed: int, progress: bool, sizes: dict) -> None
                     "sizes": sizes, "files": dict(sorted(files.items()))}
         (partial / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n",
                                                encoding="utf-8")
-        previous = root / f".previous-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        previous.mkdir()
-        # Commit: first retire the old manifest (from here on "no dataset"), then swap the
-        # folders, then rename the new manifest in: the single step that publishes the data.
-        for name in ("manifest.json", *_GENERATED):
-            if (root / name).exists():
-                os.replace(root / name, previous / name)
-        for name in _GENERATED:
-            os.replace(partial / name, root / name)
-        os.replace(partial / "manifest.json", root / "manifest.json")
+        _commit(root, partial)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
         for stale in root.glob(".previous-*"):
             shutil.rmtree(stale, ignore_errors=True)
+
+
+def _commit(root: Path, partial: Path) -> None:
+    """Move the finished tree from ``partial`` into ``root``.
+
+    First the old manifest is retired (from then on the folder holds "no dataset"), then
+    the old folders move aside and the new ones in, and last the new manifest is renamed
+    in: the single step that publishes the data. If interrupted, the old files go back.
+    """
+    previous = root / f".previous-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    previous.mkdir()
+    retired, placed = [], []
+    try:
+        for name in ("manifest.json", *_GENERATED):
+            if (root / name).exists():
+                os.replace(root / name, previous / name)
+                retired.append(name)
+        for name in _GENERATED:
+            os.replace(partial / name, root / name)
+            placed.append(name)
+        os.replace(partial / "manifest.json", root / "manifest.json")
+    except BaseException:  # Ctrl-C included: roll back, old manifest last
+        for name in placed:
+            os.replace(root / name, partial / name)
+        for name in sorted(retired, key=lambda n: n == "manifest.json"):
+            os.replace(previous / name, root / name)
+        raise
 
 
 def read_manifest(root=None) -> dict:

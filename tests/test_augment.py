@@ -1,0 +1,217 @@
+"""OpenCV augmentation and modality-consistent (image, text) augmentation."""
+
+import cv2
+import numpy as np
+import pytest
+
+from mmcourse import augment, data
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from matplotlib import cbook
+
+    return data.read_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return data.render_scene(data.random_scene(np.random.default_rng(0), "relations"))
+
+
+def test_data_augment_is_the_articles_function(photo):
+    for seed in range(5):
+        expected_rng = np.random.default_rng(seed)
+        angle = expected_rng.integers(-30, 30)
+        scale = expected_rng.uniform(0.8, 1.2)
+        rows, cols = photo.shape[:2]
+        matrix = cv2.getRotationMatrix2D((cols / 2, rows / 2), int(angle), scale)
+        expected = cv2.warpAffine(photo, matrix, (cols, rows))
+        np.testing.assert_array_equal(augment.data_augment(photo, np.random.default_rng(seed)),
+                                      expected)
+
+
+def test_data_augment_identity_when_no_rotation_or_scale(scene):
+    """With angle 0 and scale 1 the warp changes nothing (checks the centre convention)."""
+    class NoChange(np.random.Generator):
+        def integers(self, low, high=None, **kwargs):
+            return 0
+
+        def uniform(self, low=0.0, high=1.0, size=None):
+            return 1.0
+
+    rng = NoChange(np.random.PCG64(0))
+    np.testing.assert_array_equal(augment.data_augment(scene, rng), scene)
+
+
+TRANSFORMS = [
+    augment.data_augment,
+    augment.random_flip,
+    augment.random_crop,
+    augment.random_brightness_contrast,
+    augment.add_noise,
+    augment.augment_image,
+]
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS, ids=lambda f: f.__name__)
+def test_transforms_keep_shape_dtype_and_range(transform, photo, scene):
+    for image in (photo, scene):
+        for seed in range(3):
+            out = transform(image, np.random.default_rng(seed))
+            assert out.shape == image.shape and out.dtype == np.uint8
+            assert out is not image and not np.shares_memory(out, image)
+        np.testing.assert_array_equal(transform(image, np.random.default_rng(9)),
+                                      transform(image, np.random.default_rng(9)))
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS, ids=lambda f: f.__name__)
+def test_transforms_reject_bad_input(transform, scene):
+    rng = np.random.default_rng(0)
+    for bad_rng in (None, 0, np.random.RandomState(0)):
+        with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+            transform(scene, bad_rng)
+    with pytest.raises(ValueError, match="dtype uint8"):
+        transform(scene.astype(np.float32) / 255, rng)
+    with pytest.raises(ValueError, match=r"shape \(H, W, 3\), got \(64, 64\)"):
+        transform(scene[..., 0], rng)
+    with pytest.raises(ValueError, match=r"shape \(H, W, 3\), got \(64, 64, 4\)"):
+        transform(np.zeros((64, 64, 4), np.uint8), rng)
+    with pytest.raises(ValueError, match="is empty"):
+        transform(np.zeros((0, 64, 3), np.uint8), rng)
+    with pytest.raises(TypeError, match="numpy array"):
+        transform([[1, 2, 3]], rng)
+
+
+def test_each_transform_does_what_it_says(scene):
+    rng = np.random.default_rng(0)
+    np.testing.assert_array_equal(augment.random_flip(scene, rng, p=1.0), scene[:, ::-1])
+    np.testing.assert_array_equal(augment.random_flip(scene, rng, horizontal=False, p=1.0),
+                                  scene[::-1])
+    np.testing.assert_array_equal(augment.random_flip(scene, rng, p=0.0), scene)
+    np.testing.assert_array_equal(augment.random_crop(scene, rng, min_fraction=1.0), scene)
+    noisy = augment.add_noise(scene, np.random.default_rng(1), sigma=8)
+    assert 6 < np.std(noisy.astype(float) - scene) < 10
+    np.testing.assert_array_equal(augment.add_noise(scene, rng, sigma=0), scene)
+    same = augment.random_brightness_contrast(scene, rng, brightness=0, contrast=0)
+    assert np.abs(same.astype(int) - scene).max() <= 1
+    with pytest.raises(ValueError, match="min_fraction"):
+        augment.random_crop(scene, rng, min_fraction=0)
+    with pytest.raises(ValueError, match="sigma"):
+        augment.add_noise(scene, rng, sigma=-1)
+
+
+def test_swap_spatial_words_in_one_pass():
+    assert augment.swap_spatial_words("a red circle left of a blue square") == \
+        "a red circle right of a blue square"
+    assert augment.swap_spatial_words("left to right: red, blue") == "right to left: red, blue"
+    assert augment.swap_spatial_words("Left or right?") == "Right or left?"
+    assert augment.swap_spatial_words("above and below", horizontal=False) == "below and above"
+    assert augment.swap_spatial_words("at the top or bottom", horizontal=False) == \
+        "at the bottom or top"
+    assert augment.swap_spatial_words("bright leftovers", horizontal=True) == "bright leftovers"
+    assert augment.swap_spatial_words("a red circle above a cube") == "a red circle above a cube"
+    with pytest.raises(TypeError, match="text must be a str"):
+        augment.swap_spatial_words(None)
+
+
+def _mirror(objects, horizontal):
+    key = "x" if horizontal else "y"
+    return [{**o, key: data.IMAGE_SIZE - 1 - o[key]} for o in objects]
+
+
+def _true_spatial_texts(objects, relations):
+    texts = []
+    for a in objects:
+        for b in objects:
+            for relation in relations:
+                statement = {"kind": "spatial", "a": a, "relation": relation, "b": b}
+                if a is not b and data.is_true(statement, objects):
+                    texts.append(data.statement_text(statement))
+    return sorted(texts)
+
+
+@pytest.mark.parametrize("horizontal", [True, False])
+def test_flip_pair_keeps_relational_captions_true(horizontal):
+    """Flip a scene: the swapped captions are exactly the true captions of the mirrored scene."""
+    relations = ("left of", "right of") if horizontal else ("above", "below")
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        objects = data.random_scene(rng, "relations")
+        image = data.render_scene(objects)
+        mirrored = _mirror(objects, horizontal)
+        captions = _true_spatial_texts(objects, relations)
+        assert captions
+        flipped_captions = []
+        for caption in captions:
+            flipped_image, flipped_caption = augment.flip_pair(image, caption, horizontal)
+            flipped_captions.append(flipped_caption)
+            assert flipped_caption != caption
+            assert data.is_true(data.parse_statement(flipped_caption), mirrored)
+            assert not data.is_true(data.parse_statement(caption), mirrored)  # the lie
+        assert sorted(flipped_captions) == _true_spatial_texts(mirrored, relations)
+        expected = image[:, ::-1] if horizontal else image[::-1]
+        np.testing.assert_array_equal(flipped_image, expected)
+        if horizontal:  # shapes are left-right symmetric: the flip equals the mirrored render
+            rendered = data.render_scene(mirrored).astype(int)
+            assert np.abs(rendered - flipped_image).mean() < 0.5
+            caption = data.retrieval_caption(objects, "relations")
+            _, flipped_caption = augment.flip_pair(image, caption, horizontal)
+            names = data.retrieval_caption(mirrored, "relations").split(": ")[1].split(", ")
+            assert flipped_caption == "right to left: " + ", ".join(reversed(names))
+
+
+def test_augment_pair_keeps_text_true_and_is_seeded():
+    rng = np.random.default_rng(5)
+    seen = set()
+    for _ in range(30):
+        objects = data.random_scene(rng, "relations")
+        image = data.render_scene(objects)
+        caption = _true_spatial_texts(objects, ("left of", "above"))[0]
+        out_image, out_text = augment.augment_pair(image, caption, rng, photometric=False)
+        flips = [(h, v) for h in (False, True) for v in (False, True)
+                 if np.array_equal(out_image, image[::-1 if v else 1, ::-1 if h else 1])]
+        assert flips
+        h, v = flips[0]
+        seen.add((h, v))
+        objects_after = _mirror(objects, True) if h else objects
+        objects_after = _mirror(objects_after, False) if v else objects_after
+        assert data.is_true(data.parse_statement(out_text), objects_after)
+    assert len(seen) == 4
+    first = augment.augment_pair(image, caption, np.random.default_rng(1))
+    second = augment.augment_pair(image, caption, np.random.default_rng(1))
+    np.testing.assert_array_equal(first[0], second[0])
+    assert first[1] == second[1]
+    with pytest.raises(TypeError, match="rng must be"):
+        augment.augment_pair(image, caption, 1)
+    with pytest.raises(TypeError, match="text must be a str"):
+        augment.augment_pair(image, b"bytes", rng)
+
+
+def test_augment_batch_swaps_token_ids_and_answers():
+    vocabulary = ["", "[UNK]", "left", "right", "above", "below", "red"]
+    answers = ["circle", "left", "right", "top", "bottom"]
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(64, 8, 8, 3), dtype=np.uint8)
+    ids = np.tile(np.array([[6, 2, 4, 1, 0]], np.int32), (64, 1))
+    labels = np.tile(np.array([1, 3, 0, 2], np.int32), 16)
+    out_images, out_ids, out_labels = augment.augment_batch(
+        images, ids, labels, np.random.default_rng(1), vocabulary, answers=answers,
+        photometric=False)
+    assert out_images.dtype == np.uint8 and out_ids.dtype == np.int32
+    for i in range(64):
+        h = np.array_equal(out_images[i], images[i, :, ::-1]) or \
+            np.array_equal(out_images[i], images[i, ::-1, ::-1])
+        v = np.array_equal(out_images[i], images[i, ::-1]) or \
+            np.array_equal(out_images[i], images[i, ::-1, ::-1])
+        assert out_ids[i].tolist() == [6, 3 if h else 2, 5 if v else 4, 1, 0]
+        expected_answer = {1: 2 if h else 1, 2: 1 if h else 2, 3: 4 if v else 3,
+                           4: 3 if v else 4, 0: 0}[labels[i]]
+        assert out_labels[i] == expected_answer
+    assert not np.array_equal(out_images, images)
+    noisy, _, _ = augment.augment_batch(images, ids, labels, np.random.default_rng(1), vocabulary)
+    assert noisy.dtype == np.uint8 and noisy.shape == images.shape
+    with pytest.raises(ValueError, match="same length"):
+        augment.augment_batch(images, ids[:3], labels, rng, vocabulary)
+    with pytest.raises(ValueError, match=r"shape \(N, H, W, 3\)"):
+        augment.augment_batch(images[0], ids, labels, rng, vocabulary)

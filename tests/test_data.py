@@ -1,0 +1,440 @@
+"""The course dataset: generation, determinism, balance, leakage, manifest, atomicity, BYOD."""
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mmcourse import data
+
+TINY = {"attributes": {"train": 12, "val": 4, "test": 4},
+        "relations": {"train": 12, "val": 4, "test": 4}}
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    return data.generate(tmp_path_factory.mktemp("tiny"), seed=0, progress=False, sizes=TINY)
+
+
+def _scenes(level, split, root):
+    return {r["scene"]: r["objects"] for r in data.load_records("scenes", level, split, root)}
+
+
+# --- layout and records ---------------------------------------------------------------------
+
+
+def test_layout_records_and_arrays(tiny_root):
+    assert (tiny_root / "manifest.json").is_file() and (tiny_root / "vocab.json").is_file()
+    for level in data.LEVELS:
+        for split in data.SPLITS:
+            scenes = TINY[level][split]
+            match = data.load_records("match", level, split, tiny_root)
+            assert len(match) == 2 * scenes
+            for record in match:
+                assert {"image", "text", "label"} <= set(record)
+                assert (tiny_root / level / split / record["image"]).is_file()  # relative path
+            per_scene = collections.Counter((r["scene"], r["label"]) for r in match)
+            assert set(per_scene.values()) == {1}  # one true and one false text per scene
+            images, texts, labels = data.load_arrays("match", level, split, tiny_root)
+            assert images.shape == (2 * scenes, 64, 64, 3) and images.dtype == np.uint8
+            assert labels.dtype == np.float32 and set(labels.tolist()) == {0.0, 1.0}
+            assert len(texts) == len(images) and all(isinstance(t, str) for t in texts)
+            _, _, qa_labels = data.load_arrays("qa", level, split, tiny_root)
+            assert qa_labels.dtype == np.int32
+            assert len(qa_labels) == data.QA_PER_SCENE[level] * scenes
+            assert qa_labels.min() >= 0 and qa_labels.max() < len(data.ANSWERS)
+            _, _, pair_ids = data.load_arrays("retrieval", level, split, tiny_root)
+            assert pair_ids.dtype == np.int32 and len(set(pair_ids.tolist())) == scenes
+
+
+def test_match_labels_are_true_of_their_scene(tiny_root):
+    for level in data.LEVELS:
+        for split in data.SPLITS:
+            scenes = _scenes(level, split, tiny_root)
+            for record in data.load_records("match", level, split, tiny_root):
+                statement = data.parse_statement(record["text"])
+                assert data.is_true(statement, scenes[record["scene"]]) == bool(record["label"])
+
+
+def test_stored_images_are_the_rendered_scenes(tiny_root):
+    for record in data.load_records("scenes", "relations", "val", tiny_root):
+        stored = data.read_image(tiny_root / "relations" / "val" / record["image"])
+        np.testing.assert_array_equal(stored, data.render_scene(record["objects"]))
+
+
+def test_qa_answers_and_labels_agree(tiny_root):
+    for level in data.LEVELS:
+        for record in data.load_records("qa", level, "train", tiny_root):
+            assert data.ANSWERS[record["label"]] == record["answer"]
+
+
+def test_relations_scenes_are_unambiguous(tiny_root):
+    for objects in _scenes("relations", "train", tiny_root).values():
+        assert 2 <= len(objects) <= 4
+        colours = [o["colour"] for o in objects]
+        assert len(set(colours)) == len(colours)  # at most one object per colour
+        for i, a in enumerate(objects):
+            for b in objects[i + 1:]:
+                assert abs(a["x"] - b["x"]) >= data.MARGIN and abs(a["y"] - b["y"]) >= data.MARGIN
+
+
+# --- determinism and leakage --------------------------------------------------------------
+
+
+def test_same_seed_same_dataset_other_seed_differs(tmp_path, tiny_root):
+    again = data.generate(tmp_path / "again", seed=0, progress=False, sizes=TINY)
+    other = data.generate(tmp_path / "other", seed=1, progress=False, sizes=TINY)
+    assert (again / "manifest.json").read_bytes() == (tiny_root / "manifest.json").read_bytes()
+    for name in data.read_manifest(again)["files"]:
+        if name.endswith(".jsonl"):
+            assert (again / name).read_bytes() == (tiny_root / name).read_bytes(), name
+    first, _, _ = data.load_arrays("match", "relations", "train", tiny_root)
+    second, _, _ = data.load_arrays("match", "relations", "train", again)
+    np.testing.assert_array_equal(first, second)
+    ours, theirs = data.read_manifest(tiny_root)["files"], data.read_manifest(other)["files"]
+    changed = [n for n in ours if ours[n]["sha256"] != theirs[n]["sha256"]]
+    assert len(changed) > 0.9 * len(ours)
+    texts = data.load_records("match", "relations", "train", tiny_root)
+    other_texts = data.load_records("match", "relations", "train", other)
+    assert [r["text"] for r in texts] != [r["text"] for r in other_texts]
+
+
+def _pairs(level, split, root):
+    manifest = data.read_manifest(root)["files"]
+    pairs = set()
+    for task in data.TASKS:
+        for record in data.load_records(task, level, split, root):
+            digest = manifest[f"{level}/{split}/{record['image']}"]["sha256"]
+            pairs.add((digest, record["text"]))
+    return pairs
+
+
+@pytest.mark.slow
+def test_no_image_text_pair_in_two_splits(course_data):
+    for level in data.LEVELS:
+        pairs = {split: _pairs(level, split, course_data) for split in data.SPLITS}
+        images = {split: {p[0] for p in pairs[split]} for split in data.SPLITS}
+        for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+            assert not pairs[a] & pairs[b], (level, a, b)
+            assert not images[a] & images[b], (level, a, b)  # not even the same image
+
+
+# --- balance: neither modality alone beats chance ------------------------------------------
+
+
+def _assert_near_half(labels, what, z=4.5):
+    n = len(labels)
+    share = float(np.mean(labels))
+    assert abs(share - 0.5) <= z * 0.5 / np.sqrt(n), f"{what}: {share:.3f} positive of {n}"
+
+
+@pytest.mark.slow
+def test_every_text_is_true_about_half_the_time(course_data):
+    for level in data.LEVELS:
+        records = [r for split in data.SPLITS
+                   for r in data.load_records("match", level, split, course_data)]
+        by_text = collections.defaultdict(list)
+        for record in records:
+            by_text[record["text"]].append(record["label"])
+        frequent = {t: ls for t, ls in by_text.items() if len(ls) >= 30}
+        assert len(frequent) >= 3, level
+        for text, labels in frequent.items():
+            _assert_near_half(labels, f"{level} text {text!r}")
+        # Relational texts are many and rare: group them by what a text-only model could
+        # key on, each word in each position (e.g. the relation word, the subject's colour).
+        by_word = collections.defaultdict(list)
+        for record in records:
+            for position, word in enumerate(record["text"].split()):
+                by_word[(position, word)].append(record["label"])
+        for key, labels in by_word.items():
+            if len(labels) >= 30:
+                _assert_near_half(labels, f"{level} word {key}")
+
+
+@pytest.mark.slow
+def test_every_image_attribute_combination_is_true_about_half_the_time(course_data):
+    for level in data.LEVELS:
+        scenes = _scenes(level, "train", course_data)
+        by_shape_colour = collections.defaultdict(list)
+        by_count = collections.defaultdict(list)
+        for record in data.load_records("match", level, "train", course_data):
+            objects = scenes[record["scene"]]
+            by_count[len(objects)].append(record["label"])
+            for obj in objects:
+                by_shape_colour[(obj["shape"], obj["colour"], obj.get("size"))].append(
+                    record["label"])
+        for key, labels in [*by_shape_colour.items(), *by_count.items()]:
+            _assert_near_half(labels, f"{level} image attributes {key}", z=1e-9)
+
+
+@pytest.mark.slow
+def test_text_only_lookup_model_is_at_chance(course_data):
+    """The best text-only model: predict each test text's majority label in train."""
+    for level in data.LEVELS:
+        by_text = collections.defaultdict(list)
+        for record in data.load_records("match", level, "train", course_data):
+            by_text[record["text"]].append(record["label"])
+        test = data.load_records("match", level, "test", course_data)
+        correct = [(np.mean(by_text.get(r["text"], [0.5])) > 0.5) == r["label"] for r in test]
+        _assert_near_half(correct, f"{level} text-only accuracy")
+
+
+def test_negatives_change_exactly_one_part(tiny_root):
+    for level in data.LEVELS:
+        records = data.load_records("match", level, "train", tiny_root)
+        by_scene = collections.defaultdict(dict)
+        for record in records:
+            by_scene[record["scene"]][record["label"]] = data.parse_statement(record["text"])
+        for pair in by_scene.values():
+            true, false = pair[1], pair[0]
+            assert true["kind"] == false["kind"]
+            flat = lambda s: {f"{k}.{kk}" if isinstance(v, dict) else k: vv  # noqa: E731
+                              for k, v in s.items()
+                              for kk, vv in (v.items() if isinstance(v, dict) else [(k, v)])}
+            differences = [k for k in flat(true) if flat(true)[k] != flat(false)[k]]
+            assert len(differences) == 1, (true, false)
+
+
+# --- manifest, verify, CLI ------------------------------------------------------------------
+
+
+def _copy(tree, target):
+    import shutil
+
+    shutil.copytree(tree, target)
+    return target
+
+
+def test_verify_names_missing_extra_and_altered_files(tmp_path, tiny_root, capsys):
+    root = _copy(tiny_root, tmp_path / "copy")
+    assert data.verify(root) == []
+    assert data.main(root, verify=True) == 0
+    image_name = "attributes/train/images/00003.png"
+    image = data.read_image(root / image_name)
+    image[5, 5] = 255 - image[5, 5]  # one pixel
+    cv2.imwrite(str(root / image_name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    jsonl = root / "relations/val/match.jsonl"
+    jsonl.write_text(jsonl.read_text().replace('"label": 1', '"label": 0', 1))
+    (root / "relations/test/images/00001.png").unlink()
+    (root / "relations/test/images/extra.png").write_bytes(b"")
+    problems = data.verify(root)
+    assert sorted(problems) == sorted([
+        f"altered: {image_name}", "altered: relations/val/match.jsonl",
+        "missing: relations/test/images/00001.png", "extra: relations/test/images/extra.png"])
+    assert data.main(root, verify=True) == 1
+    assert "altered: relations/val/match.jsonl" in capsys.readouterr().err
+
+
+def test_verify_ignores_png_encoding_but_not_pixels(tmp_path, tiny_root):
+    root = _copy(tiny_root, tmp_path / "copy")
+    name = "relations/train/images/00000.png"
+    image = cv2.imread(str(root / name))
+    cv2.imwrite(str(root / name), image, [cv2.IMWRITE_PNG_COMPRESSION, 9])  # same pixels
+    assert data.verify(root) == []
+    (root / name).write_bytes(b"\x89PNG garbage")
+    assert data.verify(root) == [f"altered: {name}"]
+
+
+def test_verify_without_manifest(tmp_path):
+    problems = data.verify(tmp_path)
+    assert len(problems) == 1 and problems[0].startswith("missing: manifest.json")
+    (tmp_path / "manifest.json").write_text("{not json")
+    assert data.verify(tmp_path) == ["altered: manifest.json (not a valid manifest)"]
+
+
+def test_cli_builds_and_verifies(tmp_path):
+    from mmcourse.__main__ import main
+
+    root = tmp_path / "cli"
+    data.generate(root, seed=3, progress=False, sizes=TINY)
+    assert main(["data", "--root", str(root), "--verify"]) == 0
+    (root / "vocab.json").write_text("{}")
+    assert main(["data", "--root", str(root), "--verify"]) == 1
+
+
+def test_ensure_data_generates_only_when_missing(tmp_path, monkeypatch):
+    calls, real_sizes = [], data._sizes
+
+    def tiny_sizes(sizes):
+        calls.append(sizes)
+        return real_sizes(TINY)
+
+    monkeypatch.setattr(data, "_sizes", tiny_sizes)
+    root = data.ensure_data(tmp_path / "d")
+    assert calls == [None] and data.verify(root) == []
+    before = (root / "manifest.json").stat().st_mtime_ns
+    data.ensure_data(root)
+    assert calls == [None] and (root / "manifest.json").stat().st_mtime_ns == before
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="task must be one of"):
+        data.load_records("caption", "attributes", "train")
+    with pytest.raises(ValueError, match="level must be one of"):
+        data.load_records("match", "objects", "train")
+    with pytest.raises(ValueError, match="split must be one of"):
+        data.load_records("match", "attributes", "dev")
+    with pytest.raises(FileNotFoundError, match="python -m mmcourse data"):
+        data.load_records("match", "attributes", "train", root="/nonexistent/dir")
+    with pytest.raises(ValueError, match="sizes"):
+        data.generate("/nonexistent/dir", sizes={"attributes": {"train": 0}})
+    with pytest.raises(ValueError, match="seed"):
+        data.generate("/nonexistent/dir", seed=-1)
+    with pytest.raises(ValueError, match=r"objects\[0\] has shape 'star'"):
+        data.render_scene([{"shape": "star", "colour": "red", "x": 5, "y": 5, "r": 3}])
+    with pytest.raises(ValueError, match="colour 'pink'"):
+        data.render_scene([{"shape": "circle", "colour": "pink", "x": 5, "y": 5, "r": 3}])
+    with pytest.raises(ValueError, match="must be a dict with shape"):
+        data.render_scene([("circle", "red")])
+    with pytest.raises(TypeError, match="numpy.random.Generator"):
+        data.random_scene(0, "relations")
+    with pytest.raises(ValueError, match="not a statement"):
+        data.parse_statement("a red circle near a blue square")
+
+
+# --- atomic generation ----------------------------------------------------------------------
+
+_CHILD = """
+import sys
+from mmcourse import data
+sizes = {level: {"train": 3000, "val": 10, "test": 10} for level in data.LEVELS}
+data.generate(sys.argv[1], seed=7, progress=False, sizes=sizes)
+"""
+
+
+@pytest.mark.slow
+def test_killed_generation_leaves_previous_dataset(tmp_path, tiny_root):
+    root = _copy(tiny_root, tmp_path / "data")
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(root)])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and child.poll() is None:
+            partial = list(root.glob(".partial-*/attributes/train/images/*.png"))
+            if len(partial) > 20:  # it is writing images
+                break
+            time.sleep(0.005)
+        assert child.poll() is None, "the generation ended before it could be killed"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert list(root.glob(".partial-*")), "expected the killed run's temporary folder"
+    # The previous dataset is intact (or, had the kill hit the final renames, absent).
+    assert data.verify(root) == [] or not (root / "manifest.json").exists()
+    assert data.read_manifest(root)["seed"] == 0
+    data.generate(root, seed=1, progress=False, sizes=TINY)
+    assert data.verify(root) == [] and data.read_manifest(root)["seed"] == 1
+    assert not list(root.glob(".partial-*")) and not list(root.glob(".previous-*"))
+
+
+@pytest.mark.parametrize("failing_call", [1, 3, 5, 7, 8])
+def test_interrupted_commit_keeps_previous_dataset(tmp_path, tiny_root, monkeypatch,
+                                                   failing_call):
+    root = _copy(tiny_root, tmp_path / "data")
+    real_replace, calls = os.replace, []
+
+    def interrupted_replace(source, target):
+        calls.append(source)
+        if len(calls) == failing_call:
+            raise KeyboardInterrupt  # Ctrl-C between two renames
+        return real_replace(source, target)
+
+    monkeypatch.setattr(data.os, "replace", interrupted_replace)
+    with pytest.raises(KeyboardInterrupt):
+        data.generate(root, seed=5, progress=False, sizes=TINY)
+    monkeypatch.undo()
+    assert data.verify(root) == [] and data.read_manifest(root)["seed"] == 0
+    assert not list(root.glob(".partial-*")) and not list(root.glob(".previous-*"))
+
+
+def test_generation_keeps_readme_and_samples(tmp_path):
+    root = tmp_path / "data"
+    (root / "samples").mkdir(parents=True)
+    (root / "README.md").write_text("card")
+    (root / "samples" / "a.png").write_bytes(b"x")
+    data.generate(root, progress=False, sizes=TINY)
+    data.generate(root, progress=False, sizes=TINY)
+    assert (root / "README.md").read_text() == "card" and (root / "samples" / "a.png").exists()
+    assert data.verify(root) == []
+
+
+# --- bring your own data --------------------------------------------------------------------
+
+
+def _folder(tmp_path, rows, header="image,text,label"):
+    folder = tmp_path / "mine"
+    folder.mkdir(exist_ok=True)
+    for name, colour in (("red.png", (0, 0, 255)), ("wide.jpg", (255, 0, 0))):
+        image = np.zeros((30, 50, 3), np.uint8)
+        image[:] = colour  # BGR on disk
+        cv2.imwrite(str(folder / name), image)
+    (folder / "captions.csv").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_load_folder_reads_images_texts_and_labels(tmp_path):
+    folder = _folder(tmp_path, ["red.png,a red thing,1", "wide.jpg,\"a blue, wide thing\",0"])
+    images, texts, labels = data.load_folder(folder)
+    assert images.shape == (2, 64, 64, 3) and images.dtype == np.uint8
+    assert tuple(images[0, 10, 10]) == (255, 0, 0)  # RGB in memory
+    assert texts == ["a red thing", "a blue, wide thing"]
+    assert labels.dtype == np.float32 and labels.tolist() == [1.0, 0.0]
+    folder = _folder(tmp_path, ["red.png,a red thing", "wide.jpg,a blue thing"], "image,text")
+    _, _, pair_ids = data.load_folder(folder)
+    assert pair_ids.dtype == np.int32 and pair_ids.tolist() == [0, 1]
+
+
+def test_committed_samples_folder_loads():
+    images, texts, labels = data.load_folder(data.DATA_DIR / "samples")
+    assert len(images) == len(texts) == len(labels) >= 4
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "is empty: expected a header row image,text"),
+    (b"  \n", "is empty"),
+    (b"image,caption\nred.png,x\n", r"lacks column\(s\) \['text'\]: expected columns image,text"),
+    (b"file,text\n", r"lacks column\(s\) \['image'\]"),
+    (b"image,text\n", "has a header but no rows"),
+    (b"image,text\nmissing.png,a thing\n", "row 2: image 'missing.png' not found at"),
+    (b"image,text\nred.png,a thing\nbroken.png,x\n", "row 3: cannot decode image file .*broken.png"),
+    (b"image,text\nred.png,\n", "row 2: the text column is empty"),
+    (b"image,text,label\nred.png,a thing,yes\n", "row 2: label must be 0 or 1, got 'yes'"),
+    ("image,text\nred.png,caf\u00e9\n".encode("latin-1"), "not UTF-8 text .*save it as UTF-8"),
+])
+def test_load_folder_errors_are_clear(tmp_path, content, message):
+    folder = _folder(tmp_path, [])
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    (folder / "captions.csv").write_bytes(content)
+    with pytest.raises(data.DataError, match=message):
+        data.load_folder(folder)
+
+
+def test_load_folder_missing_folder_or_csv(tmp_path):
+    with pytest.raises(data.DataError, match="folder not found"):
+        data.load_folder(tmp_path / "nope")
+    with pytest.raises(data.DataError, match="captions.csv not found"):
+        data.load_folder(tmp_path)
+
+
+def test_read_image_errors(tmp_path):
+    with pytest.raises(data.DataError, match="image file not found"):
+        data.read_image(tmp_path / "none.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(data.DataError, match="cannot decode image file .*empty.png"):
+        data.read_image(tmp_path / "empty.png")
+
+
+def test_default_sizes_match_the_contract():
+    assert data.IMAGE_SIZE == 64
+    assert {lv: 2 * s["train"] for lv, s in data.DEFAULT_SIZES.items()} == {
+        "attributes": 4000, "relations": 8000}
+    assert Path(data.DATA_DIR).name == "data" or "MMCOURSE_DATA" in os.environ
+    json.dumps(data.DEFAULT_SIZES)  # the manifest stores them
