@@ -53,6 +53,11 @@ class Incorrect(Exception):
     """Raised by a checker: the answer is wrong; the message says why and what to do."""
 
 
+class NotAttempted(Exception):
+    """Raised by a checker: the answer still holds the placeholder (e.g. a starter function
+    whose body returns ``____``)."""
+
+
 def _contains_placeholder(answer: Any) -> bool:
     if answer is ____:
         return True
@@ -126,6 +131,8 @@ class Exercise:
             return Feedback("not attempted", f"replace `____` with your answer to {self.name}.")
         try:
             self.checker(answer)
+        except NotAttempted:
+            return Feedback("not attempted", f"replace `____` with your answer to {self.name}.")
         except Incorrect as wrong:
             return Feedback("incorrect", str(wrong))
         return Feedback("correct", self.correct_message)
@@ -235,7 +242,7 @@ def expect_function(reference: Callable, cases: Iterable[tuple], atol: float = 1
                 raise Incorrect(f"calling it with ({shown}) raised "
                                 f"{type(error).__name__}: {error}") from None
             if _contains_placeholder(actual):
-                raise Incorrect(f"it still returns `____` for ({shown}): fill in the body.")
+                raise NotAttempted
             compare(actual, reference(*args), atol=atol, rtol=rtol,
                     what=f"the result for ({shown})")
 

@@ -57,7 +57,7 @@ def test_function_check_reports_the_failing_case():
     assert exercise.check(lambda x: x + x).correct
     assert "result for (5.0)" in exercise.check(lambda x: x * 2 if np.ndim(x) else 0.0).message
     assert "raised ZeroDivisionError" in exercise.check(lambda x: 1 / 0).message
-    assert "still returns `____`" in exercise.check(lambda x: ____).message
+    assert exercise.check(lambda x: ____).status == "not attempted"
     assert "no parentheses" in exercise.check(3.0).message
 
 
