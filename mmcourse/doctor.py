@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,7 @@ class Requirement:
     """One pinned line of requirements.txt: ``name==version``."""
 
     name: str
-    version: str
+    version: str | None  # None: no pin known (requirements.txt unreadable)
 
 
 def normalize(name: str) -> str:
@@ -96,11 +97,12 @@ def installed_version(name: str) -> str | None:
     return None
 
 
-def package_status(pinned: str, installed: str | None) -> str:
-    """``ok`` when the installed version equals the pin, ``missing`` or ``mismatch`` else."""
+def package_status(pinned: str | None, installed: str | None) -> str:
+    """``ok`` when the installed version equals the pin (or there is no pin), ``missing``
+    or ``mismatch`` else."""
     if installed is None:
         return "missing"
-    return "ok" if installed == pinned else "mismatch"
+    return "ok" if pinned is None or installed == pinned else "mismatch"
 
 
 def check_packages(requirements: list[Requirement], lookup=installed_version) -> list[dict]:
@@ -226,9 +228,10 @@ def run_probes(names=PROBES, timeout: float | None = None,
                 stdin=subprocess.DEVNULL, text=True, errors="replace", env=_probe_env())
         except OSError as error:
             results[name] = {"failure": f"could not start {python}: {error}"}
+    deadline = time.monotonic() + timeout  # the probes run in parallel: one shared limit
     for name, child in children.items():
         try:
-            stdout, stderr = child.communicate(timeout=timeout)
+            stdout, stderr = child.communicate(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
             child.communicate()
@@ -314,6 +317,10 @@ def diagnose(report: dict, python: str | None = None) -> list[dict]:
         add("error", f"Python {version} is not supported; the course needs 3.10-3.12",
             "install Python 3.11, then: make clean && PYTHON=python3.11 make setup")
 
+    if report.get("requirements_error"):
+        add("warning", f"cannot read requirements.txt ({report['requirements_error']}); "
+                       f"versions were not compared", "git checkout -- requirements.txt")
+
     packages = {row["name"]: row for row in report["packages"]}
     for row in report["packages"]:
         name, pinned = row["name"], row["pinned"]
@@ -321,7 +328,7 @@ def diagnose(report: dict, python: str | None = None) -> list[dict]:
             severity = "error" if row["essential"] else "warning"
             add(severity, f"{name} is not installed (pinned {pinned})",
                 f"{py} -m pip install {name}=={pinned}" if severity == "warning"
-                else reinstall_all)
+                else reinstall_all if pinned else f"{py} -m pip install {name}")
         elif row["status"] == "mismatch":
             add("warning", f"{name} {row['installed']} is installed; the course pins {pinned}",
                 f"{py} -m pip install {name}=={pinned}")
@@ -334,7 +341,7 @@ def diagnose(report: dict, python: str | None = None) -> list[dict]:
         entry = imports.get(module, {})
         if entry.get("status") in ("ok", "not checked", None):
             continue
-        pin = f"{dist_name}=={row['pinned']}" if row else dist_name
+        pin = _pin(packages, dist_name)
         shadow = entry.get("shadowed_by")
         if shadow:
             fix = (f"rename or remove {shadow} (it hides the installed {module}), "
@@ -346,10 +353,10 @@ def diagnose(report: dict, python: str | None = None) -> list[dict]:
         add("error", f"{module} fails to import: {entry.get('error', 'unknown error')}", fix)
 
     tf_entry = imports.get("tensorflow", {})
-    tf_pin = packages["tensorflow"]["pinned"] if "tensorflow" in packages else "2.21.0"
+    tf_pin = _pin(packages, "tensorflow").replace("tensorflow", "tensorflow[and-cuda]")
     if tf_entry.get("status") == "ok" and not tf_entry.get("gpus") and report.get("nvidia_smi"):
         add("warning", "this machine has an NVIDIA driver (nvidia-smi) but TensorFlow sees no GPU",
-            f"{py} -m pip install 'tensorflow[and-cuda]=={tf_pin}' (Linux; docs/SETUP.md)")
+            f"{py} -m pip install '{tf_pin}' (Linux; docs/SETUP.md)")
 
     keras_backend = imports.get("keras", {}).get("backend")
     if keras_backend not in (None, "tensorflow"):
@@ -382,7 +389,7 @@ def diagnose(report: dict, python: str | None = None) -> list[dict]:
 
 def _pin(packages: dict, name: str) -> str:
     row = packages.get(name)
-    return f"{name}=={row['pinned']}" if row else name
+    return f"{name}=={row['pinned']}" if row and row["pinned"] else name
 
 
 def _import_entry(probe: dict, key: str, dist_name: str | None, module: str) -> dict:
@@ -453,7 +460,7 @@ def collect(timeout: float | None = None) -> dict:
         requirements = parse_requirements(REQUIREMENTS.read_text(encoding="utf-8"))
         report["requirements_error"] = None
     except (OSError, ValueError) as error:
-        requirements = [Requirement(name, "?") for name in ESSENTIAL]
+        requirements = [Requirement(name, None) for name in ESSENTIAL]
         report["requirements_error"] = str(error)
     report["packages"] = check_packages(requirements)
 
@@ -561,7 +568,7 @@ def format_report(report: dict) -> str:
         lines.append(f"  cannot read requirements.txt: {report['requirements_error']}")
     for row in report["packages"]:
         status = row["status"] if row["status"] == "ok" else row["status"].upper()
-        lines.append(f"  {row['name']:<30} {row['pinned']:<13} {row['installed'] or '-':<13} "
+        lines.append(f"  {row['name']:<30} {row['pinned'] or '-':<13} {row['installed'] or '-':<13} "
                      f"{status}")
 
     imports = report["imports"]

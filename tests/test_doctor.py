@@ -245,3 +245,17 @@ def test_this_environment_is_ready_in_json_mode():
     assert report["imports"]["keras"]["backend"] == "tensorflow"
     assert {row["name"]: row["status"] for row in report["packages"]}["tensorflow"] == "ok"
     assert report["jupyter"]["kernel"]["same_python"]
+
+
+def test_unreadable_requirements_still_checks_the_essentials():
+    report = healthy_report()
+    report["requirements_error"] = "No such file or directory"
+    for row in report["packages"]:
+        row["pinned"] = None
+    report["packages"][1].update(installed=None, status="missing")  # keras
+    report = doctor.finish(report)
+    assert doctor.package_status(None, "1.0") == "ok"
+    assert report["exit_code"] == 1
+    assert [p["fix"] for p in report["problems"]] == [
+        "git checkout -- requirements.txt", ".venv/bin/python -m pip install keras"]
+    assert "keras                          -" in doctor.format_report(report)
