@@ -287,8 +287,8 @@ def im2col(x, kernel_size, strides=1, padding="valid"):
 
     Row (n, i, j) holds the input window under output pixel (i, j), flattened in the
     order (kh, kw, C), so ``im2col(x, ...) @ kernel.reshape(-1, C_out)`` is the
-    convolution. Gathered with one strided copy per kernel offset (kh * kw of them),
-    never a loop over pixels. Introduced in notebook 02.
+    convolution. (It is a transposed view of the column matrix that ``conv2d`` builds.)
+    Introduced in notebook 02.
     """
     kh, kw = _pair("kernel_size", kernel_size)
     x = _check_array("x", x, 4, layout="(N, H, W, C)", context=f"kernel_size {(kh, kw)}")
@@ -296,18 +296,27 @@ def im2col(x, kernel_size, strides=1, padding="valid"):
     padding = _check_padding(padding)
     (out_h, out_w), pads = _window_geometry(x.shape, (kh, kw), strides, padding,
                                             f"kernel_size {(kh, kw)}")
-    return _im2col(_pad(x, pads), kh, kw, strides, out_h, out_w)
+    columns = _columns(x, pads, kh, kw, strides, out_h, out_w)
+    return columns.T.reshape(x.shape[0], out_h, out_w, kh * kw * x.shape[3])
 
 
-def _im2col(padded, kh, kw, strides, out_h, out_w):
-    sh, sw = strides
-    batch, channels = padded.shape[0], padded.shape[3]
-    patches = np.empty((batch, out_h, out_w, kh, kw, channels), dtype=padded.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            patches[:, :, :, i, j, :] = padded[:, i:i + sh * (out_h - 1) + 1:sh,
-                                               j:j + sw * (out_w - 1) + 1:sw, :]
-    return patches.reshape(batch, out_h, out_w, kh * kw * channels)
+def _columns(x, pads, kh, kw, strides, out_h, out_w):
+    """The column matrix (kh*kw*C, N*out_h*out_w): row (u, v, c) holds cell (u, v) of
+    channel c of every window.
+
+    Built channels-first, so each of the kh*kw strided copies moves whole image rows
+    (not 3-float pixels); never a loop over pixels.
+    """
+    (top, bottom), (left, right) = pads
+    (sh, sw), (batch, height, width, channels) = strides, x.shape
+    padded = np.zeros((channels, batch, height + top + bottom, width + left + right), x.dtype)
+    padded[:, :, top:top + height, left:left + width] = x.transpose(3, 0, 1, 2)
+    columns = np.empty((kh, kw, channels, batch, out_h, out_w), dtype=x.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            columns[u, v] = padded[:, :, u:u + sh * (out_h - 1) + 1:sh,
+                                   v:v + sw * (out_w - 1) + 1:sw]
+    return columns.reshape(kh * kw * channels, batch * out_h * out_w)
 
 
 def conv2d(x, kernel, bias=None, strides=1, padding="valid"):
@@ -323,8 +332,8 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid"):
                                                                    padding)
     kh, kw, c_in, c_out = kernel.shape
     dtype = np.result_type(x, kernel)
-    patches = _im2col(_pad(x.astype(dtype, copy=False), pads), kh, kw, strides, out_h, out_w)
-    out = patches.reshape(-1, kh * kw * c_in) @ kernel.astype(dtype, copy=False).reshape(-1, c_out)
+    columns = _columns(x.astype(dtype, copy=False), pads, kh, kw, strides, out_h, out_w)
+    out = columns.T @ kernel.astype(dtype, copy=False).reshape(-1, c_out)  # BLAS, no copy
     if bias is not None:
         out += bias.astype(dtype, copy=False)
     return out.reshape(x.shape[0], out_h, out_w, c_out)
@@ -355,8 +364,8 @@ def conv2d_naive(x, kernel, bias=None, strides=1, padding="valid"):
 def conv2d_backward(x, kernel, grad_output, strides=1, padding="valid"):
     """Gradients through ``conv2d``: returns ``(grad_x, grad_kernel, grad_bias)``.
 
-    grad_kernel = patchesᵀ · grad_output (one matmul); grad_x scatters
-    grad_output · kernelᵀ back onto the input windows (col2im, one strided add per
+    grad_kernel = columns · grad_output (one matmul); grad_x scatters
+    kernel · grad_outputᵀ back onto the input windows (col2im, one strided add per
     kernel offset) and drops the padding; grad_bias sums grad_output over N, H, W.
     Introduced in notebook 02.
     """
@@ -369,21 +378,21 @@ def conv2d_backward(x, kernel, grad_output, strides=1, padding="valid"):
         raise ValueError(f"grad_output must have the output's shape {expected}, got "
                          f"{grad_output.shape}: x {x.shape}, kernel {kernel.shape}")
     dtype = np.result_type(x, kernel, grad_output)
-    padded = _pad(x.astype(dtype, copy=False), pads)
+    (batch, height, width, _), ((top, bottom), (left, right)) = x.shape, pads
     flat_grad = grad_output.astype(dtype, copy=False).reshape(-1, c_out)
-    patches = _im2col(padded, kh, kw, (sh, sw), out_h, out_w).reshape(-1, kh * kw * c_in)
-    grad_kernel = (patches.T @ flat_grad).reshape(kh, kw, c_in, c_out)
+    columns = _columns(x.astype(dtype, copy=False), pads, kh, kw, (sh, sw), out_h, out_w)
+    grad_kernel = (columns @ flat_grad).reshape(kh, kw, c_in, c_out)
     grad_bias = flat_grad.sum(axis=0)
-    grad_patches = (flat_grad @ kernel.astype(dtype, copy=False).reshape(-1, c_out).T)
-    grad_patches = grad_patches.reshape(x.shape[0], out_h, out_w, kh, kw, c_in)
-    grad_padded = np.zeros(padded.shape, dtype=dtype)
-    for i in range(kh):
-        for j in range(kw):
-            grad_padded[:, i:i + sh * (out_h - 1) + 1:sh,
-                        j:j + sw * (out_w - 1) + 1:sw, :] += grad_patches[:, :, :, i, j, :]
-    (top, _), (left, _) = pads
-    grad_x = grad_padded[:, top:top + x.shape[1], left:left + x.shape[2], :]
-    return grad_x, grad_kernel, grad_bias
+    grad_columns = kernel.astype(dtype, copy=False).reshape(-1, c_out) @ flat_grad.T
+    grad_columns = grad_columns.reshape(kh, kw, c_in, batch, out_h, out_w)
+    # col2im: add each column's gradient back onto the pixels it was copied from
+    grad_padded = np.zeros((c_in, batch, height + top + bottom, width + left + right), dtype)
+    for u in range(kh):
+        for v in range(kw):
+            grad_padded[:, :, u:u + sh * (out_h - 1) + 1:sh,
+                        v:v + sw * (out_w - 1) + 1:sw] += grad_columns[u, v]
+    grad_x = grad_padded[:, :, top:top + height, left:left + width].transpose(1, 2, 3, 0)
+    return np.ascontiguousarray(grad_x), grad_kernel, grad_bias
 
 
 def _pool(x, pool_size, strides, padding, reduce):
