@@ -200,6 +200,15 @@ def _check_padding(padding) -> str:
     return padding.lower()
 
 
+def _check_sizes(**sizes) -> None:
+    """Each named size must be a positive int (TypeError / ValueError naming it)."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+        if value < 1:
+            raise ValueError(f"{name} must be positive, got {value}")
+
+
 def same_padding(size: int, kernel_size: int, stride: int) -> tuple[int, int]:
     """(pad_before, pad_after) that TensorFlow/Keras add for padding="same".
 
@@ -207,6 +216,7 @@ def same_padding(size: int, kernel_size: int, stride: int) -> tuple[int, int]:
     max((out - 1) * stride + kernel_size - size, 0), split with the extra cell at the
     end (bottom/right). Introduced in notebook 02.
     """
+    _check_sizes(size=size, kernel_size=kernel_size, stride=stride)
     out = -(-size // stride)
     total = max((out - 1) * stride + kernel_size - size, 0)
     return total // 2, total - total // 2
@@ -219,8 +229,12 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1,
     valid: floor((size - kernel_size) / stride) + 1;  same: ceil(size / stride).
     Introduced in notebook 02.
     """
+    _check_sizes(size=size, kernel_size=kernel_size, stride=stride)
     if _check_padding(padding) == "same":
         return -(-size // stride)
+    if kernel_size > size:
+        raise ValueError(f"kernel_size {kernel_size} is larger than size {size} with "
+                         f"padding='valid'")
     return (size - kernel_size) // stride + 1
 
 
@@ -230,7 +244,11 @@ def receptive_field(layers) -> int:
     r = 1 + sum_l (k_l - 1) * prod_{i<l} s_i. Introduced in notebook 02.
     """
     field, jump = 1, 1
-    for kernel_size, stride in layers:
+    for layer in layers:
+        if not isinstance(layer, (tuple, list)) or len(layer) != 2:
+            raise TypeError(f"each layer must be a pair (kernel_size, stride), got {layer!r}")
+        kernel_size, stride = layer
+        _check_sizes(kernel_size=kernel_size, stride=stride)
         field += (kernel_size - 1) * jump
         jump *= stride
     return field

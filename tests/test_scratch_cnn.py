@@ -368,6 +368,10 @@ def test_shape_errors_name_both_shapes(call, shapes):
     (lambda: scratch.max_pool2d(X, pool_size=0), "pool_size must be positive"),
     (lambda: scratch.avg_pool2d(X, strides=(2, 0)), "strides must be positive"),
     (lambda: scratch.numerical_gradient(lambda v: v * 2, np.ones(3)), "f must return a scalar"),
+    (lambda: scratch.same_padding(5, 0, 1), "kernel_size must be positive, got 0"),
+    (lambda: scratch.conv_output_size(5, 3, -1, "same"), "stride must be positive, got -1"),
+    (lambda: scratch.conv_output_size(2, 3), "kernel_size 3 is larger than size 2"),
+    (lambda: scratch.receptive_field([(3, 1), (3, 0)]), "stride must be positive, got 0"),
 ])
 def test_bad_arguments_raise_value_error(call, message):
     with pytest.raises(ValueError, match=message):
@@ -387,6 +391,8 @@ def test_bad_arguments_raise_value_error(call, message):
     (lambda: scratch.conv2d(np.array(["a"] * 4).reshape(1, 2, 2, 1), KERNEL),
      "x must hold real numbers"),
     (lambda: scratch.numerical_gradient("f", np.ones(3)), "f must be a function"),
+    (lambda: scratch.same_padding(5.0, 3, 1), "size must be an int"),
+    (lambda: scratch.receptive_field([3, 3]), r"each layer must be a pair \(kernel_size, stride\)"),
 ])
 def test_wrong_types_raise_type_error(call, message):
     with pytest.raises(TypeError, match=message):
