@@ -390,7 +390,8 @@ def random_scene(rng: np.random.Generator, level: str) -> list[dict]:
 
 
 def pixel_hash(image: np.ndarray) -> str:
-    """sha256 of the decoded pixels and their shape (what the manifest stores)."""
+    """sha256 of the decoded pixels and their shape (what the manifest stores for an image).
+    Introduced in notebook 01."""
     image = np.ascontiguousarray(image)
     return hashlib.sha256(repr(image.shape).encode() + image.tobytes()).hexdigest()
 
@@ -586,7 +587,7 @@ def _commit(root: Path, partial: Path) -> None:
 
 
 def read_manifest(root=None) -> dict:
-    """The parsed manifest.json of a dataset folder."""
+    """The parsed manifest.json of a dataset folder. Introduced in notebook 01."""
     path = _root(root) / "manifest.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -597,14 +598,19 @@ def ensure_data(root=None) -> Path:
     Notebooks and tests call this first. Returns ``root``. Introduced in notebook 01.
     """
     root = _root(root)
+    if _is_current(root):  # no lock needed to read: works on a read-only data folder too
+        return root
     with _locked(root):
-        try:
-            current = read_manifest(root).get("version") == DATA_VERSION
-        except (OSError, ValueError):
-            current = False
-        if not current:
+        if not _is_current(root):  # another process may have generated it meanwhile
             _generate_locked(root, 0, True, _sizes(None))
     return root
+
+
+def _is_current(root: Path) -> bool:
+    try:
+        return read_manifest(root).get("version") == DATA_VERSION
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def read_image(path, size: int | None = None) -> np.ndarray:
@@ -665,7 +671,10 @@ def verify(root=None) -> list[str]:
 
 
 def main(root=None, seed: int = 0, verify: bool = False) -> int:
-    """``python -m mmcourse data [--root DIR] [--seed N] [--verify]``: build or verify."""
+    """``python -m mmcourse data [--root DIR] [--seed N] [--verify]``: build or verify.
+
+    Returns the exit status: 0, or 1 when ``--verify`` finds problems (each printed on
+    stderr). Introduced in notebook 01."""
     root = _root(root)
     if verify:
         problems = globals()["verify"](root)
