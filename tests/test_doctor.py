@@ -14,8 +14,10 @@ from mmcourse.paths import REPO_ROOT
 PY = sys.executable
 
 
-def run_doctor(*args, pythonpath=None, timeout_s=None):
+def run_doctor(*args, pythonpath=None, timeout_s=None, data_dir=None):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if data_dir is not None:  # an empty folder: skips re-hashing the real data
+        env["MMCOURSE_DATA"] = str(data_dir)
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")])
     if timeout_s is not None:
@@ -213,7 +215,7 @@ def test_gpu_driver_without_visible_gpu_suggests_and_cuda():
     "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)",
 ], ids=["import-error", "sys-exit", "segfault"])
 def test_broken_tensorflow_gives_a_verdict_and_exit_1(tmp_path, body):
-    result = run_doctor(pythonpath=fake_tensorflow(tmp_path, body))
+    result = run_doctor(pythonpath=fake_tensorflow(tmp_path, body), data_dir=tmp_path / "data")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert "TensorFlow   BROKEN" in result.stdout
@@ -224,7 +226,7 @@ def test_broken_tensorflow_gives_a_verdict_and_exit_1(tmp_path, body):
 
 def test_hanging_tensorflow_times_out_in_json_mode(tmp_path):
     result = run_doctor("--json", pythonpath=fake_tensorflow(tmp_path, "import time\ntime.sleep(60)"),
-                        timeout_s=2)
+                        timeout_s=2, data_dir=tmp_path / "data")
     assert result.returncode == 1
     report = json.loads(result.stdout)  # stdout is JSON only
     assert report["imports"]["tensorflow"] == {
@@ -232,6 +234,7 @@ def test_hanging_tensorflow_times_out_in_json_mode(tmp_path):
         "shadowed_by": str(tmp_path / "tensorflow")}
     assert report["imports"]["keras"]["status"] == "not checked"
     assert report["exit_code"] == 1 and report["verdict"].startswith("NOT READY")
+    assert report["data"]["status"] == "not generated"
 
 
 @pytest.mark.slow
