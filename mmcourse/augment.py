@@ -294,5 +294,6 @@ def benchmark():
                 bench.Ratio("opencv / keras graph",
                             bench.speedup(timings, "keras layers (tf.function)",
                                           "opencv data_augment"))],
-        facts={"images": count, "image_shape": "64x64x3"},
+        facts={"images": count, "image_shape": "64x64x3",
+               "inputs": "opencv uint8, one image at a time; keras float32, one batch"},
     )
