@@ -35,7 +35,7 @@ data: $(DATA)
 setup: $(STAMP) $(DATA)
 
 lab: setup
-	$(PY) -m jupyter lab notebooks/
+	$(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 test: setup
 	$(PY) -m pytest
@@ -44,7 +44,7 @@ bench: setup
 	$(PY) -m mmcourse bench
 
 notebook: setup
-	$(PY) -m jupyter nbconvert --to notebook --execute --inplace $(NOTEBOOK)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m jupyter nbconvert --to notebook --execute --inplace $(NOTEBOOK)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info runs

@@ -194,6 +194,8 @@ def compare(actual: Any, expected: Any, atol: float = 1e-6, rtol: float = 1e-6,
         if actual != expected:
             raise Incorrect(f"{what} is {actual!r}; expected {expected!r}.")
         return
+    if hasattr(actual, "as_list"):  # a tf.TensorShape
+        actual = tuple(actual.as_list())
     if isinstance(expected, tuple) and all(isinstance(e, (int, type(None))) for e in expected):
         if not isinstance(actual, (tuple, list)) or tuple(actual) != expected:
             raise Incorrect(f"{what} is {actual!r}; expected the shape {expected!r}.")

@@ -1,17 +1,27 @@
-"""Seeds and determinism (introduced in notebook 00)."""
+"""Seeds and determinism (introduced in notebook 00).
+
+NumPy, Keras and TensorFlow are imported inside the function, so that
+`import mmcourse` (and with it the doctor) works when any of them is broken.
+"""
+
+from __future__ import annotations
 
 import os
 import random
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy
 
 
-def seed_everything(seed: int = 42) -> np.random.Generator:
+def seed_everything(seed: int = 42) -> numpy.random.Generator:
     """Seed Python, NumPy and Keras, and make TensorFlow ops deterministic.
 
     Returns a fresh ``numpy.random.Generator`` for the caller's own randomness.
     Introduced in notebook 00.
     """
+    import numpy as np  # noqa: PLC0415
+
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
     if not 0 <= seed < 2**32:

@@ -95,3 +95,9 @@ def test_exercise_set_numbers_its_questions():
     exercises = ExerciseSet("00", [first, second])
     assert exercises.q1 is first and exercises.q2 is second and len(exercises) == 2
     assert list(exercises) == [first, second]
+
+
+def test_a_tensorshape_answer_compares_as_a_tuple():
+    import tensorflow as tf
+
+    compare(tf.zeros((2, 3)).shape, (2, 3))
