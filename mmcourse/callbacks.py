@@ -72,8 +72,8 @@ def _epoch_log_class():
     import keras  # noqa: PLC0415
 
     class EpochLog(keras.callbacks.Callback):
-        """Writes ``epoch N/M done`` and the epoch's metrics to ``stream`` (stderr) after
-        each epoch, and the same as JSON to ``progress_path`` if given (for scripts that
+        """After each epoch, writes ``epoch N/M done`` and the epoch's metrics to ``stream``
+        if given, and the same as JSON to ``progress_path`` if given (for scripts that
         watch a run)."""
 
         def __init__(self, epochs: int, progress_path=None, stream=None):
@@ -84,9 +84,9 @@ def _epoch_log_class():
 
         def on_epoch_end(self, epoch, logs=None):
             logs = {key: round(float(value), 4) for key, value in (logs or {}).items()}
-            stream = self.stream or sys.stderr
-            print(f"epoch {epoch + 1}/{self.epochs} done {json.dumps(logs)}", file=stream,
-                  flush=True)
+            if self.stream is not None:
+                print(f"epoch {epoch + 1}/{self.epochs} done {json.dumps(logs)}",
+                      file=self.stream, flush=True)
             if self.progress_path is not None:
                 self.progress_path.parent.mkdir(parents=True, exist_ok=True)
                 temporary = self.progress_path.with_suffix(".tmp")
@@ -98,22 +98,25 @@ def _epoch_log_class():
 
 def make_callbacks(run_dir=None, *, epochs: int | None = None, patience: int | None = None,
                    monitor: str = "val_loss", checkpoint: bool = True, backup: bool = True,
-                   schedule=None, log: bool = False) -> list:
+                   schedule=None, log: bool = False, progress: bool = False) -> list:
     """The course's callbacks for one run; files go under ``run_dir``.
 
     - ``patience``: ``EarlyStopping(monitor, patience, restore_best_weights=True)``;
     - ``checkpoint``: ``ModelCheckpoint(run_dir/"best.keras", monitor, save_best_only=True)``;
     - ``backup``: ``BackupAndRestore(run_dir/"backup")``, deleted when fit completes;
     - ``schedule``: ``LearningRateScheduler(schedule)`` (see ``cosine_schedule``);
-    - ``log``: ``EpochLog`` to stderr and ``run_dir/progress.json`` (needs ``epochs``).
+    - ``log``: ``EpochLog`` lines to stderr; ``progress``: the same as JSON in
+      ``run_dir/progress.json`` (scripts and tests watch it).
 
     ``BackupAndRestore`` comes before ``EpochLog``, so when a line ``epoch N/M done`` is
-    printed the backup of epoch N is on disk. Introduced in notebook 05.
+    printed (or ``progress.json`` says N epochs are done) the backup of epoch N is on
+    disk. The backup keeps two generations (``double_checkpoint``), so a kill while it is
+    being written still leaves one that loads. Introduced in notebook 05.
     """
     import keras  # noqa: PLC0415
 
-    if (checkpoint or backup or log) and run_dir is None:
-        raise ValueError("run_dir is required for checkpoint, backup or log callbacks")
+    if (checkpoint or backup or progress) and run_dir is None:
+        raise ValueError("run_dir is required for checkpoint, backup or progress callbacks")
     if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int)
                                  or patience < 0):
         raise ValueError(f"patience must be a non-negative int or None, got {patience!r}")
@@ -129,9 +132,12 @@ def make_callbacks(run_dir=None, *, epochs: int | None = None, patience: int | N
         callbacks.append(keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"),
                                                          monitor=monitor, save_best_only=True))
     if backup:
-        callbacks.append(keras.callbacks.BackupAndRestore(str(run_dir / "backup")))
-    if log:
-        callbacks.append(_epoch_log_class()(epochs or 0, run_dir / "progress.json"))
+        callbacks.append(keras.callbacks.BackupAndRestore(str(run_dir / "backup"),
+                                                          double_checkpoint=True))
+    if log or progress:
+        callbacks.append(_epoch_log_class()(
+            epochs or 0, run_dir / "progress.json" if progress else None,
+            stream=sys.stderr if log else None))
     return callbacks
 
 
@@ -145,7 +151,8 @@ def saved_epoch(run_dir) -> int:
 
 def fit(model, train_data, validation_data=None, *, epochs: int, run_dir=None,
         resume: bool = False, patience: int | None = None, monitor: str = "val_loss",
-        schedule=None, checkpoint: bool = True, log: bool = False, verbose: int = 0) -> dict:
+        schedule=None, checkpoint: bool = True, log: bool = False, progress: bool = False,
+        callbacks: list | None = None, verbose: int = 0) -> dict:
     """``model.fit`` with ``make_callbacks``; returns a dict with ``history`` (lists per
     metric, for the epochs this call ran), ``initial_epoch`` (epochs restored from the
     backup), ``epochs_run`` (epochs this call ran) and ``stopped_early``.
@@ -153,7 +160,8 @@ def fit(model, train_data, validation_data=None, *, epochs: int, run_dir=None,
     Without ``resume`` a backup left in ``run_dir`` by an interrupted run is deleted
     first, so the run starts from scratch; with ``resume`` training continues after the
     last epoch that finished. ``run_dir=None`` fits without files (no checkpoint, no
-    backup), as the notebook does for small experiments. Introduced in notebook 05.
+    backup), as the notebook does for small experiments. ``callbacks`` are extra
+    callbacks that run before the course's. Introduced in notebook 05.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
@@ -168,11 +176,11 @@ def fit(model, train_data, validation_data=None, *, epochs: int, run_dir=None,
             initial_epoch = saved_epoch(run_dir)
         else:
             shutil.rmtree(Path(run_dir) / "backup", ignore_errors=True)
-    callbacks = make_callbacks(run_dir, epochs=epochs, patience=patience, monitor=monitor,
-                               checkpoint=checkpoint and run_dir is not None,
-                               backup=run_dir is not None, schedule=schedule,
-                               log=log and run_dir is not None)
-    if log and run_dir is not None and initial_epoch:
+    callbacks = [*(callbacks or []), *make_callbacks(
+        run_dir, epochs=epochs, patience=patience, monitor=monitor,
+        checkpoint=checkpoint and run_dir is not None, backup=run_dir is not None,
+        schedule=schedule, log=log, progress=progress and run_dir is not None)]
+    if initial_epoch:
         print(f"resuming from epoch {initial_epoch}/{epochs} (backup in {run_dir}/backup)",
               file=sys.stderr, flush=True)
     history = model.fit(train_data, validation_data=validation_data, epochs=epochs,

@@ -10,8 +10,9 @@
 - ``localhost_tf_config`` and ``free_ports``: a ``TF_CONFIG`` for workers on 127.0.0.1.
 - ``is_chief`` / ``worker_dir``: only the chief writes to the run folder; other workers
   write to their own sub-folder (they must still save: saving is a collective step).
-- ``prepare_model(model, dataset, strategy)``: works around Keras 3's
-  ``fit`` under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585).
+- ``prepare_model(model, dataset, strategy)``: builds a model for ``fit`` under a
+  strategy without drawing a batch, and works around Keras 3's ``fit`` under
+  ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585).
 - ``weights_fingerprint(model)``: sha256 of the weights, to compare runs exactly.
 
 TensorFlow and Keras are imported inside the functions, so importing this module is light.
@@ -193,23 +194,26 @@ _ORIGINAL_REDUCE = None
 
 
 def prepare_model(model, dataset, strategy) -> None:
-    """Make ``model.fit`` work under ``MultiWorkerMirroredStrategy`` (no-op otherwise).
+    """Build ``model``'s metrics and optimizer for ``model.fit(dataset)`` under
+    ``strategy``, so that ``fit`` neither consumes a batch to do it nor fails.
 
-    Keras 3.15's TensorFlow trainer reduces per-replica metric values with
-    ``strategy.reduce("MEAN", v, axis=0)``, which fails on scalars with more than one
-    worker, and reduces the first input batch in a way that fails for tuple inputs
-    (keras-team/keras#20585). This builds the model's metrics and optimizer from one
-    local batch of ``dataset`` (un-distributed) inside the strategy's scope, and reads
-    the metric values of the first local replica instead: Keras metric variables are
-    synchronised across replicas, so every replica holds the global value.
-    Introduced in notebook 05.
+    A model created in a strategy's scope makes Keras 3 draw one batch from a fresh
+    iterator before training. That shifts a seeded, reshuffled dataset by one epoch
+    (so a mirrored run would not see the batches a default run sees), and with
+    ``MultiWorkerMirroredStrategy`` the reduction of that batch fails for tuple inputs.
+    Keras 3.15 also reduces per-replica metric values with ``axis=0``, which fails on
+    scalars with several workers (keras-team/keras#20585). This builds the model from
+    ``dataset.element_spec`` in the strategy's scope, skips Keras's own build, and under
+    several workers reads the metric values of the first local replica (Keras metric
+    variables are synchronised, so every replica holds the global value). A no-op for a
+    model created outside any strategy scope. Introduced in notebook 05.
     """
     global _ORIGINAL_REDUCE
-    if not _is_multi_worker(strategy):
+    if getattr(model, "_distribute_strategy", None) is None:
         return
-    from keras.src.backend.tensorflow import trainer as tf_trainer  # noqa: PLC0415
+    if _is_multi_worker(strategy) and _ORIGINAL_REDUCE is None:
+        from keras.src.backend.tensorflow import trainer as tf_trainer  # noqa: PLC0415
 
-    if _ORIGINAL_REDUCE is None:
         _ORIGINAL_REDUCE = tf_trainer.reduce_per_replica
 
         def reduce_per_replica(values, strategy, reduction):
@@ -218,10 +222,8 @@ def prepare_model(model, dataset, strategy) -> None:
             return _ORIGINAL_REDUCE(values, strategy, reduction)
 
         tf_trainer.reduce_per_replica = reduce_per_replica
-    batch = next(iter(dataset))
     with strategy.scope():
-        model._symbolic_build(data_batch=batch)
-    # Already built: skip Keras's per-replica reduction of the first batch.
+        model._symbolic_build(data_batch=dataset.element_spec)
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
 
