@@ -57,26 +57,7 @@ def dataset_from_arrays(images, token_ids, labels, batch_size: int = 64, shuffle
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     if augment:
-        vocabulary = list(vocabulary)
-        answers = list(answers) if answers is not None else None
-
-        def augment_numpy(image_batch, ids, label_batch, batch_seed):
-            rng = np.random.default_rng(int(batch_seed) & 0xFFFFFFFFFFFFFFFF)
-            return augment_module.augment_batch(image_batch, ids, label_batch, rng, vocabulary,
-                                                answers=answers, rotate=rotate)
-
-        def augment_tf(image_batch, ids, label_batch, batch_seed):
-            out = tf.numpy_function(augment_numpy, [image_batch, ids, label_batch, batch_seed],
-                                    [tf.uint8, tf.int32, tf.as_dtype(label_dtype)], stateful=False)
-            for tensor, like in zip(out, (image_batch, ids, label_batch), strict=True):
-                tensor.set_shape(like.shape)
-            return tuple(out)
-
-        # One seed per batch from a seeded stream that differs every epoch, reproducibly.
-        seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
-        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
-            lambda batch, s: augment_tf(*batch, s), num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True)
+        dataset = _augment_batches(dataset, seed, vocabulary, answers, rotate, label_dtype)
 
     def to_model_inputs(image_batch, ids, label_batch):
         return (tf.cast(image_batch, tf.float32) / 255.0, ids), label_batch
@@ -118,3 +99,200 @@ def make_dataset(task: str = "match", level: str = "attributes", split: str = "t
     return dataset_from_arrays(images, token_ids, labels, batch_size=batch_size,
                                shuffle=shuffle, augment=augment, seed=seed,
                                vocabulary=vocabulary, answers=answers, rotate=rotate)
+
+
+# --- from disk: tf.data reads and decodes the PNG files (notebook 05) ---------------------
+
+
+def _augment_batches(dataset, seed: int, vocabulary, answers, rotate: bool, label_dtype):
+    """Seeded modality-consistent augmentation of a batched (uint8 images, ids, labels)
+    dataset: one seed per batch from a seeded stream that differs every epoch,
+    reproducibly, so that augmented runs stay deterministic."""
+    import tensorflow as tf
+
+    vocabulary = list(vocabulary)
+    answers = list(answers) if answers is not None else None
+
+    def augment_numpy(image_batch, ids, label_batch, batch_seed):
+        rng = np.random.default_rng(int(batch_seed) & 0xFFFFFFFFFFFFFFFF)
+        return augment_module.augment_batch(image_batch, ids, label_batch, rng, vocabulary,
+                                            answers=answers, rotate=rotate)
+
+    def augment_tf(image_batch, ids, label_batch, batch_seed):
+        out = tf.numpy_function(augment_numpy, [image_batch, ids, label_batch, batch_seed],
+                                [tf.uint8, tf.int32, tf.as_dtype(label_dtype)], stateful=False)
+        for tensor, like in zip(out, (image_batch, ids, label_batch), strict=True):
+            tensor.set_shape(like.shape)
+        return tuple(out)
+
+    seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip((dataset, seeds)).map(
+        lambda batch, s: augment_tf(*batch, s), deterministic=True)
+
+
+def _split_files(task: str, level: str, split: str, root=None, limit: int | None = None):
+    """(image paths, token ids int32 (N, L), labels) of one split, images not read."""
+    records = data.load_records(task, level, split, root)
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+            raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+        records = records[:limit]
+    folder = data.ensure_data(root) / level / split
+    paths = [str(folder / record["image"]) for record in records]
+    dtype = np.float32 if task == "match" else np.int32
+    labels = np.array([record["label"] for record in records], dtype=dtype)
+    token_ids = text.vectorize([record["text"] for record in records], root=root)
+    return paths, token_ids.astype(np.int32), labels
+
+
+def make_disk_dataset(task: str = "match", level: str = "attributes", split: str = "train",
+                      batch_size: int = 64, shuffle: bool | None = None, augment: bool = False,
+                      seed: int = 0, root=None, limit: int | None = None, cache: bool = True,
+                      parallel: bool = True, prefetch: bool = True):
+    """Like ``make_dataset``, but tf.data reads the PNG files itself: file paths ->
+    ``tf.io.read_file`` -> ``tf.io.decode_png`` (``num_parallel_calls=AUTOTUNE``,
+    ``deterministic=True``) -> ``cache()`` -> shuffle -> batch -> augment -> scale to
+    [0, 1] -> ``prefetch(AUTOTUNE)``.
+
+    Order matters: the cache holds decoded, un-augmented images, so decoding happens
+    once and every epoch still gets fresh (seeded) augmentation; shuffling after the
+    cache reshuffles every epoch. ``cache``, ``parallel`` and ``prefetch`` switch those
+    steps off, to measure what each one buys. ``limit`` keeps the first N examples.
+    Introduced in notebook 05.
+    """
+    import tensorflow as tf
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    paths, token_ids, labels = _split_files(task, level, split, root, limit)
+    shuffle = split == "train" if shuffle is None else shuffle
+
+    def decode(path, ids, label):
+        image = tf.io.decode_png(tf.io.read_file(path), channels=3)
+        image.set_shape((data.IMAGE_SIZE, data.IMAGE_SIZE, 3))
+        return image, ids, label
+
+    dataset = tf.data.Dataset.from_tensor_slices((paths, token_ids, labels))
+    parallel_options = ({"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True}
+                        if parallel else {})
+    dataset = dataset.map(decode, **parallel_options)
+    if cache:
+        dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    if augment:
+        answers = text.answer_vocabulary(root) if task == "qa" else None
+        dataset = _augment_batches(dataset, seed, text.load_vocabulary(root), answers,
+                                   rotate=level == "attributes", label_dtype=labels.dtype)
+
+    def to_model_inputs(image_batch, ids, label_batch):
+        return (tf.cast(image_batch, tf.float32) / 255.0, ids), label_batch
+
+    dataset = dataset.map(to_model_inputs, **parallel_options)
+    return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
+
+
+def make_naive_dataset(task: str = "match", level: str = "attributes", split: str = "train",
+                       batch_size: int = 64, root=None, limit: int | None = None):
+    """The article's way, for comparison: a Python generator that reads and decodes
+    each PNG with OpenCV, one at a time, every epoch (no cache, no parallelism, no
+    prefetch), wrapped in ``tf.data.Dataset.from_generator``. Introduced in notebook 05.
+    """
+    import tensorflow as tf
+
+    paths, token_ids, labels = _split_files(task, level, split, root, limit)
+
+    def batches():
+        for start in range(0, len(paths), batch_size):
+            stop = start + batch_size
+            image_batch = np.stack([data.read_image(path, data.IMAGE_SIZE)
+                                    for path in paths[start:stop]])
+            yield ((image_batch.astype(np.float32) / 255.0, token_ids[start:stop]),
+                   labels[start:stop])
+
+    size, length = data.IMAGE_SIZE, token_ids.shape[1]
+    signature = ((tf.TensorSpec((None, size, size, 3), tf.float32),
+                  tf.TensorSpec((None, length), tf.int32)),
+                 tf.TensorSpec((None,), tf.as_dtype(labels.dtype)))
+    return tf.data.Dataset.from_generator(batches, output_signature=signature)
+
+
+def training_step_rate(model, dataset, steps: int, warmup_steps: int = 2) -> float:
+    """Training steps per second of ``model`` fed by ``dataset`` (repeated), timed over
+    ``steps`` steps after ``warmup_steps`` untimed ones (tracing). Introduced in notebook 05.
+    """
+    import time
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    iterator = iter(dataset.repeat())
+    for _ in range(warmup_steps):
+        model.train_on_batch(*next(iterator))
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(*next(iterator))
+    return steps / (time.perf_counter() - start)
+
+
+def input_bound_fraction(model, dataset, steps: int = 20) -> float:
+    """The share of training time spent waiting for input, in [0, 1]:
+    ``1 - rate(dataset) / rate(one cached batch)``; the second rate is the model's
+    compute alone. Near 0: the pipeline keeps up; near 1: the accelerator starves.
+    Introduced in notebook 05.
+    """
+    batch = next(iter(dataset))
+    compute_only = training_step_rate(model, _repeat_batch(batch), steps)
+    with_input = training_step_rate(model, dataset, steps)
+    return float(min(max(1.0 - with_input / compute_only, 0.0), 1.0))
+
+
+def _repeat_batch(batch):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensors(batch).repeat()
+
+
+def benchmark():
+    """The ``pipeline`` benchmark (``python -m mmcourse bench pipeline``): training steps
+    per second of the same model fed by the naive generator (``make_naive_dataset``) and
+    by the optimised from-disk pipeline (``make_disk_dataset``: parallel decoding, cache,
+    prefetch), over the same number of steps; the ratio is optimised / naive.
+    Introduced in notebook 05."""
+    from mmcourse import bench
+    from mmcourse.models import build_model
+    from mmcourse.seeding import seed_everything
+
+    seed_everything(0)
+    root = data.ensure_data()
+    steps, batch_size, limit = 40, 64, 1280
+    model = build_model("match", "concat", root=root)
+    naive = iter(make_naive_dataset(batch_size=batch_size, root=root, limit=limit).repeat())
+    fast = iter(make_disk_dataset(batch_size=batch_size, root=root, limit=limit).repeat())
+    batch = next(fast)
+    compute_only = iter(_repeat_batch(batch))
+
+    def run(iterator):
+        def steps_of_training():
+            for _ in range(steps):
+                model.train_on_batch(*next(iterator))
+        return steps_of_training
+
+    timings = bench.time_candidates({"naive generator": run(naive),
+                                     "tf.data optimised": run(fast),
+                                     "compute only (one cached batch)": run(compute_only)},
+                                    repeats=3, warmup=1, items=steps)
+    by_name = {t.name: t for t in timings}
+    compute_s = by_name["compute only (one cached batch)"].median_s
+    facts = {"steps": steps, "batch_size": batch_size, "examples": limit,
+             "items": "training steps"}
+    for name in ("naive generator", "tf.data optimised"):
+        facts[f"input-bound fraction, {name}"] = round(
+            max(0.0, 1 - compute_s / by_name[name].median_s), 3)
+    ratio = bench.speedup(timings, "naive generator", "tf.data optimised")
+    return bench.BenchResult(
+        "pipeline", "training steps/s: naive Python generator vs optimised tf.data from disk",
+        timings, [bench.Ratio("optimised / naive", ratio)], facts)
