@@ -118,9 +118,17 @@ class MultiplyFusion(_ProjectedPair):
     a low-rank bilinear pooling (Kim et al. 2017). Introduced in notebook 04.
     """
 
+    def __init__(self, units: int = 32, activation=None, **kwargs):
+        super().__init__(units, **kwargs)
+        self.activation = keras.activations.get(activation)
+
     def call(self, inputs):
         image_part, text_part = self._project(inputs)
-        return image_part * text_part
+        return self.activation(image_part) * self.activation(text_part)
+
+    def get_config(self):
+        return {**super().get_config(),
+                "activation": keras.activations.serialize(self.activation)}
 
 
 @keras.saving.register_keras_serializable(package="mmcourse")

@@ -15,6 +15,7 @@ stays light.
 from __future__ import annotations
 
 IMAGE_SHAPE = (64, 64, 3)
+POOLINGS = ("avg", "max", "avgmax")
 TASKS = ("match", "qa")
 # The fusion methods, in the order notebook 04 teaches them (layers in mmcourse.fusion).
 FUSIONS = ("image", "text", "concat", "multiply", "sum", "gated", "film", "bilinear",
@@ -23,30 +24,37 @@ FUSIONS = ("image", "text", "concat", "multiply", "sum", "gated", "film", "bilin
 
 def build_image_encoder(filters=(16, 32, 32), kernel_size: int = 3, pooling: str = "avg",
                         output: str = "vector", image_shape=IMAGE_SHAPE,
+                        batch_norm: bool = False, normalize: bool = False,
                         name: str = "image_encoder"):
     """The course's small CNN: a functional ``keras.Model`` from an image batch
     (B, 64, 64, 3) float32 in [0, 1] to features.
 
-    Each entry of ``filters`` adds a ``Conv2D(f, kernel_size, strides=2, padding="same",
+    A ``Rescaling`` layer named ``centre`` first maps [0, 1] to [-1, 1], so the grey
+    background is close to 0 and the first ReLUs start out silent on it. Then each entry
+    of ``filters`` adds a ``Conv2D(f, kernel_size, strides=2, padding="same",
     activation="relu")`` named ``conv1``, ``conv2``, ...; every one halves the height and
     width, so with the default three layers the 64x64 image becomes an 8x8 grid of
     32-dimensional region features (each region sees a 15x15 pixel receptive field).
+    ``batch_norm`` puts a ``BatchNormalization`` between each convolution and its ReLU.
 
     ``output``:
-      - ``"vector"``: (B, filters[-1]), the grid pooled by ``pooling`` (``"avg"`` or
-        ``"max"``, a ``GlobalAveragePooling2D``/``GlobalMaxPooling2D`` named ``pool``);
+      - ``"vector"``: the grid pooled by ``pooling`` (see ``pool_regions``: ``"avg"``
+        (B, C), ``"max"`` (B, C) or ``"avgmax"`` (B, 2C)), followed by a
+        ``LayerNormalization`` named ``norm`` when ``normalize``;
       - ``"grid"``: (B, H', W', filters[-1]), the region features (for attention, FiLM);
       - ``"both"``: the list ``[grid, vector]``.
 
-    Parameters: sum over layers of (k*k*C_in + 1) * C_out; 14,336 with the defaults.
+    Parameters: sum over conv layers of (k*k*C_in + 1) * C_out, 14,336 with the
+    defaults, plus 2 * width for ``normalize``. ``build_model`` uses
+    ``pooling="avgmax", normalize=True``.
     Introduced in notebook 02 (feature maps); used in notebook 04.
     """
     import keras  # noqa: PLC0415
 
     if output not in ("vector", "grid", "both"):
         raise ValueError(f"output must be 'vector', 'grid' or 'both', got {output!r}")
-    if pooling not in ("avg", "max"):
-        raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     filters = tuple(filters)
     if not filters or not all(isinstance(f, int) and f > 0 for f in filters):
         raise ValueError(f"filters must be a non-empty sequence of positive ints, got {filters!r}")
@@ -55,29 +63,55 @@ def build_image_encoder(filters=(16, 32, 32), kernel_size: int = 3, pooling: str
         raise ValueError(f"image_shape must be (height, width, channels), got {image_shape!r}")
 
     image = keras.Input(shape=image_shape, name="image")
-    grid = image
+    grid = keras.layers.Rescaling(2.0, offset=-1.0, name="centre")(image)  # [0, 1] -> [-1, 1]
     for index, count in enumerate(filters, start=1):
-        grid = keras.layers.Conv2D(count, kernel_size, strides=2, padding="same",
-                                   activation="relu", name=f"conv{index}")(grid)
-    pool = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
+        if batch_norm:
+            grid = keras.layers.Conv2D(count, kernel_size, strides=2, padding="same",
+                                       use_bias=False, name=f"conv{index}")(grid)
+            grid = keras.layers.BatchNormalization(name=f"bn{index}")(grid)
+            grid = keras.layers.ReLU(name=f"relu{index}")(grid)
+        else:
+            grid = keras.layers.Conv2D(count, kernel_size, strides=2, padding="same",
+                                       activation="relu", name=f"conv{index}")(grid)
     if output == "grid":
         return keras.Model(image, grid, name=name)
-    vector = pool(name="pool")(grid)
+    vector = pool_regions(grid, pooling)
+    if normalize:
+        vector = keras.layers.LayerNormalization(name="norm")(vector)
     outputs = vector if output == "vector" else [grid, vector]
     return keras.Model(image, outputs, name=name)
 
 
+def pool_regions(grid, pooling: str = "avgmax", name: str = "pool"):
+    """Pool a region grid (B, H, W, C) into a vector: ``"avg"`` (B, C), ``"max"`` (B, C)
+    or ``"avgmax"``, both side by side (B, 2C). The average keeps how much of each
+    feature there is (colour, size); the maximum keeps whether a feature occurs at all,
+    however small the object (shape). Introduced in notebook 04."""
+    import keras  # noqa: PLC0415
+
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name=name)(grid)
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(name=name)(grid)
+    if pooling == "avgmax":
+        average = keras.layers.GlobalAveragePooling2D(name=f"{name}_avg")(grid)
+        maximum = keras.layers.GlobalMaxPooling2D(name=f"{name}_max")(grid)
+        return keras.layers.Concatenate(name=name)([average, maximum])
+    raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+
+
 def build_text_encoder(vocabulary_size: int, embedding_dim: int = 32, units: int = 32,
                        sequence_length: int | None = None, return_sequences: bool = False,
-                       name: str = "text_encoder"):
+                       normalize: bool = False, name: str = "text_encoder"):
     """The course's text encoder: ``Embedding(vocabulary_size, embedding_dim,
     mask_zero=True)`` then ``LSTM(units)``, a functional ``keras.Model`` from token ids
     (B, L) int32 (0 = padding) to a vector (B, units), or to (B, L, units) with
     ``return_sequences``.
 
     ``mask_zero=True`` makes the LSTM skip the padding: a caption gives the same vector
-    however much padding follows it. Parameters: vocabulary_size * embedding_dim +
-    4 (embedding_dim + units + 1) units. Introduced in notebook 03; used in notebook 04.
+    however much padding follows it. ``normalize`` adds a ``LayerNormalization`` named
+    ``norm``. Parameters: vocabulary_size * embedding_dim + 4 (embedding_dim + units + 1)
+    units (+ 2 units for ``normalize``). Introduced in notebook 03; used in notebook 04.
     """
     import keras  # noqa: PLC0415
 
@@ -92,6 +126,8 @@ def build_text_encoder(vocabulary_size: int, embedding_dim: int = 32, units: int
     embedded = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True,
                                       name="embedding")(token_ids)
     encoded = keras.layers.LSTM(units, return_sequences=return_sequences, name="lstm")(embedded)
+    if normalize:
+        encoded = keras.layers.LayerNormalization(name="norm")(encoded)
     return keras.Model(token_ids, encoded, name=name)
 
 
@@ -108,10 +144,12 @@ def _default_vocabulary_size(root) -> int:
 
 def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size: int | None = None,
                 num_answers: int | None = None, sequence_length: int | None = None,
-                image_shape=IMAGE_SHAPE, filters=(16, 32, 32), embedding_dim: int = 32,
+                image_shape=IMAGE_SHAPE, filters=(16, 32, 32), pooling: str = "avgmax",
+                batch_norm: bool = False, normalize: bool = True,
+                embedding_dim: int = 32,
                 text_units: int = 32, fusion_units: int = 32, hidden_units: int = 64,
                 learning_rate: float = 2e-3, rank: int = 4, num_heads: int = 2,
-                key_dim: int = 16, root=None):
+                key_dim: int = 16, multiply_activation=None, root=None):
     """A compiled two-input model: image encoder + text encoder + ``fusion`` + head.
 
     Inputs ``image`` (B, 64, 64, 3) float32 in [0, 1] and ``token_ids`` (B, L) int32.
@@ -121,7 +159,11 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     ``fusion`` is one of ``FUSIONS`` (see ``mmcourse.fusion`` for each formula);
     ``image`` and ``text`` are the unimodal baselines (the other input is ignored).
     ``film`` and ``attention`` work on the CNN's 8x8 region grid, the others on the
-    pooled image vector. Head: ``Dense(hidden_units, relu)`` then the output layer.
+    pooled image vector (``pooling``, default average and maximum side by side, 2 x 32
+    wide). With ``normalize`` (default) both encoders end in a ``LayerNormalization``,
+    so the two vectors reach the fusion on the same scale: without it the product in
+    ``multiply`` starts tiny and every fusion learns several times slower.
+    Head: ``Dense(hidden_units, relu)`` then the output layer.
     ``vocabulary_size`` defaults to the course vocabulary's size. Optimizer: Adam.
     Unknown names raise a ``ValueError`` that lists the valid ones.
     Introduced in notebook 04.
@@ -142,10 +184,11 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     image = keras.Input(shape=tuple(image_shape), name="image")
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
     on_grid = fusion in ("film", "attention")
-    image_encoder = build_image_encoder(filters, image_shape=image_shape,
+    image_encoder = build_image_encoder(filters, image_shape=image_shape, pooling=pooling,
+                                        batch_norm=batch_norm, normalize=normalize,
                                         output="grid" if on_grid else "vector")
     text_encoder = build_text_encoder(vocabulary_size, embedding_dim, text_units,
-                                      sequence_length=sequence_length)
+                                      sequence_length=sequence_length, normalize=normalize)
     image_features = image_encoder(image)
     text_vector = text_encoder(token_ids)
     pair = [image_features, text_vector]
@@ -158,15 +201,17 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     elif fusion == "film":
         modulated = fusion_layers.FiLM(name="fusion")(pair)
         modulated = keras.layers.ReLU(name="film_relu")(modulated)
-        fused = keras.layers.GlobalAveragePooling2D(name="pool")(modulated)
+        fused = pool_regions(modulated, pooling)
     elif fusion == "attention":
         fused = fusion_layers.CrossAttentionFusion(fusion_units, num_heads=num_heads,
                                                    key_dim=key_dim, name="fusion")(pair)
     elif fusion == "lowrank":
         fused = fusion_layers.LowRankFusion(fusion_units, rank=rank, name="fusion")(pair)
+    elif fusion == "multiply":
+        fused = fusion_layers.MultiplyFusion(fusion_units, activation=multiply_activation,
+                                             name="fusion")(pair)
     else:
-        layer = {"sum": fusion_layers.SumFusion, "multiply": fusion_layers.MultiplyFusion,
-                 "gated": fusion_layers.GatedFusion,
+        layer = {"sum": fusion_layers.SumFusion, "gated": fusion_layers.GatedFusion,
                  "bilinear": fusion_layers.TensorFusion}[fusion]
         fused = layer(fusion_units, name="fusion")(pair)
     hidden = keras.layers.Dense(hidden_units, activation="relu", name="hidden")(fused)

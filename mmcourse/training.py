@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 # Epochs used when ``epochs`` is None: enough for the default model to converge.
-DEFAULT_EPOCHS = {"attributes": 8, "relations": 12}
+DEFAULT_EPOCHS = {"attributes": 12, "relations": 15}
 LEVELS = ("attributes", "relations")
 BATCH_SIZE = 64
 LEARNING_RATE = 2e-3
@@ -52,25 +52,6 @@ def load_split(task: str, level: str, split: str, root=None, limit: int | None =
     return images, text.vectorize(texts, root=root), labels
 
 
-def arrays_dataset(images, token_ids, labels, batch_size: int = BATCH_SIZE,
-                   shuffle: bool = False, seed: int = 0):
-    """A tf.data pipeline over in-memory arrays, in the format of
-    ``mmcourse.pipeline.make_dataset``: ((image_batch float32 in [0, 1], token_ids),
-    labels), shuffled with ``seed`` (reproducibly) when ``shuffle``. Introduced in
-    notebook 04."""
-    import tensorflow as tf  # noqa: PLC0415
-
-    dataset = tf.data.Dataset.from_tensor_slices(((images, token_ids), labels))
-    if shuffle:
-        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-
-    def to_float(inputs, label):
-        image_batch, token_batch = inputs
-        return (tf.cast(image_batch, tf.float32) / 255.0, token_batch), label
-
-    return dataset.batch(batch_size).map(to_float, deterministic=True).prefetch(2)
-
-
 def _datasets(task, level, seed, root, batch_size, train_size, test_size, validate):
     """(train, val or None, test) datasets and the numbers of train and test examples:
     make_dataset for whole splits, in-memory arrays for subsets."""
@@ -83,8 +64,8 @@ def _datasets(task, level, seed, root, batch_size, train_size, test_size, valida
                                          batch_size=batch_size, shuffle=shuffle, seed=seed,
                                          root=root), size
         images, token_ids, labels = load_split(task, level, split, root=root, limit=limit)
-        return arrays_dataset(images, token_ids, labels, batch_size=batch_size,
-                              shuffle=shuffle, seed=seed), len(labels)
+        return pipeline.dataset_from_arrays(images, token_ids, labels, batch_size=batch_size,
+                                            shuffle=shuffle, seed=seed), len(labels)
 
     train, train_examples = split_dataset("train", train_size, True)
     val = split_dataset("val", test_size, False)[0] if validate else None
@@ -145,7 +126,7 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
                      *(callbacks or [])]
     start = time.perf_counter()
     history = model.fit(train_data, validation_data=val_data, epochs=epochs,
-                        callbacks=all_callbacks, verbose=0)
+                        callbacks=all_callbacks, shuffle=False, verbose=0)  # data is shuffled
     train_seconds = time.perf_counter() - start
     test_loss, test_accuracy = model.evaluate(test_data, verbose=0)
     epochs_run = len(history.history.get("loss", []))

@@ -35,7 +35,10 @@ def test_image_encoder_outputs_and_parameters():
     assert tuple(grid.shape) == (BATCH, 8, 8, 32) and tuple(vector.shape) == (BATCH, 32)
     np.testing.assert_allclose(vector, np.mean(grid, axis=(1, 2)), rtol=1e-5, atol=1e-6)
     assert build_image_encoder(filters=(8, 8), output="grid").output_shape == (None, 16, 16, 8)
-    assert [layer.name for layer in encoder.layers][1:] == ["conv1", "conv2", "conv3", "pool"]
+    assert [layer.name for layer in encoder.layers][1:] == ["centre", "conv1", "conv2", "conv3",
+                                                             "pool"]
+    both = build_image_encoder(pooling="avgmax", normalize=True)
+    assert both.output_shape == (None, 64) and both.count_params() == 14336 + 2 * 64
 
 
 def test_image_encoder_bad_arguments():
@@ -76,10 +79,14 @@ def test_every_fusion_builds_a_compiled_match_model(name):
     out = np.asarray(model([IMAGES, TOKENS]))
     assert out.shape == (BATCH, 1) and np.all((out > 0) & (out < 1))
     # whole-model parameters = encoders + fusion (docstring formula) + head
-    d_img, d_txt, d_out = 8, 5, 7
-    image_params = (27 + 1) * 4 + (36 + 1) * 8 + (72 + 1) * 8 if name != "text" else 0
-    text_params = VOCAB * 6 + 4 * (6 + 5 + 1) * 5 if name != "image" else 0
-    width = fusion.fusion_output_width(name, d_img, d_txt, d_out)
+    on_grid = name in ("film", "attention")
+    d_grid, d_txt, d_out = 8, 5, 7
+    d_img = d_grid if on_grid else 2 * d_grid  # the vector pools avg and max side by side
+    conv = (27 + 1) * 4 + (36 + 1) * 8 + (72 + 1) * 8
+    image_params = 0 if name == "text" else conv + (0 if on_grid else 2 * d_img)  # + norm
+    text_params = 0 if name == "image" else VOCAB * 6 + 4 * (6 + 5 + 1) * 5 + 2 * d_txt
+    width = 2 * d_grid if name == "film" else fusion.fusion_output_width(name, d_img, d_txt,
+                                                                        d_out)
     head = (width + 1) * 9 + 9 + 1
     expected = image_params + text_params + fusion.parameter_count(name, d_img, d_txt, d_out) + head
     assert model.count_params() == expected
