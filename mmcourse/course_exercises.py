@@ -546,3 +546,88 @@ def notebook_05() -> ExerciseSet:
             wrong=lambda: [0.01, 0.0, cosine_at(0.01, 11, 6), 0.01 * 5 / 10 + 1e-4],
         ),
     ])
+
+
+def notebook_04() -> ExerciseSet:
+    """Exercises of notebook 04: fusion by product, the tensor-fusion features, and the
+    parameter costs of bilinear and low-rank fusion."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(3, 4)), rng.normal(size=(3, 5))
+    w_x, b_x = rng.normal(size=(4, 2)), rng.normal(size=2)
+    w_y, b_y = rng.normal(size=(5, 2)), rng.normal(size=2)
+    x1, y1 = rng.normal(size=(1, 2)), rng.normal(size=(1, 1))
+
+    def fuse_multiply(x, y, w_x, b_x, w_y, b_y):
+        return (x @ w_x + b_x) * (y @ w_y + b_y)
+
+    def tensor_features(x, y):
+        ones = np.ones((len(x), 1))
+        x_1, y_1 = np.concatenate([ones, x], axis=1), np.concatenate([ones, y], axis=1)
+        return np.einsum("bi,bj->bij", x_1, y_1).reshape(len(x), -1)
+
+    return ExerciseSet("04", [
+        Exercise(
+            name="q1",
+            prompt="A function fuse_multiply(x, y, w_x, b_x, w_y, b_y) returning the "
+                   "element-wise product fusion (x W_x + b_x) ⊙ (y W_y + b_y) for batches "
+                   "x (B, d_img) and y (B, d_txt).",
+            checker=expect_function(fuse_multiply, [(x, y, w_x, b_x, w_y, b_y),
+                                                    (x1, y1, w_x[:2], b_x, w_y[:1], b_y)]),
+            hints=["Project each modality to the same width first: x @ w_x + b_x is (B, d_out).",
+                   "Then multiply the two projections with *, element by element."],
+            solution_code="def fuse_multiply(x, y, w_x, b_x, w_y, b_y):\n"
+                          "    return (x @ w_x + b_x) * (y @ w_y + b_y)",
+            reference=lambda: fuse_multiply,
+            wrong=lambda: [
+                lambda x, y, w_x, b_x, w_y, b_y: (x @ w_x + b_x) + (y @ w_y + b_y),  # sum
+                lambda x, y, w_x, b_x, w_y, b_y: (x @ w_x) * (y @ w_y),  # no biases
+                lambda x, y, w_x, b_x, w_y, b_y: np.concatenate([x, y], axis=1),
+            ],
+        ),
+        Exercise(
+            name="q2",
+            prompt="A function tensor_features(x, y) returning, for batches x (B, d_img) and "
+                   "y (B, d_txt), the flattened outer product [1; x] ⊗ [1; y] of tensor "
+                   "fusion: shape (B, (d_img + 1) (d_txt + 1)), the 1 first in each vector.",
+            checker=expect_function(tensor_features, [(x, y), (x1, y1)]),
+            hints=["Prepend a column of ones: np.concatenate([np.ones((len(x), 1)), x], axis=1).",
+                   "The outer product per example is np.einsum('bi,bj->bij', x_1, y_1); "
+                   "reshape it to (B, -1)."],
+            solution_code="def tensor_features(x, y):\n"
+                          "    ones = np.ones((len(x), 1))\n"
+                          "    x_1 = np.concatenate([ones, x], axis=1)\n"
+                          "    y_1 = np.concatenate([ones, y], axis=1)\n"
+                          "    return np.einsum('bi,bj->bij', x_1, y_1).reshape(len(x), -1)",
+            reference=lambda: tensor_features,
+            wrong=lambda: [
+                lambda x, y: np.einsum("bi,bj->bij", x, y).reshape(len(x), -1),  # no 1s
+                lambda x, y: np.concatenate([x, y], axis=1),
+                lambda x, y: tensor_features(y, x),  # transposed order
+            ],
+        ),
+        Exercise(
+            name="q3",
+            prompt="The number of parameters of bilinear (tensor) fusion, TensorFusion, for "
+                   "d_img = 64, d_txt = 32 and d_out = 16.",
+            checker=expect_value(((64 + 1) * (32 + 1) + 1) * 16),
+            hints=["The outer product [1; x] ⊗ [1; y] has (d_img + 1)(d_txt + 1) entries.",
+                   "A linear map from that many inputs to d_out outputs, with biases: "
+                   "(inputs + 1) * d_out."],
+            solution_code="ex.q3.check(((64 + 1) * (32 + 1) + 1) * 16)  # 34,336\n"
+                          "# check: mmcourse.fusion.parameter_count('bilinear', 64, 32, 16)",
+            reference=lambda: 34336,
+            wrong=lambda: [64 * 32 * 16, (64 * 32 + 1) * 16, (64 + 32 + 2) * 16],
+        ),
+        Exercise(
+            name="q4",
+            prompt="The number of parameters of low-rank fusion, LowRankFusion, for the same "
+                   "d_img = 64, d_txt = 32, d_out = 16 and rank r = 4.",
+            checker=expect_value(4 * (64 + 1) * 16 + 4 * (32 + 1) * 16 + 4 + 16),
+            hints=["Each of the r factors maps [x; 1] to d_out and [y; 1] to d_out: "
+                   "(d_img + 1) d_out + (d_txt + 1) d_out weights.",
+                   "Add the r rank weights lambda_i and the d_out biases."],
+            solution_code="ex.q4.check(4 * (64 + 1) * 16 + 4 * (32 + 1) * 16 + 4 + 16)  # 6,292",
+            reference=lambda: 6292,
+            wrong=lambda: [34336, 4 * (64 + 32) * 16, 4 * (64 + 32 + 2) * 16],
+        ),
+    ])
