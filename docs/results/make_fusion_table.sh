@@ -1,6 +1,6 @@
 #!/bin/sh
 # Regenerates docs/results/fusion_table.jsonl: every fusion method on both levels of the
-# match task, seed 0, default epochs (12 attributes, 15 relations), one JSON object per
+# match task, seed 0, default epochs (15 on each level), one JSON object per
 # line as printed by `python -m mmcourse train --json`. Run from the repository root:
 #     sh docs/results/make_fusion_table.sh
 # Takes about 15 minutes on 2 CPU cores. Notebook 04 reads the result.
