@@ -238,16 +238,22 @@ def training_step_rate(model, dataset, steps: int, warmup_steps: int = 2) -> flo
     return steps / (time.perf_counter() - start)
 
 
-def input_bound_fraction(model, dataset, steps: int = 20) -> float:
+def input_bound_fraction(model, dataset, steps: int = 20, rounds: int = 3) -> float:
     """The share of training time spent waiting for input, in [0, 1]:
     ``1 - rate(dataset) / rate(one cached batch)``; the second rate is the model's
-    compute alone. Near 0: the pipeline keeps up; near 1: the accelerator starves.
-    Introduced in notebook 05.
+    compute alone. Near 0: the pipeline keeps up; near 1: the processor starves.
+    Both rates are the median of ``rounds`` interleaved timings of ``steps`` steps, so
+    that a busy machine slows both alike. Introduced in notebook 05.
     """
-    batch = next(iter(dataset))
-    compute_only = training_step_rate(model, _repeat_batch(batch), steps)
-    with_input = training_step_rate(model, dataset, steps)
-    return float(min(max(1.0 - with_input / compute_only, 0.0), 1.0))
+    import statistics
+
+    compute_only = _repeat_batch(next(iter(dataset)))
+    with_input, alone = [], []
+    for _ in range(rounds):
+        alone.append(training_step_rate(model, compute_only, steps))
+        with_input.append(training_step_rate(model, dataset, steps))
+    ratio = statistics.median(with_input) / statistics.median(alone)
+    return float(min(max(1.0 - ratio, 0.0), 1.0))
 
 
 def _repeat_batch(batch):
