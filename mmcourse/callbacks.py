@@ -184,7 +184,7 @@ def fit(model, train_data, validation_data=None, *, epochs: int, run_dir=None,
         print(f"resuming from epoch {initial_epoch}/{epochs} (backup in {run_dir}/backup)",
               file=sys.stderr, flush=True)
     history = model.fit(train_data, validation_data=validation_data, epochs=epochs,
-                        callbacks=callbacks, verbose=verbose)
+                        callbacks=callbacks, shuffle=False, verbose=verbose)  # data shuffles
     model._initial_epoch = None  # BackupAndRestore leaves it set; a later fit must not reuse it
     stopper = next((c for c in callbacks if type(c).__name__ == "EarlyStopping"), None)
     epochs_run = len(next(iter(history.history.values()), []))
