@@ -365,3 +365,96 @@ def load_model(path):
     import mmcourse.fusion  # noqa: F401, PLC0415  (registers the custom layers)
 
     return keras.saving.load_model(path, safe_mode=True)
+
+
+def _epoch_timer():
+    """A Keras callback that records the wall time of every epoch in ``.seconds``."""
+    import time  # noqa: PLC0415
+
+    import keras  # noqa: PLC0415
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
+
+    return EpochTimer()
+
+
+def benchmark(article_epochs: int = 2, seed: int = 0, root=None):
+    """The ``fusion`` benchmark: the course's default model (``concat``) against the
+    article's model on the attributes-level match task, same data, same batches.
+
+    Both train ``article_epochs`` epochs and are evaluated on the test split (accuracy at
+    equal epochs); the course model then continues to its default epochs (its full
+    accuracy and time). Per-epoch time is the median over epochs after the first (which
+    includes tracing). Targets (issue 5): at least 50x fewer parameters, at least 5x
+    faster per epoch, accuracy no lower. Introduced in notebook 04.
+    """
+    import statistics  # noqa: PLC0415
+
+    from mmcourse import data, pipeline, text, training  # noqa: PLC0415
+    from mmcourse.bench import BenchResult, Ratio, Timing  # noqa: PLC0415
+    from mmcourse.seeding import seed_everything  # noqa: PLC0415
+
+    root = data.ensure_data(root)
+    vocabulary_size = len(text.load_vocabulary(root))
+    train_arrays = training.load_split("match", "attributes", "train", root=root)
+    test_arrays = training.load_split("match", "attributes", "test", root=root)
+
+    def datasets():
+        return (pipeline.dataset_from_arrays(*train_arrays, batch_size=training.BATCH_SIZE,
+                                             shuffle=True, seed=seed),
+                pipeline.dataset_from_arrays(*test_arrays, batch_size=256))
+
+    runs = {}
+    full_epochs = training.DEFAULT_EPOCHS["attributes"]
+    for name, build in (("course concat", lambda: build_model(
+            "match", "concat", vocabulary_size=vocabulary_size)),
+            ("article", lambda: build_article_model(vocabulary_size=vocabulary_size))):
+        seed_everything(seed)
+        model = build()
+        train_data, test_data = datasets()
+        timer = _epoch_timer()
+        model.fit(train_data, epochs=article_epochs, callbacks=[timer], shuffle=False,
+                  verbose=0)
+        run = {"params": model.count_params(),
+               "accuracy_short": float(model.evaluate(test_data, verbose=0)[1])}
+        if name == "course concat":
+            model.fit(train_data, initial_epoch=article_epochs, epochs=full_epochs,
+                      callbacks=[timer], shuffle=False, verbose=0)
+            run["accuracy_full"] = float(model.evaluate(test_data, verbose=0)[1])
+        steady = timer.seconds[1:] or timer.seconds
+        run["timing"] = Timing(f"{name}: one epoch", statistics.median(steady), min(steady),
+                               len(steady), items_per_s=len(train_arrays[2]) / statistics.median(
+                                   steady))
+        run["seconds_total"] = sum(timer.seconds)
+        runs[name] = run
+    course, article = runs["course concat"], runs["article"]
+    facts = {
+        "task": "match, attributes level, test split",
+        "course params": f"{course['params']:,}",
+        "article params": f"{article['params']:,}",
+        f"accuracy after {article_epochs} epochs": (
+            f"course {course['accuracy_short']:.3f}, article {article['accuracy_short']:.3f}"),
+        f"course accuracy after {full_epochs} epochs": (
+            f"{course['accuracy_full']:.3f} in {course['seconds_total']:.1f} s"),
+        f"article time for {article_epochs} epochs": f"{article['seconds_total']:.1f} s",
+    }
+    ratios = [
+        Ratio("params article/course", article["params"] / course["params"], target=50),
+        Ratio("epoch time article/course",
+              article["timing"].median_s / course["timing"].median_s, target=5),
+        Ratio(f"accuracy course/article ({article_epochs} ep)",
+              course["accuracy_short"] / max(article["accuracy_short"], 1e-9), target=1.0),
+        Ratio(f"accuracy course {full_epochs} ep/article",
+              course["accuracy_full"] / max(article["accuracy_short"], 1e-9), target=1.0),
+    ]
+    return BenchResult("fusion", "course default model (concat) vs the article's model",
+                       timings=[course["timing"], article["timing"]], ratios=ratios, facts=facts)
