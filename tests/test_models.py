@@ -169,3 +169,13 @@ def test_check_inputs_names_the_expected_shape(small_model, images, tokens, mess
 def test_check_inputs_rejects_a_non_model():
     with pytest.raises(TypeError, match="model_or_shapes must be a Keras model"):
         check_inputs(42, IMAGES, TOKENS)
+
+
+def test_importing_models_and_training_does_not_load_keras():
+    import subprocess
+    import sys
+
+    code = ("import sys, mmcourse, mmcourse.models, mmcourse.training; "
+            "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules; "
+            "assert 'mmcourse.fusion' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
