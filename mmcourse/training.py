@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 # Epochs used when ``epochs`` is None: enough for the default model to converge.
-DEFAULT_EPOCHS = {"attributes": 12, "relations": 15}
+DEFAULT_EPOCHS = {"attributes": 15, "relations": 15}
 LEVELS = ("attributes", "relations")
 BATCH_SIZE = 64
 LEARNING_RATE = 2e-3
