@@ -32,6 +32,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--root", default=None, help="data folder (default: data/ in the repo)")
     train.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    train.add_argument("--strategy", default="default",
+                       choices=["default", "mirrored", "multiworker"],
+                       help="tf.distribute strategy: mirrored = 2 logical CPUs or all GPUs, "
+                            "multiworker = one process per machine, cluster in TF_CONFIG")
+    train.add_argument("--run-dir", default=None,
+                       help="folder for best.keras, model.keras and the resume backup")
+    train.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run from --run-dir's backup")
+    train.add_argument("--patience", type=int, default=None,
+                       help="early stopping patience in epochs (restores the best weights)")
+    train.add_argument("--batch-size", type=int, default=None,
+                       help="global batch size, split over the replicas (default 64)")
+    train.add_argument("--train-size", type=int, default=None,
+                       help="use only the first N training examples (quick runs)")
+    train.add_argument("--test-size", type=int, default=None,
+                       help="use only the first N validation and test examples")
 
     bench = commands.add_parser("bench", help="run benchmarks and print measured ratios")
     bench.add_argument("names", nargs="*", metavar="NAME", help="benchmarks (default: all)")

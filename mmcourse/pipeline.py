@@ -127,7 +127,7 @@ def _augment_batches(dataset, seed: int, vocabulary, answers, rotate: bool, labe
 
     seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
     return tf.data.Dataset.zip((dataset, seeds)).map(
-        lambda batch, s: augment_tf(*batch, s), deterministic=True)
+        lambda batch, s: augment_tf(*batch, s))  # sequential: the order is fixed
 
 
 def _split_files(task: str, level: str, split: str, root=None, limit: int | None = None):

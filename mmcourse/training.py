@@ -17,6 +17,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 # Epochs used when ``epochs`` is None: enough for the default model to converge.
 DEFAULT_EPOCHS = {"attributes": 15, "relations": 15}
@@ -75,6 +76,8 @@ def _datasets(task, level, seed, root, batch_size, train_size, test_size, valida
 
 def train(task: str = "match", fusion: str = "concat", level: str = "attributes",
           epochs: int | None = None, seed: int = 0, root=None, *,
+          strategy: str = "default", run_dir=None, resume: bool = False,
+          patience: int | None = None, schedule=None,
           batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE,
           train_size: int | None = None, test_size: int | None = None,
           validate: bool = True, callbacks: list | None = None,
@@ -92,6 +95,16 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     seconds_per_epoch, epochs_run, seed, batch_size, learning_rate, train_examples,
     test_examples, history (per-epoch metrics); with ``keep_model`` also ``model`` (the
     trained Keras model; drop it before ``json.dumps``). Introduced in notebook 04.
+
+    Notebook 05 adds: ``strategy`` (``default``, ``mirrored``, ``multiworker``; see
+    ``mmcourse.distribute``), where ``batch_size`` is the global batch, split over the
+    replicas; ``run_dir`` (``best.keras``, ``model.keras`` at the end, ``backup/`` while
+    training, ``progress.json``; other workers use ``run_dir/worker_<i>``); ``resume``
+    (continue from ``run_dir``'s backup); ``patience`` (early stopping with the best
+    weights restored); ``schedule`` (epoch -> learning rate, e.g.
+    ``mmcourse.callbacks.cosine_schedule``). The result adds ``strategy``, ``replicas``,
+    ``initial_epoch``, ``stopped_early`` and ``weights_sha256`` (fingerprint of the final
+    weights: the same seed and strategy give the same value).
     """
     _check_names(task, fusion, level)
     if epochs is None:
@@ -100,8 +113,18 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     log = log or (lambda message: None)
 
+    from mmcourse import distribute  # noqa: PLC0415
+
+    # The strategy first: logical CPU devices must exist before TensorFlow starts.
+    strategy_object = distribute.make_strategy(strategy)
+    replicas = int(strategy_object.num_replicas_in_sync)
+    if batch_size % replicas:
+        raise ValueError(f"batch_size {batch_size} (the global batch) must be divisible by "
+                         f"the {replicas} replicas of strategy {strategy!r}")
+
     import keras  # noqa: PLC0415
 
+    from mmcourse import callbacks as course_callbacks  # noqa: PLC0415
     from mmcourse import data, text  # noqa: PLC0415
     from mmcourse.models import build_model, check_inputs  # noqa: PLC0415
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
@@ -110,9 +133,18 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     seed_everything(seed)
     train_data, val_data, test_data, train_examples, test_examples = _datasets(task, level, seed, root, batch_size,
                                                 train_size, test_size, validate)
+    if strategy == "multiworker":  # each worker reads its share of every global batch
+        import tensorflow as tf  # noqa: PLC0415
+
+        shard = tf.data.Options()
+        shard.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train_data, test_data = train_data.with_options(shard), test_data.with_options(shard)
+        val_data = val_data.with_options(shard) if val_data is not None else None
     options = {"vocabulary_size": len(text.load_vocabulary(root)),
                "learning_rate": learning_rate, "root": root, **(model_options or {})}
-    model = build_model(task, fusion, **options)
+    with strategy_object.scope():
+        model = build_model(task, fusion, **options)
+    distribute.prepare_model(model, train_data, strategy_object)
     (image_batch, token_batch), _ = next(iter(train_data.take(1)))
     check_inputs(model, image_batch, token_batch)  # a clear error before fit's traceback
 
@@ -121,15 +153,20 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
         log(f"[{task}/{fusion}/{level}] epoch {epoch + 1}/{epochs}  {metrics}")
 
     log(f"training {task}/{fusion} on {level}: {model.count_params():,} parameters, "
-        f"{epochs} epochs, seed {seed}")
+        f"{epochs} epochs, seed {seed}, strategy {strategy} ({replicas} replicas)")
     all_callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=log_epoch),
                      *(callbacks or [])]
+    worker_dir = distribute.worker_dir(run_dir) if run_dir is not None else None
     start = time.perf_counter()
-    history = model.fit(train_data, validation_data=val_data, epochs=epochs,
-                        callbacks=all_callbacks, shuffle=False, verbose=0)  # data is shuffled
+    fitted = course_callbacks.fit(model, train_data, val_data, epochs=epochs,
+                                  run_dir=worker_dir, resume=resume, patience=patience,
+                                  monitor="val_loss" if val_data is not None else "loss",
+                                  schedule=schedule, progress=True, callbacks=all_callbacks)
     train_seconds = time.perf_counter() - start
     test_loss, test_accuracy = model.evaluate(test_data, verbose=0)
-    epochs_run = len(history.history.get("loss", []))
+    epochs_run = fitted["epochs_run"]
+    if worker_dir is not None:
+        model.save(Path(worker_dir) / "model.keras")
     result = {
         "task": task, "fusion": fusion, "level": level,
         "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
@@ -137,8 +174,10 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
         "seconds_per_epoch": train_seconds / max(epochs_run, 1), "epochs_run": epochs_run,
         "seed": seed, "batch_size": batch_size, "learning_rate": learning_rate,
         "train_examples": train_examples, "test_examples": test_examples,
-        "history": {name: [float(v) for v in values]
-                    for name, values in history.history.items()},
+        "history": fitted["history"],
+        "strategy": strategy, "replicas": replicas, "initial_epoch": fitted["initial_epoch"],
+        "stopped_early": fitted["stopped_early"],
+        "weights_sha256": distribute.weights_fingerprint(model),
     }
     log(f"[{task}/{fusion}/{level}] test accuracy {test_accuracy:.4f} after {epochs_run} "
         f"epochs in {train_seconds:.1f} s")
@@ -157,8 +196,15 @@ def main(args) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    result = train(task=args.task, fusion=args.fusion, level=args.level, epochs=args.epochs,
-                   seed=args.seed, root=args.root)
+    extra = {name: getattr(args, name) for name in (
+        "strategy", "run_dir", "resume", "patience", "batch_size", "train_size", "test_size")
+        if getattr(args, name, None) is not None}
+    try:
+        result = train(task=args.task, fusion=args.fusion, level=args.level,
+                       epochs=args.epochs, seed=args.seed, root=args.root, **extra)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(result))
     else:
