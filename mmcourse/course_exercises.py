@@ -630,4 +630,59 @@ def notebook_04() -> ExerciseSet:
             reference=lambda: 6292,
             wrong=lambda: [34336, 4 * (64 + 32) * 16, 4 * (64 + 32 + 2) * 16],
         ),
+        Exercise(
+            name="q5",
+            prompt="The article's model in miniature, repaired: a two-input Keras model (images "
+                   "(64, 64, 3), token ids (12,)) with Conv2D layers on the image, an Embedding "
+                   "before an LSTM on the text, Concatenate fusion and a Dense(1, sigmoid) "
+                   "output, in at most 50,000 parameters.",
+            checker=expect_model(["Conv2D", "Embedding", "LSTM", "Concatenate", "Dense"],
+                                 output_shape=(1,), max_params=50_000, n_inputs=2),
+            hints=["Text: keras.Input((12,), dtype='int32') -> Embedding(vocab, 16, "
+                   "mask_zero=True) -> LSTM(16). The LSTM needs the Embedding's 3-D output.",
+                   "Image: Conv2D(16, 3, strides=2, activation='relu') twice, then "
+                   "GlobalAveragePooling2D instead of Flatten keeps the parameters small."],
+            solution_code=_MINI_ARTICLE_MODEL,
+            reference=lambda: _mini_article_model(),
+            wrong=lambda: [
+                _mini_article_model(pooling="Flatten"),  # the article's Flatten: too many params
+                _mini_article_model(outputs=2),
+                _mini_article_model(text=False),
+            ],
+        ),
     ])
+
+
+_MINI_ARTICLE_MODEL = """\
+image = keras.Input((64, 64, 3), name="image")
+token_ids = keras.Input((12,), dtype="int32", name="token_ids")
+x = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(image)
+x = keras.layers.Conv2D(32, 3, strides=2, activation="relu")(x)
+x = keras.layers.GlobalAveragePooling2D()(x)
+y = keras.layers.Embedding(64, 16, mask_zero=True)(token_ids)
+y = keras.layers.LSTM(16)(y)
+z = keras.layers.Concatenate()([x, y])
+z = keras.layers.Dense(32, activation="relu")(z)
+model = keras.Model([image, token_ids], keras.layers.Dense(1, activation="sigmoid")(z))
+ex.q5.check(model)"""
+
+
+def _mini_article_model(pooling="GlobalAveragePooling2D", outputs=1, text=True):
+    """The reference answer to notebook 04's q5 (the code in _MINI_ARTICLE_MODEL), and its
+    wrong variants for the tests."""
+    import keras
+
+    image = keras.Input((64, 64, 3), name="image")
+    token_ids = keras.Input((12,), dtype="int32", name="token_ids")
+    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(image)
+    x = keras.layers.Conv2D(32, 3, strides=2, activation="relu")(x)
+    x = getattr(keras.layers, pooling)()(x)
+    inputs, features = [image], [x]
+    if text:
+        y = keras.layers.Embedding(64, 16, mask_zero=True)(token_ids)
+        inputs.append(token_ids)
+        features.append(keras.layers.LSTM(16)(y))
+    z = keras.layers.Concatenate()(features) if len(features) > 1 else x
+    z = keras.layers.Dense(32, activation="relu")(z)
+    activation = "sigmoid" if outputs == 1 else "softmax"
+    return keras.Model(inputs, keras.layers.Dense(outputs, activation=activation)(z))

@@ -252,14 +252,18 @@ def expect_function(reference: Callable, cases: Iterable[tuple], atol: float = 1
 
 
 def expect_model(layer_types: Sequence[str] = (), output_shape: tuple | None = None,
-                 params: int | None = None, max_params: int | None = None
-                 ) -> Callable[[Any], None]:
-    """A checker on a Keras model: it contains these layer classes (by name), has this
-    output shape (without the batch axis) and this many (or at most this many) parameters."""
+                 params: int | None = None, max_params: int | None = None,
+                 n_inputs: int | None = None) -> Callable[[Any], None]:
+    """A checker on a Keras model: it has ``n_inputs`` inputs, contains these layer classes
+    (by name), has this output shape (without the batch axis) and this many (or at most this
+    many) parameters."""
 
     def checker(model: Any) -> None:
         if not (hasattr(model, "layers") and hasattr(model, "count_params")):
             raise Incorrect(f"expected a Keras model, got {type(model).__name__}.")
+        if n_inputs is not None and len(model.inputs) != n_inputs:
+            raise Incorrect(f"the model has {len(model.inputs)} input(s); expected {n_inputs} "
+                            f"(pass a list of keras.Input to keras.Model).")
         names = [type(layer).__name__ for layer in model.layers]
         missing = [t for t in layer_types if t not in names]
         if missing:

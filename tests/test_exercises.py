@@ -70,6 +70,7 @@ def test_model_check_inspects_layers_shape_and_params():
     assert "output shape is (1,)" in make_exercise(expect_model(output_shape=(2,))).check(model).message
     assert "at most 10" in make_exercise(expect_model(max_params=10)).check(model).message
     assert "expected a Keras model" in make_exercise(expect_model()).check([1]).message
+    assert "expected 2 (pass a list" in make_exercise(expect_model(n_inputs=2)).check(model).message
 
 
 def test_hints_and_solution():
