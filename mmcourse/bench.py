@@ -22,6 +22,7 @@ BENCHMARKS = {
     "augment": "mmcourse.augment:benchmark",
     "conv": "mmcourse.scratch:benchmark",
     "fusion": "mmcourse.models:benchmark",
+    "pipeline": "mmcourse.pipeline:benchmark",
 }
 
 
