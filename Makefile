@@ -44,7 +44,7 @@ bench: setup
 	$(PY) -m mmcourse bench
 
 notebook: setup
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m jupyter nbconvert --to notebook --execute --inplace $(NOTEBOOK)
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m jupyter nbconvert --to notebook --execute --inplace $(NOTEBOOK)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info runs
