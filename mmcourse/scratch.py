@@ -122,6 +122,18 @@ def _activation_backward(name, output, grad_output):
 # Dense: f(x) = sigma(x W + b), Keras layout kernel (in_features, units).
 
 
+def _check_bias(bias, kernel, outputs_name: str):
+    """``bias`` as an array of shape (kernel.shape[-1],), or None; a clear error otherwise."""
+    if bias is None:
+        return None
+    bias = _check_array("bias", bias)
+    outputs = kernel.shape[-1]
+    if bias.shape != (outputs,):
+        raise ValueError(f"bias must have shape ({outputs},) to match kernel {kernel.shape} "
+                         f"({outputs_name}={outputs}), got bias {bias.shape}")
+    return bias
+
+
 def _check_dense(x, kernel, bias):
     x = _check_array("x", x, layout="(..., in_features)")
     kernel = _check_array("kernel", kernel, 2, layout="(in_features, units)",
@@ -132,12 +144,7 @@ def _check_dense(x, kernel, bias):
     if x.shape[-1] != kernel.shape[0]:
         raise ValueError(f"kernel expects in_features={kernel.shape[0]} but x has "
                          f"{x.shape[-1]} features: x {x.shape}, kernel {kernel.shape}")
-    if bias is not None:
-        bias = _check_array("bias", bias)
-        if bias.shape != (kernel.shape[1],):
-            raise ValueError(f"bias must have shape ({kernel.shape[1]},) to match kernel "
-                             f"{kernel.shape} (units={kernel.shape[1]}), got bias {bias.shape}")
-    return x, kernel, bias
+    return x, kernel, _check_bias(bias, kernel, "units")
 
 
 def dense(x, kernel, bias=None, activation=None):
@@ -290,11 +297,7 @@ def _check_conv(x, kernel, bias, strides, padding):
     if kernel.shape[2] != x.shape[3]:
         raise ValueError(f"kernel has C_in={kernel.shape[2]} but x has {x.shape[3]} channels: "
                          f"x {x.shape}, kernel {kernel.shape}")
-    if bias is not None:
-        bias = _check_array("bias", bias)
-        if bias.shape != (kernel.shape[3],):
-            raise ValueError(f"bias must have shape ({kernel.shape[3]},) to match kernel "
-                             f"{kernel.shape} (C_out={kernel.shape[3]}), got bias {bias.shape}")
+    bias = _check_bias(bias, kernel, "C_out")
     geometry = _window_geometry(x.shape, kernel.shape[:2], strides, padding,
                                 f"kernel {kernel.shape}")
     return x, kernel, bias, strides, geometry
