@@ -131,8 +131,8 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
 
     root = data.ensure_data(root)
     seed_everything(seed)
-    train_data, val_data, test_data, train_examples, test_examples = _datasets(task, level, seed, root, batch_size,
-                                                train_size, test_size, validate)
+    train_data, val_data, test_data, train_examples, test_examples = _datasets(
+        task, level, seed, root, batch_size, train_size, test_size, validate)
     if strategy == "multiworker":  # each worker reads its share of every global batch
         import tensorflow as tf  # noqa: PLC0415
 
