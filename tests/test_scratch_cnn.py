@@ -87,6 +87,20 @@ def _keras_conv(config, rng):
     return layer
 
 
+def _keras_output_and_gradients(layer, x, rng):
+    """The layer's output on x, a random upstream gradient G, and the GradientTape
+    gradients of sum(output * G) with respect to x and the layer's weights."""
+    import tensorflow as tf
+
+    x_tf = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x_tf)
+        expected = layer(x_tf)
+        grad_output = rng.normal(size=tuple(expected.shape))
+        loss = tf.reduce_sum(expected * grad_output)
+    return expected, grad_output, tape.gradient(loss, [x_tf, *layer.trainable_variables])
+
+
 # --- convolution ---------------------------------------------------------------
 
 
@@ -99,13 +113,7 @@ def test_conv2d_and_its_gradients_match_keras(config):
     kernel, bias = weights[0], (weights[1] if config["use_bias"] else None)
     args = dict(strides=config["strides"], padding=config["padding"])
 
-    x_tf = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x_tf)
-        expected = layer(x_tf)
-        grad_output = rng.normal(size=tuple(expected.shape))
-        loss = tf.reduce_sum(expected * grad_output)
-    tape_grads = tape.gradient(loss, [x_tf, *layer.trainable_variables])
+    expected, grad_output, tape_grads = _keras_output_and_gradients(layer, x, rng)
 
     mine = scratch.conv2d(x, kernel, bias, **args)
     assert mine.shape == tuple(expected.shape)
@@ -268,13 +276,7 @@ def test_dense_and_its_gradients_match_keras(config):
     layer.set_weights(weights)
     kernel, bias = weights[0], (weights[1] if config["use_bias"] else None)
 
-    x_tf = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x_tf)
-        expected = layer(x_tf)
-        grad_output = rng.normal(size=tuple(expected.shape))
-        loss = tf.reduce_sum(expected * grad_output)
-    tape_grads = tape.gradient(loss, [x_tf, *layer.trainable_variables])
+    expected, grad_output, tape_grads = _keras_output_and_gradients(layer, x, rng)
 
     np.testing.assert_allclose(scratch.dense(x, kernel, bias, config["activation"]),
                                expected.numpy(), atol=ATOL)
