@@ -61,12 +61,22 @@ def _pair(layer: keras.layers.Layer, input_shape) -> tuple:
     return image_shape, text_shape
 
 
-class _ProjectedPair(keras.layers.Layer):
-    """Base for fusions that project x and y to d_out first: x' = W_x x + b_x, y' = W_y y + b_y."""
+class _PairToUnits(keras.layers.Layer):
+    """Base for fusions of (image vector, text vector) into one (batch, units) vector."""
 
     def __init__(self, units: int = 32, **kwargs):
         super().__init__(**kwargs)
         self.units = _check_width("units", units)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+class _ProjectedPair(_PairToUnits):
+    """Base for fusions that project x and y to d_out first: x' = W_x x + b_x, y' = W_y y + b_y."""
 
     def build(self, input_shape):
         image_shape, text_shape = _pair(self, input_shape)
@@ -86,12 +96,6 @@ class _ProjectedPair(keras.layers.Layer):
         image_vector, text_vector = inputs
         return (ops.matmul(image_vector, self.image_kernel) + self.image_bias,
                 ops.matmul(text_vector, self.text_kernel) + self.text_bias)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0][0], self.units)
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
 
 
 @keras.saving.register_keras_serializable(package="mmcourse")
@@ -132,7 +136,7 @@ class MultiplyFusion(_ProjectedPair):
 
 
 @keras.saving.register_keras_serializable(package="mmcourse")
-class GatedFusion(keras.layers.Layer):
+class GatedFusion(_PairToUnits):
     """Gated multimodal unit (Arevalo et al. 2017):
 
         h_x = tanh(W_x x + b_x),  h_y = tanh(W_y y + b_y),
@@ -141,10 +145,6 @@ class GatedFusion(keras.layers.Layer):
     The gate g decides, per feature and per example, how much each modality contributes.
     Parameters: 2 (d_img + d_txt) d_out + 3 d_out. Introduced in notebook 04.
     """
-
-    def __init__(self, units: int = 32, **kwargs):
-        super().__init__(**kwargs)
-        self.units = _check_width("units", units)
 
     def build(self, input_shape):
         image_shape, text_shape = _pair(self, input_shape)
@@ -170,12 +170,6 @@ class GatedFusion(keras.layers.Layer):
         both = ops.concatenate([image_vector, text_vector], axis=-1)
         gate = ops.sigmoid(ops.matmul(both, self.gate_kernel) + self.gate_bias)
         return gate * h_image + (1.0 - gate) * h_text
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0][0], self.units)
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
 
 
 @keras.saving.register_keras_serializable(package="mmcourse")
@@ -216,7 +210,7 @@ class FiLM(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="mmcourse")
-class TensorFusion(keras.layers.Layer):
+class TensorFusion(_PairToUnits):
     """Tensor (bilinear) fusion (Zadeh et al. 2017), followed by a linear map to d_out:
 
         T = [1; x] ⊗ [1; y]  ((d_img + 1) x (d_txt + 1): x, y and every product x_i y_j),
@@ -226,10 +220,6 @@ class TensorFusion(keras.layers.Layer):
     Parameters: ((d_img + 1)(d_txt + 1) + 1) d_out: quadratic in the widths, the price
     of writing every interaction out. Introduced in notebook 04.
     """
-
-    def __init__(self, units: int = 32, **kwargs):
-        super().__init__(**kwargs)
-        self.units = _check_width("units", units)
 
     def build(self, input_shape):
         image_shape, text_shape = _pair(self, input_shape)
@@ -247,15 +237,9 @@ class TensorFusion(keras.layers.Layer):
         flat = ops.reshape(outer, (-1, (self.d_img + 1) * (self.d_txt + 1)))
         return ops.matmul(flat, self.kernel) + self.bias
 
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0][0], self.units)
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
-
 
 @keras.saving.register_keras_serializable(package="mmcourse")
-class LowRankFusion(keras.layers.Layer):
+class LowRankFusion(_PairToUnits):
     """Low-rank multimodal fusion (Liu et al. 2018): the tensor fusion weight, written as
     a sum of ``rank`` = r outer products, so the big tensor is never formed:
 
@@ -267,8 +251,7 @@ class LowRankFusion(keras.layers.Layer):
     """
 
     def __init__(self, units: int = 32, rank: int = 4, **kwargs):
-        super().__init__(**kwargs)
-        self.units = _check_width("units", units)
+        super().__init__(units, **kwargs)
         self.rank = _check_width("rank", rank)
 
     def build(self, input_shape):
@@ -291,11 +274,8 @@ class LowRankFusion(keras.layers.Layer):
         text_parts = ops.einsum("bj,rjo->bro", text_1, self.text_factors)
         return ops.einsum("bro,r->bo", image_parts * text_parts, self.rank_weights) + self.bias
 
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0][0], self.units)
-
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "rank": self.rank}
+        return {**super().get_config(), "rank": self.rank}
 
 
 @keras.saving.register_keras_serializable(package="mmcourse")
