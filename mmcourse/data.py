@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from mmcourse.paths import DATA_DIR
+from mmcourse.text import SEQUENCE_LENGTH, split_words
 
 IMAGE_SIZE = 64
 LEVELS = ("attributes", "relations")
@@ -419,8 +420,6 @@ def _build(folder: Path, seed: int, sizes: dict, progress: bool) -> dict:
     """Write every level and split under ``folder``; return the manifest's file entries."""
     from tqdm.auto import tqdm
 
-    from mmcourse.text import SEQUENCE_LENGTH
-
     files = {}
     vocabulary = {"", "[UNK]", *WORDS}
     total = sum(sum(s.values()) for s in sizes.values())
@@ -466,7 +465,7 @@ def _build(folder: Path, seed: int, sizes: dict, progress: bool) -> dict:
                 records[task] = [records[task][i] for i in order]
             for task, task_records in records.items():
                 for record in task_records if task != "scenes" else ():
-                    tokens = _tokens(record["text"])
+                    tokens = split_words(record["text"])
                     assert set(tokens) <= vocabulary and len(tokens) <= SEQUENCE_LENGTH, record
                 path = split_dir / f"{task}.jsonl"
                 _write_jsonl(path, task_records)
@@ -479,11 +478,6 @@ def _build(folder: Path, seed: int, sizes: dict, progress: bool) -> dict:
     vocab_path.write_text(json.dumps(vocab, indent=1) + "\n", encoding="utf-8")
     files["vocab.json"] = _file_entry(vocab_path)
     return files
-
-
-def _tokens(text: str) -> list[str]:
-    """Lowercase, strip punctuation, split on whitespace (what TextVectorization does)."""
-    return "".join(c for c in text.lower() if c.isalnum() or c.isspace()).split()
 
 
 def _file_entry(path: Path, records: int | None = None) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcourse import data
+from mmcourse import paths
 
 SEQUENCE_LENGTH = 12
 PAD_TOKEN = ""
@@ -24,7 +24,7 @@ STANDARDIZE = "lower_and_strip_punctuation"
 
 
 def _read_vocab_file(root=None) -> dict:
-    path = (Path(root) if root is not None else data.DATA_DIR) / "vocab.json"
+    path = (Path(root) if root is not None else paths.DATA_DIR) / "vocab.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `python -m mmcourse data` or "
                                 f"mmcourse.data.ensure_data()")
@@ -63,6 +63,14 @@ def make_vectorizer(root=None, vocabulary=None, sequence_length: int = SEQUENCE_
         output_sequence_length=sequence_length, vocabulary=tokens[2:])
 
 
+def split_words(text: str) -> list[str]:
+    """The words of a text as ``TextVectorization`` sees them: lowercased, punctuation
+    stripped, split on whitespace. Introduced in notebook 01."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return "".join(c for c in text.lower() if c.isalnum() or c.isspace()).split()
+
+
 _VECTORIZERS: dict = {}
 
 
@@ -87,11 +95,11 @@ def vectorize(texts, root=None, vocabulary=None) -> np.ndarray:
 
 def build_vocabulary(texts, max_tokens: int | None = None) -> list[str]:
     """A vocabulary for your own captions: "" and "[UNK]", then words by falling frequency
-    (ties alphabetically), at most ``max_tokens`` in all. Save it with ``save_vocabulary``.
-    Introduced in notebook 01."""
+    (ties alphabetically), at most ``max_tokens`` in all. Pass it as ``vocabulary=`` to
+    ``make_vectorizer``, ``vectorize`` or ``decode``. Introduced in notebook 01."""
     counts: dict[str, int] = {}
     for text in texts:
-        for word in data._tokens(text):
+        for word in split_words(text):
             counts[word] = counts.get(word, 0) + 1
     words = sorted(counts, key=lambda w: (-counts[w], w))
     if max_tokens is not None:
