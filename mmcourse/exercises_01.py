@@ -1,0 +1,140 @@
+"""Exercises of notebook 01 (data and augmentation): word swaps for flips, normalisation, padding,
+label counts.
+
+``notebook_01()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
+(``from mmcourse.course_exercises import notebook_01``); see ``mmcourse.exercises`` for the
+API and ``tests/test_course_exercises.py`` for how each exercise is tested.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mmcourse.exercises import Exercise, ExerciseSet, expect_function
+
+
+def notebook_01() -> ExerciseSet:
+    """Exercises of notebook 01: word swaps for flips, normalisation, padding, label counts."""
+    from mmcourse.exercises import Incorrect, compare
+
+    def swap_vertical(text):
+        from mmcourse.augment import swap_spatial_words
+
+        return swap_spatial_words(text, horizontal=False)
+
+    def naive_swap(text):  # the classic bug: the second replace undoes the first
+        return text.replace("above", "below").replace("below", "above")
+
+    texts = [("a red circle above a blue square",), ("a green square below a cyan circle",),
+             ("is the red object at the top or bottom",), ("a red circle left of a blue square",),
+             ("there are two objects",)]
+    check_swap = expect_function(swap_vertical, texts)
+
+    def normalise(image):
+        return image.astype(np.float32) / 255.0
+
+    images = [(np.array([[[0, 128, 255]]], np.uint8),),
+              (np.arange(48, dtype=np.uint8).reshape(4, 4, 3) * 5,)]
+    check_values = expect_function(normalise, images)
+
+    def check_normalise(answer):
+        check_values(answer)
+        result = answer(images[0][0])
+        if getattr(result, "dtype", None) != np.float32:
+            raise Incorrect(f"the values are right but the dtype is "
+                            f"{getattr(result, 'dtype', type(result).__name__)}; Keras layers "
+                            f"expect float32: use .astype(np.float32).")
+
+    def pad_or_truncate(token_ids, length):
+        return np.array((list(token_ids) + [0] * length)[:length], dtype=np.int32)
+
+    pad_cases = [([5, 7, 2], 5), ([3, 4, 5, 6, 7, 8], 4), ([], 3), ([9], 1)]
+
+    def first_batch_positives():
+        from mmcourse.data import ensure_data, load_records
+
+        records = load_records("match", "relations", "val", ensure_data())
+        return int(sum(record["label"] for record in records[:32]))
+
+    def check_positives(answer):
+        compare(answer, first_batch_positives(), what="your count")
+
+    return ExerciseSet("01", [
+        Exercise(
+            name="q1",
+            prompt="A function swap_vertical(text) that keeps a caption true when its image is "
+                   "flipped upside down: swap above/below and top/bottom, whole words, in one pass.",
+            checker=check_swap,
+            hints=["text.replace('above', 'below').replace('below', 'above') turns every word "
+                   "into 'above': the second replace undoes the first. Swap word by word.",
+                   "Split into words, map each through {'above': 'below', 'below': 'above', "
+                   "'top': 'bottom', 'bottom': 'top'} (default: the word itself), join."],
+            solution_code="def swap_vertical(text):\n"
+                          "    swaps = {'above': 'below', 'below': 'above', "
+                          "'top': 'bottom', 'bottom': 'top'}\n"
+                          "    return ' '.join(swaps.get(word, word) for word in text.split())\n\n"
+                          "ex.q1.check(swap_vertical)",
+            reference=lambda: swap_vertical,
+            wrong=lambda: [
+                lambda text: text,  # no swap: the flipped caption is a lie
+                naive_swap,
+                lambda text: text.replace("above", "below"),  # one direction only
+                lambda text: " ".join({"above": "below", "below": "above"}.get(w, w)
+                                      for w in text.split()),  # forgets top/bottom
+                lambda text: " ".join({"left": "right", "right": "left"}.get(w, w)
+                                      for w in text.split()),  # the horizontal swap
+            ],
+        ),
+        Exercise(
+            name="q2",
+            prompt="A function normalise(image) taking an RGB uint8 image to float32 values "
+                   "in [0, 1].",
+            checker=check_normalise,
+            hints=["uint8 pixels run from 0 to 255.",
+                   "Convert first, then divide: image.astype(np.float32) / 255."],
+            solution_code="def normalise(image):\n    return image.astype(np.float32) / 255.0\n\n"
+                          "ex.q2.check(normalise)",
+            reference=lambda: normalise,
+            wrong=lambda: [
+                lambda image: image.astype(np.float32),  # still 0..255
+                lambda image: image / 256,  # 255 -> 0.996
+                lambda image: image // 255,  # integer division: only 0 and 1
+                lambda image: image / 255.0,  # float64
+            ],
+        ),
+        Exercise(
+            name="q3",
+            prompt="A function pad_or_truncate(token_ids, length) doing what TextVectorization's "
+                   "output_sequence_length does: keep the first `length` ids, pad with 0 at the "
+                   "end, return an int32 array.",
+            checker=expect_function(pad_or_truncate, pad_cases),
+            hints=["Padding id 0 goes after the tokens; a too-long list loses its tail.",
+                   "np.array((list(token_ids) + [0] * length)[:length], dtype=np.int32)"],
+            solution_code="def pad_or_truncate(token_ids, length):\n"
+                          "    padded = list(token_ids) + [0] * length\n"
+                          "    return np.array(padded[:length], dtype=np.int32)\n\n"
+                          "ex.q3.check(pad_or_truncate)",
+            reference=lambda: pad_or_truncate,
+            wrong=lambda: [
+                lambda ids, n: np.array(([0] * n + list(ids))[-n:], np.int32),  # pads in front
+                lambda ids, n: np.array((list(ids) + [1] * n)[:n], np.int32),  # pads with [UNK]
+                lambda ids, n: np.array((list(ids) + [0] * n)[-n:], np.int32),  # keeps the tail
+                lambda ids, n: np.array(list(ids) + [0] * (n - len(ids)), np.int32),  # no cut
+            ],
+        ),
+        Exercise(
+            name="q4",
+            prompt="How many positive labels are in the first batch of "
+                   "make_dataset('match', 'relations', 'val', batch_size=32) (not shuffled: "
+                   "val)?",
+            checker=check_positives,
+            hints=["Take one batch: (image_batch, token_ids), labels = next(iter(dataset)).",
+                   "Labels are 0.0 or 1.0: int(labels.numpy().sum()) counts the 1s."],
+            solution_code="dataset = make_dataset('match', 'relations', 'val', batch_size=32)\n"
+                          "(image_batch, token_ids), labels = next(iter(dataset))\n"
+                          "ex.q4.check(int(labels.numpy().sum()))",
+            reference=first_batch_positives,
+            wrong=lambda: [first_batch_positives() + 1, first_batch_positives() - 1, 32,
+                           first_batch_positives() / 32],
+        ),
+    ])

@@ -1,0 +1,149 @@
+"""Exercises of notebook 02 (CNN math): dense layer, same padding, output shapes, parameters,
+receptive fields.
+
+``notebook_02()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
+(``from mmcourse.course_exercises import notebook_02``); see ``mmcourse.exercises`` for the
+API and ``tests/test_course_exercises.py`` for how each exercise is tested.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mmcourse.exercises import Exercise, ExerciseSet, expect_function, expect_value
+
+
+def notebook_02() -> ExerciseSet:
+    """Exercises of notebook 02 (CNN math): dense layer, padding, shapes, parameters,
+    receptive fields."""
+    from mmcourse import scratch
+    from mmcourse.exercises import Incorrect
+
+    rng = np.random.default_rng(2)
+    dense_cases = [(rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), rng.normal(size=2)),
+                   (rng.normal(size=(1, 5)), rng.normal(size=(5, 4)), rng.normal(size=4))]
+
+    def dense_reference(x, kernel, bias):
+        return scratch.dense(x, kernel, bias, activation="sigmoid")
+
+    padding_cases = [(size, kernel_size, stride) for size in (1, 5, 6, 7, 28, 64)
+                     for kernel_size in (1, 2, 3, 4, 5) for stride in (1, 2, 3)]
+
+    def check_padding(answer):
+        if not callable(answer):
+            raise Incorrect(f"pass your function itself (no parentheses), got "
+                            f"{type(answer).__name__}.")
+        for size, kernel_size, stride in padding_cases:
+            case = f"size={size}, kernel_size={kernel_size}, stride={stride}"
+            try:
+                result = answer(size, kernel_size, stride)
+            except Exception as error:  # the learner's bug, reported, not raised
+                raise Incorrect(f"for {case} it raised {type(error).__name__}: {error}") from None
+            expected = scratch.same_padding(size, kernel_size, stride)
+            if not isinstance(result, (tuple, list)) or len(result) != 2:
+                raise Incorrect(f"return a pair (pad_before, pad_after); for {case} it returned "
+                                f"{result!r}.")
+            if tuple(result) != expected:
+                raise Incorrect(f"for {case} you pad {tuple(result)} (before, after); Keras "
+                                f"pads {expected}.")
+
+    def check_params(answer):
+        reasons = {3 * 3 * 16 * 32: "that is the kernel alone: add one bias per filter.",
+                   3 * 3 * 32 + 32: "each filter spans all 16 input channels, not one."}
+        if isinstance(answer, (int, np.integer)) and int(answer) in reasons:
+            raise Incorrect(f"{int(answer)}: {reasons[int(answer)]}")
+        expect_value(3 * 3 * 16 * 32 + 32)(answer)  # raises Incorrect for anything else
+
+    def check_shape(answer):
+        if not isinstance(answer, (tuple, list)) or len(answer) != 3:
+            raise Incorrect(f"give a tuple (height, width, channels), got {answer!r}.")
+        if answer[2] != 32:
+            raise Incorrect("the channel axis is wrong: it equals the number of filters of the "
+                            "last Conv2D.")
+        if tuple(answer[:2]) != (15, 15):
+            raise Incorrect(f"the channels are right but the spatial size {tuple(answer[:2])} is "
+                            f"not: apply the valid formula to the first layer, then the same "
+                            f"formula to the second.")
+
+    return ExerciseSet("notebook_02", [
+        Exercise(
+            name="q1",
+            prompt="Write my_dense(x, kernel, bias) = sigmoid(x @ kernel + bias) for a batch x "
+                   "(N, in_features), kernel (in_features, units), bias (units,).",
+            checker=expect_function(dense_reference, dense_cases),
+            hints=["The article's f(x) = σ(W·x + b) with Keras' layout is x @ kernel + bias, "
+                   "then the sigmoid 1 / (1 + exp(-z)) element-wise.",
+                   "Keras stores kernel as (in_features, units), so no transpose is needed."],
+            solution_code="def my_dense(x, kernel, bias):\n"
+                          "    z = x @ kernel + bias\n"
+                          "    return 1 / (1 + np.exp(-z))",
+            reference=lambda: dense_reference,
+            wrong=lambda: [lambda x, kernel, bias: 1 / (1 + np.exp(-(x @ kernel))),
+                           lambda x, kernel, bias: x @ kernel + bias,
+                           lambda x, kernel, bias: 1 / (1 + np.exp(-(kernel.T @ x + bias)))],
+        ),
+        Exercise(
+            name="q2",
+            prompt="Write same_padding_amounts(size, kernel_size, stride) returning "
+                   "(pad_before, pad_after), the zeros Keras adds along one axis for "
+                   "padding='same'.",
+            checker=check_padding,
+            hints=["The output has ceil(size / stride) positions; the last window must end "
+                   "inside the padded input, so total = (out - 1) * stride + kernel_size - "
+                   "size, but never negative.",
+                   "TensorFlow puts total // 2 before and the rest (the extra one when total is "
+                   "odd) after."],
+            solution_code="def same_padding_amounts(size, kernel_size, stride):\n"
+                          "    out = -(-size // stride)  # ceil(size / stride)\n"
+                          "    total = max((out - 1) * stride + kernel_size - size, 0)\n"
+                          "    return total // 2, total - total // 2",
+            reference=lambda: scratch.same_padding,
+            wrong=lambda: [
+                lambda size, k, stride: ((k - 1) // 2, (k - 1) // 2),  # ignores the stride
+                lambda size, k, stride: scratch.same_padding(size, k, stride)[::-1],  # extra first
+                lambda size, k, stride: (  # forgets that the total can't be negative
+                    ((-(-size // stride) - 1) * stride + k - size) // 2,
+                    ((-(-size // stride) - 1) * stride + k - size)
+                    - ((-(-size // stride) - 1) * stride + k - size) // 2),
+            ],
+        ),
+        Exercise(
+            name="q3",
+            prompt="An input of shape (64, 64, 3) goes through Conv2D(16, 5, strides=2, "
+                   "padding='valid') and then Conv2D(32, 3, strides=2, padding='same'). What "
+                   "is the output shape, without the batch axis?",
+            checker=check_shape,
+            hints=["valid: floor((size - kernel) / stride) + 1; same: ceil(size / stride).",
+                   "The channel axis of the output is the number of filters of the last "
+                   "Conv2D."],
+            solution_code="first = (64 - 5) // 2 + 1      # 30, valid\n"
+                          "second = -(-first // 2)        # 15, same: ceil(30 / 2)\n"
+                          "answer = (second, second, 32)",
+            reference=lambda: (15, 15, 32),
+            wrong=lambda: [(14, 14, 32), (16, 16, 32), (15, 15, 16), (30, 30, 32)],
+        ),
+        Exercise(
+            name="q4",
+            prompt="How many parameters does Conv2D(32, (3, 3)) have when its input has 16 "
+                   "channels?",
+            checker=check_params,
+            hints=["Each of the 32 filters spans 3 x 3 positions of all 16 input channels.",
+                   "Don't forget one bias per filter."],
+            solution_code="answer = 3 * 3 * 16 * 32 + 32  # kernel + bias = 4640",
+            reference=lambda: 3 * 3 * 16 * 32 + 32,
+            wrong=lambda: [3 * 3 * 16 * 32, 3 * 3 * 32 + 32, 3 * 3 * 16 + 16],
+        ),
+        Exercise(
+            name="q5",
+            prompt="What is the receptive field (in input pixels, along one axis) of Conv2D 3x3 "
+                   "stride 1, then MaxPooling2D 2x2 stride 2, then Conv2D 3x3 stride 1?",
+            checker=expect_value(8),
+            hints=["r = 1 + sum over layers of (k_l - 1) times the product of the strides "
+                   "of the layers before l.",
+                   "After the pooling every step of the last conv moves 2 input pixels."],
+            solution_code="answer = 1 + (3 - 1) * 1 + (2 - 1) * 1 + (3 - 1) * 2  # = 8\n"
+                          "# or scratch.receptive_field([(3, 1), (2, 2), (3, 1)])",
+            reference=lambda: 8,
+            wrong=lambda: [7, 6, 5, 10],
+        ),
+    ])

@@ -1,0 +1,153 @@
+"""Exercises of notebook 04 (fusion): product fusion, tensor-fusion features, bilinear and low-rank
+costs, the article's model.
+
+``notebook_04()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
+(``from mmcourse.course_exercises import notebook_04``); see ``mmcourse.exercises`` for the
+API and ``tests/test_course_exercises.py`` for how each exercise is tested.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mmcourse.exercises import Exercise, ExerciseSet, expect_function, expect_model, expect_value
+
+
+def notebook_04() -> ExerciseSet:
+    """Exercises of notebook 04: fusion by product, the tensor-fusion features, and the
+    parameter costs of bilinear and low-rank fusion."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(3, 4)), rng.normal(size=(3, 5))
+    w_x, b_x = rng.normal(size=(4, 2)), rng.normal(size=2)
+    w_y, b_y = rng.normal(size=(5, 2)), rng.normal(size=2)
+    x1, y1 = rng.normal(size=(1, 2)), rng.normal(size=(1, 1))
+
+    def fuse_multiply(x, y, w_x, b_x, w_y, b_y):
+        return (x @ w_x + b_x) * (y @ w_y + b_y)
+
+    def tensor_features(x, y):
+        ones = np.ones((len(x), 1))
+        x_1, y_1 = np.concatenate([ones, x], axis=1), np.concatenate([ones, y], axis=1)
+        return np.einsum("bi,bj->bij", x_1, y_1).reshape(len(x), -1)
+
+    return ExerciseSet("04", [
+        Exercise(
+            name="q1",
+            prompt="A function fuse_multiply(x, y, w_x, b_x, w_y, b_y) returning the "
+                   "element-wise product fusion (x W_x + b_x) ⊙ (y W_y + b_y) for batches "
+                   "x (B, d_img) and y (B, d_txt).",
+            checker=expect_function(fuse_multiply, [(x, y, w_x, b_x, w_y, b_y),
+                                                    (x1, y1, w_x[:2], b_x, w_y[:1], b_y)]),
+            hints=["Project each modality to the same width first: x @ w_x + b_x is (B, d_out).",
+                   "Then multiply the two projections with *, element by element."],
+            solution_code="def fuse_multiply(x, y, w_x, b_x, w_y, b_y):\n"
+                          "    return (x @ w_x + b_x) * (y @ w_y + b_y)",
+            reference=lambda: fuse_multiply,
+            wrong=lambda: [
+                lambda x, y, w_x, b_x, w_y, b_y: (x @ w_x + b_x) + (y @ w_y + b_y),  # sum
+                lambda x, y, w_x, b_x, w_y, b_y: (x @ w_x) * (y @ w_y),  # no biases
+                lambda x, y, w_x, b_x, w_y, b_y: np.concatenate([x, y], axis=1),
+            ],
+        ),
+        Exercise(
+            name="q2",
+            prompt="A function tensor_features(x, y) returning, for batches x (B, d_img) and "
+                   "y (B, d_txt), the flattened outer product [1; x] ⊗ [1; y] of tensor "
+                   "fusion: shape (B, (d_img + 1) (d_txt + 1)), the 1 first in each vector.",
+            checker=expect_function(tensor_features, [(x, y), (x1, y1)]),
+            hints=["Prepend a column of ones: np.concatenate([np.ones((len(x), 1)), x], axis=1).",
+                   "The outer product per example is np.einsum('bi,bj->bij', x_1, y_1); "
+                   "reshape it to (B, -1)."],
+            solution_code="def tensor_features(x, y):\n"
+                          "    ones = np.ones((len(x), 1))\n"
+                          "    x_1 = np.concatenate([ones, x], axis=1)\n"
+                          "    y_1 = np.concatenate([ones, y], axis=1)\n"
+                          "    return np.einsum('bi,bj->bij', x_1, y_1).reshape(len(x), -1)",
+            reference=lambda: tensor_features,
+            wrong=lambda: [
+                lambda x, y: np.einsum("bi,bj->bij", x, y).reshape(len(x), -1),  # no 1s
+                lambda x, y: np.concatenate([x, y], axis=1),
+                lambda x, y: tensor_features(y, x),  # transposed order
+            ],
+        ),
+        Exercise(
+            name="q3",
+            prompt="The number of parameters of bilinear (tensor) fusion, TensorFusion, for "
+                   "d_img = 64, d_txt = 32 and d_out = 16.",
+            checker=expect_value(((64 + 1) * (32 + 1) + 1) * 16),
+            hints=["The outer product [1; x] ⊗ [1; y] has (d_img + 1)(d_txt + 1) entries.",
+                   "A linear map from that many inputs to d_out outputs, with biases: "
+                   "(inputs + 1) * d_out."],
+            solution_code="ex.q3.check(((64 + 1) * (32 + 1) + 1) * 16)  # 34,336\n"
+                          "# check: mmcourse.fusion.parameter_count('bilinear', 64, 32, 16)",
+            reference=lambda: 34336,
+            wrong=lambda: [64 * 32 * 16, (64 * 32 + 1) * 16, (64 + 32 + 2) * 16],
+        ),
+        Exercise(
+            name="q4",
+            prompt="The number of parameters of low-rank fusion, LowRankFusion, for the same "
+                   "d_img = 64, d_txt = 32, d_out = 16 and rank r = 4.",
+            checker=expect_value(4 * (64 + 1) * 16 + 4 * (32 + 1) * 16 + 4 + 16),
+            hints=["Each of the r factors maps [x; 1] to d_out and [y; 1] to d_out: "
+                   "(d_img + 1) d_out + (d_txt + 1) d_out weights.",
+                   "Add the r rank weights lambda_i and the d_out biases."],
+            solution_code="ex.q4.check(4 * (64 + 1) * 16 + 4 * (32 + 1) * 16 + 4 + 16)  # 6,292",
+            reference=lambda: 6292,
+            wrong=lambda: [34336, 4 * (64 + 32) * 16, 4 * (64 + 32 + 2) * 16],
+        ),
+        Exercise(
+            name="q5",
+            prompt="The article's model in miniature, repaired: a two-input Keras model (images "
+                   "(64, 64, 3), token ids (12,)) with Conv2D layers on the image, an Embedding "
+                   "before an LSTM on the text, Concatenate fusion and a Dense(1, sigmoid) "
+                   "output, in at most 50,000 parameters.",
+            checker=expect_model(["Conv2D", "Embedding", "LSTM", "Concatenate", "Dense"],
+                                 output_shape=(1,), max_params=50_000, n_inputs=2),
+            hints=["Text: keras.Input((12,), dtype='int32') -> Embedding(vocab, 16, "
+                   "mask_zero=True) -> LSTM(16). The LSTM needs the Embedding's 3-D output.",
+                   "Image: Conv2D(16, 3, strides=2, activation='relu') twice, then "
+                   "GlobalAveragePooling2D instead of Flatten keeps the parameters small."],
+            solution_code=_MINI_ARTICLE_MODEL,
+            reference=lambda: _mini_article_model(),
+            wrong=lambda: [
+                _mini_article_model(pooling="Flatten"),  # the article's Flatten: too many params
+                _mini_article_model(outputs=2),
+                _mini_article_model(text=False),
+            ],
+        ),
+    ])
+
+
+_MINI_ARTICLE_MODEL = """\
+image = keras.Input((64, 64, 3), name="image")
+token_ids = keras.Input((12,), dtype="int32", name="token_ids")
+x = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(image)
+x = keras.layers.Conv2D(32, 3, strides=2, activation="relu")(x)
+x = keras.layers.GlobalAveragePooling2D()(x)
+y = keras.layers.Embedding(64, 16, mask_zero=True)(token_ids)
+y = keras.layers.LSTM(16)(y)
+z = keras.layers.Concatenate()([x, y])
+z = keras.layers.Dense(32, activation="relu")(z)
+model = keras.Model([image, token_ids], keras.layers.Dense(1, activation="sigmoid")(z))
+ex.q5.check(model)"""
+
+
+def _mini_article_model(pooling="GlobalAveragePooling2D", outputs=1, text=True):
+    """The reference answer to notebook 04's q5 (the code in _MINI_ARTICLE_MODEL), and its
+    wrong variants for the tests."""
+    import keras
+
+    image = keras.Input((64, 64, 3), name="image")
+    token_ids = keras.Input((12,), dtype="int32", name="token_ids")
+    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(image)
+    x = keras.layers.Conv2D(32, 3, strides=2, activation="relu")(x)
+    x = getattr(keras.layers, pooling)()(x)
+    inputs, features = [image], [x]
+    if text:
+        y = keras.layers.Embedding(64, 16, mask_zero=True)(token_ids)
+        inputs.append(token_ids)
+        features.append(keras.layers.LSTM(16)(y))
+    z = keras.layers.Concatenate()(features) if len(features) > 1 else x
+    z = keras.layers.Dense(32, activation="relu")(z)
+    activation = "sigmoid" if outputs == 1 else "softmax"
+    return keras.Model(inputs, keras.layers.Dense(outputs, activation=activation)(z))
