@@ -73,6 +73,23 @@ def test_sum_and_multiply_match_numpy():
         np.testing.assert_allclose(layer([X, Y]), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_multiply_applies_its_activation_to_each_projection_before_the_product():
+    # z = tanh(x W_x + b_x) * tanh(y W_y + b_y), not tanh of the product (Kim et al. 2017)
+    layer = fusion.MultiplyFusion(2, activation="tanh")
+    image_kernel, image_bias = np.array([[1.0, 0.0], [0.0, 2.0]]), np.array([0.5, -1.0])
+    text_kernel, text_bias = np.array([[3.0, -1.0]]), np.array([0.0, 1.0])
+    x, y = np.array([[1.0, 1.0], [-2.0, 0.5]], "float32"), np.array([[1.0], [-1.0]], "float32")
+    layer([x, y])
+    layer.set_weights([image_kernel, image_bias, text_kernel, text_bias])
+    image_part = np.array([[1.5, 1.0], [-1.5, 0.0]])  # x W_x + b_x, by hand
+    text_part = np.array([[3.0, 0.0], [-3.0, 2.0]])  # y W_y + b_y, by hand
+    np.testing.assert_allclose(x @ image_kernel + image_bias, image_part)
+    np.testing.assert_allclose(y @ text_kernel + text_bias, text_part)
+    expected = np.tanh(image_part) * np.tanh(text_part)
+    np.testing.assert_allclose(layer([x, y]), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(expected, np.tanh(image_part * text_part), atol=1e-3)
+
+
 def test_sum_is_concatenation_followed_by_dense():
     layer = fusion.SumFusion(D_OUT)
     layer([X, Y])

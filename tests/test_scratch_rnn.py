@@ -138,6 +138,33 @@ def test_simple_rnn_step_is_one_step_of_simple_rnn():
         step, scratch.simple_rnn(x[:, None], kernel, recurrent_kernel, bias, h_prev)[:, 0])
 
 
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "linear"])
+def test_simple_rnn_step_applies_its_activation_like_keras(activation):
+    rng = np.random.default_rng(10)
+    layer, (kernel, recurrent_kernel, bias) = _keras_layer("simple_rnn", 4, 5, rng,
+                                                          activation=activation)
+    x, h_prev = rng.normal(size=(3, 4)), rng.normal(size=(3, 5))
+    step = scratch.simple_rnn_step(x, h_prev, kernel, recurrent_kernel, bias,
+                                   activation=activation)
+    expected = np.asarray(layer(x[:, None], initial_state=[h_prev]))[:, 0]
+    np.testing.assert_allclose(step, expected, rtol=0, atol=ATOL)
+    assert not np.allclose(step, np.tanh(x @ kernel + h_prev @ recurrent_kernel + bias))
+
+
+def test_simple_rnn_step_by_hand():
+    # x W = [1, 2], h U = [0.5, -3], b = [0, 1]: the pre-activation is [1.5, 0]
+    x, h_prev = np.array([[1.0, 2.0]]), np.array([[1.0, -1.0]])
+    kernel, recurrent_kernel = np.eye(2), np.array([[0.5, -1.0], [0.0, 2.0]])
+    bias = np.array([0.0, 1.0])
+    for activation, expected in (("relu", [1.5, 0.0]), ("linear", [1.5, 0.0]),
+                                 ("tanh", [np.tanh(1.5), 0.0])):
+        np.testing.assert_allclose(scratch.simple_rnn_step(x, h_prev, kernel, recurrent_kernel,
+                                                           bias, activation=activation),
+                                   [expected])
+    np.testing.assert_allclose(scratch.simple_rnn_step(-x, h_prev, kernel, recurrent_kernel,
+                                                       bias, activation="relu"), [[0.0, 0.0]])
+
+
 def test_lstm_gates_are_keras_slices_in_order_ifco():
     rng = np.random.default_rng(9)
     layer, (kernel, recurrent_kernel, bias) = _keras_layer("lstm", 3, 4, rng)
@@ -164,6 +191,15 @@ def test_lstm_param_count_matches_keras(features, units):
     layer.build((None, None, features))
     assert scratch.lstm_param_count(features, units) == layer.count_params()
     assert scratch.lstm_param_count(features, units) == 4 * (features * units + units ** 2 + units)
+
+
+@pytest.mark.parametrize(("features", "units"), [(3, 4), (8, 16)])
+def test_lstm_param_count_without_bias_matches_keras(features, units):
+    layer = keras.layers.LSTM(units, use_bias=False)
+    layer.build((None, None, features))
+    assert scratch.lstm_param_count(features, units, use_bias=False) == layer.count_params()
+    assert scratch.lstm_param_count(3, 4, use_bias=False) == 112  # 4 * (3*4 + 4*4), no 4*4 bias
+    assert scratch.lstm_param_count(3, 4) == 128
 
 
 def test_lstm_param_count_rejects_bad_sizes():
