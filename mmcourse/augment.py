@@ -106,14 +106,22 @@ def random_crop(image: np.ndarray, rng: np.random.Generator,
 
 def random_brightness_contrast(image: np.ndarray, rng: np.random.Generator,
                                brightness: float = 0.2, contrast: float = 0.2) -> np.ndarray:
-    """Scale contrast about the mean by a factor in [1-contrast, 1+contrast] and shift
-    brightness by up to ``brightness`` * 255. Introduced in notebook 01."""
+    """Scale contrast about the image mean by a factor in [1-contrast, 1+contrast] and shift
+    brightness by up to ``brightness`` * 255: ``alpha (x - mean) + mean + beta``, rounded and
+    clipped to 0..255 (a flat image keeps its value under contrast alone).
+    Introduced in notebook 01."""
     _check_image(image)
     _check_rng(rng)
+    if not 0 <= brightness <= 1:
+        raise ValueError(f"brightness must be in [0, 1] (a fraction of 255), got {brightness}")
+    if not 0 <= contrast <= 1:
+        raise ValueError(f"contrast must be in [0, 1] (the factor stays in [0, 2]), "
+                         f"got {contrast}")
     alpha = rng.uniform(1 - contrast, 1 + contrast)
     beta = rng.uniform(-brightness, brightness) * 255
     mean = image.mean()
-    return cv2.convertScaleAbs(image, alpha=alpha, beta=beta + (1 - alpha) * mean)
+    adjusted = alpha * (image - mean) + mean + beta  # float64
+    return np.clip(np.rint(adjusted), 0, 255).astype(np.uint8)
 
 
 def add_noise(image: np.ndarray, rng: np.random.Generator, sigma: float = 8.0) -> np.ndarray:

@@ -101,6 +101,77 @@ def test_each_transform_does_what_it_says(scene):
         augment.add_noise(scene, rng, sigma=-1)
 
 
+def _draws(seed, brightness, contrast):
+    """The contrast factor and brightness shift a generator seeded ``seed`` gives first."""
+    twin = np.random.default_rng(seed)
+    return twin.uniform(1 - contrast, 1 + contrast), twin.uniform(-brightness, brightness) * 255
+
+
+def test_contrast_pivots_on_the_image_mean():
+    grey = np.full((4, 5, 3), 100, np.uint8)
+    for seed in range(6):
+        alpha, _ = _draws(seed, 0, 0.5)
+        assert abs(alpha - 1) > 0.01  # a real change of contrast: about 0, 100 would move
+        out = augment.random_brightness_contrast(grey, np.random.default_rng(seed),
+                                                 brightness=0, contrast=0.5)
+        np.testing.assert_array_equal(out, grey)
+
+
+def test_brightness_and_contrast_by_hand():
+    image = np.array([[[0, 100, 200], [50, 100, 150]]], np.uint8)  # mean 100
+    # seed 0: alpha = 1.137, beta = -23.48; 0 -> 1.137 * -100 + 100 - 23.48 = -37.2 -> 0
+    # (clipped, not mirrored to 37), 50 -> 19.7, 100 -> 76.5, 150 -> 133.4, 200 -> 190.2
+    out = augment.random_brightness_contrast(image, np.random.default_rng(0), brightness=0.2,
+                                             contrast=0.5)
+    assert out.tolist() == [[[0, 77, 190], [20, 77, 133]]]
+    # seed 4: alpha = 1.443, beta = 1.155: 200 -> 245.5 -> 245, 0 -> -43.2 -> 0
+    out = augment.random_brightness_contrast(image, np.random.default_rng(4), brightness=0.2,
+                                             contrast=0.5)
+    assert out.tolist() == [[[0, 101, 245], [29, 101, 173]]]
+    for seed in range(6):
+        alpha, beta = _draws(seed, 0.2, 0.5)
+        expected = np.clip(np.rint(alpha * (image - 100.0) + 100 + beta), 0, 255)
+        out = augment.random_brightness_contrast(image, np.random.default_rng(seed),
+                                                 brightness=0.2, contrast=0.5)
+        np.testing.assert_array_equal(out, expected)
+    # brightness alone: contrast 0 draws alpha = 1 exactly, so x -> x + beta
+    _, beta = _draws(1, 0.2, 0)
+    out = augment.random_brightness_contrast(image, np.random.default_rng(1), brightness=0.2,
+                                             contrast=0)
+    np.testing.assert_array_equal(out, np.clip(np.rint(image + beta), 0, 255))
+    assert round(beta) == 46
+
+
+def test_brightness_and_contrast_reject_bad_ranges(scene):
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="contrast must be in"):
+        augment.random_brightness_contrast(scene, rng, contrast=1.5)
+    with pytest.raises(ValueError, match="brightness must be in"):
+        augment.random_brightness_contrast(scene, rng, brightness=-0.1)
+
+
+def test_augment_batch_photometric_by_hand():
+    """Flat images (unchanged by flips): x -> alpha (x - mean) + mean + beta + noise = x + beta
+    + noise, with the draws of a generator seeded like the one passed."""
+    levels = np.array([30, 100, 200, 250])
+    images = np.ones((4, 3, 2, 3), np.uint8) * levels[:, None, None, None].astype(np.uint8)
+    images[1, 0, 0] = [0, 0, 90]  # one non-flat image: the pivot is its own mean
+    ids, labels = np.zeros((4, 2), np.int32), np.zeros(4, np.float32)
+    out, _, _ = augment.augment_batch(images, ids, labels, np.random.default_rng(3), ["", "[UNK]"])
+    twin = np.random.default_rng(3)
+    horizontal, vertical = twin.random(4) < 0.5, twin.random(4) < 0.5
+    alpha = twin.uniform(0.8, 1.2, size=(4, 1, 1, 1))
+    beta = twin.uniform(-0.2, 0.2, size=(4, 1, 1, 1)) * 255
+    noise = twin.normal(0.0, 8.0, size=images.shape)
+    assert np.abs(alpha - 1).max() > 0.1  # contrast about 0 would move x by (alpha - 1) x
+    flipped = images[1, ::-1 if vertical[1] else 1, ::-1 if horizontal[1] else 1].astype(float)
+    expected = images.astype(float) + beta + noise
+    mean = flipped.mean()  # (5 * 3 * 100 + 90) / 18 = 88.33
+    assert mean == pytest.approx((15 * 100 + 90) / 18)
+    expected[1] = alpha[1] * (flipped - mean) + mean + beta[1] + noise[1]
+    np.testing.assert_allclose(out, np.clip(np.rint(expected), 0, 255), atol=1)
+
+
 def test_swap_spatial_words_in_one_pass():
     assert augment.swap_spatial_words("a red circle left of a blue square") == \
         "a red circle right of a blue square"
