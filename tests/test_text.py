@@ -14,6 +14,34 @@ def root(tmp_path_factory):
     return data.generate(tmp_path_factory.mktemp("text"), progress=False, sizes=sizes)
 
 
+#: The ids every saved model and dataset relies on: id = index in this list. Pinned here, by
+#: hand, so that reordering ``data.WORDS`` (swapping "left" and "right", say) fails a test
+#: instead of silently changing what every trained model's token ids mean.
+PINNED_TOKENS = [
+    "", "[UNK]", "a", "the", "is", "are", "there", "of", "to", "from", "on", "at", "or", "it",
+    "red", "green", "blue", "yellow", "magenta", "cyan", "circle", "square", "triangle",
+    "circles", "squares", "triangles", "small", "large", "left", "right", "above", "below",
+    "top", "bottom", "nearest", "furthest", "zero", "one", "two", "three", "four", "object",
+    "objects", "what", "colour", "shape", "size", "how", "many",
+]
+#: qa labels are indices into this list.
+PINNED_ANSWERS = [
+    "circle", "square", "triangle", "red", "green", "blue", "yellow", "magenta", "cyan", "small",
+    "large", "left", "right", "top", "bottom", "zero", "one", "two", "three", "four",
+]
+
+
+def test_vocabulary_ids_are_pinned(root, course_data):
+    for folder in (root, course_data):  # freshly generated, and the data on disk
+        saved = json.loads((folder / "vocab.json").read_text())
+        assert saved["tokens"] == PINNED_TOKENS, folder
+        assert saved["answers"] == PINNED_ANSWERS, folder
+        assert text.load_vocabulary(folder) == PINNED_TOKENS
+    assert PINNED_TOKENS.index("left") == 28 and PINNED_TOKENS.index("right") == 29
+    ids = text.vectorize(["a red circle left of a blue square"], vocabulary=PINNED_TOKENS)
+    assert ids[0, :8].tolist() == [2, 14, 20, 28, 7, 2, 16, 21]
+
+
 def test_vocabulary_is_fixed_and_saved_beside_the_data(root):
     tokens = text.load_vocabulary(root)
     assert tokens == ["", "[UNK]", *data.WORDS]
@@ -65,6 +93,11 @@ def test_ids_are_stable_across_vectorizers(root):
 def test_custom_vocabulary():
     vocabulary = text.build_vocabulary(["a cat", "a dog", "A cat!"])
     assert vocabulary == ["", "[UNK]", "a", "cat", "dog"]
+    # ties (count 1 each, first seen in the order zebra, dog, ant) go alphabetically
+    assert text.build_vocabulary(["zebra dog", "ant", "the the"]) == [
+        "", "[UNK]", "the", "ant", "dog", "zebra"]
+    assert text.build_vocabulary(["b a", "c b a"], max_tokens=4) == ["", "[UNK]", "a", "b"]
+    assert text.build_vocabulary([]) == ["", "[UNK]"]
     assert text.build_vocabulary(["a cat", "a dog"], max_tokens=3) == ["", "[UNK]", "a"]
     ids = text.vectorize(["a cat sat"], vocabulary=vocabulary)
     assert ids[0, :3].tolist() == [2, 3, 1]
