@@ -228,9 +228,13 @@ def expect_value(expected: Any, atol: float = 1e-6, rtol: float = 1e-6) -> Calla
 
 
 def expect_function(reference: Callable, cases: Iterable[tuple], atol: float = 1e-5,
-                    rtol: float = 1e-5) -> Callable[[Any], None]:
-    """A checker: the learner's function agrees with ``reference`` on every argument tuple."""
+                    rtol: float = 1e-5, dtype: Any = None) -> Callable[[Any], None]:
+    """A checker: the learner's function agrees with ``reference`` on every argument tuple.
+
+    With ``dtype`` (e.g. ``np.float32``), each result must also be a NumPy array of that
+    dtype, not a list or an array of another dtype."""
     cases = list(cases)
+    dtype = None if dtype is None else np.dtype(dtype)
 
     def checker(answer: Any) -> None:
         if not callable(answer):
@@ -247,6 +251,14 @@ def expect_function(reference: Callable, cases: Iterable[tuple], atol: float = 1
                 raise NotAttempted
             compare(actual, reference(*args), atol=atol, rtol=rtol,
                     what=f"the result for ({shown})")
+            if dtype is not None and not isinstance(actual, np.ndarray):
+                raise Incorrect(f"the result for ({shown}) has the right values but is a "
+                                f"{type(actual).__name__}; return a NumPy array of dtype "
+                                f"{dtype.name} (np.asarray(..., dtype=np.{dtype.name})).")
+            if dtype is not None and actual.dtype != dtype:
+                raise Incorrect(f"the result for ({shown}) has the right values but dtype "
+                                f"{actual.dtype}; return dtype {dtype.name} "
+                                f"(.astype(np.{dtype.name})).")
 
     return checker
 

@@ -39,7 +39,7 @@ def notebook_00() -> ExerciseSet:
             solution_code="a = tf.ones((2, 3))\nb = tf.ones((3, 4))\n"
                           "ex.q1.check(tuple(tf.matmul(a, b).shape))  # (2, 4)",
             reference=lambda: (2, 4),
-            wrong=lambda: [(3, 3), (2, 3), (4, 2), 8],
+            wrong=lambda: [(3, 3), (2, 3), (4, 2), 8, (2, 3, 4), None, "(2, 4)"],
         ),
         Exercise(
             name="q2",
@@ -48,9 +48,11 @@ def notebook_00() -> ExerciseSet:
             hints=["Devices are named '/<TYPE>:<index>', like '/GPU:0'.",
                    "Indices count from 0; tf.config.list_logical_devices('CPU') lists them."],
             solution_code='ex.q2.check("/CPU:0")\n'
-                          'with tf.device("/CPU:0"):\n    y = tf.matmul(a, b)',
+                          'with tf.device("/CPU:0"):\n'
+                          '    y = tf.matmul(tf.ones((2, 3)), tf.ones((3, 4)))',
             reference=lambda: "/CPU:0",
-            wrong=lambda: ["/GPU:0", "/CPU:1", "cpu", 0],
+            wrong=lambda: ["/GPU:0", "/CPU:1", "cpu", 0, "cpu:0:1", "/CPU:0:1", "/CPU:10",
+                           "/device:CPU:1", None],
         ),
         Exercise(
             name="q3",
@@ -61,13 +63,17 @@ def notebook_00() -> ExerciseSet:
                    "np.random.default_rng(seed).",
                    "Generator.normal(size=3) returns an array of 3 draws."],
             solution_code="def seeded_draws(seed):\n"
-                          "    return np.random.default_rng(seed).normal(size=3)",
+                          "    return np.random.default_rng(seed).normal(size=3)\n\n"
+                          "ex.q3.check(seeded_draws)",
             reference=lambda: reference_draws,
             wrong=lambda: [
                 lambda seed: np.random.normal(size=3),  # global state: ignores the seed
                 lambda seed: np.random.default_rng(0).normal(size=3),  # always seed 0
                 lambda seed: np.random.default_rng(seed).normal(size=2),
                 lambda seed: np.random.default_rng(seed).uniform(size=3),
+                lambda seed: np.random.default_rng(seed + 1).normal(size=3),  # off by one
+                lambda seed: np.random.default_rng(seed).normal(size=(3, 1)),
+                lambda seed: None,  # forgot the return
             ],
         ),
         Exercise(
@@ -79,6 +85,6 @@ def notebook_00() -> ExerciseSet:
             solution_code="layer = keras.layers.Dense(8)\nlayer.build((None, 4))\n"
                           "ex.q4.check(layer.count_params())  # 4 * 8 + 8 = 40",
             reference=lambda: 40,
-            wrong=lambda: [32, 36, 48, 12],
+            wrong=lambda: [32, 36, 48, 12, 39, 41, None, "40"],
         ),
     ])

@@ -15,7 +15,7 @@ from mmcourse.exercises import Exercise, ExerciseSet, expect_function
 
 def notebook_01() -> ExerciseSet:
     """Exercises of notebook 01: word swaps for flips, normalisation, padding, label counts."""
-    from mmcourse.exercises import Incorrect, compare
+    from mmcourse.exercises import compare
 
     def swap_vertical(text):
         from mmcourse.augment import swap_spatial_words
@@ -35,15 +35,7 @@ def notebook_01() -> ExerciseSet:
 
     images = [(np.array([[[0, 128, 255]]], np.uint8),),
               (np.arange(48, dtype=np.uint8).reshape(4, 4, 3) * 5,)]
-    check_values = expect_function(normalise, images)
-
-    def check_normalise(answer):
-        check_values(answer)
-        result = answer(images[0][0])
-        if getattr(result, "dtype", None) != np.float32:
-            raise Incorrect(f"the values are right but the dtype is "
-                            f"{getattr(result, 'dtype', type(result).__name__)}; Keras layers "
-                            f"expect float32: use .astype(np.float32).")
+    check_normalise = expect_function(normalise, images, dtype=np.float32)  # what Keras expects
 
     def pad_or_truncate(token_ids, length):
         return np.array((list(token_ids) + [0] * length)[:length], dtype=np.int32)
@@ -55,6 +47,11 @@ def notebook_01() -> ExerciseSet:
 
         records = load_records("match", "relations", "val", ensure_data())
         return int(sum(record["label"] for record in records[:32]))
+
+    def wrong_counts():
+        positives = first_batch_positives()
+        negatives = [32 - positives] if positives != 16 else []  # the 0 labels counted
+        return [positives + 1, positives - 1, 32, positives / 32, None, *negatives]
 
     def check_positives(answer):
         compare(answer, first_batch_positives(), what="your count")
@@ -100,6 +97,9 @@ def notebook_01() -> ExerciseSet:
                 lambda image: image / 256,  # 255 -> 0.996
                 lambda image: image // 255,  # integer division: only 0 and 1
                 lambda image: image / 255.0,  # float64
+                lambda image: (image.astype(np.float32) / 255).tolist(),  # a list
+                lambda image: image.astype(np.float32) / 254,  # off by one
+                lambda image: None,  # forgot the return
             ],
         ),
         Exercise(
@@ -107,7 +107,7 @@ def notebook_01() -> ExerciseSet:
             prompt="A function pad_or_truncate(token_ids, length) doing what TextVectorization's "
                    "output_sequence_length does: keep the first `length` ids, pad with 0 at the "
                    "end, return an int32 array.",
-            checker=expect_function(pad_or_truncate, pad_cases),
+            checker=expect_function(pad_or_truncate, pad_cases, dtype=np.int32),
             hints=["Padding id 0 goes after the tokens; a too-long list loses its tail.",
                    "np.array((list(token_ids) + [0] * length)[:length], dtype=np.int32)"],
             solution_code="def pad_or_truncate(token_ids, length):\n"
@@ -120,6 +120,9 @@ def notebook_01() -> ExerciseSet:
                 lambda ids, n: np.array((list(ids) + [1] * n)[:n], np.int32),  # pads with [UNK]
                 lambda ids, n: np.array((list(ids) + [0] * n)[-n:], np.int32),  # keeps the tail
                 lambda ids, n: np.array(list(ids) + [0] * (n - len(ids)), np.int32),  # no cut
+                lambda ids, n: np.array((list(ids) + [0] * n)[:n]),  # int64, not int32
+                lambda ids, n: (list(ids) + [0] * n)[:n],  # a list
+                lambda ids, n: np.array((list(ids) + [0] * n)[:n - 1], np.int32),  # off by one
             ],
         ),
         Exercise(
@@ -130,11 +133,11 @@ def notebook_01() -> ExerciseSet:
             checker=check_positives,
             hints=["Take one batch: (image_batch, token_ids), labels = next(iter(dataset)).",
                    "Labels are 0.0 or 1.0: int(labels.numpy().sum()) counts the 1s."],
-            solution_code="dataset = make_dataset('match', 'relations', 'val', batch_size=32)\n"
+            solution_code="dataset = pipeline.make_dataset('match', 'relations', 'val', "
+                          "batch_size=32)\n"
                           "(image_batch, token_ids), labels = next(iter(dataset))\n"
                           "ex.q4.check(int(labels.numpy().sum()))",
             reference=first_batch_positives,
-            wrong=lambda: [first_batch_positives() + 1, first_batch_positives() - 1, 32,
-                           first_batch_positives() / 32],
+            wrong=wrong_counts,
         ),
     ])

@@ -76,11 +76,14 @@ def notebook_02() -> ExerciseSet:
                    "Keras stores kernel as (in_features, units), so no transpose is needed."],
             solution_code="def my_dense(x, kernel, bias):\n"
                           "    z = x @ kernel + bias\n"
-                          "    return 1 / (1 + np.exp(-z))",
+                          "    return 1 / (1 + np.exp(-z))\n\n"
+                          "ex.q1.check(my_dense)",
             reference=lambda: dense_reference,
             wrong=lambda: [lambda x, kernel, bias: 1 / (1 + np.exp(-(x @ kernel))),
                            lambda x, kernel, bias: x @ kernel + bias,
-                           lambda x, kernel, bias: 1 / (1 + np.exp(-(kernel.T @ x + bias)))],
+                           lambda x, kernel, bias: 1 / (1 + np.exp(-(kernel.T @ x + bias))),
+                           lambda x, kernel, bias: np.tanh(x @ kernel + bias),  # tanh
+                           lambda x, kernel, bias: None],
         ),
         Exercise(
             name="q2",
@@ -96,7 +99,8 @@ def notebook_02() -> ExerciseSet:
             solution_code="def same_padding_amounts(size, kernel_size, stride):\n"
                           "    out = -(-size // stride)  # ceil(size / stride)\n"
                           "    total = max((out - 1) * stride + kernel_size - size, 0)\n"
-                          "    return total // 2, total - total // 2",
+                          "    return total // 2, total - total // 2\n\n"
+                          "ex.q2.check(same_padding_amounts)",
             reference=lambda: scratch.same_padding,
             wrong=lambda: [
                 lambda size, k, stride: ((k - 1) // 2, (k - 1) // 2),  # ignores the stride
@@ -118,9 +122,11 @@ def notebook_02() -> ExerciseSet:
                    "Conv2D."],
             solution_code="first = (64 - 5) // 2 + 1      # 30, valid\n"
                           "second = -(-first // 2)        # 15, same: ceil(30 / 2)\n"
-                          "answer = (second, second, 32)",
+                          "output_shape = (second, second, 32)\n"
+                          "ex.q3.check(output_shape)",
             reference=lambda: (15, 15, 32),
-            wrong=lambda: [(14, 14, 32), (16, 16, 32), (15, 15, 16), (30, 30, 32)],
+            wrong=lambda: [(14, 14, 32), (16, 16, 32), (15, 15, 16), (30, 30, 32), (15, 14, 32),
+                           (14, 15, 32), (None, 15, 15, 32), (15, 15), None],
         ),
         Exercise(
             name="q4",
@@ -129,9 +135,10 @@ def notebook_02() -> ExerciseSet:
             checker=check_params,
             hints=["Each of the 32 filters spans 3 x 3 positions of all 16 input channels.",
                    "Don't forget one bias per filter."],
-            solution_code="answer = 3 * 3 * 16 * 32 + 32  # kernel + bias = 4640",
+            solution_code="conv_params = 3 * 3 * 16 * 32 + 32  # kernel + bias = 4640\n"
+                          "ex.q4.check(conv_params)",
             reference=lambda: 3 * 3 * 16 * 32 + 32,
-            wrong=lambda: [3 * 3 * 16 * 32, 3 * 3 * 32 + 32, 3 * 3 * 16 + 16],
+            wrong=lambda: [3 * 3 * 16 * 32, 3 * 3 * 32 + 32, 3 * 3 * 16 + 16, 4641, None, "4640"],
         ),
         Exercise(
             name="q5",
@@ -141,9 +148,10 @@ def notebook_02() -> ExerciseSet:
             hints=["r = 1 + sum over layers of (k_l - 1) times the product of the strides "
                    "of the layers before l.",
                    "After the pooling every step of the last conv moves 2 input pixels."],
-            solution_code="answer = 1 + (3 - 1) * 1 + (2 - 1) * 1 + (3 - 1) * 2  # = 8\n"
+            solution_code="receptive = 1 + (3 - 1) * 1 + (2 - 1) * 1 + (3 - 1) * 2  # = 8\n"
+                          "ex.q5.check(receptive)\n"
                           "# or scratch.receptive_field([(3, 1), (2, 2), (3, 1)])",
             reference=lambda: 8,
-            wrong=lambda: [7, 6, 5, 10],
+            wrong=lambda: [7, 6, 5, 10, 9, None],
         ),
     ])

@@ -58,6 +58,8 @@ def notebook_03() -> ExerciseSet:
                 lambda x, h, w, u, b: np.tanh(x @ w + h @ u.T + b),  # U transposed
                 lambda x, h, w, u, b: scratch.sigmoid(x @ w + h @ u + b),  # wrong activation
                 lambda x, h, w, u, b: x @ w + h @ u + b,  # no activation
+                lambda x, h, w, u, b: np.maximum(x @ w + h @ u + b, 0),  # relu
+                lambda x, h, w, u, b: None,  # forgot the return
             ],
         ),
         Exercise(
@@ -72,7 +74,8 @@ def notebook_03() -> ExerciseSet:
                           "# or: layer = keras.layers.LSTM(16); layer.build((None, None, 8)); "
                           "layer.count_params()",
             reference=lambda: 4 * (8 * 16 + 16 * 16 + 16),
-            wrong=lambda: [8 * 16 + 16 * 16 + 16, 4 * (8 * 16 + 16 * 16), 4 * (8 * 16 + 16),
+            wrong=lambda: [4 * (8 * 16 + 16 * 16 + 2 * 16),  # two biases, as in PyTorch/cuDNN
+                           None, 8 * 16 + 16 * 16 + 16, 4 * (8 * 16 + 16 * 16), 4 * (8 * 16 + 16),
                            16 * 16 + 8 * 16],
         ),
         Exercise(
@@ -92,13 +95,15 @@ def notebook_03() -> ExerciseSet:
                 lambda k: k[:, 2 * (k.shape[1] // 4):3 * (k.shape[1] // 4)],  # candidate
                 lambda k: k[:, 1::4],  # every fourth column: gates are blocks, not interleaved
                 lambda k: k[:, k.shape[1] // 4:],  # the rest, not one block
+                lambda k: k[:, k.shape[1] // 4 + 1:2 * (k.shape[1] // 4) + 1],  # off by one
+                lambda k: None,  # forgot the return
             ],
         ),
         Exercise(
             name="q4",
             prompt="A function padding_mask(token_ids) returning the boolean mask that "
                    "Embedding(mask_zero=True) passes to the LSTM (True = a real token).",
-            checker=expect_function(padding_mask, token_cases),
+            checker=expect_function(padding_mask, token_cases, dtype=bool),
             hints=["Token id 0 is the padding; every other id is a real token, even 1 "
                    "([UNK]).",
                    "token_ids != 0"],
@@ -109,6 +114,9 @@ def notebook_03() -> ExerciseSet:
                 lambda ids: ids == 0,  # inverted
                 lambda ids: ids > 1,  # treats [UNK] as padding
                 lambda ids: np.ones_like(ids, dtype=bool),  # masks nothing
+                lambda ids: (ids != 0).astype(np.int32),  # 0/1 ints, not a boolean mask
+                lambda ids: (ids != 0).tolist(),  # a list
+                lambda ids: ids[:, 1:] != 0,  # off by one
             ],
         ),
     ])

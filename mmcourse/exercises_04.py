@@ -41,12 +41,14 @@ def notebook_04() -> ExerciseSet:
             hints=["Project each modality to the same width first: x @ w_x + b_x is (B, d_out).",
                    "Then multiply the two projections with *, element by element."],
             solution_code="def fuse_multiply(x, y, w_x, b_x, w_y, b_y):\n"
-                          "    return (x @ w_x + b_x) * (y @ w_y + b_y)",
+                          "    return (x @ w_x + b_x) * (y @ w_y + b_y)\n\n"
+                          "ex.q1.check(fuse_multiply)",
             reference=lambda: fuse_multiply,
             wrong=lambda: [
                 lambda x, y, w_x, b_x, w_y, b_y: (x @ w_x + b_x) + (y @ w_y + b_y),  # sum
                 lambda x, y, w_x, b_x, w_y, b_y: (x @ w_x) * (y @ w_y),  # no biases
                 lambda x, y, w_x, b_x, w_y, b_y: np.concatenate([x, y], axis=1),
+                lambda x, y, w_x, b_x, w_y, b_y: None,  # forgot the return
             ],
         ),
         Exercise(
@@ -62,12 +64,14 @@ def notebook_04() -> ExerciseSet:
                           "    ones = np.ones((len(x), 1))\n"
                           "    x_1 = np.concatenate([ones, x], axis=1)\n"
                           "    y_1 = np.concatenate([ones, y], axis=1)\n"
-                          "    return np.einsum('bi,bj->bij', x_1, y_1).reshape(len(x), -1)",
+                          "    return np.einsum('bi,bj->bij', x_1, y_1).reshape(len(x), -1)\n\n"
+                          "ex.q2.check(tensor_features)",
             reference=lambda: tensor_features,
             wrong=lambda: [
                 lambda x, y: np.einsum("bi,bj->bij", x, y).reshape(len(x), -1),  # no 1s
                 lambda x, y: np.concatenate([x, y], axis=1),
                 lambda x, y: tensor_features(y, x),  # transposed order
+                lambda x, y: np.einsum("bi,bj->bij", x, y),  # not flattened
             ],
         ),
         Exercise(
@@ -81,7 +85,8 @@ def notebook_04() -> ExerciseSet:
             solution_code="ex.q3.check(((64 + 1) * (32 + 1) + 1) * 16)  # 34,336\n"
                           "# check: mmcourse.fusion.parameter_count('bilinear', 64, 32, 16)",
             reference=lambda: 34336,
-            wrong=lambda: [64 * 32 * 16, (64 * 32 + 1) * 16, (64 + 32 + 2) * 16],
+            wrong=lambda: [64 * 32 * 16, (64 * 32 + 1) * 16, (64 + 32 + 2) * 16,
+                           (64 + 1) * (32 + 1) * 16, None],  # ... no biases
         ),
         Exercise(
             name="q4",
@@ -93,7 +98,8 @@ def notebook_04() -> ExerciseSet:
                    "Add the r rank weights lambda_i and the d_out biases."],
             solution_code="ex.q4.check(4 * (64 + 1) * 16 + 4 * (32 + 1) * 16 + 4 + 16)  # 6,292",
             reference=lambda: 6292,
-            wrong=lambda: [34336, 4 * (64 + 32) * 16, 4 * (64 + 32 + 2) * 16],
+            wrong=lambda: [34336, 4 * (64 + 32) * 16, 4 * (64 + 32 + 2) * 16,
+                           4 * (64 + 1) * 16 + 4 * (32 + 1) * 16 + 16, None],  # ... no λ
         ),
         Exercise(
             name="q5",
@@ -113,6 +119,8 @@ def notebook_04() -> ExerciseSet:
                 _mini_article_model(pooling="Flatten"),  # the article's Flatten: too many params
                 _mini_article_model(outputs=2),
                 _mini_article_model(text=False),
+                _mini_article_model(recurrent=False),  # averages the embeddings: no LSTM
+                None,
             ],
         ),
     ])
@@ -132,7 +140,8 @@ model = keras.Model([image, token_ids], keras.layers.Dense(1, activation="sigmoi
 ex.q5.check(model)"""
 
 
-def _mini_article_model(pooling="GlobalAveragePooling2D", outputs=1, text=True):
+def _mini_article_model(pooling="GlobalAveragePooling2D", outputs=1, text=True,
+                        recurrent=True):
     """The reference answer to notebook 04's q5 (the code in _MINI_ARTICLE_MODEL), and its
     wrong variants for the tests."""
     import keras
@@ -146,7 +155,8 @@ def _mini_article_model(pooling="GlobalAveragePooling2D", outputs=1, text=True):
     if text:
         y = keras.layers.Embedding(64, 16, mask_zero=True)(token_ids)
         inputs.append(token_ids)
-        features.append(keras.layers.LSTM(16)(y))
+        text_layer = keras.layers.LSTM(16) if recurrent else keras.layers.GlobalAveragePooling1D()
+        features.append(text_layer(y))
     z = keras.layers.Concatenate()(features) if len(features) > 1 else x
     z = keras.layers.Dense(32, activation="relu")(z)
     activation = "sigmoid" if outputs == 1 else "softmax"

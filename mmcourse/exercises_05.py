@@ -60,7 +60,8 @@ def notebook_05() -> ExerciseSet:
                           "    return per_replica_batch * replicas\n\n"
                           "ex.q1.check(global_batch)",
             reference=lambda: global_batch,
-            wrong=lambda: [lambda b, r: b, lambda b, r: b // r, lambda b, r: b + r],
+            wrong=lambda: [lambda b, r: b, lambda b, r: b // r, lambda b, r: b + r,
+                           lambda b, r: b * (r + 1), lambda b, r: None],
         ),
         Exercise(
             name="q2",
@@ -79,6 +80,8 @@ def notebook_05() -> ExerciseSet:
                 lambda h: h["accuracy"][0] - h["val_accuracy"][0],  # first epoch
                 lambda h: max(h["accuracy"]) - max(h["val_accuracy"]),  # best, not last
                 lambda h: h["loss"][-1] - h["val_loss"][-1],  # losses
+                lambda h: h["accuracy"][-2] - h["val_accuracy"][-2],  # off by one epoch
+                lambda h: None,  # forgot the return
             ],
         ),
         Exercise(
@@ -92,7 +95,8 @@ def notebook_05() -> ExerciseSet:
                    "keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True)"],
             solution_code='ex.q3.check("EarlyStopping")',
             reference=lambda: "EarlyStopping",
-            wrong=lambda: ["ModelCheckpoint", "BackupAndRestore", "ReduceLROnPlateau", 3],
+            wrong=lambda: ["ModelCheckpoint", "BackupAndRestore", "ReduceLROnPlateau", 3, None,
+                           "keras.callbacks.ModelCheckpoint", "Early Stopping"],
         ),
         Exercise(
             name="q4",
@@ -105,6 +109,8 @@ def notebook_05() -> ExerciseSet:
             solution_code="from mmcourse.callbacks import cosine_schedule\n"
                           "ex.q4.check(cosine_schedule(0.01, epochs=11)(5))",
             reference=lambda: cosine_at(0.01, 11, 5),
-            wrong=lambda: [0.01, 0.0, cosine_at(0.01, 11, 6), 0.01 * 5 / 10 + 1e-4],
+            wrong=lambda: [0.01, 0.0, cosine_at(0.01, 11, 6), 0.01 * 5 / 10 + 1e-4,
+                           cosine_at(0.01, 12, 5),  # divides by epochs, not epochs - 1
+                           cosine_at(0.01, 11, 4), None],
         ),
     ])

@@ -1,11 +1,27 @@
-"""Every exercise in the course: placeholder, right answer and wrong answers."""
+"""Every exercise in the course: placeholder, right and wrong answers, the solutions shown to
+learners, and each checker against answers computed independently of it.
 
+An exercise's ``reference`` comes from the same module as its checker, often from the same
+function, so "the reference is accepted" proves little. Here each checker must also accept
+answers built independently (``INDEPENDENT``): by Keras or TensorFlow, from a literal worked
+out by hand, or from the documentation, never from the checker's module or ``mmcourse.scratch``.
+And each ``solution_code`` runs in the namespace its notebook gives it (the notebook's imports
+and ``ex``) and must get "Correct".
+"""
+
+import ast
 import inspect
+import json
+import math
 
+import numpy as np
 import pytest
 
-from mmcourse import course_exercises
+from mmcourse import NOTEBOOKS_DIR, course_exercises
 from mmcourse.exercises import ____
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
 
 SETS = {
     name: factory
@@ -58,3 +74,246 @@ def test_hints_and_solution_render(name, index):
     assert exercise.hints
     assert "Hint" in exercise.hint(1)._repr_markdown_()
     assert exercise.solution().code.strip()
+
+
+# --- the solutions, run where the learner would run them ------------------------------------
+
+
+def _notebook_imports(name):
+    """The import statements of notebook NN's code cells (what its namespace holds when the
+    learner reaches the exercises, apart from computed variables)."""
+    number = name.removeprefix("notebook_")
+    paths = sorted(NOTEBOOKS_DIR.glob(f"{number}_*.ipynb"))
+    assert len(paths) == 1, f"expected one notebooks/{number}_*.ipynb, found {paths}"
+    imports = []
+    for cell in json.loads(paths[0].read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        for node in ast.parse(source).body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                imports.append(ast.get_source_segment(source, node))
+    assert f"from mmcourse.course_exercises import {name}" in imports
+    return "\n".join(imports)
+
+
+@pytest.mark.parametrize(("name", "index"), EXERCISES)
+def test_solution_code_runs_in_the_notebook_and_is_correct(name, index):
+    namespace = {"__name__": "__notebook__"}
+    exec(_notebook_imports(name), namespace)  # noqa: S102 - our own notebooks' imports
+    ex = namespace[name]()
+    calls = []
+    for exercise in ex:  # record what the solution's ex.qN.check(...) answers
+        def check(answer=____, _check=exercise.check, _name=exercise.name):
+            feedback = _check(answer)
+            calls.append((_name, feedback))
+            return feedback
+
+        exercise.check = check
+    namespace["ex"] = ex
+    exercise = list(ex)[index]
+    exec(exercise.solution_code, namespace)  # noqa: S102 - the course's own solution
+    assert [call[0] for call in calls] == [exercise.name], \
+        f"the solution must end with ex.{exercise.name}.check(...) (calls: {calls})"
+    assert calls[0][1].correct, str(calls[0][1])
+
+
+# --- each checker against independent answers -----------------------------------------------
+
+
+def _keras_dense(x, kernel, bias):
+    layer = keras.layers.Dense(kernel.shape[1], activation="sigmoid", dtype="float64")
+    layer.build((None, kernel.shape[0]))
+    layer.set_weights([kernel, bias])
+    return np.asarray(layer(x))
+
+
+def _tf_same_padding(size, kernel_size, stride):
+    """(pad_before, pad_after) of TensorFlow's padding='SAME', found by trying every explicit
+    padding with 'VALID' and keeping the one that gives the same output (smallest first)."""
+    rng = np.random.default_rng(size * 100 + kernel_size * 10 + stride)
+    x = rng.normal(size=(1, size, 1)).astype("float32")
+    kernel = rng.normal(size=(kernel_size, 1, 1)).astype("float32")
+    same = tf.nn.conv1d(x, kernel, stride, "SAME").numpy()
+    for before in range(kernel_size):
+        for after in range(kernel_size):
+            padded = np.pad(x, ((0, 0), (before, after), (0, 0)))
+            if padded.shape[1] < kernel_size:
+                continue
+            valid = tf.nn.conv1d(padded, kernel, stride, "VALID").numpy()
+            if valid.shape == same.shape and np.allclose(valid, same, atol=1e-5):
+                return before, after
+    raise AssertionError(f"no explicit padding reproduces SAME for {size, kernel_size, stride}")
+
+
+def _keras_receptive_field():
+    """Receptive field of conv 3 (stride 1), pool 2 (stride 2), conv 3, measured by Keras: the
+    input positions with a non-zero gradient of one output. Average pooling has max pooling's
+    geometry and a gradient at every position of its window."""
+    model = keras.Sequential([
+        keras.Input((32, 1)),
+        keras.layers.Conv1D(1, 3, kernel_initializer="ones", use_bias=False),
+        keras.layers.AveragePooling1D(2),
+        keras.layers.Conv1D(1, 3, kernel_initializer="ones", use_bias=False),
+    ])
+    x = tf.Variable(np.ones((1, 32, 1), "float32"))
+    with tf.GradientTape() as tape:
+        output = model(x)[0, 6, 0]
+    support = np.flatnonzero(tape.gradient(output, x).numpy()[0, :, 0])
+    assert support.tolist() == list(range(support[0], support[-1] + 1))  # contiguous
+    return len(support)
+
+
+def _keras_rnn_step(x_t, h_prev, kernel, recurrent_kernel, bias):
+    layer = keras.layers.SimpleRNN(kernel.shape[1], dtype="float64")
+    layer.build((None, 1, kernel.shape[0]))
+    layer.set_weights([kernel, recurrent_kernel, bias])
+    return np.asarray(layer(x_t[:, None], initial_state=[h_prev]))
+
+
+def _keras_forget_kernel(kernel):
+    """The forget gate's input weights, read back from a Keras LSTM: with no recurrent weights,
+    no bias and h0 = 0, one step gives c1 = f * c0 + i * g, so c1(c0=1) - c1(c0=0) = f =
+    sigmoid(x W_f); with x = the identity, W_f = logit(f). No gate order assumed."""
+    features, units = kernel.shape[0], kernel.shape[1] // 4
+    layer = keras.layers.LSTM(units, return_state=True, dtype="float64")
+    layer.build((None, 1, features))
+    layer.set_weights([kernel, np.zeros((units, 4 * units)), np.zeros(4 * units)])
+    x = np.eye(features)[:, None, :]
+    zeros, ones = np.zeros((features, units)), np.ones((features, units))
+    cells = [np.asarray(layer(x, initial_state=[zeros, c0])[2]) for c0 in (zeros, ones)]
+    forget = cells[1] - cells[0]
+    return np.log(forget / (1 - forget))
+
+
+def _keras_padding_mask(token_ids):
+    embedding = keras.layers.Embedding(100, 2, mask_zero=True)
+    return np.asarray(embedding.compute_mask(np.asarray(token_ids)))
+
+
+def _keras_multiply_fusion(x, y, w_x, b_x, w_y, b_y):
+    image = keras.layers.Dense(w_x.shape[1], dtype="float64")
+    text = keras.layers.Dense(w_y.shape[1], dtype="float64")
+    image.build((None, w_x.shape[0]))
+    text.build((None, w_y.shape[0]))
+    image.set_weights([w_x, b_x])
+    text.set_weights([w_y, b_y])
+    return np.asarray(keras.layers.Multiply(dtype="float64")([image(x), text(y)]))
+
+
+def _kron_features(x, y):
+    """[1; x] kron [1; y] per example (np.kron is the Kronecker product's definition)."""
+    return np.stack([np.kron(np.r_[1.0, xi], np.r_[1.0, yi]) for xi, yi in zip(x, y, strict=True)])
+
+
+def _params(layer, input_shape):
+    layer.build(input_shape)
+    return layer.count_params()
+
+
+def _other_article_model():
+    """A different model that meets notebook 04 q5's specification."""
+    image = keras.Input((64, 64, 3))
+    token_ids = keras.Input((12,), dtype="int32")
+    x = keras.layers.Conv2D(8, 5, strides=4, activation="relu")(image)
+    x = keras.layers.GlobalMaxPooling2D()(x)
+    y = keras.layers.LSTM(8)(keras.layers.Embedding(49, 8, mask_zero=True)(token_ids))
+    z = keras.layers.Concatenate()([x, y])
+    return keras.Model([image, token_ids], keras.layers.Dense(1, activation="sigmoid")(z))
+
+
+def _first_batch_positives_from_the_jsonl():
+    from mmcourse.data import ensure_data
+
+    path = ensure_data() / "relations" / "val" / "match.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()[:32]
+    return int(sum(json.loads(line)["label"] for line in lines))
+
+
+#: Answers worked out by hand (with a literal) or by Keras/TensorFlow, for each exercise.
+INDEPENDENT = {
+    ("notebook_00", "q1"): lambda: [(2, 4), tuple(tf.matmul(tf.ones((2, 3)),
+                                                            tf.ones((3, 4))).shape)],
+    ("notebook_00", "q2"): lambda: ["/CPU:0", "/device:CPU:0", "cpu:0",
+                                    tf.config.list_logical_devices("CPU")[0].name],
+    ("notebook_00", "q3"): lambda: [
+        lambda seed: np.random.Generator(np.random.PCG64(seed)).standard_normal(3)],
+    ("notebook_00", "q4"): lambda: [4 * 8 + 8, _params(keras.layers.Dense(8), (None, 4))],
+    ("notebook_01", "q1"): lambda: [{
+        "a red circle above a blue square": "a red circle below a blue square",
+        "a green square below a cyan circle": "a green square above a cyan circle",
+        "is the red object at the top or bottom": "is the red object at the bottom or top",
+        "a red circle left of a blue square": "a red circle left of a blue square",
+        "there are two objects": "there are two objects",
+    }.get],
+    ("notebook_01", "q2"): lambda: [
+        lambda image: np.asarray(keras.layers.Rescaling(1 / 255)(image.astype("float32")))],
+    ("notebook_01", "q3"): lambda: [
+        lambda ids, n: keras.utils.pad_sequences([ids], maxlen=n, padding="post",
+                                                 truncating="post", dtype="int32")[0]],
+    ("notebook_01", "q4"): lambda: [_first_batch_positives_from_the_jsonl()],
+    ("notebook_02", "q1"): lambda: [_keras_dense],
+    ("notebook_02", "q2"): lambda: [_tf_same_padding],
+    ("notebook_02", "q3"): lambda: [(15, 15, 32), tuple(keras.Sequential([
+        keras.Input((64, 64, 3)), keras.layers.Conv2D(16, 5, strides=2, padding="valid"),
+        keras.layers.Conv2D(32, 3, strides=2, padding="same")]).output_shape[1:])],
+    ("notebook_02", "q4"): lambda: [4640, _params(keras.layers.Conv2D(32, (3, 3)),
+                                                  (None, 8, 8, 16))],
+    ("notebook_02", "q5"): lambda: [1 + 2 + 1 + 2 * 2, _keras_receptive_field()],
+    ("notebook_03", "q1"): lambda: [_keras_rnn_step],
+    ("notebook_03", "q2"): lambda: [1600, _params(keras.layers.LSTM(16), (None, None, 8))],
+    ("notebook_03", "q3"): lambda: [_keras_forget_kernel],
+    ("notebook_03", "q4"): lambda: [_keras_padding_mask],
+    ("notebook_04", "q1"): lambda: [_keras_multiply_fusion],
+    ("notebook_04", "q2"): lambda: [_kron_features],
+    ("notebook_04", "q3"): lambda: [34336, _params(keras.layers.Dense(16), (None, 65 * 33))],
+    ("notebook_04", "q4"): lambda: [6292, _params(keras.layers.Dense(4 * 16, use_bias=False),
+                                                  (None, 65))
+                                    + _params(keras.layers.Dense(4 * 16, use_bias=False),
+                                              (None, 33)) + 4 + 16],
+    ("notebook_04", "q5"): lambda: [_other_article_model()],
+    ("notebook_05", "q1"): lambda: [
+        lambda b, r: {(32, 2): 64, (64, 8): 512, (16, 1): 16, (8, 3): 24}[(b, r)]],
+    ("notebook_05", "q2"): lambda: [
+        lambda h: {(0.97, 0.71): 0.26, (0.9, 0.6): 0.3, (0.8, 0.85): -0.05}[
+            (h["accuracy"][-1], h["val_accuracy"][-1])]],
+    ("notebook_05", "q3"): lambda: ["EarlyStopping", keras.callbacks.EarlyStopping.__name__,
+                                    "keras.callbacks.EarlyStopping"],
+    ("notebook_05", "q4"): lambda: [0.005, 0.01 * 0.5 * (1 + math.cos(math.pi / 2)),
+                                    float(keras.optimizers.schedules.CosineDecay(
+                                        0.01, decay_steps=10)(5))],
+}
+
+
+def test_every_exercise_has_independent_answers():
+    exercises = {(name, exercise.name) for name, factory in SETS.items() for exercise in factory()}
+    assert exercises <= set(INDEPENDENT), \
+        f"add independent answers for {sorted(exercises - set(INDEPENDENT))}"
+
+
+@pytest.mark.parametrize(("name", "index"), EXERCISES)
+def test_checker_accepts_independent_answers(name, index):
+    exercise = _exercise(name, index)
+    answers = INDEPENDENT[(name, exercise.name)]()
+    assert answers
+    for answer in answers:
+        feedback = exercise.check(answer)
+        assert feedback.correct, f"{answer!r}: {feedback}"
+
+
+def test_the_independent_oracles_agree_with_hand_computed_values():
+    """The Keras/TF-based oracles above, on small cases worked out by hand."""
+    assert _tf_same_padding(5, 3, 1) == (1, 1)  # out 5: (5 - 1) * 1 + 3 - 5 = 2 in all
+    assert _tf_same_padding(6, 4, 2) == (1, 1)  # out 3: (3 - 1) * 2 + 4 - 6 = 2
+    assert _tf_same_padding(7, 4, 1) == (1, 2)  # 3 in all: the extra one goes after
+    assert _tf_same_padding(5, 1, 3) == (0, 0)  # out 2: (2 - 1) * 3 + 1 - 5 < 0 -> 0
+    np.testing.assert_allclose(_kron_features(np.array([[2.0, 3.0]]), np.array([[5.0]])),
+                               [[1, 5, 2, 10, 3, 15]])
+    np.testing.assert_allclose(np.random.default_rng(0).normal(size=3),
+                               [0.12573022, -0.13210486, 0.64042265], atol=1e-8)
+    kernel = np.arange(24, dtype=float).reshape(3, 8) / 24  # units 2: forget = columns 2, 3
+    np.testing.assert_allclose(_keras_forget_kernel(kernel), kernel[:, 2:4], atol=1e-8)
+    np.testing.assert_allclose(_keras_rnn_step(np.array([[1.0, 2.0]]), np.array([[1.0, -1.0]]),
+                                               np.eye(2), np.array([[0.5, -1.0], [0.0, 2.0]]),
+                                               np.array([0.0, 1.0])), [[np.tanh(1.5), 0.0]])
+    assert _keras_padding_mask([[4, 0, 1]]).tolist() == [[True, False, True]]

@@ -73,6 +73,38 @@ def test_model_check_inspects_layers_shape_and_params():
     assert "expected 2 (pass a list" in make_exercise(expect_model(n_inputs=2)).check(model).message
 
 
+def test_model_check_needs_every_listed_layer_type():
+    import keras
+
+    model = keras.Sequential([keras.Input((6, 4)), keras.layers.LSTM(3), keras.layers.Dense(1)])
+    assert make_exercise(expect_model(["LSTM", "Dense"])).check(model).correct
+    for layer_types, missing in ((["Dense", "Conv2D"], "['Conv2D']"),
+                                 (["LSTM", "Embedding", "Dense"], "['Embedding']"),
+                                 (["Dense", "LSTM", "Concatenate", "Conv2D"],
+                                  "['Concatenate', 'Conv2D']")):
+        feedback = make_exercise(expect_model(layer_types)).check(model)
+        assert feedback.status == "incorrect" and f"still needs {missing}" in feedback.message
+    assert make_exercise(expect_model(params=4 * (4 * 3 + 3 * 3 + 3) + 3 + 1)).check(model).correct
+    assert "has 100 parameters; expected 99" in \
+        make_exercise(expect_model(params=99)).check(model).message
+
+
+def test_function_check_with_a_dtype():
+    checker = expect_function(lambda x: np.asarray(x, np.float32) * 2, [(np.arange(3),)],
+                              dtype=np.float32)
+    exercise = make_exercise(checker)
+    assert exercise.check(lambda x: x.astype(np.float32) * 2).correct
+    assert "dtype float64; return dtype float32 (.astype(np.float32))" in \
+        exercise.check(lambda x: x * 2.0).message
+    assert "is a list; return a NumPy array of dtype float32" in \
+        exercise.check(lambda x: (x * 2.0).tolist()).message
+    assert "wrong values" in exercise.check(lambda x: (x * 3).astype(np.float32)).message
+    assert "got NoneType" in exercise.check(lambda x: None).message
+    mask = make_exercise(expect_function(lambda x: x != 0, [(np.array([0, 2]),)], dtype=bool))
+    assert mask.check(lambda x: x > 0).correct
+    assert "dtype int64; return dtype bool" in mask.check(lambda x: (x > 0).astype(np.int64)).message
+
+
 def test_hints_and_solution():
     exercise = make_exercise(expect_value(3))
     assert "first hint" in str(exercise.hint()) and ".hint(2)" in str(exercise.hint())
