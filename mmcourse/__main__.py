@@ -2,25 +2,52 @@
 
 Commands import their module only when they run, so ``doctor`` works even when
 TensorFlow is missing or broken. With ``--json``, stdout carries JSON only and
-logs go to stderr.
+logs go to stderr. A bad argument ends with exit status 2 and a message that names
+the flag and what it expects; a file-system problem (read-only folder, disk full)
+with exit status 1 and what to do; never with a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
+from pathlib import Path
+
+
+def int_at_least(minimum: int):
+    """An argparse ``type=``: a whole number >= ``minimum``; the message names the bound."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {minimum}"  # what argparse shows if it ever names the type
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mmcourse", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     title="commands")
 
     doctor = commands.add_parser("doctor", help="check the environment; exit 1 if broken")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
 
     data = commands.add_parser("data", help="build or verify the course datasets")
     data.add_argument("--root", default=None, help="data folder (default: data/ in the repo)")
-    data.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    data.add_argument("--seed", type=non_negative_int, default=0,
+                      help="generator seed, an int >= 0 (default 0)")
     data.add_argument("--verify", action="store_true",
                       help="re-hash the data against its manifest; exit 1 on any difference")
 
@@ -28,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--task", default="match", help="task (default match)")
     train.add_argument("--fusion", default="concat", help="fusion method (default concat)")
     train.add_argument("--level", default="attributes", choices=["attributes", "relations"])
-    train.add_argument("--epochs", type=int, default=None, help="epochs (default per task)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=positive_int, default=None,
+                       help="epochs, >= 1 (default per task)")
+    train.add_argument("--seed", type=non_negative_int, default=0)
     train.add_argument("--root", default=None, help="data folder (default: data/ in the repo)")
     train.add_argument("--json", action="store_true", help="print the result as one JSON object")
     train.add_argument("--strategy", default="default",
@@ -40,13 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="folder for best.keras, model.keras and the resume backup")
     train.add_argument("--resume", action="store_true",
                        help="continue an interrupted run from --run-dir's backup")
-    train.add_argument("--patience", type=int, default=None,
-                       help="early stopping patience in epochs (restores the best weights)")
-    train.add_argument("--batch-size", type=int, default=None,
+    train.add_argument("--patience", type=positive_int, default=None,
+                       help="early stopping patience in epochs, >= 1 (restores the best weights)")
+    train.add_argument("--batch-size", type=positive_int, default=None,
                        help="global batch size, split over the replicas (default 64)")
-    train.add_argument("--train-size", type=int, default=None,
+    train.add_argument("--train-size", type=positive_int, default=None,
                        help="use only the first N training examples (quick runs)")
-    train.add_argument("--test-size", type=int, default=None,
+    train.add_argument("--test-size", type=positive_int, default=None,
                        help="use only the first N validation and test examples")
 
     bench = commands.add_parser("bench", help="run benchmarks and print measured ratios")
@@ -55,8 +83,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
+    """What argparse cannot check alone; exits 2 with the flag's name."""
+    from mmcourse.models import FUSIONS, TASKS  # names only: no Keras
+
+    for flag, value, valid in (("--task", args.task, TASKS), ("--fusion", args.fusion, FUSIONS)):
+        if value not in valid:
+            parser.error(f"argument {flag}: unknown {flag[2:]} {value!r}; valid names: "
+                         f"{', '.join(valid)}")
+    if args.resume and args.run_dir is None:
+        parser.error("argument --resume: needs --run-dir DIR, the folder of the interrupted run "
+                     "(its backup is there)")
+    if args.root is not None and not Path(args.root).is_dir():
+        parser.error(f"argument --root: {args.root} is not a folder; give the data folder, or "
+                     f"create one with `python -m mmcourse data --root {args.root}`")
+    if args.run_dir is not None and Path(args.run_dir).exists() and \
+            not Path(args.run_dir).is_dir():
+        parser.error(f"argument --run-dir: {args.run_dir} is a file; give a folder (it is "
+                     f"created if missing)")
+
+
+def file_system_error(error: OSError, flag: str, path) -> str:
+    """A one-line message for an OSError met while reading or writing ``path``."""
+    where = f"{flag} {path}" if flag else str(path)
+    if error.errno == errno.ENOSPC:
+        return (f"error: no space left on the device while writing {where}: free some space "
+                f"or choose another folder{' with ' + flag if flag else ''}")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"error: {where}: cannot write there ({error.strerror}); choose a folder you "
+                f"can write to{' with ' + flag if flag else ''}")
+    if error.errno in (errno.ENOTDIR, errno.EEXIST):
+        return f"error: {where}: a file is in the way, not a folder; give a folder"
+    return f"error: {where}: {error.strerror or error} ({type(error).__name__})"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # no command: list them, one line each
+        parser.print_help(sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     if args.command == "doctor":
         from mmcourse import doctor
 
@@ -64,11 +131,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "data":
         from mmcourse import data
 
-        return data.main(root=args.root, seed=args.seed, verify=args.verify)
+        try:
+            return data.main(root=args.root, seed=args.seed, verify=args.verify)
+        except OSError as error:  # read-only folder, disk full, ...
+            print(file_system_error(error, "--root", args.root or data.DATA_DIR) +
+                  " (generation is atomic: the previous dataset, if any, is unchanged)",
+                  file=sys.stderr)
+            return 1
     if args.command == "train":
+        _check_train_arguments(parser, args)
         from mmcourse import training
 
-        return training.main(args)
+        try:
+            return training.main(args)
+        except OSError as error:  # disk full, read-only run folder, ...
+            flag, path = ("--run-dir", args.run_dir) if args.run_dir else ("", error.filename)
+            print(file_system_error(error, flag, path), file=sys.stderr)
+            return 1
     if args.command == "bench":
         from mmcourse import bench
 

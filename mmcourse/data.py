@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import json
 import os
@@ -441,8 +442,10 @@ def _build(folder: Path, seed: int, sizes: dict, progress: bool) -> dict:
                         seen.add(digest)
                         break
                 name = f"images/{scene_id:05d}.png"
-                cv2.imwrite(str(split_dir / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                            [cv2.IMWRITE_PNG_COMPRESSION, 1])
+                if not cv2.imwrite(str(split_dir / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                                   [cv2.IMWRITE_PNG_COMPRESSION, 1]):  # False, not an exception
+                    raise OSError(errno.EIO, "OpenCV could not write the image (disk full?)",
+                                  str(split_dir / name))
                 files[f"{level}/{split}/{name}"] = {"sha256": digest, "shape": list(image.shape)}
                 base = {"image": name, "scene": scene_id}
                 records["scenes"].append({**base, "objects": objects})
@@ -530,9 +533,10 @@ def generate(root=None, seed: int = 0, progress: bool = True, sizes: dict | None
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    sizes = _sizes(sizes)  # before anything is created on disk
     root = _root(root)
     with _locked(root):
-        _generate_locked(root, int(seed), progress, _sizes(sizes))
+        _generate_locked(root, int(seed), progress, sizes)
     return root
 
 
@@ -667,9 +671,18 @@ def verify(root=None) -> list[str]:
 def main(root=None, seed: int = 0, verify: bool = False) -> int:
     """``python -m mmcourse data [--root DIR] [--seed N] [--verify]``: build or verify.
 
-    Returns the exit status: 0, or 1 when ``--verify`` finds problems (each printed on
-    stderr). Introduced in notebook 01."""
+    Returns the exit status: 0, 1 when ``--verify`` finds problems (each printed on
+    stderr), 2 when ``root`` is not a folder. File-system errors (read-only folder, disk
+    full) are raised as ``OSError``; the command line reports them. Introduced in notebook 01.
+    """
     root = _root(root)
+    for folder in (root, *root.parents):  # the first one that exists must be a folder
+        if folder.exists():
+            if not folder.is_dir():
+                print(f"error: --root {root}: {folder} is a file, not a folder; give a folder "
+                      f"(it is created if missing)", file=sys.stderr)
+                return 2
+            break
     if verify:
         problems = globals()["verify"](root)
         for problem in problems:

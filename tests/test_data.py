@@ -388,7 +388,7 @@ def test_ensure_data_generates_only_when_missing(tmp_path, monkeypatch):
     assert calls == [None] and (root / "manifest.json").stat().st_mtime_ns == before
 
 
-def test_bad_arguments():
+def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="task must be one of"):
         data.load_records("caption", "attributes", "train")
     with pytest.raises(ValueError, match="level must be one of"):
@@ -398,9 +398,10 @@ def test_bad_arguments():
     with pytest.raises(FileNotFoundError, match="python -m mmcourse data"):
         data.load_records("match", "attributes", "train", root="/nonexistent/dir")
     with pytest.raises(ValueError, match="sizes"):
-        data.generate("/nonexistent/dir", sizes={"attributes": {"train": 0}})
+        data.generate(tmp_path / "never", sizes={"attributes": {"train": 0}})
     with pytest.raises(ValueError, match="seed"):
-        data.generate("/nonexistent/dir", seed=-1)
+        data.generate(tmp_path / "never", seed=-1)
+    assert not (tmp_path / "never").exists()  # rejected before anything is written
     with pytest.raises(ValueError, match=r"objects\[0\] has shape 'star'"):
         data.render_scene([{"shape": "star", "colour": "red", "x": 5, "y": 5, "r": 3}])
     with pytest.raises(ValueError, match="colour 'pink'"):

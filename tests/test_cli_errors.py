@@ -1,0 +1,162 @@
+"""Every command of ``python -m mmcourse`` with bad arguments: exit status 2 (1 for a
+file-system problem), a message on stderr that names the flag and what it expects, nothing
+on stdout, and never a traceback. Each runs in a subprocess, as a user would type it."""
+
+import errno
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mmcourse import REPO_ROOT, data
+from mmcourse.__main__ import main
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def _run(*arguments):
+    return subprocess.run([sys.executable, "-m", "mmcourse", *arguments], capture_output=True,
+                          text=True, cwd=REPO_ROOT, env=ENV, timeout=120)
+
+
+def _assert_clean_error(completed, status, *needles):
+    assert "Traceback" not in completed.stderr, completed.stderr
+    assert completed.returncode == status, (completed.returncode, completed.stderr)
+    assert completed.stdout == ""
+    for needle in needles:
+        assert needle in completed.stderr, (needle, completed.stderr)
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    (folder / "a_file.txt").write_text("not a folder")
+    (folder / "empty").mkdir()
+    return {"FILE": str(folder / "a_file.txt"), "UNDER_FILE": str(folder / "a_file.txt" / "sub"),
+            "EMPTY": str(folder / "empty"), "MISSING": str(folder / "missing")}
+
+
+BAD_ARGUMENTS = [
+    # command, arguments, exit status, what stderr must name
+    (["data", "--seed", "-1"], 2, ["argument --seed", "must be >= 0, got -1"]),
+    (["data", "--seed", "two"], 2, ["argument --seed", "expected a whole number >= 0"]),
+    (["data", "--root", "FILE"], 2, ["--root", "is a file, not a folder; give a folder"]),
+    (["data", "--root", "FILE", "--verify"], 2, ["--root", "is a file, not a folder"]),
+    (["data", "--root", "UNDER_FILE"], 2, ["--root", "is a file, not a folder"]),
+    (["data", "--verify", "--root", "EMPTY"], 1,
+     ["missing: manifest.json", "regenerate with `python -m mmcourse data --root"]),
+    (["data", "--bogus"], 2, ["unrecognized arguments: --bogus"]),
+    (["train", "--batch-size", "0"], 2, ["argument --batch-size", "must be >= 1, got 0"]),
+    (["train", "--train-size", "0"], 2, ["argument --train-size", "must be >= 1, got 0"]),
+    (["train", "--test-size", "0"], 2, ["argument --test-size", "must be >= 1, got 0"]),
+    (["train", "--epochs", "0"], 2, ["argument --epochs", "must be >= 1, got 0"]),
+    (["train", "--patience", "0"], 2, ["argument --patience", "must be >= 1, got 0"]),
+    (["train", "--epochs", "2.5"], 2, ["argument --epochs", "expected a whole number >= 1"]),
+    (["train", "--seed", "-3"], 2, ["argument --seed", "must be >= 0, got -3"]),
+    (["train", "--resume"], 2, ["argument --resume", "needs --run-dir DIR"]),
+    (["train", "--fusion", "outer"], 2,
+     ["argument --fusion", "unknown fusion 'outer'", "valid names: image, text, concat"]),
+    (["train", "--task", "caption"], 2, ["argument --task", "valid names: match, qa"]),
+    (["train", "--level", "colours"], 2, ["argument --level", "invalid choice: 'colours'"]),
+    (["train", "--strategy", "tpu"], 2, ["argument --strategy", "invalid choice: 'tpu'"]),
+    (["train", "--root", "MISSING"], 2, ["argument --root", "is not a folder",
+                                         "python -m mmcourse data --root"]),
+    (["train", "--run-dir", "FILE"], 2, ["argument --run-dir", "is a file; give a folder"]),
+    (["bench", "nope"], 2, ["unknown benchmark 'nope'", "choose from"]),
+    (["bench", "--bogus"], 2, ["unrecognized arguments: --bogus"]),
+    (["doctor", "--bogus"], 2, ["unrecognized arguments: --bogus"]),
+    (["doctor", "extra"], 2, ["unrecognized arguments: extra"]),
+    (["bogus"], 2, ["argument COMMAND: invalid choice: 'bogus'", "'doctor'", "'train'"]),
+]
+
+
+@pytest.mark.parametrize(("arguments", "status", "needles"), BAD_ARGUMENTS,
+                         ids=[" ".join(case[0]) for case in BAD_ARGUMENTS])
+def test_bad_arguments_name_the_flag_without_a_traceback(paths, arguments, status, needles):
+    arguments = [paths.get(argument, argument) for argument in arguments]
+    _assert_clean_error(_run(*arguments), status, *needles)
+
+
+def test_every_command_is_covered():
+    from mmcourse.__main__ import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    covered = {case[0][0] for case in BAD_ARGUMENTS}
+    assert set(commands) <= covered, set(commands) - covered
+
+
+def test_no_command_lists_the_commands_one_line_each():
+    completed = _run()
+    _assert_clean_error(completed, 2)
+    for command in ("doctor", "data", "train", "bench"):
+        assert re.search(rf"^\s+{command}\s+\w.+$", completed.stderr, re.MULTILINE), \
+            (command, completed.stderr)
+
+
+def _read_only_folder(tmp_path):
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    if Path("/sys/kernel").is_dir():  # root may write anywhere, but not into sysfs
+        return Path("/sys/kernel")
+    pytest.skip("no read-only folder for root on this system")
+
+
+def test_data_on_a_read_only_folder(tmp_path):
+    folder = _read_only_folder(tmp_path)
+    try:
+        completed = _run("data", "--root", str(folder))
+    finally:
+        if folder.is_relative_to(tmp_path):
+            folder.chmod(0o755)
+    _assert_clean_error(completed, 1, f"--root {folder}", "cannot write there",
+                        "choose a folder you can write to")
+
+
+TINY = {level: {"train": 3, "val": 2, "test": 2} for level in data.LEVELS}
+
+
+def test_data_when_the_disk_is_full(tmp_path, monkeypatch, capsys):
+    root = data.generate(tmp_path / "data", seed=0, progress=False, sizes=TINY)
+    before = (root / "manifest.json").read_bytes()
+
+    def disk_full(path, records):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(data, "DEFAULT_SIZES", TINY)
+    monkeypatch.setattr(data, "_write_jsonl", disk_full)
+    assert main(["data", "--root", str(root), "--seed", "1"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"no space left on the device while writing --root {root}" in captured.err
+    assert "free some space or choose another folder with --root" in captured.err
+    assert "previous dataset, if any, is unchanged" in captured.err
+    monkeypatch.undo()
+    assert (root / "manifest.json").read_bytes() == before and data.verify(root) == []
+    assert not list(root.glob(".partial-*"))
+
+
+def test_data_when_opencv_cannot_write(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "DEFAULT_SIZES", TINY)
+    monkeypatch.setattr(data.cv2, "imwrite", lambda *args: False)  # how OpenCV fails
+    assert main(["data", "--root", str(tmp_path)]) == 1
+    assert "OpenCV could not write the image" in capsys.readouterr().err
+    assert not (tmp_path / "manifest.json").exists()
+
+
+def test_train_when_the_disk_is_full(tmp_path, monkeypatch, capsys):
+    from mmcourse import training
+
+    def disk_full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "best.keras"))
+
+    monkeypatch.setattr(training, "main", disk_full)
+    assert main(["train", "--run-dir", str(tmp_path), "--epochs", "1"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"no space left on the device while writing --run-dir {tmp_path}" in captured.err
