@@ -36,7 +36,10 @@ import math
 import keras
 from keras import ops
 
-from mmcourse.models import FUSIONS  # the names, defined where no Keras import is needed
+#: The fusion methods this module has formulas for, in notebook 04's order. (``mmcourse.
+#: models.FUSIONS`` repeats them, without Keras, and adds notebook 06's relational models.)
+FUSIONS = ("image", "text", "concat", "multiply", "sum", "gated", "film", "bilinear",
+           "lowrank", "attention")
 
 
 def _check_width(name: str, value) -> int:

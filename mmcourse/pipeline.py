@@ -247,7 +247,7 @@ def input_bound_fraction(model, dataset, steps: int = 20, rounds: int = 3) -> fl
     """
     import statistics
 
-    compute_only = _repeat_batch(next(iter(dataset)))
+    compute_only = repeat_batch(next(iter(dataset)))
     with_input, alone = [], []
     for _ in range(rounds):
         alone.append(training_step_rate(model, compute_only, steps))
@@ -256,49 +256,9 @@ def input_bound_fraction(model, dataset, steps: int = 20, rounds: int = 3) -> fl
     return float(min(max(1.0 - ratio, 0.0), 1.0))
 
 
-def _repeat_batch(batch):
+def repeat_batch(batch):
+    """A dataset that repeats one batch forever: the model's compute alone, with no input
+    cost. Introduced in notebook 05."""
     import tensorflow as tf
 
     return tf.data.Dataset.from_tensors(batch).repeat()
-
-
-def benchmark():
-    """The ``pipeline`` benchmark (``python -m mmcourse bench pipeline``): training steps
-    per second of the same model fed by the naive generator (``make_naive_dataset``) and
-    by the optimised from-disk pipeline (``make_disk_dataset``: parallel decoding, cache,
-    prefetch), over the same number of steps; the ratio is optimised / naive.
-    Introduced in notebook 05."""
-    from mmcourse import bench
-    from mmcourse.models import build_model
-    from mmcourse.seeding import seed_everything
-
-    seed_everything(0)
-    root = data.ensure_data()
-    steps, batch_size, limit = 40, 64, 1280
-    model = build_model("match", "concat", root=root)
-    naive = iter(make_naive_dataset(batch_size=batch_size, root=root, limit=limit).repeat())
-    fast = iter(make_disk_dataset(batch_size=batch_size, root=root, limit=limit).repeat())
-    batch = next(fast)
-    compute_only = iter(_repeat_batch(batch))
-
-    def run(iterator):
-        def steps_of_training():
-            for _ in range(steps):
-                model.train_on_batch(*next(iterator))
-        return steps_of_training
-
-    timings = bench.time_candidates({"naive generator": run(naive),
-                                     "tf.data optimised": run(fast),
-                                     "compute only (one cached batch)": run(compute_only)},
-                                    repeats=3, warmup=1, items=steps)
-    by_name = {t.name: t for t in timings}
-    compute_s = by_name["compute only (one cached batch)"].median_s
-    facts = {"steps": steps, "batch_size": batch_size, "examples": limit,
-             "items": "training steps"}
-    for name in ("naive generator", "tf.data optimised"):
-        facts[f"input-bound fraction, {name}"] = round(
-            max(0.0, 1 - compute_s / by_name[name].median_s), 3)
-    ratio = bench.speedup(timings, "naive generator", "tf.data optimised")
-    return bench.BenchResult(
-        "pipeline", "training steps/s: naive Python generator vs optimised tf.data from disk",
-        timings, [bench.Ratio("optimised / naive", ratio)], facts)
