@@ -79,6 +79,8 @@ def test_transforms_reject_bad_input(transform, scene):
         transform(np.zeros((64, 64, 4), np.uint8), rng)
     with pytest.raises(ValueError, match="is empty"):
         transform(np.zeros((0, 64, 3), np.uint8), rng)
+    with pytest.raises(ValueError, match=r"is empty: shape \(64, 0, 3\)"):
+        transform(np.zeros((64, 0, 3), np.uint8), rng)
     with pytest.raises(TypeError, match="numpy array"):
         transform([[1, 2, 3]], rng)
 
@@ -97,8 +99,50 @@ def test_each_transform_does_what_it_says(scene):
     assert np.abs(same.astype(int) - scene).max() <= 1
     with pytest.raises(ValueError, match="min_fraction"):
         augment.random_crop(scene, rng, min_fraction=0)
+    with pytest.raises(ValueError, match=r"min_fraction must be in \(0, 1\], got 1.5"):
+        augment.random_crop(scene, rng, min_fraction=1.5)
     with pytest.raises(ValueError, match="sigma"):
         augment.add_noise(scene, rng, sigma=-1)
+
+
+def test_crop_window_stays_inside_the_image(scene):
+    for seed in range(10):  # the full-size window can only start at (0, 0)
+        np.testing.assert_array_equal(
+            augment.random_crop(scene, np.random.default_rng(seed), min_fraction=1.0), scene)
+    pixel = np.array([[[10, 20, 30]]], np.uint8)  # 1x1: a 0.1 window still has 1 pixel
+    np.testing.assert_array_equal(
+        augment.random_crop(pixel, np.random.default_rng(0), min_fraction=0.1), pixel)
+
+
+def test_noise_clips_at_0_and_255_only():
+    black, white = np.zeros((4, 4, 3), np.uint8), np.full((4, 4, 3), 255, np.uint8)
+    for image in (black, white):
+        np.testing.assert_array_equal(augment.add_noise(image, np.random.default_rng(0), 0),
+                                      image)
+    noisy = augment.add_noise(black, np.random.default_rng(0), sigma=50)
+    assert noisy.min() == 0 and noisy.max() > 50
+
+
+def test_augment_image_is_the_documented_composition(scene):
+    """Rotation+scale, horizontal flip, crop, brightness/contrast, noise: in this order and
+    all on by default."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        expected = augment.data_augment(scene, rng)
+        expected = augment.random_flip(expected, rng, horizontal=True)
+        expected = augment.random_crop(expected, rng)
+        expected = augment.add_noise(augment.random_brightness_contrast(expected, rng), rng)
+        np.testing.assert_array_equal(augment.augment_image(scene, np.random.default_rng(seed)),
+                                      expected)
+    np.testing.assert_array_equal(
+        augment.augment_image(scene, np.random.default_rng(0), rotate=False, flip=False,
+                              crop=False, photometric=False), scene)
+
+
+def test_swap_table_swaps_left_and_right_by_default():
+    tokens = ["", "[UNK]", "left", "right", "above", "below", "red"]
+    assert augment.swap_table(tokens).tolist() == [0, 1, 3, 2, 4, 5, 6]
+    assert augment.swap_table(tokens, horizontal=False).tolist() == [0, 1, 2, 3, 5, 4, 6]
 
 
 def _draws(seed, brightness, contrast):
@@ -282,6 +326,9 @@ def test_augment_batch_swaps_token_ids_and_answers():
     assert not np.array_equal(out_images, images)
     noisy, _, _ = augment.augment_batch(images, ids, labels, np.random.default_rng(1), vocabulary)
     assert noisy.dtype == np.uint8 and noisy.shape == images.shape
+    one, _, _ = augment.augment_batch(images[:1], ids[:1], labels[:1], rng, vocabulary,
+                                      rotate=True)  # a batch of one, rotated
+    assert one.shape == (1, 8, 8, 3) and one.dtype == np.uint8
     with pytest.raises(ValueError, match="same length"):
         augment.augment_batch(images, ids[:3], labels, rng, vocabulary)
     with pytest.raises(ValueError, match=r"shape \(N, H, W, 3\)"):

@@ -381,8 +381,9 @@ def test_ensure_data_generates_only_when_missing(tmp_path, monkeypatch):
         return real_sizes(TINY)
 
     monkeypatch.setattr(data, "_sizes", tiny_sizes)
-    root = data.ensure_data(tmp_path / "d")
+    root = data.ensure_data(tmp_path / "new" / "nested" / "d")  # parents are created
     assert calls == [None] and data.verify(root) == []
+    assert data.read_manifest(root)["seed"] == 0  # the course data is always seed 0
     before = (root / "manifest.json").stat().st_mtime_ns
     data.ensure_data(root)
     assert calls == [None] and (root / "manifest.json").stat().st_mtime_ns == before

@@ -41,6 +41,7 @@ def test_value_check_right_wrong_and_wrong_kind():
     assert "shape (3,)" in exercise.check([1, 2, 3]).message
     assert "number or an array, got str" in exercise.check("1, 2").message
     assert "got function" in exercise.check(lambda: 1).message
+    assert "number or an array, got NoneType" in exercise.check(None).message
 
 
 def test_shape_and_string_expectations():
@@ -57,6 +58,13 @@ def test_function_check_reports_the_failing_case():
     assert exercise.check(lambda x: x + x).correct
     assert "result for (5.0)" in exercise.check(lambda x: x * 2 if np.ndim(x) else 0.0).message
     assert "raised ZeroDivisionError" in exercise.check(lambda x: 1 / 0).message
+    wrong = exercise.check(lambda x: x * 3).message  # the learner's value, then the expected
+    assert "at index (2,) it is 6, expected 4" in wrong
+    long_text = "x" * 50
+    message = make_exercise(expect_function(len, [(long_text,)])).check(lambda s: 0).message
+    assert f"result for ('{'x' * 36}...)" in message  # long arguments shortened to 40
+    message = make_exercise(expect_function(len, [("x" * 38,)])).check(lambda s: 0).message
+    assert f"result for ('{'x' * 38}')" in message  # 40 characters: shown whole
     assert exercise.check(lambda x: ____).status == "not attempted"
     assert "no parentheses" in exercise.check(3.0).message
 
@@ -70,6 +78,9 @@ def test_model_check_inspects_layers_shape_and_params():
     assert "output shape is (1,)" in make_exercise(expect_model(output_shape=(2,))).check(model).message
     assert "at most 10" in make_exercise(expect_model(max_params=10)).check(model).message
     assert "expected a Keras model" in make_exercise(expect_model()).check([1]).message
+    layers_only = type("LayersOnly", (), {"layers": []})()
+    assert "expected a Keras model" in make_exercise(expect_model()).check(layers_only).message
+    assert make_exercise(expect_model(max_params=49)).check(model).correct  # "at most" 49
     assert "expected 2 (pass a list" in make_exercise(expect_model(n_inputs=2)).check(model).message
 
 
@@ -111,6 +122,8 @@ def test_hints_and_solution():
     assert "more" not in str(exercise.hint(2))
     with pytest.raises(ValueError, match="hints 1 to 2, got n=3"):
         exercise.hint(3)
+    with pytest.raises(ValueError, match="hints 1 to 2, got n=0"):
+        exercise.hint(0)
     with pytest.raises(TypeError, match="must be an int"):
         exercise.hint("2")
     assert "answer = 3" in exercise.solution()._repr_markdown_()
@@ -121,6 +134,8 @@ def test_feedback_renders_as_markdown_and_text():
     assert str(feedback) == "Correct: well done."
     assert 'color:#2e7d32' in feedback._repr_markdown_()
     assert bool(feedback) and not bool(Feedback("incorrect", "no"))
+    with pytest.raises(AttributeError):  # a verdict cannot be edited after the check
+        feedback.status = "incorrect"
 
 
 def test_exercise_set_numbers_its_questions():

@@ -399,3 +399,10 @@ def test_bad_arguments_raise_value_error(call, message):
 def test_wrong_types_raise_type_error(call, message):
     with pytest.raises(TypeError, match=message):
         call()
+
+
+def test_conv_output_size_defaults_to_stride_1_valid():
+    keras = pytest.importorskip("keras")
+    layer = keras.layers.Conv2D(1, 3)
+    assert layer.compute_output_shape((None, 28, 28, 1))[1] == 26  # Keras' defaults
+    assert scratch.conv_output_size(28, 3) == 26 == scratch.conv_output_size(28, 3, 1, "valid")
