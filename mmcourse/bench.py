@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass, field
 BENCHMARKS = {
     "augment": "mmcourse.augment:benchmark",
     "conv": "mmcourse.scratch:benchmark",
-    "fusion": "mmcourse.models:benchmark",
-    "pipeline": "mmcourse.pipeline:benchmark",
+    "fusion": "mmcourse.benchmarks:fusion",
+    "pipeline": "mmcourse.benchmarks:pipeline",
+    "relations": "mmcourse.benchmarks:relations",
 }
 
 

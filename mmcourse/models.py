@@ -9,7 +9,6 @@ stays light.
   ``mmcourse.fusion`` + a small head, compiled.
 - ``build_article_model()``: the source article's model, with only its bugs fixed.
 - ``check_inputs``: a clear ``ValueError`` for batches of the wrong shape.
-- ``benchmark()``: the ``fusion`` benchmark (``python -m mmcourse bench fusion``).
 """
 
 from __future__ import annotations
@@ -18,14 +17,23 @@ IMAGE_SHAPE = (64, 64, 3)
 POOLINGS = ("avg", "max", "avgmax")
 TASKS = ("match", "qa")
 # The fusion methods, in the order notebook 04 teaches them (layers in mmcourse.fusion).
+# The fusion methods of notebook 04 (layers in mmcourse.fusion, which lists them too) and
+# notebook 06's relational models (layers in mmcourse.relations).
+RELATIONAL_FUSIONS = ("cnn_mlp", "relation_network", "transformer")
 FUSIONS = ("image", "text", "concat", "multiply", "sum", "gated", "film", "bilinear",
-           "lowrank", "attention")
+           "lowrank", "attention", *RELATIONAL_FUSIONS)
+#: Per-model defaults of the relational models (``build_model`` keywords override them).
+RELATIONAL_DEFAULTS = {
+    "cnn_mlp": {"filters": (16, 32, 32), "width": 256, "coordinates": True},
+    "relation_network": {"filters": (16, 32, 32, 32), "width": 64, "coordinates": True},
+    "transformer": {"filters": (16, 32, 32), "width": 64, "coordinates": True},
+}
 
 
 def build_image_encoder(filters=(16, 32, 32), kernel_size: int = 3, pooling: str = "avg",
                         output: str = "vector", image_shape=IMAGE_SHAPE,
                         batch_norm: bool = False, normalize: bool = False,
-                        name: str = "image_encoder"):
+                        coordinates: bool = False, name: str = "image_encoder"):
     """The course's small CNN: a functional ``keras.Model`` from an image batch
     (B, 64, 64, 3) float32 in [0, 1] to features.
 
@@ -36,6 +44,8 @@ def build_image_encoder(filters=(16, 32, 32), kernel_size: int = 3, pooling: str
     width, so with the default three layers the 64x64 image becomes an 8x8 grid of
     32-dimensional region features (each region sees a 15x15 pixel receptive field).
     ``batch_norm`` puts a ``BatchNormalization`` between each convolution and its ReLU.
+    ``coordinates`` appends each pixel's x and y as two more input channels
+    (``mmcourse.relations.CoordinateChannels``, notebook 06).
 
     ``output``:
       - ``"vector"``: the grid pooled by ``pooling`` (see ``pool_regions``: ``"avg"``
@@ -64,6 +74,10 @@ def build_image_encoder(filters=(16, 32, 32), kernel_size: int = 3, pooling: str
 
     image = keras.Input(shape=image_shape, name="image")
     grid = keras.layers.Rescaling(2.0, offset=-1.0, name="centre")(image)  # [0, 1] -> [-1, 1]
+    if coordinates:  # notebook 06: every pixel also gets its x and y
+        from mmcourse.relations import CoordinateChannels  # noqa: PLC0415
+
+        grid = CoordinateChannels(name="coordinates")(grid)
     for index, count in enumerate(filters, start=1):
         if batch_norm:
             grid = keras.layers.Conv2D(count, kernel_size, strides=2, padding="same",
@@ -144,12 +158,14 @@ def _default_vocabulary_size(root) -> int:
 
 def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size: int | None = None,
                 num_answers: int | None = None, sequence_length: int | None = None,
-                image_shape=IMAGE_SHAPE, filters=(16, 32, 32), pooling: str = "avgmax",
+                image_shape=IMAGE_SHAPE, filters=None, pooling: str = "avgmax",
                 batch_norm: bool = False, normalize: bool = True,
                 embedding_dim: int = 32,
                 text_units: int = 32, fusion_units: int = 32, hidden_units: int = 64,
                 learning_rate: float = 2e-3, rank: int = 4, num_heads: int = 2,
-                key_dim: int = 16, multiply_activation=None, root=None):
+                key_dim: int = 16, multiply_activation=None, width: int | None = None,
+                hops: int = 2, frequencies: int = 3, dropout: float = 0.0,
+                coordinates: bool | None = None, anchored: bool = False, root=None):
     """A compiled two-input model: image encoder + text encoder + ``fusion`` + head.
 
     Inputs ``image`` (B, 64, 64, 3) float32 in [0, 1] and ``token_ids`` (B, L) int32.
@@ -164,6 +180,17 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     so the two vectors reach the fusion on the same scale: without it the product in
     ``multiply`` starts tiny and every fusion learns several times slower.
     Head: ``Dense(hidden_units, relu)`` then the output layer.
+
+    Notebook 06 adds the relational models (``RELATIONAL_FUSIONS``; their ``filters`` and
+    ``width`` default to ``RELATIONAL_DEFAULTS``):
+    ``cnn_mlp``, the CNN+MLP baseline of Santoro et al. (2017): the whole region grid,
+    flattened, beside the question, then ``Dense(width)``; ``relation_network``: a 4x4
+    grid of region tokens with coordinates, ``RelationModule(width)`` over all 256 pairs
+    conditioned on the question; ``transformer``: region tokens with coordinates
+    projected to ``width``, one self-attention block over the regions, then the question
+    as a query token in ``hops`` cross-attention blocks (``num_heads`` heads of
+    ``key_dim``; ``dropout`` in the attention). ``frequencies`` sets the coordinates'
+    sines and cosines (0: x and y only).
     ``vocabulary_size`` defaults to the course vocabulary's size. Optimizer: Adam.
     Unknown names raise a ``ValueError`` that lists the valid ones.
     Introduced in notebook 04.
@@ -183,9 +210,14 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
 
     image = keras.Input(shape=tuple(image_shape), name="image")
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
-    on_grid = fusion in ("film", "attention")
+    relational = RELATIONAL_DEFAULTS.get(fusion, {"filters": (16, 32, 32), "coordinates": False})
+    filters = relational["filters"] if filters is None else filters
+    width = relational.get("width") if width is None else width
+    coordinates = relational["coordinates"] if coordinates is None else coordinates
+    on_grid = fusion in ("film", "attention", *RELATIONAL_FUSIONS)
     image_encoder = build_image_encoder(filters, image_shape=image_shape, pooling=pooling,
                                         batch_norm=batch_norm, normalize=normalize,
+                                        coordinates=coordinates,
                                         output="grid" if on_grid else "vector")
     text_encoder = build_text_encoder(vocabulary_size, embedding_dim, text_units,
                                       sequence_length=sequence_length, normalize=normalize)
@@ -198,6 +230,11 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
         fused = text_vector
     elif fusion == "concat":
         fused = keras.layers.Concatenate(name="fusion")(pair)
+    elif fusion in RELATIONAL_FUSIONS:
+        fused = _relational_features(fusion, image_features, text_vector, width=width,
+                                     hops=hops, num_heads=num_heads, key_dim=key_dim,
+                                     frequencies=frequencies, dropout=dropout,
+                                     anchored=anchored)
     elif fusion == "film":
         modulated = fusion_layers.FiLM(name="fusion")(pair)
         modulated = keras.layers.ReLU(name="film_relu")(modulated)
@@ -225,6 +262,37 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
                   metrics=["accuracy"])
     return model
+
+
+def _relational_features(fusion: str, grid, question, *, width: int, hops: int,
+                         num_heads: int, key_dim: int, frequencies: int, dropout: float,
+                         anchored: bool):
+    """The fused vector of a relational model (see ``build_model``) from the region grid
+    (B, H, W, C) and the question vector (B, d_q). Introduced in notebook 06."""
+    import keras  # noqa: PLC0415
+
+    from mmcourse import relations  # noqa: PLC0415
+
+    if fusion == "cnn_mlp":
+        flat = keras.layers.Flatten(name="flatten")(grid)
+        both = keras.layers.Concatenate(name="fusion")([flat, question])
+        return keras.layers.Dense(width, activation="relu", name="mlp")(both)
+    tokens = relations.RegionTokens(frequencies, name="regions")(grid)
+    if fusion == "relation_network":
+        return relations.RelationModule(width, name="fusion")([tokens, question])
+    tokens = keras.layers.Dense(width, name="region_embedding")(tokens)
+    tokens = relations.TransformerBlock(num_heads, key_dim, 2 * width, dropout,
+                                        name="region_attention")(tokens)
+    query = keras.layers.Dense(width, name="question_embedding")(question)
+    query = keras.layers.Reshape((1, width), name="question_token")(query)
+    for hop in range(1, hops + 1):
+        if anchored and hop > 1:
+            query = relations.AnchoredAttention(tuple(grid.shape[1:3]), num_heads, key_dim,
+                                                2 * width, name=f"hop{hop}")([query, tokens])
+        else:
+            query = relations.TransformerBlock(num_heads, key_dim, 2 * width, dropout,
+                                               name=f"hop{hop}")(query, tokens)
+    return keras.layers.Flatten(name="fusion")(query)
 
 
 def build_article_model(vocabulary_size: int | None = None, image_shape=IMAGE_SHAPE,
@@ -363,98 +431,6 @@ def load_model(path):
     import keras  # noqa: PLC0415
 
     import mmcourse.fusion  # noqa: F401, PLC0415  (registers the custom layers)
+    import mmcourse.relations  # noqa: F401, PLC0415
 
     return keras.saving.load_model(path, safe_mode=True)
-
-
-def _epoch_timer():
-    """A Keras callback that records the wall time of every epoch in ``.seconds``."""
-    import time  # noqa: PLC0415
-
-    import keras  # noqa: PLC0415
-
-    class EpochTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
-
-    return EpochTimer()
-
-
-def benchmark(article_epochs: int = 2, seed: int = 0, root=None):
-    """The ``fusion`` benchmark: the course's default model (``concat``) against the
-    article's model on the attributes-level match task, same data, same batches.
-
-    Both train ``article_epochs`` epochs and are evaluated on the test split (accuracy at
-    equal epochs); the course model then continues to its default epochs (its full
-    accuracy and time). Per-epoch time is the median over epochs after the first (which
-    includes tracing). Targets (issue 5): at least 50x fewer parameters, at least 5x
-    faster per epoch, accuracy no lower. Introduced in notebook 04.
-    """
-    import statistics  # noqa: PLC0415
-
-    from mmcourse import data, pipeline, text, training  # noqa: PLC0415
-    from mmcourse.bench import BenchResult, Ratio, Timing  # noqa: PLC0415
-    from mmcourse.seeding import seed_everything  # noqa: PLC0415
-
-    root = data.ensure_data(root)
-    vocabulary_size = len(text.load_vocabulary(root))
-    train_arrays = training.load_split("match", "attributes", "train", root=root)
-    test_arrays = training.load_split("match", "attributes", "test", root=root)
-
-    def datasets():
-        return (pipeline.dataset_from_arrays(*train_arrays, batch_size=training.BATCH_SIZE,
-                                             shuffle=True, seed=seed),
-                pipeline.dataset_from_arrays(*test_arrays, batch_size=256))
-
-    runs = {}
-    full_epochs = training.DEFAULT_EPOCHS["attributes"]
-    for name, build in (("course concat", lambda: build_model(
-            "match", "concat", vocabulary_size=vocabulary_size)),
-            ("article", lambda: build_article_model(vocabulary_size=vocabulary_size))):
-        seed_everything(seed)
-        model = build()
-        train_data, test_data = datasets()
-        timer = _epoch_timer()
-        model.fit(train_data, epochs=article_epochs, callbacks=[timer], shuffle=False,
-                  verbose=0)
-        run = {"params": model.count_params(),
-               "accuracy_short": float(model.evaluate(test_data, verbose=0)[1])}
-        if name == "course concat":
-            model.fit(train_data, initial_epoch=article_epochs, epochs=full_epochs,
-                      callbacks=[timer], shuffle=False, verbose=0)
-            run["accuracy_full"] = float(model.evaluate(test_data, verbose=0)[1])
-        steady = timer.seconds[1:] or timer.seconds
-        run["timing"] = Timing(f"{name}: one epoch", statistics.median(steady), min(steady),
-                               len(steady), items_per_s=len(train_arrays[2]) / statistics.median(
-                                   steady))
-        run["seconds_total"] = sum(timer.seconds)
-        runs[name] = run
-    course, article = runs["course concat"], runs["article"]
-    facts = {
-        "task": "match, attributes level, test split",
-        "course params": f"{course['params']:,}",
-        "article params": f"{article['params']:,}",
-        f"accuracy after {article_epochs} epochs": (
-            f"course {course['accuracy_short']:.3f}, article {article['accuracy_short']:.3f}"),
-        f"course accuracy after {full_epochs} epochs": (
-            f"{course['accuracy_full']:.3f} in {course['seconds_total']:.1f} s"),
-        f"article time for {article_epochs} epochs": f"{article['seconds_total']:.1f} s",
-    }
-    ratios = [
-        Ratio("params article/course", article["params"] / course["params"], target=50),
-        Ratio("epoch time article/course",
-              article["timing"].median_s / course["timing"].median_s, target=5),
-        Ratio(f"accuracy course/article ({article_epochs} ep)",
-              course["accuracy_short"] / max(article["accuracy_short"], 1e-9), target=1.0),
-        Ratio(f"accuracy course {full_epochs} ep/article",
-              course["accuracy_full"] / max(article["accuracy_short"], 1e-9), target=1.0),
-    ]
-    return BenchResult("fusion", "course default model (concat) vs the article's model",
-                       timings=[course["timing"], article["timing"]], ratios=ratios, facts=facts)

@@ -26,6 +26,43 @@ BATCH_SIZE = 64
 LEARNING_RATE = 2e-3
 
 
+#: Question and statement kinds that compare objects or count them: the relational
+#: questions of Sort-of-CLEVR (Santoro et al. 2017). Every other kind is non-relational.
+RELATIONAL_KINDS = ("nearest shape", "nearest colour", "furthest shape", "furthest colour",
+                    "count", "spatial", "distance")
+
+
+def accuracy_by_type(predictions, labels, kinds) -> dict:
+    """Accuracy per question (or statement) kind, and over the two groups.
+
+    ``predictions``: match probabilities (N,) or (N, 1), thresholded at 0.5, or qa answer
+    probabilities (N, num_answers), scored by their argmax; ``labels`` (N,); ``kinds``
+    the records' ``kind`` (N,). Returns ``{"relational": ..., "non_relational": ...,
+    kind: ...}`` with the kinds sorted; a group with no example is ``None``.
+    Introduced in notebook 06.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    kinds = np.asarray(kinds, dtype=object)
+    if not len(predictions) == len(labels) == len(kinds):
+        raise ValueError(f"predictions, labels and kinds must have the same length, got "
+                         f"{len(predictions)}, {len(labels)} and {len(kinds)}")
+    if predictions.ndim == 2 and predictions.shape[1] > 1:
+        correct = predictions.argmax(axis=1) == labels
+    else:
+        correct = (predictions.reshape(-1) > 0.5) == (labels > 0.5)
+    relational = np.isin(kinds, RELATIONAL_KINDS)
+
+    def mean(selected):
+        return float(correct[selected].mean()) if selected.any() else None
+
+    result = {"relational": mean(relational), "non_relational": mean(~relational)}
+    for kind in sorted(set(kinds)):
+        result[kind] = mean(kinds == kind)
+    return result
+
+
 def log_to_stderr(message: str) -> None:
     """The default logger: one line to stderr, so stdout stays clean for ``--json``."""
     print(message, file=sys.stderr, flush=True)
@@ -91,7 +128,8 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     ``callbacks`` go to ``fit``; ``model_options`` to ``build_model``. ``train_seconds``
     is the wall time of ``fit`` alone (validation included when ``validate``).
 
-    Returns a dict: task, fusion, level, test_accuracy, test_loss, params, train_seconds,
+    Returns a dict: task, fusion, level, test_accuracy, test_loss, accuracy_by_type (see
+    ``accuracy_by_type``; notebook 06), params, train_seconds,
     seconds_per_epoch, epochs_run, seed, batch_size, learning_rate, train_examples,
     test_examples, history (per-epoch metrics); with ``keep_model`` also ``model`` (the
     trained Keras model; drop it before ``json.dumps``). Introduced in notebook 04.
@@ -164,12 +202,17 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
                                   schedule=schedule, progress=True, callbacks=all_callbacks)
     train_seconds = time.perf_counter() - start
     test_loss, test_accuracy = model.evaluate(test_data, verbose=0)
+    test_records = data.load_records(task, level, "test", root=root)[:test_examples]
+    by_type = accuracy_by_type(model.predict(test_data, verbose=0),
+                               [record["label"] for record in test_records],
+                               [record["kind"] for record in test_records])
     epochs_run = fitted["epochs_run"]
     if worker_dir is not None:
         model.save(Path(worker_dir) / "model.keras")
     result = {
         "task": task, "fusion": fusion, "level": level,
         "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
+        "accuracy_by_type": by_type,
         "params": int(model.count_params()), "train_seconds": train_seconds,
         "seconds_per_epoch": train_seconds / max(epochs_run, 1), "epochs_run": epochs_run,
         "seed": seed, "batch_size": batch_size, "learning_rate": learning_rate,

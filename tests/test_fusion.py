@@ -244,5 +244,9 @@ def test_model_with_each_custom_layer_saves_and_loads_safely(name, tmp_path):
 
 def test_every_fusion_name_is_documented():
     doc = fusion.__doc__
-    for name in FUSIONS:
+    for name in fusion.FUSIONS:
         assert f"| {name} " in doc, name
+
+
+def test_models_list_the_fusions_then_the_relational_models():
+    assert FUSIONS == (*fusion.FUSIONS, "cnn_mlp", "relation_network", "transformer")

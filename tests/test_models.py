@@ -8,7 +8,6 @@ keras = pytest.importorskip("keras")
 
 from mmcourse import fusion  # noqa: E402
 from mmcourse.models import (  # noqa: E402
-    FUSIONS,
     TASKS,
     build_article_model,
     build_image_encoder,
@@ -71,7 +70,7 @@ def test_text_encoder_bad_arguments():
         build_text_encoder(10, units=0)
 
 
-@pytest.mark.parametrize("name", FUSIONS)
+@pytest.mark.parametrize("name", fusion.FUSIONS)  # the relational ones: test_relations.py
 def test_every_fusion_builds_a_compiled_match_model(name):
     keras.utils.set_random_seed(0)
     model = build_model("match", name, **SMALL)

@@ -1,0 +1,182 @@
+"""Relational layers and models (notebook 06): hand-computed values and brute force."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from mmcourse import relations  # noqa: E402
+from mmcourse.models import RELATIONAL_FUSIONS, build_model, load_model  # noqa: E402
+from mmcourse.training import RELATIONAL_KINDS, accuracy_by_type  # noqa: E402
+
+
+def test_coordinate_features_by_hand():
+    features = relations.coordinate_features(2, 2, frequencies=1)
+    # Row-major: (row 0, col 0), (row 0, col 1), (row 1, col 0), (row 1, col 1);
+    # centres at -0.5 and +0.5; x follows the column, y the row.
+    s, c = np.sin(np.pi / 2), np.cos(np.pi / 2)
+    expected = [[-0.5, -0.5, -s, c, -s, c],
+                [0.5, -0.5, s, c, -s, c],
+                [-0.5, 0.5, -s, c, s, c],
+                [0.5, 0.5, s, c, s, c]]
+    np.testing.assert_allclose(features, expected, atol=1e-7)
+    assert features.dtype == np.float32
+    assert relations.coordinate_features(8, 8).shape == (64, 14)
+    assert relations.coordinate_features(3, 5, frequencies=0).shape == (15, 2)
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    ((0, 2), "height must be a positive int, got 0"),
+    ((2, 2.5), "width must be a positive int"),
+    ((2, 2, -1), "frequencies must be an int >= 0, got -1"),
+])
+def test_coordinate_features_bad_arguments(args, match):
+    with pytest.raises(ValueError, match=match):
+        relations.coordinate_features(*args)
+
+
+def test_region_tokens_are_regions_then_coordinates():
+    grid = np.arange(2 * 2 * 3 * 4, dtype="float32").reshape(2, 2, 3, 4)
+    tokens = np.asarray(relations.RegionTokens(frequencies=2)(grid))
+    assert tokens.shape == (2, 6, 4 + 2 + 8)
+    np.testing.assert_array_equal(tokens[1, 4, :4], grid[1, 1, 1])  # region 4 = row 1, col 1
+    np.testing.assert_allclose(tokens[0, :, 4:], relations.coordinate_features(2, 3, 2))
+    with pytest.raises(ValueError, match=r"region grid \(batch, H, W, C\)"):
+        relations.RegionTokens()(np.zeros((2, 6, 4), "float32"))
+
+
+def test_coordinate_channels_mark_every_pixel():
+    images = np.zeros((1, 3, 5, 1), "float32")
+    out = np.asarray(relations.CoordinateChannels()(images))
+    assert out.shape == (1, 3, 5, 3)
+    assert tuple(out[0, 0, 0, 1:]) == (-1.0, -1.0)  # top left
+    assert tuple(out[0, 0, 4, 1:]) == (1.0, -1.0)  # top right: x grows along a row
+    assert tuple(out[0, 2, 0, 1:]) == (-1.0, 1.0)  # bottom left: y grows downwards
+    assert out[0, 1, 2, 1:].tolist() == [0.0, 0.0]
+
+
+def test_relation_module_equals_a_loop_over_all_pairs():
+    rng = np.random.default_rng(0)
+    tokens = rng.normal(size=(2, 5, 3)).astype("float32")
+    question = rng.normal(size=(2, 4)).astype("float32")
+    layer = relations.RelationModule(units=6, depth=3)
+    out = np.asarray(layer([tokens, question]))
+    first, second, question_kernel, bias, w2, b2, w3, b3 = layer.get_weights()
+    w1 = np.vstack([first, second, question_kernel])  # g's first layer on [o_i; o_j; q]
+    relu = lambda z: np.maximum(z, 0)  # noqa: E731
+    expected = np.zeros((2, 6))
+    for n in range(2):
+        for i in range(5):
+            for j in range(5):
+                pair = np.concatenate([tokens[n, i], tokens[n, j], question[n]])
+                expected[n] += relu(relu(relu(pair @ w1 + bias) @ w2 + b2) @ w3 + b3)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    assert layer.count_params() == relations.relation_module_parameters(3, 4, 6, 3)
+    assert relations.relation_module_parameters(3, 4, 6, 3) == (6 + 4 + 1) * 6 + 2 * 7 * 6
+
+
+def test_relation_module_is_not_symmetric_in_the_pair():
+    """g([o_i; o_j]) and g([o_j; o_i]) differ: the module sees ordered pairs."""
+    layer = relations.RelationModule(units=4, depth=1)
+    tokens = np.array([[[1.0, 0.0], [0.0, 1.0]]], "float32")
+    pairs = np.asarray(layer.pairs([tokens, np.zeros((1, 1), "float32")]))
+    assert pairs.shape == (1, 2, 2, 4)
+    assert not np.allclose(pairs[0, 0, 1], pairs[0, 1, 0])
+
+
+def test_pair_count_and_attention_cost():
+    assert relations.relation_pair_count(4, 4) == 256
+    assert relations.relation_pair_count(8, 8) == 4096
+    assert relations.attention_cost(64, 64) == 4 * 64 * 64 * 64 + 2 * 64 * 64 * 64
+    with pytest.raises(ValueError, match="height must be a positive int"):
+        relations.relation_pair_count(0, 4)
+
+
+def _layer_norm(x, gamma, beta, eps=1e-3):
+    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+def _softmax(z):
+    z = np.exp(z - z.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("cross", [False, True])
+def test_transformer_block_equals_the_pre_norm_formula(cross):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 3, 8))
+    context = rng.normal(size=(2, 5, 8)) if cross else None
+    block = relations.TransformerBlock(num_heads=2, key_dim=4, hidden_units=16,
+                                       dtype="float64")
+    out = np.asarray(block(x, context) if cross else block(x))
+    weights = {w.path.split("/", 1)[1]: np.asarray(w) for w in block.weights}
+    h = _layer_norm(x, weights["query_norm/gamma"], weights["query_norm/beta"])
+    source = h if not cross else _layer_norm(context, weights["context_norm/gamma"],
+                                             weights["context_norm/beta"])
+    project = lambda a, name: (np.einsum("ntd,dhk->nhtk", a,  # noqa: E731
+                                         weights[f"attention/{name}/kernel"])
+                               + weights[f"attention/{name}/bias"][None, :, None])
+    q, k, v = project(h, "query"), project(source, "key"), project(source, "value")
+    attention = _softmax(q @ np.swapaxes(k, -1, -2) / 2.0)  # sqrt(key_dim) = 2
+    heads = attention @ v
+    attended = (np.einsum("nhtv,hvd->ntd", heads, weights["attention/attention_output/kernel"])
+                + weights["attention/attention_output/bias"])
+    y = x + attended
+    hidden = np.maximum(_layer_norm(y, weights["hidden_norm/gamma"], weights["hidden_norm/beta"])
+                        @ weights["hidden/kernel"] + weights["hidden/bias"], 0)
+    expected = y + hidden @ weights["out/kernel"] + weights["out/bias"]
+    np.testing.assert_allclose(out, expected, atol=1e-10)
+    scores = np.asarray(block.attention_scores(x, context))
+    np.testing.assert_allclose(scores, attention, atol=1e-10)
+
+
+def test_transformer_block_bad_arguments():
+    with pytest.raises(ValueError, match="num_heads must be a positive int, got 0"):
+        relations.TransformerBlock(num_heads=0)
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        relations.TransformerBlock(dropout=1.5)
+    with pytest.raises(ValueError, match=r"tokens \(batch, T, d\)"):
+        relations.TransformerBlock()(np.zeros((2, 4), "float32"))
+
+
+@pytest.mark.parametrize("fusion", RELATIONAL_FUSIONS)
+def test_relational_models_build_save_and_load(fusion, tmp_path):
+    model = build_model("qa", fusion, vocabulary_size=20, num_answers=7)
+    images = np.random.default_rng(0).random((3, 64, 64, 3)).astype("float32")
+    tokens = np.array([[2, 3, 4, 0], [5, 0, 0, 0], [6, 7, 8, 9]], "int32")
+    probabilities = model.predict([images, tokens], verbose=0)
+    assert probabilities.shape == (3, 7)
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
+    path = tmp_path / f"{fusion}.keras"
+    model.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        loaded = load_model(path)
+    np.testing.assert_allclose(loaded.predict([images, tokens], verbose=0), probabilities,
+                               atol=1e-6)
+
+
+def test_relation_network_sees_a_4x4_grid_and_256_pairs():
+    model = build_model("match", "relation_network", vocabulary_size=20)
+    assert tuple(model.get_layer("regions").output.shape[1:]) == (16, 32 + 14)
+    assert model.get_layer("fusion").count_params() == relations.relation_module_parameters(
+        46, 32, 64, 3)
+
+
+def test_accuracy_by_type_by_hand():
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.5, 0.5]])
+    labels = [0, 1, 1, 1, 0]
+    kinds = ["shape", "count", "nearest colour", "shape", "side"]
+    result = accuracy_by_type(probabilities, labels, kinds)
+    assert result == {"relational": 0.5, "non_relational": 1.0, "count": 1.0,
+                      "nearest colour": 0.0, "shape": 1.0, "side": 1.0}
+    match = accuracy_by_type(np.array([[0.7], [0.2], [0.51]]), [1, 1, 0],
+                             ["spatial", "distance", "spatial"])
+    assert match == {"relational": 1 / 3, "non_relational": None, "distance": 0.0,
+                     "spatial": 0.5}
+    assert set(RELATIONAL_KINDS) >= {"nearest shape", "furthest colour", "count", "spatial"}
+    with pytest.raises(ValueError, match="same length"):
+        accuracy_by_type(probabilities, labels[:3], kinds)
