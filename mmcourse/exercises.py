@@ -231,8 +231,8 @@ def expect_function(reference: Callable, cases: Iterable[tuple], atol: float = 1
                     rtol: float = 1e-5, dtype: Any = None) -> Callable[[Any], None]:
     """A checker: the learner's function agrees with ``reference`` on every argument tuple.
 
-    With ``dtype`` (e.g. ``np.float32``), each result must also be a NumPy array of that
-    dtype, not a list or an array of another dtype."""
+    With ``dtype`` (e.g. ``np.float32``), each result must also be an array of that dtype (a
+    NumPy array or a tensor), not a list or an array of another dtype."""
     cases = list(cases)
     dtype = None if dtype is None else np.dtype(dtype)
 
@@ -251,16 +251,21 @@ def expect_function(reference: Callable, cases: Iterable[tuple], atol: float = 1
                 raise NotAttempted
             compare(actual, reference(*args), atol=atol, rtol=rtol,
                     what=f"the result for ({shown})")
-            if dtype is not None and not isinstance(actual, np.ndarray):
-                raise Incorrect(f"the result for ({shown}) has the right values but is a "
-                                f"{type(actual).__name__}; return a NumPy array of dtype "
-                                f"{dtype.name} (np.asarray(..., dtype=np.{dtype.name})).")
-            if dtype is not None and actual.dtype != dtype:
-                raise Incorrect(f"the result for ({shown}) has the right values but dtype "
-                                f"{actual.dtype}; return dtype {dtype.name} "
-                                f"(.astype(np.{dtype.name})).")
+            if dtype is not None:
+                _check_dtype(actual, dtype, shown)
 
     return checker
+
+
+def _check_dtype(actual: Any, dtype: np.dtype, shown: str) -> None:
+    array = actual.numpy() if hasattr(actual, "numpy") else actual  # a tf.Tensor
+    if not isinstance(array, np.ndarray):
+        raise Incorrect(f"the result for ({shown}) has the right values but is a "
+                        f"{type(actual).__name__}; return a NumPy array of dtype {dtype.name} "
+                        f"(np.asarray(..., dtype=np.{dtype.name})).")
+    if array.dtype != dtype:
+        raise Incorrect(f"the result for ({shown}) has the right values but dtype "
+                        f"{array.dtype}; return dtype {dtype.name} (.astype(np.{dtype.name})).")
 
 
 def expect_model(layer_types: Sequence[str] = (), output_shape: tuple | None = None,

@@ -246,8 +246,9 @@ INDEPENDENT = {
         "a red circle left of a blue square": "a red circle left of a blue square",
         "there are two objects": "there are two objects",
     }.get],
-    ("notebook_01", "q2"): lambda: [
-        lambda image: np.asarray(keras.layers.Rescaling(1 / 255)(image.astype("float32")))],
+    ("notebook_01", "q2"): lambda: [  # a float32 tensor, as Keras returns it
+        lambda image: keras.layers.Rescaling(1 / 255)(image.astype("float32")),
+        lambda image: tf.cast(image, tf.float32) / 255],
     ("notebook_01", "q3"): lambda: [
         lambda ids, n: keras.utils.pad_sequences([ids], maxlen=n, padding="post",
                                                  truncating="post", dtype="int32")[0]],

@@ -110,6 +110,10 @@ def test_function_check_with_a_dtype():
     assert "is a list; return a NumPy array of dtype float32" in \
         exercise.check(lambda x: (x * 2.0).tolist()).message
     assert "wrong values" in exercise.check(lambda x: (x * 3).astype(np.float32)).message
+    import tensorflow as tf
+
+    assert exercise.check(lambda x: tf.cast(x, tf.float32) * 2).correct  # a tensor will do
+    assert "dtype float64" in exercise.check(lambda x: tf.cast(x, tf.float64) * 2).message
     assert "got NoneType" in exercise.check(lambda x: None).message
     mask = make_exercise(expect_function(lambda x: x != 0, [(np.array([0, 2]),)], dtype=bool))
     assert mask.check(lambda x: x > 0).correct
