@@ -1,0 +1,68 @@
+"""Statistics for comparisons over seeds: mean, standard deviation, interval, "within noise"
+(introduced in notebook 06).
+
+A conclusion such as "model A beats model B" is drawn from several runs with different
+seeds, never from one: the spread between seeds is the noise a difference must exceed.
+NumPy only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Two-sided 95% quantiles of Student's t for 1..10 degrees of freedom (then about 1.96).
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+
+
+def _values(name: str, values) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        array = np.array([np.nan])
+    if array.ndim != 1 or array.size < 1 or not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of finite numbers, got "
+                         f"{values!r}")
+    return array
+
+
+def mean_std(values) -> tuple[float, float]:
+    """(mean, sample standard deviation with n - 1; 0.0 for a single value).
+    Introduced in notebook 06."""
+    array = _values("values", values)
+    return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else 0.0
+
+
+def interval95(values) -> tuple[float, float]:
+    """The 95% confidence interval of the mean, mean -/+ t * std / sqrt(n) (Student's t
+    with n - 1 degrees of freedom); (mean, mean) for a single value. Introduced in
+    notebook 06."""
+    array = _values("values", values)
+    mean, std = mean_std(array)
+    if array.size < 2:
+        return mean, mean
+    t = _T95[array.size - 2] if array.size - 1 <= len(_T95) else 1.96
+    half = t * std / math.sqrt(array.size)
+    return mean - half, mean + half
+
+
+def format_mean_std(values, digits: int = 3) -> str:
+    """"0.953 ± 0.004 (n=3)": how the course reports a measurement over seeds.
+    Introduced in notebook 06."""
+    array = _values("values", values)
+    mean, std = mean_std(array)
+    return f"{mean:.{digits}f} ± {std:.{digits}f} (n={array.size})"
+
+
+def within_noise(a, b) -> bool:
+    """Whether the means of two sets of runs differ by less than twice the standard error
+    of their difference, sqrt(s_a^2 / n_a + s_b^2 / n_b) (Welch): a difference that small
+    is not evidence that one is better. With a single run on either side there is no
+    estimate of the noise, so this raises a ValueError. Introduced in notebook 06."""
+    a, b = _values("a", a), _values("b", b)
+    if a.size < 2 or b.size < 2:
+        raise ValueError(f"within_noise needs at least 2 runs on each side to estimate the "
+                         f"noise, got {a.size} and {b.size}")
+    standard_error = math.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+    return bool(abs(a.mean() - b.mean()) < 2 * standard_error)
