@@ -109,9 +109,10 @@ def test_crop_window_stays_inside_the_image(scene):
     for seed in range(10):  # the full-size window can only start at (0, 0)
         np.testing.assert_array_equal(
             augment.random_crop(scene, np.random.default_rng(seed), min_fraction=1.0), scene)
-    pixel = np.array([[[10, 20, 30]]], np.uint8)  # 1x1: a 0.1 window still has 1 pixel
-    np.testing.assert_array_equal(
-        augment.random_crop(pixel, np.random.default_rng(0), min_fraction=0.1), pixel)
+    pixel = np.array([[[10, 20, 30]]], np.uint8)  # 1x1: a 0.01 window still has 1 pixel
+    for seed in range(10):
+        np.testing.assert_array_equal(
+            augment.random_crop(pixel, np.random.default_rng(seed), min_fraction=0.01), pixel)
 
 
 def test_noise_clips_at_0_and_255_only():
@@ -121,6 +122,8 @@ def test_noise_clips_at_0_and_255_only():
                                       image)
     noisy = augment.add_noise(black, np.random.default_rng(0), sigma=50)
     assert noisy.min() == 0 and noisy.max() > 50
+    noisy = augment.add_noise(white, np.random.default_rng(0), sigma=20)  # above 255: 255
+    assert noisy.max() == 255 and noisy.min() > 100
 
 
 def test_augment_image_is_the_documented_composition(scene):
@@ -143,6 +146,16 @@ def test_swap_table_swaps_left_and_right_by_default():
     tokens = ["", "[UNK]", "left", "right", "above", "below", "red"]
     assert augment.swap_table(tokens).tolist() == [0, 1, 3, 2, 4, 5, 6]
     assert augment.swap_table(tokens, horizontal=False).tolist() == [0, 1, 2, 3, 5, 4, 6]
+    assert augment.swap_table(["", "[UNK]", "left"]).tolist() == [0, 1, 2]  # no "right"
+
+
+def test_flip_pair_is_horizontal_by_default(scene):
+    image, text = augment.flip_pair(scene, "a red circle left of a blue square")
+    np.testing.assert_array_equal(image, scene[:, ::-1])
+    assert text == "a red circle right of a blue square"
+    image, text = augment.augment_pair(scene, "a large red circle", np.random.default_rng(0),
+                                       rotate=True)  # the attributes level: rotation is safe
+    assert image.shape == scene.shape and text == "a large red circle"
 
 
 def _draws(seed, brightness, contrast):
@@ -188,6 +201,9 @@ def test_brightness_and_contrast_by_hand():
 
 def test_brightness_and_contrast_reject_bad_ranges(scene):
     rng = np.random.default_rng(0)
+    for extreme in (0, 1):  # the ends of [0, 1] are allowed
+        out = augment.random_brightness_contrast(scene, rng, brightness=extreme, contrast=extreme)
+        assert out.shape == scene.shape
     with pytest.raises(ValueError, match="contrast must be in"):
         augment.random_brightness_contrast(scene, rng, contrast=1.5)
     with pytest.raises(ValueError, match="brightness must be in"):
@@ -329,6 +345,8 @@ def test_augment_batch_swaps_token_ids_and_answers():
     one, _, _ = augment.augment_batch(images[:1], ids[:1], labels[:1], rng, vocabulary,
                                       rotate=True)  # a batch of one, rotated
     assert one.shape == (1, 8, 8, 3) and one.dtype == np.uint8
+    with pytest.raises(ValueError, match=r"image_batch is empty: shape \(0, 8, 8, 3\)"):
+        augment.augment_batch(images[:0], ids[:0], labels[:0], rng, vocabulary)
     with pytest.raises(ValueError, match="same length"):
         augment.augment_batch(images, ids[:3], labels, rng, vocabulary)
     with pytest.raises(ValueError, match=r"shape \(N, H, W, 3\)"):
