@@ -39,6 +39,8 @@ def test_value_check_right_wrong_and_wrong_kind():
     assert wrong.status == "incorrect"
     assert "index (1,)" in wrong.message and "expected 2" in wrong.message
     assert "shape (3,)" in exercise.check([1, 2, 3]).message
+    big = make_exercise(expect_value([10.0, 0.0])).check([10.0, 1.0]).message
+    assert "at index (1,) it is 1, expected 0" in big  # the worst difference, not value
     assert "number or an array, got str" in exercise.check("1, 2").message
     assert "got function" in exercise.check(lambda: 1).message
     assert "number or an array, got NoneType" in exercise.check(None).message
