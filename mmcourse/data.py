@@ -42,7 +42,7 @@ TASKS = ("match", "qa", "retrieval")
 SPLITS = ("train", "val", "test")
 
 #: Bumped whenever the generated files change; ``ensure_data`` regenerates older data.
-DATA_VERSION = 1
+DATA_VERSION = 2
 
 #: RGB colours, chosen to stay distinct from each other and from the background.
 COLOURS = {
@@ -64,13 +64,20 @@ DISTANCE_MARGIN = 5  # nearest/furthest is stated only when the runner-up is thi
 NUMBER_WORDS = ("zero", "one", "two", "three", "four")
 PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles"}
 
-#: Number of scenes per level and split. Each scene gives 2 match records (one true, one
-#: false), 1 (attributes) or 2 (relations) qa records and 1 retrieval record.
+#: Number of scenes per level and split. Each scene gives MATCH_PAIRS_PER_SCENE pairs of
+#: match records (one true, one false), QA_PER_SCENE qa records and 1 retrieval record.
 DEFAULT_SIZES = {
     "attributes": {"train": 2000, "val": 250, "test": 500},
     "relations": {"train": 4000, "val": 500, "test": 1000},
 }
-QA_PER_SCENE = {"attributes": 1, "relations": 2}
+#: Questions cost no pixels: at the relations level every scene is asked 10 questions
+#: (half relational) and 5 statement pairs, as Sort-of-CLEVR asks 20 per image. With 2 per
+#: scene (data version 1) the relational models could not learn nearest and furthest.
+QA_PER_SCENE = {"attributes": 1, "relations": 10}
+MATCH_PAIRS_PER_SCENE = {"attributes": 1, "relations": 5}
+#: How many of a scene's questions come from its own random stream (all of them in data
+#: version 1); the others come from a second stream, so the images stay those of version 1.
+QA_FROM_SCENE_STREAM = {"attributes": 1, "relations": 2}
 
 #: Every word the grammar uses, in a fixed order: vocab.json lists them after "" and "[UNK]".
 WORDS = (
@@ -306,6 +313,12 @@ def _false_statement(statement: dict, objects, rng) -> tuple[dict, str]:
     raise RuntimeError(f"could not make a false version of {statement}")  # pragma: no cover
 
 
+def _match_pair(objects, rng, level: str) -> tuple[dict, dict, str]:
+    """A true statement, its false twin and what the twin changed."""
+    statement = _true_statement(objects, rng, level)
+    return (statement, *_false_statement(statement, objects, rng))
+
+
 def _other(values, current, rng):
     choices = [v for v in values if v != current]
     return choices[rng.integers(len(choices))]
@@ -430,6 +443,7 @@ def _build(folder: Path, seed: int, sizes: dict, progress: bool) -> dict:
         seen = set()  # pixel hashes: no image (hence no image+text pair) in two splits
         for split_index, split in enumerate(SPLITS):
             rng = np.random.default_rng([seed, level_index, split_index])
+            extra_rng = np.random.default_rng([seed, level_index, split_index, 1])
             split_dir = folder / level / split
             (split_dir / "images").mkdir(parents=True)
             records = {"scenes": [], "match": [], "qa": [], "retrieval": []}
@@ -449,15 +463,21 @@ def _build(folder: Path, seed: int, sizes: dict, progress: bool) -> dict:
                 files[f"{level}/{split}/{name}"] = {"sha256": digest, "shape": list(image.shape)}
                 base = {"image": name, "scene": scene_id}
                 records["scenes"].append({**base, "objects": objects})
-                statement = _true_statement(objects, rng, level)
-                false_statement, changed = _false_statement(statement, objects, rng)
-                records["match"].append({**base, "text": statement_text(statement), "label": 1,
-                                         "kind": statement["kind"], "changed": None})
-                records["match"].append({**base, "text": statement_text(false_statement),
-                                         "label": 0, "kind": statement["kind"],
-                                         "changed": changed})
-                for kind, question, answer in _questions(objects, rng, level,
-                                                         QA_PER_SCENE[level]):
+                # The scene's first match pair and first questions come from its stream,
+                # the others from a second one: more records per scene change no image.
+                pairs = [_match_pair(objects, stream, level) for stream in
+                         (rng, *[extra_rng] * (MATCH_PAIRS_PER_SCENE[level] - 1))]
+                for statement, false_statement, changed in pairs:
+                    records["match"].append({**base, "text": statement_text(statement),
+                                             "label": 1, "kind": statement["kind"],
+                                             "changed": None})
+                    records["match"].append({**base, "text": statement_text(false_statement),
+                                             "label": 0, "kind": statement["kind"],
+                                             "changed": changed})
+                first = QA_FROM_SCENE_STREAM[level]
+                questions = (_questions(objects, rng, level, first)
+                             + _questions(objects, extra_rng, level, QA_PER_SCENE[level] - first))
+                for kind, question, answer in questions:
                     records["qa"].append({**base, "text": question, "answer": answer,
                                           "label": ANSWERS.index(answer), "kind": kind})
                 records["retrieval"].append({**base, "text": retrieval_caption(objects, level),
@@ -698,7 +718,8 @@ def main(root=None, seed: int = 0, verify: bool = False) -> int:
     manifest = read_manifest(root)
     for level, splits in manifest["sizes"].items():
         sizes = ", ".join(f"{split} {n}" for split, n in splits.items())
-        print(f"{level}: scenes {sizes} (match records: 2 per scene)")
+        print(f"{level}: scenes {sizes} (per scene: {2 * MATCH_PAIRS_PER_SCENE[level]} match "
+              f"records, {QA_PER_SCENE[level]} qa)")
     print(f"wrote {len(manifest['files'])} files under {root}")
     return 0
 
