@@ -264,6 +264,46 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     return model
 
 
+def build_scene_model(model):
+    """A model that answers many questions about each image in one pass, sharing every
+    layer (and so every weight) of ``model``, a ``transformer`` from ``build_model``.
+
+    Inputs ``image`` (B, 64, 64, 3) and ``token_ids`` (B, Q, L): Q questions (or
+    statements) per image. Outputs (B, Q, num_answers) for qa, (B, Q, 1) for match. The
+    image, its region tokens, their self-attention and the keys and values of the hops are
+    computed once per image instead of once per question; the Q questions are Q query
+    tokens that attend to the regions independently (no attention between them), so each
+    gets the answer ``model`` gives it alone. Training this model trains ``model``.
+    Compiled like ``model`` (a fresh optimizer with its settings). Introduced in notebook 06.
+    """
+    import keras  # noqa: PLC0415
+
+    names = {layer.name for layer in model.layers}
+    if "question_token" not in names:
+        raise ValueError(f"model must be a 'transformer' from build_model, got {model.name!r} "
+                         f"(layers: {', '.join(sorted(names))})")
+    image = keras.Input(shape=tuple(model.inputs[0].shape[1:]), name="image")
+    token_ids = keras.Input(shape=(None, model.inputs[1].shape[1]), dtype="int32",
+                            name="token_ids")
+    tokens = model.get_layer("image_encoder")(image)
+    for name in ("regions", "region_embedding", "region_attention"):
+        tokens = model.get_layer(name)(tokens)
+    questions = keras.layers.TimeDistributed(model.get_layer("text_encoder"),
+                                             name="questions")(token_ids)
+    query = model.get_layer("question_embedding")(questions)
+    hop = 1
+    while f"hop{hop}" in names:
+        layer = model.get_layer(f"hop{hop}")
+        query = layer([query, tokens]) if "Anchored" in type(layer).__name__ else layer(
+            query, tokens)
+        hop += 1
+    output = model.layers[-1](model.get_layer("hidden")(query))
+    scene_model = keras.Model([image, token_ids], output, name=f"{model.name}_scenes")
+    optimizer = type(model.optimizer).from_config(model.optimizer.get_config())
+    scene_model.compile(optimizer=optimizer, loss=model.loss, metrics=["accuracy"])
+    return scene_model
+
+
 def _relational_features(fusion: str, grid, question, *, width: int, hops: int,
                          num_heads: int, key_dim: int, frequencies: int, dropout: float,
                          anchored: bool):
@@ -286,7 +326,7 @@ def _relational_features(fusion: str, grid, question, *, width: int, hops: int,
     query = keras.layers.Dense(width, name="question_embedding")(question)
     query = keras.layers.Reshape((1, width), name="question_token")(query)
     for hop in range(1, hops + 1):
-        if anchored and hop > 1:
+        if anchored and hop == 1:
             query = relations.AnchoredAttention(tuple(grid.shape[1:3]), num_heads, key_dim,
                                                 2 * width, name=f"hop{hop}")([query, tokens])
         else:

@@ -286,7 +286,11 @@ class AnchoredAttention(keras.layers.Layer):
         a_{h,t} = softmax_j(q'_{h,t} . k'_{h,j} / sqrt(d_k))       find the anchor
         pbar_{h,t} = sum_j a_{h,t,j} p_j                            where it is
         s_{h,t,j} = q_{h,t} . k_{h,j} / sqrt(d_k) + w_h(x_t) ||p_j - pbar_{h,t}||^2
-        out_t = W_o [sum_j softmax_j(s_{h,t,j}) v_{h,j}]_h + b_o
+        out_t = W_o [sum_j a_{h,t,j} v'_{h,j} ; sum_j softmax_j(s_{h,t,j}) v_{h,j}]_h + b_o
+
+    Both attentions are read out: what the anchor attention finds (v') answers "what
+    shape is the red object" directly, so it learns to find objects by name from the start,
+    and the distance attention can build on it.
 
     The learned scale w_h(x_t) = x_t W_w + b_w (zero at the start) is negative when the
     question asks for the nearest object and positive for the furthest: a relative-position
@@ -324,8 +328,9 @@ class AnchoredAttention(keras.layers.Layer):
                              f"d_r)] for grid_shape {self.grid_shape}, got {x_shape} and "
                              f"{regions_shape}")
         d, d_regions, width = x_shape[-1], regions_shape[-1], self.num_heads * self.key_dim
-        for name, rows in (("anchor_query", d), ("anchor_key", d_regions), ("query", d),
-                           ("key", d_regions), ("value", d_regions)):
+        for name, rows in (("anchor_query", d), ("anchor_key", d_regions),
+                           ("anchor_value", d_regions), ("query", d), ("key", d_regions),
+                           ("value", d_regions)):
             setattr(self, f"{name}_kernel", self.add_weight(
                 shape=(rows, width), initializer="glorot_uniform", name=f"{name}_kernel"))
             setattr(self, f"{name}_bias", self.add_weight(
@@ -334,8 +339,8 @@ class AnchoredAttention(keras.layers.Layer):
                                             name="scale_kernel")
         self.scale_bias = self.add_weight(shape=(self.num_heads,), initializer="zeros",
                                           name="scale_bias")
-        self.output_kernel = self.add_weight(shape=(width, d), initializer="glorot_uniform",
-                                             name="output_kernel")
+        self.output_kernel = self.add_weight(shape=(2 * width, d),
+                                             initializer="glorot_uniform", name="output_kernel")
         self.output_bias = self.add_weight(shape=(d,), initializer="zeros", name="output_bias")
         self.query_norm.build(x_shape)
         self.context_norm.build(regions_shape)
@@ -375,10 +380,13 @@ class AnchoredAttention(keras.layers.Layer):
 
     def call(self, inputs, mask=None):
         x, regions = inputs
-        _, attention, regions = self._weights(x, regions)
-        attended = ops.einsum("bhtn,bhnk->bthk", attention, self._heads(regions, "value"))
-        attended = ops.reshape(attended, (ops.shape(x)[0], -1, self.num_heads * self.key_dim))
-        x = x + ops.matmul(attended, self.output_kernel) + self.output_bias
+        anchor, attention, regions = self._weights(x, regions)
+        both = []
+        for weights, name in ((anchor, "anchor_value"), (attention, "value")):
+            attended = ops.einsum("bhtn,bhnk->bthk", weights, self._heads(regions, name))
+            both.append(ops.reshape(attended, (ops.shape(x)[0], -1,
+                                               self.num_heads * self.key_dim)))
+        x = x + ops.matmul(ops.concatenate(both, axis=-1), self.output_kernel) + self.output_bias
         return x + self.out(self.hidden(self.hidden_norm(x)))
 
     def compute_mask(self, inputs, mask=None):
