@@ -158,3 +158,67 @@ def plot_confusion_matrix(labels, predictions, class_names: Sequence[str] | None
         axis.set_title(title)
     figure.tight_layout()
     return figure
+
+
+def plot_bars_by_type(runs: Mapping[str, Mapping[str, Sequence[float]]], types: Sequence[str],
+                      title: str, chance: Mapping[str, float] | None = None,
+                      ylabel: str = "test accuracy", figsize=(10, 3.6)):
+    """Grouped bars: for each type on the x axis, one bar per model, the mean over its runs
+    (seeds) with a +-1 standard deviation error bar. ``runs[model][type]`` is the list of
+    per-seed values; ``chance`` draws a dotted mark per type. Introduced in notebook 06.
+    """
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    if not runs or not types:
+        raise ValueError("runs must name at least one model and types at least one type")
+    figure, axis = plt.subplots(figsize=figsize)
+    width = 0.8 / len(runs)
+    positions = np.arange(len(types))
+    for index, (model, by_type) in enumerate(runs.items()):
+        missing = [t for t in types if t not in by_type]
+        if missing:
+            raise ValueError(f"runs[{model!r}] has no values for {missing}")
+        values = [np.asarray(by_type[t], dtype=float) for t in types]
+        means = [v.mean() for v in values]
+        errors = [v.std(ddof=1) if v.size > 1 else 0.0 for v in values]
+        axis.bar(positions + (index - (len(runs) - 1) / 2) * width, means, width, yerr=errors,
+                 capsize=2, label=model)
+    if chance is not None:
+        for position, name in zip(positions, types, strict=True):
+            if name in chance:
+                axis.plot([position - 0.4, position + 0.4], [chance[name]] * 2, ":",
+                          color="black", linewidth=1)
+    axis.set_xticks(positions, types, rotation=20, ha="right")
+    axis.set_ylim(0, 1.05)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.legend(fontsize="small", ncols=len(runs), loc="lower left")
+    figure.tight_layout()
+    return figure
+
+
+def plot_attention_maps(images, maps, titles: Sequence[str], suptitle: str,
+                        figsize_per_image=(2.6, 2.9)):
+    """Each image with an attention map drawn over it: ``images`` (N, H, W, 3) uint8,
+    ``maps`` (N, h, w) weights on the CNN's region grid (stretched over the image),
+    one title per image. Introduced in notebook 06."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    images, maps = np.asarray(images), np.asarray(maps)
+    if images.ndim != 4 or maps.ndim != 3 or not len(images) == len(maps) == len(titles):
+        raise ValueError(f"need images (N, H, W, 3), maps (N, h, w) and N titles, got "
+                         f"{images.shape}, {maps.shape} and {len(titles)} titles")
+    count = len(images)
+    figure, axes = plt.subplots(1, count, figsize=(figsize_per_image[0] * count,
+                                                   figsize_per_image[1]), squeeze=False)
+    for axis, image, weights, title in zip(axes[0], images, maps, titles, strict=True):
+        height, width = image.shape[:2]
+        axis.imshow(image)
+        axis.imshow(weights, cmap="magma", alpha=0.55, extent=(0, width, height, 0),
+                    interpolation="nearest")
+        axis.set_title(title, fontsize=8)
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.suptitle(suptitle)
+    figure.tight_layout()
+    return figure

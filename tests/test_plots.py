@@ -84,3 +84,32 @@ def test_plot_confusion_matrix_writes_counts_and_fractions():
     figure = plots.plot_confusion_matrix([0, 0, 1, 1], [0, 1, 1, 1], normalize=True)
     assert [t.get_text() for t in figure.axes[0].texts] == ["0.50", "0.50", "0.00", "1.00"]
     plt.close(figure)
+
+
+def test_bars_by_type_draw_means_and_errors():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mmcourse.plots import plot_bars_by_type
+
+    figure = plot_bars_by_type({"a": {"x": [0.5, 0.7], "y": [1.0]}, "b": {"x": [0.2], "y": [0.4]}},
+                               ["x", "y"], "a beats b", chance={"x": 0.5})
+    axis = figure.axes[0]
+    heights = sorted(round(p.get_height(), 6) for p in axis.patches)
+    assert heights == [0.2, 0.4, 0.6, 1.0]  # means over the seeds
+    assert axis.get_title() == "a beats b" and axis.get_ylabel() == "test accuracy"
+    with pytest.raises(ValueError, match=r"runs\['b'\] has no values for \['z'\]"):
+        plot_bars_by_type({"a": {"z": [1]}, "b": {"x": [1]}}, ["z"], "t")
+
+
+def test_attention_maps_check_their_shapes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mmcourse.plots import plot_attention_maps
+
+    images = np.zeros((2, 64, 64, 3), np.uint8)
+    figure = plot_attention_maps(images, np.ones((2, 8, 8)) / 64, ["a", "b"], "where it looked")
+    assert len(figure.axes) == 2 and figure.axes[1].get_title() == "b"
+    with pytest.raises(ValueError, match="N titles"):
+        plot_attention_maps(images, np.ones((2, 8, 8)), ["a"], "t")
