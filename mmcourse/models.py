@@ -22,11 +22,16 @@ TASKS = ("match", "qa")
 RELATIONAL_FUSIONS = ("cnn_mlp", "relation_network", "transformer")
 FUSIONS = ("image", "text", "concat", "multiply", "sum", "gated", "film", "bilinear",
            "lowrank", "attention", *RELATIONAL_FUSIONS)
-#: Per-model defaults of the relational models (``build_model`` keywords override them).
+#: Defaults of the build_model keywords that differ between models (None in the call).
+MODEL_DEFAULTS = {"filters": (16, 32, 32), "width": None, "coordinates": False,
+                  "batch_norm": False, "anchored": False}
+#: The relational models' own defaults (notebook 06): CoordConv and batch normalisation
+#: for every one of them, so the baselines get the same image encoder.
 RELATIONAL_DEFAULTS = {
-    "cnn_mlp": {"filters": (16, 32, 32), "width": 256, "coordinates": True},
-    "relation_network": {"filters": (16, 32, 32, 32), "width": 64, "coordinates": True},
-    "transformer": {"filters": (16, 32, 32), "width": 64, "coordinates": True},
+    "cnn_mlp": {"width": 256, "coordinates": True, "batch_norm": True},
+    "relation_network": {"filters": (16, 32, 32, 32), "width": 64, "coordinates": True,
+                         "batch_norm": True},
+    "transformer": {"width": 64, "coordinates": True, "batch_norm": True, "anchored": True},
 }
 
 
@@ -159,13 +164,13 @@ def _default_vocabulary_size(root) -> int:
 def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size: int | None = None,
                 num_answers: int | None = None, sequence_length: int | None = None,
                 image_shape=IMAGE_SHAPE, filters=None, pooling: str = "avgmax",
-                batch_norm: bool = False, normalize: bool = True,
+                batch_norm: bool | None = None, normalize: bool = True,
                 embedding_dim: int = 32,
                 text_units: int = 32, fusion_units: int = 32, hidden_units: int = 64,
                 learning_rate: float = 2e-3, rank: int = 4, num_heads: int = 2,
                 key_dim: int = 16, multiply_activation=None, width: int | None = None,
                 hops: int = 2, frequencies: int = 3, dropout: float = 0.0,
-                coordinates: bool | None = None, anchored: bool = False, root=None):
+                coordinates: bool | None = None, anchored: bool | None = None, root=None):
     """A compiled two-input model: image encoder + text encoder + ``fusion`` + head.
 
     Inputs ``image`` (B, 64, 64, 3) float32 in [0, 1] and ``token_ids`` (B, L) int32.
@@ -181,16 +186,18 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     ``multiply`` starts tiny and every fusion learns several times slower.
     Head: ``Dense(hidden_units, relu)`` then the output layer.
 
-    Notebook 06 adds the relational models (``RELATIONAL_FUSIONS``; their ``filters`` and
-    ``width`` default to ``RELATIONAL_DEFAULTS``):
-    ``cnn_mlp``, the CNN+MLP baseline of Santoro et al. (2017): the whole region grid,
-    flattened, beside the question, then ``Dense(width)``; ``relation_network``: a 4x4
-    grid of region tokens with coordinates, ``RelationModule(width)`` over all 256 pairs
-    conditioned on the question; ``transformer``: region tokens with coordinates
-    projected to ``width``, one self-attention block over the regions, then the question
-    as a query token in ``hops`` cross-attention blocks (``num_heads`` heads of
-    ``key_dim``; ``dropout`` in the attention). ``frequencies`` sets the coordinates'
-    sines and cosines (0: x and y only).
+    Notebook 06 adds the relational models (``RELATIONAL_FUSIONS``), and keywords whose
+    default (None) depends on the model: ``filters``, ``width``, ``coordinates`` (CoordConv
+    channels), ``batch_norm`` and ``anchored`` (``MODEL_DEFAULTS``, overridden by
+    ``RELATIONAL_DEFAULTS``). ``cnn_mlp``, the CNN+MLP baseline of Santoro et al. (2017):
+    the whole region grid, flattened, beside the question, then ``Dense(width)``;
+    ``relation_network``: a 4x4 grid of region tokens with coordinates,
+    ``RelationModule(width)`` over all 256 pairs conditioned on the question;
+    ``transformer``: region tokens with coordinates projected to ``width``, one
+    self-attention block over the regions, then the question as one query token through
+    ``hops`` cross-attention blocks (``num_heads`` heads of ``key_dim``; ``dropout`` in the
+    attention), the second an ``AnchoredAttention`` when ``anchored``. ``frequencies``
+    sets the coordinates' sines and cosines (0: x and y only).
     ``vocabulary_size`` defaults to the course vocabulary's size. Optimizer: Adam.
     Unknown names raise a ``ValueError`` that lists the valid ones.
     Introduced in notebook 04.
@@ -210,10 +217,11 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
 
     image = keras.Input(shape=tuple(image_shape), name="image")
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
-    relational = RELATIONAL_DEFAULTS.get(fusion, {"filters": (16, 32, 32), "coordinates": False})
-    filters = relational["filters"] if filters is None else filters
-    width = relational.get("width") if width is None else width
-    coordinates = relational["coordinates"] if coordinates is None else coordinates
+    defaults = {**MODEL_DEFAULTS, **RELATIONAL_DEFAULTS.get(fusion, {})}
+    filters, width, coordinates, batch_norm, anchored = (
+        defaults[name] if value is None else value for name, value in (
+            ("filters", filters), ("width", width), ("coordinates", coordinates),
+            ("batch_norm", batch_norm), ("anchored", anchored)))
     on_grid = fusion in ("film", "attention", *RELATIONAL_FUSIONS)
     image_encoder = build_image_encoder(filters, image_shape=image_shape, pooling=pooling,
                                         batch_norm=batch_norm, normalize=normalize,
@@ -264,46 +272,6 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     return model
 
 
-def build_scene_model(model):
-    """A model that answers many questions about each image in one pass, sharing every
-    layer (and so every weight) of ``model``, a ``transformer`` from ``build_model``.
-
-    Inputs ``image`` (B, 64, 64, 3) and ``token_ids`` (B, Q, L): Q questions (or
-    statements) per image. Outputs (B, Q, num_answers) for qa, (B, Q, 1) for match. The
-    image, its region tokens, their self-attention and the keys and values of the hops are
-    computed once per image instead of once per question; the Q questions are Q query
-    tokens that attend to the regions independently (no attention between them), so each
-    gets the answer ``model`` gives it alone. Training this model trains ``model``.
-    Compiled like ``model`` (a fresh optimizer with its settings). Introduced in notebook 06.
-    """
-    import keras  # noqa: PLC0415
-
-    names = {layer.name for layer in model.layers}
-    if "question_token" not in names:
-        raise ValueError(f"model must be a 'transformer' from build_model, got {model.name!r} "
-                         f"(layers: {', '.join(sorted(names))})")
-    image = keras.Input(shape=tuple(model.inputs[0].shape[1:]), name="image")
-    token_ids = keras.Input(shape=(None, model.inputs[1].shape[1]), dtype="int32",
-                            name="token_ids")
-    tokens = model.get_layer("image_encoder")(image)
-    for name in ("regions", "region_embedding", "region_attention"):
-        tokens = model.get_layer(name)(tokens)
-    questions = keras.layers.TimeDistributed(model.get_layer("text_encoder"),
-                                             name="questions")(token_ids)
-    query = model.get_layer("question_embedding")(questions)
-    hop = 1
-    while f"hop{hop}" in names:
-        layer = model.get_layer(f"hop{hop}")
-        query = layer([query, tokens]) if "Anchored" in type(layer).__name__ else layer(
-            query, tokens)
-        hop += 1
-    output = model.layers[-1](model.get_layer("hidden")(query))
-    scene_model = keras.Model([image, token_ids], output, name=f"{model.name}_scenes")
-    optimizer = type(model.optimizer).from_config(model.optimizer.get_config())
-    scene_model.compile(optimizer=optimizer, loss=model.loss, metrics=["accuracy"])
-    return scene_model
-
-
 def _relational_features(fusion: str, grid, question, *, width: int, hops: int,
                          num_heads: int, key_dim: int, frequencies: int, dropout: float,
                          anchored: bool):
@@ -326,7 +294,7 @@ def _relational_features(fusion: str, grid, question, *, width: int, hops: int,
     query = keras.layers.Dense(width, name="question_embedding")(question)
     query = keras.layers.Reshape((1, width), name="question_token")(query)
     for hop in range(1, hops + 1):
-        if anchored and hop == 1:
+        if anchored and hop == 2:
             query = relations.AnchoredAttention(tuple(grid.shape[1:3]), num_heads, key_dim,
                                                 2 * width, name=f"hop{hop}")([query, tokens])
         else:

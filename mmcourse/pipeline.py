@@ -67,59 +67,6 @@ def dataset_from_arrays(images, token_ids, labels, batch_size: int = 64, shuffle
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def load_scenes(task: str, level: str, split: str, root=None, limit: int | None = None):
-    """One split grouped by scene: (images uint8 (S, 64, 64, 3), token_ids int32 (S, Q, L),
-    labels (S, Q), kinds (S, Q)), every scene with its Q questions (qa) or statements
-    (match) in file order. ``limit`` keeps the first scenes that hold ``limit`` records.
-    A ``ValueError`` when the scenes have different numbers of records. Introduced in
-    notebook 06."""
-    records = data.load_records(task, level, split, root)
-    by_scene: dict = {}
-    for record in records:
-        by_scene.setdefault(record["scene"], []).append(record)
-    counts = sorted({len(group) for group in by_scene.values()})
-    if len(counts) != 1:
-        raise ValueError(f"{task}/{level}/{split}: scenes have {counts} records each; "
-                         f"grouping by scene needs the same number for every scene")
-    per_scene = counts[0]
-    scenes = sorted(by_scene)
-    if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-            raise ValueError(f"limit must be a positive int or None, got {limit!r}")
-        scenes = scenes[:-(-limit // per_scene)]
-    folder = data.ensure_data(root) / level / split
-    images = np.stack([data.read_image(folder / by_scene[s][0]["image"], data.IMAGE_SIZE)
-                       for s in scenes])
-    grouped = [record for s in scenes for record in by_scene[s]]
-    token_ids = text.vectorize([r["text"] for r in grouped], root=root)
-    dtype = np.float32 if task == "match" else np.int32
-    labels = np.array([r["label"] for r in grouped], dtype).reshape(len(scenes), per_scene)
-    kinds = np.array([r["kind"] for r in grouped]).reshape(len(scenes), per_scene)
-    return (images, token_ids.reshape(len(scenes), per_scene, -1), labels, kinds)
-
-
-def scene_dataset(images, token_ids, labels, scenes_per_batch: int = 16, shuffle: bool = False,
-                  seed: int = 0):
-    """A batched ``tf.data.Dataset`` of ``((image (B, 64, 64, 3) float32 in [0, 1],
-    token_ids (B, Q, L)), labels (B, Q))`` from ``load_scenes``' arrays, for
-    ``mmcourse.models.build_scene_model``; match labels get a last axis of 1, like the
-    model's output. Shuffling (scenes, with their questions) is seeded.
-    Introduced in notebook 06."""
-    import tensorflow as tf
-
-    if isinstance(scenes_per_batch, bool) or not isinstance(scenes_per_batch, int) \
-            or scenes_per_batch < 1:
-        raise ValueError(f"scenes_per_batch must be an int >= 1, got {scenes_per_batch!r}")
-    labels = labels[..., None] if labels.dtype == np.float32 else labels
-    dataset = tf.data.Dataset.from_tensor_slices(((images, token_ids.astype(np.int32)), labels))
-    if shuffle:
-        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(scenes_per_batch).map(
-        lambda inputs, y: ((tf.cast(inputs[0], tf.float32) / 255.0, inputs[1]), y),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return dataset.prefetch(tf.data.AUTOTUNE)
-
-
 def make_dataset(task: str = "match", level: str = "attributes", split: str = "train",
                  batch_size: int = 64, shuffle: bool | None = None, augment: bool = False,
                  seed: int = 0, root=None, folder=None):

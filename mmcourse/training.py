@@ -24,9 +24,6 @@ DEFAULT_EPOCHS = {"attributes": 15, "relations": 15}
 LEVELS = ("attributes", "relations")
 BATCH_SIZE = 64
 LEARNING_RATE = 2e-3
-#: Notebook 06: the transformer trains on whole scenes, 16 scenes x their questions a batch
-#: (160 at the relations level), reading each image once for all its questions.
-SCENE_BATCH = 16
 
 
 #: Question and statement kinds that compare objects or count them: the relational
@@ -93,33 +90,6 @@ def load_split(task: str, level: str, split: str, root=None, limit: int | None =
     return images, text.vectorize(texts, root=root), labels
 
 
-def _records_per_scene(task: str, level: str, root=None) -> int:
-    """How many records of ``task`` each scene of the training split has (the largest)."""
-    from mmcourse import data  # noqa: PLC0415
-
-    counts: dict = {}
-    for record in data.load_records(task, level, "train", root=data.ensure_data(root)):
-        counts[record["scene"]] = counts.get(record["scene"], 0) + 1
-    return max(counts.values())
-
-
-def _scene_datasets(task, level, seed, root, batch_size, train_size, test_size, validate):
-    """(train, val or None, test) scene datasets (``pipeline.scene_dataset``), the numbers
-    of train and test records, and the test labels and kinds, (S, Q) each."""
-    from mmcourse import pipeline  # noqa: PLC0415
-
-    def split_dataset(split, limit, shuffle):
-        images, token_ids, labels, kinds = pipeline.load_scenes(task, level, split, root, limit)
-        scenes = max(1, batch_size // token_ids.shape[1])
-        return (pipeline.scene_dataset(images, token_ids, labels, scenes, shuffle, seed),
-                labels, kinds)
-
-    train, train_labels, _ = split_dataset("train", train_size, True)
-    val = split_dataset("val", test_size, False)[0] if validate else None
-    test, test_labels, test_kinds = split_dataset("test", test_size, False)
-    return train, val, test, train_labels.size, test_labels.size, test_labels, test_kinds
-
-
 def _datasets(task, level, seed, root, batch_size, train_size, test_size, validate):
     """(train, val or None, test) datasets and the numbers of train and test examples:
     make_dataset for whole splits, in-memory arrays for subsets."""
@@ -145,7 +115,7 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
           epochs: int | None = None, seed: int = 0, root=None, *,
           strategy: str = "default", run_dir=None, resume: bool = False,
           patience: int | None = None, schedule=None,
-          batch_size: int | None = None, learning_rate: float = LEARNING_RATE,
+          batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE,
           train_size: int | None = None, test_size: int | None = None,
           validate: bool = True, callbacks: list | None = None,
           log: Callable[[str], None] | None = log_to_stderr, keep_model: bool = False,
@@ -165,11 +135,7 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     trained Keras model; drop it before ``json.dumps``). Introduced in notebook 04.
 
     Notebook 06 adds the relational models. Their default schedule is a cosine decay
-    after one warm-up epoch (``mmcourse.callbacks.cosine_schedule``). The ``transformer``
-    (with the default strategy) trains and is tested on whole scenes: every batch holds
-    ``batch_size // Q`` images with all their Q questions (``SCENE_BATCH`` images by
-    default), through ``mmcourse.models.build_scene_model``, so each image is encoded once
-    for all its questions. The returned and saved model is still the per-question one.
+    after one warm-up epoch (``mmcourse.callbacks.cosine_schedule``).
 
     Notebook 05 adds: ``strategy`` (``default``, ``mirrored``, ``multiworker``; see
     ``mmcourse.distribute``), where ``batch_size`` is the global batch, split over the
@@ -193,39 +159,25 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     # The strategy first: logical CPU devices must exist before TensorFlow starts.
     strategy_object = distribute.make_strategy(strategy)
     replicas = int(strategy_object.num_replicas_in_sync)
-    by_scene = fusion == "transformer" and strategy == "default"
-    if batch_size is None:
-        batch_size = SCENE_BATCH * _records_per_scene(task, level, root) if by_scene \
-            else BATCH_SIZE
     if batch_size % replicas:
         raise ValueError(f"batch_size {batch_size} (the global batch) must be divisible by "
                          f"the {replicas} replicas of strategy {strategy!r}")
 
     import keras  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
 
     from mmcourse import callbacks as course_callbacks  # noqa: PLC0415
     from mmcourse import data, text  # noqa: PLC0415
     from mmcourse.models import (  # noqa: PLC0415
         RELATIONAL_FUSIONS,
         build_model,
-        build_scene_model,
         check_inputs,
     )
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
 
     root = data.ensure_data(root)
     seed_everything(seed)
-    if by_scene:
-        train_data, val_data, test_data, train_examples, test_examples, test_labels, \
-            test_kinds = _scene_datasets(task, level, seed, root, batch_size, train_size,
-                                         test_size, validate)
-    else:
-        train_data, val_data, test_data, train_examples, test_examples = _datasets(
-            task, level, seed, root, batch_size, train_size, test_size, validate)
-        test_records = data.load_records(task, level, "test", root=root)[:test_examples]
-        test_labels = [record["label"] for record in test_records]
-        test_kinds = [record["kind"] for record in test_records]
+    train_data, val_data, test_data, train_examples, test_examples = _datasets(
+        task, level, seed, root, batch_size, train_size, test_size, validate)
     if schedule is None and fusion in RELATIONAL_FUSIONS:
         schedule = course_callbacks.cosine_schedule(learning_rate, epochs, min(1, epochs - 1),
                                                     final_fraction=0.02)
@@ -240,11 +192,9 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
                "learning_rate": learning_rate, "root": root, **(model_options or {})}
     with strategy_object.scope():
         model = build_model(task, fusion, **options)
-        fit_model = build_scene_model(model) if by_scene else model
-    distribute.prepare_model(fit_model, train_data, strategy_object)
-    if not by_scene:
-        (image_batch, token_batch), _ = next(iter(train_data.take(1)))
-        check_inputs(model, image_batch, token_batch)  # a clear error before fit's traceback
+    distribute.prepare_model(model, train_data, strategy_object)
+    (image_batch, token_batch), _ = next(iter(train_data.take(1)))
+    check_inputs(model, image_batch, token_batch)  # a clear error before fit's traceback
 
     def log_epoch(epoch, logs):
         metrics = "  ".join(f"{name} {value:.4f}" for name, value in logs.items())
@@ -256,15 +206,16 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
                      *(callbacks or [])]
     worker_dir = distribute.worker_dir(run_dir) if run_dir is not None else None
     start = time.perf_counter()
-    fitted = course_callbacks.fit(fit_model, train_data, val_data, epochs=epochs,
+    fitted = course_callbacks.fit(model, train_data, val_data, epochs=epochs,
                                   run_dir=worker_dir, resume=resume, patience=patience,
                                   monitor="val_loss" if val_data is not None else "loss",
                                   schedule=schedule, progress=True, callbacks=all_callbacks)
     train_seconds = time.perf_counter() - start
-    test_loss, test_accuracy = fit_model.evaluate(test_data, verbose=0)
-    predictions = fit_model.predict(test_data, verbose=0)
-    by_type = accuracy_by_type(predictions.reshape(-1, predictions.shape[-1]),
-                               np.reshape(test_labels, -1), np.reshape(test_kinds, -1))
+    test_loss, test_accuracy = model.evaluate(test_data, verbose=0)
+    test_records = data.load_records(task, level, "test", root=root)[:test_examples]
+    by_type = accuracy_by_type(model.predict(test_data, verbose=0),
+                               [record["label"] for record in test_records],
+                               [record["kind"] for record in test_records])
     epochs_run = fitted["epochs_run"]
     if worker_dir is not None:
         model.save(Path(worker_dir) / "model.keras")

@@ -182,63 +182,21 @@ def test_accuracy_by_type_by_hand():
         accuracy_by_type(probabilities, labels[:3], kinds)
 
 
-def test_scene_model_gives_each_question_the_answer_it_gets_alone():
-    from mmcourse.models import build_scene_model
-
-    model = build_model("qa", "transformer", vocabulary_size=20, num_answers=7)
-    scenes = build_scene_model(model)
-    rng = np.random.default_rng(2)
-    images = rng.random((3, 64, 64, 3)).astype("float32")
-    token_ids = rng.integers(1, 20, size=(3, 4, 6)).astype("int32")
-    token_ids[:, :, 4:] = 0
-    together = scenes.predict([images, token_ids], verbose=0)
-    alone = np.stack([model.predict([images, token_ids[:, q]], verbose=0) for q in range(4)], 1)
-    assert together.shape == (3, 4, 7)
-    np.testing.assert_allclose(together, alone, atol=1e-5)
-    assert {id(w) for w in scenes.weights} == {id(w) for w in model.weights}  # shared
-    with pytest.raises(ValueError, match="must be a 'transformer'"):
-        build_scene_model(build_model("qa", "cnn_mlp", vocabulary_size=20, num_answers=7))
-
-
-def test_load_scenes_groups_every_question_with_its_image(course_data):
-    from mmcourse import data, pipeline, text
-
-    images, token_ids, labels, kinds = pipeline.load_scenes("qa", "relations", "val",
-                                                            course_data, limit=25)
-    assert images.shape == (3, 64, 64, 3) and token_ids.shape == (3, 10, 12)
-    assert labels.shape == kinds.shape == (3, 10)
-    records = [r for r in data.load_records("qa", "relations", "val", course_data)
-               if r["scene"] == 1]  # scenes in id order: the second one is scene 1
-    folder = course_data / "relations" / "val"
-    np.testing.assert_array_equal(images[1], data.read_image(folder / records[0]["image"]))
-    np.testing.assert_array_equal(token_ids[1], text.vectorize([r["text"] for r in records]))
-    assert labels[1].tolist() == [r["label"] for r in records]
-    batch = next(iter(pipeline.scene_dataset(images, token_ids, labels, scenes_per_batch=2)))
-    (image_batch, id_batch), label_batch = batch
-    assert tuple(image_batch.shape) == (2, 64, 64, 3) and float(image_batch.numpy().max()) <= 1
-    assert tuple(id_batch.shape) == (2, 10, 12) and tuple(label_batch.shape) == (2, 10)
-    with pytest.raises(ValueError, match="scenes_per_batch must be an int >= 1"):
-        pipeline.scene_dataset(images, token_ids, labels, scenes_per_batch=0)
-
-
-def test_train_reports_accuracy_by_type_for_scene_and_question_batches(course_data, tmp_path):
+def test_train_reports_accuracy_by_type(course_data, tmp_path):
     import json
 
     from mmcourse import training
 
     quick = {"epochs": 1, "train_size": 200, "test_size": 100, "validate": False, "log": None}
-    scenes = training.train("qa", "transformer", "relations", root=course_data,
-                            run_dir=tmp_path, **quick)
-    single = training.train("match", "cnn_mlp", "relations", root=course_data, **quick)
-    for result, kinds in ((scenes, {"shape", "side", "height", "count"}),
-                          (single, {"spatial", "count"})):
+    qa = training.train("qa", "transformer", "relations", root=course_data, run_dir=tmp_path,
+                        **quick)
+    match = training.train("match", "cnn_mlp", "relations", root=course_data, **quick)
+    for result, kinds in ((qa, {"shape", "side", "height", "count"}),
+                          (match, {"spatial", "count"})):
         by_type = result["accuracy_by_type"]
         assert {"relational", "non_relational"} <= set(by_type)
         assert kinds <= set(by_type), by_type
         json.dumps(result)
-    assert scenes["batch_size"] == 160 and scenes["test_examples"] == 100
-    assert single["accuracy_by_type"]["non_relational"] is None  # no attribute statements
-    with warnings.catch_warnings():  # its own optimizer never ran: nothing to restore
-        warnings.simplefilter("ignore", UserWarning)
-        saved = load_model(tmp_path / "model.keras")  # the per-question model
-    assert [tuple(t.shape) for t in saved.inputs] == [(None, 64, 64, 3), (None, None)]
+    assert qa["test_examples"] == 100 and qa["epochs_run"] == 1
+    assert match["accuracy_by_type"]["non_relational"] is None  # no attribute statements
+    assert load_model(tmp_path / "model.keras").count_params() == qa["params"]
