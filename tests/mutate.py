@@ -286,10 +286,14 @@ def hand_mutant(repo: Path, path: Path, data: Path, tests: list[str], old: str, 
     if source.count(old) != 1:
         raise SystemExit(f"mutate.py: --replace: {old!r} occurs {source.count(old)} times in "
                          f"{path.name}; give a piece of code that occurs exactly once")
+    mutated = source.replace(old, new)
+    try:
+        compile(mutated, str(path), "exec")
+    except SyntaxError as error:
+        raise SystemExit(f"mutate.py: --replace: the result is not valid Python: {error}") from None
     workspace = _workspace(repo)
     try:
-        (workspace / "mmcourse" / path.name).write_text(source.replace(old, new),
-                                                        encoding="utf-8")
+        (workspace / "mmcourse" / path.name).write_text(mutated, encoding="utf-8")
         outcome, seconds, failed = run_tests(workspace, data, tests, timeout, sys.executable,
                                              first_failure_only=False)
     finally:

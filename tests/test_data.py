@@ -417,6 +417,11 @@ def test_bad_arguments(tmp_path):
         data.generate(tmp_path / "never", sizes={"attributes": {"train": 0}})
     with pytest.raises(ValueError, match="seed"):
         data.generate(tmp_path / "never", seed=-1)
+    for splits in ({"dev": 5}, {"train": True}, {"train": 2.0}, {"val": -1}):
+        with pytest.raises(ValueError, match=r"sizes\['relations'\] must map splits"):
+            data.generate(tmp_path / "never", sizes={"relations": splits})
+    with pytest.raises(ValueError, match="sizes has level 'objects'"):
+        data.generate(tmp_path / "never", sizes={"objects": {"train": 2}})
     assert not (tmp_path / "never").exists()  # rejected before anything is written
     with pytest.raises(ValueError, match=r"objects\[0\] has shape 'star'"):
         data.render_scene([{"shape": "star", "colour": "red", "x": 5, "y": 5, "r": 3}])
