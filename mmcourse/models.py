@@ -24,7 +24,7 @@ FUSIONS = ("image", "text", "concat", "multiply", "sum", "gated", "film", "bilin
            "lowrank", "attention", *RELATIONAL_FUSIONS)
 #: Defaults of the build_model keywords that differ between models (None in the call).
 MODEL_DEFAULTS = {"filters": (16, 32, 32), "width": None, "coordinates": False,
-                  "batch_norm": False, "anchored": False}
+                  "batch_norm": False, "anchored": False, "hops": 2}
 #: The relational models' own defaults (notebook 06): CoordConv and batch normalisation
 #: for every one of them, so the baselines get the same image encoder.
 RELATIONAL_DEFAULTS = {
@@ -169,7 +169,7 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
                 text_units: int = 32, fusion_units: int = 32, hidden_units: int = 64,
                 learning_rate: float = 2e-3, rank: int = 4, num_heads: int = 2,
                 key_dim: int = 16, multiply_activation=None, width: int | None = None,
-                hops: int = 2, frequencies: int = 3, dropout: float = 0.0,
+                hops: int | None = None, frequencies: int = 3, dropout: float = 0.0,
                 coordinates: bool | None = None, anchored: bool | None = None, root=None):
     """A compiled two-input model: image encoder + text encoder + ``fusion`` + head.
 
@@ -196,7 +196,9 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     ``transformer``: region tokens with coordinates projected to ``width``, one
     self-attention block over the regions, then the question as one query token through
     ``hops`` cross-attention blocks (``num_heads`` heads of ``key_dim``; ``dropout`` in the
-    attention), the second an ``AnchoredAttention`` when ``anchored``. ``frequencies``
+    attention), the second an ``AnchoredAttention`` when ``anchored``: hop 1 reads the
+    object the question names, hop 2 finds the object at the asked distance from it.
+    ``frequencies``
     sets the coordinates' sines and cosines (0: x and y only).
     ``vocabulary_size`` defaults to the course vocabulary's size. Optimizer: Adam.
     Unknown names raise a ``ValueError`` that lists the valid ones.
@@ -218,10 +220,10 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     image = keras.Input(shape=tuple(image_shape), name="image")
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
     defaults = {**MODEL_DEFAULTS, **RELATIONAL_DEFAULTS.get(fusion, {})}
-    filters, width, coordinates, batch_norm, anchored = (
+    filters, width, coordinates, batch_norm, anchored, hops = (
         defaults[name] if value is None else value for name, value in (
             ("filters", filters), ("width", width), ("coordinates", coordinates),
-            ("batch_norm", batch_norm), ("anchored", anchored)))
+            ("batch_norm", batch_norm), ("anchored", anchored), ("hops", hops)))
     on_grid = fusion in ("film", "attention", *RELATIONAL_FUSIONS)
     image_encoder = build_image_encoder(filters, image_shape=image_shape, pooling=pooling,
                                         batch_norm=batch_norm, normalize=normalize,
