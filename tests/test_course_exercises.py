@@ -201,6 +201,11 @@ def _keras_multiply_fusion(x, y, w_x, b_x, w_y, b_y):
     return np.asarray(keras.layers.Multiply(dtype="float64")([image(x), text(y)]))
 
 
+def _keras_scaled_attention(q, k, v):
+    """softmax(q k^T / sqrt(d)) v by Keras' dot-product Attention layer on q / sqrt(d)."""
+    return np.asarray(keras.layers.Attention(dtype="float64")([q / np.sqrt(q.shape[-1]), v, k]))
+
+
 def _kron_features(x, y):
     """[1; x] kron [1; y] per example (np.kron is the Kronecker product's definition)."""
     return np.stack([np.kron(np.r_[1.0, xi], np.r_[1.0, yi]) for xi, yi in zip(x, y, strict=True)])
@@ -283,6 +288,15 @@ INDEPENDENT = {
     ("notebook_05", "q4"): lambda: [0.005, 0.01 * 0.5 * (1 + math.cos(math.pi / 2)),
                                     float(keras.optimizers.schedules.CosineDecay(
                                         0.01, decay_steps=10)(5))],
+    ("notebook_06", "q1"): lambda: [  # scores 2, 0, 1 halved, by hand; and by TensorFlow
+        np.exp([1.0, 0.0, 0.5]) / np.exp([1.0, 0.0, 0.5]).sum(),
+        tf.nn.softmax(tf.matmul(tf.constant([[1.0, 0.0, 1.0, 0.0]]), tf.constant(
+            [[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0]]),
+            transpose_b=True) / 2.0).numpy()[0]],
+    ("notebook_06", "q2"): lambda: [_keras_scaled_attention],
+    ("notebook_06", "q3"): lambda: [1296, len([(i, j) for i in range(36) for j in range(36)])],
+    ("notebook_06", "q4"): lambda: [{"shape": 0.96, "count": 0.99, "side": 0.5,
+                                     "nearest colour": 0.6, "furthest colour": 0.4}],
 }
 
 
