@@ -265,4 +265,7 @@ def main(args) -> int:
               f"{result['test_accuracy']:.4f}, {result['params']:,} parameters, "
               f"{result['epochs_run']} epochs in {result['train_seconds']:.1f} s "
               f"({result['seconds_per_epoch']:.2f} s/epoch)")
+        print("accuracy by type: " + ", ".join(
+            f"{kind} {value:.3f}" for kind, value in result["accuracy_by_type"].items()
+            if value is not None))
     return 0 if math.isfinite(result["test_loss"]) else 1
