@@ -48,10 +48,12 @@ def interval95(values) -> tuple[float, float]:
 
 
 def format_mean_std(values, digits: int = 3) -> str:
-    """"0.953 ± 0.004 (n=3)": how the course reports a measurement over seeds.
-    Introduced in notebook 06."""
+    """"0.953 ± 0.004 (n=3)": how the course reports a measurement over seeds; a single
+    run is "0.953 (n=1)", with no spread to show. Introduced in notebook 06."""
     array = _values("values", values)
     mean, std = mean_std(array)
+    if array.size == 1:
+        return f"{mean:.{digits}f} (n=1)"
     return f"{mean:.{digits}f} ± {std:.{digits}f} (n={array.size})"
 
 

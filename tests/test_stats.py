@@ -21,6 +21,7 @@ def test_interval95_uses_students_t():
 def test_format_mean_std():
     assert stats.format_mean_std([0.95, 0.96, 0.97]) == "0.960 ± 0.010 (n=3)"
     assert stats.format_mean_std([1, 2, 3], digits=1) == "2.0 ± 1.0 (n=3)"
+    assert stats.format_mean_std([0.7371]) == "0.737 (n=1)"
 
 
 def test_within_noise_by_hand():
