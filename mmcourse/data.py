@@ -71,8 +71,8 @@ DEFAULT_SIZES = {
     "relations": {"train": 4000, "val": 500, "test": 1000},
 }
 #: Questions cost no pixels: at the relations level every scene is asked 10 questions
-#: (half relational) and 5 statement pairs, as Sort-of-CLEVR asks 20 per image. With 2 per
-#: scene (data version 1) the relational models could not learn nearest and furthest.
+#: (half relational) and 5 statement pairs (Sort-of-CLEVR asks 20 questions per image), so
+#: notebook 06's models see 40,000 training questions from 4,000 images.
 QA_PER_SCENE = {"attributes": 1, "relations": 10}
 MATCH_PAIRS_PER_SCENE = {"attributes": 1, "relations": 5}
 #: How many of a scene's questions come from its own random stream (all of them in data
