@@ -144,6 +144,7 @@ class TransformerBlock(keras.layers.Layer):
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.dropout = float(dropout)
+        self.supports_masking = True
         dtype = self.dtype_policy
         self.query_norm = keras.layers.LayerNormalization(name="query_norm", dtype=dtype)
         self.context_norm = keras.layers.LayerNormalization(name="context_norm", dtype=dtype)
@@ -167,19 +168,27 @@ class TransformerBlock(keras.layers.Layer):
         self.out = keras.layers.Dense(x_shape[-1], name="out", dtype=self.dtype_policy)
         self.out.build((*x_shape[:-1], self.hidden_units))
 
-    def _attend(self, x, context, training=None):
+    def _attend(self, x, context, mask, training=None):
         query = self.query_norm(x)
         source = query if context is None else self.context_norm(context)
-        return self.attention(query, source, return_attention_scores=True, training=training)
+        attention_mask = None
+        if context is None and mask is not None:  # self-attention: padding is no key
+            attention_mask = ops.logical_and(ops.expand_dims(mask, 1), ops.expand_dims(mask, 2))
+        return self.attention(query, source, attention_mask=attention_mask,
+                              return_attention_scores=True, training=training)
 
-    def call(self, x, context=None, training=None):
-        attended, _ = self._attend(x, context, training)
+    def call(self, x, context=None, training=None, mask=None, x_mask=None):
+        # Keras fills ``mask`` (one tensor argument) or ``x_mask`` (with a context) from
+        # x's padding mask, e.g. from an Embedding(mask_zero=True); the mask passes on.
+        attended, _ = self._attend(x, context, x_mask if x_mask is not None else mask,
+                                   training)
         x = x + attended
         return x + self.out(self.hidden(self.hidden_norm(x)))
 
-    def attention_scores(self, x, context=None):
-        """The attention weights (batch, num_heads, T, T_context) for inputs x, context."""
-        return self._attend(x, context)[1]
+    def attention_scores(self, x, context=None, mask=None):
+        """The attention weights (batch, num_heads, T, T_context) for inputs x, context
+        (and x's padding mask for self-attention)."""
+        return self._attend(x, context, mask)[1]
 
     def compute_output_shape(self, x_shape, context_shape=None):
         return tuple(x_shape)
@@ -302,6 +311,7 @@ class AnchoredAttention(keras.layers.Layer):
         self.num_heads = _positive_int("num_heads", num_heads)
         self.key_dim = _positive_int("key_dim", key_dim)
         self.hidden_units = _positive_int("hidden_units", hidden_units)
+        self.supports_masking = True
         dtype = self.dtype_policy
         self.query_norm = keras.layers.LayerNormalization(name="query_norm", dtype=dtype)
         self.context_norm = keras.layers.LayerNormalization(name="context_norm", dtype=dtype)
@@ -368,7 +378,7 @@ class AnchoredAttention(keras.layers.Layer):
         anchor, attention, _ = self._weights(x, regions)
         return anchor, attention
 
-    def call(self, inputs):
+    def call(self, inputs, mask=None):
         x, regions = inputs
         anchor, attention, regions = self._weights(x, regions)
         both = []
@@ -378,6 +388,9 @@ class AnchoredAttention(keras.layers.Layer):
                                                self.num_heads * self.key_dim)))
         x = x + ops.matmul(ops.concatenate(both, axis=-1), self.output_kernel) + self.output_bias
         return x + self.out(self.hidden(self.hidden_norm(x)))
+
+    def compute_mask(self, inputs, mask=None):
+        return mask[0] if isinstance(mask, (list, tuple)) else mask
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0])
