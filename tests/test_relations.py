@@ -200,3 +200,20 @@ def test_train_reports_accuracy_by_type(course_data, tmp_path):
     assert qa["test_examples"] == 100 and qa["epochs_run"] == 1
     assert match["accuracy_by_type"]["non_relational"] is None  # no attribute statements
     assert load_model(tmp_path / "model.keras").count_params() == qa["params"]
+
+
+def test_transformer_block_self_attention_ignores_padding():
+    """With an Embedding(mask_zero=True) before it, padded tokens are no keys: changing what
+    the padding embeds changes nothing at the real positions."""
+    token_ids = keras.Input((5,), dtype="int32")
+    embedded = keras.layers.Embedding(10, 8, mask_zero=True)(token_ids)
+    model = keras.Model(token_ids, relations.TransformerBlock(2, 4, 16)(embedded))
+    embedding = model.layers[1]
+    real = np.array([[3, 4, 5, 0, 0]], "int32")
+    before = np.asarray(model(real))
+    weights = embedding.get_weights()[0]
+    weights[0] = 100.0  # what a padded position embeds
+    embedding.set_weights([weights])
+    after = np.asarray(model(real))
+    np.testing.assert_allclose(after[:, :3], before[:, :3], atol=1e-5)
+    assert not np.allclose(after[:, 3:], before[:, 3:], atol=1e-3)
