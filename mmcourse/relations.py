@@ -168,27 +168,22 @@ class TransformerBlock(keras.layers.Layer):
         self.out = keras.layers.Dense(x_shape[-1], name="out", dtype=self.dtype_policy)
         self.out.build((*x_shape[:-1], self.hidden_units))
 
-    def _attend(self, x, context, mask, training=None):
+    def _attend(self, x, context, training=None):
         query = self.query_norm(x)
         source = query if context is None else self.context_norm(context)
-        attention_mask = None
-        if context is None and mask is not None:  # self-attention: padding is no key
-            attention_mask = ops.logical_and(ops.expand_dims(mask, 1), ops.expand_dims(mask, 2))
-        return self.attention(query, source, attention_mask=attention_mask,
-                              return_attention_scores=True, training=training)
+        return self.attention(query, source, return_attention_scores=True, training=training)
 
     def call(self, x, context=None, training=None, mask=None, x_mask=None):
-        # Keras fills ``mask`` (one tensor argument) or ``x_mask`` (with a context) from
-        # x's padding mask, e.g. from an Embedding(mask_zero=True); the mask passes on.
-        attended, _ = self._attend(x, context, x_mask if x_mask is not None else mask,
-                                   training)
+        # A padding mask on x (from an Embedding(mask_zero=True)) rides on the normalised
+        # tokens, and MultiHeadAttention applies it to its keys itself; Keras passes it here
+        # as ``mask`` or ``x_mask`` (saved models record those arguments), and it passes on.
+        attended, _ = self._attend(x, context, training)
         x = x + attended
         return x + self.out(self.hidden(self.hidden_norm(x)))
 
-    def attention_scores(self, x, context=None, mask=None):
-        """The attention weights (batch, num_heads, T, T_context) for inputs x, context
-        (and x's padding mask for self-attention)."""
-        return self._attend(x, context, mask)[1]
+    def attention_scores(self, x, context=None):
+        """The attention weights (batch, num_heads, T, T_context) for inputs x, context."""
+        return self._attend(x, context)[1]
 
     def compute_output_shape(self, x_shape, context_shape=None):
         return tuple(x_shape)
