@@ -45,6 +45,7 @@ bench: setup
 
 notebook: setup
 	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m jupyter nbconvert --to notebook --execute --inplace $(NOTEBOOK)
+	$(PY) -m mmcourse.notebooks $(NOTEBOOK)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info runs
