@@ -198,8 +198,7 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     ``hops`` cross-attention blocks (``num_heads`` heads of ``key_dim``; ``dropout`` in the
     attention), the second an ``AnchoredAttention`` when ``anchored``: hop 1 reads the
     object the question names, hop 2 finds the object at the asked distance from it.
-    ``frequencies``
-    sets the coordinates' sines and cosines (0: x and y only).
+    ``frequencies`` sets the coordinates' sines and cosines (0: x and y only).
     ``vocabulary_size`` defaults to the course vocabulary's size. Optimizer: Adam.
     Unknown names raise a ``ValueError`` that lists the valid ones.
     Introduced in notebook 04.
