@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="re-hash the data against its manifest; exit 1 on any difference")
 
     train = commands.add_parser("train", help="train and evaluate one model")
-    train.add_argument("--task", default="match", help="task (default match)")
+    train.add_argument("--task", default="match",
+                       help="match, qa, or retrieval (CLIP, notebook 07; --fusion is then "
+                            "ignored) (default match)")
     train.add_argument("--fusion", default="concat", help="fusion method (default concat)")
     train.add_argument("--level", default="attributes", choices=["attributes", "relations"])
     train.add_argument("--epochs", type=positive_int, default=None,
@@ -87,10 +89,18 @@ def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
     """What argparse cannot check alone; exits 2 with the flag's name."""
     from mmcourse.models import FUSIONS, TASKS  # names only: no Keras
 
-    for flag, value, valid in (("--task", args.task, TASKS), ("--fusion", args.fusion, FUSIONS)):
+    for flag, value, valid in (("--task", args.task, (*TASKS, "retrieval")),
+                               ("--fusion", args.fusion, FUSIONS)):
         if value not in valid:
             parser.error(f"argument {flag}: unknown {flag[2:]} {value!r}; valid names: "
                          f"{', '.join(valid)}")
+    if args.task == "retrieval":
+        for flag, given in (("--strategy", args.strategy != "default"), ("--resume", args.resume),
+                            ("--patience", args.patience is not None),
+                            ("--test-size", args.test_size is not None)):
+            if given:
+                parser.error(f"argument {flag}: not available with --task retrieval (CLIP "
+                             f"trains for --epochs and always scores the whole test split)")
     if args.resume and args.run_dir is None:
         parser.error("argument --resume: needs --run-dir DIR, the folder of the interrupted run "
                      "(its backup is there)")

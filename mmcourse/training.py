@@ -241,7 +241,10 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
 
 def main(args) -> int:
     """``python -m mmcourse train``: exit 0 on success, 2 on unknown names or bad
-    arguments (the valid names go to stderr). Introduced in notebook 04."""
+    arguments (the valid names go to stderr). Introduced in notebook 04; ``--task
+    retrieval`` (``mmcourse.clip.train_clip``) in notebook 07."""
+    if args.task == "retrieval":
+        return _main_retrieval(args)
     try:
         _check_names(args.task, args.fusion, args.level)
         if args.epochs is not None and args.epochs < 1:
@@ -269,3 +272,35 @@ def main(args) -> int:
             f"{kind} {value:.3f}" for kind, value in result["accuracy_by_type"].items()
             if value is not None))
     return 0 if math.isfinite(result["test_loss"]) else 1
+
+
+def _main_retrieval(args) -> int:
+    """``train --task retrieval``: CLIP on the retrieval pairs (``mmcourse.clip``)."""
+    from mmcourse import clip  # noqa: PLC0415
+
+    extra = {name: getattr(args, name) for name in ("batch_size", "train_size")
+             if getattr(args, name, None) is not None}
+    try:
+        result = clip.train_clip(args.level, args.epochs, args.seed, args.root,
+                                 keep_model=args.run_dir is not None, **extra)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.run_dir is not None:
+        Path(args.run_dir).mkdir(parents=True, exist_ok=True)
+        result.pop("model").save(Path(args.run_dir) / "model.keras")
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    recall = {k: result[k] for k in ("recall_at_1", "recall_at_5")}
+    print(f"retrieval on {result['level']}: {result['params']:,} parameters, "
+          f"{result['epochs_run']} epochs in {result['train_seconds']:.1f} s; "
+          f"{result['retrieval_pairs']} test pairs ({result['hit_rule']})")
+    for k, values in recall.items():
+        print(f"  {k}: image->text {values['image_to_text']:.3f}, "
+              f"text->image {values['text_to_image']:.3f}")
+    if result["zero_shot_accuracy"] is not None:
+        print(f"  zero-shot accuracy over {result['zero_shot_classes']} prompts: seen "
+              f"{result['zero_shot_accuracy']:.3f}, held-out combinations "
+              f"{result['zero_shot_heldout_accuracy']:.3f} (chance {result['chance']:.3f})")
+    return 0

@@ -1,0 +1,272 @@
+"""CLIP at toy scale (notebook 07): the loss by hand and against Keras' cross-entropy,
+patches against ``tf.image.extract_patches``, the patch embedding against a strided
+convolution, padding in the text encoder, retrieval with repeated captions, saving."""
+
+import math
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+from mmcourse import clip, data  # noqa: E402
+from mmcourse.scratch import patchify  # noqa: E402
+
+TINY = {"stem_filters": (4,), "patch_size": 4, "width": 8, "image_depth": 1, "text_depth": 1,
+        "num_heads": 2, "key_dim": 4, "hidden_units": 8, "embedding_dim": 6}
+
+
+# --- the loss -------------------------------------------------------------------------------
+
+def test_contrastive_loss_by_hand():
+    # Unit rows already: I = [e1, e2], T = [e1, (e1 + e2)/sqrt 2]; temperature 1.
+    # logits = [[1, r], [0, r]] with r = 1/sqrt 2.
+    r = 1 / math.sqrt(2)
+    rows = (-math.log(math.exp(1) / (math.exp(1) + math.exp(r)))       # image 1 -> text 1
+            - math.log(math.exp(r) / (math.exp(0) + math.exp(r)))) / 2   # image 2 -> text 2
+    columns = (-math.log(math.exp(1) / (math.exp(1) + math.exp(0)))     # text 1 -> image 1
+               + math.log(2)) / 2                                       # text 2: a tie
+    image = [[3.0, 0.0], [0.0, 0.5]]  # lengths do not matter: the loss normalises
+    text = [[2.0, 0.0], [1.0, 1.0]]
+    loss = clip.contrastive_loss(image, text, 1.0)
+    assert float(loss) == pytest.approx((rows + columns) / 2, abs=1e-6)
+    assert float(clip.contrastive_loss(image, text, 0.5)) != pytest.approx(float(loss))
+
+
+def test_contrastive_loss_is_keras_cross_entropy_on_rows_and_columns():
+    rng = np.random.default_rng(0)
+    image, text = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    logits = unit(image) @ unit(text).T / 0.07
+    cross_entropy = keras.losses.CategoricalCrossentropy(from_logits=True)
+    expected = (float(cross_entropy(np.eye(5), logits))
+                + float(cross_entropy(np.eye(5), logits.T))) / 2
+    assert float(clip.contrastive_loss(image, text, 0.07)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_contrastive_loss_is_symmetric():
+    rng = np.random.default_rng(1)
+    image, text = rng.normal(size=(4, 6)), rng.normal(size=(4, 6))
+    assert float(clip.contrastive_loss(image, text, 0.1)) == pytest.approx(
+        float(clip.contrastive_loss(text, image, 0.1)), rel=1e-6)
+    # ... but it depends on which pairs match: shuffling one side changes it.
+    assert float(clip.contrastive_loss(image, text[::-1], 0.1)) != pytest.approx(
+        float(clip.contrastive_loss(image, text, 0.1)), rel=1e-3)
+
+
+def test_contrastive_loss_of_perfectly_aligned_embeddings():
+    n = 4
+    aligned = np.eye(n)
+    # Cosine 1 on the diagonal and 0 elsewhere: each row's softmax gives e^(1/t) / (e^(1/t) +
+    # n - 1) to the right pair.
+    assert float(clip.contrastive_loss(aligned, aligned, 1.0)) == pytest.approx(
+        -math.log(math.e / (math.e + n - 1)), rel=1e-6)
+    assert float(clip.contrastive_loss(aligned, 2 * aligned, 0.01)) == pytest.approx(0, abs=1e-6)
+
+
+def test_repeated_captions_share_the_target():
+    # Two images with the same caption: with caption ids each row's target is half on each
+    # of the two equal texts, so identical embeddings for both cost log 2 per direction.
+    same = np.array([[1.0, 0.0], [1.0, 0.0]])
+    loss = clip.contrastive_loss(same, same, 1.0, caption_ids=[7, 7])
+    assert float(loss) == pytest.approx(math.log(2), rel=1e-6)
+    assert float(clip.contrastive_loss(same, same, 1.0)) == pytest.approx(math.log(2), rel=1e-6)
+    # Different embeddings: the target rows are [1/2, 0, 1/2], [0, 1, 0], [1/2, 0, 1/2], as
+    # Keras' cross-entropy with those soft targets computes it.
+    image = np.array([[1.0, 0.0], [0.0, 1.0], [0.8, 0.6]])
+    text = np.array([[0.6, 0.8], [0.0, 1.0], [1.0, 0.0]])
+    targets = np.array([[0.5, 0, 0.5], [0, 1, 0], [0.5, 0, 0.5]])
+    logits = image @ text.T / 0.1
+    cross_entropy = keras.losses.CategoricalCrossentropy(from_logits=True)
+    expected = (float(cross_entropy(targets, logits)) + float(cross_entropy(targets, logits.T))) / 2
+    shared = float(clip.contrastive_loss(image, text, 0.1, caption_ids=[0, 1, 0]))
+    assert shared == pytest.approx(expected, rel=1e-5)
+    assert shared < float(clip.contrastive_loss(image, text, 0.1))
+
+
+@pytest.mark.parametrize(("image", "text", "temperature", "match"), [
+    (np.zeros((2, 3)), np.zeros((3, 3)), 1.0, r"both be \(N, d\) with the same N and d"),
+    (np.zeros((2, 3)), np.zeros((2, 4)), 1.0, r"got \(2, 3\) and \(2, 4\)"),
+    (np.zeros(3), np.zeros(3), 1.0, "both be"),
+    (np.ones((2, 3)), np.ones((2, 3)), 0.0, "temperature must be a number > 0, got 0.0"),
+    (np.ones((2, 3)), np.ones((2, 3)), "hot", "temperature must be a number > 0"),
+])
+def test_contrastive_loss_bad_input(image, text, temperature, match):
+    with pytest.raises(ValueError, match=match):
+        clip.contrastive_loss(image, text, temperature)
+
+
+def test_learned_temperature_starts_at_clip_value_and_is_clipped():
+    layer = clip.ContrastiveLogits()
+    image, text = np.eye(3, dtype="float32"), np.eye(3, dtype="float32")
+    logits = np.asarray(layer([image, text]))
+    np.testing.assert_allclose(np.diag(logits), 1 / 0.07, rtol=1e-5)
+    assert layer.temperature == pytest.approx(0.07, rel=1e-6)
+    assert layer.log_scale.trainable
+    layer.log_scale.assign(math.log(1000.0))  # 1 / tau = 1000 is clipped to 100
+    np.testing.assert_allclose(np.diag(np.asarray(layer([image, text]))), 100.0, rtol=1e-5)
+    assert layer.temperature == pytest.approx(0.01)
+    fixed = clip.ContrastiveLogits(1.0, learn_temperature=False)
+    fixed([image, text])
+    assert not fixed.log_scale.trainable
+    with pytest.raises(ValueError, match="temperature must be a number >= 0.01"):
+        clip.ContrastiveLogits(0.001)
+
+
+# --- patches and the ViT ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(("shape", "patch"), [((2, 8, 8, 3), 4), ((1, 6, 9, 2), 3),
+                                              ((3, 4, 4, 1), 1), ((1, 8, 4, 3), 4)])
+def test_patchify_equals_tf_extract_patches(shape, patch):
+    images = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    expected = tf.image.extract_patches(images, sizes=[1, patch, patch, 1],
+                                        strides=[1, patch, patch, 1], rates=[1, 1, 1, 1],
+                                        padding="VALID").numpy()
+    expected = expected.reshape(shape[0], -1, patch * patch * shape[3])
+    np.testing.assert_array_equal(patchify(images, patch), expected)
+
+
+def test_patchify_order_by_hand():
+    image = np.arange(16).reshape(1, 4, 4, 1)
+    patches = patchify(image, 2)
+    # Row-major over the 2 x 2 grid; inside a patch, row by row.
+    np.testing.assert_array_equal(patches[0], [[0, 1, 4, 5], [2, 3, 6, 7],
+                                               [8, 9, 12, 13], [10, 11, 14, 15]])
+
+
+@pytest.mark.parametrize(("images", "patch", "match"), [
+    (np.zeros((1, 10, 8, 3)), 4, "multiples of patch_size 4, got H=10, W=8"),
+    (np.zeros((1, 8, 8, 3)), 3, "multiples of patch_size 3"),
+    (np.zeros((8, 8, 3)), 4, r"4-D \(N, H, W, C\), got shape \(8, 8, 3\)"),
+    (np.zeros((1, 8, 8, 3)), 0, "patch_size must be a positive int, got 0"),
+])
+def test_patchify_bad_input(images, patch, match):
+    with pytest.raises(ValueError, match=match):
+        patchify(images, patch)
+
+
+def test_patch_embedding_is_a_strided_convolution_and_a_matmul():
+    images = np.random.default_rng(2).normal(size=(2, 16, 16, 3)).astype(np.float32)
+    layer = clip.PatchEmbedding(patch_size=4, width=5)
+    tokens = np.asarray(layer(images))
+    assert tokens.shape == (2, 16, 5)
+    kernel, bias = (np.asarray(w) for w in layer.get_weights())
+    np.testing.assert_allclose(tokens, patchify(images, 4) @ kernel + bias, atol=1e-5)
+    conv = layer.as_conv2d()
+    assert conv.strides == (4, 4) and conv.kernel_size == (4, 4)
+    np.testing.assert_allclose(np.asarray(conv(images)).reshape(2, -1, 5), tokens, atol=1e-5)
+    with pytest.raises(ValueError, match="multiples of patch_size 4"):
+        layer(np.zeros((1, 10, 16, 3), np.float32))
+
+
+def test_class_token_and_positions_by_hand():
+    layer = clip.ClassTokenAndPositions()
+    tokens = np.random.default_rng(3).normal(size=(2, 3, 4)).astype(np.float32)
+    output = np.asarray(layer(tokens))
+    class_token, positions = (np.asarray(w) for w in (layer.class_token, layer.positions))
+    assert output.shape == (2, 4, 4)
+    np.testing.assert_allclose(output[:, 0], np.broadcast_to(class_token[0, 0] + positions[0, 0],
+                                                             (2, 4)), atol=1e-6)
+    np.testing.assert_allclose(output[:, 1:], tokens + positions[0, 1:], atol=1e-6)
+    assert len(layer.trainable_weights) == 2
+
+
+# --- the text encoder ------------------------------------------------------------------------
+
+def test_masked_mean_by_hand():
+    hidden = np.array([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]], np.float32)
+    np.testing.assert_allclose(np.asarray(clip.MaskedMean()([hidden, np.array([[5, 9, 0]])])),
+                               [[2.0, 3.0]])
+
+
+def test_padding_changes_nothing_in_the_text_encoder():
+    encoder = clip.build_text_encoder(20, max_length=16, **TINY)
+    ids = np.array([[3, 4, 5, 6], [7, 8, 0, 0]], np.int32)
+    short = np.asarray(encoder(ids))
+    padded = np.asarray(encoder(np.pad(ids, ((0, 0), (0, 8)))))
+    np.testing.assert_allclose(short, padded, atol=1e-5)
+    # What is in the padding does matter when it is not padding: the mask is what hides it.
+    unmasked = np.asarray(encoder(np.pad(ids, ((0, 0), (0, 8)), constant_values=9)))
+    assert not np.allclose(short, unmasked, atol=1e-3)
+    # And word order matters (positions), though the mean is over tokens.
+    swapped = np.asarray(encoder(np.array([[4, 3, 5, 6]], np.int32)))
+    assert not np.allclose(short[:1], swapped, atol=1e-4)
+
+
+# --- retrieval and zero-shot ----------------------------------------------------------------
+
+def test_retrieval_recall_with_repeated_captions_by_hand():
+    captions = ["red", "red", "blue", "green"]
+    # Rows: images, columns: texts (here the same four captions).
+    similarity = np.array([[0.1, 0.9, 0.0, 0.2],   # top text 1 reads "red": a hit
+                           [0.3, 0.2, 0.8, 0.1],   # top "blue" (miss), top-2 adds "red": hit at 2
+                           [0.0, 0.1, 0.2, 0.7],   # top "green": miss; top-2 adds "blue": hit
+                           [0.5, 0.4, 0.3, 0.6]])  # top "green": hit
+    recall = clip.retrieval_recall(similarity, captions, captions, ks=(1, 2))
+    assert recall["recall_at_1"]["image_to_text"] == pytest.approx(2 / 4)
+    assert recall["recall_at_2"]["image_to_text"] == pytest.approx(4 / 4)
+    # Columns, text -> image: text 0 "red" -> image 3 (green), then image 1 (red): hit at 2.
+    # Text 1 "red" -> image 0 (red): hit. Text 2 "blue" -> image 1 (red), image 3 (green):
+    # miss. Text 3 "green" -> image 2 (blue), then image 3 (green): hit at 2.
+    assert recall["recall_at_1"]["text_to_image"] == pytest.approx(1 / 4)
+    assert recall["recall_at_2"]["text_to_image"] == pytest.approx(3 / 4)
+
+
+def test_retrieval_recall_bad_input():
+    with pytest.raises(ValueError, match=r"\(N_images, N_texts\) = \(2, 2\)"):
+        clip.retrieval_recall(np.zeros((2, 3)), ["a", "b"], ["a", "b"])
+    with pytest.raises(ValueError, match="ks must hold positive ints, got 0"):
+        clip.retrieval_recall(np.zeros((1, 1)), ["a"], ["a"], ks=(0,))
+
+
+def test_attribute_classes_cover_every_size_colour_and_shape():
+    classes = clip.attribute_classes()
+    assert len(classes) == len(set(classes)) == 2 * 6 * 3
+    assert ("small", "red", "circle") in classes
+    for colour, shape in clip.HELDOUT_COMBINATIONS:
+        assert colour in data.COLOURS and shape in data.SHAPES
+
+
+# --- the model ------------------------------------------------------------------------------
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # never trained
+def test_clip_model_saves_and_loads_with_safe_mode(tmp_path):
+    model = clip.build_clip(30, **TINY)
+    rng = np.random.default_rng(4)
+    images = rng.random((3, 64, 64, 3)).astype(np.float32)
+    ids = np.array([[2, 3, 4, 0], [5, 6, 0, 0], [7, 8, 9, 10]], np.int32)
+    before = np.asarray(model([images, ids]))
+    assert before.shape == (3, 3)
+    model.save(tmp_path / "clip.keras")
+    loaded = keras.saving.load_model(tmp_path / "clip.keras", safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded([images, ids])), before, atol=1e-5)
+    assert loaded.get_layer("logits").temperature == pytest.approx(0.07, rel=1e-5)
+    assert {"image_encoder", "text_encoder", "logits"} <= {layer.name for layer in loaded.layers}
+
+
+def test_build_clip_rejects_unknown_options():
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['depth'\]"):
+        clip.build_clip(30, depth=3)
+
+
+def test_train_clip_quick_run_reports_every_key():
+    result = clip.train_clip("attributes", epochs=1, train_size=128, batch_size=32,
+                             model_options=TINY)
+    for key in ("recall_at_1", "recall_at_5"):
+        assert set(result[key]) == {"image_to_text", "text_to_image"}
+        assert all(0 <= v <= 1 for v in result[key].values())
+    assert result["chance"] == pytest.approx(1 / 36)
+    assert result["train_examples"] == 128
+    # Held out of training, scored afterwards: every such image of the train and test splits.
+    scenes = (data.load_records("scenes", "attributes", "train")
+              + data.load_records("scenes", "attributes", "test"))
+    assert result["heldout_examples"] == sum(
+        (s["objects"][0]["colour"], s["objects"][0]["shape"]) in clip.HELDOUT_COMBINATIONS
+        for s in scenes)
+    assert result["retrieval_pairs"] == 500 - sum(
+        (s["objects"][0]["colour"], s["objects"][0]["shape"]) in clip.HELDOUT_COMBINATIONS
+        for s in data.load_records("scenes", "attributes", "test"))
+    for key in ("zero_shot_accuracy", "zero_shot_heldout_accuracy", "params", "train_seconds",
+                "seed"):
+        assert result[key] is not None
