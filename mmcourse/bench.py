@@ -24,6 +24,7 @@ BENCHMARKS = {
     "fusion": "mmcourse.benchmarks:fusion",
     "pipeline": "mmcourse.benchmarks:pipeline",
     "relations": "mmcourse.benchmarks:relations",
+    "clip": "mmcourse.benchmarks:clip",
 }
 
 

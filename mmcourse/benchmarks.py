@@ -1,4 +1,4 @@
-"""Benchmarks of whole models (``python -m mmcourse bench fusion|pipeline|relations``).
+"""Benchmarks of whole models (``python -m mmcourse bench fusion|pipeline|relations|clip``).
 
 They sit at the top of the package, above ``mmcourse.training``, because they build and
 train models: keeping them here means no module imports a module above it. Benchmarks of
@@ -187,3 +187,55 @@ def relations(seed: int = 0, root=None):
     ]
     return bench.BenchResult("relations", "relational reasoning: transformer vs CNN+MLP",
                              timings, ratios, facts)
+
+
+def clip(seed: int = 0, root=None):
+    """The ``clip`` benchmark: CLIP (notebook 07) and notebook 04's ``concat`` match model
+    trained one after the other on the attributes level with their defaults; CLIP's
+    retrieval against random embeddings of the same test pairs.
+
+    Ratios: CLIP params / concat params and train seconds / concat's; CLIP's image-to-text
+    recall@1 / the random baseline's; recall@1 / 0.95, seen zero-shot accuracy / 0.97 and
+    train seconds / 90 s (the issue's targets). Introduced in notebook 07.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    from mmcourse import bench, data, training  # noqa: PLC0415
+    from mmcourse import clip as course_clip  # noqa: PLC0415
+
+    clip_run = course_clip.train_clip("attributes", seed=seed, root=root)
+    concat_run = training.train("match", "concat", "attributes", seed=seed, root=root,
+                                log=None)
+    captions = [c for c, s in zip(data.load_arrays("retrieval", "attributes", "test",
+                                                   root=root)[1],
+                                  data.load_records("scenes", "attributes", "test", root=root),
+                                  strict=True)
+                if not course_clip.is_heldout(s, course_clip.HELDOUT_COMBINATIONS)]
+    rng = np.random.default_rng(seed)
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    random_images, random_texts = (unit(rng.normal(size=(len(captions), 64))) for _ in "it")
+    random_recall = course_clip.retrieval_recall(random_images @ random_texts.T, captions,
+                                                 captions)["recall_at_1"]["image_to_text"]
+    recall = clip_run["recall_at_1"]["image_to_text"]
+    facts = {"data": "attributes level; CLIP on retrieval pairs, concat on match pairs",
+             "clip": (f"recall@1 image->text {recall:.3f}, zero-shot {clip_run['zero_shot_accuracy']:.3f}"
+                      f" (held-out combinations {clip_run['zero_shot_heldout_accuracy']:.3f}), "
+                      f"{clip_run['params']:,} params, {clip_run['train_seconds']:.0f} s"),
+             "concat": (f"match accuracy {concat_run['test_accuracy']:.3f}, "
+                        f"{concat_run['params']:,} params, {concat_run['train_seconds']:.0f} s"),
+             "random embeddings": f"recall@1 image->text {random_recall:.3f}", "seed": seed}
+    timings = [bench.Timing(f"{name}: training", run["train_seconds"], run["train_seconds"], 1,
+                            run["train_examples"] * run["epochs_run"] / run["train_seconds"])
+               for name, run in (("clip", clip_run), ("concat", concat_run))]
+    ratios = [
+        bench.Ratio("clip params / concat params", clip_run["params"] / concat_run["params"]),
+        bench.Ratio("clip train s / concat train s",
+                    clip_run["train_seconds"] / concat_run["train_seconds"]),
+        bench.Ratio("clip recall@1 / random recall@1", recall / max(random_recall, 1e-9)),
+        bench.Ratio("clip recall@1 / 0.95", recall / 0.95, target=1.0),
+        bench.Ratio("clip zero-shot / 0.97", clip_run["zero_shot_accuracy"] / 0.97, target=1.0),
+        bench.Ratio("clip train s / 90 s", clip_run["train_seconds"] / 90, target=1.0,
+                    higher_is_better=False),
+    ]
+    return bench.BenchResult("clip", "CLIP vs notebook 04's concat model, and vs random "
+                             "embeddings", timings, ratios, facts)

@@ -546,7 +546,9 @@ def _clip_dataset(images, token_ids, caption_ids, batch_size, seed, flip):
                        deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-def _is_heldout(scene, heldout) -> bool:
+def is_heldout(scene, heldout=HELDOUT_COMBINATIONS) -> bool:
+    """Whether an attributes-level scene shows one of the ``heldout`` (colour, shape)
+    combinations. Introduced in notebook 07."""
     obj = scene["objects"][0]
     return len(scene["objects"]) == 1 and (obj["colour"], obj["shape"]) in heldout
 
@@ -593,7 +595,7 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
         return images, captions, scenes
 
     train_images, train_captions, train_scenes = split("train")
-    keep = np.array([not _is_heldout(s, heldout) for s in train_scenes], bool) \
+    keep = np.array([not is_heldout(s, heldout) for s in train_scenes], bool) \
         if heldout else np.ones(len(train_scenes), bool)
     if train_size is not None:
         keep &= np.cumsum(keep) <= train_size
@@ -623,7 +625,7 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
     train_seconds = time.perf_counter() - start
 
     test_images, test_captions, test_scenes = split("test")
-    test_seen = np.array([not _is_heldout(s, heldout) for s in test_scenes], bool)
+    test_seen = np.array([not is_heldout(s, heldout) for s in test_scenes], bool)
     similarity = (embed_images(model, test_images)
                   @ embed_texts(model, text.vectorize(test_captions, vocabulary=vocabulary)).T)
     seen_captions = [c for c, seen in zip(test_captions, test_seen, strict=True) if seen]
@@ -637,7 +639,7 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
                                  "recall_with_heldout adds the held-out ones"}
     result["recall_with_heldout"] = retrieval_recall(similarity, test_captions, test_captions)
     if level == "attributes":
-        train_heldout = np.array([_is_heldout(s, heldout) for s in train_scenes], bool)
+        train_heldout = np.array([is_heldout(s, heldout) for s in train_scenes], bool)
         heldout_images = np.concatenate([test_images[~test_seen], train_images[train_heldout]])
         heldout_scenes = ([s for s, seen in zip(test_scenes, test_seen, strict=True) if not seen]
                           + [s for s, out in zip(train_scenes, train_heldout, strict=True) if out])
