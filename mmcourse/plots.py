@@ -222,3 +222,60 @@ def plot_attention_maps(images, maps, titles: Sequence[str], suptitle: str,
     figure.suptitle(suptitle)
     figure.tight_layout()
     return figure
+
+
+def plot_image_grid(images, titles, suptitle: str, row_labels: Sequence[str] | None = None,
+                    figsize_per_image=(1.9, 2.2)):
+    """Images in a grid: ``images`` (R, C, H, W, 3) uint8 with ``titles`` (R, C) strings, and
+    an optional label to the left of each row (the query, for retrieval results).
+    Introduced in notebook 07."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    images = np.asarray(images)
+    if images.ndim != 5 or np.shape(titles) != images.shape[:2]:
+        raise ValueError(f"need images (R, C, H, W, 3) and titles (R, C), got {images.shape} "
+                         f"and {np.shape(titles)}")
+    rows, columns = images.shape[:2]
+    if row_labels is not None and len(row_labels) != rows:
+        raise ValueError(f"need one row label per row ({rows}), got {len(row_labels)}")
+    figure, axes = plt.subplots(rows, columns, squeeze=False, figsize=(
+        figsize_per_image[0] * columns + (1.6 if row_labels else 0), figsize_per_image[1] * rows))
+    for r in range(rows):
+        for c in range(columns):
+            axis = axes[r][c]
+            axis.imshow(images[r, c])
+            axis.set_title(titles[r][c], fontsize=8)
+            axis.set_xticks([])
+            axis.set_yticks([])
+        if row_labels is not None:
+            axes[r][0].set_ylabel(row_labels[r], fontsize=9, rotation=0, ha="right", va="center")
+    figure.suptitle(suptitle)
+    figure.tight_layout()
+    return figure
+
+
+def plot_similarity_matrices(matrices, labels: Sequence[str], titles: Sequence[str],
+                             suptitle: str, figsize_per_matrix=(4.2, 4.4)):
+    """Heatmaps of square similarity matrices side by side (rows: images, columns: their
+    captions, in the same order, so a trained model shows a bright diagonal), with one
+    shared colour scale from -1 to 1. Introduced in notebook 07."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    matrices = np.asarray(matrices)
+    if matrices.ndim != 3 or matrices.shape[1:] != (len(labels), len(labels)) \
+            or len(titles) != len(matrices):
+        raise ValueError(f"need matrices (K, n, n), n labels and K titles, got "
+                         f"{matrices.shape}, {len(labels)} labels and {len(titles)} titles")
+    count = len(matrices)
+    figure, axes = plt.subplots(1, count, squeeze=False, figsize=(
+        figsize_per_matrix[0] * count + 1.5, figsize_per_matrix[1]))
+    for index, (axis, matrix, title) in enumerate(zip(axes[0], matrices, titles, strict=True)):
+        shown = axis.imshow(matrix, cmap="viridis", vmin=-1, vmax=1)
+        axis.set_title(title, fontsize=10)
+        axis.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+        axis.set_yticks(range(len(labels)), labels if index == 0 else [], fontsize=7)
+        axis.set_xlabel("caption")
+    axes[0][0].set_ylabel("image")
+    figure.colorbar(shown, ax=list(axes[0]), shrink=0.8, label="cosine similarity")
+    figure.suptitle(suptitle)
+    return figure

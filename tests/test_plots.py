@@ -113,3 +113,29 @@ def test_attention_maps_check_their_shapes():
     assert len(figure.axes) == 2 and figure.axes[1].get_title() == "b"
     with pytest.raises(ValueError, match="N titles"):
         plot_attention_maps(images, np.ones((2, 8, 8)), ["a"], "t")
+
+
+def test_image_grid_lays_out_rows_with_titles_and_labels():
+    images = np.zeros((2, 3, 8, 8, 3), np.uint8)
+    titles = [["a", "b", "c"], ["d", "e", "f"]]
+    figure = plots.plot_image_grid(images, titles, "grid", row_labels=["query 1", "query 2"])
+    axes = figure.axes
+    assert len(axes) == 6
+    assert [axis.get_title() for axis in axes] == ["a", "b", "c", "d", "e", "f"]
+    assert axes[0].get_ylabel() == "query 1" and axes[3].get_ylabel() == "query 2"
+    plt.close(figure)
+    with pytest.raises(ValueError, match=r"titles \(R, C\)"):
+        plots.plot_image_grid(images, [["a"]], "grid")
+    with pytest.raises(ValueError, match=r"one row label per row \(2\), got 1"):
+        plots.plot_image_grid(images, titles, "grid", row_labels=["only one"])
+
+
+def test_similarity_matrices_share_one_colour_scale():
+    matrices = np.stack([np.eye(3), -np.eye(3)])
+    figure = plots.plot_similarity_matrices(matrices, ["x", "y", "z"], ["start", "end"], "m")
+    images = [axis.images[0] for axis in figure.axes if axis.images]
+    assert len(images) == 2 and all(image.get_clim() == (-1, 1) for image in images)
+    assert [tick.get_text() for tick in figure.axes[0].get_xticklabels()] == ["x", "y", "z"]
+    plt.close(figure)
+    with pytest.raises(ValueError, match=r"matrices \(K, n, n\), n labels and K titles"):
+        plots.plot_similarity_matrices(matrices, ["x", "y"], ["start", "end"], "m")
