@@ -180,6 +180,10 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
     def call(self, token_ids):
         length = ops.shape(token_ids)[-1]
+        if isinstance(length, int) and length > self.max_length:
+            raise ValueError(f"token_ids has {length} positions but this embedding knows "
+                             f"max_length={self.max_length}: vectorise to at most "
+                             f"{self.max_length} tokens")
         return self.tokens(token_ids) + self.positions(ops.arange(length))[None]
 
     def compute_mask(self, token_ids, mask=None):
@@ -398,15 +402,24 @@ def build_clip(vocabulary_size: int, *, max_length: int = text.SEQUENCE_LENGTH,
 # --- using the shared space -----------------------------------------------------------------
 
 
+def _in_batches(encoder, inputs, batch_size: int) -> np.ndarray:
+    """The encoder called on slices of ``inputs`` (a direct call: ``predict`` would trace a
+    new function for every new input size)."""
+    if len(inputs) == 0:
+        raise ValueError("need at least one input to embed, got none")
+    return np.concatenate([ops.convert_to_numpy(encoder(inputs[start:start + batch_size],
+                                                        training=False))
+                           for start in range(0, len(inputs), batch_size)])
+
+
 def embed_images(model, images, batch_size: int = 256) -> np.ndarray:
     """L2-normalised image embeddings (N, d) of uint8 (N, H, W, 3) images. Introduced in
     notebook 07."""
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
-    encoder = model.get_layer("image_encoder")
-    embeddings = encoder.predict(images.astype(np.float32) / 255.0, batch_size=batch_size,
-                                 verbose=0)
+    embeddings = _in_batches(model.get_layer("image_encoder"),
+                             images.astype(np.float32) / 255.0, batch_size)
     return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
 
 
@@ -416,8 +429,8 @@ def embed_texts(model, token_ids, batch_size: int = 256) -> np.ndarray:
     if token_ids.ndim != 2 or not np.issubdtype(token_ids.dtype, np.integer):
         raise ValueError(f"token_ids must be integers (N, L), got {token_ids.dtype} "
                          f"{token_ids.shape}")
-    encoder = model.get_layer("text_encoder")
-    embeddings = encoder.predict(token_ids.astype(np.int32), batch_size=batch_size, verbose=0)
+    embeddings = _in_batches(model.get_layer("text_encoder"), token_ids.astype(np.int32),
+                             batch_size)
     return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
 
 

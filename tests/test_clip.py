@@ -270,3 +270,9 @@ def test_train_clip_quick_run_reports_every_key():
     for key in ("zero_shot_accuracy", "zero_shot_heldout_accuracy", "params", "train_seconds",
                 "seed"):
         assert result[key] is not None
+
+
+def test_text_longer_than_the_position_table_is_a_clear_error():
+    encoder = clip.build_text_encoder(20, max_length=4, **TINY)
+    with pytest.raises(ValueError, match="6 positions but this embedding knows max_length=4"):
+        encoder(np.ones((1, 6), np.int32))

@@ -297,7 +297,23 @@ INDEPENDENT = {
     ("notebook_06", "q3"): lambda: [1296, len([(i, j) for i in range(36) for j in range(36)])],
     ("notebook_06", "q4"): lambda: [{"shape": 0.96, "count": 0.99, "side": 0.5,
                                      "nearest colour": 0.6, "furthest colour": 0.4}],
+    ("notebook_07", "q1"): lambda: [(196, 768), [14 * 14, 16 * 16 * 3]],
+    ("notebook_07", "q2"): lambda: [_keras_clip_loss],
+    ("notebook_07", "q3"): lambda: [0.5, 2 / 4],  # rows 0 and 3 hit (row 0 via the twin caption)
+    ("notebook_07", "q4"): lambda: [{"zero_shot_accuracy": 0.52, "temperature": 1.0,
+                                     "learn_temperature": False, "epochs_run": 25}],
 }
+
+
+def _keras_clip_loss(image_embeddings, text_embeddings, temperature):
+    """CLIP's loss from Keras' cross-entropy over the rows and the columns of the logits."""
+    image = tf.math.l2_normalize(tf.constant(image_embeddings, tf.float64), axis=1)
+    text = tf.math.l2_normalize(tf.constant(text_embeddings, tf.float64), axis=1)
+    logits = tf.matmul(image, text, transpose_b=True) / temperature
+    targets = tf.eye(len(image_embeddings), dtype=tf.float64)
+    cross_entropy = keras.losses.CategoricalCrossentropy(from_logits=True)
+    return (float(cross_entropy(targets, logits)) + float(cross_entropy(targets,
+                                                                         tf.transpose(logits)))) / 2
 
 
 def test_every_exercise_has_independent_answers():
