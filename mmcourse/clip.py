@@ -53,8 +53,8 @@ PROMPT_TEMPLATES = ("a {size} {colour} {shape}", "the {size} {colour} {shape}",
                     "there is a {size} {colour} {shape}")
 
 #: The model of ``build_clip`` and ``train_clip`` unless told otherwise.
-CLIP_DEFAULTS = {"stem_filters": (16, 32, 32), "pooling": "class", "patch_size": 1, "width": 64, "image_depth": 2, "text_depth": 1,
-                 "num_heads": 4, "key_dim": 16, "hidden_units": 128, "embedding_dim": 64}
+CLIP_DEFAULTS = {"stem_filters": (16, 32, 32), "patch_size": 1, "width": 64, "image_depth": 2,
+                 "text_depth": 1, "num_heads": 4, "key_dim": 16, "hidden_units": 128, "embedding_dim": 64}
 CLIP_EPOCHS = {"attributes": 25, "relations": 25}
 CLIP_LEARNING_RATE = 2e-3
 
@@ -344,7 +344,13 @@ def _blocks(x, depth, options, prefix):
 
 def build_image_encoder(image_shape=(64, 64, 3), **options):
     """A small ViT: images (batch, H, W, 3) in [0, 1] -> embeddings (batch, embedding_dim),
-    the class token's output projected to the shared space. Introduced in notebook 07."""
+    the class token's output projected to the shared space.
+
+    The pixels are first centred to [-1, 1]. With the default ``stem_filters`` (16, 32, 32)
+    it is the ViT paper's *hybrid*: three stride-2 3x3 convolutions (notebook 04's CNN)
+    make an 8 x 8 grid whose cells are the patches (``patch_size`` 1).
+    ``stem_filters=(), patch_size=8`` gives the plain ViT on 8 x 8 pixel patches.
+    Introduced in notebook 07."""
     options = _options(options)
     images = keras.Input(image_shape, name="images")
     features = keras.layers.Rescaling(2.0, offset=-1.0, name="centre")(images)
@@ -354,10 +360,7 @@ def build_image_encoder(image_shape=(64, 64, 3), **options):
     tokens = PatchEmbedding(options["patch_size"], options["width"], name="patches")(features)
     tokens = ClassTokenAndPositions(name="class_and_positions")(tokens)
     tokens = _blocks(tokens, options["image_depth"], options, "vit")
-    if options["pooling"] == "class":
-        summary = ClassOutput(name="class_output")(tokens)
-    else:
-        summary = keras.layers.GlobalAveragePooling1D(name="mean_output")(tokens)
+    summary = ClassOutput(name="class_output")(tokens)
     embeddings = keras.layers.Dense(options["embedding_dim"], use_bias=False,
                                     name="image_projection")(summary)
     return keras.Model(images, embeddings, name="image_encoder")
