@@ -65,13 +65,17 @@ def plot_mean_curves(curves: Mapping[str, Sequence[Sequence[float]]], ylabel: st
                      xlabel: str = "epoch", axis=None, figsize=(7, 4)):
     """Per name, the mean over seeds of per-epoch curves (``mean_curve``), with a band of
     +-1 standard deviation; ``reference`` draws a dotted horizontal line (for example the
-    loss of chance, ln 2). Draws on ``axis`` if given. Returns the figure. Introduced in
+    loss of chance, ln 2). Draws on ``axis`` if given (legend inside), else on a new figure
+    with the legend outside, to the right. Returns the figure. Introduced in
     notebook 05."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     if not curves:
         raise ValueError("curves must map at least one name to its per-seed curves")
-    if axis is None:
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
+
+    own_figure = axis is None
+    if own_figure:
         figure, axis = plt.subplots(figsize=figsize)
     else:
         figure = axis.figure
@@ -83,10 +87,15 @@ def plot_mean_curves(curves: Mapping[str, Sequence[Sequence[float]]], ylabel: st
                           alpha=0.15, linewidth=0)
     if reference is not None:
         axis.axhline(reference, color="black", linestyle=":", linewidth=1, label=reference_label)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     axis.set_title(title)
-    axis.legend()
+    if own_figure:  # room to the right: the legend never covers a curve
+        axis.legend(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+        figure.tight_layout()
+    else:
+        axis.legend()
     return figure
 
 
@@ -156,6 +165,7 @@ def plot_learning_curves(history, metrics: Sequence[str] = ("loss", "accuracy"),
     Introduced in notebook 05.
     """
     import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
 
     values = history_dict(history)
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
@@ -168,8 +178,9 @@ def plot_learning_curves(history, metrics: Sequence[str] = ("loss", "accuracy"),
         axis.plot(epochs, values[metric], label="train")
         if f"val_{metric}" in values:
             axis.plot(epochs, values[f"val_{metric}"], "--", label="validation")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("epoch")
-        axis.set_ylabel(metric)
+        axis.set_ylabel(f"{metric} (nats)" if metric.endswith("loss") else metric)
         axis.legend()
     if title:
         figure.suptitle(title)
@@ -257,11 +268,12 @@ def plot_confusion_matrix(labels, predictions, class_names: Sequence[str] | None
                                                                 range(len(matrix))]
     figure, axis = plt.subplots(figsize=figsize)
     axis.imshow(shown, cmap="Blues", vmin=0)
+    axis.grid(False)  # grid lines would cut through the cells
     ticks = np.arange(len(names))
     axis.set_xticks(ticks, names)
     axis.set_yticks(ticks, names)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("true class")
     limit = shown.max() / 2 if shown.size else 0
     for (row, column), value in np.ndenumerate(shown):
         text = f"{value:.2f}" if normalize else str(int(value))

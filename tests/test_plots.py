@@ -172,3 +172,12 @@ def test_mean_curves_plot_one_line_per_name_and_the_reference():
     assert a_line.get_label() == "a (n=2)" and b_line.get_label() == "b (n=1)"
     np.testing.assert_allclose(chance.get_ydata(), [np.log(2)] * 2)
     plt.close(figure)
+
+
+def test_confusion_matrix_has_no_grid_lines_across_its_cells_in_the_house_style():
+    plots.use_house_style()
+    figure = plots.plot_confusion_matrix([0, 1, 1], [0.2, 0.9, 0.1], class_names=["no", "yes"])
+    axis = figure.axes[0]
+    assert not any(line.get_visible() for line in axis.get_xgridlines() + axis.get_ygridlines())
+    assert (axis.get_xlabel(), axis.get_ylabel()) == ("predicted class", "true class")
+    plt.close(figure)
