@@ -126,7 +126,7 @@ def plot_seed_comparison(runs: Mapping[str, Sequence[float]], xlabel: str, title
                       markersize=6)
     if reference is not None:
         axis.axvline(reference, color="black", linestyle=":", linewidth=1, label=reference_label)
-        axis.legend(loc="lower right")
+        axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # off the dots
     axis.set_yticks(rows, [f"{name} (n={array.size})" for name, array in values.items()])
     axis.set_xlabel(xlabel)
     axis.set_title(title)
