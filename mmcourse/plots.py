@@ -1,6 +1,9 @@
 """Learning curves, the train-validation gap and the confusion matrix (introduced in
-notebook 05).
+notebook 05), and the course's figure style.
 
+The house style (``use_house_style``, ``label_axes``): a readable size and font, labelled
+axes with their units, a title that states the message, and no overprinted labels (a
+categorical axis gets one row or tick per item instead of annotated points).
 Every plotting function returns a matplotlib ``Figure`` (call ``plt.show()`` in a
 notebook). ``history`` arguments accept a ``keras.callbacks.History`` or its
 ``.history`` dict (``{"loss": [...], "val_loss": [...], ...}``).
@@ -11,6 +14,125 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+#: The course's matplotlib settings: readable sizes, a light grid, no top/right frame.
+HOUSE_STYLE = {
+    "figure.figsize": (7.0, 4.0), "figure.dpi": 100, "font.size": 10,
+    "axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9,
+    "legend.fontsize": 9, "axes.grid": True, "grid.alpha": 0.3,
+    "axes.spines.top": False, "axes.spines.right": False, "image.interpolation": "nearest",
+}
+
+
+def use_house_style() -> None:
+    """Apply ``HOUSE_STYLE`` to matplotlib's defaults (every later figure follows it).
+    Called in the setup cell of notebooks 01-05. Introduced in notebook 01."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.rcParams.update(HOUSE_STYLE)
+
+
+def label_axes(axis, xlabel: str, ylabel: str, title: str) -> None:
+    """Label an axis the house way: ``xlabel`` and ``ylabel`` name the quantity and its unit
+    (e.g. "epoch", "loss (nats)"), ``title`` states the message of the figure. Each must be a
+    non-empty string. Introduced in notebook 02."""
+    for name, value in (("xlabel", xlabel), ("ylabel", ylabel), ("title", title)):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+
+
+def mean_curve(runs: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, sample standard deviation) per epoch of per-seed curves that may have
+    different lengths (a run stopped early): epoch e averages the runs that reached it; the
+    deviation is 0 where only one run did. Introduced in notebook 05."""
+    curves = [np.asarray(run, dtype=float) for run in runs]
+    if not curves or any(curve.ndim != 1 or curve.size == 0 for curve in curves):
+        raise ValueError(f"runs must be a non-empty list of non-empty 1-D curves, got {runs!r}")
+    length = max(curve.size for curve in curves)
+    means, stds = np.empty(length), np.empty(length)
+    for epoch in range(length):
+        values = np.array([curve[epoch] for curve in curves if curve.size > epoch])
+        means[epoch] = values.mean()
+        stds[epoch] = values.std(ddof=1) if values.size > 1 else 0.0
+    return means, stds
+
+
+def plot_mean_curves(curves: Mapping[str, Sequence[Sequence[float]]], ylabel: str, title: str,
+                     reference: float | None = None, reference_label: str = "chance",
+                     xlabel: str = "epoch", axis=None, figsize=(7, 4)):
+    """Per name, the mean over seeds of per-epoch curves (``mean_curve``), with a band of
+    +-1 standard deviation; ``reference`` draws a dotted horizontal line (for example the
+    loss of chance, ln 2). Draws on ``axis`` if given (legend inside), else on a new figure
+    with the legend outside, to the right. Returns the figure. Introduced in
+    notebook 05."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    if not curves:
+        raise ValueError("curves must map at least one name to its per-seed curves")
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
+
+    own_figure = axis is None
+    if own_figure:
+        figure, axis = plt.subplots(figsize=figsize)
+    else:
+        figure = axis.figure
+    for name, runs in curves.items():
+        means, stds = mean_curve(runs)
+        epochs = np.arange(1, means.size + 1)
+        line, = axis.plot(epochs, means, label=f"{name} (n={len(runs)})")
+        axis.fill_between(epochs, means - stds, means + stds, color=line.get_color(),
+                          alpha=0.15, linewidth=0)
+    if reference is not None:
+        axis.axhline(reference, color="black", linestyle=":", linewidth=1, label=reference_label)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    if own_figure:  # room to the right: the legend never covers a curve
+        axis.legend(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+        figure.tight_layout()
+    else:
+        axis.legend()
+    return figure
+
+
+def plot_seed_comparison(runs: Mapping[str, Sequence[float]], xlabel: str, title: str,
+                         reference: float | None = None, reference_label: str = "chance",
+                         figsize=(7, 3.6)):
+    """A dot chart of runs over seeds: one row per name in ``runs`` (in the given order), a
+    small dot per seed, and the mean with a +-1 sample standard deviation bar. ``reference``
+    draws a dotted vertical line (for example chance). Rows never overprint, whatever the
+    values. Introduced in notebook 04."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    if not runs:
+        raise ValueError("runs must map at least one name to its per-seed values")
+    values = {}
+    for name, seeds in runs.items():
+        array = np.asarray(seeds, dtype=float)
+        if array.ndim != 1 or array.size == 0 or not np.all(np.isfinite(array)):
+            raise ValueError(f"runs[{name!r}] must be a non-empty 1-D sequence of finite "
+                             f"numbers, got {seeds!r}")
+        values[name] = array
+    figure, axis = plt.subplots(figsize=figsize)
+    rows = np.arange(len(values))[::-1]  # the first name on top
+    for row, array in zip(rows, values.values(), strict=True):
+        axis.plot(array, np.full(array.size, row), "o", color="grey", alpha=0.5, markersize=4)
+        std = array.std(ddof=1) if array.size > 1 else 0.0
+        axis.errorbar(array.mean(), row, xerr=std, fmt="D", color="C0", capsize=4,
+                      markersize=6)
+    if reference is not None:
+        axis.axvline(reference, color="black", linestyle=":", linewidth=1, label=reference_label)
+        axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # off the dots
+    axis.set_yticks(rows, [f"{name} (n={array.size})" for name, array in values.items()])
+    axis.set_xlabel(xlabel)
+    axis.set_title(title)
+    axis.grid(axis="y", visible=False)
+    figure.tight_layout()
+    return figure
 
 
 def history_dict(history) -> dict[str, list[float]]:
@@ -43,6 +165,7 @@ def plot_learning_curves(history, metrics: Sequence[str] = ("loss", "accuracy"),
     Introduced in notebook 05.
     """
     import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
 
     values = history_dict(history)
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
@@ -55,8 +178,9 @@ def plot_learning_curves(history, metrics: Sequence[str] = ("loss", "accuracy"),
         axis.plot(epochs, values[metric], label="train")
         if f"val_{metric}" in values:
             axis.plot(epochs, values[f"val_{metric}"], "--", label="validation")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("epoch")
-        axis.set_ylabel(metric)
+        axis.set_ylabel(f"{metric} (nats)" if metric.endswith("loss") else metric)
         axis.legend()
     if title:
         figure.suptitle(title)
@@ -144,11 +268,12 @@ def plot_confusion_matrix(labels, predictions, class_names: Sequence[str] | None
                                                                 range(len(matrix))]
     figure, axis = plt.subplots(figsize=figsize)
     axis.imshow(shown, cmap="Blues", vmin=0)
+    axis.grid(False)  # grid lines would cut through the cells
     ticks = np.arange(len(names))
     axis.set_xticks(ticks, names)
     axis.set_yticks(ticks, names)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("true class")
     limit = shown.max() / 2 if shown.size else 0
     for (row, column), value in np.ndenumerate(shown):
         text = f"{value:.2f}" if normalize else str(int(value))

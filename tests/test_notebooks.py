@@ -56,3 +56,13 @@ def test_stored_notebooks_carry_no_tensorflow_log_lines():
     for path in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
         notebook = json.loads(path.read_text(encoding="utf-8"))
         assert strip_tensorflow_logs(notebook) == 0, f"run make notebook NOTEBOOK={path}"
+
+
+def test_stored_notebooks_00_to_05_carry_no_python_warnings():
+    # An avoidable warning in a stored output is fixed at its cause, not filtered (issue 14).
+    for path in sorted(NOTEBOOKS_DIR.glob("0[0-5]_*.ipynb")):
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        for index, cell in enumerate(notebook["cells"]):
+            for output in cell.get("outputs", []):
+                text = "".join(output.get("text", []))
+                assert "Warning:" not in text, f"{path.name} cell {index}: {text[:200]}"

@@ -139,3 +139,71 @@ def test_similarity_matrices_share_one_colour_scale():
     plt.close(figure)
     with pytest.raises(ValueError, match=r"matrices \(K, n, n\), n labels and K titles"):
         plots.plot_similarity_matrices(matrices, ["x", "y"], ["start", "end"], "m")
+
+
+def test_house_style_sets_readable_defaults():
+    plots.use_house_style()
+    assert matplotlib.rcParams["font.size"] == 10
+    assert tuple(matplotlib.rcParams["figure.figsize"]) == (7.0, 4.0)
+    assert matplotlib.rcParams["axes.grid"] is True
+
+
+def test_label_axes_sets_all_three_and_rejects_empty_labels():
+    figure, axis = plt.subplots()
+    plots.label_axes(axis, "epoch", "loss (nats)", "the loss falls")
+    assert (axis.get_xlabel(), axis.get_ylabel(), axis.get_title()) == (
+        "epoch", "loss (nats)", "the loss falls")
+    with pytest.raises(ValueError, match="ylabel must be a non-empty string, got ''"):
+        plots.label_axes(axis, "epoch", "", "title")
+    with pytest.raises(ValueError, match="title must be a non-empty string, got None"):
+        plots.label_axes(axis, "epoch", "loss", None)
+    plt.close(figure)
+
+
+def test_seed_comparison_draws_mean_and_sample_std_per_row():
+    runs = {"concat": [0.99, 0.97, 0.98], "sum": [0.5]}
+    figure = plots.plot_seed_comparison(runs, xlabel="test accuracy", title="t", reference=0.5)
+    axis = figure.axes[0]
+    # error bars: mean 0.98 with sample std 0.01 (hand-computed) on the top row (y = 1)
+    bars = [c for c in axis.containers if isinstance(c, matplotlib.container.ErrorbarContainer)]
+    (concat_x, concat_y), (sum_x, sum_y) = (b.lines[0].get_xydata()[0] for b in bars)
+    assert concat_x == pytest.approx(0.98) and concat_y == 1
+    assert sum_x == pytest.approx(0.5) and sum_y == 0
+    segment = bars[0].lines[2][0].get_segments()[0]
+    assert segment[0][0] == pytest.approx(0.97) and segment[1][0] == pytest.approx(0.99)
+    labels = {tick: label.get_text()
+              for tick, label in zip(axis.get_yticks(), axis.get_yticklabels(), strict=True)}
+    assert labels == {1: "concat (n=3)", 0: "sum (n=1)"}  # the first name on top
+    assert axis.get_title() == "t" and axis.get_xlabel() == "test accuracy"
+    plt.close(figure)
+    with pytest.raises(ValueError, match="runs\\['x'\\] must be a non-empty 1-D sequence"):
+        plots.plot_seed_comparison({"x": []}, xlabel="a", title="b")
+
+
+def test_mean_curve_averages_the_runs_that_reached_each_epoch():
+    means, stds = plots.mean_curve([[1.0, 2.0, 3.0], [3.0, 4.0]])
+    np.testing.assert_allclose(means, [2.0, 3.0, 3.0])
+    np.testing.assert_allclose(stds, [np.sqrt(2), np.sqrt(2), 0.0])  # sample std of (1, 3)
+    with pytest.raises(ValueError, match="runs must be a non-empty list"):
+        plots.mean_curve([])
+
+
+def test_mean_curves_plot_one_line_per_name_and_the_reference():
+    figure = plots.plot_mean_curves({"a": [[0.7, 0.5], [0.7, 0.3]], "b": [[0.69, 0.69]]},
+                                    ylabel="loss (nats)", title="t", reference=np.log(2))
+    axis = figure.axes[0]
+    a_line, b_line, chance = axis.get_lines()
+    np.testing.assert_allclose(a_line.get_ydata(), [0.7, 0.4])
+    np.testing.assert_allclose(a_line.get_xdata(), [1, 2])
+    assert a_line.get_label() == "a (n=2)" and b_line.get_label() == "b (n=1)"
+    np.testing.assert_allclose(chance.get_ydata(), [np.log(2)] * 2)
+    plt.close(figure)
+
+
+def test_confusion_matrix_has_no_grid_lines_across_its_cells_in_the_house_style():
+    plots.use_house_style()
+    figure = plots.plot_confusion_matrix([0, 1, 1], [0.2, 0.9, 0.1], class_names=["no", "yes"])
+    axis = figure.axes[0]
+    assert not any(line.get_visible() for line in axis.get_xgridlines() + axis.get_ygridlines())
+    assert (axis.get_xlabel(), axis.get_ylabel()) == ("predicted class", "true class")
+    plt.close(figure)

@@ -57,3 +57,46 @@ def test_format_table_rounds_floats():
     rows = [{"remedy": "baseline", "epochs": 3, "val_accuracy": 0.71234, "gap": 0.2}]
     assert regularization.format_table(rows).splitlines() == [
         "remedy    epochs  val_accuracy  gap  ", "baseline  3       0.712         0.200"]
+
+
+def test_data_loss_accuracy_is_the_hand_computed_cross_entropy():
+    import tensorflow as tf
+
+    model = small_model()
+    (images, token_ids), labels = batch(10)
+    dataset = tf.data.Dataset.from_tensor_slices(((images, token_ids), labels)).batch(4)
+    probabilities = model.predict((images, token_ids), verbose=0)[:, 0].astype(float)
+    eps = 1e-7  # Keras clips probabilities to [eps, 1 - eps]
+    p = np.clip(probabilities, eps, 1 - eps)
+    expected_loss = float(np.mean(-(labels * np.log(p) + (1 - labels) * np.log(1 - p))))
+    expected_accuracy = float(np.mean((probabilities > 0.5) == (labels > 0.5)))
+    loss, accuracy = regularization.data_loss_accuracy(model, dataset)
+    assert loss == pytest.approx(expected_loss, rel=1e-4)
+    assert accuracy == pytest.approx(expected_accuracy)
+
+
+def test_combined_remedy_runs_all_four_and_is_scored_on_test_data(recwarn):
+    import tensorflow as tf
+
+    (images, token_ids), labels = batch(16)
+    requested = []
+
+    def make_train_data(augment=False):
+        requested.append(augment)
+        return tf.data.Dataset.from_tensor_slices(((images, token_ids), labels)).batch(8)
+
+    data = make_train_data()
+    histories, rows = regularization.compare_remedies(
+        small_model, make_train_data, data, epochs=4, remedies=["combined"], l2=0.01,
+        dropout=0.5, patience=1, keep_models=True, test_data=data)
+    (row,) = rows
+    combined = row["model"]
+    assert requested[1] is True  # trained on the augmented data (then scored on plain data)
+    assert {"dropout_in", "dropout_out"} <= {layer.name for layer in combined.layers}
+    assert len(combined.losses) > 0  # the L2 penalties
+    val_loss = histories["combined"]["val_loss"]
+    assert row["best_epoch"] == int(np.argmin(val_loss)) + 1  # early stopping's choice
+    assert row["epochs"] == len(val_loss) and (row["epochs"] == 4
+                                               or row["epochs"] == row["best_epoch"] + 1)
+    assert set(row) >= {"test_accuracy", "test_loss", "val_loss", "gap"}
+    assert not [w for w in recwarn if "shuffle" in str(w.message)]
