@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test-size", type=positive_int, default=None,
                        help="use only the first N validation and test examples")
 
+    check = commands.add_parser(
+        "check-data", help="check a folder of images + captions.csv; report every problem")
+    check.add_argument("folder", metavar="FOLDER", help="the folder that holds captions.csv")
+    check.add_argument("--json", action="store_true",
+                       help="print the problems as one JSON object")
+
     bench = commands.add_parser("bench", help="run benchmarks and print measured ratios")
     bench.add_argument("names", nargs="*", metavar="NAME", help="benchmarks (default: all)")
     bench.add_argument("--json", action="store_true")
@@ -117,6 +123,42 @@ def file_system_error(error: OSError, flag: str, path) -> str:
     return f"error: {where}: {error.strerror or error} ({type(error).__name__})"
 
 
+def check_data(args) -> int:
+    """``check-data FOLDER [--json]``: every problem of a folder at once (notebook 09).
+    Exit 0 when there is none, 1 when there are problems, 2 when FOLDER is not a folder."""
+    import json
+    import time
+
+    from mmcourse import folders
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        print(f"error: argument FOLDER: {folder} is not a folder; give the folder that holds "
+              f"{folders.CAPTIONS} and the images", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    try:
+        check = folders.check_folder(folder)
+    except folders.DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({"folder": str(folder), "ok": check.ok, "rows": len(check.rows),
+                          "has_label": check.captions.has_label,
+                          "delimiter": check.captions.delimiter, "seconds": round(seconds, 3),
+                          "problems": [vars(p) for p in check.problems],
+                          "notes": check.captions.notes}, ensure_ascii=False))
+    else:
+        print(check.report(), file=sys.stderr if not check.ok else sys.stdout)
+        if check.ok:
+            labels = "labels 0/1" if check.captions.has_label else (
+                "no label column: training pairs each image with another image's caption "
+                "as its negatives")
+            print(f"all good in {seconds:.1f} s: {labels}")
+    return 0 if check.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -148,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             flag, path = ("--run-dir", args.run_dir) if args.run_dir else ("", error.filename)
             print(file_system_error(error, flag, path), file=sys.stderr)
             return 1
+    if args.command == "check-data":
+        return check_data(args)
     if args.command == "bench":
         from mmcourse import bench
 

@@ -19,7 +19,6 @@ label (see data/README.md). Files: PNG images, JSONL records, ``vocab.json`` and
 from __future__ import annotations
 
 import contextlib
-import csv
 import errno
 import hashlib
 import json
@@ -33,6 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mmcourse import folders
+from mmcourse.folders import DataError
 from mmcourse.paths import DATA_DIR
 from mmcourse.text import SEQUENCE_LENGTH, split_words
 
@@ -91,10 +92,6 @@ ANSWERS = (*SHAPES, *COLOURS, *SIZES, "left", "right", "top", "bottom", *NUMBER_
 
 _GENERATED = ("attributes", "relations", "vocab.json")  # plus manifest.json, written last
 _KEEP = {"README.md", "samples", "manifest.json", ".lock"}
-
-
-class DataError(ValueError):
-    """A problem with data files (bring-your-own-data folder, records). Introduced in notebook 01."""
 
 
 # --- drawing ------------------------------------------------------------------------------
@@ -635,19 +632,11 @@ def read_image(path, size: int | None = None) -> np.ndarray:
     """Read an image file as RGB uint8 (OpenCV reads BGR: converted here, once).
 
     With ``size``, resize to (size, size) (``cv2.INTER_AREA``). Raises ``DataError``
-    naming the file when it is missing or cannot be decoded. Introduced in notebook 01.
+    naming the file when it is missing, cannot be decoded, is over the pixel limit or a
+    corrupt JPEG; transparency is composited over white (``folders.decode_image``).
+    Introduced in notebook 01.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image file not found: {path}")
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise DataError(f"cannot decode image file {path}: it is empty, corrupt or not an image")
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if size is not None and image.shape[:2] != (size, size):
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-    return image
+    return folders.read_image(path, size)
 
 
 def verify(root=None) -> list[str]:
@@ -778,57 +767,9 @@ def load_folder(folder, size: int = IMAGE_SIZE):
     """Read a folder of images plus ``captions.csv`` (columns image,text and optional label).
 
     Returns (images uint8 (N, size, size, 3) RGB, texts, labels): labels float32 0/1 from
-    the ``label`` column, or int32 pair ids 0..N-1 when there is none (every row a true
-    pair, as in retrieval). Every problem raises ``DataError`` naming the file and row.
+    the ``label`` (or ``labels``) column, or int32 pair ids 0..N-1 when there is none (every
+    row a true pair, as in retrieval). All problems are found first and raised as one
+    ``DataError`` naming the file, line and column of each (``mmcourse.folders``).
     Introduced in notebook 01.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"folder not found: {folder}")
-    csv_path = folder / "captions.csv"
-    if not csv_path.is_file():
-        raise DataError(f"{csv_path} not found: expected a captions.csv with columns "
-                        f"image,text (optional: label)")
-    raw = csv_path.read_bytes()
-    if not raw.strip():
-        raise DataError(f"{csv_path} is empty: expected a header row image,text "
-                        f"(optional: label) and one row per image")
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{csv_path} is not UTF-8 text (byte 0x{raw[error.start]:02x} at "
-                        f"offset {error.start}): save it as UTF-8") from None
-    reader = csv.DictReader(content.splitlines())
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    missing = [c for c in FOLDER_COLUMNS if c not in columns]
-    if missing:
-        raise DataError(f"{csv_path} lacks column(s) {missing}: expected columns image,text "
-                        f"(optional: label), found {columns}")
-    reader.fieldnames = columns
-    has_label = "label" in columns
-    images, texts, labels = [], [], []
-    for row_number, row in enumerate(reader, start=2):  # row 1 is the header
-        name, text = (row.get("image") or "").strip(), (row.get("text") or "").strip()
-        where = f"{csv_path.name} row {row_number}"
-        if not name:
-            raise DataError(f"{where}: the image column is empty")
-        if not text:
-            raise DataError(f"{where}: the text column is empty")
-        path = folder / name
-        if not path.is_file():
-            raise DataError(f"{where}: image {name!r} not found at {path}")
-        try:
-            images.append(read_image(path, size))
-        except DataError as error:
-            raise DataError(f"{where}: {error}") from None
-        texts.append(text)
-        if has_label:
-            value = (row.get("label") or "").strip()
-            if value not in ("0", "1"):
-                raise DataError(f"{where}: label must be 0 or 1, got {value!r}")
-            labels.append(float(value))
-    if not images:
-        raise DataError(f"{csv_path} has a header but no rows")
-    labels = (np.array(labels, np.float32) if has_label
-              else np.arange(len(images), dtype=np.int32))
-    return np.stack(images), texts, labels
+    return folders.load_folder(folder, size)

@@ -76,13 +76,19 @@ def make_dataset(task: str = "match", level: str = "attributes", split: str = "t
     label_batch)``. ``shuffle`` defaults to True for the train split (and for a folder).
     ``augment`` applies flips with word swaps and brightness/contrast/noise, plus the
     article's rotation+scale at the attributes level. ``folder`` reads images plus
-    captions.csv (``data.load_folder``); its texts use ``folder/vocab.json`` if present,
+    captions.csv (``data.load_folder``; it must have a label column); its texts use ``folder/vocab.json`` if present,
     else the course vocabulary (unknown words -> 1). Introduced in notebook 01.
     """
     from pathlib import Path
 
     if folder is not None:
         images, texts, labels = data.load_folder(folder)
+        if labels.dtype != np.float32:  # pair ids, not 0/1: training on them is nonsense
+            raise data.DataError(
+                f"{Path(folder) / 'captions.csv'} has no label column: make_dataset(folder=...) "
+                f"needs labels 0/1 for the match task. Add a label column, or let "
+                f"`python -m mmcourse train --data-dir {folder}` (mmcourse.owndata) build "
+                f"the false pairs by shuffling captions")
         vocab_root = folder if (Path(folder) / "vocab.json").is_file() else root
         if vocab_root is None:
             data.ensure_data()
