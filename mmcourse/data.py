@@ -527,6 +527,14 @@ def _locked(root: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _refuse_own_data(root: Path) -> None:
+    """Never write the course data into a folder of the user's own data (issue 11)."""
+    if (root / folders.CAPTIONS).is_file():
+        raise DataError(f"{root} holds a {folders.CAPTIONS}: it is your own data, so the course "
+                        f"dataset is not generated there. Train on it with `python -m mmcourse "
+                        f"train --data-dir {root}`, or give the course data another folder")
+
+
 def _remove_stale(root: Path) -> None:
     """Delete temporary folders that an interrupted generation left behind."""
     for stale in root.glob(".partial-*"):
@@ -552,6 +560,7 @@ def generate(root=None, seed: int = 0, progress: bool = True, sizes: dict | None
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     sizes = _sizes(sizes)  # before anything is created on disk
     root = _root(root)
+    _refuse_own_data(root)
     with _locked(root):
         _generate_locked(root, int(seed), progress, sizes)
     return root
@@ -615,6 +624,7 @@ def ensure_data(root=None) -> Path:
     root = _root(root)
     if _is_current(root):  # no lock needed to read: works on a read-only data folder too
         return root
+    _refuse_own_data(root)
     with _locked(root):
         if not _is_current(root):  # another process may have generated it meanwhile
             _generate_locked(root, 0, True, _sizes(None))
