@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="generator seed, an int >= 0 (default 0)")
     data.add_argument("--verify", action="store_true",
                       help="re-hash the data against its manifest; exit 1 on any difference")
+    data.add_argument("--language", default="en", choices=["en", "zh"],
+                      help="language of the texts: en (default) or zh, Chinese, written to "
+                           "data/zh unless --root is given")
 
     train = commands.add_parser("train", help="train and evaluate one model")
     train.add_argument("--task", default="match", help="task (default match)")
@@ -240,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         from mmcourse import data
 
         try:
-            return data.main(root=args.root, seed=args.seed, verify=args.verify)
+            return data.main(root=args.root, seed=args.seed, verify=args.verify,
+                             language=args.language)
         except OSError as error:  # read-only folder, disk full, ...
             print(file_system_error(error, "--root", args.root or data.DATA_DIR) +
                   " (generation is atomic: the previous dataset, if any, is unchanged)",

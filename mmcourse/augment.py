@@ -42,8 +42,10 @@ _EN_SPATIAL_NEXT = {"of", "to", "or", "and", "side", "sides", "hand", "half", "c
                     "edge", "part", "end", "from"}
 #: ... or when "to" or one of these pairs precedes it ("left to right", "on the left, a").
 _EN_SPATIAL_BEFORE = {("on", "the"), ("to", "the"), ("at", "the"), ("from", "the")}
-#: A Chinese 左/右/上/下 is spatial when the next token is one of these (左边, 上面, 左上).
+#: A Chinese 左/右/上/下 is spatial when the next token is one of these (左边, 上面, 左上),
+#: or when the previous one is one of the second set (左上, 从左到右, 向右).
 _ZH_SPATIAL_NEXT = {"边", "侧", "方", "面", "半", "部", "上", "下", "端"}
+_ZH_SPATIAL_PREVIOUS = {"左", "右", "从", "到", "向", "往", "靠"}
 
 
 # --- argument checks ----------------------------------------------------------------------
@@ -212,8 +214,8 @@ def _tokens_flip_safe(tokens, horizontal: bool) -> bool:
             if following is not None and following not in _EN_SPATIAL_NEXT and \
                     previous != "to" and before not in _EN_SPATIAL_BEFORE:
                 return False
-        elif following not in _ZH_SPATIAL_NEXT and previous not in ("左", "右"):
-            return False  # 左上 (upper left) keeps 上 spatial
+        elif following not in _ZH_SPATIAL_NEXT and previous not in _ZH_SPATIAL_PREVIOUS:
+            return False  # 左上 (upper left) keeps 上 spatial, so does 从左到右
     return True
 
 

@@ -101,7 +101,8 @@ def make_dataset(task: str = "match", level: str = "attributes", split: str = "t
         answers = text.answer_vocabulary(root) if task == "qa" else None
         rotate = level == "attributes"
         shuffle = split == "train" if shuffle is None else shuffle
-    token_ids = text.vectorize(texts, vocabulary=vocabulary)
+    length = text.saved_sequence_length(root, level) if folder is None else None
+    token_ids = text.vectorize(texts, vocabulary=vocabulary, sequence_length=length)
     return dataset_from_arrays(images, token_ids, labels, batch_size=batch_size,
                                shuffle=shuffle, augment=augment, seed=seed,
                                vocabulary=vocabulary, answers=answers, rotate=rotate)
@@ -147,7 +148,8 @@ def _split_files(task: str, level: str, split: str, root=None, limit: int | None
     paths = [str(folder / record["image"]) for record in records]
     dtype = np.float32 if task == "match" else np.int32
     labels = np.array([record["label"] for record in records], dtype=dtype)
-    token_ids = text.vectorize([record["text"] for record in records], root=root)
+    token_ids = text.vectorize([record["text"] for record in records], root=root,
+                               sequence_length=text.saved_sequence_length(root, level))
     return paths, token_ids.astype(np.int32), labels
 
 

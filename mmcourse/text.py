@@ -131,13 +131,16 @@ def answer_vocabulary(root=None) -> list[str]:
     return list(_read_vocab_file(root)["answers"])
 
 
-def saved_sequence_length(root=None) -> int:
-    """The ``sequence_length`` stated in ``root/vocab.json`` (``SEQUENCE_LENGTH`` if none).
-    Introduced in notebook 09."""
+def saved_sequence_length(root=None, level: str | None = None) -> int:
+    """The ``sequence_length`` stated in ``root/vocab.json`` (``SEQUENCE_LENGTH`` if none),
+    or the level's entry of its ``sequence_lengths`` (the Chinese data: one token per Han
+    character, so the relations level needs longer sequences). Introduced in notebook 09."""
     try:
-        return int(_read_vocab_file(root).get("sequence_length", SEQUENCE_LENGTH))
+        vocab = _read_vocab_file(root)
     except FileNotFoundError:
         return SEQUENCE_LENGTH
+    per_level = vocab.get("sequence_lengths") or {}
+    return int(per_level.get(level, vocab.get("sequence_length", SEQUENCE_LENGTH)))
 
 
 def save_vocabulary(tokens, path, sequence_length: int = SEQUENCE_LENGTH,
