@@ -42,6 +42,11 @@ SPLIT_FRACTIONS = {"val": 0.1, "test": 0.1}
 DEFAULT_EPOCHS = 15
 #: The longest sequence a vocabulary-derived default allows.
 MAX_SEQUENCE_LENGTH = 64
+#: Without labels, the training split gets fresh false pairs in several rounds (each round
+#: all true pairs plus a new shuffled caption per pair) until it holds this many pairs, at
+#: most ``MAX_NEGATIVE_ROUNDS`` rounds: a small folder then gives the model enough steps.
+MIN_TRAIN_PAIRS = 4000
+MAX_NEGATIVE_ROUNDS = 8
 
 
 @dataclass
@@ -56,7 +61,7 @@ class OwnData:
     notes: list = field(default_factory=list)
 
     def sizes(self) -> dict:
-        """Per split: how many images and how many (image, text) pairs."""
+        """Per split: how many images and how many (image, text) pairs (all rounds)."""
         return {name: {"images": len(set(split["image_names"])), "pairs": len(split["texts"])}
                 for name, split in self.splits.items()}
 
@@ -87,8 +92,14 @@ def shuffled_pairs(image_names, texts, rng: np.random.Generator):
     names_out, texts_out, labels = [], [], []
     texts = list(texts)
     for name, caption in zip(image_names, texts, strict=True):
-        order = rng.permutation(len(texts))
-        negative = next((texts[i] for i in order if texts[i] not in own[name]), None)
+        negative = None
+        for index in rng.integers(len(texts), size=32):  # a few random draws first
+            if texts[index] not in own[name]:
+                negative = texts[index]
+                break
+        if negative is None:  # rare: scan every caption in a random order
+            order = rng.permutation(len(texts))
+            negative = next((texts[i] for i in order if texts[i] not in own[name]), None)
         if negative is None:
             raise DataError(f"cannot make a false pair for image {name!r}: every caption of "
                             f"its split is one of its own; add images with other captions, "
@@ -99,8 +110,12 @@ def shuffled_pairs(image_names, texts, rng: np.random.Generator):
     return names_out, texts_out, np.array(labels, np.float32)
 
 
-def load_own_data(folder, seed: int = 0, size: int = IMAGE_SIZE) -> OwnData:
-    """Check and read ``folder`` (see the module docstring). Introduced in notebook 09."""
+def load_own_data(folder, seed: int = 0, size: int = IMAGE_SIZE,
+                  negative_rounds: int | None = None) -> OwnData:
+    """Check and read ``folder`` (see the module docstring). Without labels the training
+    split repeats its true pairs ``negative_rounds`` times, each time with fresh shuffled
+    captions (default: enough rounds for ``MIN_TRAIN_PAIRS`` pairs, at most
+    ``MAX_NEGATIVE_ROUNDS``); validation and test get one round. Introduced in notebook 09."""
     check = folders.check_folder(folder, size=size)
     if not check.ok:
         raise DataError(f"{Path(folder) / folders.CAPTIONS}: {len(check.problems)} problem(s) "
@@ -121,8 +136,17 @@ def load_own_data(folder, seed: int = 0, size: int = IMAGE_SIZE) -> OwnData:
         if has_label:
             labels = np.array([row.label for row in chosen], np.float32)
         else:
-            names, captions, labels = shuffled_pairs(
-                names, captions, np.random.default_rng([seed, index]))
+            rounds = 1
+            if split == "train":
+                rounds = negative_rounds or int(min(MAX_NEGATIVE_ROUNDS, max(
+                    1, np.ceil(MIN_TRAIN_PAIRS / (2 * max(len(chosen), 1))))))
+                result.notes.append(f"training pairs: {rounds} round(s) of true pairs, each "
+                                    f"with fresh shuffled captions as false pairs")
+            parts = [shuffled_pairs(names, captions, np.random.default_rng([seed, index, r]))
+                     for r in range(rounds)]
+            names = [name for part in parts for name in part[0]]
+            captions = [caption for part in parts for caption in part[1]]
+            labels = np.concatenate([part[2] for part in parts])
         result.splits[split] = {
             "images": np.stack([check.images[name] for name in names]),
             "texts": captions, "labels": labels, "image_names": names}
@@ -242,8 +266,11 @@ def predict(model, images, texts) -> np.ndarray:
         if not text.split_words(caption):
             raise ValueError(f"texts[{index}] is empty (no word after standardisation): "
                              f"{caption!r}")
-    batch = {"image": _image_batch(images), "text": np.array(texts, dtype=object)}
-    return model.predict(batch, verbose=0).reshape(-1)
+    image_batch, text_batch = _image_batch(images), np.array(texts, dtype=object)
+    chunks = [np.asarray(model({"image": image_batch[start:start + 256],
+                                "text": text_batch[start:start + 256]}, training=False))
+              for start in range(0, len(texts), 256)]  # eager calls: no retracing per model
+    return np.concatenate(chunks).reshape(-1)
 
 
 def _log_to_stderr(message: str) -> None:
@@ -255,7 +282,8 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
                  batch_size: int = 64, learning_rate: float = 2e-3,
                  sequence_length: int | None = None, max_tokens: int | None = None,
                  augment: bool = False, log=_log_to_stderr, keep_model: bool = False,
-                 model_options: dict | None = None) -> dict:
+                 model_options: dict | None = None,
+                 negative_rounds: int | None = None) -> dict:
     """Train a match model on your own folder and evaluate it on its test split.
 
     Returns the dict of ``mmcourse.training.train`` (test_accuracy, test_loss,
@@ -280,7 +308,7 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
     if save is not None and Path(save).suffix != ".keras":
         raise ValueError(f"--save {save}: the file name must end in .keras")
     log = log or (lambda message: None)
-    own = load_own_data(folder, seed)
+    own = load_own_data(folder, seed, negative_rounds=negative_rounds)
     for note in own.notes:
         log(note)
     sizes = own.sizes()
@@ -524,3 +552,80 @@ def write_scan_folder(folder, count: int = 200, seed: int = 0, language: str = "
         writer.writerow(["image", "text", "label"] if labels else ["image", "text"])
         writer.writerows(rows)
     return folder
+
+
+def write_shapes_folder(folder, count: int = 1000, seed: int = 0, language: str = "en") -> Path:
+    """Write ``count`` course scenes (one shape each, ``data.random_scene``) as PNG files and
+    ``captions.csv`` without labels ("a small red circle" / "一个小的红色圆形"): a generated
+    folder of image-caption pairs, as an instructor's would be. Introduced in notebook 09."""
+    import csv
+
+    import cv2
+
+    from mmcourse import data
+
+    data._check_language(language)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 3:
+        raise ValueError(f"count must be an int >= 3, got {count!r}")
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for index in range(count):
+        objects = data.random_scene(rng, "attributes")
+        name = f"images/shape_{index:05d}.png"
+        image = cv2.cvtColor(data.render_scene(objects), cv2.COLOR_RGB2BGR)
+        if not cv2.imwrite(str(folder / name), image):
+            raise OSError(f"OpenCV could not write {folder / name}")
+        rows.append([name, data.statement_text({"kind": "attribute", **objects[0]}, language)])
+    with open(folder / folders.CAPTIONS, "w", encoding="utf-8", newline="") as file:
+        csv.writer(file).writerows([["image", "text"], *rows])
+    return folder
+
+
+def _all_findings():
+    return [None, *({"kind": k, "place": p, "size": s} for k in SCAN_KINDS for p in SCAN_PLACES
+                    for s in SCAN_SIZES)]
+
+
+def parse_scan_caption(caption: str) -> dict | None:
+    """The finding a scan caption states (inverse of ``scan_caption``, either language);
+    ``None`` for "no finding"; ``ValueError`` for a caption of another grammar.
+    Introduced in notebook 09."""
+    for finding in _all_findings():
+        if caption in (scan_caption(finding, "en"), scan_caption(finding, "zh")):
+            return finding
+    raise ValueError(f"caption {caption!r} is not a scan caption")
+
+
+def plant_problems(folder) -> dict:
+    """Plant typical problems into a scan folder (appended rows and files): a missing image,
+    an empty caption, an unbalanced quote, a corrupt JPEG and a 40000x40000 PNG. Returns
+    ``{line: what}`` for the lines ``check-data`` must report. Introduced in notebook 09."""
+    import struct
+    import zlib
+
+    import cv2
+
+    folder = Path(folder)
+    csv_path = folder / folders.CAPTIONS
+    content = csv_path.read_text(encoding="utf-8")
+    first = content.count("\n") + 1  # the line the first appended row gets
+    ok, jpeg = cv2.imencode(".jpg", draw_scan(None, np.random.default_rng(0), 96))
+    corrupt = bytearray(jpeg.tobytes())
+    start = len(corrupt) // 2
+    corrupt[start:start + 40] = bytes(np.random.default_rng(1).integers(0, 256, 40, np.uint8))
+    (folder / "images" / "corrupt.jpg").write_bytes(bytes(corrupt))
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
+    (folder / "images" / "huge.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr)))
+    rows = ["images/scan_09999.png,左侧有一个小的亮斑",  # missing image
+            "images/scan_00001.png,",  # empty caption
+            'images/scan_00002.png,"a small bright spot on the left',  # quote opened ...
+            "images/scan_00003.png,a large dark spot at the top",
+            'images/scan_00004.png,no finding"',  # ... closed here
+            "images/corrupt.jpg,未见异常",
+            "images/huge.png,未见异常"]
+    csv_path.write_text(content + "\n".join(rows) + "\n", encoding="utf-8")
+    return {first: "missing image", first + 1: "empty caption", first + 2: "unbalanced quote",
+            first + 5: "corrupt JPEG", first + 6: "image too large"}

@@ -97,7 +97,7 @@ def test_train_folder_result_has_the_train_keys_plus_splits_and_oov(trained):
                 "split_sizes", "oov_rate", "pairs"):
         assert key in trained, key
     assert trained["pairs"] == "shuffled captions"
-    assert trained["split_sizes"] == {"train": {"images": 32, "pairs": 64},
+    assert trained["split_sizes"] == {"train": {"images": 32, "pairs": 64 * 8},  # 8 rounds
                                       "val": {"images": 4, "pairs": 8},
                                       "test": {"images": 4, "pairs": 8}}
     assert 0.0 <= trained["oov_rate"] <= 1.0
@@ -227,3 +227,38 @@ def test_course_data_is_never_generated_into_your_folder(scans):
     with pytest.raises(data.DataError, match="--data-dir"):
         data.generate(scans, progress=False)
     assert _tree_digest(scans) == before
+
+
+def test_planted_problems_are_each_found_on_their_line(tmp_path):
+    from mmcourse import folders
+
+    folder = owndata.write_scan_folder(tmp_path / "scans", count=12, seed=3, language="zh")
+    expected = owndata.plant_problems(folder)
+    assert sorted(expected) == [14, 15, 16, 19, 20]  # 12 rows + header: appended from line 14
+    check = folders.check_folder(folder)
+    assert sorted(p.line for p in check.problems) == sorted(expected)
+    messages = {p.line: str(p) for p in check.problems}
+    assert "not found" in messages[14] and "text column is empty" in messages[15]
+    assert "closes only on line 18" in messages[16]
+    assert "corrupt JPEG data" in messages[19] and "megapixels" in messages[20]
+
+
+def test_scan_captions_parse_back_in_both_languages():
+    for finding in owndata._all_findings():
+        for language in ("en", "zh"):
+            assert owndata.parse_scan_caption(owndata.scan_caption(finding, language)) == finding
+    with pytest.raises(ValueError, match="not a scan caption"):
+        owndata.parse_scan_caption("a red circle")
+
+
+def test_shapes_folder_captions_describe_their_images(tmp_path):
+    from mmcourse import folders
+
+    folder = owndata.write_shapes_folder(tmp_path / "shapes", count=6, seed=0, language="zh")
+    check = folders.check_folder(folder)
+    assert check.ok and not check.captions.has_label and len(check.rows) == 6
+    rng = np.random.default_rng(0)  # the same draws, checked against the rendered pixels
+    for row in check.rows:
+        objects = data.random_scene(rng, "attributes")
+        assert row.text == data.statement_text({"kind": "attribute", **objects[0]}, "zh")
+        np.testing.assert_array_equal(check.images[row.image], data.render_scene(objects))
