@@ -407,7 +407,8 @@ def decode_image(data: bytes, name: str = "image", size: int | None = None) -> n
     if image is None or image.size == 0:
         raise DataError(f"cannot decode image file {name}: it is empty, corrupt or not an "
                         f"image")
-    corrupt = [m for m in messages if m.strip()]
+    # other threads may decode PNGs meanwhile: their libpng warnings are not this JPEG's
+    corrupt = [m for m in messages if m.strip() and not m.lstrip().startswith("libpng")]
     if corrupt:
         raise DataError(f"image file {name} has corrupt JPEG data (the decoder says: "
                         f"{corrupt[0].strip()}): re-export or replace it")
