@@ -39,7 +39,7 @@ IMAGE_SIZE = 64
 SPLITS = ("train", "val", "test")
 #: Share of the images in validation and test (at least one image each).
 SPLIT_FRACTIONS = {"val": 0.1, "test": 0.1}
-DEFAULT_EPOCHS = 15
+DEFAULT_EPOCHS = 25  # with the negative rounds: about 100,000 examples seen at least
 #: The longest sequence a vocabulary-derived default allows.
 MAX_SEQUENCE_LENGTH = 64
 #: Without labels, the training split gets fresh false pairs in several rounds (each round
