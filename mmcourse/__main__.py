@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="generator seed, an int >= 0 (default 0)")
     data.add_argument("--verify", action="store_true",
                       help="re-hash the data against its manifest; exit 1 on any difference")
+    data.add_argument("--language", default="en", choices=["en", "zh"],
+                      help="language of the texts: en (default) or zh, Chinese, written to "
+                           "data/zh unless --root is given")
 
     train = commands.add_parser("train", help="train and evaluate one model")
     train.add_argument("--task", default="match",
@@ -78,6 +81,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="use only the first N training examples (quick runs)")
     train.add_argument("--test-size", type=positive_int, default=None,
                        help="use only the first N validation and test examples")
+    train.add_argument("--data-dir", default=None, metavar="FOLDER",
+                       help="train on your own folder of images + captions.csv (match task); "
+                            "nothing is written into it")
+    train.add_argument("--save", default=None, metavar="MODEL.keras",
+                       help="with --data-dir: save the model, vocabulary inside, to this file")
+    train.add_argument("--sequence-length", type=positive_int, default=None,
+                       help="with --data-dir: tokens per text (default: the longest caption)")
+
+    predict = commands.add_parser(
+        "predict", help="P(text matches image) with a model saved by train --data-dir --save")
+    predict.add_argument("--model", required=True, metavar="MODEL.keras")
+    predict.add_argument("--image", default=None, metavar="FILE", help="one image file")
+    predict.add_argument("--text", default=None, help="its text, in any language")
+    predict.add_argument("--csv", default=None, metavar="FILE",
+                         help="many pairs: a CSV with columns image,text (images relative to it)")
+    predict.add_argument("--json", action="store_true", help="print JSON on stdout")
+
+    check = commands.add_parser(
+        "check-data", help="check a folder of images + captions.csv; report every problem")
+    check.add_argument("folder", metavar="FOLDER", help="the folder that holds captions.csv")
+    check.add_argument("--json", action="store_true",
+                       help="print the problems as one JSON object")
 
     bench = commands.add_parser("bench", help="run benchmarks and print measured ratios")
     bench.add_argument("names", nargs="*", metavar="NAME", help="benchmarks (default: all)")
@@ -85,10 +110,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_data_dir_arguments(parser: argparse.ArgumentParser, args) -> None:
+    """``train --data-dir``: the folder must exist; flags of the course data do not apply."""
+    if not Path(args.data_dir).is_dir():
+        parser.error(f"argument --data-dir: {args.data_dir} is not a folder; give the folder "
+                     f"that holds captions.csv and the images")
+    for flag, value, default in (("--root", args.root, None), ("--level", args.level,
+                                 "attributes"), ("--run-dir", args.run_dir, None),
+                                 ("--strategy", args.strategy, "default"),
+                                 ("--train-size", args.train_size, None),
+                                 ("--test-size", args.test_size, None)):
+        if value != default:
+            parser.error(f"argument {flag}: not used with --data-dir (your folder is split "
+                         f"by image into train, val and test)")
+    if args.task != "match":
+        parser.error(f"argument --task: --data-dir trains the match task only, got "
+                     f"{args.task!r}")
+
+
 def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
     """What argparse cannot check alone; exits 2 with the flag's name."""
     from mmcourse.models import FUSIONS, TASKS  # names only: no Keras
 
+    if args.data_dir is None and (args.save is not None or args.sequence_length is not None):
+        flag = "--save" if args.save is not None else "--sequence-length"
+        parser.error(f"argument {flag}: only with --data-dir FOLDER (your own data)")
+    if args.root is not None and (Path(args.root) / "captions.csv").is_file():
+        parser.error(f"argument --root: {args.root} holds a captions.csv, so it looks like "
+                     f"your own data. --root is the course dataset's folder (generated there "
+                     f"if missing); to train on your folder, use --data-dir {args.root}")
     for flag, value, valid in (("--task", args.task, (*TASKS, "retrieval")),
                                ("--fusion", args.fusion, FUSIONS)):
         if value not in valid:
@@ -127,6 +177,66 @@ def file_system_error(error: OSError, flag: str, path) -> str:
     return f"error: {where}: {error.strerror or error} ({type(error).__name__})"
 
 
+def train_data_dir(parser: argparse.ArgumentParser, args) -> int:
+    """``train --data-dir FOLDER``: your own data (``mmcourse.owndata``, notebook 09)."""
+    _check_data_dir_arguments(parser, args)
+    from mmcourse import owndata
+
+    try:
+        return owndata.main_train(args)
+    except OSError as error:  # --save on a full disk or a read-only folder
+        print(file_system_error(error, "--save", args.save or error.filename), file=sys.stderr)
+        return 1
+
+
+def predict(parser: argparse.ArgumentParser, args) -> int:
+    """``predict --model M (--image F --text T | --csv FILE) [--json]`` (notebook 09)."""
+    if args.csv is None and (args.image is None or args.text is None):
+        parser.error("argument --image/--text: give both --image FILE and --text TEXT, or "
+                     "--csv FILE for many pairs")
+    if args.csv is not None and (args.image is not None or args.text is not None):
+        parser.error("argument --csv: give either --csv FILE or --image and --text, not both")
+    from mmcourse import owndata
+
+    return owndata.main_predict(args)
+
+
+def check_data(args) -> int:
+    """``check-data FOLDER [--json]``: every problem of a folder at once (notebook 09).
+    Exit 0 when there is none, 1 when there are problems, 2 when FOLDER is not a folder."""
+    import json
+    import time
+
+    from mmcourse import folders
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        print(f"error: argument FOLDER: {folder} is not a folder; give the folder that holds "
+              f"{folders.CAPTIONS} and the images", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    try:
+        check = folders.check_folder(folder)
+    except folders.DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({"folder": str(folder), "ok": check.ok, "rows": len(check.rows),
+                          "has_label": check.captions.has_label,
+                          "delimiter": check.captions.delimiter, "seconds": round(seconds, 3),
+                          "problems": [vars(p) for p in check.problems],
+                          "notes": check.captions.notes}, ensure_ascii=False))
+    else:
+        print(check.report(), file=sys.stderr if not check.ok else sys.stdout)
+        if check.ok:
+            labels = "labels 0/1" if check.captions.has_label else (
+                "no label column: training pairs each image with another image's caption "
+                "as its negatives")
+            print(f"all good in {seconds:.1f} s: {labels}")
+    return 0 if check.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -142,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         from mmcourse import data
 
         try:
-            return data.main(root=args.root, seed=args.seed, verify=args.verify)
+            return data.main(root=args.root, seed=args.seed, verify=args.verify,
+                             language=args.language)
         except OSError as error:  # read-only folder, disk full, ...
             print(file_system_error(error, "--root", args.root or data.DATA_DIR) +
                   " (generation is atomic: the previous dataset, if any, is unchanged)",
@@ -150,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     if args.command == "train":
         _check_train_arguments(parser, args)
+        if args.data_dir is not None:
+            return train_data_dir(parser, args)
         from mmcourse import training
 
         try:
@@ -158,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
             flag, path = ("--run-dir", args.run_dir) if args.run_dir else ("", error.filename)
             print(file_system_error(error, flag, path), file=sys.stderr)
             return 1
+    if args.command == "check-data":
+        return check_data(args)
+    if args.command == "predict":
+        return predict(parser, args)
     if args.command == "bench":
         from mmcourse import bench
 

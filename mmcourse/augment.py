@@ -8,7 +8,13 @@ randomness taken from a ``numpy.random.Generator``. The other transforms each ta
 A geometric transform can make a caption false: mirror "a red circle left of a blue
 square" and the red circle is now on the right. ``flip_pair`` and ``augment_pair`` flip
 the image and swap the spatial words of its text (left/right, or above/below and
-top/bottom) together, so the pair stays true.
+top/bottom; in Chinese 左/右 and 上/下) together, so the pair stays true.
+
+A word can only be swapped safely where it is spatial: "the right answer" or 马上 ("at
+once") must not become "the left answer" or 马下. ``flip_safe`` decides per caption and
+axis; a caption that is not safe is never flipped on that axis (its image neither), and
+``augment_batch`` also refuses rows with an unknown token ([UNK]: it may hide a spatial
+word) or a spatial word whose partner is missing from the vocabulary (notebook 09).
 """
 
 from __future__ import annotations
@@ -18,9 +24,28 @@ import re
 import cv2
 import numpy as np
 
-#: Words a horizontal / vertical flip turns into each other.
-HORIZONTAL_SWAPS = {"left": "right", "right": "left"}
-VERTICAL_SWAPS = {"above": "below", "below": "above", "top": "bottom", "bottom": "top"}
+#: Words a horizontal / vertical flip turns into each other, per language.
+SPATIAL_SWAPS = {
+    "en": {"horizontal": {"left": "right", "right": "left", "leftmost": "rightmost",
+                          "rightmost": "leftmost"},
+           "vertical": {"above": "below", "below": "above", "top": "bottom", "bottom": "top"}},
+    "zh": {"horizontal": {"左": "右", "右": "左"}, "vertical": {"上": "下", "下": "上"}},
+}
+#: All languages together: what the flips swap.
+HORIZONTAL_SWAPS = {k: v for swaps in SPATIAL_SWAPS.values() for k, v in swaps["horizontal"].items()}
+VERTICAL_SWAPS = {k: v for swaps in SPATIAL_SWAPS.values() for k, v in swaps["vertical"].items()}
+#: English words that are spatial wherever they occur (always safe to swap).
+_ALWAYS_SPATIAL = {"above", "below", "leftmost", "rightmost"}
+#: An English left/right/top/bottom is spatial when the next token is one of these, or when
+#: it ends the text ("on the left", "left of", "left to right", "top or bottom").
+_EN_SPATIAL_NEXT = {"of", "to", "or", "and", "side", "sides", "hand", "half", "corner",
+                    "edge", "part", "end", "from"}
+#: ... or when "to" or one of these pairs precedes it ("left to right", "on the left, a").
+_EN_SPATIAL_BEFORE = {("on", "the"), ("to", "the"), ("at", "the"), ("from", "the")}
+#: A Chinese 左/右/上/下 is spatial when the next token is one of these (左边, 上面, 左上),
+#: or when the previous one is one of the second set (左上, 从左到右, 向右).
+_ZH_SPATIAL_NEXT = {"边", "侧", "方", "面", "半", "部", "上", "下", "端"}
+_ZH_SPATIAL_PREVIOUS = {"左", "右", "从", "到", "向", "往", "靠"}
 
 
 # --- argument checks ----------------------------------------------------------------------
@@ -158,11 +183,15 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, rotate: bool = Tr
 
 
 def swap_spatial_words(text: str, horizontal: bool = True) -> str:
-    """Swap left/right (``horizontal``) or above/below and top/bottom in one pass, whole
-    words only, keeping capitals. Introduced in notebook 01."""
+    """Swap left/right and 左/右 (``horizontal``) or above/below, top/bottom and 上/下 in one
+    pass, English whole words only, keeping capitals. Introduced in notebook 01; Chinese in
+    notebook 09."""
     _check_text(text)
     swaps = HORIZONTAL_SWAPS if horizontal else VERTICAL_SWAPS
-    pattern = re.compile(r"\b(" + "|".join(swaps) + r")\b", re.IGNORECASE)
+    words = [w for w in swaps if w.isascii()]
+    characters = [w for w in swaps if not w.isascii()]
+    pattern = re.compile(r"\b(?:" + "|".join(words) + r")\b|[" + "".join(characters) + "]",
+                         re.IGNORECASE)
 
     def replace(match):
         word = match.group(0)
@@ -172,11 +201,45 @@ def swap_spatial_words(text: str, horizontal: bool = True) -> str:
     return pattern.sub(replace, text)
 
 
+def _tokens_flip_safe(tokens, horizontal: bool) -> bool:
+    """Whether every spatial word of a token list (``text.split_words``) can be swapped."""
+    swaps = HORIZONTAL_SWAPS if horizontal else VERTICAL_SWAPS
+    for index, token in enumerate(tokens):
+        if token not in swaps or token in _ALWAYS_SPATIAL:
+            continue
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        previous = tokens[index - 1] if index else None
+        if token.isascii():
+            before = tuple(tokens[max(index - 2, 0):index])
+            if following is not None and following not in _EN_SPATIAL_NEXT and \
+                    previous != "to" and before not in _EN_SPATIAL_BEFORE:
+                return False
+        elif following not in _ZH_SPATIAL_NEXT and previous not in _ZH_SPATIAL_PREVIOUS:
+            return False  # 左上 (upper left) keeps 上 spatial, so does 从左到右
+    return True
+
+
+def flip_safe(text: str, horizontal: bool = True) -> bool:
+    """Whether a flip (``horizontal`` or vertical) can keep ``text`` true by swapping its
+    spatial words: every left/right/top/bottom (or 左/右/上/下) must be used spatially
+    ("left of", "on the right", "at the top or bottom", 左边, 上面, 左上); "the right
+    answer", "he left", 左右 ("about") or 马上 ("at once") make it unsafe. Texts without
+    spatial words are safe. Introduced in notebook 09."""
+    from mmcourse.text import split_words
+
+    _check_text(text)
+    return _tokens_flip_safe(split_words(text), horizontal)
+
+
 def flip_pair(image: np.ndarray, text: str, horizontal: bool = True) -> tuple[np.ndarray, str]:
     """Flip an image and swap its text's spatial words, so a true caption stays true.
-    Introduced in notebook 01."""
+    A ``ValueError`` when the text is not ``flip_safe``. Introduced in notebook 01."""
     _check_image(image)
     _check_text(text)
+    if not flip_safe(text, horizontal):
+        raise ValueError(f"text {text!r} has a spatial word that cannot be swapped safely "
+                         f"for a {'horizontal' if horizontal else 'vertical'} flip "
+                         f"(see augment.flip_safe); do not flip this pair")
     flipped = image[:, ::-1] if horizontal else image[::-1]
     return np.ascontiguousarray(flipped), swap_spatial_words(text, horizontal)
 
@@ -184,7 +247,8 @@ def flip_pair(image: np.ndarray, text: str, horizontal: bool = True) -> tuple[np
 def augment_pair(image: np.ndarray, text: str, rng: np.random.Generator, rotate: bool = False,
                  photometric: bool = True) -> tuple[np.ndarray, str]:
     """Augment an (image, text) pair without making the text false: random horizontal and
-    vertical flips with the matching word swaps, brightness/contrast and noise.
+    vertical flips with the matching word swaps (none on an axis where the text is not
+    ``flip_safe``), brightness/contrast and noise.
 
     ``rotate`` adds the article's rotation+scale: only safe when the text has no spatial
     relation (a 30 degree turn can move one object past another) and objects stay inside
@@ -196,7 +260,7 @@ def augment_pair(image: np.ndarray, text: str, rng: np.random.Generator, rotate:
     if rotate:
         image = data_augment(image, rng)
     for horizontal in (True, False):
-        if rng.random() < 0.5:
+        if rng.random() < 0.5 and flip_safe(text, horizontal):
             image, text = flip_pair(image, text, horizontal)
     if photometric:
         image = add_noise(random_brightness_contrast(image, rng), rng)
@@ -216,13 +280,38 @@ def swap_table(tokens, horizontal: bool = True) -> np.ndarray:
     return table
 
 
+def flip_safe_rows(token_ids, vocabulary, horizontal: bool = True) -> np.ndarray:
+    """bool (N,): which rows of token ids may be flipped on this axis: ``flip_safe`` on
+    their tokens, no [UNK] (id 1, it may hide a spatial word) and no spatial word whose
+    partner is missing from ``vocabulary``. Introduced in notebook 09."""
+    tokens = list(vocabulary)
+    token_ids = np.asarray(token_ids)
+    if token_ids.ndim != 2:
+        raise ValueError(f"token_ids must be 2-D (N, L), got shape {token_ids.shape}")
+    swaps = HORIZONTAL_SWAPS if horizontal else VERTICAL_SWAPS
+    known = set(tokens)
+    lonely = {i for i, t in enumerate(tokens) if t in swaps and swaps[t] not in known}
+    safe = np.ones(len(token_ids), bool)
+    spatial_ids = {i for i, t in enumerate(tokens) if t in swaps} | {1}
+    for row, ids in enumerate(token_ids):
+        present = set(ids.tolist())
+        if not present & spatial_ids:
+            continue  # no spatial word, no unknown word: always safe
+        if 1 in present or present & lonely:
+            safe[row] = False
+            continue
+        safe[row] = _tokens_flip_safe([tokens[i] for i in ids if i > 0], horizontal)
+    return safe
+
+
 def augment_batch(image_batch: np.ndarray, token_ids: np.ndarray, labels: np.ndarray,
                   rng: np.random.Generator, vocabulary, answers=None, rotate: bool = False,
                   photometric: bool = True):
     """``augment_pair`` on a batch of token ids (what ``pipeline.make_dataset`` runs).
 
     Flips swap the spatial token ids (and, for qa, with ``answers`` given, the answer
-    labels left/right and top/bottom). Returns new (image_batch, token_ids, labels).
+    labels left/right and top/bottom); rows that are not ``flip_safe_rows`` are not
+    flipped on that axis. Returns new (image_batch, token_ids, labels).
     Introduced in notebook 01.
     """
     _check_batch(image_batch, "image_batch")
@@ -241,6 +330,8 @@ def augment_batch(image_batch: np.ndarray, token_ids: np.ndarray, labels: np.nda
             images[i] = data_augment(images[i], rng)
     for axis, horizontal in ((2, True), (1, False)):
         flip = rng.random(count) < 0.5
+        if flip.any():
+            flip &= flip_safe_rows(ids, vocabulary, horizontal)
         images[flip] = np.flip(images[flip], axis=axis)
         ids[flip] = swap_table(vocabulary, horizontal)[ids[flip]]
         if answer_tables is not None:

@@ -19,7 +19,6 @@ label (see data/README.md). Files: PNG images, JSONL records, ``vocab.json`` and
 from __future__ import annotations
 
 import contextlib
-import csv
 import errno
 import hashlib
 import json
@@ -33,8 +32,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mmcourse import folders
+from mmcourse.folders import DataError
 from mmcourse.paths import DATA_DIR
-from mmcourse.text import SEQUENCE_LENGTH, split_words
+from mmcourse.text import SEQUENCE_LENGTH, STANDARDIZE, split_words
 
 IMAGE_SIZE = 64
 LEVELS = ("attributes", "relations")
@@ -90,11 +91,51 @@ WORDS = (
 ANSWERS = (*SHAPES, *COLOURS, *SIZES, "left", "right", "top", "bottom", *NUMBER_WORDS)
 
 _GENERATED = ("attributes", "relations", "vocab.json")  # plus manifest.json, written last
-_KEEP = {"README.md", "samples", "manifest.json", ".lock"}
+_KEEP = {"README.md", "samples", "manifest.json", ".lock", "zh"}
+
+# --- the Chinese grammar (``data --language zh``, notebook 09) -----------------------------
+
+LANGUAGES = ("en", "zh")
+COLOURS_ZH = {"red": "红色", "green": "绿色", "blue": "蓝色", "yellow": "黄色",
+              "magenta": "品红色", "cyan": "青色"}
+SHAPES_ZH = {"circle": "圆形", "square": "方形", "triangle": "三角形"}
+SIZES_ZH = {"small": "小的", "large": "大的"}
+NUMBER_WORDS_ZH = ("零", "一", "两", "三", "四")
+RELATIONS_ZH = {"left of": "左边", "right of": "右边", "above": "上面", "below": "下面",
+                "nearest to": "最近", "furthest from": "最远"}
+#: The qa answers in Chinese, index for index the same labels as ``ANSWERS``; the sides are
+#: single characters so that flips swap them (左/右, 上/下).
+ANSWERS_ZH = (*SHAPES_ZH.values(), *COLOURS_ZH.values(), "小", "大", "左", "右", "上", "下",
+              *NUMBER_WORDS_ZH)
+_ZH_PHRASES = ("一个", *SIZES_ZH.values(), *COLOURS_ZH.values(), *SHAPES_ZH.values(), "在",
+               "的", *RELATIONS_ZH.values(), "是离", "物体", "有", *NUMBER_WORDS_ZH, "个",
+               "这个物体是什么颜色形状大小", "还是", "几", "从左到右", *ANSWERS_ZH)
+#: Every Han character the Chinese grammar uses (each one a token), in first-use order.
+WORDS_ZH = tuple(dict.fromkeys(c for phrase in _ZH_PHRASES for c in phrase))
+#: Tokens per text in the Chinese data, per level (one token per Han character).
+SEQUENCE_LENGTHS_ZH = {"attributes": 10, "relations": 28}
+_QUESTIONS = {
+    "en": {"attribute": "what {0} is the object", "shape": "what shape is the {0} object",
+           "side": "is the {0} object on the left or right",
+           "height": "is the {0} object at the top or bottom",
+           "relational": "what {2} is the object {1} the {0} object",
+           "count": "how many {0} are there"},
+    "zh": {"attribute": "这个物体是什么{0}", "shape": "{0}物体是什么形状",
+           "side": "{0}物体在左边还是右边", "height": "{0}物体在上面还是下面",
+           "relational": "离{0}物体{1}的物体是什么{2}", "count": "有几个{0}"},
+}
+_ATTRIBUTE_ZH = {"colour": "颜色", "shape": "形状", "size": "大小"}
 
 
-class DataError(ValueError):
-    """A problem with data files (bring-your-own-data folder, records). Introduced in notebook 01."""
+def _check_language(language: str) -> None:
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
+
+
+def answer_word(answer: str, language: str = "en") -> str:
+    """A qa answer (English, as in ``ANSWERS``) in ``language``. Introduced in notebook 09."""
+    _check_language(language)
+    return answer if language == "en" else ANSWERS_ZH[ANSWERS.index(answer)]
 
 
 # --- drawing ------------------------------------------------------------------------------
@@ -153,8 +194,34 @@ def _name(ref: dict) -> str:
     return f"{ref['colour']} {ref['shape']}"
 
 
-def statement_text(statement: dict) -> str:
-    """The English text of a statement dict (see ``is_true``). Introduced in notebook 01."""
+def _name_zh(ref: dict) -> str:
+    return f"{COLOURS_ZH[ref['colour']]}{SHAPES_ZH[ref['shape']]}"
+
+
+def _statement_text_zh(statement: dict) -> str:
+    kind = statement["kind"]
+    if kind == "attribute":
+        return (f"一个{SIZES_ZH[statement['size']]}{COLOURS_ZH[statement['colour']]}"
+                f"{SHAPES_ZH[statement['shape']]}")
+    if kind == "spatial":
+        return (f"{_name_zh(statement['a'])}在{_name_zh(statement['b'])}的"
+                f"{RELATIONS_ZH[statement['relation']]}")
+    if kind == "distance":
+        return (f"{_name_zh(statement['a'])}是离{_name_zh(statement['b'])}"
+                f"{RELATIONS_ZH[statement['relation']]}的物体")
+    if kind == "count":
+        return f"有{NUMBER_WORDS_ZH[statement['number']]}个物体"
+    raise ValueError(f"unknown statement kind {kind!r}")
+
+
+def statement_text(statement: dict, language: str = "en") -> str:
+    """The text of a statement dict (see ``is_true``) in English, or with
+    ``language="zh"`` in Chinese: "a small red circle" / "一个小的红色圆形", "a red circle left
+    of a blue square" / "红色圆形在蓝色方形的左边". Introduced in notebook 01; Chinese in
+    notebook 09."""
+    _check_language(language)
+    if language == "zh":
+        return _statement_text_zh(statement)
     kind = statement["kind"]
     if kind == "attribute":
         return f"a {statement['size']} {statement['colour']} {statement['shape']}"
@@ -324,43 +391,58 @@ def _other(values, current, rng):
     return choices[rng.integers(len(choices))]
 
 
-def _questions(objects, rng, level: str, count: int) -> list[tuple[str, str, str]]:
-    """Draw ``count`` (kind, question, answer) triples about the scene."""
+def _questions(objects, rng, level: str, count: int,
+               language: str = "en") -> list[tuple[str, str, str]]:
+    """Draw ``count`` (kind, question, answer) triples about the scene; the question in
+    ``language``, the answer in English (``answer_word`` translates it)."""
+    zh = language == "zh"
+    templates = _QUESTIONS[language]
     if level == "attributes":
         obj = objects[0]
         kinds = ("colour", "shape", "size")
         chosen = rng.choice(3, size=count, replace=False)
-        return [(kinds[k], f"what {kinds[k]} is the object", obj[kinds[k]]) for k in chosen]
+        return [(kinds[k], templates["attribute"].format(_ATTRIBUTE_ZH[kinds[k]] if zh
+                                                         else kinds[k]), obj[kinds[k]])
+                for k in chosen]
     non_relational, relational = [], []
     centre = (IMAGE_SIZE - 1) / 2
     for obj in objects:
-        colour = obj["colour"]
-        non_relational.append(("shape", f"what shape is the {colour} object", obj["shape"]))
+        colour = COLOURS_ZH[obj["colour"]] if zh else obj["colour"]
+        non_relational.append(("shape", templates["shape"].format(colour), obj["shape"]))
         if abs(obj["x"] - centre) >= MARGIN / 2:
             side = "left" if obj["x"] < centre else "right"
-            non_relational.append(("side", f"is the {colour} object on the left or right", side))
+            non_relational.append(("side", templates["side"].format(colour), side))
         if abs(obj["y"] - centre) >= MARGIN / 2:
             side = "top" if obj["y"] < centre else "bottom"
-            non_relational.append(("height", f"is the {colour} object at the top or bottom", side))
+            non_relational.append(("height", templates["height"].format(colour), side))
         if len(objects) >= 3:
             ranked, distances = _ranked_others(objects, obj)
             for which, target, gap in (("nearest to", ranked[0], distances[1] - distances[0]),
                                        ("furthest from", ranked[-1], distances[-1] - distances[-2])):
                 if gap >= DISTANCE_MARGIN:
                     for attribute in ("shape", "colour"):
+                        words = ((RELATIONS_ZH[which], _ATTRIBUTE_ZH[attribute]) if zh
+                                 else (which, attribute))
                         relational.append((f"{which.split()[0]} {attribute}",
-                                           f"what {attribute} is the object {which} the {colour} object",
+                                           templates["relational"].format(colour, *words),
                                            target[attribute]))
     for shape in SHAPES:
         number = sum(o["shape"] == shape for o in objects)
-        relational.append(("count", f"how many {PLURALS[shape]} are there", NUMBER_WORDS[number]))
+        relational.append(("count", templates["count"].format(SHAPES_ZH[shape] if zh
+                                                              else PLURALS[shape]),
+                           NUMBER_WORDS[number]))
     pools = [non_relational, relational]
     return [pools[i % 2][rng.integers(len(pools[i % 2]))] for i in range(count)]
 
 
-def retrieval_caption(objects, level: str) -> str:
+def retrieval_caption(objects, level: str, language: str = "en") -> str:
     """The caption used for retrieval: the attribute caption, or the objects from left to
-    right at the relations level. Introduced in notebook 01."""
+    right at the relations level ("从左到右：..." in Chinese). Introduced in notebook 01."""
+    _check_language(language)
+    if language == "zh":
+        if level == "attributes":
+            return statement_text({"kind": "attribute", **objects[0]}, "zh")
+        return "从左到右：" + "，".join(_name_zh(o) for o in sorted(objects, key=lambda o: o["x"]))
     if level == "attributes":
         obj = objects[0]
         return f"a {obj['size']} {obj['colour']} {obj['shape']}"
@@ -430,12 +512,15 @@ def _write_jsonl(path: Path, records) -> None:
             file.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def _build(folder: Path, seed: int, sizes: dict, progress: bool) -> dict:
-    """Write every level and split under ``folder``; return the manifest's file entries."""
+def _build(folder: Path, seed: int, sizes: dict, progress: bool, language: str = "en") -> dict:
+    """Write every level and split under ``folder``; return the manifest's file entries.
+    ``language`` changes only the texts (and answer words): scenes, images, labels and the
+    random draws are those of the English data."""
     from tqdm.auto import tqdm
 
     files = {}
-    vocabulary = {"", "[UNK]", *WORDS}
+    words = WORDS if language == "en" else WORDS_ZH
+    vocabulary = {"", "[UNK]", *words}
     total = sum(sum(s.values()) for s in sizes.values())
     bar = tqdm(total=total, desc="drawing scenes", unit="scene", file=sys.stderr,
                mininterval=1.0, disable=not progress)
@@ -468,19 +553,23 @@ def _build(folder: Path, seed: int, sizes: dict, progress: bool) -> dict:
                 pairs = [_match_pair(objects, stream, level) for stream in
                          (rng, *[extra_rng] * (MATCH_PAIRS_PER_SCENE[level] - 1))]
                 for statement, false_statement, changed in pairs:
-                    records["match"].append({**base, "text": statement_text(statement),
+                    records["match"].append({**base, "text": statement_text(statement, language),
                                              "label": 1, "kind": statement["kind"],
                                              "changed": None})
-                    records["match"].append({**base, "text": statement_text(false_statement),
+                    records["match"].append({**base,
+                                             "text": statement_text(false_statement, language),
                                              "label": 0, "kind": statement["kind"],
                                              "changed": changed})
                 first = QA_FROM_SCENE_STREAM[level]
-                questions = (_questions(objects, rng, level, first)
-                             + _questions(objects, extra_rng, level, QA_PER_SCENE[level] - first))
+                questions = (_questions(objects, rng, level, first, language)
+                             + _questions(objects, extra_rng, level, QA_PER_SCENE[level] - first,
+                                          language))
                 for kind, question, answer in questions:
-                    records["qa"].append({**base, "text": question, "answer": answer,
+                    records["qa"].append({**base, "text": question,
+                                          "answer": answer_word(answer, language),
                                           "label": ANSWERS.index(answer), "kind": kind})
-                records["retrieval"].append({**base, "text": retrieval_caption(objects, level),
+                records["retrieval"].append({**base,
+                                             "text": retrieval_caption(objects, level, language),
                                              "label": scene_id})
                 bar.update()
             for task in ("match", "qa"):  # true and false statements interleaved at random
@@ -489,16 +578,25 @@ def _build(folder: Path, seed: int, sizes: dict, progress: bool) -> dict:
             for task, task_records in records.items():
                 for record in task_records if task != "scenes" else ():
                     tokens = split_words(record["text"])
-                    assert set(tokens) <= vocabulary and len(tokens) <= SEQUENCE_LENGTH, record
+                    assert set(tokens) <= vocabulary and len(tokens) <= (
+                        SEQUENCE_LENGTH if language == "en" else SEQUENCE_LENGTHS_ZH[level]), record
                 path = split_dir / f"{task}.jsonl"
                 _write_jsonl(path, task_records)
                 files[f"{level}/{split}/{task}.jsonl"] = _file_entry(path, len(task_records))
     bar.close()
     vocab_path = folder / "vocab.json"
-    vocab = {"tokens": ["", "[UNK]", *WORDS], "answers": list(ANSWERS),
-             "standardize": "lower_and_strip_punctuation", "split": "whitespace",
-             "sequence_length": SEQUENCE_LENGTH}
-    vocab_path.write_text(json.dumps(vocab, indent=1) + "\n", encoding="utf-8")
+    if language == "en":  # as in data version 2, byte for byte
+        vocab = {"tokens": ["", "[UNK]", *WORDS], "answers": list(ANSWERS),
+                 "standardize": "lower_and_strip_punctuation", "split": "whitespace",
+                 "sequence_length": SEQUENCE_LENGTH}
+        content = json.dumps(vocab, indent=1)
+    else:
+        vocab = {"tokens": ["", "[UNK]", *WORDS_ZH], "answers": list(ANSWERS_ZH),
+                 "standardize": STANDARDIZE, "split": "whitespace", "language": language,
+                 "sequence_length": max(SEQUENCE_LENGTHS_ZH.values()),
+                 "sequence_lengths": SEQUENCE_LENGTHS_ZH}
+        content = json.dumps(vocab, indent=1, ensure_ascii=False)
+    vocab_path.write_text(content + "\n", encoding="utf-8")
     files["vocab.json"] = _file_entry(vocab_path)
     return files
 
@@ -530,6 +628,14 @@ def _locked(root: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _refuse_own_data(root: Path) -> None:
+    """Never write the course data into a folder of the user's own data (issue 11)."""
+    if (root / folders.CAPTIONS).is_file():
+        raise DataError(f"{root} holds a {folders.CAPTIONS}: it is your own data, so the course "
+                        f"dataset is not generated there. Train on it with `python -m mmcourse "
+                        f"train --data-dir {root}`, or give the course data another folder")
+
+
 def _remove_stale(root: Path) -> None:
     """Delete temporary folders that an interrupted generation left behind."""
     for stale in root.glob(".partial-*"):
@@ -542,32 +648,39 @@ def _root(root) -> Path:
     return Path(root) if root is not None else DATA_DIR
 
 
-def generate(root=None, seed: int = 0, progress: bool = True, sizes: dict | None = None) -> Path:
+def generate(root=None, seed: int = 0, progress: bool = True, sizes: dict | None = None,
+             language: str = "en") -> Path:
     """Write both levels, all tasks and splits under ``root`` (default ``mmcourse.DATA_DIR``).
 
     Atomic: everything is built in ``root/.partial-*`` and then moved in, with
     ``manifest.json`` renamed in last; an interrupted run leaves the previous complete
     dataset, or no manifest (and ``ensure_data`` regenerates). ``sizes`` overrides the
-    number of scenes, e.g. ``{"attributes": {"train": 20}}``. Returns ``root``.
-    Introduced in notebook 01.
+    number of scenes, e.g. ``{"attributes": {"train": 20}}``. ``language="zh"`` writes the
+    same scenes with Chinese texts (``manifest.json`` then says ``"language": "zh"``).
+    Returns ``root``. Introduced in notebook 01.
     """
+    _check_language(language)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     sizes = _sizes(sizes)  # before anything is created on disk
     root = _root(root)
+    _refuse_own_data(root)
     with _locked(root):
-        _generate_locked(root, int(seed), progress, sizes)
+        _generate_locked(root, int(seed), progress, sizes, language)
     return root
 
 
-def _generate_locked(root: Path, seed: int, progress: bool, sizes: dict) -> None:
+def _generate_locked(root: Path, seed: int, progress: bool, sizes: dict,
+                     language: str = "en") -> None:
     _remove_stale(root)
     partial = root / f".partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     partial.mkdir()
     try:
-        files = _build(partial, seed, sizes, progress)
+        files = _build(partial, seed, sizes, progress, language)
         manifest = {"version": DATA_VERSION, "seed": seed, "image_size": IMAGE_SIZE,
                     "sizes": sizes, "files": dict(sorted(files.items()))}
+        if language != "en":  # the English manifest stays byte for byte as it was
+            manifest = {"version": DATA_VERSION, "language": language, **manifest}
         (partial / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n",
                                                encoding="utf-8")
         _commit(root, partial)
@@ -618,9 +731,14 @@ def ensure_data(root=None) -> Path:
     root = _root(root)
     if _is_current(root):  # no lock needed to read: works on a read-only data folder too
         return root
+    _refuse_own_data(root)
+    language = "zh" if root == DATA_DIR / "zh" else "en"
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # an older dataset's
+        vocab = json.loads((root / "vocab.json").read_text(encoding="utf-8"))
+        language = vocab.get("language", "en")
     with _locked(root):
         if not _is_current(root):  # another process may have generated it meanwhile
-            _generate_locked(root, 0, True, _sizes(None))
+            _generate_locked(root, 0, True, _sizes(None), language)
     return root
 
 
@@ -635,19 +753,11 @@ def read_image(path, size: int | None = None) -> np.ndarray:
     """Read an image file as RGB uint8 (OpenCV reads BGR: converted here, once).
 
     With ``size``, resize to (size, size) (``cv2.INTER_AREA``). Raises ``DataError``
-    naming the file when it is missing or cannot be decoded. Introduced in notebook 01.
+    naming the file when it is missing, cannot be decoded, is over the pixel limit or a
+    corrupt JPEG; transparency is composited over white (``folders.decode_image``).
+    Introduced in notebook 01.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image file not found: {path}")
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise DataError(f"cannot decode image file {path}: it is empty, corrupt or not an image")
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if size is not None and image.shape[:2] != (size, size):
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-    return image
+    return folders.read_image(path, size)
 
 
 def verify(root=None) -> list[str]:
@@ -688,14 +798,16 @@ def verify(root=None) -> list[str]:
     return problems
 
 
-def main(root=None, seed: int = 0, verify: bool = False) -> int:
-    """``python -m mmcourse data [--root DIR] [--seed N] [--verify]``: build or verify.
+def main(root=None, seed: int = 0, verify: bool = False, language: str = "en") -> int:
+    """``python -m mmcourse data [--root DIR] [--seed N] [--verify] [--language zh]``: build
+    or verify. Chinese data goes to ``data/zh`` unless ``root`` is given.
 
     Returns the exit status: 0, 1 when ``--verify`` finds problems (each printed on
     stderr), 2 when ``root`` is not a folder. File-system errors (read-only folder, disk
     full) are raised as ``OSError``; the command line reports them. Introduced in notebook 01.
     """
-    root = _root(root)
+    _check_language(language)
+    root = _root(root) if root is not None or language == "en" else DATA_DIR / "zh"
     for folder in (root, *root.parents):  # the first one that exists must be a folder
         if folder.exists():
             if not folder.is_dir():
@@ -714,7 +826,7 @@ def main(root=None, seed: int = 0, verify: bool = False) -> int:
         count = len(read_manifest(root)["files"])
         print(f"{root}: all {count} files match manifest.json")
         return 0
-    generate(root, seed=seed)
+    generate(root, seed=seed, language=language)
     manifest = read_manifest(root)
     for level, splits in manifest["sizes"].items():
         sizes = ", ".join(f"{split} {n}" for split, n in splits.items())
@@ -778,57 +890,9 @@ def load_folder(folder, size: int = IMAGE_SIZE):
     """Read a folder of images plus ``captions.csv`` (columns image,text and optional label).
 
     Returns (images uint8 (N, size, size, 3) RGB, texts, labels): labels float32 0/1 from
-    the ``label`` column, or int32 pair ids 0..N-1 when there is none (every row a true
-    pair, as in retrieval). Every problem raises ``DataError`` naming the file and row.
+    the ``label`` (or ``labels``) column, or int32 pair ids 0..N-1 when there is none (every
+    row a true pair, as in retrieval). All problems are found first and raised as one
+    ``DataError`` naming the file, line and column of each (``mmcourse.folders``).
     Introduced in notebook 01.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"folder not found: {folder}")
-    csv_path = folder / "captions.csv"
-    if not csv_path.is_file():
-        raise DataError(f"{csv_path} not found: expected a captions.csv with columns "
-                        f"image,text (optional: label)")
-    raw = csv_path.read_bytes()
-    if not raw.strip():
-        raise DataError(f"{csv_path} is empty: expected a header row image,text "
-                        f"(optional: label) and one row per image")
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{csv_path} is not UTF-8 text (byte 0x{raw[error.start]:02x} at "
-                        f"offset {error.start}): save it as UTF-8") from None
-    reader = csv.DictReader(content.splitlines())
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    missing = [c for c in FOLDER_COLUMNS if c not in columns]
-    if missing:
-        raise DataError(f"{csv_path} lacks column(s) {missing}: expected columns image,text "
-                        f"(optional: label), found {columns}")
-    reader.fieldnames = columns
-    has_label = "label" in columns
-    images, texts, labels = [], [], []
-    for row_number, row in enumerate(reader, start=2):  # row 1 is the header
-        name, text = (row.get("image") or "").strip(), (row.get("text") or "").strip()
-        where = f"{csv_path.name} row {row_number}"
-        if not name:
-            raise DataError(f"{where}: the image column is empty")
-        if not text:
-            raise DataError(f"{where}: the text column is empty")
-        path = folder / name
-        if not path.is_file():
-            raise DataError(f"{where}: image {name!r} not found at {path}")
-        try:
-            images.append(read_image(path, size))
-        except DataError as error:
-            raise DataError(f"{where}: {error}") from None
-        texts.append(text)
-        if has_label:
-            value = (row.get("label") or "").strip()
-            if value not in ("0", "1"):
-                raise DataError(f"{where}: label must be 0 or 1, got {value!r}")
-            labels.append(float(value))
-    if not images:
-        raise DataError(f"{csv_path} has a header but no rows")
-    labels = (np.array(labels, np.float32) if has_label
-              else np.arange(len(images), dtype=np.int32))
-    return np.stack(images), texts, labels
+    return folders.load_folder(folder, size)

@@ -162,6 +162,7 @@ def _default_vocabulary_size(root) -> int:
 
 
 def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size: int | None = None,
+                vocabulary=None,
                 num_answers: int | None = None, sequence_length: int | None = None,
                 image_shape=IMAGE_SHAPE, filters=None, pooling: str = "avgmax",
                 batch_norm: bool | None = None, normalize: bool = True,
@@ -199,7 +200,9 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     attention), the second an ``AnchoredAttention`` when ``anchored``: hop 1 reads the
     object the question names, hop 2 finds the object at the asked distance from it.
     ``frequencies`` sets the coordinates' sines and cosines (0: x and y only).
-    ``vocabulary_size`` defaults to the course vocabulary's size. Optimizer: Adam.
+    ``vocabulary_size`` is taken from the vocabulary: ``len(vocabulary)`` when a token list
+    is given (your own data, notebook 09), else the course vocabulary's size; a
+    ``vocabulary_size`` that disagrees with ``vocabulary`` is a ``ValueError``. Optimizer: Adam.
     Unknown names raise a ``ValueError`` that lists the valid ones.
     Introduced in notebook 04.
     """
@@ -209,6 +212,14 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
 
     _check_choice("task", task, TASKS)
     _check_choice("fusion", fusion, FUSIONS)
+    if vocabulary is not None:
+        if isinstance(vocabulary, (str, int)):
+            raise TypeError(f"vocabulary must be a list of tokens (\"\", \"[UNK]\", ...), got "
+                            f"{type(vocabulary).__name__}; pass a size as vocabulary_size=")
+        if vocabulary_size is not None and vocabulary_size != len(vocabulary):
+            raise ValueError(f"vocabulary_size={vocabulary_size} disagrees with the vocabulary "
+                             f"of {len(vocabulary)} tokens: pass only vocabulary=")
+        vocabulary_size = len(vocabulary)
     if vocabulary_size is None:
         vocabulary_size = _default_vocabulary_size(root)
     if task == "qa" and num_answers is None:

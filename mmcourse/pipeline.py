@@ -76,13 +76,19 @@ def make_dataset(task: str = "match", level: str = "attributes", split: str = "t
     label_batch)``. ``shuffle`` defaults to True for the train split (and for a folder).
     ``augment`` applies flips with word swaps and brightness/contrast/noise, plus the
     article's rotation+scale at the attributes level. ``folder`` reads images plus
-    captions.csv (``data.load_folder``); its texts use ``folder/vocab.json`` if present,
+    captions.csv (``data.load_folder``; it must have a label column); its texts use ``folder/vocab.json`` if present,
     else the course vocabulary (unknown words -> 1). Introduced in notebook 01.
     """
     from pathlib import Path
 
     if folder is not None:
         images, texts, labels = data.load_folder(folder)
+        if labels.dtype != np.float32:  # pair ids, not 0/1: training on them is nonsense
+            raise data.DataError(
+                f"{Path(folder) / 'captions.csv'} has no label column: make_dataset(folder=...) "
+                f"needs labels 0/1 for the match task. Add a label column, or let "
+                f"`python -m mmcourse train --data-dir {folder}` (mmcourse.owndata) build "
+                f"the false pairs by shuffling captions")
         vocab_root = folder if (Path(folder) / "vocab.json").is_file() else root
         if vocab_root is None:
             data.ensure_data()
@@ -95,7 +101,8 @@ def make_dataset(task: str = "match", level: str = "attributes", split: str = "t
         answers = text.answer_vocabulary(root) if task == "qa" else None
         rotate = level == "attributes"
         shuffle = split == "train" if shuffle is None else shuffle
-    token_ids = text.vectorize(texts, vocabulary=vocabulary)
+    length = text.saved_sequence_length(root, level) if folder is None else None
+    token_ids = text.vectorize(texts, vocabulary=vocabulary, sequence_length=length)
     return dataset_from_arrays(images, token_ids, labels, batch_size=batch_size,
                                shuffle=shuffle, augment=augment, seed=seed,
                                vocabulary=vocabulary, answers=answers, rotate=rotate)
@@ -141,7 +148,8 @@ def _split_files(task: str, level: str, split: str, root=None, limit: int | None
     paths = [str(folder / record["image"]) for record in records]
     dtype = np.float32 if task == "match" else np.int32
     labels = np.array([record["label"] for record in records], dtype=dtype)
-    token_ids = text.vectorize([record["text"] for record in records], root=root)
+    token_ids = text.vectorize([record["text"] for record in records], root=root,
+                               sequence_length=text.saved_sequence_length(root, level))
     return paths, token_ids.astype(np.int32), labels
 
 

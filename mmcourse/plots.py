@@ -26,7 +26,7 @@ HOUSE_STYLE = {
 
 def use_house_style() -> None:
     """Apply ``HOUSE_STYLE`` to matplotlib's defaults (every later figure follows it).
-    Called in the setup cell of notebooks 01-05. Introduced in notebook 01."""
+    Called in the setup cell of notebooks 01-05 and 07. Introduced in notebook 01."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.rcParams.update(HOUSE_STYLE)
@@ -369,6 +369,7 @@ def plot_image_grid(images, titles, suptitle: str, row_labels: Sequence[str] | N
         for c in range(columns):
             axis = axes[r][c]
             axis.imshow(images[r, c])
+            axis.grid(False)
             axis.set_title(titles[r][c], fontsize=8)
             axis.set_xticks([])
             axis.set_yticks([])
@@ -396,6 +397,7 @@ def plot_similarity_matrices(matrices, labels: Sequence[str], titles: Sequence[s
         figsize_per_matrix[0] * count + 1.5, figsize_per_matrix[1]))
     for index, (axis, matrix, title) in enumerate(zip(axes[0], matrices, titles, strict=True)):
         shown = axis.imshow(matrix, cmap="viridis", vmin=-1, vmax=1)
+        axis.grid(False)  # grid lines would cut through the cells
         axis.set_title(title, fontsize=10)
         axis.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
         axis.set_yticks(range(len(labels)), labels if index == 0 else [], fontsize=7)

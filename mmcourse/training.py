@@ -87,7 +87,8 @@ def load_split(task: str, level: str, split: str, root=None, limit: int | None =
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be a positive int or None, got {limit!r}")
         images, texts, labels = images[:limit], texts[:limit], labels[:limit]
-    return images, text.vectorize(texts, root=root), labels
+    length = text.saved_sequence_length(root, level)
+    return images, text.vectorize(texts, root=root, sequence_length=length), labels
 
 
 def _datasets(task, level, seed, root, batch_size, train_size, test_size, validate):

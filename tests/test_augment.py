@@ -320,11 +320,11 @@ def test_augment_pair_keeps_text_true_and_is_seeded():
 
 
 def test_augment_batch_swaps_token_ids_and_answers():
-    vocabulary = ["", "[UNK]", "left", "right", "above", "below", "red"]
+    vocabulary = ["", "[UNK]", "left", "right", "above", "below", "red", "of"]
     answers = ["circle", "left", "right", "top", "bottom"]
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(64, 8, 8, 3), dtype=np.uint8)
-    ids = np.tile(np.array([[6, 2, 4, 1, 0]], np.int32), (64, 1))
+    ids = np.tile(np.array([[6, 2, 7, 4, 0]], np.int32), (64, 1))  # red left of above
     labels = np.tile(np.array([1, 3, 0, 2], np.int32), 16)
     out_images, out_ids, out_labels = augment.augment_batch(
         images, ids, labels, np.random.default_rng(1), vocabulary, answers=answers,
@@ -335,7 +335,7 @@ def test_augment_batch_swaps_token_ids_and_answers():
             np.array_equal(out_images[i], images[i, ::-1, ::-1])
         v = np.array_equal(out_images[i], images[i, ::-1]) or \
             np.array_equal(out_images[i], images[i, ::-1, ::-1])
-        assert out_ids[i].tolist() == [6, 3 if h else 2, 5 if v else 4, 1, 0]
+        assert out_ids[i].tolist() == [6, 3 if h else 2, 7, 5 if v else 4, 0]
         expected_answer = {1: 2 if h else 1, 2: 1 if h else 2, 3: 4 if v else 3,
                            4: 3 if v else 4, 0: 0}[labels[i]]
         assert out_labels[i] == expected_answer

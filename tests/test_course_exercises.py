@@ -302,6 +302,11 @@ INDEPENDENT = {
     ("notebook_07", "q3"): lambda: [0.5, 2 / 4],  # rows 0 and 3 hit (row 0 via the twin caption)
     ("notebook_07", "q4"): lambda: [{"zero_shot_accuracy": 0.52, "temperature": 1.0,
                                      "learn_temperature": False, "epochs_run": 25}],
+    ("notebook_09", "q1"): lambda: [["红", "色", "圆", "形", "在", "左", "边"],  # by hand
+                                    list("红色圆形在左边")],
+    ("notebook_09", "q2"): lambda: [[5, 6, 7], _problem_lines_by_hand()],
+    ("notebook_09", "q3"): lambda: [[True, False, True, True, False]],
+    ("notebook_09", "q4"): lambda: [0.5, 1 / 2, np.float32(0.5)],
 }
 
 
@@ -314,6 +319,25 @@ def _keras_clip_loss(image_embeddings, text_embeddings, temperature):
     cross_entropy = keras.losses.CategoricalCrossentropy(from_logits=True)
     return (float(cross_entropy(targets, logits)) + float(cross_entropy(targets,
                                                                          tf.transpose(logits)))) / 2
+
+
+
+def _problem_lines_by_hand():
+    """notebook 09 q2: the lines of Q2_CSV with an empty text, a label outside 0/1 or a file
+    that does not exist, found with Python's csv module and the file's own line breaks."""
+    import csv
+    import io
+
+    from mmcourse.exercises_09 import Q2_CSV
+
+    reader = csv.reader(io.StringIO(Q2_CSV, newline=""))
+    next(reader)
+    lines, start = [], 2
+    for image, text, label in reader:
+        if not text or label not in ("0", "1") or image not in ("a.png", "b.png"):
+            lines.append(start)
+        start = reader.line_num + 1
+    return lines
 
 
 def test_every_exercise_has_independent_answers():

@@ -538,10 +538,12 @@ def test_committed_samples_folder_loads():
     (b"image,caption\nred.png,x\n", r"lacks column\(s\) \['text'\]: expected columns image,text"),
     (b"file,text\n", r"lacks column\(s\) \['image'\]"),
     (b"image,text\n", "has a header but no rows"),
-    (b"image,text\nmissing.png,a thing\n", "row 2: image 'missing.png' not found at"),
-    (b"image,text\nred.png,a thing\nbroken.png,x\n", "row 3: cannot decode image file .*broken.png"),
-    (b"image,text\nred.png,\n", "row 2: the text column is empty"),
-    (b"image,text,label\nred.png,a thing,yes\n", "row 2: label must be 0 or 1, got 'yes'"),
+    (b"image,text\nmissing.png,a thing\n", "line 2, column image: image 'missing.png' not found"),
+    (b"image,text\nred.png,a thing\nbroken.png,x\n",
+     "line 3, column image: cannot decode image file broken.png"),
+    (b"image,text\nred.png,\n", "line 2, column text: the text column is empty"),
+    (b"image,text,label\nred.png,a thing,maybe\n",
+     "line 2, column label: label must be 0 or 1 .*, got 'maybe'"),
     ("image,text\nred.png,caf\u00e9\n".encode("latin-1"), "not UTF-8 text .*save it as UTF-8"),
 ])
 def test_load_folder_errors_are_clear(tmp_path, content, message):

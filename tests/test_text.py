@@ -99,7 +99,8 @@ def test_custom_vocabulary():
     assert text.build_vocabulary(["b a", "c b a"], max_tokens=4) == ["", "[UNK]", "a", "b"]
     assert text.build_vocabulary([]) == ["", "[UNK]"]
     assert text.build_vocabulary(["a cat", "a dog"], max_tokens=3) == ["", "[UNK]", "a"]
-    ids = text.vectorize(["a cat sat"], vocabulary=vocabulary)
+    with pytest.warns(text.OOVWarning, match="33% of the tokens are out of the vocabulary"):
+        ids = text.vectorize(["a cat sat"], vocabulary=vocabulary)  # 1 of 3 tokens unknown
     assert ids[0, :3].tolist() == [2, 3, 1]
 
 

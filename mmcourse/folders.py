@@ -1,0 +1,503 @@
+"""Your own data: a folder of images plus ``captions.csv``, read robustly and checked
+(introduced in notebook 01; the full check in notebook 09).
+
+``check_folder(folder)`` reads every row and every image and returns *all* the problems
+at once, each with the file, its line number, the column and what to do
+(``python -m mmcourse check-data FOLDER`` prints them). ``load_folder`` runs the same
+checks and raises one ``DataError`` that lists them all.
+
+The CSV (``read_captions``):
+
+* UTF-8 (with or without the BOM Excel writes); GBK/GB18030 and UTF-16 files, which Excel
+  in Chinese produces, get the advice to save as "CSV UTF-8";
+* the delimiter is detected from the header (comma, semicolon, tab or ``|``);
+* column names are case-insensitive: ``image``, ``text`` and optionally ``label`` or
+  ``labels``, with labels 0/1, true/false or yes/no;
+* quoted captions may span lines; line numbers are those of the file, not record counts;
+  a quote that swallows the following rows is reported where it opens.
+
+Images (``decode_image``): any format OpenCV reads, 8 or 16 bits, grey, colour or with
+transparency (composited over white); more than ``MAX_PIXELS`` pixels is refused before
+decoding, and a JPEG whose decoder reports corrupt data is an error, not a grey picture.
+Images are RGB uint8 in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import struct
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+CAPTIONS = "captions.csv"
+#: Images with more pixels than this are refused before decoding (40 megapixels).
+MAX_PIXELS = 40_000_000
+#: Longer captions are refused: usually an unbalanced quote or a binary file.
+MAX_TEXT_CHARS = 10_000
+LABEL_COLUMNS = ("label", "labels")
+#: Accepted label spellings (case-insensitive) and their values.
+LABEL_VALUES = {"1": 1.0, "0": 0.0, "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
+DELIMITERS = (",", ";", "\t", "|")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
+_SAVE_UTF8 = ('save it as UTF-8: in Excel, File > Save As > "CSV UTF-8 (comma delimited)"; '
+              'in WPS or LibreOffice choose the UTF-8 encoding')
+
+
+class DataError(ValueError):
+    """A problem with data files (bring-your-own-data folder, records). Introduced in
+    notebook 01."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a folder: where (file, line, column), what, and what to do."""
+
+    file: str
+    line: int | None
+    column: str | None
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        where = self.file + (f" line {self.line}" if self.line is not None else "")
+        where += f", column {self.column}" if self.column else ""
+        return f"{where}: {self.message}; {self.fix}"
+
+
+@dataclass
+class Row:
+    """One captions.csv record: the file line it starts on, image name, text, label."""
+
+    line: int
+    image: str
+    text: str
+    label: float | None = None
+
+
+@dataclass
+class Captions:
+    """What ``read_captions`` found: the rows, whether there is a label column, the
+    delimiter, the problems and notes (facts worth saying, not errors)."""
+
+    rows: list = field(default_factory=list)
+    has_label: bool = False
+    delimiter: str = ","
+    problems: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+@dataclass
+class FolderCheck:
+    """What ``check_folder`` found: the rows, the decoded images by name (None where an
+    image failed), the problems and notes. ``ok`` is True when there is no problem."""
+
+    folder: Path
+    captions: Captions
+    images: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def rows(self) -> list:
+        return self.captions.rows
+
+    def report(self) -> str:
+        """All problems, one per line, then a summary line."""
+        lines = [str(problem) for problem in self.problems]
+        images = sum(image is not None for image in self.images.values())
+        summary = (f"{self.folder}: {len(self.rows)} rows, {images} images read; "
+                   f"{len(self.problems)} problem(s)")
+        return "\n".join([*lines, *self.captions.notes, summary])
+
+
+# --- the CSV ---------------------------------------------------------------------------------
+
+
+def _decode(raw: bytes, name: str, problems: list) -> str | None:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        problems.append(Problem(name, None, None, "is UTF-16 text (Excel's \"Unicode text\")",
+                                _SAVE_UTF8))
+        return None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        try:
+            raw.decode("gb18030")
+            problems.append(Problem(name, line, None,
+                                    "is not UTF-8 text: it looks like GBK/GB18030, what Excel "
+                                    "in Chinese saves as \"CSV (comma delimited)\"", _SAVE_UTF8))
+        except UnicodeDecodeError:
+            problems.append(Problem(name, line, None,
+                                    f"is not UTF-8 text (byte 0x{raw[error.start]:02x} at "
+                                    f"offset {error.start})", _SAVE_UTF8))
+        return None
+
+
+def _header_columns(header_line: str, delimiter: str) -> list[str]:
+    fields = next(csv.reader([header_line], delimiter=delimiter), [])
+    return [f.strip().lstrip("\ufeff").lower() for f in fields]
+
+
+def _detect_delimiter(header_line: str) -> str | None:
+    """The delimiter whose header has image and text columns, comma first; else None."""
+    for delimiter in DELIMITERS:
+        columns = _header_columns(header_line, delimiter)
+        if "image" in columns and "text" in columns:
+            return delimiter
+    return None
+
+
+def _looks_like_row(line: str, delimiter: str, columns: int) -> bool:
+    first = line.split(delimiter, 1)[0].strip().strip('"').lower()
+    return line.count(delimiter) >= columns - 1 and first.endswith(IMAGE_SUFFIXES)
+
+
+def read_captions(path) -> Captions:
+    """Read a captions CSV into ``Captions``; content problems are collected, not raised
+    (``DataError`` only when ``path`` is not a file). Introduced in notebook 09."""
+    path = Path(path)
+    result = Captions()
+    name = path.name
+    if not path.is_file():
+        raise DataError(f"{path} not found: expected a {CAPTIONS} with columns image,text "
+                        f"(optional: label)")
+    raw = path.read_bytes()
+    if not raw.strip():
+        result.problems.append(Problem(name, None, None,
+                                       "is empty: expected a header row image,text "
+                                       "(optional: label) and one row per image",
+                                       "write the header row, then one row per caption"))
+        return result
+    content = _decode(raw, name, result.problems)
+    if content is None:
+        return result
+    header_line = content.splitlines()[0]
+    delimiter = _detect_delimiter(header_line)
+    if delimiter is None:
+        found = _header_columns(header_line, ",")
+        missing = [c for c in ("image", "text") if c not in found]
+        hint = ""
+        for other in DELIMITERS[1:]:
+            if other in header_line:
+                hint = (f" (the header holds a {_DELIMITER_NAMES[other]}: if that is the "
+                        f"delimiter, the columns image and text must still be named)")
+        result.problems.append(Problem(
+            name, 1, None,
+            f"lacks column(s) {missing}: expected columns image,text (optional: label), "
+            f"found {found}{hint}",
+            "name the columns image and text (and label, if there are labels) in line 1"))
+        return result
+    if delimiter != ",":
+        result.notes.append(f"note: {name} uses the {_DELIMITER_NAMES[delimiter]} "
+                            f"({delimiter!r}) as its delimiter; detected and used")
+    result.delimiter = delimiter
+    columns = _header_columns(header_line, delimiter)
+    label_columns = [c for c in columns if c in LABEL_COLUMNS]
+    result.has_label = bool(label_columns)
+    position = {c: columns.index(c) for c in ("image", "text", *label_columns[:1])}
+    label_index = position.get(label_columns[0]) if label_columns else None
+    seen: dict = {}
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, 64 * MAX_TEXT_CHARS))
+    try:
+        reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
+        next(reader)  # the header
+        end = reader.line_num
+        while True:
+            start = end + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as error:
+                result.problems.append(Problem(name, start, None, f"cannot be parsed: {error}",
+                                               "check the quotes on this line"))
+                break
+            end = reader.line_num
+            if not any(f.strip() for f in fields):
+                continue  # a blank line
+            _check_record(result, name, start, end, fields, columns, position, label_index,
+                          delimiter, seen)
+    finally:
+        csv.field_size_limit(limit)
+    if not result.rows and not result.problems:
+        result.problems.append(Problem(name, None, None, "has a header but no rows",
+                                       "add one row per image and caption"))
+    return result
+
+
+def _check_record(result: Captions, name: str, start: int, end: int, fields: list,
+                  columns: list, position: dict, label_index, delimiter: str,
+                  seen: dict) -> None:
+    problems = result.problems
+    swallowed = [line for f in fields for line in f.splitlines()[1:]
+                 if _looks_like_row(line, delimiter, len(columns))]
+    if swallowed:
+        problems.append(Problem(
+            name, start, None,
+            f"a quote opened on this line closes only on line {end}, so lines {start}-{end} "
+            f"were read as one row (next: {swallowed[0][:40]!r})",
+            'close the quote; a quote inside a caption is written as two quotes ("")'))
+        return
+    if len(fields) != len(columns):
+        problems.append(Problem(
+            name, start, None,
+            f"has {len(fields)} fields, the header has {len(columns)}",
+            f"quote a caption that contains the delimiter {delimiter!r} "
+            f"(\"a red, round thing\")" if len(fields) > len(columns)
+            else "fill in every column"))
+        return
+    image = fields[position["image"]].strip()
+    text = fields[position["text"]].strip()
+    ok = True
+    if not image:
+        problems.append(Problem(name, start, "image", "the image column is empty",
+                                "give the image file name, relative to the folder"))
+        ok = False
+    elif Path(image).is_absolute() or ".." in Path(image).parts:
+        problems.append(Problem(name, start, "image",
+                                f"image {image!r} is outside the folder",
+                                "give a path relative to the folder, without '..'"))
+        ok = False
+    if not text:
+        problems.append(Problem(name, start, "text", "the text column is empty",
+                                "write the caption, or delete the row"))
+        ok = False
+    elif len(text) > MAX_TEXT_CHARS:
+        problems.append(Problem(name, start, "text",
+                                f"the caption has {len(text):,} characters, more than "
+                                f"{MAX_TEXT_CHARS:,}", "shorten it, or check its quotes"))
+        ok = False
+    label = None
+    if label_index is not None:
+        value = fields[label_index].strip()
+        label = LABEL_VALUES.get(value.lower())
+        if label is None:
+            problems.append(Problem(name, start, columns[label_index],
+                                    f"label must be 0 or 1 (or true/false, yes/no), got {value!r}",
+                                    "write 1 when the text describes the image, 0 when not"))
+            ok = False
+    if not ok:
+        return
+    key = (image, text)
+    if key in seen:
+        first = seen[key]
+        if first.label != label:
+            problems.append(Problem(name, start, columns[label_index],
+                                    f"the same image and text are on line {first.line} with "
+                                    f"label {first.label:g}, here with {label:g}",
+                                    "keep one row with the right label"))
+        else:
+            result.notes.append(f"note: {name} line {start} repeats line {first.line}")
+        return
+    row = Row(start, image, text, label)
+    seen[key] = row
+    result.rows.append(row)
+
+
+# --- images ----------------------------------------------------------------------------------
+
+
+def image_dimensions(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG, JPEG, GIF or BMP header, without decoding; None for
+    other formats or a header too short to say. Introduced in notebook 09."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return struct.unpack(">II", data[16:24])
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return struct.unpack("<HH", data[6:10])
+    if data[:2] == b"BM" and len(data) >= 26:
+        width, height = struct.unpack("<ii", data[18:26])
+        return abs(width), abs(height)
+    if data[:2] == b"\xff\xd8":
+        index = 2
+        while index + 9 < len(data):
+            if data[index] != 0xFF:
+                index += 1
+                continue
+            marker = data[index + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+                index += 1 if marker == 0xFF else 2
+                continue
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                height, width = struct.unpack(">HH", data[index + 5:index + 9])
+                return width, height
+            index += 2 + struct.unpack(">H", data[index + 2:index + 4])[0]
+    return None
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _decoder_messages():
+    """Capture what C libraries write to file descriptor 2 (libjpeg's "Corrupt JPEG data"
+    warnings) into a list of lines."""
+    lines: list[str] = []
+    with _STDERR_LOCK, tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines.extend(capture.read().decode("utf-8", "replace").splitlines())
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    """OpenCV's decoded array (grey, BGR or BGRA; 8 or 16 bits) as RGB uint8, with
+    transparency composited over white."""
+    if image.dtype == np.uint16:
+        image = np.rint(image / 257.0).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.clip(np.rint(image.astype(np.float64) * 255), 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 2:  # grey + alpha
+        image = np.dstack([image[..., 0]] * 3 + [image[..., 1]])
+    if image.shape[2] == 4:
+        alpha = image[..., 3:4].astype(np.float32) / 255.0
+        colour = image[..., :3].astype(np.float32)
+        image = np.rint(colour * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    return cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
+
+
+def decode_image(data: bytes, name: str = "image", size: int | None = None) -> np.ndarray:
+    """Decode image bytes to RGB uint8, resized to (size, size) with ``cv2.INTER_AREA``
+    when ``size`` is given. ``DataError`` naming ``name`` when the file is empty, corrupt,
+    not an image, over ``MAX_PIXELS`` or a JPEG with corrupt data. Introduced in notebook 09."""
+    if not data:
+        raise DataError(f"cannot decode image file {name}: it is empty")
+    dimensions = image_dimensions(data)
+    if dimensions is not None and dimensions[0] * dimensions[1] > MAX_PIXELS:
+        width, height = dimensions
+        raise DataError(f"image file {name} is {width}x{height} = {width * height / 1e6:,.0f} "
+                        f"megapixels, over the limit of {MAX_PIXELS / 1e6:.0f} megapixels "
+                        f"(mmcourse.folders.MAX_PIXELS): resize it first, e.g. to 1024 pixels "
+                        f"on the long side")
+    array = np.frombuffer(data, np.uint8)
+    is_jpeg = data[:2] == b"\xff\xd8"
+    try:
+        if is_jpeg:  # IMREAD_COLOR applies the EXIF orientation; JPEG has no alpha
+            with _decoder_messages() as messages:
+                image = cv2.imdecode(array, cv2.IMREAD_COLOR)
+        else:
+            messages = []
+            image = cv2.imdecode(array, cv2.IMREAD_UNCHANGED)
+    except cv2.error as error:
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else "OpenCV error"
+        raise DataError(f"cannot decode image file {name}: {reason}") from None
+    if image is None or image.size == 0:
+        raise DataError(f"cannot decode image file {name}: it is empty, corrupt or not an "
+                        f"image")
+    # other threads may decode PNGs meanwhile: their libpng warnings are not this JPEG's
+    corrupt = [m for m in messages if m.strip() and not m.lstrip().startswith("libpng")]
+    if corrupt:
+        raise DataError(f"image file {name} has corrupt JPEG data (the decoder says: "
+                        f"{corrupt[0].strip()}): re-export or replace it")
+    image = _to_rgb(image)
+    if size is not None and image.shape[:2] != (size, size):
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def read_image(path, size: int | None = None) -> np.ndarray:
+    """Read an image file as RGB uint8 (see ``decode_image``). Introduced in notebook 01."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image file not found: {path}")
+    return decode_image(path.read_bytes(), str(path), size)
+
+
+# --- the folder --------------------------------------------------------------------------------
+
+
+def _missing_image_fix(folder: Path, name: str) -> str:
+    target = Path(name).name.lower()
+    parent = (folder / name).parent
+    if parent.is_dir():
+        for candidate in parent.iterdir():
+            if candidate.name.lower() == target:
+                return (f"did you mean {candidate.relative_to(folder).as_posix()!r}? file "
+                        f"names are case-sensitive")
+    return "put the image in the folder, or correct the name"
+
+
+def check_folder(folder, size: int | None = None, workers: int | None = None) -> FolderCheck:
+    """Read ``folder/captions.csv`` and every image it names; collect every problem.
+
+    ``size`` also resizes the decoded images (kept in ``.images``); ``workers`` threads
+    decode them (default: the CPU count). Introduced in notebook 09."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"folder not found: {folder}")
+    captions = read_captions(folder / CAPTIONS)
+    check = FolderCheck(folder, captions, problems=list(captions.problems))
+    lines: dict[str, list[int]] = {}
+    for row in captions.rows:
+        lines.setdefault(row.image, []).append(row.line)
+
+    def load(name):
+        path = folder / name
+        if not path.is_file():
+            return name, None, Problem(CAPTIONS, lines[name][0], "image",
+                                       f"image {name!r} not found at {path}",
+                                       _missing_image_fix(folder, name))
+        try:
+            return name, decode_image(path.read_bytes(), name, size), None
+        except DataError as error:
+            also = lines[name][1:]
+            where = f" (also on line(s) {', '.join(map(str, also[:5]))})" if also else ""
+            return name, None, Problem(CAPTIONS, lines[name][0], "image",
+                                       f"{error}{where}", "replace or remove the file")
+        except OSError as error:
+            return name, None, Problem(CAPTIONS, lines[name][0], "image",
+                                       f"cannot read {name}: {error.strerror}",
+                                       "check the file's permissions")
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        for name, image, problem in pool.map(load, list(lines)):
+            check.images[name] = image
+            if problem is not None:
+                check.problems.append(problem)
+    check.problems.sort(key=lambda p: (p.file != CAPTIONS, p.line or 0))
+    return check
+
+
+def load_folder(folder, size: int = 64):
+    """Read a folder of images plus ``captions.csv`` (columns image,text and optional label).
+
+    Returns (images uint8 (N, size, size, 3) RGB, texts, labels): labels float32 0/1 from
+    the label column, or int32 pair ids 0..N-1 when there is none (every row a true pair,
+    as in retrieval). Any problem raises one ``DataError`` that lists them all, with file
+    line numbers. Introduced in notebook 01.
+    """
+    check = check_folder(folder, size=size)
+    if not check.ok:
+        count = len(check.problems)
+        raise DataError(f"{Path(folder) / CAPTIONS}: {count} problem(s) "
+                        f"(`python -m mmcourse check-data {folder}` lists them):\n"
+                        + "\n".join(str(p) for p in check.problems))
+    rows = check.rows
+    images = np.stack([check.images[row.image] for row in rows])
+    texts = [row.text for row in rows]
+    labels = (np.array([row.label for row in rows], np.float32) if check.captions.has_label
+              else np.arange(len(rows), dtype=np.int32))
+    return images, texts, labels

@@ -1,0 +1,242 @@
+"""Your own folder of images + captions.csv (mmcourse.folders, ``check-data``): every case of
+issue 11 gets the right result or a clear error with the file line and column."""
+
+import json
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from matplotlib import cbook
+
+from mmcourse import data, folders, pipeline
+from mmcourse.__main__ import main
+
+
+def _folder(tmp_path, csv_text, encoding="utf-8", images=("red.png", "blue.png")):
+    folder = tmp_path / "mine"
+    folder.mkdir(exist_ok=True)
+    for name in images:
+        image = np.zeros((20, 30, 3), np.uint8)
+        image[:] = (0, 0, 255) if name.startswith("red") else (255, 0, 0)  # BGR on disk
+        cv2.imwrite(str(folder / name), image)
+    raw = csv_text if isinstance(csv_text, bytes) else csv_text.encode(encoding)
+    (folder / "captions.csv").write_bytes(raw)
+    return folder
+
+
+def _messages(folder):
+    return [str(p) for p in folders.check_folder(folder).problems]
+
+
+# --- the CSV -----------------------------------------------------------------------------------
+
+
+def test_line_break_inside_a_quoted_caption_is_kept_and_lines_are_file_lines(tmp_path):
+    folder = _folder(tmp_path, 'image,text\nred.png,"a red\nthing"\nblue.png,a blue thing\n'
+                               'nope.png,x\n')
+    check = folders.check_folder(folder)
+    assert [row.text for row in check.rows] == ["a red\nthing", "a blue thing", "x"]
+    assert [row.line for row in check.rows] == [2, 4, 5]  # file lines, not record numbers
+    assert [str(p) for p in check.problems] == [
+        f"captions.csv line 5, column image: image 'nope.png' not found at {folder / 'nope.png'}; "
+        "put the image in the folder, or correct the name"]
+
+
+def test_unbalanced_quote_is_reported_where_it_opens(tmp_path):
+    folder = _folder(tmp_path, 'image,text\nred.png,"a red thing\nblue.png,b\nred.png,c\n'
+                               'blue.png,d"\nred.png,e\n')
+    messages = _messages(folder)
+    assert len(messages) == 1
+    assert messages[0].startswith("captions.csv line 2: a quote opened on this line closes "
+                                  "only on line 5, so lines 2-5 were read as one row")
+    assert "two quotes" in messages[0]
+    assert [row.line for row in folders.check_folder(folder).rows] == [6]
+
+
+def test_a_huge_field_is_a_clear_problem_not_a_csv_error(tmp_path):
+    folder = _folder(tmp_path, "image,text\nred.png," + "a" * 131_072 + "\nblue.png,ok\n")
+    assert _messages(folder) == [
+        "captions.csv line 2, column text: the caption has 131,072 characters, more than "
+        "10,000; shorten it, or check its quotes"]
+    folder = _folder(tmp_path, 'image,text\nred.png,"' + "a" * 700_000 + '"\n')
+    [message] = _messages(folder)
+    assert message.startswith("captions.csv line 2: cannot be parsed: field larger than")
+    import csv
+    assert csv.field_size_limit() == 131_072  # the global limit is restored
+
+
+@pytest.mark.parametrize("header", ["Image,Text,Label", "image,text,labels", " IMAGE , text ,LABELS"])
+def test_label_column_is_case_insensitive_label_or_labels(tmp_path, header):
+    folder = _folder(tmp_path, f"{header}\nred.png,a red thing,1\nblue.png,a red thing,0\n")
+    check = folders.check_folder(folder)
+    assert check.ok and check.captions.has_label
+    assert [row.label for row in check.rows] == [1.0, 0.0]
+
+
+def test_labels_accept_true_false_and_yes_no(tmp_path):
+    rows = ["red.png,a,TRUE", "red.png,b,false", "blue.png,c,Yes", "blue.png,d,no",
+            "red.png,e,2", "red.png,f,"]
+    folder = _folder(tmp_path, "image,text,label\n" + "\n".join(rows) + "\n")
+    check = folders.check_folder(folder)
+    assert [row.label for row in check.rows] == [1.0, 0.0, 1.0, 0.0]
+    assert [str(p).split(";")[0] for p in check.problems] == [
+        "captions.csv line 6, column label: label must be 0 or 1 (or true/false, yes/no), got '2'",
+        "captions.csv line 7, column label: label must be 0 or 1 (or true/false, yes/no), got ''"]
+
+
+@pytest.mark.parametrize(("delimiter", "name"), [(";", "semicolon"), ("\t", "tab")])
+def test_delimiter_is_detected_and_said(tmp_path, delimiter, name):
+    folder = _folder(tmp_path, f"image{delimiter}text\nred.png{delimiter}a red, round thing\n")
+    check = folders.check_folder(folder)
+    assert check.ok and check.rows[0].text == "a red, round thing"
+    assert check.captions.delimiter == delimiter
+    assert any(name in note for note in check.captions.notes)
+
+
+def test_semicolon_header_without_names_gets_a_hint(tmp_path):
+    folder = _folder(tmp_path, "file;caption\nred.png;x\n")
+    [message] = _messages(folder)
+    assert "lacks column(s) ['image', 'text']" in message and "semicolon" in message
+
+
+@pytest.mark.parametrize(("encoding", "expected"), [
+    ("gbk", "looks like GBK/GB18030"), ("utf-16", "is UTF-16 text")])
+def test_excel_chinese_encodings_get_save_as_csv_utf8(tmp_path, encoding, expected):
+    folder = _folder(tmp_path, "image,text\nred.png,一个红色圆形\n", encoding=encoding)
+    [message] = _messages(folder)
+    assert expected in message and '"CSV UTF-8 (comma delimited)"' in message
+
+
+def test_utf8_with_bom_and_chinese_text_reads(tmp_path):
+    folder = _folder(tmp_path, "image,text\nred.png,一个红色圆形\n", encoding="utf-8-sig")
+    check = folders.check_folder(folder)
+    assert check.ok and check.rows[0].text == "一个红色圆形"
+
+
+def test_wrong_field_counts_and_conflicting_duplicates(tmp_path):
+    folder = _folder(tmp_path, "image,text,label\nred.png,a red, round thing,1\nred.png\n"
+                               "blue.png,b,1\nblue.png,b,0\n../x.png,c,1\n")
+    assert [str(p).split(";")[0] for p in folders.check_folder(folder).problems] == [
+        "captions.csv line 2: has 4 fields, the header has 3",
+        "captions.csv line 3: has 1 fields, the header has 3",
+        "captions.csv line 5, column label: the same image and text are on line 4 with label 1, "
+        "here with 0",
+        "captions.csv line 6, column image: image '../x.png' is outside the folder"]
+
+
+# --- images -------------------------------------------------------------------------------------
+
+
+def _png_header(width, height):
+    """A PNG signature and a valid IHDR chunk (8-bit RGB) claiming width x height."""
+    body = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + body
+            + struct.pack(">I", zlib.crc32(body)))
+
+
+def test_huge_image_is_refused_before_decoding(tmp_path):
+    folder = _folder(tmp_path, "image,text\nhuge.png,a huge thing\n")
+    idat = zlib.compress(b"\x00" * 1000)
+    chunk = b"IDAT" + idat
+    (folder / "huge.png").write_bytes(_png_header(40000, 40000) + struct.pack(">I", len(idat))
+                                      + chunk + struct.pack(">I", zlib.crc32(chunk)))
+    [message] = _messages(folder)
+    assert "huge.png is 40000x40000 = 1,600 megapixels, over the limit of 40 megapixels" in message
+    assert folders.image_dimensions(_png_header(40000, 40000)) == (40000, 40000)
+
+
+def _grace_hopper_bytes():
+    return bytearray(open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), "rb").read())
+
+
+def test_jpeg_dimensions_come_from_its_header():
+    raw = bytes(_grace_hopper_bytes())
+    image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    assert folders.image_dimensions(raw) == (image.shape[1], image.shape[0]) == (512, 600)
+
+
+@pytest.mark.parametrize("offset", [0, 1000])
+def test_corrupt_jpeg_is_an_error_not_a_grey_picture(tmp_path, offset):
+    raw = _grace_hopper_bytes()
+    start = len(raw) // 3 + offset
+    rng = np.random.default_rng(0)
+    for _ in range(1 + offset // 1000):  # the bytes the issue's experiment wrote
+        garbage = bytes(rng.integers(0, 256, 40).astype(np.uint8))
+    raw[start:start + 40] = garbage
+    assert cv2.imdecode(np.frombuffer(bytes(raw), np.uint8), cv2.IMREAD_COLOR) is not None
+    with pytest.raises(data.DataError, match="has corrupt JPEG data"):
+        folders.decode_image(bytes(raw), "scan.jpg")
+    intact = folders.decode_image(bytes(_grace_hopper_bytes()), "scan.jpg")
+    assert intact.shape == (600, 512, 3)
+
+
+def test_transparency_is_composited_over_white(tmp_path):
+    bgra = np.zeros((4, 4, 4), np.uint8)
+    bgra[0, 0] = (0, 0, 255, 0)  # fully transparent red: white
+    bgra[0, 1] = (0, 0, 255, 255)  # opaque red
+    bgra[0, 2] = (0, 0, 255, 128)  # half red over white: (255, 127, 127) by hand
+    cv2.imwrite(str(tmp_path / "a.png"), bgra)
+    rgb = folders.read_image(tmp_path / "a.png")
+    assert rgb.shape == (4, 4, 3) and rgb.dtype == np.uint8
+    assert rgb[0, :3].tolist() == [[255, 255, 255], [255, 0, 0], [255, 127, 127]]
+
+
+def test_grey_and_16_bit_images_become_rgb_uint8(tmp_path):
+    cv2.imwrite(str(tmp_path / "g.png"), np.full((3, 3), 200, np.uint8))
+    cv2.imwrite(str(tmp_path / "d.png"), np.full((3, 3, 3), 65535, np.uint16))
+    assert folders.read_image(tmp_path / "g.png")[0, 0].tolist() == [200, 200, 200]
+    assert folders.read_image(tmp_path / "d.png")[0, 0].tolist() == [255, 255, 255]
+
+
+def test_every_bad_image_is_reported_at_once(tmp_path):
+    folder = _folder(tmp_path, "image,text\nred.png,ok\nbad1.png,x\nbad2.jpg,y\nbad1.png,z\n"
+                               "Blue.png,w\n")
+    (folder / "bad1.png").write_bytes(b"not an image")
+    (folder / "bad2.jpg").write_bytes(b"")
+    messages = _messages(folder)
+    assert len(messages) == 3
+    assert messages[0].startswith("captions.csv line 3, column image: cannot decode image file "
+                                  "bad1.png") and "(also on line(s) 5)" in messages[0]
+    assert messages[1].startswith("captions.csv line 4, column image: cannot decode image file "
+                                  "bad2.jpg: it is empty")
+    assert "did you mean 'blue.png'? file names are case-sensitive" in messages[2]
+
+
+# --- load_folder, make_dataset, check-data --------------------------------------------------------
+
+
+def test_load_folder_raises_one_error_listing_all_problems(tmp_path):
+    folder = _folder(tmp_path, "image,text,label\nred.png,,1\nnope.png,x,1\nblue.png,y,7\n")
+    with pytest.raises(data.DataError) as caught:
+        data.load_folder(folder)
+    message = str(caught.value)
+    assert "3 problem(s)" in message
+    assert all(f"line {n}" in message for n in (2, 3, 4))
+
+
+def test_a_folder_without_labels_is_not_trained_on_pair_ids(tmp_path):
+    folder = _folder(tmp_path, "image,text\nred.png,a red thing\nblue.png,a blue thing\n")
+    with pytest.raises(data.DataError, match="has no label column.*--data-dir"):
+        pipeline.make_dataset(folder=folder)
+
+
+def test_check_data_command(tmp_path, capsys):
+    folder = _folder(tmp_path, "image;text;Labels\nred.png;一个红色圆形;yes\nblue.png;x;no\n")
+    assert main(["check-data", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "semicolon" in out and "2 rows, 2 images read; 0 problem(s)" in out
+    folder = _folder(tmp_path, "image,text\nred.png,\nnope.png,x\n")
+    assert main(["check-data", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "line 2, column text" in err and "line 3, column image" in err
+    assert "Traceback" not in err
+    assert main(["check-data", str(folder), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert not report["ok"] and [p["line"] for p in report["problems"]] == [2, 3]
+    assert main(["check-data", str(tmp_path / "none")]) == 2
+    assert "argument FOLDER" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["check-data", str(tmp_path / "empty")]) == 1
+    assert "captions.csv not found" in capsys.readouterr().err

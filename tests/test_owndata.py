@@ -1,0 +1,264 @@
+"""Training on your own folder, one-file models and predictions (mmcourse.owndata):
+``train --data-dir``, ``predict``, the vocabulary inside the saved model, round trips."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmcourse import REPO_ROOT, data, owndata, text
+from mmcourse.__main__ import main
+
+keras = pytest.importorskip("keras")
+
+
+def _tree_digest(folder):
+    """A digest of every file name and content under ``folder``."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*")):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory):
+    return owndata.write_scan_folder(tmp_path_factory.mktemp("own") / "scans", count=40, seed=1,
+                                     language="both")
+
+
+@pytest.fixture(scope="module")
+def trained(scans, tmp_path_factory):
+    before = _tree_digest(scans)
+    save = tmp_path_factory.mktemp("model") / "scans.keras"
+    result = owndata.train_folder(scans, epochs=1, seed=0, save=save, log=None,
+                                  keep_model=True)
+    assert _tree_digest(scans) == before  # nothing written into the folder
+    return result
+
+
+def test_split_by_image_is_deterministic_disjoint_and_sized():
+    names = [f"{i:02d}.png" for i in range(20)]
+    splits = owndata.split_images(names + names[:5], seed=3)  # repeated names: one image
+    assert {k: len(v) for k, v in splits.items()} == {"test": 2, "val": 2, "train": 16}
+    assert set.union(*splits.values()) == set(names)
+    assert sum(len(v) for v in splits.values()) == 20  # disjoint
+    assert owndata.split_images(list(reversed(names)), seed=3) == splits  # order-free
+    assert owndata.split_images(names, seed=4) != splits
+    with pytest.raises(data.DataError, match="at least 3 different images"):
+        owndata.split_images(["a.png", "b.png", "a.png"])
+
+
+def test_shuffled_pairs_are_balanced_and_never_an_own_caption():
+    names = ["a", "a", "b", "c"]
+    texts = ["red", "round", "blue", "red"]
+    out_names, out_texts, labels = owndata.shuffled_pairs(names, texts, np.random.default_rng(0))
+    assert labels.tolist() == [1.0, 0.0] * 4
+    assert out_names == ["a", "a", "a", "a", "b", "b", "c", "c"]
+    assert out_texts[0::2] == texts
+    negatives = dict(zip(range(4), out_texts[1::2], strict=True))
+    assert negatives[0] not in ("red", "round") and negatives[1] not in ("red", "round")
+    assert negatives[0] == negatives[1] == "blue"  # a's only other caption
+    assert negatives[3] not in ("red",)
+    with pytest.raises(data.DataError, match="cannot make a false pair for image 'a'"):
+        owndata.shuffled_pairs(["a", "b"], ["same", "same"], np.random.default_rng(0))
+
+
+def test_scan_captions_by_hand():
+    finding = {"kind": "bright", "place": "left", "size": "small"}
+    assert owndata.scan_caption(finding, "en") == "a small bright spot on the left"
+    assert owndata.scan_caption(finding, "zh") == "左侧有一个小的亮斑"
+    assert owndata.scan_caption(None, "zh") == "未见异常"
+    assert text.split_words(owndata.scan_caption(finding, "zh")) == list("左侧有一个小的亮斑")
+
+
+def test_build_model_takes_the_vocabulary_size_from_the_vocabulary():
+    from mmcourse import models
+
+    vocabulary = text.build_vocabulary(["左侧有一个小的亮斑", "a small dark spot"])
+    model = models.build_model("match", "concat", vocabulary=vocabulary, sequence_length=12)
+    embedding = model.get_layer("text_encoder").get_layer("embedding")
+    assert embedding.input_dim == len(vocabulary) == 15
+    ids = text.vectorize(["左侧有一个大的暗斑"], vocabulary=vocabulary, warn=False)  # 大 unknown
+    assert model.predict([np.zeros((1, 64, 64, 3), np.float32), ids], verbose=0).shape == (1, 1)
+    with pytest.raises(ValueError, match="vocabulary_size=49 disagrees with the vocabulary of 15"):
+        models.build_model("match", "concat", vocabulary=vocabulary, vocabulary_size=49)
+
+
+def test_train_folder_result_has_the_train_keys_plus_splits_and_oov(trained):
+    for key in ("task", "fusion", "test_accuracy", "test_loss", "params", "train_seconds",
+                "seconds_per_epoch", "epochs_run", "history", "weights_sha256",
+                "split_sizes", "oov_rate", "pairs"):
+        assert key in trained, key
+    assert trained["pairs"] == "shuffled captions"
+    assert trained["split_sizes"] == {"train": {"images": 32, "pairs": 64 * 8},  # 8 rounds
+                                      "val": {"images": 4, "pairs": 8},
+                                      "test": {"images": 4, "pairs": 8}}
+    assert 0.0 <= trained["oov_rate"] <= 1.0
+    json.dumps({k: v for k, v in trained.items() if k not in ("model", "data")})
+
+
+def test_saved_model_predicts_raw_strings_identically_after_reload(trained, scans):
+    model = trained["model"]
+    test = trained["data"].splits["test"]
+    texts = list(test["texts"])
+    images = list(test["images"])
+    before = owndata.predict(model, images, texts)
+    # the raw-string model equals the token-id model fed with vectorize's ids
+    layer = model.get_layer("vectorizer")
+    vocabulary = layer.get_vocabulary()
+    ids = text.vectorize(texts, vocabulary=vocabulary,
+                         sequence_length=trained["sequence_length"], warn=False)
+    inner = [lyr for lyr in model.layers if isinstance(lyr, keras.Model)][0]
+    by_ids = inner.predict([np.stack(images).astype(np.float32) / 255, ids], verbose=0)
+    np.testing.assert_allclose(before, by_ids.reshape(-1), atol=1e-6)
+    reloaded = owndata.load_model(trained["saved"])
+    np.testing.assert_allclose(owndata.predict(reloaded, images, texts), before, atol=1e-6)
+
+
+def test_keras_load_model_with_safe_mode_alone_in_a_fresh_python(trained, tmp_path):
+    script = (
+        "import json, sys, numpy as np, keras\n"
+        "import mmcourse.owndata\n"
+        "mmcourse.owndata.register_keras_objects()\n"
+        "model = keras.saving.load_model(sys.argv[1], safe_mode=True)\n"
+        "images = np.load(sys.argv[2])\n"
+        "texts = np.array(json.loads(sys.argv[3]), dtype=object)\n"
+        "print(json.dumps(model.predict({'image': images, 'text': texts}, verbose=0)"
+        ".reshape(-1).tolist()))\n")
+    test = trained["data"].splits["test"]
+    images = np.stack(test["images"][:3]).astype(np.float32) / 255
+    np.save(tmp_path / "images.npy", images)
+    texts = list(test["texts"][:3])
+    completed = subprocess.run(
+        [sys.executable, "-c", script, trained["saved"], str(tmp_path / "images.npy"),
+         json.dumps(texts)], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert completed.returncode == 0, completed.stderr
+    fresh = json.loads(completed.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(fresh, owndata.predict(trained["model"], list(test["images"][:3]),
+                                                      texts), atol=1e-6)
+
+
+def test_predict_command_one_pair_and_csv(trained, scans, capsys):
+    row = (scans / "captions.csv").read_text(encoding="utf-8").splitlines()[1].split(",")
+    image, caption = str(scans / row[0]), row[1]
+    assert main(["predict", "--model", trained["saved"], "--image", image, "--text", caption,
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    expected = owndata.predict(trained["model"], [image], [caption])[0]
+    assert result["probability"] == pytest.approx(expected, abs=1e-5)
+    assert result["label"] == int(expected > 0.5)
+    assert main(["predict", "--model", trained["saved"], "--csv",
+                 str(scans / "captions.csv"), "--json"]) == 0
+    predictions = json.loads(capsys.readouterr().out)["predictions"]
+    assert len(predictions) == 40 and predictions[0]["line"] == 2
+    assert predictions[0]["probability"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_predict_errors_are_clear(trained, scans, tmp_path, capsys):
+    from mmcourse import models
+
+    image = str(sorted((scans / "images").iterdir())[0])
+    (tmp_path / "corrupt.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n nope")
+    other = models.build_model("match", "concat", vocabulary=["", "[UNK]", "a"])
+    other.save(tmp_path / "token_ids.keras")
+    cases = [
+        (["--model", trained["saved"], "--image", str(tmp_path / "none.png"), "--text", "x"],
+         "image file not found"),
+        (["--model", trained["saved"], "--image", str(tmp_path / "broken.png"), "--text", "x"],
+         "cannot decode image file"),
+        (["--model", trained["saved"], "--image", image, "--text", "  ！。 "],
+         r"texts\[0\] is empty"),
+        (["--model", str(tmp_path / "corrupt.keras"), "--image", image, "--text", "x"],
+         "cannot load model .*corrupt.keras"),
+        (["--model", str(tmp_path / "missing.keras"), "--image", image, "--text", "x"],
+         "model file not found"),
+        (["--model", str(tmp_path / "token_ids.keras"), "--image", image, "--text", "x"],
+         "is not a raw-input match model"),
+    ]
+    import re
+
+    for arguments, message in cases:
+        assert main(["predict", *arguments]) == 1, arguments
+        err = capsys.readouterr().err
+        assert re.search(message, err), (message, err)
+        assert "Traceback" not in err
+    with pytest.raises(SystemExit) as stopped:
+        main(["predict", "--model", trained["saved"], "--image", image])
+    assert stopped.value.code == 2
+    assert "give both --image FILE and --text TEXT" in capsys.readouterr().err
+
+
+def test_train_data_dir_command_errors(scans, tmp_path, capsys):
+    for arguments, message in [
+        (["--data-dir", str(tmp_path / "none")], "argument --data-dir: .* is not a folder"),
+        (["--data-dir", str(scans), "--level", "relations"], "argument --level: not used"),
+        (["--data-dir", str(scans), "--task", "qa"], "argument --task: --data-dir trains"),
+        (["--save", "m.keras"], "argument --save: only with --data-dir"),
+        (["--root", str(scans)], "argument --root: .* holds a captions.csv.*--data-dir"),
+    ]:
+        with pytest.raises(SystemExit) as stopped:
+            main(["train", *arguments])
+        assert stopped.value.code == 2
+        import re
+
+        assert re.search(message, capsys.readouterr().err), message
+    same = tmp_path / "same"
+    same.mkdir()
+    (same / "captions.csv").write_text("image,text\na.png,x\nb.png,x\nc.png,x\n")
+    for name in "abc":
+        (same / f"{name}.png").write_bytes((scans / "images" / "scan_00000.png").read_bytes())
+    assert main(["train", "--data-dir", str(same), "--epochs", "1"]) == 1
+    assert "cannot make a false pair" in capsys.readouterr().err
+
+
+def test_course_data_is_never_generated_into_your_folder(scans):
+    before = _tree_digest(scans)
+    with pytest.raises(data.DataError, match="holds a captions.csv: it is your own data"):
+        data.ensure_data(scans)
+    with pytest.raises(data.DataError, match="--data-dir"):
+        data.generate(scans, progress=False)
+    assert _tree_digest(scans) == before
+
+
+def test_planted_problems_are_each_found_on_their_line(tmp_path):
+    from mmcourse import folders
+
+    folder = owndata.write_scan_folder(tmp_path / "scans", count=12, seed=3, language="zh")
+    expected = owndata.plant_problems(folder)
+    assert sorted(expected) == [14, 15, 16, 19, 20]  # 12 rows + header: appended from line 14
+    check = folders.check_folder(folder)
+    assert sorted(p.line for p in check.problems) == sorted(expected)
+    messages = {p.line: str(p) for p in check.problems}
+    assert "not found" in messages[14] and "text column is empty" in messages[15]
+    assert "closes only on line 18" in messages[16]
+    assert "corrupt JPEG data" in messages[19] and "megapixels" in messages[20]
+
+
+def test_scan_captions_parse_back_in_both_languages():
+    for finding in owndata._all_findings():
+        for language in ("en", "zh"):
+            assert owndata.parse_scan_caption(owndata.scan_caption(finding, language)) == finding
+    with pytest.raises(ValueError, match="not a scan caption"):
+        owndata.parse_scan_caption("a red circle")
+
+
+def test_shapes_folder_captions_describe_their_images(tmp_path):
+    from mmcourse import folders
+
+    folder = owndata.write_shapes_folder(tmp_path / "shapes", count=6, seed=0, language="zh")
+    check = folders.check_folder(folder)
+    assert check.ok and not check.captions.has_label and len(check.rows) == 6
+    rng = np.random.default_rng(0)  # the same draws, checked against the rendered pixels
+    for row in check.rows:
+        objects = data.random_scene(rng, "attributes")
+        assert row.text == data.statement_text({"kind": "attribute", **objects[0]}, "zh")
+        np.testing.assert_array_equal(check.images[row.image], data.render_scene(objects))
