@@ -521,65 +521,72 @@ def write_scan_folder(folder, count: int = 200, seed: int = 0, language: str = "
     one caption per image, in ``language`` (``both``: Chinese and English alternating). With
     ``labels``, each image gets a true row and a false one (another finding's caption,
     label 0). Deterministic under ``seed``. Introduced in notebook 09."""
-    import csv
-
-    import cv2
-
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 3:
-        raise ValueError(f"count must be an int >= 3, got {count!r}")
-    folder = Path(folder)
-    (folder / "images").mkdir(parents=True, exist_ok=True)
+    _check_count(count)
     rng = np.random.default_rng(seed)
-    rows = []
-    for index in range(count):
-        finding = random_finding(rng)
-        name = f"images/scan_{index:05d}.png"
-        if not cv2.imwrite(str(folder / name), draw_scan(finding, rng, size)):
-            raise OSError(f"OpenCV could not write {folder / name}")
-        lang = language if language != "both" else ("zh", "en")[index % 2]
-        caption = scan_caption(finding, lang)
-        if not labels:
-            rows.append([name, caption])
-            continue
-        other = finding
-        while other == finding:
-            other = random_finding(rng)
-        rows += [[name, caption, 1], [name, scan_caption(other, lang), 0]]
-    with open(folder / folders.CAPTIONS, "w", encoding="utf-8", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["image", "text", "label"] if labels else ["image", "text"])
-        writer.writerows(rows)
-    return folder
+
+    def scans():
+        for index in range(count):
+            finding = random_finding(rng)
+            image = draw_scan(finding, rng, size)
+            lang = language if language != "both" else ("zh", "en")[index % 2]
+            name, caption = f"images/scan_{index:05d}.png", scan_caption(finding, lang)
+            if not labels:
+                yield name, image, [[name, caption]]
+                continue
+            other = finding
+            while other == finding:
+                other = random_finding(rng)
+            yield name, image, [[name, caption, 1], [name, scan_caption(other, lang), 0]]
+
+    return _write_folder(folder, scans(), ["image", "text", "label"] if labels
+                         else ["image", "text"])
 
 
 def write_shapes_folder(folder, count: int = 1000, seed: int = 0, language: str = "en") -> Path:
     """Write ``count`` course scenes (one shape each, ``data.random_scene``) as PNG files and
     ``captions.csv`` without labels ("a small red circle" / "一个小的红色圆形"): a generated
     folder of image-caption pairs, as an instructor's would be. Introduced in notebook 09."""
-    import csv
-
     import cv2
 
     from mmcourse import data
 
     data._check_language(language)
+    _check_count(count)
+    rng = np.random.default_rng(seed)
+
+    def shapes():
+        for index in range(count):
+            objects = data.random_scene(rng, "attributes")
+            name = f"images/shape_{index:05d}.png"
+            yield name, cv2.cvtColor(data.render_scene(objects), cv2.COLOR_RGB2BGR), [[
+                name, data.statement_text({"kind": "attribute", **objects[0]}, language)]]
+
+    return _write_folder(folder, shapes(), ["image", "text"])
+
+
+def _check_count(count) -> None:
     if isinstance(count, bool) or not isinstance(count, int) or count < 3:
         raise ValueError(f"count must be an int >= 3, got {count!r}")
+
+
+def _write_folder(folder, items, header) -> Path:
+    """Write each (relative name, BGR image, CSV rows) of ``items``, then ``captions.csv``
+    with ``header``: the folders of notebook 09."""
+    import csv
+
+    import cv2
+
     folder = Path(folder)
     (folder / "images").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
     rows = []
-    for index in range(count):
-        objects = data.random_scene(rng, "attributes")
-        name = f"images/shape_{index:05d}.png"
-        image = cv2.cvtColor(data.render_scene(objects), cv2.COLOR_RGB2BGR)
+    for name, image, item_rows in items:
         if not cv2.imwrite(str(folder / name), image):
             raise OSError(f"OpenCV could not write {folder / name}")
-        rows.append([name, data.statement_text({"kind": "attribute", **objects[0]}, language)])
+        rows += item_rows
     with open(folder / folders.CAPTIONS, "w", encoding="utf-8", newline="") as file:
-        csv.writer(file).writerows([["image", "text"], *rows])
+        csv.writer(file).writerows([header, *rows])
     return folder
 
 
