@@ -247,8 +247,8 @@ class GatedCrossAttention(_FeedForward, keras.layers.Layer):
     ``alpha`` and ``alpha_ff`` are trainable scalars initialised to 0, so a new layer returns
     ``text_hidden`` exactly and a pre-trained decoder with these layers inserted starts as
     the decoder. text_hidden (batch, T, d), image_tokens (batch, N, d_image); the output is
-    (batch, T, d). ``hidden_units`` of the feed-forward part defaults to 4 d. Introduced in
-    notebook 08.
+    (batch, T, d). ``hidden_units`` of the feed-forward part defaults to 4 d.
+    Introduced in notebook 08.
     """
 
     def __init__(self, num_heads: int, key_dim: int, hidden_units: int | None = None,

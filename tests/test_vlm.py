@@ -335,6 +335,23 @@ def test_top_k_draws_only_the_k_best_tokens_and_repeats_with_its_seed():
     assert np.abs(counts - expected).max() < 0.2 * first.size
 
 
+def test_top_k_temperature_sharpens_or_flattens():
+    decoder = _decoder(seed=11)
+    bias = np.full(V, -30.0)
+    best, second, third = (VOCAB.index(w) for w in ("red", "green", "blue"))
+    bias[[best, second, third]] = [3.0, 2.0, 1.0]
+    _fixed_logits(decoder, bias)
+    prompt = _words((8, 1), seed=8)
+    kwargs = {"max_length": 10, "method": "top_k", "k": 3, "seed": 4}
+    # logits / 0.1 = 30, 20, 10: the best token every time (p > 0.9999 each draw).
+    assert set(np.unique(vlm.decode_ids(decoder, prompt_ids=prompt, temperature=0.1,
+                                        **kwargs))) == {best}
+    # logits / 10 = 0.3, 0.2, 0.1: nearly uniform, so all three occur in 80 draws.
+    flat = vlm.decode_ids(decoder, prompt_ids=prompt, temperature=10.0, **kwargs)
+    assert set(np.unique(flat)) == {best, second, third}
+    assert (flat == best).mean() < 0.5
+
+
 def test_generate_with_images_and_prompt(models):
     images = _images(2, seed=10)
     texts = vlm.generate(models["flamingo"], images, prompt="a small", max_length=5,
@@ -459,8 +476,10 @@ def test_caption_statements_and_correct_statements(course_data):
          "relation": "left of", "b": {"colour": "green", "shape": "circle"}}]
     assert vlm.caption_statements("a red large square") == [
         {"kind": "attribute", "size": "large", "colour": "red", "shape": "square"}]
-    with pytest.raises(ValueError, match="caption 'hello world' is not"):
-        vlm.caption_statements("hello world")
+    for garbage in ("hello world", "left to right: yellow triangle green",
+                    "left to right", "a small red circle square"):
+        with pytest.raises(ValueError, match=f"caption '{garbage}' is not a statement"):
+            vlm.caption_statements(garbage)
     # The reference captions of the data are all correct, shuffled ones mostly not.
     for level in data.LEVELS:
         scenes = data.load_records("scenes", level, "test", root=course_data)[:200]
