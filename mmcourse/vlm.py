@@ -1,0 +1,755 @@
+"""A multimodal language model at toy scale: a GPT-style decoder, a LLaVA-style prefix of
+visual tokens, Flamingo's gated cross-attention and fast decoding (notebook 08).
+
+- ``build_decoder``: a causal transformer language model. Token and position embeddings
+  (``DecoderEmbedding``), pre-norm blocks of causal self-attention and a feed-forward
+  network (``DecoderBlock``, on ``keras.layers.MultiHeadAttention(use_causal_mask=True)``),
+  a final LayerNorm and an untied projection to the vocabulary: position t predicts token
+  t + 1 and sees only tokens 0..t.
+- ``build_vlm(decoder, vision, arch)``: the frozen vision encoder of notebook 07's CLIP
+  (``vision_tokens``: the ViT's 65 tokens before pooling) and an MLP projector
+  (``build_projector``) feed the decoder's own layers, either as a prefix of "visual
+  tokens" before the text (``arch="llava"``, Liu et al. 2023) or through a
+  ``GatedCrossAttention`` before every block (``arch="flamingo"``, Alayrac et al. 2022),
+  whose tanh gates start at 0 so that the new model starts as the text decoder, exactly.
+- ``generate``: greedy decoding or top-k sampling with a seed, up to ``max_length`` tokens,
+  stopping at "[END]" and never emitting padding, "[UNK]" or "[START]". With
+  ``use_cache=True`` each layer's keys and values are kept (a KV cache) and each step runs
+  only the new token through the model; ``use_cache=False`` recomputes the whole sequence.
+- ``correct_statements``: parses generated captions back into statements of the course
+  grammar (``mmcourse.data``) and judges them against the scene, so a caption counts when
+  it is true, whatever its wording.
+
+The decoder's vocabulary (``decoder_vocabulary``) is ``text.load_vocabulary()`` (index 0
+"" padding, 1 "[UNK]", then the course words) followed by ``SPECIAL_TOKENS``: "[START]"
+(id V - 2) begins every text, "[END]" (id V - 1) ends it. Visual tokens carry the ViT's
+positions; the decoder's position embedding numbers the text tokens only (from 0, with or
+without a prefix), so a text decoder pre-trained alone keeps its positions in the VLM.
+
+Like ``mmcourse.clip``, this module imports Keras at module level because it defines
+layers registered for ``.keras`` saving; other modules import it inside functions.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+
+import keras
+import numpy as np
+from keras import ops
+
+from mmcourse import data, text
+from mmcourse.relations import _positive_int
+
+#: Appended to ``text.load_vocabulary()``: the decoder's vocabulary ends with these.
+SPECIAL_TOKENS = ("[START]", "[END]")
+#: The decoder of ``build_decoder`` unless told otherwise.
+DECODER_DEFAULTS = {"width": 64, "depth": 2, "num_heads": 4, "key_dim": 16,
+                    "hidden_units": 128}
+#: Text positions of ``build_decoder``: "[START]", a question and its answer, "[END]".
+DECODER_MAX_LENGTH = 24
+METHODS = ("greedy", "top_k")
+ARCHS = ("llava", "flamingo")
+
+
+# --- vocabulary -----------------------------------------------------------------------------
+
+
+def decoder_vocabulary(root=None, vocabulary=None) -> list[str]:
+    """The decoder's tokens: ``vocabulary`` (default ``text.load_vocabulary(root)``, which
+    starts with "" and "[UNK]") followed by "[START]" and "[END]". Introduced in notebook 08.
+    """
+    tokens = list(vocabulary) if vocabulary is not None else text.load_vocabulary(root)
+    if tokens[:2] != [text.PAD_TOKEN, text.OOV_TOKEN]:
+        raise ValueError(f"vocabulary must start with {text.PAD_TOKEN!r} and "
+                         f"{text.OOV_TOKEN!r}, got {tokens[:2]}")
+    if any(token in tokens for token in SPECIAL_TOKENS):
+        raise ValueError(f"vocabulary already holds one of {SPECIAL_TOKENS}: pass the text "
+                         f"vocabulary, not a decoder vocabulary")
+    return [*tokens, *SPECIAL_TOKENS]
+
+
+def _word_ids(words, vocabulary, what: str) -> list[int]:
+    index = {token: i for i, token in enumerate(vocabulary)}
+    unknown = [w for w in words if w not in index or index[w] < 2 or w in SPECIAL_TOKENS]
+    if unknown:
+        raise ValueError(f"{what} holds words outside the vocabulary: {unknown}")
+    return [index[w] for w in words]
+
+
+def encode_texts(texts, vocabulary, length: int) -> np.ndarray:
+    """Token ids int32 (N, length): "[START]", the words of each text (``text.split_words``),
+    "[END]", then padding 0. Unknown words or a text too long raise ValueError. The model's
+    input is ``ids[:, :-1]`` and its target ``ids[:, 1:]``. Introduced in notebook 08."""
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, got one str: wrap it as [text]")
+    length = _positive_int("length", length)
+    start, end = len(vocabulary) - 2, len(vocabulary) - 1
+    ids = np.zeros((len(texts), length), np.int32)
+    for row, caption in enumerate(texts):
+        words = _word_ids(text.split_words(caption), vocabulary, f"texts[{row}]")
+        if len(words) + 2 > length:
+            raise ValueError(f"texts[{row}] has {len(words)} words: with [START] and [END] "
+                             f"it needs length >= {len(words) + 2}, got {length}")
+        ids[row, :len(words) + 2] = [start, *words, end]
+    return ids
+
+
+def ids_to_texts(token_ids, vocabulary) -> list[str]:
+    """Generated ids (N, T) back to texts: words up to the first "[END]", padding and
+    "[START]" dropped. Introduced in notebook 08."""
+    end = len(vocabulary) - 1
+    texts = []
+    for row in np.atleast_2d(np.asarray(token_ids)):
+        words = []
+        for token in row:
+            if token == end:
+                break
+            if 0 < token < end - 1:
+                words.append(vocabulary[token])
+        texts.append(" ".join(words))
+    return texts
+
+
+# --- layers ---------------------------------------------------------------------------------
+
+
+def _attend(attention, query, keys, values):
+    """Attention by hand with a ``MultiHeadAttention``'s own weights: query (B, Tq, H, Dk)
+    already projected, keys and values (B, Tk, H, Dk) -> (B, Tq, d), no mask."""
+    query = query * ops.cast(1.0 / math.sqrt(attention._key_dim), query.dtype)
+    scores = ops.einsum("bqhd,bkhd->bhqk", query, keys)
+    weights = ops.softmax(scores, axis=-1)
+    return attention._output_dense(ops.einsum("bhqk,bkhd->bqhd", weights, values))
+
+
+@keras.saving.register_keras_serializable(package="mmcourse")
+class DecoderEmbedding(keras.layers.Layer):
+    """Token ids (batch, L) -> (batch, L, width): token embedding plus a learned position
+    embedding, L <= ``max_length``. No padding mask: the causal mask already hides the
+    padding at the end of a caption from every real token. ``step(ids, position)`` embeds
+    one token at a given position (KV-cache decoding). Introduced in notebook 08."""
+
+    def __init__(self, vocabulary_size: int, max_length: int, width: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary_size = _positive_int("vocabulary_size", vocabulary_size)
+        self.max_length = _positive_int("max_length", max_length)
+        self.width = _positive_int("width", width)
+        self.tokens = keras.layers.Embedding(vocabulary_size, width, name="tokens",
+                                             dtype=self.dtype_policy)
+        self.positions = keras.layers.Embedding(max_length, width, name="positions",
+                                                dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        self.tokens.build(input_shape)
+        self.positions.build((None,))
+
+    def call(self, token_ids):
+        length = token_ids.shape[-1]
+        if length is not None and length > self.max_length:
+            raise ValueError(f"token_ids has {length} positions but the decoder knows "
+                             f"max_length={self.max_length}")
+        return self.tokens(token_ids) + self.positions(ops.arange(ops.shape(token_ids)[-1]))[None]
+
+    def step(self, token_ids, position):
+        """Token ids (batch, 1) at text position ``position`` -> (batch, 1, width)."""
+        return self.tokens(token_ids) + self.positions(ops.reshape(position, (1,)))[None]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.width)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary_size": self.vocabulary_size,
+                "max_length": self.max_length, "width": self.width}
+
+
+class _FeedForward:
+    def _build_feed_forward(self, shape, hidden_units):
+        self.ff_norm = keras.layers.LayerNormalization(name="ff_norm", dtype=self.dtype_policy)
+        self.hidden = keras.layers.Dense(hidden_units, activation="gelu", name="hidden",
+                                         dtype=self.dtype_policy)
+        self.out = keras.layers.Dense(shape[-1], name="out", dtype=self.dtype_policy)
+        self.ff_norm.build(shape)
+        self.hidden.build(shape)
+        self.out.build((*shape[:-1], hidden_units))
+
+    def _feed_forward(self, x):
+        return self.out(self.hidden(self.ff_norm(x)))
+
+
+@keras.saving.register_keras_serializable(package="mmcourse")
+class DecoderBlock(_FeedForward, keras.layers.Layer):
+    """A pre-norm causal transformer block (GPT-2):
+
+        x <- x + MHA(LN(x), LN(x), causal),   x <- x + W_2 gelu(W_1 LN(x) + b_1) + b_2
+
+    Position t attends to positions 0..t only (``use_causal_mask=True``). For KV-cache
+    decoding, ``keys_values(x)`` gives the keys and values (batch, T, heads, key_dim) of a
+    whole input, and ``step(x_new, keys, values)`` runs one new position (batch, 1, d)
+    against the cached ones, by hand with the attention layer's own weights, returning the
+    output and the extended cache. Introduced in notebook 08.
+    """
+
+    def __init__(self, num_heads: int = 4, key_dim: int = 16, hidden_units: int = 128,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = _positive_int("num_heads", num_heads)
+        self.key_dim = _positive_int("key_dim", key_dim)
+        self.hidden_units = _positive_int("hidden_units", hidden_units)
+        self.attention_norm = keras.layers.LayerNormalization(name="attention_norm",
+                                                              dtype=self.dtype_policy)
+        self.attention = keras.layers.MultiHeadAttention(num_heads, key_dim, name="attention",
+                                                         dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(f"DecoderBlock needs tokens (batch, T, d) with known d, got "
+                             f"{tuple(input_shape)}")
+        self.attention_norm.build(input_shape)
+        self.attention.build(input_shape, input_shape)
+        self._build_feed_forward(input_shape, self.hidden_units)
+
+    def call(self, x):
+        normed = self.attention_norm(x)
+        x = x + self.attention(normed, normed, use_causal_mask=True)
+        return x + self._feed_forward(x)
+
+    def keys_values(self, x):
+        """The keys and values (batch, T, heads, key_dim) this block computes for input x."""
+        normed = self.attention_norm(x)
+        return self.attention._key_dense(normed), self.attention._value_dense(normed)
+
+    def step(self, x, keys, values):
+        """x (batch, 1, d), the new position; keys and values of the earlier positions ->
+        (output (batch, 1, d), keys, values with the new position appended)."""
+        normed = self.attention_norm(x)
+        keys = ops.concatenate([keys, self.attention._key_dense(normed)], axis=1)
+        values = ops.concatenate([values, self.attention._value_dense(normed)], axis=1)
+        x = x + _attend(self.attention, self.attention._query_dense(normed), keys, values)
+        return x + self._feed_forward(x), keys, values
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
+                "hidden_units": self.hidden_units}
+
+
+@keras.saving.register_keras_serializable(package="mmcourse")
+class GatedCrossAttention(_FeedForward, keras.layers.Layer):
+    """Flamingo's gated cross-attention, ``layer(text_hidden, image_tokens)``:
+
+        x = text_hidden + tanh(alpha) * MHA(LN(text_hidden), image_tokens)
+        y = x + tanh(alpha_ff) * FFN(LN(x))
+
+    ``alpha`` and ``alpha_ff`` are trainable scalars initialised to 0, so a new layer returns
+    ``text_hidden`` exactly and a pre-trained decoder with these layers inserted starts as
+    the decoder. text_hidden (batch, T, d), image_tokens (batch, N, d_image); the output is
+    (batch, T, d). ``hidden_units`` of the feed-forward part defaults to 4 d.
+    Introduced in notebook 08.
+    """
+
+    def __init__(self, num_heads: int, key_dim: int, hidden_units: int | None = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = _positive_int("num_heads", num_heads)
+        self.key_dim = _positive_int("key_dim", key_dim)
+        self.hidden_units = None if hidden_units is None else _positive_int("hidden_units",
+                                                                            hidden_units)
+        self.query_norm = keras.layers.LayerNormalization(name="query_norm",
+                                                          dtype=self.dtype_policy)
+        self.attention = keras.layers.MultiHeadAttention(num_heads, key_dim, name="attention",
+                                                         dtype=self.dtype_policy)
+
+    def build(self, text_hidden_shape, image_tokens_shape):
+        for name, shape in (("text_hidden", text_hidden_shape),
+                            ("image_tokens", image_tokens_shape)):
+            if len(shape) != 3 or shape[-1] is None:
+                raise ValueError(f"GatedCrossAttention needs {name} (batch, T, d) with known "
+                                 f"d, got {tuple(shape)}")
+        self.query_norm.build(text_hidden_shape)
+        self.attention.build(text_hidden_shape, image_tokens_shape)
+        self._build_feed_forward(text_hidden_shape,
+                                 self.hidden_units or 4 * text_hidden_shape[-1])
+        self.alpha = self.add_weight(shape=(), initializer="zeros", name="alpha")
+        self.alpha_ff = self.add_weight(shape=(), initializer="zeros", name="alpha_ff")
+
+    def _gated(self, text_hidden, attended):
+        x = text_hidden + ops.tanh(self.alpha) * attended
+        return x + ops.tanh(self.alpha_ff) * self._feed_forward(x)
+
+    def call(self, text_hidden, image_tokens):
+        return self._gated(text_hidden,
+                           self.attention(self.query_norm(text_hidden), image_tokens))
+
+    def image_keys_values(self, image_tokens):
+        """The keys and values (batch, N, heads, key_dim) of the image tokens, computed once
+        per image for KV-cache decoding."""
+        return self.attention._key_dense(image_tokens), self.attention._value_dense(image_tokens)
+
+    def step(self, text_hidden, keys, values):
+        """The layer on text_hidden with the image's keys and values already computed."""
+        query = self.attention._query_dense(self.query_norm(text_hidden))
+        return self._gated(text_hidden, _attend(self.attention, query, keys, values))
+
+    def compute_output_shape(self, text_hidden_shape, image_tokens_shape):
+        return tuple(text_hidden_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
+                "hidden_units": self.hidden_units}
+
+
+@keras.saving.register_keras_serializable(package="mmcourse")
+class DropPrefix(keras.layers.Layer):
+    """``layer(hidden, prefix)``: hidden (batch, P + L, d) -> its last L positions, the text
+    after a prefix of P visual tokens. Introduced in notebook 08."""
+
+    def call(self, hidden, prefix):
+        return hidden[:, prefix.shape[1]:]
+
+    def compute_output_shape(self, hidden_shape, prefix_shape):
+        length = None if hidden_shape[1] is None else hidden_shape[1] - prefix_shape[1]
+        return (hidden_shape[0], length, hidden_shape[2])
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+def _decoder_options(options: dict) -> dict:
+    unknown = sorted(set(options) - set(DECODER_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown}; valid: {sorted(DECODER_DEFAULTS)}")
+    options = {**DECODER_DEFAULTS, **options}
+    for name, value in options.items():
+        _positive_int(name, value)
+    return options
+
+
+def build_decoder(vocabulary_size: int, max_length: int = DECODER_MAX_LENGTH, **options):
+    """A GPT-style language model: token ids (batch, L), L <= ``max_length`` -> logits
+    (batch, L, vocabulary_size), position t predicting token t + 1. Layers: "embedding",
+    "block1".."blockN", "final_norm", "logits". ``options`` override ``DECODER_DEFAULTS``
+    (width, depth, num_heads, key_dim, hidden_units). Introduced in notebook 08."""
+    vocabulary_size = _positive_int("vocabulary_size", vocabulary_size)
+    if vocabulary_size < 5:
+        raise ValueError(f"vocabulary_size must be >= 5 (padding, [UNK], a word, [START], "
+                         f"[END]), got {vocabulary_size}")
+    options = _decoder_options(options)
+    token_ids = keras.Input((None,), dtype="int32", name="token_ids")
+    hidden = DecoderEmbedding(vocabulary_size, max_length, options["width"],
+                              name="embedding")(token_ids)
+    for index in range(options["depth"]):
+        hidden = DecoderBlock(options["num_heads"], options["key_dim"],
+                              options["hidden_units"], name=f"block{index + 1}")(hidden)
+    hidden = keras.layers.LayerNormalization(name="final_norm")(hidden)
+    logits = keras.layers.Dense(vocabulary_size, name="logits")(hidden)
+    return keras.Model(token_ids, logits, name="decoder")
+
+
+def build_projector(input_width: int = 64, width: int = 64, hidden_units: int = 128,
+                    name: str = "projector"):
+    """LLaVA-1.5's projector: an MLP applied to every vision token, (batch, N, input_width)
+    -> (batch, N, width): Dense(hidden_units, gelu), Dense(width). Introduced in notebook 08.
+    """
+    input_width = _positive_int("input_width", input_width)
+    width = _positive_int("width", width)
+    hidden_units = _positive_int("hidden_units", hidden_units)
+    tokens = keras.Input((None, input_width), name="vision_tokens")
+    hidden = keras.layers.Dense(hidden_units, activation="gelu", name="hidden")(tokens)
+    return keras.Model(tokens, keras.layers.Dense(width, name="out")(hidden), name=name)
+
+
+def vision_tokens(model, layer: str = "vit_norm"):
+    """The frozen token sequence of a CLIP image encoder (``mmcourse.clip``), before
+    pooling: images (batch, 64, 64, 3) in [0, 1] -> (batch, 65, 64), the output of its
+    layer ``layer``. ``model`` is a CLIP model or its "image_encoder". The returned model,
+    named "vision", has ``trainable=False``. Introduced in notebook 08."""
+    names = {sub.name for sub in getattr(model, "layers", [])}
+    encoder = model.get_layer("image_encoder") if "image_encoder" in names else model
+    if layer not in {sub.name for sub in getattr(encoder, "layers", [])}:
+        raise ValueError(f"model must be a CLIP model or image encoder with a layer "
+                         f"{layer!r}, got {getattr(model, 'name', type(model).__name__)!r}")
+    vision = keras.Model(encoder.input, encoder.get_layer(layer).output, name="vision")
+    vision.trainable = False
+    return vision
+
+
+def build_vlm(decoder, vision, arch: str = "llava", projector=None):
+    """A vision-language model on ``decoder``'s own layers (shared, not copied):
+    ``[images, token_ids]`` -> logits (batch, L, vocabulary_size) of the text positions.
+
+    ``vision`` (``vision_tokens``) maps images (batch, H, W, 3) in [0, 1] to tokens, and
+    ``projector`` (default ``build_projector``) maps those to the decoder's width. With
+    ``arch="llava"`` the projected tokens are a prefix before the text; with
+    ``arch="flamingo"`` a ``GatedCrossAttention`` ("gated_cross1".."gated_crossN") before
+    every decoder block lets the text attend to them. Introduced in notebook 08.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    parts = _parts(decoder)
+    if parts["vision"] is not None:
+        raise ValueError("decoder must be a text decoder (build_decoder), got a model with "
+                         "a vision encoder")
+    if len(vision.outputs[0].shape) != 3:
+        raise ValueError(f"vision must output tokens (batch, N, d), got "
+                         f"{vision.outputs[0].shape}")
+    width = parts["embedding"].width
+    if projector is None:
+        projector = build_projector(vision.outputs[0].shape[-1], width)
+    images = keras.Input(vision.inputs[0].shape[1:], name="images")
+    token_ids = keras.Input((None,), dtype="int32", name="token_ids")
+    visual = projector(vision(images))
+    hidden = parts["embedding"](token_ids)
+    if arch == "llava":
+        hidden = keras.layers.Concatenate(axis=1, name="prefix")([visual, hidden])
+    for index, block in enumerate(parts["blocks"]):
+        if arch == "flamingo":
+            hidden = GatedCrossAttention(block.num_heads, block.key_dim,
+                                         name=f"gated_cross{index + 1}")(hidden, visual)
+        hidden = block(hidden)
+    if arch == "llava":
+        hidden = DropPrefix(name="drop_prefix")(hidden, visual)
+    logits = parts["head"](parts["norm"](hidden))
+    return keras.Model([images, token_ids], logits, name=arch)
+
+
+def _layer(model, name):
+    names = {layer.name for layer in model.layers}
+    return model.get_layer(name) if name in names else None
+
+
+def _parts(model) -> dict:
+    """The named layers of a ``build_decoder`` or ``build_vlm`` model."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
+    parts = {"embedding": _layer(model, "embedding"), "norm": _layer(model, "final_norm"),
+             "head": _layer(model, "logits"), "vision": _layer(model, "vision"),
+             "projector": _layer(model, "projector"),
+             "prefix": _layer(model, "prefix") is not None, "blocks": [], "cross": []}
+    while (block := _layer(model, f"block{len(parts['blocks']) + 1}")) is not None:
+        parts["blocks"].append(block)
+        parts["cross"].append(_layer(model, f"gated_cross{len(parts['blocks'])}"))
+    if None in (parts["embedding"], parts["norm"], parts["head"]) or not parts["blocks"]:
+        raise ValueError(f"model must be built by build_decoder or build_vlm (layers "
+                         f"'embedding', 'block1', 'final_norm', 'logits'), got {model.name!r}")
+    return parts
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+
+class _Decoder:
+    """The compiled forward passes of one model: the whole sequence, and the KV cache's
+    prefill and one-token step."""
+
+    def __init__(self, model):
+        import tensorflow as tf  # noqa: PLC0415
+
+        self.parts = _parts(model)
+        self.full = tf.function(self._full, reduce_retracing=True)
+        self.prefill = tf.function(self._prefill, reduce_retracing=True)
+        self.step = tf.function(self._step, reduce_retracing=True)
+        self.visual = tf.function(self._visual, reduce_retracing=True)
+
+    def _visual(self, images):
+        return self.parts["projector"](self.parts["vision"](images, training=False))
+
+    def _run(self, visual, token_ids, caches=None):
+        parts = self.parts
+        hidden = parts["embedding"](token_ids)
+        if parts["prefix"]:
+            hidden = ops.concatenate([ops.cast(visual, hidden.dtype), hidden], axis=1)
+        for block, cross in zip(parts["blocks"], parts["cross"], strict=True):
+            if cross is not None:
+                hidden = cross(hidden, visual)
+            if caches is not None:
+                caches.append(block.keys_values(hidden))
+            hidden = block(hidden)
+        return hidden
+
+    def _full(self, visual, token_ids):
+        hidden = self._run(visual, token_ids)[:, -1:]
+        return self.parts["head"](self.parts["norm"](hidden))[:, 0]
+
+    def _prefill(self, visual, token_ids):
+        caches = []
+        hidden = self._run(visual, token_ids, caches)[:, -1:]
+        image_caches = [cross.image_keys_values(visual) if cross is not None else ()
+                        for cross in self.parts["cross"]]
+        return self.parts["head"](self.parts["norm"](hidden))[:, 0], caches, image_caches
+
+    def _step(self, token_ids, position, caches, image_caches):
+        hidden = self.parts["embedding"].step(token_ids, position)
+        new_caches = []
+        for block, cross, cache, image_cache in zip(self.parts["blocks"], self.parts["cross"],
+                                                    caches, image_caches, strict=True):
+            if cross is not None:
+                hidden = cross.step(hidden, *image_cache)
+            hidden, keys, values = block.step(hidden, *cache)
+            new_caches.append((keys, values))
+        return self.parts["head"](self.parts["norm"](hidden))[:, 0], new_caches
+
+
+_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _decoder_of(model) -> _Decoder:
+    if model not in _DECODERS:
+        _DECODERS[model] = _Decoder(model)
+    return _DECODERS[model]
+
+
+def _check_images(images, parts):
+    images = np.asarray(images)
+    shape = tuple(parts["vision"].inputs[0].shape[1:])
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != shape \
+            or len(images) == 0:
+        raise ValueError(f"images must be uint8 (N, {', '.join(map(str, shape))}) with N >= "
+                         f"1, got {images.dtype} {images.shape}")
+    return images.astype(np.float32) / 255.0
+
+
+def _choose(logits, method, k, temperature, rng):
+    if method == "greedy":
+        return np.argmax(logits, axis=1)
+    chosen = np.empty(len(logits), np.int64)
+    for row, scores in enumerate(logits):
+        top = np.argsort(-scores, kind="stable")[:k]
+        scaled = (scores[top] - scores[top[0]]) / temperature
+        weights = np.exp(scaled)
+        chosen[row] = top[rng.choice(k, p=weights / weights.sum())]
+    return chosen
+
+
+def decode_ids(model, images=None, prompt_ids=None, max_length: int = 16,
+               method: str = "greedy", k: int = 5, seed: int = 0, temperature: float = 1.0,
+               use_cache: bool = True, stop_at_end: bool = True, return_logits: bool = False):
+    """Generated token ids (batch, max_length) after "[START]" and ``prompt_ids`` (batch,
+    L0) (optional; ids of words); a row is padded with 0 after its "[END]".
+
+    The vocabulary's last two ids are "[START]" and "[END]"; the logits of padding (0),
+    "[UNK]" (1) and "[START]" are set to -inf before choosing, so they are never emitted
+    ("[END]" too with ``stop_at_end=False``, which always generates ``max_length`` tokens).
+    ``method="greedy"`` takes the argmax; ``"top_k"`` samples among the k largest logits
+    (divided by ``temperature``) with ``numpy.random.default_rng(seed)``. With
+    ``return_logits`` also returns the raw logits of every step (batch, steps, V).
+    Introduced in notebook 08.
+    """
+    parts = _parts(model)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    max_length = _positive_int("max_length", max_length)
+    vocabulary_size = parts["head"].units
+    start, end = vocabulary_size - 2, vocabulary_size - 1
+    banned = [0, 1, start] + ([] if stop_at_end else [end])
+    if method == "top_k":
+        k = _positive_int("k", k)
+        if k > vocabulary_size - len(banned):
+            raise ValueError(f"k must be at most {vocabulary_size - len(banned)} (the tokens "
+                             f"that may be emitted), got {k}")
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+                or not temperature > 0:
+            raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+    if parts["vision"] is None:
+        if images is not None:
+            raise ValueError("images must be None for a text decoder without a vision encoder")
+        visual = None
+        batch = 1 if prompt_ids is None else len(np.asarray(prompt_ids))
+    else:
+        if images is None:
+            raise ValueError("images must be given for a vision-language model")
+        pixels = _check_images(images, parts)
+        batch = len(pixels)
+    prompt = np.zeros((batch, 0), np.int32) if prompt_ids is None \
+        else np.asarray(prompt_ids).reshape(batch, -1) if np.size(prompt_ids) == 0 \
+        else np.asarray(prompt_ids)
+    if prompt.ndim != 2 or len(prompt) != batch or not np.issubdtype(prompt.dtype, np.integer) \
+            or (prompt.size and (prompt.min() < 2 or prompt.max() >= start)):
+        raise ValueError(f"prompt_ids must be word ids in [2, {start}) of shape (batch, L0) "
+                         f"with batch = {batch}, got {prompt.dtype} {prompt.shape}")
+    positions = parts["embedding"].max_length
+    if prompt.shape[1] + max_length > positions:
+        raise ValueError(f"max_length + prompt length must be at most {positions} (the "
+                         f"decoder's positions, [START] included), got max_length="
+                         f"{max_length} with a prompt of {prompt.shape[1]} words")
+    decoder = _decoder_of(model)
+    if parts["vision"] is not None:
+        visual = decoder.visual(ops.convert_to_tensor(pixels))
+    token_ids = np.concatenate([np.full((batch, 1), start, np.int32),
+                                prompt.astype(np.int32)], axis=1)
+    if use_cache:
+        logits, caches, image_caches = decoder.prefill(visual, ops.convert_to_tensor(token_ids))
+    else:
+        logits = decoder.full(visual, ops.convert_to_tensor(token_ids))
+    rng = np.random.default_rng(seed)
+    generated = np.zeros((batch, max_length), np.int32)
+    all_logits = []
+    finished = np.zeros(batch, bool)
+    for t in range(max_length):
+        scores = np.array(ops.convert_to_numpy(logits), dtype=np.float64)
+        all_logits.append(scores.copy())
+        scores[:, banned] = -np.inf
+        chosen = _choose(scores, method, k, temperature, rng)
+        generated[:, t] = np.where(finished, 0, chosen)
+        finished |= chosen == end
+        if finished.all() or t == max_length - 1:
+            break
+        new = np.where(finished, end, chosen).astype(np.int32)[:, None]
+        if use_cache:
+            logits, caches = decoder.step(ops.convert_to_tensor(new),
+                                          ops.convert_to_tensor(token_ids.shape[1], "int32"),
+                                          caches, image_caches)
+            token_ids = np.concatenate([token_ids, new], axis=1)
+        else:
+            token_ids = np.concatenate([token_ids, new], axis=1)
+            logits = decoder.full(visual, ops.convert_to_tensor(token_ids))
+    if return_logits:
+        return generated, np.stack(all_logits, axis=1)
+    return generated
+
+
+def generate(model, images=None, prompt="", max_length: int = 16, method: str = "greedy",
+             k: int = 5, seed: int = 0, temperature: float = 1.0, use_cache: bool = True,
+             vocabulary=None, root=None) -> list[str]:
+    """Texts written by ``model`` (``build_vlm``, or ``build_decoder`` with
+    ``images=None``): one per image (uint8 (N, H, W, 3)), continuing "[START]" + ``prompt``
+    (one str for all, or one per image) for at most ``max_length`` tokens, "[END]" included
+    and not shown. ``vocabulary`` defaults to ``decoder_vocabulary(root)``. See
+    ``decode_ids`` for the methods and limits. Introduced in notebook 08."""
+    vocabulary = decoder_vocabulary(root) if vocabulary is None else list(vocabulary)
+    vocabulary_size = _parts(model)["head"].units
+    if len(vocabulary) != vocabulary_size:
+        raise ValueError(f"vocabulary has {len(vocabulary)} tokens but the model predicts "
+                         f"{vocabulary_size}: pass the decoder_vocabulary it was built for")
+    count = 1 if images is None else len(np.asarray(images))
+    prompts = [prompt] * count if isinstance(prompt, str) else list(prompt)
+    if len(prompts) != count or not all(isinstance(p, str) for p in prompts):
+        raise ValueError(f"prompt must be a str or {count} strs (one per image), got "
+                         f"{prompt!r}")
+    rows = [_word_ids(text.split_words(p), vocabulary, "prompt") for p in prompts]
+    if len({len(row) for row in rows}) > 1:
+        raise ValueError(f"prompt: every prompt must have the same number of words, got "
+                         f"{sorted({len(row) for row in rows})}")
+    prompt_ids = np.array(rows, np.int32).reshape(count, -1)
+    generated = decode_ids(model, images, prompt_ids, max_length, method, k, seed,
+                           temperature, use_cache)
+    return ids_to_texts(generated, vocabulary)
+
+
+# --- judging captions by their meaning ------------------------------------------------------
+
+_ORDERS = {"left to right": "left of", "right to left": "right of",
+           "top to bottom": "above", "bottom to top": "below"}
+_ARTICLES = (("there", "is", "a"), ("a",), ("the",), ())
+
+
+def caption_statements(caption: str) -> list[dict]:
+    """The statements (``mmcourse.data``'s dicts) a caption makes; ValueError if it is not
+    in the grammar. Accepted, after ``text.split_words`` (case and punctuation ignored):
+
+    - a statement of the match grammar (``data.parse_statement``);
+    - an object's size, colour and shape in any order, after "a", "the", "there is a" or
+      nothing ("a red small circle"): an attribute statement;
+    - "left to right: c1 s1, c2 s2, ..." (``data.retrieval_caption``), or right to left,
+      top to bottom, bottom to top: the count of objects plus one spatial statement per
+      neighbouring pair, so the listing must name exactly the scene's objects in order.
+
+    Introduced in notebook 08."""
+    if not isinstance(caption, str):
+        raise TypeError(f"caption must be a str, got {type(caption).__name__}")
+    words = text.split_words(caption)
+    sentence = " ".join(words)
+    try:
+        return [data.parse_statement(sentence)]
+    except ValueError:
+        pass
+    for order, relation in _ORDERS.items():
+        if sentence.startswith(order + " "):
+            rest = words[len(order.split()):]
+            pairs = [rest[i:i + 2] for i in range(0, len(rest), 2)]
+            if len(rest) % 2 or len(pairs) > len(data.NUMBER_WORDS) - 1 or not all(
+                    c in data.COLOURS and s in data.SHAPES for c, s in pairs):
+                break
+            names = [{"colour": c, "shape": s} for c, s in pairs]
+            return [{"kind": "count", "number": len(names)}] + [
+                {"kind": "spatial", "a": a, "relation": relation, "b": b}
+                for a, b in zip(names, names[1:], strict=False)]
+    for article in _ARTICLES:
+        if tuple(words[:len(article)]) == article and len(words) == len(article) + 3:
+            rest = words[len(article):]
+            sizes = [w for w in rest if w in data.SIZES]
+            colours = [w for w in rest if w in data.COLOURS]
+            shapes = [w for w in rest if w in data.SHAPES]
+            if len(sizes) == len(colours) == len(shapes) == 1:
+                return [{"kind": "attribute", "size": sizes[0], "colour": colours[0],
+                         "shape": shapes[0]}]
+    raise ValueError(f"caption {caption!r} is not a statement of the course grammar")
+
+
+def caption_is_true(caption: str, objects) -> bool:
+    """Whether a caption parses (``caption_statements``) and every statement it makes holds
+    in the scene's ``objects`` (``data.is_true``). Introduced in notebook 08."""
+    try:
+        statements = caption_statements(caption)
+    except ValueError:
+        return False
+    return all(data.is_true(statement, objects) for statement in statements)
+
+
+def correct_statements(captions, scenes) -> float:
+    """The fraction of ``captions`` that are true of their scene (``caption_is_true``):
+    scenes are records of ``data.load_records("scenes", ...)`` (or lists of objects), one
+    per caption. A caption outside the grammar counts as wrong. Introduced in notebook 08.
+    """
+    if isinstance(captions, str):
+        raise TypeError("captions must be a list of strings, got one str: wrap it as [text]")
+    captions, scenes = list(captions), list(scenes)
+    if not captions or len(captions) != len(scenes):
+        raise ValueError(f"captions and scenes must be non-empty and of the same length, got "
+                         f"{len(captions)} and {len(scenes)}")
+    objects = [scene["objects"] if isinstance(scene, dict) else scene for scene in scenes]
+    return float(np.mean([caption_is_true(c, o) for c, o in zip(captions, objects,
+                                                                  strict=True)]))
+
+
+# --- benchmark ------------------------------------------------------------------------------
+
+
+def benchmark():
+    """``python -m mmcourse bench decode``: tokens per second of greedy decoding with the
+    KV cache against recomputing the whole sequence at every step, for a LLaVA-style model
+    (random weights: speed does not depend on them) with CLIP's 65 visual tokens, at batch
+    1 and 64 and 16 and 32 generated tokens. Introduced in notebook 08."""
+    from mmcourse import bench, clip  # noqa: PLC0415
+    from mmcourse.seeding import seed_everything  # noqa: PLC0415
+
+    rng = seed_everything(0)
+    vocabulary = decoder_vocabulary(data.ensure_data())
+    decoder = build_decoder(len(vocabulary), max_length=40)
+    model = build_vlm(decoder, vision_tokens(clip.build_image_encoder()), "llava")
+    images = rng.integers(0, 256, size=(64, 64, 64, 3), dtype=np.uint8)
+    timings, ratios = [], []
+    for batch in (1, 64):
+        for length in (16, 32):
+            def run(use_cache, batch=batch, length=length):
+                return decode_ids(model, images[:batch], max_length=length,
+                                  use_cache=use_cache, stop_at_end=False)
+
+            same = np.array_equal(run(True), run(False))
+            names = {True: f"cache b{batch} L{length}", False: f"recompute b{batch} L{length}"}
+            measured = bench.time_candidates({names[c]: (lambda c=c: run(c)) for c in names},
+                                             repeats=3, warmup=1, items=batch * length)
+            timings += measured
+            ratios.append(bench.Ratio(
+                f"cache b{batch} L{length}" + ("" if same else " (tokens differ!)"),
+                bench.speedup(measured, names[False], names[True]),
+                target=3.0 if length == 32 else None))
+    return bench.BenchResult(
+        "decode", "greedy decoding with a KV cache vs recomputing (tokens/s, LLaVA-style, "
+                  "65 visual tokens)",
+        timings=timings, ratios=ratios,
+        facts={"params": int(model.count_params()), "visual_tokens": 65,
+               "decoder": {**DECODER_DEFAULTS}})
