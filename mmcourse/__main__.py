@@ -14,6 +14,11 @@ import errno
 import sys
 from pathlib import Path
 
+#: Tasks trained outside ``build_model``: CLIP (notebook 07) and the captioner (notebook 08);
+#: ``mmcourse.vlm.ARCHS`` names the captioner's architectures (a test keeps them equal).
+NEW_TASKS = ("retrieval", "caption")
+CAPTION_ARCHS = ("llava", "flamingo")
+
 
 def int_at_least(minimum: int):
     """An argparse ``type=``: a whole number >= ``minimum``; the message names the bound."""
@@ -56,9 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train and evaluate one model")
     train.add_argument("--task", default="match",
-                       help="match, qa, or retrieval (CLIP, notebook 07; --fusion is then "
-                            "ignored) (default match)")
+                       help="match, qa, retrieval (CLIP, notebook 07) or caption (an image "
+                            "captioner, notebook 08); --fusion applies to match and qa "
+                            "(default match)")
     train.add_argument("--fusion", default="concat", help="fusion method (default concat)")
+    train.add_argument("--arch", default=None, choices=CAPTION_ARCHS,
+                       help="with --task caption: llava (visual tokens as a prefix) or "
+                            "flamingo (gated cross-attention) (default llava)")
     train.add_argument("--level", default="attributes", choices=["attributes", "relations"])
     train.add_argument("--epochs", type=positive_int, default=None,
                        help="epochs, >= 1 (default per task)")
@@ -139,18 +148,23 @@ def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
         parser.error(f"argument --root: {args.root} holds a captions.csv, so it looks like "
                      f"your own data. --root is the course dataset's folder (generated there "
                      f"if missing); to train on your folder, use --data-dir {args.root}")
-    for flag, value, valid in (("--task", args.task, (*TASKS, "retrieval")),
+    for flag, value, valid in (("--task", args.task, (*TASKS, *NEW_TASKS)),
                                ("--fusion", args.fusion, FUSIONS)):
         if value not in valid:
             parser.error(f"argument {flag}: unknown {flag[2:]} {value!r}; valid names: "
                          f"{', '.join(valid)}")
-    if args.task == "retrieval":
+    if args.arch is not None and args.task != "caption":
+        parser.error(f"argument --arch: only with --task caption, got --task {args.task}")
+    if args.task in NEW_TASKS:
         for flag, given in (("--strategy", args.strategy != "default"), ("--resume", args.resume),
                             ("--patience", args.patience is not None),
                             ("--test-size", args.test_size is not None)):
             if given:
-                parser.error(f"argument {flag}: not available with --task retrieval (CLIP "
-                             f"trains for --epochs and always scores the whole test split)")
+                parser.error(f"argument {flag}: not available with --task {args.task} (it "
+                             f"trains for set epochs and always scores the whole test split)")
+    if args.task == "caption" and args.epochs is not None:
+        parser.error("argument --epochs: not available with --task caption (it trains in "
+                     "four steps; see mmcourse.vlm.CAPTION_EPOCHS)")
     if args.resume and args.run_dir is None:
         parser.error("argument --resume: needs --run-dir DIR, the folder of the interrupted run "
                      "(its backup is there)")

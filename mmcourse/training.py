@@ -243,9 +243,12 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
 def main(args) -> int:
     """``python -m mmcourse train``: exit 0 on success, 2 on unknown names or bad
     arguments (the valid names go to stderr). Introduced in notebook 04; ``--task
-    retrieval`` (``mmcourse.clip.train_clip``) in notebook 07."""
+    retrieval`` (``mmcourse.clip.train_clip``) in notebook 07; ``--task caption``
+    (``mmcourse.vlm.train_captioner``) in notebook 08."""
     if args.task == "retrieval":
         return _main_retrieval(args)
+    if args.task == "caption":
+        return _main_caption(args)
     try:
         _check_names(args.task, args.fusion, args.level)
         if args.epochs is not None and args.epochs < 1:
@@ -304,4 +307,33 @@ def _main_retrieval(args) -> int:
         print(f"  zero-shot accuracy over {result['zero_shot_classes']} prompts: seen "
               f"{result['zero_shot_accuracy']:.3f}, held-out combinations "
               f"{result['zero_shot_heldout_accuracy']:.3f} (chance {result['chance']:.3f})")
+    return 0
+
+
+def _main_caption(args) -> int:
+    """``train --task caption``: an image captioner (``mmcourse.vlm.train_captioner``)."""
+    from mmcourse import vlm  # noqa: PLC0415
+
+    extra = {name: getattr(args, name) for name in ("batch_size", "train_size")
+             if getattr(args, name, None) is not None}
+    try:
+        result = vlm.train_captioner(args.level, args.arch or "llava", args.seed, args.root,
+                                     keep_model=args.run_dir is not None, log=log_to_stderr,
+                                     **extra)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.run_dir is not None:
+        Path(args.run_dir).mkdir(parents=True, exist_ok=True)
+        result.pop("model").save(Path(args.run_dir) / "model.keras")
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"caption/{result['arch']} on {result['level']}: exact match "
+          f"{result['exact_match']:.3f}, correct statements {result['correct_statements']:.3f}, "
+          f"token accuracy {result['token_accuracy']:.3f}; {result['params']:,} parameters "
+          f"({result['trainable_params']:,} trainable in stage 2), "
+          f"{result['train_seconds']:.0f} s")
+    for sample in result["samples"]:
+        print(f"  {sample['reference']!r} -> {sample['generated']!r}")
     return 0

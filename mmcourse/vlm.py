@@ -753,3 +753,131 @@ def benchmark():
         timings=timings, ratios=ratios,
         facts={"params": int(model.count_params()), "visual_tokens": 65,
                "decoder": {**DECODER_DEFAULTS}})
+
+
+# --- training a captioner -------------------------------------------------------------------
+
+#: Token ids per caption ("[START]", the words, "[END]") at each level.
+CAPTION_LENGTHS = {"attributes": 8, "relations": 14}
+#: Epochs of each step of ``train_captioner``.
+CAPTION_EPOCHS = {"clip": 25, "pretrain": 10, "stage1": 5, "stage2": 10}
+
+
+def _fit_stage(model, trainable, inputs, targets, epochs, learning_rate, batch_size, seed):
+    """Fit ``model`` with only the layers named in ``trainable`` trainable; (seconds,
+    trainable parameter count, final loss)."""
+    import time  # noqa: PLC0415
+
+    for layer in model.layers:
+        layer.trainable = layer.name in trainable
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    weights = (targets != 0).astype("float32")  # padding is not a target
+    keras.utils.set_random_seed(seed)
+    start = time.perf_counter()
+    history = model.fit(inputs, targets, sample_weight=weights, batch_size=batch_size,
+                        epochs=epochs, verbose=0, shuffle=True)
+    trainable_params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    return time.perf_counter() - start, trainable_params, float(history.history["loss"][-1])
+
+
+def caption_metrics(model, images, captions, scenes, vocabulary, length: int) -> dict:
+    """How well ``model`` captions ``images``: ``exact_match`` (greedy caption == reference),
+    ``correct_statements`` (the caption is true of the scene, whatever its wording) and
+    ``token_accuracy`` (next-token accuracy with the reference as input, padding excluded).
+    Introduced in notebook 08."""
+    generated = generate(model, images, max_length=length, vocabulary=vocabulary)
+    ids = encode_texts(captions, vocabulary, length)
+    logits = model.predict([np.asarray(images) / 255.0, ids[:, :-1]], batch_size=256,
+                           verbose=0)
+    real = ids[:, 1:] != 0
+    return {"exact_match": float(np.mean([g == " ".join(text.split_words(c))
+                                          for g, c in zip(generated, captions, strict=True)])),
+            "correct_statements": correct_statements(generated, scenes),
+            "token_accuracy": float((logits.argmax(-1) == ids[:, 1:])[real].mean()),
+            "generated": generated}
+
+
+def train_captioner(level: str = "attributes", arch: str = "llava", seed: int = 0, root=None,
+                    *, epochs: dict | None = None, batch_size: int = 64,
+                    train_size: int | None = None, log=None, keep_model: bool = False) -> dict:
+    """Train an image captioner on ``level``'s retrieval captions and score it on the test
+    split (``python -m mmcourse train --task caption``):
+
+    1. a CLIP (``mmcourse.clip.train_clip``, every colour-shape combination) whose ViT,
+       frozen, supplies the visual tokens;
+    2. the decoder pre-trained as a language model on the training captions;
+    3. stage 1: ``arch="llava"`` trains the projector alone, ``"flamingo"`` the projector
+       and the gated cross-attention layers, the decoder frozen in both;
+    4. stage 2: ``"llava"`` fine-tunes the projector and the decoder together;
+       ``"flamingo"`` keeps the decoder frozen and trains its new layers on.
+
+    ``epochs`` overrides ``CAPTION_EPOCHS``. The metrics (``caption_metrics``) are reported
+    after each stage; the top level holds those after stage 2, ``train_seconds`` the whole
+    pipeline's fitting time. Introduced in notebook 08.
+    """
+    from mmcourse import clip  # noqa: PLC0415
+    from mmcourse.seeding import seed_everything  # noqa: PLC0415
+
+    if level not in CAPTION_LENGTHS:
+        raise ValueError(f"level must be one of {tuple(CAPTION_LENGTHS)}, got {level!r}")
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    epochs = {**CAPTION_EPOCHS, **(epochs or {})}
+    for name, value in epochs.items():
+        if name not in CAPTION_EPOCHS:
+            raise ValueError(f"epochs: unknown step {name!r}; steps: {tuple(CAPTION_EPOCHS)}")
+        _positive_int(f"epochs[{name!r}]", value)
+    log = log or (lambda message: None)
+    root = data.ensure_data(root)
+    seed_everything(seed)
+    length, vocabulary = CAPTION_LENGTHS[level], decoder_vocabulary(root)
+    images, captions, _ = data.load_arrays("retrieval", level, "train", root=root)
+    if train_size is not None:
+        images, captions = images[:_positive_int("train_size", train_size)], \
+            captions[:train_size]
+    ids = encode_texts(captions, vocabulary, length)
+    inputs, targets = ids[:, :-1], ids[:, 1:]
+
+    log(f"[caption/{level}/{arch}] CLIP for the visual tokens, {epochs['clip']} epochs")
+    clip_run = clip.train_clip(level, epochs["clip"], seed, root, heldout=(),
+                               train_size=train_size, keep_model=True)
+    seconds = {"clip": clip_run["train_seconds"]}
+    decoder = build_decoder(len(vocabulary), max_length=length)
+    seconds["pretrain"], _, _ = _fit_stage(
+        decoder, {layer.name for layer in decoder.layers}, inputs, targets,
+        epochs["pretrain"], 3e-3, batch_size, seed)
+    model = build_vlm(decoder, vision_tokens(clip_run["model"]), arch)
+    new = {"projector"} | {layer.name for layer in model.layers
+                           if layer.name.startswith("gated_cross")}
+    decoder_layers = {layer.name for layer in decoder.layers} - {"token_ids"}
+    stage2 = new | decoder_layers if arch == "llava" else new
+    test_images, test_captions, _ = data.load_arrays("retrieval", level, "test", root=root)
+    test_scenes = data.load_records("scenes", level, "test", root=root)
+    stages, trainable_params = {}, 0
+    for stage, trainable, rate in (("stage1", new, 3e-3), ("stage2", stage2, 1e-3)):
+        seconds[stage], trainable_params, loss = _fit_stage(
+            model, trainable, [images / 255.0, inputs], targets, epochs[stage], rate,
+            batch_size, seed + int(stage[-1]))
+        metrics = caption_metrics(model, test_images, test_captions, test_scenes, vocabulary,
+                                  length)
+        stages[stage] = {"exact_match": metrics["exact_match"],
+                         "correct_statements": metrics["correct_statements"],
+                         "token_accuracy": metrics["token_accuracy"],
+                         "train_loss": loss, "trainable_params": trainable_params,
+                         "seconds": seconds[stage]}
+        log(f"[caption/{level}/{arch}] after {stage}: exact match "
+            f"{metrics['exact_match']:.3f}, correct statements "
+            f"{metrics['correct_statements']:.3f}")
+    result = {"task": "caption", "level": level, "arch": arch,
+              **{k: stages["stage2"][k] for k in ("exact_match", "correct_statements",
+                                                  "token_accuracy")},
+              "params": int(model.count_params()), "trainable_params": trainable_params,
+              "train_seconds": float(sum(seconds.values())), "seconds": seconds,
+              "stages": stages, "epochs": epochs, "seed": seed,
+              "train_examples": len(images), "test_examples": len(test_images),
+              "samples": [{"reference": c, "generated": g} for c, g in
+                          list(zip(test_captions, metrics["generated"], strict=True))[:5]]}
+    if keep_model:
+        result["model"] = model
+    return result

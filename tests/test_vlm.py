@@ -547,3 +547,39 @@ def test_bad_input_raises_clear_errors(models):
         vlm.correct_statements("a small red circle", [ONE])
     with pytest.raises(ValueError, match="vocabulary already holds"):
         vlm.decoder_vocabulary(vocabulary=VOCAB)
+
+
+def test_the_command_line_offers_the_captioner_architectures():
+    from mmcourse.__main__ import CAPTION_ARCHS
+
+    assert CAPTION_ARCHS == vlm.ARCHS
+
+
+@pytest.mark.parametrize("arch", vlm.ARCHS)
+def test_train_captioner_quick_run_reports_every_stage(arch):
+    steps = dict.fromkeys(vlm.CAPTION_EPOCHS, 1)
+    result = vlm.train_captioner("attributes", arch, epochs=steps, train_size=96,
+                                 batch_size=32)
+    assert result["task"] == "caption" and result["arch"] == arch
+    assert set(result["stages"]) == {"stage1", "stage2"}
+    for key in ("exact_match", "correct_statements", "token_accuracy"):
+        assert 0 <= result[key] <= 1
+    assert result["test_examples"] == 500 and result["train_examples"] == 96
+    assert len(result["samples"]) == 5
+    stage1, stage2 = result["stages"]["stage1"], result["stages"]["stage2"]
+    # Stage 1 trains only the new layers; LLaVA's stage 2 adds the decoder, Flamingo's not.
+    assert stage1["trainable_params"] < result["params"]
+    if arch == "llava":
+        assert stage2["trainable_params"] > stage1["trainable_params"]
+    else:
+        assert stage2["trainable_params"] == stage1["trainable_params"]
+    assert result["train_seconds"] == pytest.approx(sum(result["seconds"].values()))
+
+
+def test_train_captioner_bad_arguments():
+    with pytest.raises(ValueError, match="arch must be one of"):
+        vlm.train_captioner("attributes", "gpt")
+    with pytest.raises(ValueError, match="level must be one of"):
+        vlm.train_captioner("colours")
+    with pytest.raises(ValueError, match="unknown step 'stage3'"):
+        vlm.train_captioner(epochs={"stage3": 1})
