@@ -60,7 +60,7 @@ def test_train_rejects_bad_arguments():
 
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"fusion": "outer"}, "unknown fusion 'outer'; valid names: image, text, concat"),
-    ({"task": "caption"}, "unknown task 'caption'; valid names: match, qa"),
+    ({"task": "translate"}, "unknown task 'translate'; valid names: match, qa"),
     ({"epochs": 0}, "--epochs must be >= 1"),
 ])
 def test_main_exits_2_with_the_valid_names(overrides, message, capsys):
