@@ -1,0 +1,372 @@
+"""Deployment: a model that leaves the notebook and runs where the course code is not
+installed (notebook 10).
+
+- ``export(model, out_dir)``: a TensorFlow SavedModel whose
+  ``serving_default`` signature takes RAW inputs, ``image`` (a batch of encoded PNG or JPEG
+  bytes, ``tf.string``) and ``text`` (a batch of strings), and returns ``probability``
+  (B,) float32. Decoding, resizing, normalisation, the course's text standardisation and
+  the vocabulary lookup all run as TensorFlow ops inside the signature, so a server needs
+  TensorFlow only: no ``mmcourse``, no OpenCV, no Python function (the ``.keras`` model's
+  standardisation is a ``tf.numpy_function``, which a SavedModel cannot carry; here it is
+  rebuilt from ``tf.strings`` ops, see ``tf_standardize``).
+- ``load(path)`` and ``predict(path, images, texts)``: the same probabilities from a
+  ``.keras`` file or a SavedModel folder.
+- ``rest_request`` / ``rest_response``: TensorFlow Serving's REST "instances" format.
+- ``lambda_model`` and ``load_keras``: what ``safe_mode`` protects against.
+
+Images: PNG files of 64x64 pixels go through without resizing and give the same pixels as
+the course's OpenCV reader. Other sizes are resized with ``tf.image.resize(method="area")``
+and JPEGs decoded by TensorFlow's decoder: pixels may then differ from OpenCV's by a few
+levels (``tests/test_deploy.py`` measures and bounds the probability difference).
+TensorFlow and Keras are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from mmcourse import folders, owndata, text
+
+IMAGE_SIZE = owndata.IMAGE_SIZE
+SIGNATURE = "serving_default"
+#: Han characters for the regular expression, the ranges of ``text.HAN_RANGES``.
+_HAN_CLASS = "".join(f"\\x{{{low:X}}}-\\x{{{high:X}}}" for low, high in text.HAN_RANGES)
+
+
+@lru_cache(maxsize=1)
+def nfkc_table() -> tuple[list[str], list[str]]:
+    """Every code point that Unicode NFKC changes, and what it becomes (about 5,600 pairs):
+    a lookup table lets TensorFlow apply NFKC character by character. Introduced in
+    notebook 10."""
+    keys, values = [], []
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:  # surrogates are not characters
+            continue
+        character = chr(code)
+        normal = unicodedata.normalize("NFKC", character)
+        if normal != character:
+            keys.append(character)
+            values.append(normal)
+    return keys, values
+
+
+def tf_standardize(texts, table):
+    """``text.standardize`` as TensorFlow string ops, for a ``tf.string`` tensor (B,):
+    NFKC per character (``table``, a ``tf.lookup.StaticHashTable`` of ``nfkc_table``),
+    Unicode lower case, ASCII and Unicode punctuation to spaces, a space around every Han
+    character, whitespace collapsed. It agrees with ``text.standardize`` except on
+    combining sequences that NFKC composes (e.g. "e" + U+0301). Introduced in notebook 10."""
+    import tensorflow as tf
+
+    characters = tf.strings.unicode_split(texts, "UTF-8", errors="replace")
+    normal = tf.ragged.map_flat_values(table.lookup, characters)
+    normal = tf.ragged.map_flat_values(
+        lambda mapped, original: tf.where(mapped == "", original, mapped), normal, characters)
+    joined = tf.strings.reduce_join(normal, axis=-1)
+    lowered = tf.strings.lower(joined, encoding="utf-8")
+    no_punctuation = tf.strings.regex_replace(lowered, r"[[:punct:]\pP]", " ")
+    spaced = tf.strings.regex_replace(no_punctuation, f"([{_HAN_CLASS}])", r" \1 ")
+    collapsed = tf.strings.regex_replace(spaced, r"[\s\pZ]+", " ")
+    return tf.strings.strip(collapsed)
+
+
+def split_raw_model(model):
+    """(core model (image, token ids) -> P(match), vocabulary, sequence length) of a
+    raw-input model made by ``owndata.export_model``. Introduced in notebook 10."""
+    import keras
+
+    owndata.check_raw_model(model)
+    vectorizers = [layer for layer in model.layers
+                   if isinstance(layer, keras.layers.TextVectorization)]
+    cores = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(vectorizers) != 1 or len(cores) != 1:
+        raise ValueError(f"model must hold one TextVectorization layer and one inner model "
+                         f"(what owndata.export_model makes), got {len(vectorizers)} and "
+                         f"{len(cores)}")
+    vectorizer = vectorizers[0]
+    sequence_length = int(vectorizer.get_config()["output_sequence_length"])
+    return cores[0], list(vectorizer.get_vocabulary()), sequence_length
+
+
+def serving_module(model):
+    """A ``tf.Module`` with ``serve(image, text)``: raw inputs (encoded image bytes and
+    strings, each (B,)) -> ``{"probability": (B,) float32}``, every step a TensorFlow op.
+    Introduced in notebook 10."""
+    import keras
+    import tensorflow as tf
+
+    core, vocabulary, sequence_length = split_raw_model(model)
+    image_shape = tuple(core.inputs[0].shape[1:])
+    if image_shape != (IMAGE_SIZE, IMAGE_SIZE, 3):
+        raise ValueError(f"model's image input must be ({IMAGE_SIZE}, {IMAGE_SIZE}, 3), got "
+                         f"{image_shape}")
+    keys, values = nfkc_table()
+    module = tf.Module()
+    module.core = core
+    module.nfkc = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(keys, values), default_value="")
+    module.vectorizer = keras.layers.TextVectorization(
+        standardize=None, split="whitespace", output_mode="int",
+        output_sequence_length=sequence_length, vocabulary=vocabulary[2:])
+
+    def decode(data):
+        image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+        shape = tf.shape(image)
+
+        def resize():
+            area = tf.image.resize(image, (IMAGE_SIZE, IMAGE_SIZE), method="area")
+            return tf.cast(tf.clip_by_value(tf.round(area), 0, 255), tf.uint8)
+
+        same = tf.logical_and(shape[0] == IMAGE_SIZE, shape[1] == IMAGE_SIZE)
+        image = tf.cond(same, lambda: image, resize)
+        return tf.ensure_shape(image, (IMAGE_SIZE, IMAGE_SIZE, 3))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image"),
+                                  tf.TensorSpec([None], tf.string, name="text")])
+    def serve(image, text):
+        pixels = tf.map_fn(decode, image, fn_output_signature=tf.TensorSpec(
+            (IMAGE_SIZE, IMAGE_SIZE, 3), tf.uint8))
+        pixels = tf.cast(pixels, tf.float32) / 255.0
+        token_ids = module.vectorizer(tf_standardize(text, module.nfkc))
+        probability = module.core([pixels, token_ids], training=False)
+        return {"probability": tf.reshape(probability, [-1])}
+
+    module.serve = serve
+    module.vocabulary, module.sequence_length = vocabulary, sequence_length
+    return module
+
+
+def _load_raw(model):
+    if isinstance(model, (str, Path)):
+        return owndata.load_model(model)
+    owndata.check_raw_model(model)
+    return model
+
+
+def export(model, out_dir) -> dict:
+    """Write ``model`` (a raw-input match model or its ``.keras`` path) as a SavedModel in
+    ``out_dir`` (see the module docstring). Returns what was written, with its size in
+    bytes.
+    Introduced in notebook 10."""
+    import tensorflow as tf
+
+    model = _load_raw(model)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ValueError(f"out_dir {out_dir} exists and is not an empty folder; give a new "
+                         f"folder")
+    module = serving_module(model)
+    tf.saved_model.save(module, str(out_dir), signatures={
+        SIGNATURE: module.serve.get_concrete_function()})
+    report = {"saved_model": str(out_dir), "saved_model_bytes": folder_bytes(out_dir),
+              "vocabulary_size": len(module.vocabulary),
+              "sequence_length": module.sequence_length}
+    return report
+
+
+def folder_bytes(folder) -> int:
+    """Total size in bytes of the files under ``folder``. Introduced in notebook 10."""
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+# --- loading and predicting with any of the three formats ------------------------------------
+
+
+def model_kind(path) -> str:
+    """``"keras"`` or ``"saved_model"`` for a model path; ``ValueError`` for
+    a missing path or another kind of file. Introduced in notebook 10."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "saved_model.pb").is_file():
+            raise ValueError(f"model folder {path} holds no saved_model.pb: give a folder "
+                             f"written by `python -m mmcourse export`, or a .keras file")
+        return "saved_model"
+    if not path.is_file():
+        raise ValueError(f"model file not found: {path}")
+    return "keras"
+
+
+def _image_bytes(images) -> list[bytes]:
+    """Encoded bytes of each image: a file's bytes as they are, an RGB uint8 array as PNG."""
+    import cv2
+
+    encoded = []
+    for index, image in enumerate(images):
+        if isinstance(image, (bytes, bytearray)):
+            encoded.append(bytes(image))
+        elif isinstance(image, (str, Path)):
+            if not Path(image).is_file():
+                raise ValueError(f"images[{index}]: image file not found: {image}")
+            encoded.append(Path(image).read_bytes())
+        else:
+            array = np.asarray(image)
+            if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+                raise ValueError(f"images[{index}] must be image bytes, an image file or an "
+                                 f"RGB uint8 array (H, W, 3), got {array.dtype} {array.shape}")
+            encoded.append(cv2.imencode(".png", cv2.cvtColor(array, cv2.COLOR_RGB2BGR))[1]
+                           .tobytes())
+    return encoded
+
+
+class SavedModelPredictor:
+    """The ``serving_default`` signature of an exported folder, called with raw inputs.
+    Introduced in notebook 10."""
+
+    def __init__(self, path):
+        import tensorflow as tf
+
+        try:
+            loaded = tf.saved_model.load(str(path))
+            self.signature = loaded.signatures[SIGNATURE]
+        except Exception as error:  # noqa: BLE001  (protobuf, op and key errors alike)
+            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            raise ValueError(f"cannot load SavedModel {path} ({type(error).__name__}: "
+                             f"{reason}); export one with `python -m mmcourse export`") from None
+        self._loaded = loaded  # keeps the signature's variables alive
+
+    def __call__(self, images, texts) -> np.ndarray:
+        import tensorflow as tf
+
+        outputs = self.signature(image=tf.constant(_image_bytes(images)),
+                                 text=tf.constant([t.encode("utf-8") for t in texts]))
+        return outputs["probability"].numpy().astype(np.float64)
+
+
+def load(path):
+    """A callable ``(images, texts) -> probabilities (N,)`` for a ``.keras`` file or an
+    exported SavedModel folder. Introduced in notebook 10."""
+    kind = model_kind(path)
+    if kind == "saved_model":
+        return SavedModelPredictor(path)
+    model = owndata.load_model(path)
+    return lambda images, texts: owndata.predict(model, images, texts)
+
+
+def predict(model, images, texts) -> np.ndarray:
+    """P(text matches image) (N,) with a model path of any kind (``load``) or a loaded
+    predictor; images are files, bytes or RGB uint8 arrays. Introduced in notebook 10."""
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, got one str: wrap it as [text]")
+    texts, images = list(texts), list(images)
+    if len(texts) != len(images):
+        raise ValueError(f"images and texts must have the same length, got {len(images)} "
+                         f"and {len(texts)}")
+    if not texts:
+        raise ValueError("images and texts are empty: give at least one pair")
+    for index, caption in enumerate(texts):
+        if not isinstance(caption, str):
+            raise TypeError(f"texts[{index}] must be a str, got {type(caption).__name__}")
+    if isinstance(model, (str, Path)):
+        model = load(model)
+    return np.asarray(model(images, texts), np.float64)
+
+
+def main_predict(args) -> int:
+    """``python -m mmcourse predict --model M (--image F --text T | --csv FILE) [--json]``.
+    0 on success, 1 on a bad model, image or CSV (clear message, no traceback).
+    MODEL is a ``.keras`` file or an exported SavedModel folder.
+    Introduced in notebook 09; the other formats in notebook 10."""
+    try:
+        model = load(args.model)
+        if args.csv is not None:
+            captions = folders.read_captions(args.csv)
+            if captions.problems:
+                raise folders.DataError("\n".join(str(p) for p in captions.problems))
+            folder = Path(args.csv).parent
+            rows = captions.rows
+            images = [folder / row.image for row in rows]
+            texts = [row.text for row in rows]
+        else:
+            images, texts, rows = [Path(args.image)], [args.text], None
+        probabilities = predict(model, images, texts)
+    except (folders.DataError, ValueError, TypeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    results = [{"image": str(image), "text": caption, "probability": round(float(p), 6),
+                "label": int(p > 0.5)}
+               for image, caption, p in zip(images, texts, probabilities, strict=True)]
+    if rows is not None:
+        for result, row in zip(results, rows, strict=True):
+            result["line"] = row.line
+    if args.json:
+        print(json.dumps(results[0] if rows is None else {"predictions": results},
+                         ensure_ascii=False))
+    else:
+        for result in results:
+            verdict = "matches" if result["label"] else "does not match"
+            print(f"{result['probability']:.3f}  label {result['label']}  ({verdict}) "
+                  f"{result['image']}  {result['text']!r}")
+    return 0
+
+
+# --- TensorFlow Serving's REST format ---------------------------------------------------------
+
+
+def rest_request(images, texts) -> dict:
+    """The JSON body TensorFlow Serving's REST API takes for the exported signature
+    (``POST /v1/models/NAME:predict``): binary inputs as ``{"b64": ...}``.
+    Introduced in notebook 10."""
+    encoded = _image_bytes(images)
+    return {"signature_name": SIGNATURE, "instances": [
+        {"image": {"b64": base64.b64encode(data).decode("ascii")}, "text": caption}
+        for data, caption in zip(encoded, texts, strict=True)]}
+
+
+def rest_response(signature, request: dict) -> dict:
+    """What TensorFlow Serving answers for ``request`` (a dict, e.g. ``json.loads`` of the
+    body): the instances decoded as the server does (``{"b64": s}`` -> bytes), the signature
+    called, ``{"predictions": [{"probability": p}, ...]}``. Introduced in notebook 10."""
+    import tensorflow as tf
+
+    if request.get("signature_name", SIGNATURE) != SIGNATURE:
+        raise ValueError(f"signature_name must be {SIGNATURE!r}, got "
+                         f"{request.get('signature_name')!r}")
+    instances = request.get("instances")
+    if not isinstance(instances, list) or not instances:
+        raise ValueError("request must hold a non-empty list 'instances'")
+
+    def decoded(value):
+        return base64.b64decode(value["b64"]) if isinstance(value, dict) else \
+            str(value).encode("utf-8")
+
+    columns = {name: tf.constant([decoded(instance[name]) for instance in instances])
+               for name in ("image", "text")}
+    outputs = signature(**columns)
+    rows = {name: tensor.numpy().tolist() for name, tensor in outputs.items()}
+    return {"predictions": [{name: rows[name][i] for name in rows}
+                            for i in range(len(instances))]}
+
+
+# --- safe loading -----------------------------------------------------------------------------
+
+
+def lambda_model(path, marker) -> Path:
+    """Save a small ``.keras`` model with a ``Lambda`` layer whose code, when Keras rebuilds
+    the model, writes the file ``marker``: a harmless stand-in for what a malicious file
+    could run. Introduced in notebook 10."""
+    import keras
+
+    inputs = keras.Input(shape=(2,), name="x")
+    outputs = keras.layers.Lambda(
+        lambda x, marker: (__import__("pathlib").Path(marker).write_text("code ran"), x)[1],
+        arguments={"marker": str(marker)}, name="payload")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="dense")(outputs))
+    model.save(path)
+    return Path(path)
+
+
+def load_keras(path, safe_mode: bool = True):
+    """``keras.saving.load_model(path, safe_mode=...)`` after registering the course's
+    objects. Under ``safe_mode=True`` a ``Lambda`` layer's Python code is refused: a
+    ``ValueError`` that says so. Introduced in notebook 10."""
+    import keras
+
+    owndata.register_keras_objects()
+    return keras.saving.load_model(path, safe_mode=safe_mode)
