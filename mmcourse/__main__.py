@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="P(text matches image) with a model saved by train --data-dir --save")
     predict.add_argument("--model", required=True, metavar="MODEL",
                          help="a .keras file saved by train --data-dir --save, or the SavedModel "
-                              "folder written by export")
+                              "folder or a .tflite file written by export")
     predict.add_argument("--image", default=None, metavar="FILE", help="one image file")
     predict.add_argument("--text", default=None, help="its text, in any language")
     predict.add_argument("--csv", default=None, metavar="FILE",
@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a model saved by train --data-dir --save")
     export.add_argument("--out", required=True, metavar="DIR",
                         help="a new (or empty) folder for the SavedModel")
+    export.add_argument("--tflite", action="store_true",
+                        help="also write TFLite files of the numeric core, float32 and int8")
     export.add_argument("--json", action="store_true", help="print what was written as JSON")
 
     check = commands.add_parser(
@@ -212,7 +214,7 @@ def predict(parser: argparse.ArgumentParser, args) -> int:
 
 
 def export(parser: argparse.ArgumentParser, args) -> int:
-    """``export --model M.keras --out DIR [--json]``: a SavedModel for raw inputs
+    """``export --model M.keras --out DIR [--tflite] [--json]``: a SavedModel for raw inputs
     (``mmcourse.deploy``, notebook 10). 2 for bad arguments, 1 for a bad model file."""
     import json
 
@@ -228,7 +230,7 @@ def export(parser: argparse.ArgumentParser, args) -> int:
     from mmcourse import deploy
 
     try:
-        report = deploy.export(args.model, out)
+        report = deploy.export(args.model, out, tflite=args.tflite)
     except ValueError as error:
         print(f"error: --model {args.model}: {error}", file=sys.stderr)
         return 1
@@ -241,6 +243,11 @@ def export(parser: argparse.ArgumentParser, args) -> int:
         print(f"wrote the SavedModel {out} ({report['saved_model_bytes'] / 1e6:.1f} MB): "
               f"signature {deploy.SIGNATURE!r} takes image (encoded PNG/JPEG bytes) and text "
               f"(strings), returns probability")
+        for kind in deploy.TFLITE_FILES if args.tflite else ():
+            print(f"wrote {report[f'tflite_{kind}']} ({report[f'tflite_{kind}_bytes'] / 1e3:.0f} "
+                  f"kB)")
+        if args.tflite:
+            print(report["tflite_note"])
     return 0
 
 

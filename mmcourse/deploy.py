@@ -1,7 +1,7 @@
 """Deployment: a model that leaves the notebook and runs where the course code is not
 installed (notebook 10).
 
-- ``export(model, out_dir)``: a TensorFlow SavedModel whose
+- ``export(model, out_dir, tflite=False)``: a TensorFlow SavedModel whose
   ``serving_default`` signature takes RAW inputs, ``image`` (a batch of encoded PNG or JPEG
   bytes, ``tf.string``) and ``text`` (a batch of strings), and returns ``probability``
   (B,) float32. Decoding, resizing, normalisation, the course's text standardisation and
@@ -9,8 +9,13 @@ installed (notebook 10).
   TensorFlow only: no ``mmcourse``, no OpenCV, no Python function (the ``.keras`` model's
   standardisation is a ``tf.numpy_function``, which a SavedModel cannot carry; here it is
   rebuilt from ``tf.strings`` ops, see ``tf_standardize``).
+- With ``tflite=True``: TensorFlow Lite files of the numeric core (image float32
+  (B, 64, 64, 3) in [0, 1], token ids int32 (B, L)), its LSTM unrolled, in float32 and
+  with dynamic-range int8 weights, plus ``text_preprocessing.json`` (vocabulary, sequence
+  length). The string ops of the preprocessing are not TFLite builtins
+  (``conversion_blocker`` names them), so the app standardises and looks up tokens itself.
 - ``load(path)`` and ``predict(path, images, texts)``: the same probabilities from a
-  ``.keras`` file or a SavedModel folder.
+  ``.keras`` file, a SavedModel folder or a ``.tflite`` file.
 - ``rest_request`` / ``rest_response``: TensorFlow Serving's REST "instances" format.
 - ``lambda_model`` and ``load_keras``: what ``safe_mode`` protects against.
 
@@ -27,6 +32,7 @@ import base64
 import json
 import sys
 import unicodedata
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -36,6 +42,8 @@ from mmcourse import folders, owndata, text
 
 IMAGE_SIZE = owndata.IMAGE_SIZE
 SIGNATURE = "serving_default"
+TFLITE_FILES = {"float32": "model_float32.tflite", "int8": "model_int8.tflite"}
+PREPROCESSING_FILE = "text_preprocessing.json"
 #: Han characters for the regular expression, the ranges of ``text.HAN_RANGES``.
 _HAN_CLASS = "".join(f"\\x{{{low:X}}}-\\x{{{high:X}}}" for low, high in text.HAN_RANGES)
 
@@ -128,17 +136,23 @@ def serving_module(model):
         image = tf.cond(same, lambda: image, resize)
         return tf.ensure_shape(image, (IMAGE_SIZE, IMAGE_SIZE, 3))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image"),
-                                  tf.TensorSpec([None], tf.string, name="text")])
-    def serve(image, text):
+    raw_specs = [tf.TensorSpec([None], tf.string, name="image"),
+                 tf.TensorSpec([None], tf.string, name="text")]
+
+    @tf.function(input_signature=raw_specs)
+    def preprocess(image, text):
         pixels = tf.map_fn(decode, image, fn_output_signature=tf.TensorSpec(
             (IMAGE_SIZE, IMAGE_SIZE, 3), tf.uint8))
-        pixels = tf.cast(pixels, tf.float32) / 255.0
         token_ids = module.vectorizer(tf_standardize(text, module.nfkc))
+        return tf.cast(pixels, tf.float32) / 255.0, tf.cast(token_ids, tf.int32)
+
+    @tf.function(input_signature=raw_specs)
+    def serve(image, text):
+        pixels, token_ids = preprocess(image, text)
         probability = module.core([pixels, token_ids], training=False)
         return {"probability": tf.reshape(probability, [-1])}
 
-    module.serve = serve
+    module.preprocess, module.serve = preprocess, serve
     module.vocabulary, module.sequence_length = vocabulary, sequence_length
     return module
 
@@ -150,10 +164,10 @@ def _load_raw(model):
     return model
 
 
-def export(model, out_dir) -> dict:
+def export(model, out_dir, tflite: bool = False) -> dict:
     """Write ``model`` (a raw-input match model or its ``.keras`` path) as a SavedModel in
-    ``out_dir`` (see the module docstring). Returns what was written, with its size in
-    bytes.
+    ``out_dir`` (see the module docstring); with ``tflite`` also the two ``.tflite`` files
+    and ``text_preprocessing.json``. Returns what was written, with sizes in bytes.
     Introduced in notebook 10."""
     import tensorflow as tf
 
@@ -168,6 +182,18 @@ def export(model, out_dir) -> dict:
     report = {"saved_model": str(out_dir), "saved_model_bytes": folder_bytes(out_dir),
               "vocabulary_size": len(module.vocabulary),
               "sequence_length": module.sequence_length}
+    if tflite:
+        core = module.core
+        (out_dir / PREPROCESSING_FILE).write_text(json.dumps(
+            {"tokens": module.vocabulary, "sequence_length": module.sequence_length,
+             "standardize": text.STANDARDIZE, "image_size": IMAGE_SIZE}, ensure_ascii=False),
+            encoding="utf-8")
+        for kind, name in TFLITE_FILES.items():
+            content = convert_tflite(core, quantize=kind == "int8")
+            (out_dir / name).write_bytes(content)
+            report[f"tflite_{kind}"] = str(out_dir / name)
+            report[f"tflite_{kind}_bytes"] = len(content)
+        report["tflite_note"] = conversion_blocker(module)
     return report
 
 
@@ -176,11 +202,83 @@ def folder_bytes(folder) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
+def unrolled(core):
+    """A copy of ``core`` whose LSTM layers are unrolled (same weights, same outputs): a
+    Python loop over the fixed sequence length instead of a ``while`` loop, which TFLite
+    builtins cannot express with a dynamic batch. Introduced in notebook 10."""
+    import keras
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.LSTM):
+            config["unroll"] = True
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(core, clone_function=clone, recursive=True)
+    copy.set_weights(core.get_weights())
+    return copy
+
+
+def convert_tflite(core, quantize: bool = False) -> bytes:
+    """The core model (image float32 (B, 64, 64, 3), token ids int32 (B, L)) as TFLite
+    bytes, float32 or with dynamic-range int8 weights (``quantize``): Keras' export archive,
+    then ``TFLiteConverter.from_saved_model`` with builtin ops only. Introduced in
+    notebook 10."""
+    import functools
+    import tempfile
+
+    import keras
+    import tensorflow as tf
+
+    model = unrolled(core)
+    specs = [keras.InputSpec(shape=(None, *core.inputs[0].shape[1:]), dtype="float32"),
+             keras.InputSpec(shape=(None, core.inputs[1].shape[1]), dtype="int32")]
+    with tempfile.TemporaryDirectory() as folder:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", functools.partial(model.__call__, training=False),
+                             input_signature=[specs])
+        archive.write_out(folder, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        if quantize:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        return converter.convert()
+
+
+def conversion_blocker(module) -> str:
+    """Try to convert the raw-input preprocessing (``module.preprocess``: image bytes and
+    strings to pixels and token ids) to TFLite builtins; a sentence naming the TensorFlow
+    ops that block it (or saying that it converts). The converter's own log is silenced.
+    Introduced in notebook 10."""
+    import os
+    import re
+
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [module.preprocess.get_concrete_function()], module)
+    saved_stderr = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)  # the MLIR converter prints its errors on fd 2
+            converter.convert()
+    except Exception as error:  # noqa: BLE001  (the converter raises ConverterError and others)
+        ops = sorted(set(re.findall(r"'tf\.(\w+)'", str(error))))
+        named = ", ".join(ops) if ops else str(error).strip().splitlines()[0][:200]
+        return (f"the raw-input preprocessing does not convert to TFLite builtins, blocked "
+                f"by the TensorFlow ops {named}; so TFLite gets the numeric core, and the "
+                f"app decodes images and looks up tokens itself")
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+    return "the raw-input preprocessing also converts to TFLite builtins"
+
+
 # --- loading and predicting with any of the three formats ------------------------------------
 
 
 def model_kind(path) -> str:
-    """``"keras"`` or ``"saved_model"`` for a model path; ``ValueError`` for
+    """``"keras"``, ``"saved_model"`` or ``"tflite"`` for a model path; ``ValueError`` for
     a missing path or another kind of file. Introduced in notebook 10."""
     path = Path(path)
     if path.is_dir():
@@ -190,6 +288,8 @@ def model_kind(path) -> str:
         return "saved_model"
     if not path.is_file():
         raise ValueError(f"model file not found: {path}")
+    if path.suffix == ".tflite":
+        return "tflite"
     return "keras"
 
 
@@ -239,12 +339,71 @@ class SavedModelPredictor:
         return outputs["probability"].numpy().astype(np.float64)
 
 
+class TFLitePredictor:
+    """A ``.tflite`` core model with its ``text_preprocessing.json`` (same folder): images
+    read and resized with OpenCV, texts vectorised with the saved vocabulary, in Python.
+    Introduced in notebook 10."""
+
+    def __init__(self, path):
+        import tensorflow as tf
+
+        path = Path(path)
+        settings = path.parent / PREPROCESSING_FILE
+        if not settings.is_file():
+            raise ValueError(f"{settings} not found: a .tflite model needs the "
+                             f"{PREPROCESSING_FILE} that `python -m mmcourse export --tflite` "
+                             f"writes beside it (the vocabulary)")
+        config = json.loads(settings.read_text(encoding="utf-8"))
+        self.vocabulary, self.sequence_length = config["tokens"], config["sequence_length"]
+        try:
+            with warnings.catch_warnings():  # TF 2.21 warns that LiteRT will replace it
+                warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+                self.interpreter = tf.lite.Interpreter(model_path=str(path))
+            self.interpreter.allocate_tensors()
+        except Exception as error:  # noqa: BLE001
+            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            raise ValueError(f"cannot load TFLite model {path} ({type(error).__name__}: "
+                             f"{reason}); convert one with `python -m mmcourse export "
+                             f"--tflite`") from None
+        details = self.interpreter.get_input_details()
+        by_rank = {len(d["shape"]): d["index"] for d in details}
+        if len(details) != 2 or set(by_rank) != {2, 4}:
+            raise ValueError(f"{path} is not a course TFLite model (inputs image (B, 64, 64, 3) "
+                             f"and token ids (B, L)), it has inputs "
+                             f"{[tuple(d['shape']) for d in details]}")
+        self.image_index, self.ids_index = by_rank[4], by_rank[2]
+        self.output_index = self.interpreter.get_output_details()[0]["index"]
+        self._batch = None
+
+    def run(self, image_batch, token_ids) -> np.ndarray:
+        """P(match) (B,) for float32 images (B, 64, 64, 3) in [0, 1] and int32 token ids."""
+        interpreter = self.interpreter
+        image_batch = np.asarray(image_batch, np.float32)
+        token_ids = np.asarray(token_ids, np.int32)
+        if self._batch != len(image_batch):
+            interpreter.resize_tensor_input(self.image_index, image_batch.shape)
+            interpreter.resize_tensor_input(self.ids_index, token_ids.shape)
+            interpreter.allocate_tensors()
+            self._batch = len(image_batch)
+        interpreter.set_tensor(self.image_index, image_batch)
+        interpreter.set_tensor(self.ids_index, token_ids)
+        interpreter.invoke()
+        return interpreter.get_tensor(self.output_index).reshape(-1).astype(np.float64)
+
+    def __call__(self, images, texts) -> np.ndarray:
+        ids = text.vectorize(list(texts), vocabulary=self.vocabulary,
+                             sequence_length=self.sequence_length, warn=False)
+        return self.run(owndata._image_batch(images), ids)
+
+
 def load(path):
-    """A callable ``(images, texts) -> probabilities (N,)`` for a ``.keras`` file or an
-    exported SavedModel folder. Introduced in notebook 10."""
+    """A callable ``(images, texts) -> probabilities (N,)`` for a ``.keras`` file, an
+    exported SavedModel folder or a ``.tflite`` file. Introduced in notebook 10."""
     kind = model_kind(path)
     if kind == "saved_model":
         return SavedModelPredictor(path)
+    if kind == "tflite":
+        return TFLitePredictor(path)
     model = owndata.load_model(path)
     return lambda images, texts: owndata.predict(model, images, texts)
 
@@ -271,7 +430,7 @@ def predict(model, images, texts) -> np.ndarray:
 def main_predict(args) -> int:
     """``python -m mmcourse predict --model M (--image F --text T | --csv FILE) [--json]``.
     0 on success, 1 on a bad model, image or CSV (clear message, no traceback).
-    MODEL is a ``.keras`` file or an exported SavedModel folder.
+    MODEL is a ``.keras`` file, an exported SavedModel folder or a ``.tflite`` file.
     Introduced in notebook 09; the other formats in notebook 10."""
     try:
         model = load(args.model)

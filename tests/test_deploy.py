@@ -24,7 +24,7 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("deploy")
     folder = owndata.write_shapes_folder(root / "shapes", count=60, seed=0)
     owndata.train_folder(folder, epochs=1, seed=0, save=root / "m.keras", log=None)
-    report = deploy.export(root / "m.keras", root / "saved")
+    report = deploy.export(root / "m.keras", root / "saved", tflite=True)
     images = sorted((folder / "images").glob("*.png"))[:len(TEXTS)]
     return {"root": root, "keras": root / "m.keras", "saved": root / "saved", "report": report,
             "images": images}
@@ -142,6 +142,39 @@ def test_predict_accepts_the_saved_model_folder_with_the_same_output(exported):
     np.testing.assert_allclose([r["probability"] for r in saved_rows], reference, atol=2e-6)
 
 
+@pytest.mark.parametrize(("kind", "atol"), [("float32", 1e-5), ("int8", 0.02)])
+def test_tflite_variants_agree_with_the_keras_model(exported, kind, atol):
+    path = exported["saved"] / deploy.TFLITE_FILES[kind]
+    assert path.stat().st_size == exported["report"][f"tflite_{kind}_bytes"]
+    reference = _keras_reference(exported, exported["images"], TEXTS)
+    np.testing.assert_allclose(deploy.predict(path, exported["images"], TEXTS), reference,
+                               atol=atol)
+    # batch sizes change between calls: the interpreter's inputs are resized each time
+    predictor = deploy.load(path)
+    np.testing.assert_allclose(predictor(exported["images"][:1], TEXTS[:1]), reference[:1],
+                               atol=atol)
+
+
+def test_tflite_int8_is_smaller_and_the_blocking_ops_are_named(exported):
+    report = exported["report"]
+    assert report["tflite_int8_bytes"] < report["tflite_float32_bytes"]
+    assert "StaticRegexReplace" in report["tflite_note"]
+    assert "DecodeImage" in report["tflite_note"]
+    settings = json.loads((exported["saved"] / deploy.PREPROCESSING_FILE).read_text("utf-8"))
+    assert settings["tokens"][:2] == ["", "[UNK]"] and settings["sequence_length"] >= 1
+
+
+def test_predict_cli_with_tflite_matches_the_keras_model(exported):
+    outputs = []
+    for model in (exported["keras"], exported["saved"] / deploy.TFLITE_FILES["float32"]):
+        completed = _run("predict", "--model", model, "--image", exported["images"][0],
+                         "--text", TEXTS[0], "--json")
+        assert completed.returncode == 0, completed.stderr[-2000:]
+        outputs.append(json.loads(completed.stdout))
+    assert abs(outputs[0]["probability"] - outputs[1]["probability"]) <= 2e-6
+    assert outputs[0]["label"] == outputs[1]["label"]
+
+
 def test_rest_request_is_what_the_signature_accepts(exported):
     import tensorflow as tf
 
@@ -182,6 +215,10 @@ def bad_models(tmp_path_factory):
     qa.save(root / "qa.keras")
     (root / "corrupt.keras").write_bytes(b"PK\x03\x04 not really a zip")
     (root / "corrupt.tflite").write_bytes(b"not a flatbuffer at all" * 10)
+    (root / "tflite").mkdir()
+    (root / "tflite" / "model.tflite").write_bytes(b"not a flatbuffer at all" * 10)
+    (root / "tflite" / deploy.PREPROCESSING_FILE).write_text(
+        json.dumps({"tokens": ["", "[UNK]", "red"], "sequence_length": 4}))
     (root / "empty_dir").mkdir()
     (root / "broken_saved").mkdir()
     (root / "broken_saved" / "saved_model.pb").write_bytes(b"garbage")
@@ -202,6 +239,8 @@ def test_export_bad_models_exit_1_with_a_clear_message(bad_models, tmp_path, nam
     ("missing.keras", ["model file not found"]),
     ("qa.keras", ["not a raw-input match model"]),
     ("corrupt.keras", ["cannot load model"]),
+    ("corrupt.tflite", ["text_preprocessing.json", "not found"]),
+    ("tflite/model.tflite", ["cannot load TFLite model"]),
     ("empty_dir", ["holds no saved_model.pb"]),
     ("broken_saved", ["cannot load SavedModel"])])
 def test_predict_bad_models_exit_1_with_a_clear_message(bad_models, exported, name, needles):
