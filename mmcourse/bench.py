@@ -25,6 +25,7 @@ BENCHMARKS = {
     "pipeline": "mmcourse.benchmarks:pipeline",
     "relations": "mmcourse.benchmarks:relations",
     "clip": "mmcourse.benchmarks:clip",
+    "serve": "mmcourse.benchmarks:serve",
 }
 
 

@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
 import unicodedata
 import warnings
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,6 +46,28 @@ IMAGE_SIZE = owndata.IMAGE_SIZE
 SIGNATURE = "serving_default"
 TFLITE_FILES = {"float32": "model_float32.tflite", "int8": "model_int8.tflite"}
 PREPROCESSING_FILE = "text_preprocessing.json"
+@contextmanager
+def quiet_tensorflow():
+    """Silence TensorFlow's Python INFO log ("Assets written to ...") and what its C++ code
+    prints on file descriptor 2 (the TFLite converter's op list, the XNNPACK notice) while
+    the block runs; errors still raise. Introduced in notebook 10."""
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+        logger.setLevel(level)
+
+
 #: Han characters for the regular expression, the ranges of ``text.HAN_RANGES``.
 _HAN_CLASS = "".join(f"\\x{{{low:X}}}-\\x{{{high:X}}}" for low, high in text.HAN_RANGES)
 
@@ -177,8 +201,9 @@ def export(model, out_dir, tflite: bool = False) -> dict:
         raise ValueError(f"out_dir {out_dir} exists and is not an empty folder; give a new "
                          f"folder")
     module = serving_module(model)
-    tf.saved_model.save(module, str(out_dir), signatures={
-        SIGNATURE: module.serve.get_concrete_function()})
+    with quiet_tensorflow():
+        tf.saved_model.save(module, str(out_dir), signatures={
+            SIGNATURE: module.serve.get_concrete_function()})
     report = {"saved_model": str(out_dir), "saved_model_bytes": folder_bytes(out_dir),
               "vocabulary_size": len(module.vocabulary),
               "sequence_length": module.sequence_length}
@@ -189,7 +214,8 @@ def export(model, out_dir, tflite: bool = False) -> dict:
              "standardize": text.STANDARDIZE, "image_size": IMAGE_SIZE}, ensure_ascii=False),
             encoding="utf-8")
         for kind, name in TFLITE_FILES.items():
-            content = convert_tflite(core, quantize=kind == "int8")
+            content = convert_tflite(core, quantize=kind == "int8",
+                                     sequence_length=module.sequence_length)
             (out_dir / name).write_bytes(content)
             report[f"tflite_{kind}"] = str(out_dir / name)
             report[f"tflite_{kind}_bytes"] = len(content)
@@ -202,26 +228,39 @@ def folder_bytes(folder) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
-def unrolled(core):
-    """A copy of ``core`` whose LSTM layers are unrolled (same weights, same outputs): a
-    Python loop over the fixed sequence length instead of a ``while`` loop, which TFLite
-    builtins cannot express with a dynamic batch. Introduced in notebook 10."""
+def unrolled(core, sequence_length: int):
+    """A copy of ``core`` (same weights, same outputs) whose token-id inputs have the fixed
+    length ``sequence_length`` and whose LSTM layers are unrolled: a Python loop over the
+    sequence instead of a ``while`` loop, which TFLite builtins cannot express with a dynamic
+    batch. Rebuilt from the model's configuration (nested encoders included).
+    Introduced in notebook 10."""
     import keras
 
-    def clone(layer):
-        config = layer.get_config()
-        if isinstance(layer, keras.layers.LSTM):
-            config["unroll"] = True
-        return layer.__class__.from_config(config)
+    def edit(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "InputLayer" and \
+                    list(node["config"].get("batch_shape", [])) == [None, None]:
+                node["config"]["batch_shape"] = [None, int(sequence_length)]
+            if node.get("class_name") == "LSTM":
+                node["config"]["unroll"] = True
+            for value in node.values():
+                edit(value)
+        elif isinstance(node, list):
+            for value in node:
+                edit(value)
 
-    copy = keras.models.clone_model(core, clone_function=clone, recursive=True)
+    config = core.get_config()
+    edit(config)
+    owndata.register_keras_objects()
+    copy = keras.Model.from_config(config)
     copy.set_weights(core.get_weights())
     return copy
 
 
-def convert_tflite(core, quantize: bool = False) -> bytes:
+def convert_tflite(core, quantize: bool = False, sequence_length: int | None = None) -> bytes:
     """The core model (image float32 (B, 64, 64, 3), token ids int32 (B, L)) as TFLite
-    bytes, float32 or with dynamic-range int8 weights (``quantize``): Keras' export archive,
+    bytes, float32 or with dynamic-range int8 weights (``quantize``); ``sequence_length``
+    fixes L when the core's token-id input leaves it open. Keras' export archive,
     then ``TFLiteConverter.from_saved_model`` with builtin ops only. Introduced in
     notebook 10."""
     import functools
@@ -230,10 +269,16 @@ def convert_tflite(core, quantize: bool = False) -> bytes:
     import keras
     import tensorflow as tf
 
-    model = unrolled(core)
+    length = core.inputs[1].shape[1] if len(core.inputs) == 2 else None
+    length = length or sequence_length
+    if len(core.inputs) != 2 or length is None:
+        raise ValueError(f"core must take (image, token ids) with a fixed sequence length "
+                         f"(build_model(..., sequence_length=L), or pass sequence_length), got "
+                         f"inputs {[tuple(i.shape) for i in core.inputs]}")
+    model = unrolled(core, length)
     specs = [keras.InputSpec(shape=(None, *core.inputs[0].shape[1:]), dtype="float32"),
-             keras.InputSpec(shape=(None, core.inputs[1].shape[1]), dtype="int32")]
-    with tempfile.TemporaryDirectory() as folder:
+             keras.InputSpec(shape=(None, length), dtype="int32")]
+    with tempfile.TemporaryDirectory() as folder, quiet_tensorflow():
         archive = keras.export.ExportArchive()
         archive.track(model)
         archive.add_endpoint("serve", functools.partial(model.__call__, training=False),
@@ -250,17 +295,14 @@ def conversion_blocker(module) -> str:
     strings to pixels and token ids) to TFLite builtins; a sentence naming the TensorFlow
     ops that block it (or saying that it converts). The converter's own log is silenced.
     Introduced in notebook 10."""
-    import os
     import re
 
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [module.preprocess.get_concrete_function()], module)
-    saved_stderr = os.dup(2)
     try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)  # the MLIR converter prints its errors on fd 2
+        with quiet_tensorflow():
             converter.convert()
     except Exception as error:  # noqa: BLE001  (the converter raises ConverterError and others)
         ops = sorted(set(re.findall(r"'tf\.(\w+)'", str(error))))
@@ -268,9 +310,6 @@ def conversion_blocker(module) -> str:
         return (f"the raw-input preprocessing does not convert to TFLite builtins, blocked "
                 f"by the TensorFlow ops {named}; so TFLite gets the numeric core, and the "
                 f"app decodes images and looks up tokens itself")
-    finally:
-        os.dup2(saved_stderr, 2)
-        os.close(saved_stderr)
     return "the raw-input preprocessing also converts to TFLite builtins"
 
 
@@ -356,10 +395,10 @@ class TFLitePredictor:
         config = json.loads(settings.read_text(encoding="utf-8"))
         self.vocabulary, self.sequence_length = config["tokens"], config["sequence_length"]
         try:
-            with warnings.catch_warnings():  # TF 2.21 warns that LiteRT will replace it
+            with warnings.catch_warnings(), quiet_tensorflow():  # LiteRT will replace it
                 warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
                 self.interpreter = tf.lite.Interpreter(model_path=str(path))
-            self.interpreter.allocate_tensors()
+                self.interpreter.allocate_tensors()
         except Exception as error:  # noqa: BLE001
             reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
             raise ValueError(f"cannot load TFLite model {path} ({type(error).__name__}: "
@@ -521,11 +560,11 @@ def lambda_model(path, marker) -> Path:
     return Path(path)
 
 
-def load_keras(path, safe_mode: bool = True):
-    """``keras.saving.load_model(path, safe_mode=...)`` after registering the course's
-    objects. Under ``safe_mode=True`` a ``Lambda`` layer's Python code is refused: a
+def load_keras(path, safe_mode: bool = True, compile: bool = True):  # noqa: A002  (Keras' name)
+    """``keras.saving.load_model(path, safe_mode=..., compile=...)`` after registering the
+    course's objects. Under ``safe_mode=True`` a ``Lambda`` layer's Python code is refused: a
     ``ValueError`` that says so. Introduced in notebook 10."""
     import keras
 
     owndata.register_keras_objects()
-    return keras.saving.load_model(path, safe_mode=safe_mode)
+    return keras.saving.load_model(path, safe_mode=safe_mode, compile=compile)

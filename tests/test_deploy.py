@@ -284,3 +284,27 @@ def test_the_course_models_load_in_safe_mode(tmp_path, task, fusion):
 def test_the_exported_raw_model_loads_in_safe_mode(exported):
     model = deploy.load_keras(exported["keras"], safe_mode=True)
     assert sorted(model.input) == ["image", "text"]
+
+
+def test_convert_tflite_fixes_an_open_sequence_length_and_matches_keras():
+    import tensorflow as tf
+
+    model = models.build_model("match", "concat", vocabulary_size=30)  # token ids (B, None)
+    with pytest.raises(ValueError, match="fixed sequence length"):
+        deploy.convert_tflite(model)
+    content = deploy.convert_tflite(model, sequence_length=6)
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 64, 64, 3)).astype(np.float32)
+    token_ids = rng.integers(2, 30, (3, 6)).astype(np.int32)
+    token_ids[:, 4:] = 0  # padding: the mask must survive the unrolling
+    interpreter = tf.lite.Interpreter(model_content=content)
+    for detail in interpreter.get_input_details():
+        interpreter.resize_tensor_input(detail["index"], (3, *detail["shape"][1:]))
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], images if len(detail["shape"]) == 4
+                               else token_ids)
+    interpreter.invoke()
+    output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(output.ravel(), np.asarray(model([images, token_ids])).ravel(),
+                               atol=1e-5)
