@@ -74,9 +74,9 @@ _HAN_CLASS = "".join(f"\\x{{{low:X}}}-\\x{{{high:X}}}" for low, high in text.HAN
 
 @lru_cache(maxsize=1)
 def nfkc_table() -> tuple[list[str], list[str]]:
-    """Every code point that Unicode NFKC changes, and what it becomes (about 5,600 pairs):
-    a lookup table lets TensorFlow apply NFKC character by character. Introduced in
-    notebook 10."""
+    """Every code point that Unicode NFKC changes, and what it becomes (about 4,900 pairs
+    with the running Python's Unicode version): a lookup table lets TensorFlow apply NFKC
+    character by character. Introduced in notebook 10."""
     keys, values = [], []
     for code in range(0x110000):
         if 0xD800 <= code <= 0xDFFF:  # surrogates are not characters
