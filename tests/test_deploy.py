@@ -308,3 +308,18 @@ def test_convert_tflite_fixes_an_open_sequence_length_and_matches_keras():
     output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     np.testing.assert_allclose(output.ravel(), np.asarray(model([images, token_ids])).ravel(),
                                atol=1e-5)
+
+
+def test_export_command_writes_the_saved_model_and_tflite_files(exported, tmp_path):
+    completed = _run("export", "--model", exported["keras"], "--out", tmp_path / "out",
+                     "--tflite", "--json")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(completed.stdout)
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert {"saved_model.pb", "variables", deploy.PREPROCESSING_FILE,
+            *deploy.TFLITE_FILES.values()} <= set(written)
+    for kind, name in deploy.TFLITE_FILES.items():
+        assert report[f"tflite_{kind}_bytes"] == (tmp_path / "out" / name).stat().st_size
+    served = deploy.predict(tmp_path / "out", exported["images"][:2], TEXTS[:2])
+    np.testing.assert_allclose(served, _keras_reference(exported, exported["images"][:2],
+                                                        TEXTS[:2]), atol=1e-5)
