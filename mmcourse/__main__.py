@@ -100,12 +100,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict", help="P(text matches image) with a model saved by train --data-dir --save")
-    predict.add_argument("--model", required=True, metavar="MODEL.keras")
+    predict.add_argument("--model", required=True, metavar="MODEL",
+                         help="a .keras file saved by train --data-dir --save, or the SavedModel "
+                              "folder or a .tflite file written by export")
     predict.add_argument("--image", default=None, metavar="FILE", help="one image file")
     predict.add_argument("--text", default=None, help="its text, in any language")
     predict.add_argument("--csv", default=None, metavar="FILE",
                          help="many pairs: a CSV with columns image,text (images relative to it)")
     predict.add_argument("--json", action="store_true", help="print JSON on stdout")
+
+    export = commands.add_parser(
+        "export", help="write a SavedModel that takes raw image bytes and texts (notebook 10)")
+    export.add_argument("--model", required=True, metavar="MODEL.keras",
+                        help="a model saved by train --data-dir --save")
+    export.add_argument("--out", required=True, metavar="DIR",
+                        help="a new (or empty) folder for the SavedModel")
+    export.add_argument("--tflite", action="store_true",
+                        help="also write TFLite files of the numeric core, float32 and int8")
+    export.add_argument("--json", action="store_true", help="print what was written as JSON")
 
     check = commands.add_parser(
         "check-data", help="check a folder of images + captions.csv; report every problem")
@@ -210,9 +222,47 @@ def predict(parser: argparse.ArgumentParser, args) -> int:
                      "--csv FILE for many pairs")
     if args.csv is not None and (args.image is not None or args.text is not None):
         parser.error("argument --csv: give either --csv FILE or --image and --text, not both")
-    from mmcourse import owndata
+    from mmcourse import deploy
 
-    return owndata.main_predict(args)
+    return deploy.main_predict(args)
+
+
+def export(parser: argparse.ArgumentParser, args) -> int:
+    """``export --model M.keras --out DIR [--tflite] [--json]``: a SavedModel for raw inputs
+    (``mmcourse.deploy``, notebook 10). 2 for bad arguments, 1 for a bad model file."""
+    import json
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        parser.error(f"argument --out: {out} is a file; give a new folder")
+    if out.is_dir() and any(out.iterdir()):
+        parser.error(f"argument --out: {out} is not empty; give a new or empty folder (an "
+                     f"export never overwrites files)")
+    if Path(args.model).is_dir():
+        parser.error(f"argument --model: {args.model} is a folder; export takes the .keras "
+                     f"file saved by `python -m mmcourse train --data-dir FOLDER --save`")
+    from mmcourse import deploy
+
+    try:
+        report = deploy.export(args.model, out, tflite=args.tflite)
+    except ValueError as error:
+        print(f"error: --model {args.model}: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(file_system_error(error, "--out", out), file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"wrote the SavedModel {out} ({report['saved_model_bytes'] / 1e6:.1f} MB): "
+              f"signature {deploy.SIGNATURE!r} takes image (encoded PNG/JPEG bytes) and text "
+              f"(strings), returns probability")
+        for kind in deploy.TFLITE_FILES if args.tflite else ():
+            print(f"wrote {report[f'tflite_{kind}']} ({report[f'tflite_{kind}_bytes'] / 1e3:.0f} "
+                  f"kB)")
+        if args.tflite:
+            print(report["tflite_note"])
+    return 0
 
 
 def check_data(args) -> int:
@@ -289,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         return check_data(args)
     if args.command == "predict":
         return predict(parser, args)
+    if args.command == "export":
+        return export(parser, args)
     if args.command == "bench":
         from mmcourse import bench
 

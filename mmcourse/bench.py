@@ -26,6 +26,7 @@ BENCHMARKS = {
     "relations": "mmcourse.benchmarks:relations",
     "clip": "mmcourse.benchmarks:clip",
     "decode": "mmcourse.vlm:benchmark",
+    "serve": "mmcourse.benchmarks:serve",
 }
 
 

@@ -239,3 +239,150 @@ def clip(seed: int = 0, root=None):
     ]
     return bench.BenchResult("clip", "CLIP vs notebook 04's concat model, and vs random "
                              "embeddings", timings, ratios, facts)
+
+
+def _latencies(candidates: dict, repeats: int) -> dict:
+    """Per candidate, ``repeats`` wall times of one call, interleaved round by round after
+    one warm-up call each."""
+    import time  # noqa: PLC0415
+
+    for function in candidates.values():
+        function()
+    samples = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, function in candidates.items():
+            start = time.perf_counter()
+            function()
+            samples[name].append(time.perf_counter() - start)
+    return samples
+
+
+def serve(epochs: int | None = None, seed: int = 0, root=None, latency_repeats: int = 50,
+          throughput_repeats: int = 5):
+    """The ``serve`` benchmark: the attributes match model (``concat``) served five ways,
+    each from raw inputs (PNG bytes and strings), preprocessing included: ``model.predict``
+    and a direct ``model(x)`` call (OpenCV decoding, the ``.keras`` raw-input model), the
+    exported SavedModel signature (decoding and vectorisation inside), and TFLite float32
+    and int8 (OpenCV decoding and ``text.vectorize`` in Python, then the interpreter).
+    Latency at batch 1 (p50, p95 over ``latency_repeats`` calls) and throughput at batch
+    64; file sizes and test accuracy of each variant on the whole test split. Targets
+    (issue 12): signature within 2x of ``model(x)`` at batch 1; TFLite int8 at least 3x
+    smaller than float32 and at most 0.01 accuracy lost. Introduced in notebook 10."""
+    import tempfile  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    import cv2  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
+
+    from mmcourse import data, deploy, folders, owndata, text, training  # noqa: PLC0415
+    from mmcourse.bench import BenchResult, Ratio, Timing  # noqa: PLC0415
+
+    root = data.ensure_data(root)
+    trained = training.train("match", "concat", "attributes", epochs=epochs, seed=seed,
+                             root=root, keep_model=True, log=None)
+    raw_model = owndata.export_model(trained["model"], text.load_vocabulary(root),
+                                     text.saved_sequence_length(root, "attributes"))
+    images, texts, labels = data.load_arrays("match", "attributes", "test", root=root)
+    encoded = [cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
+               for image in images]
+    folder = Path(tempfile.mkdtemp(prefix="serve_"))
+    report = deploy.export(raw_model, folder / "saved", tflite=True)
+    signature = deploy.SavedModelPredictor(folder / "saved").signature
+    tflite = {kind: deploy.TFLitePredictor(folder / "saved" / name)
+              for kind, name in deploy.TFLITE_FILES.items()}
+
+    def opencv_batch(batch_bytes):
+        return np.stack([folders.decode_image(b, size=owndata.IMAGE_SIZE)
+                         for b in batch_bytes]).astype(np.float32) / 255.0
+
+    def candidates(start, size):
+        batch_bytes, batch_texts = encoded[start:start + size], texts[start:start + size]
+        text_array = np.array(batch_texts, dtype=object)
+        return {
+            "model.predict": lambda: raw_model.predict(
+                {"image": opencv_batch(batch_bytes), "text": text_array}, verbose=0,
+                batch_size=size),
+            "model(x)": lambda: np.asarray(raw_model(
+                {"image": opencv_batch(batch_bytes), "text": text_array}, training=False)),
+            "SavedModel signature": lambda: signature(
+                image=tf.constant(batch_bytes),
+                text=tf.constant([t.encode("utf-8") for t in batch_texts]))[
+                    "probability"].numpy(),
+            **{f"TFLite {kind}": (lambda p=predictor: p.run(opencv_batch(batch_bytes),
+                                                             text.vectorize(
+                                                                 batch_texts, root=root,
+                                                                 sequence_length=p.sequence_length,
+                                                                 vocabulary=p.vocabulary,
+                                                                 warn=False)))
+               for kind, predictor in tflite.items()}}
+
+    latency = _latencies(candidates(0, 1), latency_repeats)
+    throughput = _latencies(candidates(64, 64), throughput_repeats)
+    timings, facts = [], {}
+    for name, times in latency.items():
+        p50, p95 = (float(np.percentile(times, q)) for q in (50, 95))
+        timings.append(Timing(f"{name}: batch 1", p50, min(times), len(times), 1 / p50))
+        facts[f"{name}: batch 1 p95 ms"] = round(p95 * 1e3, 2)
+    for name, times in throughput.items():
+        median = float(np.median(times))
+        timings.append(Timing(f"{name}: batch 64", median, min(times), len(times), 64 / median))
+
+    # accuracy on the whole test split: the same preprocessed arrays for every variant
+    pixels = images.astype(np.float32) / 255.0
+    token_ids = text.vectorize(texts, root=root, sequence_length=tflite["float32"]
+                               .sequence_length, vocabulary=tflite["float32"].vocabulary,
+                               warn=False)
+    core = deploy.split_raw_model(raw_model)[0]
+    probabilities = {"keras": np.concatenate([
+        np.asarray(core([pixels[i:i + 256], token_ids[i:i + 256]], training=False)).ravel()
+        for i in range(0, len(pixels), 256)])}
+    for kind, predictor in tflite.items():
+        probabilities[f"tflite {kind}"] = np.concatenate([
+            predictor.run(pixels[i:i + 256], token_ids[i:i + 256])
+            for i in range(0, len(pixels), 256)])
+    accuracy = {name: float(np.mean((p > 0.5) == (labels > 0.5)))
+                for name, p in probabilities.items()}
+    for name, value in accuracy.items():
+        facts[f"test accuracy {name}"] = round(value, 4)
+    facts["test examples"] = len(labels)
+    facts["max |p tflite float32 - keras|"] = float(np.abs(
+        probabilities["tflite float32"] - probabilities["keras"]).max())
+    facts["max |p tflite int8 - keras|"] = float(np.abs(
+        probabilities["tflite int8"] - probabilities["keras"]).max())
+    for key in ("saved_model_bytes", "tflite_float32_bytes", "tflite_int8_bytes"):
+        facts[key] = report[key]
+    # what int8 can save at most: 3 of every 4 weight bytes; the graph (the unrolled LSTM's
+    # ops) and the tensors dynamic-range quantisation leaves in float32 stay
+    parameters = core.count_params()
+    facts["parameters"] = parameters
+    facts["float32 / int8 if every weight were int8"] = round(
+        report["tflite_float32_bytes"] / (report["tflite_float32_bytes"] - 3 * parameters), 2)
+    facts["tflite note"] = report["tflite_note"]
+
+    def p50(name):
+        return float(np.percentile(latency[name], 50))
+
+    def rate(name):
+        return 64 / float(np.median(throughput[name]))
+
+    ratios = [
+        Ratio("signature / model(x) latency b1", p50("SavedModel signature") / p50("model(x)"),
+              target=2.0, higher_is_better=False),
+        Ratio("model.predict / model(x) latency b1", p50("model.predict") / p50("model(x)")),
+        Ratio("tflite fp32 / model(x) latency b1", p50("TFLite float32") / p50("model(x)")),
+        Ratio("tflite int8 / model(x) latency b1", p50("TFLite int8") / p50("model(x)")),
+        Ratio("signature / model(x) items/s b64",
+              rate("SavedModel signature") / rate("model(x)")),
+        Ratio("tflite fp32 / model(x) items/s b64", rate("TFLite float32") / rate("model(x)")),
+        Ratio("tflite int8 / model(x) items/s b64", rate("TFLite int8") / rate("model(x)")),
+        Ratio("tflite fp32 bytes / int8 bytes",
+              report["tflite_float32_bytes"] / report["tflite_int8_bytes"], target=3.0),
+        Ratio("accuracy lost by int8", accuracy["keras"] - accuracy["tflite int8"],
+              target=0.01, higher_is_better=False),
+        Ratio("accuracy lost by fp32", accuracy["keras"] - accuracy["tflite float32"],
+              target=0.01, higher_is_better=False),
+    ]
+    return BenchResult("serve", "serving the attributes match model from raw inputs: "
+                       "latency at batch 1 (p50; p95 in facts), throughput at batch 64",
+                       timings, ratios, facts)

@@ -419,43 +419,6 @@ def main_train(args) -> int:
     return 0
 
 
-def main_predict(args) -> int:
-    """``python -m mmcourse predict --model M (--image F --text T | --csv FILE) [--json]``.
-    0 on success, 1 on a bad model, image or CSV (clear message, no traceback).
-    Introduced in notebook 09."""
-    try:
-        model = load_model(args.model)
-        if args.csv is not None:
-            captions = folders.read_captions(args.csv)
-            if captions.problems:
-                raise DataError("\n".join(str(p) for p in captions.problems))
-            folder = Path(args.csv).parent
-            rows = captions.rows
-            images = [folder / row.image for row in rows]
-            texts = [row.text for row in rows]
-        else:
-            images, texts, rows = [Path(args.image)], [args.text], None
-        probabilities = predict(model, images, texts)
-    except (DataError, ValueError, TypeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    results = [{"image": str(image), "text": caption, "probability": round(float(p), 6),
-                "label": int(p > 0.5)}
-               for image, caption, p in zip(images, texts, probabilities, strict=True)]
-    if rows is not None:
-        for result, row in zip(results, rows, strict=True):
-            result["line"] = row.line
-    if args.json:
-        print(json.dumps(results[0] if rows is None else {"predictions": results},
-                         ensure_ascii=False))
-    else:
-        for result in results:
-            verdict = "matches" if result["label"] else "does not match"
-            print(f"{result['probability']:.3f}  label {result['label']}  ({verdict}) "
-                  f"{result['image']}  {result['text']!r}")
-    return 0
-
-
 # --- a synthetic domain dataset for notebook 09 ----------------------------------------------
 
 #: What the synthetic "scans" show: a bright or dark spot, small or large, in one of four

@@ -307,7 +307,23 @@ INDEPENDENT = {
     ("notebook_09", "q2"): lambda: [[5, 6, 7], _problem_lines_by_hand()],
     ("notebook_09", "q3"): lambda: [[True, False, True, True, False]],
     ("notebook_09", "q4"): lambda: [0.5, 1 / 2, np.float32(0.5)],
+    ("notebook_10", "q1"): lambda: [{"image": "string", "text": "string"},  # by hand
+                                    {"image": tf.string.name, "text": tf.string.name},
+                                    {"image": tf.string, "text": tf.string}],
+    ("notebook_10", "q2"): lambda: [_rest_body_by_hand()],
+    ("notebook_10", "q3"): lambda: [[True, False, True, True]],
+    ("notebook_10", "q4"): lambda: [178364 / 95184, 1.87],  # sizes measured once, by hand
 }
+
+
+def _rest_body_by_hand():
+    """TF Serving's documented REST body, built with the standard library from the PNG."""
+    import base64
+
+    from mmcourse.exercises_10 import Q2_PNG, Q2_TEXT
+
+    return json.loads(json.dumps({"signature_name": "serving_default", "instances": [
+        {"image": {"b64": base64.standard_b64encode(Q2_PNG).decode()}, "text": Q2_TEXT}]}))
 
 
 def _keras_clip_loss(image_embeddings, text_embeddings, temperature):
