@@ -278,15 +278,15 @@ def main(args) -> int:
     return 0 if math.isfinite(result["test_loss"]) else 1
 
 
-def _main_retrieval(args) -> int:
-    """``train --task retrieval``: CLIP on the retrieval pairs (``mmcourse.clip``)."""
-    from mmcourse import clip  # noqa: PLC0415
-
+def _train_and_save(args, train_function, *arguments, **options):
+    """Run ``train_function`` with the command line's --batch-size and --train-size, save its
+    model in --run-dir and print the JSON with --json. Returns the result dict for the
+    caller to print, or an exit status (0 after --json, 2 on a bad argument)."""
     extra = {name: getattr(args, name) for name in ("batch_size", "train_size")
              if getattr(args, name, None) is not None}
     try:
-        result = clip.train_clip(args.level, args.epochs, args.seed, args.root,
-                                 keep_model=args.run_dir is not None, **extra)
+        result = train_function(*arguments, keep_model=args.run_dir is not None, **options,
+                                **extra)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -296,6 +296,17 @@ def _main_retrieval(args) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
+    return result
+
+
+def _main_retrieval(args) -> int:
+    """``train --task retrieval``: CLIP on the retrieval pairs (``mmcourse.clip``)."""
+    from mmcourse import clip  # noqa: PLC0415
+
+    result = _train_and_save(args, clip.train_clip, args.level, args.epochs, args.seed,
+                             args.root)
+    if not isinstance(result, dict):
+        return result
     recall = {k: result[k] for k in ("recall_at_1", "recall_at_5")}
     print(f"retrieval on {result['level']}: {result['params']:,} parameters, "
           f"{result['epochs_run']} epochs in {result['train_seconds']:.1f} s; "
@@ -314,21 +325,10 @@ def _main_caption(args) -> int:
     """``train --task caption``: an image captioner (``mmcourse.vlm.train_captioner``)."""
     from mmcourse import vlm  # noqa: PLC0415
 
-    extra = {name: getattr(args, name) for name in ("batch_size", "train_size")
-             if getattr(args, name, None) is not None}
-    try:
-        result = vlm.train_captioner(args.level, args.arch or "llava", args.seed, args.root,
-                                     keep_model=args.run_dir is not None, log=log_to_stderr,
-                                     **extra)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if args.run_dir is not None:
-        Path(args.run_dir).mkdir(parents=True, exist_ok=True)
-        result.pop("model").save(Path(args.run_dir) / "model.keras")
-    if args.json:
-        print(json.dumps(result))
-        return 0
+    result = _train_and_save(args, vlm.train_captioner, args.level, args.arch or "llava",
+                             args.seed, args.root, log=log_to_stderr)
+    if not isinstance(result, dict):
+        return result
     print(f"caption/{result['arch']} on {result['level']}: exact match "
           f"{result['exact_match']:.3f}, correct statements {result['correct_statements']:.3f}, "
           f"token accuracy {result['token_accuracy']:.3f}; {result['params']:,} parameters "

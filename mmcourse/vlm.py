@@ -40,6 +40,7 @@ import numpy as np
 from keras import ops
 
 from mmcourse import data, text
+from mmcourse.clip import TokenAndPositionEmbedding
 from mmcourse.relations import _positive_int
 
 #: Appended to ``text.load_vocabulary()``: the decoder's vocabulary ends with these.
@@ -125,43 +126,18 @@ def _attend(attention, query, keys, values):
 
 
 @keras.saving.register_keras_serializable(package="mmcourse")
-class DecoderEmbedding(keras.layers.Layer):
-    """Token ids (batch, L) -> (batch, L, width): token embedding plus a learned position
-    embedding, L <= ``max_length``. No padding mask: the causal mask already hides the
-    padding at the end of a caption from every real token. ``step(ids, position)`` embeds
-    one token at a given position (KV-cache decoding). Introduced in notebook 08."""
+class DecoderEmbedding(TokenAndPositionEmbedding):
+    """Token ids (batch, L) -> (batch, L, width): notebook 07's token plus learned position
+    embedding, L <= ``max_length``, without its padding mask: the causal mask already hides
+    the padding at the end of a caption from every real token. ``step(ids, position)``
+    embeds one token at a given position (KV-cache decoding). Introduced in notebook 08."""
 
-    def __init__(self, vocabulary_size: int, max_length: int, width: int, **kwargs):
-        super().__init__(**kwargs)
-        self.vocabulary_size = _positive_int("vocabulary_size", vocabulary_size)
-        self.max_length = _positive_int("max_length", max_length)
-        self.width = _positive_int("width", width)
-        self.tokens = keras.layers.Embedding(vocabulary_size, width, name="tokens",
-                                             dtype=self.dtype_policy)
-        self.positions = keras.layers.Embedding(max_length, width, name="positions",
-                                                dtype=self.dtype_policy)
-
-    def build(self, input_shape):
-        self.tokens.build(input_shape)
-        self.positions.build((None,))
-
-    def call(self, token_ids):
-        length = token_ids.shape[-1]
-        if length is not None and length > self.max_length:
-            raise ValueError(f"token_ids has {length} positions but the decoder knows "
-                             f"max_length={self.max_length}")
-        return self.tokens(token_ids) + self.positions(ops.arange(ops.shape(token_ids)[-1]))[None]
+    def compute_mask(self, token_ids, mask=None):
+        return None
 
     def step(self, token_ids, position):
         """Token ids (batch, 1) at text position ``position`` -> (batch, 1, width)."""
         return self.tokens(token_ids) + self.positions(ops.reshape(position, (1,)))[None]
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape, self.width)
-
-    def get_config(self):
-        return {**super().get_config(), "vocabulary_size": self.vocabulary_size,
-                "max_length": self.max_length, "width": self.width}
 
 
 class _FeedForward:
