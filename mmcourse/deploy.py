@@ -450,17 +450,7 @@ def load(path):
 def predict(model, images, texts) -> np.ndarray:
     """P(text matches image) (N,) with a model path of any kind (``load``) or a loaded
     predictor; images are files, bytes or RGB uint8 arrays. Introduced in notebook 10."""
-    if isinstance(texts, str):
-        raise TypeError("texts must be a list of strings, got one str: wrap it as [text]")
-    texts, images = list(texts), list(images)
-    if len(texts) != len(images):
-        raise ValueError(f"images and texts must have the same length, got {len(images)} "
-                         f"and {len(texts)}")
-    if not texts:
-        raise ValueError("images and texts are empty: give at least one pair")
-    for index, caption in enumerate(texts):
-        if not isinstance(caption, str):
-            raise TypeError(f"texts[{index}] must be a str, got {type(caption).__name__}")
+    images, texts = owndata.check_pairs(images, texts)
     if isinstance(model, (str, Path)):
         model = load(model)
     return np.asarray(model(images, texts), np.float64)

@@ -245,13 +245,10 @@ def _image_batch(images) -> np.ndarray:
     return np.stack(batch).astype(np.float32) / 255.0
 
 
-def predict(model, images, texts) -> np.ndarray:
-    """P(text matches image) float (N,) for image files or RGB uint8 arrays and raw texts,
-    with a raw-input model (``export_model``, or a path that ``load_model`` reads).
-    Introduced in notebook 09."""
-    if isinstance(model, (str, Path)):
-        model = load_model(model)
-    check_raw_model(model)
+def check_pairs(images, texts) -> tuple[list, list[str]]:
+    """``images`` and ``texts`` as lists of the same, non-zero length, every text a str with
+    at least one word after standardisation; a clear error otherwise. Introduced in
+    notebook 09."""
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings, got one str: wrap it as [text]")
     texts, images = list(texts), list(images)
@@ -266,6 +263,17 @@ def predict(model, images, texts) -> np.ndarray:
         if not text.split_words(caption):
             raise ValueError(f"texts[{index}] is empty (no word after standardisation): "
                              f"{caption!r}")
+    return images, texts
+
+
+def predict(model, images, texts) -> np.ndarray:
+    """P(text matches image) float (N,) for image files or RGB uint8 arrays and raw texts,
+    with a raw-input model (``export_model``, or a path that ``load_model`` reads).
+    Introduced in notebook 09."""
+    if isinstance(model, (str, Path)):
+        model = load_model(model)
+    check_raw_model(model)
+    images, texts = check_pairs(images, texts)
     image_batch, text_batch = _image_batch(images), np.array(texts, dtype=object)
     chunks = [np.asarray(model({"image": image_batch[start:start + 256],
                                 "text": text_batch[start:start + 256]}, training=False))
