@@ -198,22 +198,27 @@ def test_generator_draws_again_when_a_scene_repeats(tmp_path, monkeypatch):
         assert len(digests) == 12 and len(set(digests)) == 12, level
 
 
-def test_fresh_datasets_are_balanced_per_word(fresh_roots):
-    """Pooled over the seeds, each word in each position is true about half the time, and
-    each (level, kind) of statement is split evenly into true and false."""
+def assert_balanced_per_token(roots, split, what):
+    """Pooled over the datasets in ``roots``, each token (``split(text)``) in each position is
+    true about half the time, and each (level, kind) of statement is split evenly into true
+    and false. Shared with tests/test_data_zh.py."""
     for level in data.LEVELS:
-        records = [r for root in fresh_roots for split in data.SPLITS
-                   for r in data.load_records("match", level, split, root)]
-        by_word, by_kind = collections.defaultdict(list), collections.defaultdict(list)
+        records = [r for root in roots for name in data.SPLITS
+                   for r in data.load_records("match", level, name, root)]
+        by_token, by_kind = collections.defaultdict(list), collections.defaultdict(list)
         for record in records:
             by_kind[record["kind"]].append(record["label"])
-            for position, word in enumerate(record["text"].split()):
-                by_word[(position, word)].append(record["label"])
+            for position, token in enumerate(split(record["text"])):
+                by_token[(position, token)].append(record["label"])
         assert all(np.mean(labels) == 0.5 for labels in by_kind.values())
-        tested = [key for key, labels in by_word.items() if len(labels) >= 60]
+        tested = [key for key, labels in by_token.items() if len(labels) >= 60]
         assert len(tested) >= 8, level
         for key in tested:
-            _assert_near_half(by_word[key], f"fresh {level} word {key}")
+            _assert_near_half(by_token[key], f"{what} {level} token {key}")
+
+
+def test_fresh_datasets_are_balanced_per_word(fresh_roots):
+    assert_balanced_per_token(fresh_roots, str.split, "fresh")
 
 
 def test_false_values_are_uniform_among_the_other_values():

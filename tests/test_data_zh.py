@@ -9,6 +9,7 @@ import pytest
 
 from mmcourse import augment, data, text
 from mmcourse.__main__ import main
+from tests.test_data import _assert_near_half, assert_balanced_per_token
 
 TINY = {level: {"train": 12, "val": 4, "test": 4} for level in data.LEVELS}
 FRESH_SEEDS = (0, 1, 2)
@@ -110,27 +111,9 @@ def test_fresh_chinese_data_never_shares_an_image_or_pair_between_splits(fresh_z
                 assert not pairs[a] & pairs[b] and not images[a] & images[b], (level, a, b)
 
 
-def _assert_near_half(labels, what, z=4.5):
-    share = float(np.mean(labels))
-    assert abs(share - 0.5) <= z * 0.5 / np.sqrt(len(labels)), f"{what}: {share:.3f}"
-
-
 def test_fresh_chinese_data_is_balanced_per_token(fresh_zh):
-    """Pooled over seeds: each token (Han character) in each position is true about half the
-    time, and every kind of statement is split evenly into true and false."""
-    for level in data.LEVELS:
-        records = [r for root in fresh_zh for split in data.SPLITS
-                   for r in data.load_records("match", level, split, root)]
-        by_token, by_kind = collections.defaultdict(list), collections.defaultdict(list)
-        for record in records:
-            by_kind[record["kind"]].append(record["label"])
-            for position, token in enumerate(text.split_words(record["text"])):
-                by_token[(position, token)].append(record["label"])
-        assert all(np.mean(labels) == 0.5 for labels in by_kind.values())
-        tested = [key for key, labels in by_token.items() if len(labels) >= 60]
-        assert len(tested) >= 8, level
-        for key in tested:
-            _assert_near_half(by_token[key], f"zh {level} token {key}")
+    """Each Han character in each position is true about half the time."""
+    assert_balanced_per_token(fresh_zh, text.split_words, "zh")
 
 
 def test_text_only_lookup_is_at_chance_in_chinese(fresh_zh):
