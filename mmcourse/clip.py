@@ -611,8 +611,8 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
         return images, captions, scenes
 
     train_images, train_captions, train_scenes = split("train")
-    keep = np.array([not is_heldout(s, heldout) for s in train_scenes], bool) \
-        if heldout else np.ones(len(train_scenes), bool)
+    train_heldout = np.array([is_heldout(s, heldout) for s in train_scenes], bool)
+    keep = ~train_heldout
     if train_size is not None:
         keep &= np.cumsum(keep) <= train_size
     names = sorted(set(train_captions))
@@ -655,7 +655,6 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
                                  "recall_with_heldout adds the held-out ones"}
     result["recall_with_heldout"] = retrieval_recall(similarity, test_captions, test_captions)
     if level == "attributes":
-        train_heldout = np.array([is_heldout(s, heldout) for s in train_scenes], bool)
         heldout_images = np.concatenate([test_images[~test_seen], train_images[train_heldout]])
         heldout_scenes = ([s for s, seen in zip(test_scenes, test_seen, strict=True) if not seen]
                           + [s for s, out in zip(train_scenes, train_heldout, strict=True) if out])
