@@ -13,10 +13,17 @@ and arrays with a tolerance), ``expect_function`` (calls the learner's function
 on test cases) and ``expect_model`` (inspects a Keras model's structure).
 A checker signals a wrong answer by raising ``Incorrect`` with a message that
 says what is wrong and how to fix it.
+
+For classrooms (docs/TEACHING.md): when the environment variable ``MMCOURSE_RECORD``
+names a file, every check appends its outcome there as one JSON line (what
+``python -m mmcourse grade`` reads); ``MMCOURSE_EXAM=1`` or ``exam_mode()`` turns
+``solution()`` off, and ``MMCOURSE_EXAM=nohints`` or ``exam_mode(hints=False)`` hints too.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +81,7 @@ _STYLE = {
     "not attempted": ("#1565c0", "Not attempted"),
     "hint": ("#ef6c00", "Hint"),
     "solution": ("#6a1b9a", "Solution"),
+    "exam": ("#455a64", "Exam mode"),
 }
 
 
@@ -107,6 +115,51 @@ class Feedback:
         return text
 
 
+#: Environment variables read at each call: the record file, and exam mode ("1" or "nohints").
+RECORD_VARIABLE = "MMCOURSE_RECORD"
+EXAM_VARIABLE = "MMCOURSE_EXAM"
+_exam_override: tuple[bool, bool] | None = None  # set by exam_mode(): (exam on, hints on)
+
+
+def exam_mode(on: bool = True, hints: bool = True) -> Feedback:
+    """Turn exam mode on (``solution()`` refuses; with ``hints=False``, ``hint()`` too) or
+    off, for this kernel; it overrides ``MMCOURSE_EXAM``. Call it in a setup cell."""
+    global _exam_override
+    if not isinstance(on, bool) or not isinstance(hints, bool):
+        raise TypeError(f"exam_mode(on, hints) takes True or False, got on={on!r}, "
+                        f"hints={hints!r}")
+    _exam_override = (on, hints or not on)
+    if not on:
+        return Feedback("exam", "off: hints and solutions are available.")
+    return Feedback("exam", "on: solutions are off" + ("." if hints else ", and so are hints."))
+
+
+def _exam_state() -> tuple[bool, bool]:
+    """(exam on, hints allowed), from ``exam_mode()`` if it was called, else the variable."""
+    if _exam_override is not None:
+        return _exam_override
+    value = os.environ.get(EXAM_VARIABLE, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False, True
+    return True, value != "nohints"
+
+
+def _record(notebook: str, question: str, feedback: Feedback) -> None:
+    """Append one check's outcome to the file named by ``MMCOURSE_RECORD``, if set. Never
+    raises: a record that cannot be written must not break the learner's cell."""
+    path = os.environ.get(RECORD_VARIABLE)
+    if not path:
+        return
+    try:
+        line = json.dumps({"notebook": notebook, "question": question,
+                           "status": feedback.status, "message": feedback.message},
+                          ensure_ascii=False)
+        with open(path, "a", encoding="utf-8") as record:
+            record.write(line + "\n")
+    except Exception:  # recording is best effort: the learner's cell goes on
+        pass
+
+
 @dataclass
 class Exercise:
     """One auto-checked question.
@@ -125,8 +178,14 @@ class Exercise:
     reference: Callable[[], Any]
     wrong: Callable[[], list]
     correct_message: str = "well done."
+    notebook: str = ""  # set by its ExerciseSet: "04" for notebook 04
 
     def check(self, answer: Any = ____) -> Feedback:
+        feedback = self._judge(answer)
+        _record(self.notebook, self.name, feedback)
+        return feedback
+
+    def _judge(self, answer: Any) -> Feedback:
         if _contains_placeholder(answer):
             return Feedback("not attempted", f"replace `____` with your answer to {self.name}.")
         try:
@@ -142,10 +201,16 @@ class Exercise:
             raise TypeError(f"hint number n must be an int, got {type(n).__name__}")
         if not 1 <= n <= len(self.hints):
             raise ValueError(f"{self.name} has hints 1 to {len(self.hints)}, got n={n}")
+        if not _exam_state()[1]:
+            return Feedback("exam", f"hints are off during this exam; check your answer with "
+                                    f"ex.{self.name}.check(...).")
         suffix = f" (more: .hint({n + 1}))" if n < len(self.hints) else ""
         return Feedback("hint", f"{self.hints[n - 1]}{suffix}")
 
     def solution(self) -> Feedback:
+        if _exam_state()[0]:
+            return Feedback("exam", f"solutions are off during this exam; check your answer "
+                                    f"with ex.{self.name}.check(...).")
         return Feedback("solution", f"one way to answer {self.name}:", self.solution_code)
 
     def __repr__(self) -> str:
@@ -160,7 +225,9 @@ class ExerciseSet:
     exercises: list[Exercise] = field(default_factory=list)
 
     def __post_init__(self):
+        self.notebook = self.notebook.removeprefix("notebook_")  # "notebook_04" -> "04"
         for number, exercise in enumerate(self.exercises, start=1):
+            exercise.notebook = self.notebook
             setattr(self, f"q{number}", exercise)
 
     def __iter__(self):
