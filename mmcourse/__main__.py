@@ -41,6 +41,18 @@ positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 
 
+def positive_float(text: str) -> float:
+    """An argparse ``type=``: a number > 0 (seconds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}") \
+            from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mmcourse", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
@@ -124,6 +136,30 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("folder", metavar="FOLDER", help="the folder that holds captions.csv")
     check.add_argument("--json", action="store_true",
                        help="print the problems as one JSON object")
+
+    exercises = commands.add_parser(
+        "exercises", help="for instructors: list the exercises, write teacher copies")
+    exercises.add_argument("--list", action="store_true",
+                           help="print every exercise, grouped by notebook")
+    exercises.add_argument("--markdown", action="store_true", help="with --list: as Markdown")
+    exercises.add_argument("--solutions", default=None, metavar="OUT_DIR",
+                           help="write a copy of every notebook with the reference solutions "
+                                "between '# BEGIN SOLUTION' and '# END SOLUTION' lines")
+    exercises.add_argument("--sync", action="store_true",
+                           help="regenerate the schedule and exercise list in docs/TEACHING.md "
+                                "and notebooks/index.ipynb")
+
+    grade = commands.add_parser(
+        "grade", help="run submitted notebooks in exam mode and write grades.csv + feedback")
+    grade.add_argument("submissions", metavar="SUBMISSIONS",
+                       help="a folder of student folders, or of notebooks (one per student)")
+    grade.add_argument("--out", default="grades.csv", metavar="FILE.csv",
+                       help="the grades table (default grades.csv); feedback files go to "
+                            "FILE_feedback/")
+    grade.add_argument("--jobs", type=positive_int, default=1,
+                       help="notebooks run at once, >= 1 (default 1)")
+    grade.add_argument("--timeout", type=positive_float, default=300.0, metavar="S",
+                       help="seconds one notebook may run, > 0 (default 300)")
 
     bench = commands.add_parser("bench", help="run benchmarks and print measured ratios")
     bench.add_argument("names", nargs="*", metavar="NAME", help="benchmarks (default: all)")
@@ -301,6 +337,52 @@ def check_data(args) -> int:
     return 0 if check.ok else 1
 
 
+def exercises(parser: argparse.ArgumentParser, args) -> int:
+    """``exercises --list [--markdown] | --solutions OUT_DIR | --sync`` (docs/TEACHING.md)."""
+    if args.markdown and not args.list:
+        parser.error("argument --markdown: only with --list")
+    if not (args.list or args.solutions or args.sync):
+        parser.error("argument --list/--solutions/--sync: give at least one of them")
+    if args.solutions is not None and Path(args.solutions).exists() and \
+            not Path(args.solutions).is_dir():
+        parser.error(f"argument --solutions: {args.solutions} is a file; give a folder")
+    from mmcourse import teaching
+
+    try:
+        return teaching.main(args)
+    except ValueError as error:  # a starter cell that maps to no exercise, missing markers
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(file_system_error(error, "--solutions" if args.solutions else "",
+                                args.solutions or error.filename), file=sys.stderr)
+        return 1
+
+
+def grade(parser: argparse.ArgumentParser, args) -> int:
+    """``grade SUBMISSIONS [--out FILE] [--jobs N] [--timeout S]`` (mmcourse.grading)."""
+    submissions, out = Path(args.submissions), Path(args.out)
+    if not submissions.is_dir():
+        parser.error(f"argument SUBMISSIONS: {submissions} is not a folder; give the folder "
+                     f"of student folders or of notebooks")
+    from mmcourse import grading
+
+    if not grading.find_submissions(submissions):
+        parser.error(f"argument SUBMISSIONS: no .ipynb notebooks in {submissions} or its "
+                     f"subfolders")
+    if out.is_dir() or out.suffix.lower() != ".csv":
+        parser.error(f"argument --out: {out} should be a .csv file name")
+    if out.resolve().is_relative_to(submissions.resolve()):
+        parser.error(f"argument --out: {out} is inside SUBMISSIONS; write the grades elsewhere "
+                     f"(the submissions are never written)")
+    try:
+        grading.grade(submissions, out, jobs=args.jobs, timeout=args.timeout)
+    except OSError as error:
+        print(file_system_error(error, "--out", out), file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -341,6 +423,10 @@ def main(argv: list[str] | None = None) -> int:
         return predict(parser, args)
     if args.command == "export":
         return export(parser, args)
+    if args.command == "exercises":
+        return exercises(parser, args)
+    if args.command == "grade":
+        return grade(parser, args)
     if args.command == "bench":
         from mmcourse import bench
 

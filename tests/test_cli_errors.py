@@ -35,8 +35,12 @@ def paths(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     (folder / "a_file.txt").write_text("not a folder")
     (folder / "empty").mkdir()
+    (folder / "submissions").mkdir()
+    (folder / "submissions" / "alice.ipynb").write_text("{}")
     return {"FILE": str(folder / "a_file.txt"), "UNDER_FILE": str(folder / "a_file.txt" / "sub"),
-            "EMPTY": str(folder / "empty"), "MISSING": str(folder / "missing")}
+            "EMPTY": str(folder / "empty"), "MISSING": str(folder / "missing"),
+            "SUBS": str(folder / "submissions"),
+            "IN_SUBS": str(folder / "submissions" / "grades.csv")}
 
 
 BAD_ARGUMENTS = [
@@ -96,6 +100,16 @@ BAD_ARGUMENTS = [
                                                             "only with --data-dir"]),
     (["check-data"], 2, ["the following arguments are required: FOLDER"]),
     (["check-data", "EMPTY"], 1, ["captions.csv not found", "columns image,text"]),
+    (["grade", "MISSING"], 2, ["argument SUBMISSIONS", "is not a folder"]),
+    (["grade", "EMPTY"], 2, ["argument SUBMISSIONS", "no .ipynb notebooks in"]),
+    (["grade", "SUBS", "--jobs", "0"], 2, ["argument --jobs", "must be >= 1, got 0"]),
+    (["grade", "SUBS", "--timeout", "-1"], 2, ["argument --timeout", "seconds > 0, got -1"]),
+    (["grade", "SUBS", "--timeout", "soon"], 2, ["argument --timeout", "expected a number"]),
+    (["grade", "SUBS", "--out", "FILE"], 2, ["argument --out", "should be a .csv file name"]),
+    (["grade", "SUBS", "--out", "IN_SUBS"], 2, ["argument --out", "is inside SUBMISSIONS"]),
+    (["exercises"], 2, ["argument --list/--solutions/--sync", "give at least one"]),
+    (["exercises", "--markdown"], 2, ["argument --markdown", "only with --list"]),
+    (["exercises", "--solutions", "FILE"], 2, ["argument --solutions", "is a file"]),
     (["bench", "nope"], 2, ["unknown benchmark 'nope'", "choose from"]),
     (["bench", "--bogus"], 2, ["unrecognized arguments: --bogus"]),
     (["doctor", "--bogus"], 2, ["unrecognized arguments: --bogus"]),

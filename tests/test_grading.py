@@ -1,0 +1,212 @@
+"""Recording checks, exam mode and ``python -m mmcourse grade`` (mmcourse.grading), on tiny
+made-up submissions that import the course's exercises, so a run takes seconds."""
+
+import csv
+import hashlib
+import json
+import os
+import time
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from mmcourse import exercises
+from mmcourse.__main__ import main
+from mmcourse.course_exercises import notebook_00
+from mmcourse.exercises import Exercise, ExerciseSet, ____, exam_mode, expect_value
+
+# --- recording -------------------------------------------------------------------------------
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _set(name="notebook_07"):
+    """Two questions whose answers are 3 and (2, 4)."""
+    return ExerciseSet(name, [
+        Exercise(f"q{n}", "prompt", expect_value(answer), ["hint"], "ex.q1.check(3)",
+                 reference=lambda a=answer: a, wrong=lambda: [4])
+        for n, answer in ((1, 3), (2, (2, 4)))])
+
+
+def test_every_check_appends_one_json_line_when_the_variable_is_set(tmp_path, monkeypatch):
+    record = tmp_path / "record.jsonl"
+    ex = _set()
+    ex.q1.check(3)  # nothing is written while the variable is unset
+    assert not record.exists()
+    monkeypatch.setenv("MMCOURSE_RECORD", str(record))
+    right, wrong, blank = ex.q1.check(3), ex.q2.check((4, 2)), ex.q1.check(____)
+    assert (right.status, wrong.status, blank.status) == ("correct", "incorrect", "not attempted")
+    assert _lines(record) == [
+        {"notebook": "07", "question": "q1", "status": "correct", "message": "well done."},
+        {"notebook": "07", "question": "q2", "status": "incorrect",
+         "message": "your answer is (4, 2); expected the shape (2, 4)."},
+        {"notebook": "07", "question": "q1", "status": "not attempted",
+         "message": "replace `____` with your answer to q1."}]
+    assert _set("10").q2.check((2, 4)).correct
+    assert _lines(record)[-1]["notebook"] == "10"
+
+
+def test_a_record_that_cannot_be_written_changes_nothing_for_the_learner(tmp_path, monkeypatch):
+    ex = _set()
+    for unwritable in (tmp_path, tmp_path / "missing" / "record.jsonl"):  # a folder; no folder
+        monkeypatch.setenv("MMCOURSE_RECORD", str(unwritable))
+        assert ex.q1.check(3) == exercises.Feedback("correct", "well done.")
+        assert ex.q1.check(4).status == "incorrect"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sets_named_notebook_NN_record_the_number():
+    assert _set("notebook_07").notebook == _set("07").notebook == _set().q2.notebook == "07"
+
+
+# --- exam mode ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_exam_override(monkeypatch):
+    monkeypatch.setattr(exercises, "_exam_override", None)
+    monkeypatch.delenv("MMCOURSE_EXAM", raising=False)
+
+
+def test_exam_variable_turns_solutions_and_optionally_hints_off(no_exam_override, monkeypatch):
+    q1 = _set().q1
+    assert q1.solution().status == "solution" and q1.hint().status == "hint"
+    for value in ("1", "yes", "nohints", "NoHints"):
+        monkeypatch.setenv("MMCOURSE_EXAM", value)
+        refused = q1.solution()
+        assert refused.status == "exam" and not refused.code
+        assert "solutions are off" in refused.message and "ex.q1.check(" in refused.message
+        assert '<span style="color:#455a64">**Exam mode:**</span>' in refused._repr_markdown_()
+        assert (q1.hint().status == "exam") == (value.lower() == "nohints")
+        assert q1.check(3).correct  # checking still works
+    for value in ("0", "", "false"):
+        monkeypatch.setenv("MMCOURSE_EXAM", value)
+        assert q1.solution().status == "solution"
+
+
+def test_exam_mode_call_overrides_the_variable(no_exam_override, monkeypatch):
+    q1 = _set().q1
+    monkeypatch.setenv("MMCOURSE_EXAM", "nohints")
+    assert str(exam_mode(False)) == "Exam mode: off: hints and solutions are available."
+    assert q1.solution().status == "solution" and q1.hint().status == "hint"
+    assert "solutions are off." in exam_mode().message
+    assert q1.solution().status == "exam" and q1.hint().status == "hint"
+    assert "and so are hints" in exam_mode(True, hints=False).message
+    assert q1.hint().status == "exam"
+    with pytest.raises(TypeError, match="exam_mode.*True or False.*on='yes'"):
+        exam_mode("yes")
+
+
+# --- grading --------------------------------------------------------------------------------
+
+SETUP = ("from mmcourse.course_exercises import notebook_00\nfrom mmcourse.exercises import ____"
+         "\n\nex = notebook_00()")
+
+
+def _write(path, *cells):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), path)
+
+
+def _digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Six made-up submissions graded once: folders and flat notebooks mixed."""
+    root = tmp_path_factory.mktemp("grading")
+    subs = root / "submissions"
+    pid_file = root / "kernel.pid"
+    # right, in exam mode (solution() refused, so the assert holds), with a data file
+    _write(subs / "alice" / "00_environment_setup.ipynb", SETUP,
+           "assert ex.q1.solution().status == 'exam'\nex.q1.check(ex.q1.reference())",
+           "ex.q2.check(ex.q2.reference())\nex.q3.check(____)",
+           "assert open('notes.txt').read() == 'mine'")
+    (subs / "alice" / "notes.txt").write_text("mine")
+    _write(subs / "bob" / "00_environment_setup.ipynb", SETUP,  # wrong, then a crashing cell
+           "ex.q1.check(ex.q1.wrong()[0])", "ex.q2.check(undefined_name)")
+    _write(subs / "carol.ipynb", SETUP, "ex.q1.check(ex.q1.reference())",  # never ends
+           f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+           f"time.sleep(600)\nex.q2.check(1)")
+    _write(subs / "dave.ipynb", SETUP, "import os\nos._exit(3)", "ex.q1.check(1)")  # kernel dies
+    (subs / "erin.ipynb").write_text("{not json", encoding="utf-8")
+    _write(subs / "frank.ipynb", "print('no exercises here')")
+    before = _digest(subs)
+    out = root / "results" / "grades.csv"
+    status = main(["grade", str(subs), "--out", str(out), "--jobs", "3", "--timeout", "15"])
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return {"status": status, "rows": rows, "out": out, "subs": subs, "before": before,
+            "pid_file": pid_file}
+
+
+def _row(graded, student, question):
+    (row,) = [r for r in graded["rows"] if r["student"] == student and r["question"] == question]
+    return row["status"], row["message"]
+
+
+def test_grade_writes_one_row_per_student_notebook_and_question(graded):
+    assert graded["status"] == 0
+    rows = graded["rows"]
+    assert list(rows[0]) == ["student", "notebook", "question", "status", "message"]
+    questions = [e.name for e in notebook_00()]
+    for student in ("alice", "bob", "carol", "dave"):
+        assert [r["question"] for r in rows if r["student"] == student] == questions
+    assert {r["notebook"] for r in rows if r["student"] == "alice"} == {
+        "00_environment_setup.ipynb"}
+    assert {r["notebook"] for r in rows if r["student"] == "carol"} == {"carol.ipynb"}
+
+
+def test_right_wrong_crashing_and_unchecked_answers(graded):
+    ex = notebook_00()
+    assert _row(graded, "alice", "q1") == ("correct", ex.q1.correct_message)
+    assert _row(graded, "alice", "q2")[0] == "correct"
+    assert _row(graded, "alice", "q3") == ("not attempted", "replace `____` with your answer "
+                                                            "to q3.")
+    assert _row(graded, "alice", "q4") == ("not attempted", "ex.q4.check(...) never ran")
+    assert _row(graded, "bob", "q1") == ("incorrect", ex.q1.check(ex.q1.wrong()[0]).message)
+    assert _row(graded, "bob", "q2") == ("error", "its cell raised NameError: name "
+                                                  "'undefined_name' is not defined")
+
+
+def test_a_timed_out_notebook_keeps_its_finished_checks_and_its_kernel_is_ended(graded):
+    assert _row(graded, "carol", "q1")[0] == "correct"
+    status, message = _row(graded, "carol", "q2")
+    assert status == "timeout" and "longer than 15 s" in message
+    pid = int(graded["pid_file"].read_text())
+    for _ in range(50):  # the kernel's process group was killed
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the timed-out notebook's kernel (pid {pid}) is still running")
+
+
+def test_a_dead_kernel_invalid_json_and_no_exercises_each_get_a_clear_row(graded):
+    status, message = _row(graded, "dave", "q1")
+    assert status == "error" and "DeadKernelError" in message and "never ran" in message
+    assert _row(graded, "erin", "-")[0] == "error"
+    assert "not a readable notebook" in _row(graded, "erin", "-")[1]
+    assert _row(graded, "frank", "-") == ("error", "no course exercises: the notebook never "
+                                          "calls notebook_NN() (from mmcourse.course_exercises);"
+                                          " nothing was run")
+    assert all(r["status"] in ("correct", "incorrect", "not attempted", "error", "timeout")
+               for r in graded["rows"])
+
+
+def test_submissions_are_never_changed_and_feedback_is_written(graded):
+    assert _digest(graded["subs"]) == graded["before"]
+    feedback = graded["out"].with_name("grades_feedback")
+    assert sorted(p.name for p in feedback.iterdir()) == [
+        f"{s}.md" for s in ("alice", "bob", "carol", "dave", "erin", "frank")]
+    bob = (feedback / "bob.md").read_text(encoding="utf-8")
+    assert bob.startswith("# Feedback for bob\n\n0 of 4 questions correct.")
+    assert "- **q2** error: its cell raised NameError" in bob
+    assert "2 of 4 questions correct." in (feedback / "alice.md").read_text(encoding="utf-8")
