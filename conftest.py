@@ -43,7 +43,14 @@ class SolutionsCorrect(pytest.Item):
         wrong = [f"{n} {q}: " + (f"{last[(n, q)]['status']}: {last[(n, q)]['message']}"
                                  if (n, q) in last else "never checked")
                  for n, q in self.expected if last.get((n, q), {}).get("status") != "correct"]
-        assert not wrong, "reference solutions that failed in the notebook:\n" + "\n".join(wrong)
+        if wrong:
+            raise AssertionError("reference solutions that did not get Correct in the notebook "
+                                 "(mmcourse/exercises_NN.py):\n" + "\n".join(wrong))
+
+    def repr_failure(self, excinfo):
+        if excinfo.errisinstance(AssertionError):
+            return str(excinfo.value)  # the failed exercises say it all
+        return super().repr_failure(excinfo)
 
     def reportinfo(self):
         return self.path, None, f"{self.path.name}::solutions correct"

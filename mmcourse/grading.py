@@ -26,7 +26,6 @@ from pathlib import Path
 
 from mmcourse import teaching
 
-STATUSES = ("correct", "incorrect", "not attempted", "error", "timeout")
 NO_QUESTION = "-"  # the question column of a row about the whole notebook
 
 
@@ -81,6 +80,8 @@ def grade_notebook(student: str, notebook: Path, timeout: float, shown: str,
                      "(from mmcourse.course_exercises); nothing was run" if not numbers else
                      f"notebook_{unknown[0]}() is not one of the course's exercise sets")
     expected = [(n, e.name) for n in numbers for e in factories[n]()]
+    in_source = {q for cell in content["cells"] if cell.get("cell_type") == "code"
+                 for q in teaching.CHECK_CALL.findall(teaching.source(cell))}
     outcome = _execute(notebook, timeout, with_folder)
     last = {(r["notebook"], r["question"]): r for r in outcome["records"]}
     rows = []
@@ -93,6 +94,9 @@ def grade_notebook(student: str, notebook: Path, timeout: float, shown: str,
         elif question in outcome["cell_errors"]:
             rows.append(Row(student, shown, name, "error",
                             f"its cell raised {outcome['cell_errors'][question]}"))
+        elif question not in in_source:
+            rows.append(Row(student, shown, name, "not attempted",
+                            f"the notebook has no ex.{question}.check(...)"))
         elif outcome["failure"]:
             rows.append(Row(student, shown, name, outcome["failure"][0],
                             f"{outcome['failure'][1]}; ex.{question}.check(...) never ran"))

@@ -129,7 +129,8 @@ def graded(tmp_path_factory):
            "assert open('notes.txt').read() == 'mine'")
     (subs / "alice" / "notes.txt").write_text("mine")
     _write(subs / "bob" / "00_environment_setup.ipynb", SETUP,  # wrong, then a crashing cell
-           "ex.q1.check(ex.q1.wrong()[0])", "ex.q2.check(undefined_name)")
+           "ex.q1.check(ex.q1.wrong()[0])", "ex.q2.check(undefined_name)",
+           "if False:\n    ex.q3.check(1)")
     _write(subs / "carol.ipynb", SETUP, "ex.q1.check(ex.q1.reference())",  # never ends
            f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
            f"time.sleep(600)\nex.q2.check(1)")
@@ -168,16 +169,19 @@ def test_right_wrong_crashing_and_unchecked_answers(graded):
     assert _row(graded, "alice", "q2")[0] == "correct"
     assert _row(graded, "alice", "q3") == ("not attempted", "replace `____` with your answer "
                                                             "to q3.")
-    assert _row(graded, "alice", "q4") == ("not attempted", "ex.q4.check(...) never ran")
+    assert _row(graded, "alice", "q4") == ("not attempted", "the notebook has no "
+                                                            "ex.q4.check(...)")
     assert _row(graded, "bob", "q1") == ("incorrect", ex.q1.check(ex.q1.wrong()[0]).message)
     assert _row(graded, "bob", "q2") == ("error", "its cell raised NameError: name "
                                                   "'undefined_name' is not defined")
+    assert _row(graded, "bob", "q3") == ("not attempted", "ex.q3.check(...) never ran")
 
 
 def test_a_timed_out_notebook_keeps_its_finished_checks_and_its_kernel_is_ended(graded):
     assert _row(graded, "carol", "q1")[0] == "correct"
     status, message = _row(graded, "carol", "q2")
     assert status == "timeout" and "longer than 15 s" in message
+    assert _row(graded, "carol", "q3")[0] == "not attempted"  # no check of it to wait for
     pid = int(graded["pid_file"].read_text())
     for _ in range(50):  # the kernel's process group was killed
         try:
@@ -192,6 +196,7 @@ def test_a_timed_out_notebook_keeps_its_finished_checks_and_its_kernel_is_ended(
 def test_a_dead_kernel_invalid_json_and_no_exercises_each_get_a_clear_row(graded):
     status, message = _row(graded, "dave", "q1")
     assert status == "error" and "DeadKernelError" in message and "never ran" in message
+    assert _row(graded, "dave", "q2")[0] == "not attempted"
     assert _row(graded, "erin", "-")[0] == "error"
     assert "not a readable notebook" in _row(graded, "erin", "-")[1]
     assert _row(graded, "frank", "-") == ("error", "no course exercises: the notebook never "
