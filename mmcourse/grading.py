@@ -84,10 +84,9 @@ def grade_notebook(student: str, notebook: Path, timeout: float, shown: str,
                  for q in teaching.CHECK_CALL.findall(teaching.source(cell))}
     outcome = _execute(notebook, timeout, with_folder)
     last = {(r["notebook"], r["question"]): r for r in outcome["records"]}
-    rows = []
-    for number, question in sorted(set(expected) | set(last),
-                                   key=lambda key: (key[0], _question_order(key[1]))):
-        name = question if len(numbers) == 1 else f"{number}.{question}"
+    rows, keys = [], set(expected) | set(last)
+    for number, question in sorted(keys, key=lambda key: (key[0], _question_order(key[1]))):
+        name = question if len({n for n, _ in keys}) == 1 else f"{number}.{question}"
         if (number, question) in last:
             record = last[(number, question)]
             rows.append(Row(student, shown, name, record["status"], record["message"]))
@@ -134,31 +133,46 @@ def _execute(notebook: Path, timeout: float, with_folder: bool) -> dict:
         except subprocess.TimeoutExpired:
             _kill(child, result)
             failure = ("timeout", f"the notebook ran longer than {timeout:g} s")
-        report = json.loads(result.read_text()) if result.is_file() else {}
+        report = _read_json(result)
         if failure is None and child.returncode != 0:
             last_line = (stderr.strip().splitlines() or ["no message"])[-1]
             failure = ("error", report.get("failure") or
                        f"the run stopped (exit status {child.returncode}: {last_line})")
-        records = []
-        if record.is_file():
-            for line in record.read_text(encoding="utf-8").splitlines():
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    continue  # a line cut short by a kill
-        return {"records": records, "cell_errors": report.get("cell_errors", {}),
+        return {"records": _read_records(record), "cell_errors": report.get("cell_errors", {}),
                 "failure": failure}
+
+
+def _read_json(path: Path) -> dict:
+    """The child's report; {} when it wrote none or was killed while writing it."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return report if isinstance(report, dict) else {}
+
+
+def _read_records(path: Path) -> list[dict]:
+    """The recorded checks, skipping lines that are not records (one cut short by a kill)."""
+    records = []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines() \
+        if path.is_file() else []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and all(isinstance(record.get(key), str) for key in (
+                "notebook", "question", "status", "message")) and record["status"] in (
+                "correct", "incorrect", "not attempted"):
+            records.append(record)
+    return records
 
 
 def _kill(child: subprocess.Popen, result: Path) -> None:
     """End the child and the kernel it started (its own process group, named in the result
     file as soon as it started)."""
-    groups = [child.pid]
-    try:
-        groups.append(json.loads(result.read_text())["kernel_pgid"])
-    except (OSError, ValueError, KeyError):
-        pass
-    for group in groups:
+    groups = [child.pid, _read_json(result).get("kernel_pgid")]
+    for group in filter(None, groups):
         try:
             os.killpg(group, signal.SIGKILL)
         except (OSError, AttributeError):  # gone already; no process groups on Windows

@@ -28,8 +28,7 @@ SET_CALL = re.compile(r"\bnotebook_(\d\d)\s*\(\s*\)")
 CHECK_CALL = re.compile(r"\b\w+\.(q\d+)\.check\(")
 PLACEHOLDER = "____"
 IMPORT_LINE = re.compile(r"^\s*(from\s+\S+\s+)?import\b.*$", re.M)
-#: Markers around the generated blocks of docs/TEACHING.md and notebooks/index.ipynb.
-BLOCKS = ("schedule", "exercises")
+#: The files with generated blocks (the schedule and the exercise list), and how to renew them.
 TEACHING_MD = REPO_ROOT / "docs" / "TEACHING.md"
 INDEX_NOTEBOOK = NOTEBOOKS_DIR / "index.ipynb"
 SYNC_COMMAND = "python -m mmcourse exercises --sync"
@@ -190,7 +189,7 @@ def run_seconds(notebook: dict) -> float:
     return total
 
 
-def schedule(markdown: bool = True, link_base: str = "") -> str:
+def schedule(link_base: str = "") -> str:
     """The suggested schedule: one row per lesson with its learner minutes (see TEACHING.md);
     links to the notebooks start with ``link_base``."""
     factories = exercise_sets()
@@ -213,8 +212,6 @@ def schedule(markdown: bool = True, link_base: str = "") -> str:
                          f" ({experiments} experiment{plural})" if experiments else ""),
                      f"{minutes}"))
     rows.append(("total", "", "", "", f"{total} ({total / 60:.1f} h)"))
-    if not markdown:
-        return "\n".join("  ".join(row) for row in rows) + "\n"
     lines = ["| " + " | ".join(row) + " |" for row in rows]
     lines.insert(1, "|---|---:|---:|---|---:|")
     return "\n".join(lines) + "\n"

@@ -130,7 +130,9 @@ def graded(tmp_path_factory):
     (subs / "alice" / "notes.txt").write_text("mine")
     _write(subs / "bob" / "00_environment_setup.ipynb", SETUP,  # wrong, then a crashing cell
            "ex.q1.check(ex.q1.wrong()[0])", "ex.q2.check(undefined_name)",
-           "if False:\n    ex.q3.check(1)")
+           "if False:\n    ex.q3.check(1)",
+           "import os\nwith open(os.environ['MMCOURSE_RECORD'], 'a') as f:\n"
+           "    f.write('not json\\n[1]\\n{\"notebook\": 0}\\n')")  # skipped when read
     _write(subs / "carol.ipynb", SETUP, "ex.q1.check(ex.q1.reference())",  # never ends
            f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
            f"time.sleep(600)\nex.q2.check(1)")
