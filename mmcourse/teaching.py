@@ -148,6 +148,7 @@ def _title(path: Path | None, number: str) -> str:
 
 
 def is_experiment(exercise) -> bool:
+    """An experiment's prompt starts with "Experiment." (the schedule gives it more time)."""
     return exercise.prompt.lstrip().lower().startswith("experiment")
 
 
@@ -160,11 +161,8 @@ def exercise_list(markdown: bool = False) -> str:
         lines += [f"**{title}**", ""] if markdown else [title]
         for exercise in factory():
             prompt = " ".join(exercise.prompt.split())
-            if markdown:
-                tag = " *(experiment)*" if is_experiment(exercise) else ""
-                lines.append(f"- `{exercise.name}`{tag} {prompt}")
-            else:
-                lines.append(f"  {exercise.name}  {prompt}")
+            lines.append(f"- `{exercise.name}` {prompt}" if markdown
+                         else f"  {exercise.name}  {prompt}")
         if markdown:
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"

@@ -121,7 +121,7 @@ def test_the_committed_exercise_lists_are_the_generated_one():
             f"{name} lists other exercises than the code: run {teaching.SYNC_COMMAND}"
 
 
-def test_the_list_names_every_exercise_and_marks_experiments():
+def test_the_list_names_every_exercise():
     text = teaching.exercise_list(markdown=True)
     for number, factory in SETS.items():
         assert f"**{number} · " in text
