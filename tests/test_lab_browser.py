@@ -142,6 +142,11 @@ def assert_renders(lab, cells):
     assert shown == feedback_colours(cells)
 
 
+def code_cells(page):
+    """The code cells of the notebook on show, as nbformat JSON read from JupyterLab's model."""
+    return [cell for cell in page.evaluate(NOTEBOOK_JSON)["cells"] if cell["cell_type"] == "code"]
+
+
 def screenshot(page, path):
     """Scroll to the first exercise feedback, if any, and save the view as a PNG."""
     if page.locator(FEEDBACK).count():
@@ -168,16 +173,13 @@ def test_run_all_cells_from_the_menu(lab, name, tmp_path):
         assert feedback_colours(cells), f"{name} stores no exercise feedback"
         page.get_by_role("menuitem", name="Edit", exact=True).click()
         page.locator("li[data-command='editmenu:clear-all']").click()
-        cleared = [cell for cell in page.evaluate(NOTEBOOK_JSON)["cells"]
-                   if cell["cell_type"] == "code"]
-        assert not any(cell["outputs"] or cell["execution_count"] for cell in cleared)
+        assert not any(cell["outputs"] or cell["execution_count"] for cell in code_cells(page))
         assert page.locator(FEEDBACK).count() == 0
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.locator("li[data-command='runmenu:run-all']").click()
         page.wait_for_function(RUN_FINISHED, timeout=RUN_TIMEOUT_MS, polling=1000)
 
-        ran = [cell for cell in page.evaluate(NOTEBOOK_JSON)["cells"]
-               if cell["cell_type"] == "code"]
+        ran = code_cells(page)
         errors = [out for cell in ran for out in cell["outputs"] if out["output_type"] == "error"]
         assert not errors, [f"{out['ename']}: {out['evalue']}" for out in errors]
         # The kernel was new: Run All numbers the cells 1, 2, 3... in order.
