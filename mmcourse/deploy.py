@@ -542,6 +542,13 @@ def _image_bytes(images) -> list[bytes]:
     return encoded
 
 
+def _decoded(images) -> list:
+    """Images as files or RGB arrays: encoded bytes decoded with OpenCV (RGB uint8)."""
+    return [folders.decode_image(bytes(image), f"images[{index}]", IMAGE_SIZE)
+            if isinstance(image, (bytes, bytearray)) else image
+            for index, image in enumerate(images)]
+
+
 class Predictor:
     """What ``load`` returns: ``task`` ("match" or "qa") and ``outputs(images, texts)``, a
     dict with ``probability`` (N,) and, for qa, ``answer`` (N strings) and ``probabilities``
@@ -579,6 +586,7 @@ class KerasPredictor(Predictor):
         self.answers = answer_words(self.model)
 
     def outputs(self, images, texts) -> dict:
+        images = _decoded(images)
         if self.task == "match":
             return {"probability": owndata.predict(self.model, images, texts)}
         image_batch, text_batch = owndata._image_batch(images), np.array(texts, dtype=object)
@@ -682,7 +690,7 @@ class TFLitePredictor(Predictor):
     def outputs(self, images, texts) -> dict:
         ids = text.vectorize(list(texts), vocabulary=self.vocabulary,
                              sequence_length=self.sequence_length, warn=False)
-        result = self.run(owndata._image_batch(images), ids)
+        result = self.run(owndata._image_batch(_decoded(images)), ids)
         return {"probability": result} if self.task == "match" else \
             _answer_outputs(result, self.answers)
 

@@ -388,9 +388,11 @@ def test_qa_saved_model_runs_without_mmcourse_and_agrees_with_predict(qa_exporte
     assert served["answer"] == answers
     np.testing.assert_allclose(served["probabilities"], probabilities, atol=1e-5)
     np.testing.assert_allclose(served["probability"], probabilities.max(1), atol=1e-5)
-    predicted = deploy.answer(qa_exported["keras"], qa_exported["images"], QUESTIONS)
-    assert predicted["answer"] == served["answer"]
-    np.testing.assert_allclose(predicted["probabilities"], served["probabilities"], atol=1e-5)
+    for images in (qa_exported["images"], [p.read_bytes() for p in qa_exported["images"]]):
+        predicted = deploy.answer(qa_exported["keras"], images, QUESTIONS)
+        assert predicted["answer"] == served["answer"]
+        np.testing.assert_allclose(predicted["probabilities"], served["probabilities"],
+                                   atol=1e-5)
 
 
 @pytest.mark.parametrize(("kind", "atol"), [("saved", 1e-5), ("float32", 1e-5),
@@ -399,7 +401,8 @@ def test_qa_answers_agree_across_formats(qa_exported, kind, atol):
     path = qa_exported["saved"] if kind == "saved" else \
         qa_exported["saved"] / deploy.TFLITE_FILES[kind]
     answers, probabilities = _qa_reference(qa_exported, qa_exported["images"], QUESTIONS)
-    predicted = deploy.answer(path, qa_exported["images"], QUESTIONS)
+    encoded = [p.read_bytes() for p in qa_exported["images"]]  # bytes, as a server gets them
+    predicted = deploy.answer(path, encoded, QUESTIONS)
     np.testing.assert_allclose(predicted["probabilities"], probabilities, atol=atol)
     if kind != "int8":  # int8 may swap two close answers; its probabilities are bounded above
         assert predicted["answer"] == answers
