@@ -546,3 +546,8 @@ def test_tf_standardize_agrees_on_every_decomposed_character():
     wrong = [(s, got) for s, got in zip(samples, _tf_standardize(samples), strict=True)
              if got != text.standardize(s)]
     assert not wrong, (len(wrong), wrong[:5])
+
+
+def test_train_save_needs_a_keras_file_name():
+    with pytest.raises(ValueError, match=r"save m\.h5: the file name must end in \.keras"):
+        training.train("qa", "concat", save="m.h5")
