@@ -106,17 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train on your own folder of images + captions.csv (match task); "
                             "nothing is written into it")
     train.add_argument("--save", default=None, metavar="MODEL.keras",
-                       help="with --data-dir: save the model, vocabulary inside, to this file")
+                       help="match or qa: save the model to this file with its vocabulary (and "
+                            "answer words) inside, so it takes raw images and texts")
     train.add_argument("--sequence-length", type=positive_int, default=None,
                        help="with --data-dir: tokens per text (default: the longest caption)")
 
     predict = commands.add_parser(
-        "predict", help="P(text matches image) with a model saved by train --data-dir --save")
+        "predict", help="P(text matches image), or a qa model's answer, with a saved model")
     predict.add_argument("--model", required=True, metavar="MODEL",
-                         help="a .keras file saved by train --data-dir --save, or the SavedModel "
-                              "folder or a .tflite file written by export")
+                         help="a .keras file saved by train --save or train --data-dir --save, "
+                              "or the SavedModel folder or a .tflite file written by export")
     predict.add_argument("--image", default=None, metavar="FILE", help="one image file")
-    predict.add_argument("--text", default=None, help="its text, in any language")
+    predict.add_argument("--text", default=None,
+                         help="its text (a question for a qa model), in any language")
     predict.add_argument("--csv", default=None, metavar="FILE",
                          help="many pairs: a CSV with columns image,text (images relative to it)")
     predict.add_argument("--json", action="store_true", help="print JSON on stdout")
@@ -124,11 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export", help="write a SavedModel that takes raw image bytes and texts (notebook 10)")
     export.add_argument("--model", required=True, metavar="MODEL.keras",
-                        help="a model saved by train --data-dir --save")
+                        help="a match or qa model saved by train --save or train --data-dir "
+                             "--save")
     export.add_argument("--out", required=True, metavar="DIR",
                         help="a new (or empty) folder for the SavedModel")
     export.add_argument("--tflite", action="store_true",
                         help="also write TFLite files of the numeric core, float32 and int8")
+    export.add_argument("--vocabulary", default=None, metavar="VOCAB.json",
+                        help="for a model that takes token ids (e.g. train --run-dir's "
+                             "model.keras): the vocab.json of its data, or that folder")
     export.add_argument("--json", action="store_true", help="print what was written as JSON")
 
     check = commands.add_parser(
@@ -189,9 +195,17 @@ def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
     """What argparse cannot check alone; exits 2 with the flag's name."""
     from mmcourse.models import FUSIONS, TASKS  # names only: no Keras
 
-    if args.data_dir is None and (args.save is not None or args.sequence_length is not None):
-        flag = "--save" if args.save is not None else "--sequence-length"
-        parser.error(f"argument {flag}: only with --data-dir FOLDER (your own data)")
+    if args.data_dir is None and args.sequence_length is not None:
+        parser.error("argument --sequence-length: only with --data-dir FOLDER (your own data)")
+    if args.save is not None:
+        if Path(args.save).suffix != ".keras":
+            parser.error(f"argument --save: the file name must end in .keras, got {args.save}")
+        if args.task in NEW_TASKS:
+            parser.error(f"argument --save: only with --task match or qa; --task {args.task} "
+                         f"saves its model with --run-dir DIR")
+        if args.strategy == "multiworker":
+            parser.error("argument --save: not with --strategy multiworker (every worker would "
+                         "write it); each worker's model.keras goes to --run-dir")
     if args.root is not None and (Path(args.root) / "captions.csv").is_file():
         parser.error(f"argument --root: {args.root} holds a captions.csv, so it looks like "
                      f"your own data. --root is the course dataset's folder (generated there "
@@ -276,11 +290,14 @@ def export(parser: argparse.ArgumentParser, args) -> int:
                      f"export never overwrites files)")
     if Path(args.model).is_dir():
         parser.error(f"argument --model: {args.model} is a folder; export takes the .keras "
-                     f"file saved by `python -m mmcourse train --data-dir FOLDER --save`")
+                     f"file saved by `python -m mmcourse train ... --save MODEL.keras`")
+    if args.vocabulary is not None and not Path(args.vocabulary).exists():
+        parser.error(f"argument --vocabulary: {args.vocabulary} not found; give the vocab.json "
+                     f"of the data the model was trained on (e.g. data/vocab.json)")
     from mmcourse import deploy
 
     try:
-        report = deploy.export(args.model, out, tflite=args.tflite)
+        report = deploy.export(args.model, out, tflite=args.tflite, vocabulary=args.vocabulary)
     except ValueError as error:
         print(f"error: --model {args.model}: {error}", file=sys.stderr)
         return 1
@@ -290,9 +307,11 @@ def export(parser: argparse.ArgumentParser, args) -> int:
     if args.json:
         print(json.dumps(report))
     else:
+        returns = "probability" if report["task"] == "match" else \
+            "answer, probability and probabilities (signature 'answers' names the columns)"
         print(f"wrote the SavedModel {out} ({report['saved_model_bytes'] / 1e6:.1f} MB): "
               f"signature {deploy.SIGNATURE!r} takes image (encoded PNG/JPEG bytes) and text "
-              f"(strings), returns probability")
+              f"(strings), returns {returns}")
         for kind in deploy.TFLITE_FILES if args.tflite else ():
             print(f"wrote {report[f'tflite_{kind}']} ({report[f'tflite_{kind}_bytes'] / 1e3:.0f} "
                   f"kB)")
@@ -414,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return training.main(args)
         except OSError as error:  # disk full, read-only run folder, ...
-            flag, path = ("--run-dir", args.run_dir) if args.run_dir else ("", error.filename)
+            flag, path = ("--run-dir", args.run_dir) if args.run_dir else (
+                ("--save", args.save) if args.save else ("", error.filename))
             print(file_system_error(error, flag, path), file=sys.stderr)
             return 1
     if args.command == "check-data":

@@ -1,21 +1,29 @@
 """Deployment: a model that leaves the notebook and runs where the course code is not
 installed (notebook 10).
 
-- ``export(model, out_dir, tflite=False)``: a TensorFlow SavedModel whose
+- ``export(model, out_dir, tflite=False, vocabulary=None)``: a TensorFlow SavedModel whose
   ``serving_default`` signature takes RAW inputs, ``image`` (a batch of encoded PNG or JPEG
-  bytes, ``tf.string``) and ``text`` (a batch of strings), and returns ``probability``
-  (B,) float32. Decoding, resizing, normalisation, the course's text standardisation and
+  bytes, ``tf.string``) and ``text`` (a batch of strings). A match model returns
+  ``probability`` (B,) float32. A qa model (``text`` holds the questions) returns ``answer``
+  (B,) string, the most probable answer word, ``probability`` (B,) its probability and
+  ``probabilities`` (B, A), one column per answer word; the ``answers`` signature (no
+  inputs) returns the A words in column order. Decoding, resizing, normalisation, the course's text standardisation and
   the vocabulary lookup all run as TensorFlow ops inside the signature, so a server needs
   TensorFlow only: no ``mmcourse``, no OpenCV, no Python function (the ``.keras`` model's
   standardisation is a ``tf.numpy_function``, which a SavedModel cannot carry; here it is
-  rebuilt from ``tf.strings`` ops, see ``tf_standardize``).
+  rebuilt from ``tf.strings`` ops, see ``tf_standardize``). The model must carry its
+  vocabulary (and answer words), as ``train --save`` and ``train --data-dir --save`` store
+  them; for a model that takes token ids, ``vocabulary`` names the ``vocab.json`` of its data.
 - With ``tflite=True``: TensorFlow Lite files of the numeric core (image float32
   (B, 64, 64, 3) in [0, 1], token ids int32 (B, L)), its LSTM unrolled, in float32 and
   with dynamic-range int8 weights, plus ``text_preprocessing.json`` (vocabulary, sequence
-  length). The string ops of the preprocessing are not TFLite builtins
+  length, answer words for qa). A core that TFLite builtins cannot express (the relational
+  transformer's anchored attention) is a ``ValueError`` that names the blocking ops, before
+  anything is written. The string ops of the preprocessing are not TFLite builtins
   (``conversion_blocker`` names them), so the app standardises and looks up tokens itself.
-- ``load(path)`` and ``predict(path, images, texts)``: the same probabilities from a
-  ``.keras`` file, a SavedModel folder or a ``.tflite`` file.
+- ``load(path)``, ``predict(path, images, texts)`` (match) and ``answer(path, images,
+  questions)`` (qa): the same outputs from a ``.keras`` file, a SavedModel folder or a
+  ``.tflite`` file.
 - ``rest_request`` / ``rest_response``: TensorFlow Serving's REST "instances" format.
 - ``lambda_model`` and ``load_keras``: what ``safe_mode`` protects against.
 
@@ -40,12 +48,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcourse import folders, owndata, text
+from mmcourse import folders, models, owndata, text
 
 IMAGE_SIZE = owndata.IMAGE_SIZE
 SIGNATURE = "serving_default"
 TFLITE_FILES = {"float32": "model_float32.tflite", "int8": "model_int8.tflite"}
 PREPROCESSING_FILE = "text_preprocessing.json"
+TASKS = ("match", "qa")
+
 @contextmanager
 def quiet_tensorflow():
     """Silence TensorFlow's Python INFO log ("Assets written to ...") and what its C++ code
@@ -89,12 +99,82 @@ def nfkc_table() -> tuple[list[str], list[str]]:
     return keys, values
 
 
-def tf_standardize(texts, table):
+#: Passes of ``tf_standardize``'s composition: a base character and up to this many
+#: combining characters that compose with it one after the other.
+COMPOSITION_PASSES = 3
+
+
+@lru_cache(maxsize=1)
+def composition_table() -> tuple[list[str], list[str]]:
+    """Every pair (character, combining character) that Unicode canonical composition (NFC)
+    turns into one character, and that character (about 12,200 pairs, 11,172 of them
+    Hangul jamo): "e" + U+0301 -> "é", "ᄀ" + "ᅡ" -> "가", and the pairs whose marks NFC
+    reorders first ("ê" + U+0323 -> "ệ"). The characters are the prefixes and results of
+    every canonical decomposition (Hangul syllables with a final consonant left out: nothing
+    composes with them); the marks are the characters after the first of a decomposition.
+    Introduced in notebook 10."""
+    prefixes, marks, composites = set(), set(), set()
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:  # surrogates are not characters
+            continue
+        character = chr(code)
+        parts = unicodedata.normalize("NFD", character)
+        if parts == character:
+            continue
+        if not 0xAC00 <= code <= 0xD7A3:  # Hangul syllables: their prefixes suffice
+            composites.add(character)
+        prefixes.update(unicodedata.normalize("NFC", parts[:k]) for k in range(1, len(parts)))
+        marks.update(parts[1:])
+    keys, values = [], []
+    for first in sorted(prefixes | composites):
+        for mark in sorted(marks):
+            composed = unicodedata.normalize("NFC", first + mark)
+            if len(composed) == 1:
+                keys.append(first + mark)
+                values.append(composed)
+    return keys, values
+
+
+def _compose(characters, table):
+    """One pass of canonical composition over a ragged (B, None) tensor of single
+    characters: each character that forms a pair of ``table`` (a
+    ``tf.lookup.StaticHashTable`` of ``composition_table``) with the next one in its row
+    becomes the composed character, and the next one is dropped. A character just consumed
+    by its left neighbour does not start a pair in the same pass."""
+    import tensorflow as tf
+
+    flat, rows = characters.flat_values, characters.value_rowids()
+    index = tf.range(tf.size(flat))
+    after = tf.minimum(index + 1, tf.maximum(tf.size(flat) - 1, 0))  # gathers, not concats:
+    before = tf.maximum(index - 1, 0)  # fewer ops that TFLite lacks for strings
+    same_row = tf.logical_and(tf.equal(rows, tf.gather(rows, after)), index < tf.size(flat) - 1)
+    composed = table.lookup(tf.strings.join([flat, tf.gather(flat, after)]))
+    pair = tf.logical_and(same_row, composed != "")
+    starts = tf.logical_and(pair, tf.logical_not(tf.logical_and(tf.gather(pair, before),
+                                                                index > 0)))
+    keep = tf.logical_not(tf.logical_and(tf.gather(starts, before), index > 0))
+    flat = tf.where(starts, composed, flat)
+    return tf.ragged.boolean_mask(characters.with_flat_values(flat),
+                                  characters.with_flat_values(keep))
+
+
+def tf_standardize(texts, table, composition=None):
     """``text.standardize`` as TensorFlow string ops, for a ``tf.string`` tensor (B,):
-    NFKC per character (``table``, a ``tf.lookup.StaticHashTable`` of ``nfkc_table``),
-    Unicode lower case, ASCII and Unicode punctuation to spaces, a space around every Han
-    character, whitespace collapsed. It agrees with ``text.standardize`` except on
-    combining sequences that NFKC composes (e.g. "e" + U+0301). Introduced in notebook 10."""
+    NFKC per character (``table``, a ``tf.lookup.StaticHashTable`` of ``nfkc_table``), then
+    canonical composition of combining sequences (``composition``, a table of
+    ``composition_table``; ``COMPOSITION_PASSES`` passes), Unicode lower case, ASCII and
+    Unicode punctuation to spaces, a space around every Han character, whitespace collapsed.
+
+    What it covers (``tests/test_deploy.py`` compares with Python's ``unicodedata``): the
+    NFKC of every single character, and the decomposed forms (NFD and NFKD) of every
+    character, a base followed by its marks: "e" + U+0301 gives "é", Vietnamese "e" +
+    U+0323 + U+0302 gives "ệ" (and in the other order of the two marks too), Hangul jamo
+    U+1100 + U+1161 give "가" (the compatibility jamo "ㄱㅏ" too). What it does not: NFKC's
+    canonical reordering of combining marks that do not compose (NFKC sorts a run of marks
+    by combining class, so "e" + U+0301 + U+0323 becomes "ẹ" + U+0301 there and stays "é" +
+    U+0323 here), and more than ``COMPOSITION_PASSES`` composing marks on one base. Without
+    ``composition`` it composes nothing (the NFKC of each character alone).
+    Introduced in notebook 10."""
     import tensorflow as tf
 
     characters = tf.strings.unicode_split(texts, "UTF-8", errors="replace")
@@ -102,6 +182,11 @@ def tf_standardize(texts, table):
     normal = tf.ragged.map_flat_values(
         lambda mapped, original: tf.where(mapped == "", original, mapped), normal, characters)
     joined = tf.strings.reduce_join(normal, axis=-1)
+    if composition is not None:  # the NFKC of a character may be several characters
+        characters = tf.strings.unicode_split(joined, "UTF-8")
+        for _ in range(COMPOSITION_PASSES):
+            characters = _compose(characters, composition)
+        joined = tf.strings.reduce_join(characters, axis=-1)
     lowered = tf.strings.lower(joined, encoding="utf-8")
     no_punctuation = tf.strings.regex_replace(lowered, r"[[:punct:]\pP]", " ")
     spaced = tf.strings.regex_replace(no_punctuation, f"([{_HAN_CLASS}])", r" \1 ")
@@ -110,11 +195,12 @@ def tf_standardize(texts, table):
 
 
 def split_raw_model(model):
-    """(core model (image, token ids) -> P(match), vocabulary, sequence length) of a
-    raw-input model made by ``owndata.export_model``. Introduced in notebook 10."""
+    """(core model (image, token ids) -> P(match) or answer probabilities, vocabulary,
+    sequence length) of a raw-input model made by ``owndata.export_model`` or
+    ``models.raw_input_model``. Introduced in notebook 10."""
     import keras
 
-    owndata.check_raw_model(model)
+    owndata.check_raw_model(model, tasks=TASKS)
     vectorizers = [layer for layer in model.layers
                    if isinstance(layer, keras.layers.TextVectorization)]
     cores = [layer for layer in model.layers if isinstance(layer, keras.Model)]
@@ -127,9 +213,19 @@ def split_raw_model(model):
     return cores[0], list(vectorizer.get_vocabulary()), sequence_length
 
 
+def answer_words(model) -> list[str] | None:
+    """The answer words of a raw-input qa model (its ``StringLookup`` layer ``answers``), in
+    the order of its probabilities; None for a match model. Introduced in notebook 10."""
+    if owndata.check_raw_model(model, tasks=TASKS) == "match":
+        return None
+    return list(model.get_layer("answers").get_vocabulary())
+
+
 def serving_module(model):
     """A ``tf.Module`` with ``serve(image, text)``: raw inputs (encoded image bytes and
-    strings, each (B,)) -> ``{"probability": (B,) float32}``, every step a TensorFlow op.
+    strings, each (B,)) -> ``{"probability": (B,) float32}`` for a match model, ``{"answer":
+    (B,) string, "probability": (B,), "probabilities": (B, A)}`` for a qa model (then also
+    ``answer_list()`` -> ``{"answers": (A,) string}``), every step a TensorFlow op.
     Introduced in notebook 10."""
     import keras
     import tensorflow as tf
@@ -139,11 +235,12 @@ def serving_module(model):
     if image_shape != (IMAGE_SIZE, IMAGE_SIZE, 3):
         raise ValueError(f"model's image input must be ({IMAGE_SIZE}, {IMAGE_SIZE}, 3), got "
                          f"{image_shape}")
-    keys, values = nfkc_table()
+    answers = answer_words(model)
     module = tf.Module()
     module.core = core
-    module.nfkc = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(keys, values), default_value="")
+    module.nfkc, module.composition = (
+        tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(*pairs), default_value="")
+        for pairs in (nfkc_table(), composition_table()))
     module.vectorizer = keras.layers.TextVectorization(
         standardize=None, split="whitespace", output_mode="int",
         output_sequence_length=sequence_length, vocabulary=vocabulary[2:])
@@ -167,57 +264,132 @@ def serving_module(model):
     def preprocess(image, text):
         pixels = tf.map_fn(decode, image, fn_output_signature=tf.TensorSpec(
             (IMAGE_SIZE, IMAGE_SIZE, 3), tf.uint8))
-        token_ids = module.vectorizer(tf_standardize(text, module.nfkc))
+        token_ids = module.vectorizer(tf_standardize(text, module.nfkc, module.composition))
         return tf.cast(pixels, tf.float32) / 255.0, tf.cast(token_ids, tf.int32)
+
+    if answers is not None:
+        module.answers = tf.Variable(answers, trainable=False, name="answers")
+
+        @tf.function(input_signature=[])
+        def answer_list():
+            return {"answers": tf.identity(module.answers)}
+
+        module.answer_list = answer_list
 
     @tf.function(input_signature=raw_specs)
     def serve(image, text):
         pixels, token_ids = preprocess(image, text)
         probability = module.core([pixels, token_ids], training=False)
-        return {"probability": tf.reshape(probability, [-1])}
+        if answers is None:
+            return {"probability": tf.reshape(probability, [-1])}
+        best = tf.argmax(probability, axis=-1, output_type=tf.int32)
+        return {"answer": tf.gather(module.answers, best),
+                "probability": tf.reduce_max(probability, axis=-1),
+                "probabilities": probability}
 
     module.preprocess, module.serve = preprocess, serve
     module.vocabulary, module.sequence_length = vocabulary, sequence_length
+    module.answer_words = answers
     return module
 
 
-def _load_raw(model):
+def read_vocabulary_file(path) -> dict:
+    """``tokens``, ``sequence_length`` and ``answers`` (None if absent) of a ``vocab.json``
+    (``path`` is the file or its folder, e.g. ``data/``), for a model that takes token ids;
+    a ``ValueError`` that names ``vocabulary`` otherwise. Introduced in notebook 10."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "vocab.json"
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+        tokens = content["tokens"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"vocabulary {path}: not a vocab.json with a 'tokens' list "
+                         f"({type(error).__name__}: {error}); give the vocab.json of the data "
+                         f"the model was trained on, e.g. data/vocab.json") from None
+    # the longest sequence the data states: the LSTM skips padding, so any length that
+    # holds every question gives the same answer
+    lengths = [content.get("sequence_length", text.SEQUENCE_LENGTH),
+               *(content.get("sequence_lengths") or {}).values()]
+    return {"tokens": tokens, "sequence_length": int(max(lengths)),
+            "answers": content.get("answers")}
+
+
+def load_raw(model, vocabulary=None):
+    """A raw-input model (match or qa) from a model or a ``.keras`` path. A model that takes
+    token ids carries no vocabulary: it gets the one of ``vocabulary`` (a ``vocab.json`` or
+    its folder, ``read_vocabulary_file``) wrapped around it (``models.raw_input_model``), or a
+    ``ValueError`` that says what is missing and how to fix it. Introduced in notebook 10."""
+    from mmcourse import models
+
+    name = model if isinstance(model, (str, Path)) else "model"
     if isinstance(model, (str, Path)):
-        return owndata.load_model(model)
-    owndata.check_raw_model(model)
-    return model
+        model = owndata.load_model(model, tasks=None)
+    task = models.raw_model_task(model)
+    if task is not None and vocabulary is not None:
+        raise ValueError(f"{name} is a raw-input {task} model that carries its vocabulary: "
+                         f"drop --vocabulary (vocabulary=)")
+    if task is not None:
+        return model
+    try:
+        core = models.core_task(model)
+    except ValueError:
+        core = None
+    if core is None:
+        owndata.check_raw_model(model, name, tasks=TASKS)  # raises, with what it found
+    if vocabulary is None:
+        missing = "its vocabulary" + (" and answer words" if core == "qa" else "")
+        raise ValueError(f"{name} is a {core} model that takes token ids: it lacks {missing}. "
+                         f"Save the model with them inside (`python -m mmcourse train --task "
+                         f"{core} ... --save model.keras`), or give the vocab.json of the data "
+                         f"it was trained on (--vocabulary data/vocab.json)")
+    content = read_vocabulary_file(vocabulary)
+    if core == "qa" and content["answers"] is None:
+        raise ValueError(f"vocabulary {vocabulary} has no 'answers' list, which a qa model "
+                         f"needs: give the vocab.json of the course data it was trained on")
+    try:
+        return models.raw_input_model(model, content["tokens"], content["sequence_length"],
+                                      content["answers"] if core == "qa" else None)
+    except ValueError as error:
+        raise ValueError(f"vocabulary {vocabulary} does not fit {name}: {error}") from None
 
 
-def export(model, out_dir, tflite: bool = False) -> dict:
-    """Write ``model`` (a raw-input match model or its ``.keras`` path) as a SavedModel in
-    ``out_dir`` (see the module docstring); with ``tflite`` also the two ``.tflite`` files
-    and ``text_preprocessing.json``. Returns what was written, with sizes in bytes.
-    Introduced in notebook 10."""
+def export(model, out_dir, tflite: bool = False, vocabulary=None) -> dict:
+    """Write ``model`` (a raw-input match or qa model, or its ``.keras`` path; a model that
+    takes token ids with ``vocabulary``, see ``load_raw``) as a SavedModel in ``out_dir``
+    (see the module docstring); with ``tflite`` also the two ``.tflite`` files and
+    ``text_preprocessing.json``. Returns what was written, with sizes in bytes, and the
+    ``task``. Introduced in notebook 10."""
     import tensorflow as tf
 
-    model = _load_raw(model)
+    model = load_raw(model, vocabulary)
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ValueError(f"out_dir {out_dir} exists and is not an empty folder; give a new "
                          f"folder")
     module = serving_module(model)
+    tflite_files = {kind: convert_tflite(module.core, quantize=kind == "int8",
+                                         sequence_length=module.sequence_length)
+                    for kind in TFLITE_FILES} if tflite else {}  # before writing anything
+    signatures = {SIGNATURE: module.serve.get_concrete_function()}
+    if module.answer_words is not None:
+        signatures["answers"] = module.answer_list.get_concrete_function()
     with quiet_tensorflow():
-        tf.saved_model.save(module, str(out_dir), signatures={
-            SIGNATURE: module.serve.get_concrete_function()})
+        tf.saved_model.save(module, str(out_dir), signatures=signatures)
     report = {"saved_model": str(out_dir), "saved_model_bytes": folder_bytes(out_dir),
+              "task": "match" if module.answer_words is None else "qa",
               "vocabulary_size": len(module.vocabulary),
               "sequence_length": module.sequence_length}
     if tflite:
-        core = module.core
-        (out_dir / PREPROCESSING_FILE).write_text(json.dumps(
-            {"tokens": module.vocabulary, "sequence_length": module.sequence_length,
-             "standardize": text.STANDARDIZE, "image_size": IMAGE_SIZE}, ensure_ascii=False),
-            encoding="utf-8")
-        for kind, name in TFLITE_FILES.items():
-            content = convert_tflite(core, quantize=kind == "int8",
-                                     sequence_length=module.sequence_length)
-            (out_dir / name).write_bytes(content)
-            report[f"tflite_{kind}"] = str(out_dir / name)
+        settings = {"tokens": module.vocabulary, "sequence_length": module.sequence_length,
+                    "standardize": text.STANDARDIZE, "image_size": IMAGE_SIZE}
+        if module.answer_words is not None:
+            settings["answers"] = module.answer_words
+        (out_dir / PREPROCESSING_FILE).write_text(json.dumps(settings, ensure_ascii=False),
+                                                  encoding="utf-8")
+        for kind, content in tflite_files.items():
+            (out_dir / TFLITE_FILES[kind]).write_bytes(content)
+            report[f"tflite_{kind}"] = str(out_dir / TFLITE_FILES[kind])
             report[f"tflite_{kind}_bytes"] = len(content)
         report["tflite_note"] = conversion_blocker(module)
     return report
@@ -287,7 +459,27 @@ def convert_tflite(core, quantize: bool = False, sequence_length: int | None = N
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         if quantize:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        return converter.convert()
+        try:
+            return converter.convert()
+        except Exception as error:  # noqa: BLE001  (ConverterError and others)
+            raise ValueError(f"--tflite: the model's numeric core does not convert to TFLite "
+                             f"builtins, blocked by {_blocking_ops(error)}; these would need "
+                             f"TF Select (Flex) ops, which the interpreter of tf.lite lacks. "
+                             f"Export without --tflite: the SavedModel serves it") from None
+
+
+def _blocking_ops(error) -> str:
+    """The TensorFlow ops (and the layers they sit in) that a converter error names."""
+    import re
+
+    message = str(error)
+    ops = sorted(set(re.findall(r"'tf\.(\w+)'", message)))
+    layers = sorted(set(re.findall(r'fused\["\w+:", "[^"/]+/([A-Za-z]\w*?)(?:_\d+)?/',
+                                   message)))
+    if not ops:
+        return message.strip().splitlines()[0][:200] if message.strip() else type(error).__name__
+    return (f"the TensorFlow ops {', '.join(ops)}"
+            + (f" (layer{'s' * (len(layers) > 1)} {', '.join(layers)})" if layers else ""))
 
 
 def conversion_blocker(module) -> str:
@@ -295,8 +487,6 @@ def conversion_blocker(module) -> str:
     strings to pixels and token ids) to TFLite builtins; a sentence naming the TensorFlow
     ops that block it (or saying that it converts). The converter's own log is silenced.
     Introduced in notebook 10."""
-    import re
-
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
@@ -305,10 +495,8 @@ def conversion_blocker(module) -> str:
         with quiet_tensorflow():
             converter.convert()
     except Exception as error:  # noqa: BLE001  (the converter raises ConverterError and others)
-        ops = sorted(set(re.findall(r"'tf\.(\w+)'", str(error))))
-        named = ", ".join(ops) if ops else str(error).strip().splitlines()[0][:200]
         return (f"the raw-input preprocessing does not convert to TFLite builtins, blocked "
-                f"by the TensorFlow ops {named}; so TFLite gets the numeric core, and the "
+                f"by {_blocking_ops(error)}; so TFLite gets the numeric core, and the "
                 f"app decodes images and looks up tokens itself")
     return "the raw-input preprocessing also converts to TFLite builtins"
 
@@ -354,7 +542,64 @@ def _image_bytes(images) -> list[bytes]:
     return encoded
 
 
-class SavedModelPredictor:
+def _decoded(images) -> list:
+    """Images as files or RGB arrays: encoded bytes decoded with OpenCV (RGB uint8)."""
+    return [folders.decode_image(bytes(image), f"images[{index}]", IMAGE_SIZE)
+            if isinstance(image, (bytes, bytearray)) else image
+            for index, image in enumerate(images)]
+
+
+class Predictor:
+    """What ``load`` returns: ``task`` ("match" or "qa") and ``outputs(images, texts)``, a
+    dict with ``probability`` (N,) and, for qa, ``answer`` (N strings) and ``probabilities``
+    (N, A) (columns: ``answers``). Calling it gives the match probabilities (N,).
+    Introduced in notebook 10."""
+
+    task, answers = "match", None
+
+    def outputs(self, images, texts) -> dict:
+        raise NotImplementedError
+
+    def __call__(self, images, texts) -> np.ndarray:
+        if self.task != "match":
+            raise ValueError("this is a qa model: it answers questions; call "
+                             "deploy.answer(model, images, questions) or .outputs(...)")
+        return self.outputs(images, texts)["probability"]
+
+
+def _answer_outputs(probabilities, answers) -> dict:
+    """The qa outputs from answer probabilities (N, A) and the A answer words."""
+    probabilities = np.asarray(probabilities, np.float64)
+    best = probabilities.argmax(axis=1)
+    return {"answer": [answers[i] for i in best],
+            "probability": probabilities[np.arange(len(best)), best],
+            "probabilities": probabilities}
+
+
+class KerasPredictor(Predictor):
+    """A raw-input ``.keras`` model (match or qa), called on images read with OpenCV.
+    Introduced in notebook 10."""
+
+    def __init__(self, path):
+        self.model = owndata.load_model(path, tasks=TASKS)
+        self.task = models.raw_model_task(self.model)
+        self.answers = answer_words(self.model)
+
+    def outputs(self, images, texts) -> dict:
+        images = _decoded(images)
+        if self.task == "match":
+            return {"probability": owndata.predict(self.model, images, texts)}
+        image_batch, text_batch = owndata._image_batch(images), np.array(texts, dtype=object)
+        chunks = [self.model({"image": image_batch[start:start + 256],
+                              "text": text_batch[start:start + 256]}, training=False)
+                  for start in range(0, len(texts), 256)]
+        result = _answer_outputs(np.concatenate([np.asarray(c["probabilities"])
+                                                 for c in chunks]), self.answers)
+        result["answer"] = [a.decode("utf-8") for c in chunks for a in c["answer"].numpy()]
+        return result
+
+
+class SavedModelPredictor(Predictor):
     """The ``serving_default`` signature of an exported folder, called with raw inputs.
     Introduced in notebook 10."""
 
@@ -369,19 +614,28 @@ class SavedModelPredictor:
             raise ValueError(f"cannot load SavedModel {path} ({type(error).__name__}: "
                              f"{reason}); export one with `python -m mmcourse export`") from None
         self._loaded = loaded  # keeps the signature's variables alive
+        if "answer" in self.signature.structured_outputs:
+            self.task = "qa"
+            self.answers = [a.decode("utf-8") for a in
+                            loaded.signatures["answers"]()["answers"].numpy()]
 
-    def __call__(self, images, texts) -> np.ndarray:
+    def outputs(self, images, texts) -> dict:
         import tensorflow as tf
 
         outputs = self.signature(image=tf.constant(_image_bytes(images)),
                                  text=tf.constant([t.encode("utf-8") for t in texts]))
-        return outputs["probability"].numpy().astype(np.float64)
+        result = {name: tensor.numpy() for name, tensor in outputs.items()}
+        result["probability"] = result["probability"].astype(np.float64)
+        if self.task == "qa":
+            result["answer"] = [a.decode("utf-8") for a in result["answer"]]
+            result["probabilities"] = result["probabilities"].astype(np.float64)
+        return result
 
 
-class TFLitePredictor:
+class TFLitePredictor(Predictor):
     """A ``.tflite`` core model with its ``text_preprocessing.json`` (same folder): images
-    read and resized with OpenCV, texts vectorised with the saved vocabulary, in Python.
-    Introduced in notebook 10."""
+    read and resized with OpenCV, texts vectorised with the saved vocabulary, in Python;
+    a qa model's answer words come from the same file. Introduced in notebook 10."""
 
     def __init__(self, path):
         import tensorflow as tf
@@ -394,6 +648,8 @@ class TFLitePredictor:
                              f"writes beside it (the vocabulary)")
         config = json.loads(settings.read_text(encoding="utf-8"))
         self.vocabulary, self.sequence_length = config["tokens"], config["sequence_length"]
+        self.answers = config.get("answers")
+        self.task = "match" if self.answers is None else "qa"
         try:
             with warnings.catch_warnings(), quiet_tensorflow():  # LiteRT will replace it
                 warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
@@ -415,7 +671,8 @@ class TFLitePredictor:
         self._batch = None
 
     def run(self, image_batch, token_ids) -> np.ndarray:
-        """P(match) (B,) for float32 images (B, 64, 64, 3) in [0, 1] and int32 token ids."""
+        """P(match) (B,) for float32 images (B, 64, 64, 3) in [0, 1] and int32 token ids;
+        answer probabilities (B, A) for a qa model."""
         interpreter = self.interpreter
         image_batch = np.asarray(image_batch, np.float32)
         token_ids = np.asarray(token_ids, np.int32)
@@ -427,40 +684,60 @@ class TFLitePredictor:
         interpreter.set_tensor(self.image_index, image_batch)
         interpreter.set_tensor(self.ids_index, token_ids)
         interpreter.invoke()
-        return interpreter.get_tensor(self.output_index).reshape(-1).astype(np.float64)
+        output = interpreter.get_tensor(self.output_index).astype(np.float64)
+        return output.reshape(-1) if self.task == "match" else output
 
-    def __call__(self, images, texts) -> np.ndarray:
+    def outputs(self, images, texts) -> dict:
         ids = text.vectorize(list(texts), vocabulary=self.vocabulary,
                              sequence_length=self.sequence_length, warn=False)
-        return self.run(owndata._image_batch(images), ids)
+        result = self.run(owndata._image_batch(_decoded(images)), ids)
+        return {"probability": result} if self.task == "match" else \
+            _answer_outputs(result, self.answers)
 
 
-def load(path):
-    """A callable ``(images, texts) -> probabilities (N,)`` for a ``.keras`` file, an
-    exported SavedModel folder or a ``.tflite`` file. Introduced in notebook 10."""
+def load(path) -> Predictor:
+    """A ``Predictor`` for a ``.keras`` file, an exported SavedModel folder or a ``.tflite``
+    file, match or qa: ``predictor(images, texts)`` gives match probabilities (N,),
+    ``predictor.outputs(images, texts)`` every output. Introduced in notebook 10."""
     kind = model_kind(path)
     if kind == "saved_model":
         return SavedModelPredictor(path)
     if kind == "tflite":
         return TFLitePredictor(path)
-    model = owndata.load_model(path)
-    return lambda images, texts: owndata.predict(model, images, texts)
+    return KerasPredictor(path)
 
 
-def predict(model, images, texts) -> np.ndarray:
-    """P(text matches image) (N,) with a model path of any kind (``load``) or a loaded
-    predictor; images are files, bytes or RGB uint8 arrays. Introduced in notebook 10."""
+def _outputs(model, images, texts, task: str) -> dict:
     images, texts = owndata.check_pairs(images, texts)
     if isinstance(model, (str, Path)):
         model = load(model)
-    return np.asarray(model(images, texts), np.float64)
+    if model.task != task:
+        use = "deploy.predict(model, images, texts)" if model.task == "match" else \
+            "deploy.answer(model, images, questions)"
+        raise ValueError(f"model is a {model.task} model, not a {task} model: use {use}")
+    return model.outputs(images, texts)
+
+
+def predict(model, images, texts) -> np.ndarray:
+    """P(text matches image) (N,) with a match model's path of any kind (``load``) or a
+    loaded ``Predictor``; images are files, bytes or RGB uint8 arrays. Introduced in
+    notebook 10."""
+    return np.asarray(_outputs(model, images, texts, "match")["probability"], np.float64)
+
+
+def answer(model, images, questions) -> dict:
+    """A qa model's answers: ``{"answer": N strings, "probability": (N,) of each answer,
+    "probabilities": (N, A)}`` with a path of any kind (``load``) or a loaded ``Predictor``
+    (its ``answers`` name the columns). Introduced in notebook 10."""
+    return _outputs(model, images, questions, "qa")
 
 
 def main_predict(args) -> int:
     """``python -m mmcourse predict --model M (--image F --text T | --csv FILE) [--json]``.
     0 on success, 1 on a bad model, image or CSV (clear message, no traceback).
-    MODEL is a ``.keras`` file, an exported SavedModel folder or a ``.tflite`` file.
-    Introduced in notebook 09; the other formats in notebook 10."""
+    MODEL is a ``.keras`` file, an exported SavedModel folder or a ``.tflite`` file; for a
+    qa model each text is a question, and the output its answer and the answer's
+    probability. Introduced in notebook 09; the other formats and qa in notebook 10."""
     try:
         model = load(args.model)
         if args.csv is not None:
@@ -473,21 +750,27 @@ def main_predict(args) -> int:
             texts = [row.text for row in rows]
         else:
             images, texts, rows = [Path(args.image)], [args.text], None
-        probabilities = predict(model, images, texts)
+        outputs = _outputs(model, images, texts, model.task)
     except (folders.DataError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    results = [{"image": str(image), "text": caption, "probability": round(float(p), 6),
-                "label": int(p > 0.5)}
-               for image, caption, p in zip(images, texts, probabilities, strict=True)]
-    if rows is not None:
-        for result, row in zip(results, rows, strict=True):
-            result["line"] = row.line
+    results = [{"image": str(image), "text": caption, "probability": round(float(p), 6)}
+               for image, caption, p in zip(images, texts, outputs["probability"], strict=True)]
+    for index, result in enumerate(results):
+        if model.task == "qa":
+            result["answer"] = outputs["answer"][index]
+        else:
+            result["label"] = int(result["probability"] > 0.5)
+        if rows is not None:
+            result["line"] = rows[index].line
     if args.json:
         print(json.dumps(results[0] if rows is None else {"predictions": results},
                          ensure_ascii=False))
-    else:
-        for result in results:
+    for result in results if not args.json else ():
+        if model.task == "qa":
+            print(f"{result['answer']}  (probability {result['probability']:.3f})  "
+                  f"{result['image']}  {result['text']!r}")
+        else:
             verdict = "matches" if result["label"] else "does not match"
             print(f"{result['probability']:.3f}  label {result['label']}  ({verdict}) "
                   f"{result['image']}  {result['text']!r}")
@@ -510,7 +793,9 @@ def rest_request(images, texts) -> dict:
 def rest_response(signature, request: dict) -> dict:
     """What TensorFlow Serving answers for ``request`` (a dict, e.g. ``json.loads`` of the
     body): the instances decoded as the server does (``{"b64": s}`` -> bytes), the signature
-    called, ``{"predictions": [{"probability": p}, ...]}``. Introduced in notebook 10."""
+    called, ``{"predictions": [{"probability": p}, ...]}`` (a qa model: ``{"answer": word,
+    "probability": p, "probabilities": [...]}``; strings as UTF-8 text, as the server writes
+    them). Introduced in notebook 10."""
     import tensorflow as tf
 
     if request.get("signature_name", SIGNATURE) != SIGNATURE:
@@ -527,7 +812,8 @@ def rest_response(signature, request: dict) -> dict:
     columns = {name: tf.constant([decoded(instance[name]) for instance in instances])
                for name in ("image", "text")}
     outputs = signature(**columns)
-    rows = {name: tensor.numpy().tolist() for name, tensor in outputs.items()}
+    rows = {name: [value.decode("utf-8") if isinstance(value, bytes) else value
+                   for value in tensor.numpy().tolist()] for name, tensor in outputs.items()}
     return {"predictions": [{name: rows[name][i] for name in rows}
                             for i in range(len(instances))]}
 

@@ -454,3 +454,70 @@ def load_model(path):
     import mmcourse.relations  # noqa: F401, PLC0415
 
     return keras.saving.load_model(path, safe_mode=True)
+
+
+def raw_input_model(model, vocabulary, sequence_length: int, answers=None):
+    """``model`` (image, token ids) behind a ``TextVectorization`` layer named ``vectorizer``
+    (the vocabulary and ``text.standardize`` inside), so that it takes raw inputs
+    ``{"image": float32 (B, 64, 64, 3) in [0, 1], "text": strings (B,)}`` and one ``.keras``
+    file holds everything a prediction needs. A match model gives P(match) (B, 1). A qa
+    model needs ``answers``, its answer words (one per output unit, as ``vocab.json``'s
+    ``answers``); it gives ``{"answer": the most probable answer (B,) string,
+    "probabilities": (B, A)}``, the words held by a ``StringLookup`` layer named ``answers``.
+    Introduced in notebook 09; qa in notebook 10."""
+    import keras  # noqa: PLC0415
+
+    from mmcourse import text  # noqa: PLC0415
+
+    task = core_task(model)
+    units = int(model.outputs[0].shape[-1])
+    if (task == "qa") != (answers is not None):
+        raise ValueError(f"answers must be the qa model's {units} answer words, and None for a "
+                         f"match model; got {'none' if answers is None else len(answers)} for "
+                         f"a {task} model")
+    if answers is not None and len(answers) != units:
+        raise ValueError(f"the model has {units} answer units but answers holds "
+                         f"{len(answers)} words: the vocab.json of the data it was trained on?")
+    embedding = _find_embedding(model)
+    if embedding is not None and embedding.input_dim != len(vocabulary):
+        raise ValueError(f"the model's embedding has {embedding.input_dim} rows but the "
+                         f"vocabulary holds {len(vocabulary)} tokens: the vocab.json of the data "
+                         f"it was trained on?")
+    image = keras.Input(shape=tuple(model.inputs[0].shape[1:]), name="image")
+    raw_text = keras.Input(shape=(), dtype="string", name="text")
+    vectorizer = text.make_vectorizer(vocabulary=vocabulary, sequence_length=sequence_length,
+                                      name="vectorizer")
+    output = model([image, vectorizer(raw_text)])
+    if task == "qa":
+        words = keras.layers.StringLookup(vocabulary=list(answers), invert=True,
+                                          num_oov_indices=0, name="answers")
+        output = {"answer": words(keras.ops.argmax(output, axis=-1)), "probabilities": output}
+    return keras.Model({"image": image, "text": raw_text}, output,
+                       name=f"{model.name}_raw_inputs")
+
+
+def core_task(model) -> str:
+    """``"match"`` or ``"qa"`` for a model of ``build_model`` (inputs image and token ids;
+    one sigmoid unit, or one softmax unit per answer); a ``ValueError`` that describes any
+    other model. Introduced in notebook 10."""
+    inputs, outputs = getattr(model, "inputs", []), getattr(model, "outputs", [])
+    if len(inputs) == 2 and len(outputs) == 1 and len(outputs[0].shape) == 2 and \
+            inputs[1].dtype in ("int32", "int64") and outputs[0].shape[-1] is not None:
+        return "match" if outputs[0].shape[-1] == 1 else "qa"
+    raise ValueError(f"expected a model of build_model (inputs image and token ids, match or "
+                     f"qa output), got inputs {[tuple(t.shape) for t in inputs]} and outputs "
+                     f"{[tuple(t.shape) for t in outputs]}")
+
+
+def raw_model_task(model) -> str | None:
+    """``"match"`` or ``"qa"`` for a raw-input model (``raw_input_model``: inputs image and
+    text), else None. Introduced in notebook 10."""
+    inputs, output = getattr(model, "input", None), getattr(model, "output", None)
+    if not isinstance(inputs, dict) or sorted(inputs) != ["image", "text"]:
+        return None
+    if isinstance(output, dict) and sorted(output) == ["answer", "probabilities"]:
+        return "qa"
+    if not isinstance(output, dict) and len(model.outputs) == 1 and \
+            tuple(model.outputs[0].shape[1:]) == (1,):
+        return "match"
+    return None

@@ -169,17 +169,11 @@ def default_sequence_length(texts) -> int:
 def export_model(model, vocabulary, sequence_length: int):
     """A model that takes raw inputs: ``{"image": float32 (B, 64, 64, 3) in [0, 1],
     "text": strings (B,)}``. It runs the ``TextVectorization`` layer (vocabulary and
-    standardisation inside) and then ``model`` (image, token ids). Introduced in notebook 09."""
-    import keras
+    standardisation inside) and then ``model`` (image, token ids): see
+    ``models.raw_input_model``, which also wraps qa models. Introduced in notebook 09."""
+    from mmcourse import models
 
-    image_shape = tuple(model.inputs[0].shape[1:])
-    image = keras.Input(shape=image_shape, name="image")
-    raw_text = keras.Input(shape=(), dtype="string", name="text")
-    vectorizer = text.make_vectorizer(vocabulary=vocabulary, sequence_length=sequence_length,
-                                      name="vectorizer")
-    probability = model([image, vectorizer(raw_text)])
-    return keras.Model({"image": image, "text": raw_text}, probability,
-                       name=f"{model.name}_raw_inputs")
+    return models.raw_input_model(model, vocabulary, sequence_length)
 
 
 def register_keras_objects() -> None:
@@ -191,10 +185,11 @@ def register_keras_objects() -> None:
     text.register_keras_objects()
 
 
-def load_model(path):
-    """Load a raw-input model saved by ``train_folder(save=...)`` with ``safe_mode=True``;
-    a clear ``ValueError`` for a missing or corrupt file or a model of another kind.
-    Introduced in notebook 09."""
+def load_model(path, tasks=("match",)):
+    """Load a raw-input model saved by ``train_folder(save=...)`` (or by ``train --save``, a
+    qa model too when ``tasks`` holds "qa"; any model for ``tasks=None``) with
+    ``safe_mode=True``; a clear ``ValueError`` for a missing or corrupt file or a model of
+    another kind. Introduced in notebook 09."""
     from mmcourse import models
 
     path = Path(path)
@@ -209,23 +204,33 @@ def load_model(path):
                          f"read ({type(error).__name__}: {reason}); save one with "
                          f"`python -m mmcourse train --data-dir FOLDER --save {path.name}`"
                          ) from None
-    check_raw_model(model, path)
+    if tasks is not None:
+        check_raw_model(model, path, tasks)
     return model
 
 
-def check_raw_model(model, name="model") -> None:
-    """``ValueError`` unless ``model`` takes {"image", "text"} raw inputs and gives one
-    match probability (what ``export_model`` makes). Introduced in notebook 09."""
-    inputs = getattr(model, "input", None)
-    names = sorted(inputs) if isinstance(inputs, dict) else [
-        getattr(t, "name", "?").split(":")[0] for t in getattr(model, "inputs", [])]
-    outputs = getattr(model, "outputs", [])
-    if names != ["image", "text"] or len(outputs) != 1 or tuple(outputs[0].shape[1:]) != (1,):
+def check_raw_model(model, name="model", tasks=("match",)) -> str:
+    """``ValueError`` unless ``model`` takes {"image", "text"} raw inputs and is a model of
+    one of ``tasks`` (what ``export_model`` and ``models.raw_input_model`` make: one match
+    probability, or a qa model's answer and probabilities); returns its task.
+    Introduced in notebook 09; qa in notebook 10."""
+    from mmcourse import models
+
+    task = models.raw_model_task(model)
+    if task not in tasks:
+        inputs = getattr(model, "inputs", [])
+        outputs = getattr(model, "outputs", [])
+        names = [getattr(t, "name", "?").split(":")[0] for t in inputs]
         shapes = [tuple(o.shape) for o in outputs]
-        raise ValueError(f"{name} is not a raw-input match model (inputs image and text, one "
-                         f"probability out): it has inputs {names} and outputs {shapes}. "
-                         f"Use a model saved by `python -m mmcourse train --data-dir FOLDER "
-                         f"--save model.keras`")
+        found = f"a raw-input {task} model" if task else \
+            f"a model with inputs {names} and outputs {shapes}"
+        hint = ("it takes token ids, so it carries no vocabulary: save a model with `python -m "
+                "mmcourse train ... --save model.keras`" if "token_ids" in names else
+                "use a model saved by `python -m mmcourse train --data-dir FOLDER --save "
+                "model.keras`")
+        raise ValueError(f"{name} is not a raw-input {' or '.join(tasks)} model (inputs image "
+                         f"and text): it is {found}; {hint}")
+    return task
 
 
 def _image_batch(images) -> np.ndarray:

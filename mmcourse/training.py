@@ -120,7 +120,7 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
           train_size: int | None = None, test_size: int | None = None,
           validate: bool = True, callbacks: list | None = None,
           log: Callable[[str], None] | None = log_to_stderr, keep_model: bool = False,
-          model_options: dict | None = None) -> dict:
+          model_options: dict | None = None, save=None) -> dict:
     """Train ``fusion`` on ``task``/``level`` and evaluate on the test split.
 
     Deterministic under ``seed`` on a given machine: ``seed_everything(seed)`` (which
@@ -147,12 +147,19 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     ``mmcourse.callbacks.cosine_schedule``). The result adds ``strategy``, ``replicas``,
     ``initial_epoch``, ``stopped_early`` and ``weights_sha256`` (fingerprint of the final
     weights: the same seed and strategy give the same value).
+
+    Notebook 10 adds ``save``: a ``.keras`` path for the trained model behind its vocabulary
+    (and, for qa, its answer words): ``models.raw_input_model``, which takes raw images and
+    texts, loads with ``safe_mode=True`` and exports with ``python -m mmcourse export``. The
+    result's ``saved`` is that path (or None).
     """
     _check_names(task, fusion, level)
     if epochs is None:
         epochs = DEFAULT_EPOCHS[level]
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if save is not None and Path(save).suffix != ".keras":
+        raise ValueError(f"save {save}: the file name must end in .keras")
     log = log or (lambda message: None)
 
     from mmcourse import distribute  # noqa: PLC0415
@@ -167,7 +174,7 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     import keras  # noqa: PLC0415
 
     from mmcourse import callbacks as course_callbacks  # noqa: PLC0415
-    from mmcourse import data, text  # noqa: PLC0415
+    from mmcourse import data, models, text  # noqa: PLC0415
     from mmcourse.models import (  # noqa: PLC0415
         RELATIONAL_FUSIONS,
         build_model,
@@ -220,6 +227,14 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     epochs_run = fitted["epochs_run"]
     if worker_dir is not None:
         model.save(Path(worker_dir) / "model.keras")
+    if save is not None:
+        raw_model = models.raw_input_model(
+            model, text.load_vocabulary(root), text.saved_sequence_length(root, level),
+            answers=text.answer_vocabulary(root) if task == "qa" else None)
+        Path(save).parent.mkdir(parents=True, exist_ok=True)
+        raw_model.save(save)
+        log(f"saved {save}: it takes raw images and texts, the vocabulary"
+            f"{' and the answer words' if task == 'qa' else ''} inside")
     result = {
         "task": task, "fusion": fusion, "level": level,
         "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
@@ -232,6 +247,7 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
         "strategy": strategy, "replicas": replicas, "initial_epoch": fitted["initial_epoch"],
         "stopped_early": fitted["stopped_early"],
         "weights_sha256": distribute.weights_fingerprint(model),
+        "saved": None if save is None else str(save),
     }
     log(f"[{task}/{fusion}/{level}] test accuracy {test_accuracy:.4f} after {epochs_run} "
         f"epochs in {train_seconds:.1f} s")
@@ -257,8 +273,8 @@ def main(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     extra = {name: getattr(args, name) for name in (
-        "strategy", "run_dir", "resume", "patience", "batch_size", "train_size", "test_size")
-        if getattr(args, name, None) is not None}
+        "strategy", "run_dir", "resume", "patience", "batch_size", "train_size", "test_size",
+        "save") if getattr(args, name, None) is not None}
     try:
         result = train(task=args.task, fusion=args.fusion, level=args.level,
                        epochs=args.epochs, seed=args.seed, root=args.root, **extra)

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from mmcourse import REPO_ROOT, deploy, models, owndata, text
+from mmcourse import REPO_ROOT, data, deploy, models, owndata, text, training
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 TEXTS = ["a small red circle", "一个小的红色圆形", "Ａ LARGE blue square!", "a green, triangle",
@@ -52,22 +52,30 @@ loaded = tf.saved_model.load(request["model"])
 signature = loaded.signatures["serving_default"]
 images = [open(path, "rb").read() for path in request["images"]]
 outputs = signature(image=tf.constant(images), text=tf.constant(request["texts"]))
-print(json.dumps({"probability": outputs["probability"].numpy().tolist(),
-                  "modules": sorted(m for m in ("mmcourse",) if m in sys.modules),
+served = {name: [v.decode("utf-8") if isinstance(v, bytes) else v for v in t.numpy().tolist()]
+          for name, t in outputs.items()}
+if "answers" in loaded.signatures:
+    served["answers"] = [a.decode("utf-8") for a in
+                         loaded.signatures["answers"]()["answers"].numpy().tolist()]
+print(json.dumps({**served, "modules": sorted(m for m in ("mmcourse",) if m in sys.modules),
                   "inputs": sorted(signature.structured_input_signature[1])}))
 """
 
 
-def test_saved_model_runs_without_mmcourse_and_agrees_with_predict(exported, tmp_path):
-    request = {"model": str(exported["saved"]), "images": [str(p) for p in exported["images"]],
-               "texts": TEXTS}
+def _serve_without_mmcourse(model, images, texts, cwd):
+    request = {"model": str(model), "images": [str(p) for p in images], "texts": texts}
     completed = subprocess.run([sys.executable, "-I", "-c", SERVER], input=json.dumps(request),
-                               capture_output=True, text=True, cwd=tmp_path, env=ENV,
-                               timeout=300)
+                               capture_output=True, text=True, cwd=cwd, env=ENV, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     served = json.loads(completed.stdout.strip().splitlines()[-1])
     assert served["modules"] == []
     assert served["inputs"] == ["image", "text"]
+    return served
+
+
+def test_saved_model_runs_without_mmcourse_and_agrees_with_predict(exported, tmp_path):
+    served = _serve_without_mmcourse(exported["saved"], exported["images"], TEXTS, tmp_path)
+    assert sorted(served) == ["inputs", "modules", "probability"]
     reference = _keras_reference(exported, exported["images"], TEXTS)
     np.testing.assert_allclose(served["probability"], reference, atol=1e-5)
     predicted = owndata.predict(owndata.load_model(exported["keras"]), exported["images"], TEXTS)
@@ -227,7 +235,8 @@ def bad_models(tmp_path_factory):
 
 @pytest.mark.parametrize(("name", "needles"), [
     ("missing.keras", ["model file not found"]),
-    ("qa.keras", ["not a raw-input match model"]),
+    ("qa.keras", ["qa model that takes token ids", "lacks its vocabulary and answer words",
+                  "--save model.keras", "--vocabulary data/vocab.json"]),
     ("corrupt.keras", ["cannot load model", "not a .keras file"])])
 def test_export_bad_models_exit_1_with_a_clear_message(bad_models, tmp_path, name, needles):
     completed = _run("export", "--model", bad_models / name, "--out", tmp_path / "out")
@@ -237,7 +246,8 @@ def test_export_bad_models_exit_1_with_a_clear_message(bad_models, tmp_path, nam
 
 @pytest.mark.parametrize(("name", "needles"), [
     ("missing.keras", ["model file not found"]),
-    ("qa.keras", ["not a raw-input match model"]),
+    ("qa.keras", ["not a raw-input match or qa model", "takes token ids",
+                  "carries no vocabulary"]),
     ("corrupt.keras", ["cannot load model"]),
     ("corrupt.tflite", ["text_preprocessing.json", "not found"]),
     ("tflite/model.tflite", ["cannot load TFLite model"]),
@@ -323,3 +333,221 @@ def test_export_command_writes_the_saved_model_and_tflite_files(exported, tmp_pa
     served = deploy.predict(tmp_path / "out", exported["images"][:2], TEXTS[:2])
     np.testing.assert_allclose(served, _keras_reference(exported, exported["images"][:2],
                                                         TEXTS[:2]), atol=1e-5)
+
+
+# --- qa models: the answer word out, vocabulary and answer words inside ----------------------
+
+QUESTIONS = ["what colour is the object", "what shape is the object",
+             "WHAT SIZE is the object?", "什么 colour is the object", "what colour",
+             "what shape is the object"]
+
+
+@pytest.fixture(scope="module")
+def qa_exported(tmp_path_factory):
+    """A qa model trained briefly on the course data and saved by ``train(save=...)``, with
+    its vocabulary and answer words inside; exported with TFLite."""
+    root = tmp_path_factory.mktemp("qa")
+    result = training.train("qa", "concat", "attributes", epochs=1, seed=0, train_size=256,
+                            test_size=32, validate=False, log=None, keep_model=True,
+                            save=root / "qa.keras")
+    report = deploy.export(root / "qa.keras", root / "saved", tflite=True)
+    records = data.load_records("qa", "attributes", "test")[:len(QUESTIONS)]
+    images = [data.DATA_DIR / "attributes" / "test" / r["image"] for r in records]
+    return {"root": root, "keras": root / "qa.keras", "saved": root / "saved", "core":
+            result["model"], "report": report, "images": images}
+
+
+def _qa_reference(qa_exported, images, questions):
+    """The trained core model (image, token ids) on OpenCV pixels and the course's token ids;
+    the answer words of ``mmcourse.data.ANSWERS``."""
+    batch = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in images])
+    ids = text.vectorize(questions, warn=False)
+    probabilities = np.asarray(qa_exported["core"]([batch.astype(np.float32) / 255, ids]))
+    return [data.ANSWERS[i] for i in probabilities.argmax(1)], probabilities
+
+
+def test_train_save_stores_a_qa_model_with_its_vocabulary_and_answers(qa_exported):
+    text.register_keras_objects()
+    model = keras.saving.load_model(qa_exported["keras"], safe_mode=True)
+    assert sorted(model.input) == ["image", "text"]
+    assert deploy.answer_words(model) == list(data.ANSWERS)
+    assert deploy.split_raw_model(model)[1] == text.load_vocabulary()
+    answers, probabilities = _qa_reference(qa_exported, qa_exported["images"], QUESTIONS)
+    batch = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+                      for p in qa_exported["images"]]).astype(np.float32) / 255
+    outputs = model({"image": batch, "text": np.array(QUESTIONS, object)})
+    assert [a.decode() for a in outputs["answer"].numpy()] == answers
+    np.testing.assert_allclose(outputs["probabilities"], probabilities, atol=1e-6)
+
+
+def test_qa_saved_model_runs_without_mmcourse_and_agrees_with_predict(qa_exported, tmp_path):
+    served = _serve_without_mmcourse(qa_exported["saved"], qa_exported["images"], QUESTIONS,
+                                     tmp_path)
+    assert served["answers"] == list(data.ANSWERS)
+    answers, probabilities = _qa_reference(qa_exported, qa_exported["images"], QUESTIONS)
+    assert served["answer"] == answers
+    np.testing.assert_allclose(served["probabilities"], probabilities, atol=1e-5)
+    np.testing.assert_allclose(served["probability"], probabilities.max(1), atol=1e-5)
+    for images in (qa_exported["images"], [p.read_bytes() for p in qa_exported["images"]]):
+        predicted = deploy.answer(qa_exported["keras"], images, QUESTIONS)
+        assert predicted["answer"] == served["answer"]
+        np.testing.assert_allclose(predicted["probabilities"], served["probabilities"],
+                                   atol=1e-5)
+
+
+@pytest.mark.parametrize(("kind", "atol"), [("saved", 1e-5), ("float32", 1e-5),
+                                            ("int8", 0.02)])
+def test_qa_answers_agree_across_formats(qa_exported, kind, atol):
+    path = qa_exported["saved"] if kind == "saved" else \
+        qa_exported["saved"] / deploy.TFLITE_FILES[kind]
+    answers, probabilities = _qa_reference(qa_exported, qa_exported["images"], QUESTIONS)
+    encoded = [p.read_bytes() for p in qa_exported["images"]]  # bytes, as a server gets them
+    predicted = deploy.answer(path, encoded, QUESTIONS)
+    np.testing.assert_allclose(predicted["probabilities"], probabilities, atol=atol)
+    if kind != "int8":  # int8 may swap two close answers; its probabilities are bounded above
+        assert predicted["answer"] == answers
+    assert deploy.load(path).answers == list(data.ANSWERS)
+    with pytest.raises(ValueError, match="qa model, not a match model: use deploy.answer"):
+        deploy.predict(path, qa_exported["images"], QUESTIONS)
+
+
+def test_predict_command_answers_with_the_keras_file_and_the_saved_model(qa_exported, capsys):
+    """``predict --model M --image F --text Q --json`` (``deploy.main_predict``, in process)."""
+    import argparse
+
+    outputs = []
+    for model in (qa_exported["keras"], qa_exported["saved"]):
+        args = argparse.Namespace(model=str(model), image=str(qa_exported["images"][0]),
+                                  text=QUESTIONS[0], csv=None, json=True)
+        assert deploy.main_predict(args) == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    answers, probabilities = _qa_reference(qa_exported, qa_exported["images"][:1],
+                                           QUESTIONS[:1])
+    assert outputs[0]["answer"] == outputs[1]["answer"] == answers[0]
+    assert abs(outputs[0]["probability"] - probabilities[0].max()) <= 2e-6
+    assert abs(outputs[1]["probability"] - probabilities[0].max()) <= 2e-6
+    assert "label" not in outputs[0]
+
+
+def test_qa_rest_request_gives_the_answer_words(qa_exported):
+    import tensorflow as tf
+
+    request = json.loads(json.dumps(deploy.rest_request(qa_exported["images"][:2],
+                                                        QUESTIONS[:2])))
+    assert set(request["instances"][0]) == {"image", "text"}
+    assert request["instances"][1]["text"] == QUESTIONS[1]
+    signature = tf.saved_model.load(str(qa_exported["saved"])).signatures["serving_default"]
+    response = json.loads(json.dumps(deploy.rest_response(signature, request)))
+    answers, probabilities = _qa_reference(qa_exported, qa_exported["images"][:2],
+                                           QUESTIONS[:2])
+    assert [p["answer"] for p in response["predictions"]] == answers
+    np.testing.assert_allclose([p["probabilities"] for p in response["predictions"]],
+                               probabilities, atol=1e-5)
+    assert sorted(response["predictions"][0]) == ["answer", "probabilities", "probability"]
+
+
+def test_export_wraps_a_token_id_qa_model_with_a_vocab_json(qa_exported, tmp_path):
+    """``train --run-dir`` saves the core model (token ids in): export --vocabulary adds the
+    course's vocab.json and answer words and serves the same answers."""
+    qa_exported["core"].save(tmp_path / "core.keras")
+    report = deploy.export(tmp_path / "core.keras", tmp_path / "out", vocabulary=data.DATA_DIR)
+    assert report["task"] == "qa" and report["vocabulary_size"] == len(text.load_vocabulary())
+    predicted = deploy.answer(tmp_path / "out", qa_exported["images"], QUESTIONS)
+    answers, probabilities = _qa_reference(qa_exported, qa_exported["images"], QUESTIONS)
+    assert predicted["answer"] == answers
+    np.testing.assert_allclose(predicted["probabilities"], probabilities, atol=1e-5)
+
+
+def test_export_of_a_qa_model_with_a_wrong_vocabulary_says_what_does_not_fit(bad_models,
+                                                                           qa_exported,
+                                                                           tmp_path):
+    tokens = ["", "[UNK]", *(f"w{i}" for i in range(18))]  # 20 rows, as bad_models' qa.keras
+    for name, content, needle in [
+            ("no_answers.json", {"tokens": tokens}, "has no 'answers' list"),
+            ("three.json", {"tokens": tokens, "answers": ["a", "b", "c"]},
+             "5 answer units but answers holds 3 words"),
+            ("short.json", {"tokens": tokens[:10], "answers": list("abcde")},
+             "embedding has 20 rows but the vocabulary holds 10 tokens")]:
+        (tmp_path / name).write_text(json.dumps(content))
+        with pytest.raises(ValueError, match=needle):
+            deploy.export(bad_models / "qa.keras", tmp_path / "out", vocabulary=tmp_path / name)
+    with pytest.raises(ValueError, match="carries its vocabulary: drop --vocabulary"):
+        deploy.export(qa_exported["keras"], tmp_path / "out", vocabulary=data.DATA_DIR)
+    completed = _run("export", "--model", bad_models / "qa.keras", "--out", tmp_path / "out",
+                     "--vocabulary", tmp_path / "missing.json")
+    _assert_clean_error(completed, 2, "argument --vocabulary", "not found")
+    assert not (tmp_path / "out").exists()
+
+
+def test_answer_refuses_a_match_model(exported):
+    with pytest.raises(ValueError, match="match model, not a qa model: use deploy.predict"):
+        deploy.answer(exported["saved"], exported["images"][:1], TEXTS[:1])
+
+
+def test_tflite_names_the_ops_that_block_the_relational_transformer(tmp_path):
+    model = models.build_model("qa", "transformer", vocabulary_size=20, num_answers=5)
+    with pytest.raises(ValueError, match=r"StridedSlice \(layer hop2\).*without --tflite"):
+        deploy.convert_tflite(model, sequence_length=6)
+
+
+@pytest.mark.parametrize(("arguments", "needle"), [
+    (["--task", "retrieval", "--save", "m.keras"], "only with --task match or qa"),
+    (["--task", "qa", "--save", "m.h5"], "must end in .keras"),
+    (["--task", "qa", "--strategy", "multiworker", "--save", "m.keras"], "multiworker")])
+def test_train_save_bad_arguments_exit_2(arguments, needle):
+    _assert_clean_error(_run("train", *arguments), 2, "argument --save", needle)
+
+
+# --- the in-graph standardisation on combining sequences ------------------------------------
+
+
+def _tf_standardize(samples):
+    import tensorflow as tf
+
+    tables = [tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(*pairs), "")
+              for pairs in (deploy.nfkc_table(), deploy.composition_table())]
+    return [t.decode("utf-8") for t in
+            deploy.tf_standardize(tf.constant(samples), *tables).numpy()]
+
+
+@pytest.mark.parametrize(("sample", "expected"), [
+    ("e\u0301", "\u00e9"),  # e + combining acute: é
+    ("CAFE\u0301 de\u0301ja\u0300", "caf\u00e9 d\u00e9j\u00e0"),
+    ("\uff45\u0301", "\u00e9"),  # full-width e + acute
+    ("\uff21\uff22\uff23 \uff11\uff12\uff13", "abc 123"),  # full-width letters, digits
+    ("\ufb01ne", "fine"),  # the fi ligature
+    ("\uf900\uf901", "\u8c48 \u66f4"),  # CJK compatibility ideographs, Han: spaced
+    ("e\u0323\u0302", "\u1ec7"),  # Vietnamese: dot below, circumflex
+    ("e\u0302\u0323", "\u1ec7"),  # the same marks in the other order
+    ("u\u0344", "\u01d8"),  # a mark whose NFKC is two marks
+    ("\u1100\u1161\u11a8", "\uac01"),  # Hangul jamo L V T: 각
+    ("\u3131\u314f", "\uac00"),  # compatibility jamo: 가
+    ("\u0049\u0307 \u212b", "i\u0307 \u00e5")])  # İ decomposed, the angstrom sign
+def test_tf_standardize_composes_combining_sequences(sample, expected):
+    assert text.standardize(sample) == expected  # the hand-written value, via unicodedata
+    assert _tf_standardize([sample]) == [expected]
+
+
+def test_tf_standardize_agrees_on_every_decomposed_character():
+    """Every character's NFD and NFKD form (a base and its marks, in canonical order):
+    about 15,000 strings, each compared with Python's NFKC-based ``text.standardize``."""
+    import unicodedata
+
+    samples = set()
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        for form in ("NFD", "NFKD"):
+            decomposed = unicodedata.normalize(form, chr(code))
+            if decomposed != chr(code):
+                samples.add(decomposed)
+    samples = sorted(samples)
+    assert len(samples) > 14000
+    wrong = [(s, got) for s, got in zip(samples, _tf_standardize(samples), strict=True)
+             if got != text.standardize(s)]
+    assert not wrong, (len(wrong), wrong[:5])
+
+
+def test_train_save_needs_a_keras_file_name():
+    with pytest.raises(ValueError, match=r"save m\.h5: the file name must end in \.keras"):
+        training.train("qa", "concat", save="m.h5")

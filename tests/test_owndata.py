@@ -182,7 +182,7 @@ def test_predict_errors_are_clear(trained, scans, tmp_path, capsys):
         (["--model", str(tmp_path / "missing.keras"), "--image", image, "--text", "x"],
          "model file not found"),
         (["--model", str(tmp_path / "token_ids.keras"), "--image", image, "--text", "x"],
-         "is not a raw-input match model"),
+         "is not a raw-input match or qa model.*takes token ids.*carries no vocabulary"),
     ]
     import re
 
@@ -202,7 +202,7 @@ def test_train_data_dir_command_errors(scans, tmp_path, capsys):
         (["--data-dir", str(tmp_path / "none")], "argument --data-dir: .* is not a folder"),
         (["--data-dir", str(scans), "--level", "relations"], "argument --level: not used"),
         (["--data-dir", str(scans), "--task", "qa"], "argument --task: --data-dir trains"),
-        (["--save", "m.keras"], "argument --save: only with --data-dir"),
+        (["--sequence-length", "5"], "argument --sequence-length: only with --data-dir"),
         (["--root", str(scans)], "argument --root: .* holds a captions.csv.*--data-dir"),
     ]:
         with pytest.raises(SystemExit) as stopped:
