@@ -45,7 +45,7 @@ def notebook_02() -> ExerciseSet:
     """Exercises of notebook 02 (CNN math): dense layer, padding, shapes, parameters,
     receptive fields."""
     from mmcourse import scratch
-    from mmcourse.exercises import Incorrect
+    from mmcourse.exercises import Incorrect, NotAttempted, ____
 
     rng = np.random.default_rng(2)
     dense_cases = [(rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), rng.normal(size=2)),
@@ -67,6 +67,8 @@ def notebook_02() -> ExerciseSet:
                 result = answer(size, kernel_size, stride)
             except Exception as error:  # the learner's bug, reported, not raised
                 raise Incorrect(f"for {case} it raised {type(error).__name__}: {error}") from None
+            if result is ____:  # the starter function, not filled in yet
+                raise NotAttempted
             expected = scratch.same_padding(size, kernel_size, stride)
             if not isinstance(result, (tuple, list)) or len(result) != 2:
                 raise Incorrect(f"return a pair (pad_before, pad_after); for {case} it returned "

@@ -511,3 +511,27 @@ def test_the_independent_oracles_agree_with_hand_computed_values():
     from mmcourse import scratch
 
     assert scratch.receptive_field([(3, 1), (2, 2), (3, 1)]) == _keras_receptive_field() == 8
+
+
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_each_exercise_has_one_starter_cell_stored_as_not_attempted(name):
+    """CONTRIBUTING's convention: one starter cell per question, with the placeholder and
+    exactly one ex.qN.check(...) call, stored with its "Not attempted" output (a starter
+    function that still returns ____ must not count as a wrong answer)."""
+    import re
+
+    number = name.removeprefix("notebook_")
+    (path,) = sorted(NOTEBOOKS_DIR.glob(f"{number}_*.ipynb"))
+    starters = {}
+    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+        source = "".join(cell["source"])
+        calls = re.findall(r"\bex\.(q\d+)\.check\(", source)
+        if cell["cell_type"] != "code" or not calls:
+            continue
+        assert len(calls) == 1, f"{path.name}: one check per starter cell, got {calls}"
+        assert "____" in source, f"{path.name} {calls[0]}: the starter has no ____"
+        shown = "".join("".join(output.get("text", "")) + "".join(
+            output.get("data", {}).get("text/plain", "")) for output in cell.get("outputs", []))
+        assert "Not attempted" in shown, f"{path.name} {calls[0]}: stored output {shown!r}"
+        starters[calls[0]] = starters.get(calls[0], 0) + 1
+    assert starters == {exercise.name: 1 for exercise in SETS[name]()}, path.name
