@@ -337,10 +337,13 @@ def _check_dtype(actual: Any, dtype: np.dtype, shown: str) -> None:
 
 def expect_model(layer_types: Sequence[str] = (), output_shape: tuple | None = None,
                  params: int | None = None, max_params: int | None = None,
-                 n_inputs: int | None = None) -> Callable[[Any], None]:
+                 n_inputs: int | None = None, output_activation: str | None = None,
+                 fed_by: dict[str, str] | None = None) -> Callable[[Any], None]:
     """A checker on a Keras model: it has ``n_inputs`` inputs, contains these layer classes
     (by name), has this output shape (without the batch axis) and this many (or at most this
-    many) parameters."""
+    many) parameters. ``output_activation`` (e.g. ``"sigmoid"``) is the activation the last
+    layer must apply; ``fed_by`` maps a layer class to the class whose output every layer of
+    that class must take as input (``{"LSTM": "Embedding"}``)."""
 
     def checker(model: Any) -> None:
         if not (hasattr(model, "layers") and hasattr(model, "count_params")):
@@ -361,8 +364,45 @@ def expect_model(layer_types: Sequence[str] = (), output_shape: tuple | None = N
         if max_params is not None and count > max_params:
             raise Incorrect(f"the model has {count:,} parameters; keep it to at most "
                             f"{max_params:,}.")
+        if output_activation is not None:
+            _check_output_activation(model, output_activation)
+        for layer_type, source_type in (fed_by or {}).items():
+            for layer in model.layers:
+                if type(layer).__name__ == layer_type:
+                    sources = _input_layers(layer)
+                    if [type(s).__name__ for s in sources] != [source_type]:
+                        raise Incorrect(
+                            f"the {layer_type} layer {layer.name!r} takes its input from "
+                            f"{[s.name for s in sources] or 'the model input'}; feed it the "
+                            f"output of the {source_type} layer before it.")
 
     return checker
+
+
+def _check_output_activation(model: Any, expected: str) -> None:
+    history = getattr(model.outputs[0], "_keras_history", None) if model.outputs else None
+    last = history[0] if history is not None else model.layers[-1]  # the output's layer
+    activation = getattr(last, "activation", None)
+    name = getattr(activation, "__name__", None) if activation is not None else None
+    if name != expected:
+        raise Incorrect(f"the last layer {last.name!r} applies "
+                        f"{name or 'no activation'}; the output needs "
+                        f"activation={expected!r}.")
+
+
+def _input_layers(layer: Any) -> list:
+    """The layers whose outputs ``layer`` takes as inputs in a functional model (not the
+    operations that compute masks, nor the model's inputs)."""
+    import keras
+
+    inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
+    sources = []
+    for tensor in inputs:
+        history = getattr(tensor, "_keras_history", None)
+        if history is not None and isinstance(history[0], keras.layers.Layer) and \
+                type(history[0]).__name__ != "InputLayer":
+            sources.append(history[0])
+    return sources
 
 
 def _short(value: Any) -> str:

@@ -1,4 +1,5 @@
-"""Exercises of notebook 00 (environment setup): shapes, devices, seeds and parameter counts.
+"""Exercises of notebook 00 (environment setup): shapes, devices, seeds, and an experiment on
+reproducible training.
 
 ``notebook_00()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
 (``from mmcourse.course_exercises import notebook_00``); see ``mmcourse.exercises`` for the
@@ -11,9 +12,56 @@ import numpy as np
 
 from mmcourse.exercises import Exercise, ExerciseSet, expect_function, expect_value
 
+#: q4: the data the tiny model trains on (64 examples of 4 features; the target is their sum).
+Q4_X = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+Q4_Y = Q4_X.sum(axis=1, keepdims=True)
+
+#: q4: two runs from the same seed must agree this closely (their final losses).
+SAME_SEED_TOLERANCE = 1e-6
+
+_Q4_SOLUTION = """\
+def train_once(seed):
+    seed_everything(seed)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    history = model.fit(Q4_X, Q4_Y, epochs=3, batch_size=16, verbose=0)
+    return history.history["loss"][-1]
+
+
+ex.q4.check(train_once)"""
+
+
+def _train_once(seed):
+    """q4's reference: the tiny model of the prompt, trained from ``seed``."""
+    import keras
+
+    from mmcourse.seeding import seed_everything
+
+    seed_everything(seed)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    return float(model.fit(Q4_X, Q4_Y, epochs=3, batch_size=16, verbose=0).history["loss"][-1])
+
+
+def _final_loss(train_once, seed):
+    from mmcourse.exercises import Incorrect, NotAttempted, ____
+
+    try:
+        loss = train_once(seed)
+    except Exception as error:  # the learner's bug, reported, not raised
+        raise Incorrect(f"train_once({seed}) raised {type(error).__name__}: {error}") from None
+    if loss is ____:
+        raise NotAttempted
+    if isinstance(loss, bool) or not isinstance(loss, (int, float, np.floating)):
+        raise Incorrect(f"train_once({seed}) returned {loss!r}; return the last epoch's loss as "
+                        f"a number: history.history['loss'][-1].")
+    return float(loss)
+
 
 def notebook_00() -> ExerciseSet:
-    """Exercises of notebook 00: shapes, devices, seeds and parameter counts."""
+    """Exercises of notebook 00: shapes, devices, seeds, and reproducible training."""
     import re
 
     from mmcourse.exercises import Incorrect
@@ -28,6 +76,27 @@ def notebook_00() -> ExerciseSet:
         if re.fullmatch(r"/?(device:)?cpu:0", answer.strip(), flags=re.IGNORECASE) is None:
             raise Incorrect(f"{answer!r} is not the first CPU: TensorFlow names devices "
                             f"'/<TYPE>:<index>', counting from 0.")
+
+    reference_loss = {}
+
+    def check_reproducible(train_once):
+        if not callable(train_once):
+            raise Incorrect(f"pass your function itself (no parentheses), got "
+                            f"{type(train_once).__name__}.")
+        first, second = _final_loss(train_once, 0), _final_loss(train_once, 0)
+        if abs(first - second) > SAME_SEED_TOLERANCE:
+            raise Incorrect(f"two runs with seed 0 ended at losses {first:.6f} and {second:.6f}: "
+                            f"call seed_everything(seed) inside train_once, before building "
+                            f"the model.")
+        if abs(_final_loss(train_once, 1) - first) <= SAME_SEED_TOLERANCE:
+            raise Incorrect("seeds 0 and 1 gave the same loss: does train_once use its seed, "
+                            "and train a freshly built model?")
+        if "loss" not in reference_loss:
+            reference_loss["loss"] = _train_once(0)
+        if abs(first - reference_loss["loss"]) > 1e-4:
+            raise Incorrect(f"seed 0 ends at loss {first:.6f}; the model of the prompt ends at "
+                            f"{reference_loss['loss']:.6f}: check the layers, optimizer, "
+                            f"epochs and batch size.")
 
     return ExerciseSet("00", [
         Exercise(
@@ -78,13 +147,36 @@ def notebook_00() -> ExerciseSet:
         ),
         Exercise(
             name="q4",
-            prompt="The number of parameters of keras.layers.Dense(8) applied to 4 input features.",
-            checker=expect_value(40),
-            hints=["A Dense layer has a weight per (input, unit) pair plus one bias per unit.",
-                   "Build it and ask Keras: layer.build((None, 4)); layer.count_params()."],
-            solution_code="layer = keras.layers.Dense(8)\nlayer.build((None, 4))\n"
-                          "ex.q4.check(layer.count_params())  # 4 * 8 + 8 = 40",
-            reference=lambda: 40,
-            wrong=lambda: [32, 36, 48, 12, 39, 41, None, "40"],
+            prompt="Experiment. Write train_once(seed): seed_everything(seed), build "
+                   "keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation='relu'), "
+                   "keras.layers.Dense(1)]), compile it with optimizer='sgd' and loss='mse', fit "
+                   "it on Q4_X, Q4_Y for 3 epochs (batch_size=16, verbose=0) and return the last "
+                   "epoch's loss. The checker trains it with seeds 0, 0 and 1: the two seed-0 "
+                   f"losses must agree within {SAME_SEED_TOLERANCE:g}, seed 1 must give another "
+                   "loss, and seed 0 must give the loss of the checker's own run (within 1e-4).",
+            checker=check_reproducible,
+            hints=["Call seed_everything(seed) first, inside the function, before the model is "
+                   "built: the seed sets the initial weights and the batch order.",
+                   "history = model.fit(...); return history.history['loss'][-1]"],
+            solution_code=_Q4_SOLUTION,
+            reference=lambda: _train_once,
+            wrong=lambda: [
+                lambda seed: 0.5,  # a constant: every seed "agrees"
+                lambda seed: _train_once(0),  # ignores its seed
+                lambda seed: _train_once(seed + 1),  # off by one
+                _unseeded_train_once,  # seeds nothing: two runs differ
+                lambda seed: [_train_once(seed)],  # a list
+                lambda seed: None,  # forgot the return
+            ],
         ),
     ])
+
+
+def _unseeded_train_once(seed):
+    """A wrong answer to q4: the model is built and trained without seeding."""
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    return float(model.fit(Q4_X, Q4_Y, epochs=3, batch_size=16, verbose=0).history["loss"][-1])

@@ -1,5 +1,5 @@
 """Exercises of notebook 01 (data and augmentation): word swaps for flips, normalisation, padding,
-label counts.
+label counts, and an experiment on how small a vocabulary can be.
 
 ``notebook_01()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
 (``from mmcourse.course_exercises import notebook_01``); see ``mmcourse.exercises`` for the
@@ -12,10 +12,29 @@ import numpy as np
 
 from mmcourse.exercises import Exercise, ExerciseSet, expect_function
 
+#: q5: the largest share of validation tokens the vocabulary may leave unknown ([UNK]).
+MAX_OOV_RATE = 0.05
+
+
+def _captions(split):
+    from mmcourse.data import load_records
+
+    return [record["text"] for record in load_records("match", "relations", split)]
+
+
+def smallest_vocabulary(max_oov_rate=MAX_OOV_RATE):
+    """q5's reference: the smallest vocabulary of the relations training captions whose OOV
+    rate on the validation captions is at most ``max_oov_rate``."""
+    from mmcourse import text
+
+    full, val = text.build_vocabulary(_captions("train")), _captions("val")
+    return next(full[:m] for m in range(2, len(full) + 1)
+                if text.oov_rate(val, full[:m]) <= max_oov_rate)
+
 
 def notebook_01() -> ExerciseSet:
     """Exercises of notebook 01: word swaps for flips, normalisation, padding, label counts."""
-    from mmcourse.exercises import compare
+    from mmcourse.exercises import Incorrect, compare
 
     def swap_vertical(text):
         from mmcourse.augment import swap_spatial_words
@@ -56,6 +75,32 @@ def notebook_01() -> ExerciseSet:
     def check_positives(answer):
         compare(answer, first_batch_positives(), what="your count")
 
+    def check_vocabulary(vocabulary):
+        from mmcourse import text
+
+        if not isinstance(vocabulary, (list, tuple)) or not all(
+                isinstance(token, str) for token in vocabulary):
+            raise Incorrect(f"pass the vocabulary itself, a list of tokens, got "
+                            f"{type(vocabulary).__name__}.")
+        if list(vocabulary[:2]) != ["", "[UNK]"]:
+            raise Incorrect("a vocabulary starts with '' (padding, id 0) and '[UNK]' (id 1), "
+                            "as text.build_vocabulary makes it.")
+        if len(set(vocabulary)) != len(vocabulary):
+            raise Incorrect("the vocabulary lists a token twice.")
+        train_words = set(text.build_vocabulary(_captions("train")))
+        if not set(vocabulary) <= train_words:
+            raise Incorrect(f"{sorted(set(vocabulary) - train_words)} never occur in the "
+                            f"training captions: build the vocabulary from them.")
+        rate = text.oov_rate(_captions("val"), vocabulary)
+        if rate > MAX_OOV_RATE:
+            raise Incorrect(f"with {len(vocabulary)} tokens the checker measures an OOV rate of "
+                            f"{rate:.3f} on the validation captions; the bound is at most "
+                            f"{MAX_OOV_RATE}: keep more of the frequent words.")
+        smallest = len(smallest_vocabulary())
+        if len(vocabulary) > smallest:
+            raise Incorrect(f"{len(vocabulary)} tokens meet the bound, but so do {smallest}: "
+                            f"find the smallest vocabulary.")
+
     return ExerciseSet("01", [
         Exercise(
             name="q1",
@@ -80,6 +125,7 @@ def notebook_01() -> ExerciseSet:
                                       for w in text.split()),  # forgets top/bottom
                 lambda text: " ".join({"left": "right", "right": "left"}.get(w, w)
                                       for w in text.split()),  # the horizontal swap
+                lambda text: None,  # forgot the return
             ],
         ),
         Exercise(
@@ -123,6 +169,7 @@ def notebook_01() -> ExerciseSet:
                 lambda ids, n: np.array((list(ids) + [0] * n)[:n]),  # int64, not int32
                 lambda ids, n: (list(ids) + [0] * n)[:n],  # a list
                 lambda ids, n: np.array((list(ids) + [0] * n)[:n - 1], np.int32),  # off by one
+                lambda ids, n: None,  # forgot the return
             ],
         ),
         Exercise(
@@ -139,5 +186,40 @@ def notebook_01() -> ExerciseSet:
                           "ex.q4.check(int(labels.numpy().sum()))",
             reference=first_batch_positives,
             wrong=wrong_counts,
+        ),
+        Exercise(
+            name="q5",
+            prompt="Experiment. Predict first: the relations captions use 27 words; how many "
+                   "can a vocabulary drop before more than 5% of the validation tokens become "
+                   "[UNK]? Build vocabularies of the training captions with "
+                   "text.build_vocabulary(train_captions, max_tokens=m) for several m, measure "
+                   "text.oov_rate(val_captions, vocabulary), and pass the smallest vocabulary "
+                   f"(a list of tokens) whose OOV rate is at most {MAX_OOV_RATE}. The checker "
+                   "measures its OOV rate itself, and how small a vocabulary can be.",
+            checker=check_vocabulary,
+            hints=["train_captions = [r['text'] for r in data.load_records('match', "
+                   "'relations', 'train')], and the same for 'val'.",
+                   "build_vocabulary sorts the words by frequency, so "
+                   "text.build_vocabulary(train_captions)[:m] is the vocabulary of max_tokens=m: "
+                   "build it once and try every m."],
+            solution_code="train_captions = [r['text'] for r in data.load_records('match', "
+                          "'relations', 'train')]\n"
+                          "val_captions = [r['text'] for r in data.load_records('match', "
+                          "'relations', 'val')]\n"
+                          "full = text.build_vocabulary(train_captions)\n"
+                          "rates = {m: text.oov_rate(val_captions, full[:m]) "
+                          "for m in range(2, len(full) + 1)}\n"
+                          "m = min(m for m, rate in rates.items() if rate <= 0.05)\n"
+                          "print(m, 'tokens, OOV rate', round(rates[m], 3))\n"
+                          "ex.q5.check(full[:m])",
+            reference=smallest_vocabulary,
+            wrong=lambda: [
+                smallest_vocabulary(max_oov_rate=0.0),  # every word: not the smallest
+                smallest_vocabulary()[:-1],  # one token too few: above the bound
+                smallest_vocabulary()[2:],  # without '' and '[UNK]'
+                smallest_vocabulary()[::-1],
+                [*smallest_vocabulary()[:-1], "zebra"],  # a word no caption has
+                len(smallest_vocabulary()),  # the size, not the vocabulary
+                None],
         ),
     ])

@@ -1,5 +1,5 @@
 """Exercises of notebook 02 (CNN math): dense layer, same padding, output shapes, parameters,
-receptive fields.
+and an experiment: a stack of layers designed to a receptive field.
 
 ``notebook_02()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
 (``from mmcourse.course_exercises import notebook_02``); see ``mmcourse.exercises`` for the
@@ -12,12 +12,40 @@ import numpy as np
 
 from mmcourse.exercises import Exercise, ExerciseSet, expect_function, expect_value
 
+#: q5: the receptive field to reach, with at most MAX_CONVS 3x3 convolutions.
+MIN_RECEPTIVE_FIELD = 16
+MAX_CONVS = 3
+
+_Q5_SOLUTION = """\
+design = keras.Sequential([
+    keras.Input((32, 32, 1)),
+    keras.layers.Conv2D(8, 3, padding="same"),
+    keras.layers.MaxPooling2D(2),
+    keras.layers.Conv2D(8, 3, padding="same"),
+    keras.layers.MaxPooling2D(2),
+    keras.layers.Conv2D(8, 3, padding="same"),
+])
+print(scratch.receptive_field([(3, 1), (2, 2), (3, 1), (2, 2), (3, 1)]))  # 18
+ex.q5.check(design)"""
+
+
+def _design(*layers):
+    """A Sequential model on (32, 32, 1) inputs from q5's shorthand: "c" a 3x3 Conv2D,
+    "p" a 2x2 MaxPooling2D, "c5" a 5x5 Conv2D, "c3s2" a 3x3 Conv2D of stride 2."""
+    import keras
+
+    made = {"c": lambda: keras.layers.Conv2D(4, 3, padding="same"),
+            "p": lambda: keras.layers.MaxPooling2D(2),
+            "c5": lambda: keras.layers.Conv2D(4, 5, padding="same"),
+            "c3s2": lambda: keras.layers.Conv2D(4, 3, strides=2, padding="same")}
+    return keras.Sequential([keras.Input((32, 32, 1)), *(made[name]() for name in layers)])
+
 
 def notebook_02() -> ExerciseSet:
     """Exercises of notebook 02 (CNN math): dense layer, padding, shapes, parameters,
     receptive fields."""
     from mmcourse import scratch
-    from mmcourse.exercises import Incorrect
+    from mmcourse.exercises import Incorrect, NotAttempted, ____
 
     rng = np.random.default_rng(2)
     dense_cases = [(rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), rng.normal(size=2)),
@@ -39,6 +67,8 @@ def notebook_02() -> ExerciseSet:
                 result = answer(size, kernel_size, stride)
             except Exception as error:  # the learner's bug, reported, not raised
                 raise Incorrect(f"for {case} it raised {type(error).__name__}: {error}") from None
+            if result is ____:  # the starter function, not filled in yet
+                raise NotAttempted
             expected = scratch.same_padding(size, kernel_size, stride)
             if not isinstance(result, (tuple, list)) or len(result) != 2:
                 raise Incorrect(f"return a pair (pad_before, pad_after); for {case} it returned "
@@ -64,6 +94,35 @@ def notebook_02() -> ExerciseSet:
             raise Incorrect(f"the channels are right but the spatial size {tuple(answer[:2])} is "
                             f"not: apply the valid formula to the first layer, then the same "
                             f"formula to the second.")
+
+    def check_design(model):
+        if not (hasattr(model, "layers") and hasattr(model, "count_params")):
+            raise Incorrect(f"pass the Keras model you designed, got {type(model).__name__}.")
+        stack, convs = [], 0
+        for layer in model.layers:
+            config, kind = layer.get_config(), type(layer).__name__
+            if kind == "Conv2D":
+                if tuple(config["kernel_size"]) != (3, 3) or tuple(config["strides"]) != (1, 1) \
+                        or tuple(config["dilation_rate"]) != (1, 1):
+                    raise Incorrect(f"{layer.name} has kernel {tuple(config['kernel_size'])}, "
+                                    f"strides {tuple(config['strides'])}: use only 3x3 "
+                                    f"convolutions of stride 1 (no dilation).")
+                convs += 1
+                stack.append((3, 1))
+            elif kind == "MaxPooling2D":
+                if tuple(config["pool_size"]) != (2, 2) or tuple(config["strides"]) != (2, 2):
+                    raise Incorrect(f"{layer.name} pools {tuple(config['pool_size'])} with "
+                                    f"strides {tuple(config['strides'])}: use MaxPooling2D(2).")
+                stack.append((2, 2))
+            elif kind != "InputLayer":
+                raise Incorrect(f"{layer.name} is a {kind}: use only Conv2D and MaxPooling2D.")
+        if convs > MAX_CONVS:
+            raise Incorrect(f"the model has {convs} Conv2D layers; use at most {MAX_CONVS}.")
+        field = scratch.receptive_field(stack) if stack else 1
+        if field < MIN_RECEPTIVE_FIELD:
+            raise Incorrect(f"the checker measures a receptive field of {field} pixels; the "
+                            f"bound is at least {MIN_RECEPTIVE_FIELD}. Where does a pooling "
+                            f"layer multiply the most?")
 
     return ExerciseSet("notebook_02", [
         Exercise(
@@ -109,6 +168,7 @@ def notebook_02() -> ExerciseSet:
                     ((-(-size // stride) - 1) * stride + k - size) // 2,
                     ((-(-size // stride) - 1) * stride + k - size)
                     - ((-(-size // stride) - 1) * stride + k - size) // 2),
+                lambda size, k, stride: None,  # forgot the return
             ],
         ),
         Exercise(
@@ -142,16 +202,26 @@ def notebook_02() -> ExerciseSet:
         ),
         Exercise(
             name="q5",
-            prompt="What is the receptive field (in input pixels, along one axis) of Conv2D 3x3 "
-                   "stride 1, then MaxPooling2D 2x2 stride 2, then Conv2D 3x3 stride 1?",
-            checker=expect_value(8),
-            hints=["r = 1 + sum over layers of (k_l - 1) times the product of the strides "
-                   "of the layers before l.",
-                   "After the pooling every step of the last conv moves 2 input pixels."],
-            solution_code="receptive = 1 + (3 - 1) * 1 + (2 - 1) * 1 + (3 - 1) * 2  # = 8\n"
-                          "ex.q5.check(receptive)\n"
-                          "# or scratch.receptive_field([(3, 1), (2, 2), (3, 1)])",
-            reference=lambda: 8,
-            wrong=lambda: [7, 6, 5, 10, 9, None],
+            prompt="Experiment. Design a Keras model on (32, 32, 1) inputs from 3x3 Conv2D layers "
+                   "(stride 1) and MaxPooling2D(2) layers only, with at most "
+                   f"{MAX_CONVS} Conv2D, whose receptive field is at least "
+                   f"{MIN_RECEPTIVE_FIELD} pixels. Predict first how many pooling layers it "
+                   "needs and where they go; measure your designs with "
+                   "scratch.receptive_field, and pass the model. The checker reads its layers "
+                   "and measures the receptive field itself.",
+            checker=check_design,
+            hints=["Three 3x3 convolutions alone see 7 pixels; each layer after a pooling moves "
+                   "in steps of 2 input pixels, after two poolings in steps of 4.",
+                   "Put a MaxPooling2D(2) between the convolutions: conv, pool, conv, pool, "
+                   "conv."],
+            solution_code=_Q5_SOLUTION,
+            reference=lambda: _design("c", "p", "c", "p", "c"),
+            wrong=lambda: [_design("c", "c", "c"),  # 7
+                           _design("c", "p", "c"),  # 8, the stack of section 5
+                           _design("c", "c", "p", "c"),  # 10: pooling too late
+                           _design("c", "c", "c", "c", "c", "c", "c", "c"),  # 17 but 8 convs
+                           _design("c5", "p", "c5", "p", "c5"),  # 5x5 kernels
+                           _design("c3s2", "c3s2", "c3s2"),  # strided convolutions
+                           18, None],
         ),
     ])

@@ -1,5 +1,5 @@
 """Exercises of notebook 03 (RNN math): one SimpleRNN step, LSTM parameters and gates, padding
-masks.
+masks, and an experiment with the forget gate's bias and vanishing gradients.
 
 ``notebook_03()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
 (``from mmcourse.course_exercises import notebook_03``); see ``mmcourse.exercises`` for the
@@ -11,6 +11,46 @@ from __future__ import annotations
 import numpy as np
 
 from mmcourse.exercises import Exercise, ExerciseSet, expect_function, expect_value
+
+#: q5: the largest allowed decay ||dL/dx_49|| / ||dL/dx_0|| over 50 steps (a fresh LSTM: ~1e4).
+MAX_GRADIENT_DECAY = 100.0
+
+_Q5_SOLUTION = """\
+forget_lstm = keras.layers.LSTM(32)
+forget_lstm.build((None, 50, 16))
+kernel, recurrent_kernel, bias = forget_lstm.get_weights()
+bias[32:64] = 3.0  # the forget gate's block: i, f, c, o
+forget_lstm.set_weights([kernel, recurrent_kernel, bias])
+print(round(float(lstm_gradient_decay(forget_lstm)), 2))
+ex.q5.check(forget_lstm)"""
+
+
+def lstm_gradient_decay(layer) -> float:
+    """q5: ||dL/dx_t|| at t=49 over t=0 for L = the sum of ``layer``'s last state, averaged
+    over 32 fixed random sequences of 50 steps of 16 features (as in section 5)."""
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(5).normal(size=(32, 50, 16)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(layer(x))
+    norms = np.linalg.norm(tape.gradient(loss, x).numpy(), axis=-1).mean(axis=0)
+    with np.errstate(divide="ignore"):  # a gradient that vanished below float32: inf
+        return float(np.float64(norms[-1]) / norms[0])
+
+
+def _lstm(gate_bias=None, units=32):
+    """q5's reference (forget bias 3) and wrong answers (another gate, or none)."""
+    import keras
+
+    layer = keras.layers.LSTM(units)
+    layer.build((None, 50, 16))
+    if gate_bias is not None:
+        gate, value = gate_bias
+        kernel, recurrent_kernel, bias = layer.get_weights()
+        bias[gate * units:(gate + 1) * units] = value
+        layer.set_weights([kernel, recurrent_kernel, bias])
+    return layer
 
 
 def notebook_03() -> ExerciseSet:
@@ -39,6 +79,20 @@ def notebook_03() -> ExerciseSet:
     token_cases = [(np.array([[4, 9, 2, 0, 0], [1, 7, 0, 0, 0]]),),
                    (np.array([[3, 1, 5, 6, 8, 2]]),),
                    (np.array([[0, 0, 0], [2, 1, 0]]),)]
+
+    from mmcourse.exercises import Incorrect
+
+    def check_forget_bias(layer):
+        if type(layer).__name__ != "LSTM":
+            raise Incorrect(f"pass the keras.layers.LSTM layer itself, got "
+                            f"{type(layer).__name__}.")
+        if layer.units != 32:
+            raise Incorrect(f"the layer has {layer.units} units; the experiment uses 32.")
+        decay = lstm_gradient_decay(layer)
+        if decay > MAX_GRADIENT_DECAY:
+            raise Incorrect(f"the checker measures a decay of {decay:.3g} over 50 steps; the "
+                            f"bound is at most {MAX_GRADIENT_DECAY:g}. Which gate multiplies "
+                            f"the cell state from one step to the next?")
 
     return ExerciseSet("03", [
         Exercise(
@@ -119,4 +173,35 @@ def notebook_03() -> ExerciseSet:
                 lambda ids: ids[:, 1:] != 0,  # off by one
             ],
         ),
+        Exercise(
+            name="q5",
+            prompt="Experiment. Section 5 measured that a fresh LSTM's gradient at t=0 is about "
+                   "10^4 times smaller than at t=49. Predict first: what does a larger "
+                   "forget-gate bias do to that? Build keras.layers.LSTM(32) for 16 features "
+                   "(layer.build((None, 50, 16))), set the forget gate's block of its bias "
+                   "(Keras order i, f, c, o) to a value of your choice, keep the other weights, "
+                   "and pass the layer. The checker measures the decay ||dL/dx_49|| / "
+                   "||dL/dx_0|| itself (lstm_gradient_decay, section 5's recipe): it must be "
+                   f"at most {MAX_GRADIENT_DECAY:g}.",
+            checker=check_forget_bias,
+            hints=["dc_t / dc_{t-1} is about the forget gate f_t = sigmoid(... + b_f): the "
+                   "closer to 1, the less the gradient shrinks per step.",
+                   "kernel, recurrent_kernel, bias = layer.get_weights(); "
+                   "bias[32:64] = 3.0; layer.set_weights([kernel, recurrent_kernel, bias])"],
+            solution_code=_Q5_SOLUTION,
+            reference=lambda: _lstm((1, 3.0)),
+            wrong=lambda: [_lstm(),  # Keras' default forget bias, 1
+                           _lstm((0, 3.0)),  # the input gate
+                           _lstm((1, -3.0)),  # the wrong sign: forgets faster
+                           _lstm((1, 3.0), units=16),
+                           keras_simple_rnn(),
+                           0.78, None],
+        ),
     ])
+
+
+def keras_simple_rnn():
+    """A wrong answer to q5: a SimpleRNN has no forget gate."""
+    import keras
+
+    return keras.layers.SimpleRNN(32)

@@ -1,5 +1,5 @@
 """Exercises of notebook 05 (training and overfitting): global batch size, the train-validation
-gap, restoring the best weights, a cosine schedule.
+gap, an experiment that shrinks the training set, a cosine schedule.
 
 ``notebook_05()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
 (``from mmcourse.course_exercises import notebook_05``); see ``mmcourse.exercises`` for the
@@ -9,6 +9,54 @@ API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 from __future__ import annotations
 
 from mmcourse.exercises import Exercise, ExerciseSet, expect_function, expect_value
+
+#: q3: the training pairs the experiment keeps, and the bounds on what the checker measures.
+Q3_PAIRS = 64
+Q3_MIN_TRAIN_ACCURACY = 0.9
+Q3_MIN_GAP = 0.35
+
+_Q3_SOLUTION = """\
+small_images, small_ids, small_labels = load_split("match", "attributes", "train", limit=64)
+seed_everything(0)
+small_model = build_model("match", "concat", learning_rate=0.005, hidden_units=128)
+small_model.fit(pipeline.dataset_from_arrays(small_images, small_ids, small_labels,
+                                             batch_size=32, shuffle=True, seed=0),
+                epochs=20, shuffle=False, verbose=0)  # the dataset shuffles itself
+ex.q3.check(small_model)"""
+
+
+def small_data_generalization(model) -> dict:
+    """q3: train accuracy on the first ``Q3_PAIRS`` attributes training pairs, validation
+    accuracy on the first 256 validation pairs, and their gap."""
+    from mmcourse import pipeline, regularization
+    from mmcourse.training import load_split
+
+    train = pipeline.dataset_from_arrays(*load_split("match", "attributes", "train",
+                                                     limit=Q3_PAIRS), batch_size=128)
+    val = pipeline.dataset_from_arrays(*load_split("match", "attributes", "val", limit=256),
+                                       batch_size=128)
+    return regularization.generalization(model, train, val)
+
+
+def _small_model(epochs=20):
+    """q3's reference (and, trained briefly, a wrong answer); cached: it takes seconds."""
+    if epochs not in _Q3_MODELS:
+        from mmcourse import pipeline
+        from mmcourse.models import build_model
+        from mmcourse.seeding import seed_everything
+        from mmcourse.training import load_split
+
+        seed_everything(0)
+        model = build_model("match", "concat", learning_rate=0.005, hidden_units=128)
+        if epochs:
+            model.fit(pipeline.dataset_from_arrays(
+                *load_split("match", "attributes", "train", limit=Q3_PAIRS), batch_size=32,
+                shuffle=True, seed=0), epochs=epochs, shuffle=False, verbose=0)
+        _Q3_MODELS[epochs] = model
+    return _Q3_MODELS[epochs]
+
+
+_Q3_MODELS: dict = {}
 
 
 def notebook_05() -> ExerciseSet:
@@ -30,18 +78,20 @@ def notebook_05() -> ExerciseSet:
     gap_cases = [(history,), ({"accuracy": [0.5, 0.9], "val_accuracy": [0.5, 0.6]},),
                  ({"accuracy": [0.8], "val_accuracy": [0.85]},)]
 
-    def check_callback(answer):
-        if not isinstance(answer, str):
-            raise Incorrect(f"answer with the callback's class name as a string, got "
-                            f"{type(answer).__name__}.")
-        name = answer.strip().removeprefix("keras.callbacks.")
-        if name in ("ModelCheckpoint", "BackupAndRestore"):
-            raise Incorrect(f"{name} writes files, but does not put the best weights back into "
-                            "the model at the end of fit.")
-        if name != "EarlyStopping":
-            raise Incorrect(f"{answer!r} is not the callback that, with "
-                            "restore_best_weights=True, ends training with the best epoch's "
-                            "weights.")
+    def check_small_data(model):
+        if not (hasattr(model, "evaluate") and hasattr(model, "inputs")):
+            raise Incorrect(f"pass the trained Keras model, got {type(model).__name__}.")
+        measured = small_data_generalization(model)
+        if measured["train_accuracy"] < Q3_MIN_TRAIN_ACCURACY:
+            raise Incorrect(f"the checker measures a training accuracy of "
+                            f"{measured['train_accuracy']:.3f} on the first {Q3_PAIRS} pairs; "
+                            f"the bound is at least {Q3_MIN_TRAIN_ACCURACY}: train on exactly "
+                            f"those pairs, for 20 epochs.")
+        if measured["gap"] < Q3_MIN_GAP:
+            raise Incorrect(f"the checker measures a gap of {measured['gap']:.3f} (train "
+                            f"{measured['train_accuracy']:.3f}, validation "
+                            f"{measured['val_accuracy']:.3f}); the bound is at least "
+                            f"{Q3_MIN_GAP}. Train on the first {Q3_PAIRS} pairs only.")
 
     def cosine_at(initial, epochs, epoch):
         import math
@@ -86,17 +136,27 @@ def notebook_05() -> ExerciseSet:
         ),
         Exercise(
             name="q3",
-            prompt="Which keras.callbacks class, given restore_best_weights=True, leaves the "
-                   "model with the weights of its best validation epoch? Answer with its "
-                   "class name as a string.",
-            checker=check_callback,
-            hints=["It watches val_loss and stops when it has not improved for `patience` "
-                   "epochs.",
-                   "keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True)"],
-            solution_code='ex.q3.check("EarlyStopping")',
-            reference=lambda: "EarlyStopping",
-            wrong=lambda: ["ModelCheckpoint", "BackupAndRestore", "ReduceLROnPlateau", 3, None,
-                           "keras.callbacks.ModelCheckpoint", "Early Stopping"],
+            prompt=f"Experiment. Section 3's model learned 256 training pairs with a gap of "
+                   f"about 0.26. Predict first: what does a quarter of the data do to the gap? "
+                   f"Train the same model (seed_everything(0), build_model('match', 'concat', "
+                   f"learning_rate=0.005, hidden_units=128)) for 20 epochs on the first "
+                   f"{Q3_PAIRS} training pairs only (batch_size=32, shuffled, no augmentation) "
+                   f"and pass it. The checker measures its accuracy on those {Q3_PAIRS} pairs "
+                   f"and on the first 256 validation pairs itself: the bounds are a training "
+                   f"accuracy of at least {Q3_MIN_TRAIN_ACCURACY} and a gap of at least "
+                   f"{Q3_MIN_GAP}.",
+            checker=check_small_data,
+            hints=["load_split('match', 'attributes', 'train', limit=64) gives the 64 pairs; "
+                   "pipeline.dataset_from_arrays(..., batch_size=32, shuffle=True, seed=0) "
+                   "batches them.",
+                   "Fewer pairs are easier to memorise and say less about new pairs: the "
+                   "training accuracy rises, the validation accuracy falls towards chance."],
+            solution_code=_Q3_SOLUTION,
+            reference=_small_model,
+            wrong=lambda: [_small_model(epochs=0),  # untrained: no gap, nothing learnt
+                           _small_model(epochs=2),  # too short to memorise
+                           0.45,  # a gap typed in: not a measurement
+                           None],
         ),
         Exercise(
             name="q4",

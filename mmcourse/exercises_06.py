@@ -21,7 +21,33 @@ Q1_KEYS = np.array([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 
 ABLATION_FALLS = ("nearest colour", "furthest colour")
 ABLATION_STAYS = ("shape", "count")
 ABLATION_MAX_FALLEN = 0.75
-ABLATION_MIN_KEPT = 0.95
+ABLATION_MIN_KEPT = 0.9
+#: q4: the checker scores the model on this many test questions (the first ones).
+ABLATION_QUESTIONS = 500
+
+
+def ablation_scores(model) -> dict:
+    """q4: ``accuracy_by_type`` of ``model`` on the first ``ABLATION_QUESTIONS`` relations
+    test questions."""
+    from mmcourse.data import load_records
+    from mmcourse.training import accuracy_by_type, load_split
+
+    images, ids, labels = load_split("qa", "relations", "test", limit=ABLATION_QUESTIONS)
+    kinds = [r["kind"] for r in load_records("qa", "relations", "test")[:ABLATION_QUESTIONS]]
+    return accuracy_by_type(model.predict([images / 255, ids], verbose=0), labels, kinds)
+
+
+def _stored_model(zero=("hop2",), weights=("scale_kernel", "scale_bias")):
+    """q4's reference (the stored model with hop2's distance scale zeroed) and wrong answers."""
+    from mmcourse import REPO_ROOT
+    from mmcourse.models import load_model
+
+    model = load_model(REPO_ROOT / "docs" / "results" / "relations_transformer_qa.keras")
+    for name in zero:
+        for weight in weights:
+            variable = getattr(model.get_layer(name), weight)
+            variable.assign(np.zeros(variable.shape))
+    return model
 
 
 def _softmax(z):
@@ -37,7 +63,7 @@ def notebook_06() -> ExerciseSet:
 
     def check_weights(answer):
         if answer is None or isinstance(answer, (str, dict)):
-            raise Incorrect(f"give the 3 weights as an array, got {answer!r}.")
+            raise Incorrect(f"give the 3 weights as an array or a list, got {answer!r}.")
         array = np.asarray(answer, dtype=float).reshape(-1)
         if array.shape != (3,):
             raise Incorrect(f"one weight per key: expected 3 numbers, got shape "
@@ -67,29 +93,36 @@ def notebook_06() -> ExerciseSet:
             raise Incorrect(f"{int(answer)}: {reasons[int(answer)]}")
         expect_value(36 * 36)(answer)
 
-    def check_ablation(answer):
-        if not isinstance(answer, dict):
-            raise Incorrect(f"pass the dict that accuracy_by_type returned for the ablated "
-                            f"model, got {type(answer).__name__}.")
-        missing = [k for k in (*ABLATION_FALLS, *ABLATION_STAYS) if k not in answer]
-        if missing:
-            raise Incorrect(f"the dict lacks {missing}: score the ablated model on the relations "
-                            f"test questions with accuracy_by_type.")
-        kept = min(answer[k] for k in ABLATION_STAYS)
-        fallen = float(np.mean([answer[k] for k in ABLATION_FALLS]))
+    def check_ablation(model):
+        if not (hasattr(model, "get_layer") and hasattr(model, "predict")):
+            raise Incorrect(f"pass the ablated Keras model itself (the checker scores it), got "
+                            f"{type(model).__name__}.")
+        try:
+            hop = model.get_layer("hop2")
+        except ValueError:
+            raise Incorrect("the model has no layer named 'hop2': load the stored model with "
+                            "load_model(STORED_MODEL).") from None
+        left = [w.name for w in (hop.scale_kernel, hop.scale_bias) if np.any(np.asarray(w))]
+        if left:
+            raise Incorrect(f"hop2's {' and '.join(left)} still hold non-zero values: assign "
+                            f"zeros to both scale_kernel and scale_bias of the layer 'hop2'.")
+        scores = ablation_scores(model)
+        kept = min(scores[k] for k in ABLATION_STAYS)
+        fallen = float(np.mean([scores[k] for k in ABLATION_FALLS]))
         if kept < ABLATION_MIN_KEPT:
             raise Incorrect(f"shape or count fell to {kept:.3f}: they do not use the distance, "
                             f"so zero only hop2's scale_kernel and scale_bias, nothing else.")
         if fallen > ABLATION_MAX_FALLEN:
-            raise Incorrect(f"nearest/furthest colour is still {fallen:.3f}: did you zero the "
-                            f"scale weights of the layer named 'hop2' before predicting?")
+            raise Incorrect(f"nearest/furthest colour is still {fallen:.3f}: zero the scale "
+                            f"weights of the stored model's layer 'hop2'.")
 
     return ExerciseSet("notebook_06", [
         Exercise(
             name="q1",
             prompt="One query q = [1, 0, 1, 0] attends to three keys k1 = [1, 0, 1, 0], "
                    "k2 = [0, 1, 0, 1] and k3 = [1, 1, 0, 0]. Compute the three attention "
-                   "weights softmax(q . k / sqrt(d)) as an array.",
+                   "weights softmax(q . k / sqrt(d)) as an array (a list of the 3 numbers is "
+                   "fine too).",
             checker=check_weights,
             hints=["The scores are q . k = 2, 0 and 1; d = 4, so divide them by 2.",
                    "softmax(s)_i = exp(s_i) / sum_j exp(s_j)."],
@@ -141,34 +174,36 @@ def notebook_06() -> ExerciseSet:
             prompt="Experiment. Predict first: if the trained transformer could no longer "
                    "use distances, which question types would fail? Then load the stored "
                    "model, set the weights scale_kernel and scale_bias of its layer 'hop2' "
-                   "to zero, score it on the relations test questions with "
-                   "mmcourse.training.accuracy_by_type, and check the dict it returns. The "
-                   f"checker wants nearest and furthest colour at most {ABLATION_MAX_FALLEN} on "
-                   f"average, and shape and count at least {ABLATION_MIN_KEPT}. Then look at "
-                   "side and height: were you right about them?",
+                   "to zero, and pass the ablated model: the checker scores it on the first "
+                   f"{ABLATION_QUESTIONS} relations test questions with accuracy_by_type. It "
+                   f"wants nearest and furthest colour at most {ABLATION_MAX_FALLEN} on "
+                   f"average, and shape and count each at least {ABLATION_MIN_KEPT}. Score it "
+                   "yourself too, and look at side and height: were you right about them?",
             checker=check_ablation,
-            hints=["layer = model.get_layer('hop2'); layer.scale_kernel.assign(np.zeros("
-                   "layer.scale_kernel.shape)); the same for scale_bias.",
-                   "Predict on test_images / 255 and test_ids as in section 5, then "
-                   "accuracy_by_type(probabilities, test_labels, test_kinds)."],
+            hints=["hop = ablated.get_layer('hop2'); hop.scale_kernel.assign(np.zeros("
+                   "hop.scale_kernel.shape)); the same for hop.scale_bias.",
+                   "To see the scores: predict on images / 255 and ids of load_split('qa', "
+                   "'relations', 'test', limit=500), then accuracy_by_type(probabilities, "
+                   "labels, kinds)."],
             solution_code="ablated = load_model(REPO_ROOT / 'docs' / 'results' / "
                           "'relations_transformer_qa.keras')\n"
                           "hop = ablated.get_layer('hop2')\n"
                           "for weight in (hop.scale_kernel, hop.scale_bias):\n"
                           "    weight.assign(np.zeros(weight.shape))\n"
                           "images, ids, labels = load_split('qa', 'relations', 'test', "
-                          "limit=3000)\n"
+                          "limit=500)\n"
                           "kinds = [r['kind'] for r in load_records('qa', 'relations', "
-                          "'test')[:3000]]\n"
+                          "'test')[:500]]\n"
                           "probabilities = ablated.predict([images / 255, ids], verbose=0)\n"
-                          "ex.q4.check(accuracy_by_type(probabilities, labels, kinds))",
-            reference=lambda: {"relational": 0.75, "non_relational": 0.69, "shape": 0.98,
-                               "count": 0.98, "nearest colour": 0.56, "furthest colour": 0.39},
+                          "print({kind: round(accuracy, 2) for kind, accuracy in "
+                          "accuracy_by_type(probabilities, labels, kinds).items()})\n"
+                          "ex.q4.check(ablated)",
+            reference=_stored_model,
             wrong=lambda: [
-                {"shape": 0.99, "count": 0.98, "nearest colour": 0.92,  # not ablated
-                 "furthest colour": 0.99},
-                {"shape": 0.4, "count": 0.5, "nearest colour": 0.3,  # everything broken
-                 "furthest colour": 0.3},
-                {"relational": 0.75, "non_relational": 0.69}, 0.5, None],
+                _stored_model(zero=()),  # not ablated
+                _stored_model(weights=("scale_kernel",)),  # the bias left
+                {"shape": 0.98, "count": 0.98, "nearest colour": 0.56,  # numbers typed in
+                 "furthest colour": 0.39},
+                None],
         ),
     ])

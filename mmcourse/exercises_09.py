@@ -36,6 +36,23 @@ Q3_CAPTIONS = ["红色圆形在蓝色方形的左边", "大小左右的圆形", 
 Q3_SAFE = [True, False, True, True, False]
 
 
+def train_q4(folder, fusion="image"):
+    """q4's reference (and, with another fusion, a wrong answer): the baseline trained on a
+    small scan folder, with its model kept."""
+    from mmcourse import owndata
+
+    return owndata.train_folder(folder, fusion=fusion, epochs=1, seed=0, log=None,
+                                keep_model=True)
+
+
+def _q4_folder():
+    import tempfile
+
+    from mmcourse import owndata
+
+    return owndata.write_scan_folder(Path(tempfile.mkdtemp()) / "scans", count=40, seed=2)
+
+
 def write_q2_folder(folder) -> Path:
     """Write q2's folder: two small images and ``Q2_CSV`` as captions.csv."""
     import cv2
@@ -95,15 +112,23 @@ def notebook_09() -> ExerciseSet:
                             f"{sum(a != b for a, b in zip(answer, Q3_SAFE, strict=True))} "
                             f"caption(s).")
 
-    def check_baseline(answer):
-        if not isinstance(answer, (int, float, np.floating)) or isinstance(answer, bool):
-            raise Incorrect(f"give the test accuracy as a number, got {answer!r}.")
-        if answer > 0.5 + 1e-6:
-            raise Incorrect(f"{answer:.3f} is above chance: did you train fusion='image'? "
-                            f"The image alone cannot tell its true caption from a shuffled one.")
-        if answer < 0.5 - 1e-6:
-            raise Incorrect(f"{answer:.3f}: below one half cannot happen here; pass "
-                            f"result['test_accuracy'] of the image-only model.")
+    def check_baseline(result):
+        from mmcourse import owndata
+
+        if not isinstance(result, dict) or "model" not in result or "data" not in result:
+            raise Incorrect(f"pass the dict that owndata.train_folder(..., keep_model=True) "
+                            f"returns (the checker re-scores its model), got "
+                            f"{type(result).__name__}.")
+        if result.get("fusion") != "image":
+            raise Incorrect(f"this run trained fusion={result.get('fusion')!r}; the experiment "
+                            f"is about the image-only baseline, fusion='image'.")
+        test = result["data"].splits["test"]
+        probabilities = owndata.predict(result["model"], test["images"], list(test["texts"]))
+        accuracy = float(np.mean((probabilities > 0.5) == (test["labels"] > 0.5)))
+        if abs(accuracy - 0.5) > 1e-6:
+            raise Incorrect(f"the checker measures a test accuracy of {accuracy:.3f}; the bound "
+                            f"is exactly 0.5. Was this model trained on a folder without "
+                            f"labels?")
 
     return ExerciseSet("notebook_09", [
         Exercise(
@@ -117,7 +142,7 @@ def notebook_09() -> ExerciseSet:
             solution_code=f"tokens = text.split_words({Q1_CAPTION!r})\nex.q1.check(tokens)",
             reference=lambda: list(Q1_TOKENS),
             wrong=lambda: [[Q1_CAPTION], ["红色圆形", "在左边"], [*Q1_TOKENS, "！"],
-                           Q1_TOKENS[:-1], "红 色 圆 形 在 左 边"],
+                           Q1_TOKENS[:-1], "红 色 圆 形 在 左 边", None],
         ),
         Exercise(
             name="q2",
@@ -134,7 +159,7 @@ def notebook_09() -> ExerciseSet:
                           "check = folders.check_folder(q2_folder)\n"
                           "ex.q2.check(sorted(problem.line for problem in check.problems))",
             reference=lambda: list(Q2_LINES),
-            wrong=lambda: [[4, 5, 6], [5], [3, 5, 6, 7], [5, 6, 7, 8], "5, 6, 7"],
+            wrong=lambda: [[4, 5, 6], [5], [3, 5, 6, 7], [5, 6, 7, 8], [6, 7, 8], "5, 6, 7", None],
         ),
         Exercise(
             name="q3",
@@ -152,7 +177,7 @@ def notebook_09() -> ExerciseSet:
             reference=lambda: list(Q3_SAFE),
             wrong=lambda: [[True] * 5, [True, True, True, True, True],
                            [True, False, False, True, False], [True, False, True, True, True],
-                           [True, False]],
+                           [True, False], None],
         ),
         Exercise(
             name="q4",
@@ -160,7 +185,9 @@ def notebook_09() -> ExerciseSet:
                    "captions: every image is shown once with its caption and once with "
                    "another. Predict the test accuracy of the image-only baseline "
                    "(fusion='image'), then train it with owndata.train_folder on a small scan "
-                   "folder (1 epoch is enough) and check result['test_accuracy'].",
+                   "folder (1 epoch is enough, keep_model=True), print result['test_accuracy'], "
+                   "and pass the result. The checker re-scores its model on the test pairs: "
+                   "the bound is exactly 0.5.",
             checker=check_baseline,
             hints=["The image-only model gives the same probability to both pairs of an "
                    "image.",
@@ -169,9 +196,14 @@ def notebook_09() -> ExerciseSet:
             solution_code="q4_folder = owndata.write_scan_folder(Path(tempfile.mkdtemp()) / "
                           "'scans', count=40, seed=2)\n"
                           "result = owndata.train_folder(q4_folder, fusion='image', epochs=1, "
-                          "seed=0, log=None)\n"
-                          "ex.q4.check(result['test_accuracy'])",
-            reference=lambda: 0.5,
-            wrong=lambda: [0.9, 0.75, 0.0, 1.0, "0.5", None],
+                          "seed=0, log=None, keep_model=True)\n"
+                          "print(result['test_accuracy'])\n"
+                          "ex.q4.check(result)",
+            reference=lambda: train_q4(_q4_folder()),
+            wrong=lambda: [
+                0.5,  # the number typed in: not a measurement
+                {"fusion": "image", "test_accuracy": 0.5},  # no model to re-score
+                train_q4(_q4_folder(), fusion="concat"),  # not the baseline
+                "0.5", None],
         ),
     ])

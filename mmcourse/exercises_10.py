@@ -1,6 +1,6 @@
-"""Exercises of notebook 10 (deployment): the serving signature's inputs, a TensorFlow
+"""Exercises of notebook 10 (deployment): the batch size a latency budget allows, a TensorFlow
 Serving REST request, what ``safe_mode`` refuses, and an experiment with the size of a
-dynamic-range int8 TFLite file.
+dynamic-range int8 TFLite file, measured by the checker.
 
 ``notebook_10()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
 (``from mmcourse.course_exercises import notebook_10``); see ``mmcourse.exercises`` for the
@@ -13,10 +13,16 @@ import base64
 
 import numpy as np
 
-from mmcourse.exercises import Exercise, ExerciseSet, Incorrect
+from mmcourse.exercises import Exercise, ExerciseSet, Incorrect, expect_function
 
-#: q1: the serving signature's inputs and their dtypes, worked out by hand.
-Q1_INPUTS = {"image": "string", "text": "string"}
+#: q1: the latency budget per request, in seconds.
+Q1_BUDGET = 0.05
+
+
+def best_batch(seconds_per_batch: dict) -> int:
+    """q1's reference: the batch size of highest throughput whose latency is within budget."""
+    allowed = {size: s for size, s in seconds_per_batch.items() if s <= Q1_BUDGET}
+    return max(allowed, key=lambda size: size / allowed[size])
 
 #: q2: the text of the request, and a tiny valid PNG (1x1, red) as its image.
 Q2_TEXT = "a small red circle"
@@ -30,23 +36,48 @@ Q3_FILES = ["Dense layers only", "a Lambda layer with a Python lambda",
             "the course's FiLM fusion layer (registered)"]
 Q3_LOADS = [True, False, True, True]
 
+#: q4: the stated bounds of the measured size ratio, float32 file / int8 file.
+Q4_MIN_RATIO, Q4_MAX_RATIO = 1.5, 4.0
+
+
+def _tflite_dtypes(content: bytes, name: str) -> set:
+    """The dtypes of a TFLite file's tensors; ``Incorrect`` when it is not a TFLite file."""
+    import warnings
+
+    import tensorflow as tf
+
+    if not isinstance(content, bytes):
+        raise Incorrect(f"the {name} file should be the bytes convert_tflite returns, got "
+                        f"{type(content).__name__}.")
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            interpreter = tf.lite.Interpreter(model_content=content)
+    except (ValueError, RuntimeError):
+        raise Incorrect(f"the {name} bytes are not a TFLite file.") from None
+    return {np.dtype(detail["dtype"]).name for detail in interpreter.get_tensor_details()}
+
+
+def _q4_files():
+    """q4's reference: the float32 and int8 TFLite files of the prompt's model (cached)."""
+    if not _Q4_FILES:
+        from mmcourse import deploy, models
+
+        model = models.build_model("match", "concat", vocabulary_size=40, sequence_length=12)
+        _Q4_FILES.extend(deploy.convert_tflite(model, quantize=q) for q in (False, True))
+    return tuple(_Q4_FILES)
+
+
+_Q4_FILES: list = []
+
 
 def notebook_10() -> ExerciseSet:
     """Exercises of notebook 10 (deployment)."""
 
-    def check_inputs(answer):
-        if not isinstance(answer, dict):
-            raise Incorrect(f"give a dict {{input name: dtype name}}, got "
-                            f"{type(answer).__name__}.")
-        answer = {str(k): str(v).replace("tf.", "").replace("<dtype: '", "").rstrip("'>")
-                  for k, v in answer.items()}
-        if sorted(answer) != ["image", "text"]:
-            raise Incorrect(f"the signature has two inputs, image and text; got {sorted(answer)}.")
-        if answer["image"] in ("float32", "uint8"):
-            raise Incorrect("the image goes in encoded (PNG or JPEG bytes): decoding happens "
-                            "inside the signature, so its dtype is string.")
-        if answer != Q1_INPUTS:
-            raise Incorrect(f"{answer} is not what structured_input_signature says.")
+    q1_cases = [({1: 0.004, 8: 0.012, 32: 0.035, 128: 0.12},),
+                ({1: 0.02, 4: 0.05, 16: 0.2},),  # 4 takes exactly the budget: allowed
+                ({1: 0.002, 2: 0.003, 4: 0.008, 8: 0.02},),  # the largest is not the fastest
+                ({1: 0.03, 64: 0.6},)]
 
     def check_request(answer):
         if not isinstance(answer, dict):
@@ -86,41 +117,54 @@ def notebook_10() -> ExerciseSet:
         if answer != Q3_LOADS:
             raise Incorrect(f"{answer} differs from what safe_mode does.")
 
-    def check_ratio(answer):
-        if not isinstance(answer, (int, float, np.floating)) or isinstance(answer, bool):
-            raise Incorrect(f"give the ratio float32 bytes / int8 bytes as a number, got "
-                            f"{answer!r}.")
-        if answer < 1:
-            raise Incorrect(f"{answer:.2f} < 1: that is int8 / float32; pass float32 / int8.")
-        if abs(answer - 4) < 0.05:
-            raise Incorrect("exactly 4 is the guess from 32 bits to 8 bits; measure the files: "
-                            "biases, small tensors and the graph stay as they were.")
-        if not 1.1 < answer < 3.9:
-            raise Incorrect(f"{answer:.2f} is not a measured ratio of the two files of "
-                            f"q4's model; convert it with quantize=False and True.")
+    def check_sizes(answer):
+        if isinstance(answer, (int, float, np.floating)):
+            raise Incorrect("pass the two files' bytes, (float32 bytes, int8 bytes): the checker "
+                            "measures them itself.")
+        if not isinstance(answer, (tuple, list)) or len(answer) != 2:
+            raise Incorrect(f"pass a pair (float32 bytes, int8 bytes), got {answer!r:.60}.")
+        float_types = _tflite_dtypes(answer[0], "first (float32)")
+        int8_types = _tflite_dtypes(answer[1], "second (int8)")
+        if "int8" in float_types and "int8" not in int8_types:
+            raise Incorrect("the other way round: the float32 file first, the int8 one second.")
+        if "int8" in float_types:
+            raise Incorrect("the first file holds int8 weights: convert it with quantize=False.")
+        if "int8" not in int8_types:
+            raise Incorrect("the second file holds no int8 tensor: convert it with "
+                            "quantize=True.")
+        ratio = len(answer[0]) / len(answer[1])
+        if not Q4_MIN_RATIO <= ratio < Q4_MAX_RATIO:
+            raise Incorrect(f"the files' size ratio measures {ratio:.2f}, outside the bounds "
+                            f"[{Q4_MIN_RATIO}, {Q4_MAX_RATIO}): convert the prompt's model.")
 
     return ExerciseSet("notebook_10", [
         Exercise(
             name="q1",
-            prompt="Read back the exported signature's inputs "
-                   "(signature.structured_input_signature[1]) and pass a dict "
-                   "{input name: dtype name}.",
-            checker=check_inputs,
-            hints=["loaded.signatures['serving_default'].structured_input_signature is "
-                   "(args, kwargs); kwargs maps each input name to a TensorSpec.",
-                   "A TensorSpec's dtype has a .name: 'string' for tf.string."],
-            solution_code=(
-                "q1_model = owndata.export_model(models.build_model(\n"
-                "    'match', 'concat', vocabulary_size=4), ['', '[UNK]', 'red', 'circle'], 4)\n"
-                "q1_folder = Path(tempfile.mkdtemp()) / 'q1'\n"
-                "deploy.export(q1_model, q1_folder)\n"
-                "signature = tf.saved_model.load(str(q1_folder)).signatures['serving_default']\n"
-                "specs = signature.structured_input_signature[1]\n"
-                "ex.q1.check({name: spec.dtype.name for name, spec in specs.items()})"),
-            reference=lambda: dict(Q1_INPUTS),
-            wrong=lambda: [{"image": "float32", "text": "string"},
-                           {"image": "uint8", "text": "string"}, {"image": "string"},
-                           ["image", "text"], {"image": "string", "text": "int32"}]),
+            prompt="Section 8 measured seconds per batch for several batch sizes. Write "
+                   "best_batch(seconds_per_batch) that takes such a dict {batch size: seconds} "
+                   "and returns the batch size with the highest throughput (examples per "
+                   f"second) among those whose latency is at most the budget Q1_BUDGET = "
+                   f"{Q1_BUDGET} s.",
+            checker=expect_function(best_batch, q1_cases),
+            hints=["Throughput is batch_size / seconds; latency is the seconds themselves.",
+                   "Keep the sizes with seconds <= Q1_BUDGET, then take the one with the "
+                   "largest size / seconds."],
+            solution_code=("from mmcourse.exercises_10 import Q1_BUDGET\n\n\n"
+                           "def best_batch(seconds_per_batch):\n"
+                           "    allowed = {size: seconds for size, seconds in "
+                           "seconds_per_batch.items()\n"
+                           "               if seconds <= Q1_BUDGET}\n"
+                           "    return max(allowed, key=lambda size: size / allowed[size])\n\n\n"
+                           "ex.q1.check(best_batch)"),
+            reference=lambda: best_batch,
+            wrong=lambda: [
+                lambda d: max(d, key=lambda size: size / d[size]),  # ignores the budget
+                lambda d: min(d, key=d.get),  # the lowest latency
+                lambda d: max(size for size, s in d.items() if s <= Q1_BUDGET),  # largest
+                lambda d: max((size for size, s in d.items() if s < Q1_BUDGET),  # < not <=
+                              key=lambda size: size / d[size]),
+                lambda d: max(size / s for size, s in d.items() if s <= Q1_BUDGET),  # the rate
+                lambda d: None]),
         Exercise(
             name="q2",
             prompt="Write the JSON body (as a dict) that TensorFlow Serving's REST API takes "
@@ -145,7 +189,8 @@ def notebook_10() -> ExerciseSet:
                      "text": "small red circle"}]},
                 {"signature_name": "serving_default", "instances": [
                     {"image": {"b64": base64.b64encode(b"not the png").decode("ascii")},
-                     "text": Q2_TEXT}]}]),
+                     "text": Q2_TEXT}]},
+                None]),
         Exercise(
             name="q3",
             prompt="For each file of Q3_FILES, does keras.saving.load_model(path, "
@@ -157,23 +202,33 @@ def notebook_10() -> ExerciseSet:
             solution_code="ex.q3.check([True, False, True, True])",
             reference=lambda: list(Q3_LOADS),
             wrong=lambda: [[True, True, True, True], [True, False, False, False],
-                           [False, False, False, False], [True, False, True]]),
+                           [False, False, False, False], [True, False, True], None]),
         Exercise(
             name="q4",
-            prompt="Experiment. Predict first: how many times smaller is a dynamic-range int8 "
-                   "TFLite file than the float32 one? Convert the course's match model "
-                   "(models.build_model('match', 'concat', vocabulary_size=40, sequence_length=12)) with "
-                   "deploy.convert_tflite(model, quantize=False) and quantize=True and pass "
-                   "len(float32 bytes) / len(int8 bytes).",
-            checker=check_ratio,
+            prompt="Experiment. Predict first: int8 weights take a quarter of the bytes of "
+                   "float32 weights; is the int8 TFLite file 4 times smaller? Convert the course's "
+                   "match model (models.build_model('match', 'concat', vocabulary_size=40, "
+                   "sequence_length=12)) with deploy.convert_tflite(model, quantize=False) and "
+                   "quantize=True, print the ratio of their sizes, and pass the pair of files' "
+                   "bytes (float32, int8). The checker opens both with the TFLite interpreter, "
+                   "checks which one holds int8 weights, and measures the ratio itself: it must "
+                   f"lie in [{Q4_MIN_RATIO}, {Q4_MAX_RATIO}).",
+            checker=check_sizes,
             hints=["convert_tflite returns the file's bytes: len() is its size.",
                    "Dynamic-range quantisation stores large weight tensors as int8; biases, "
                    "small tensors and the graph stay float32."],
             solution_code=("q4_model = models.build_model('match', 'concat', "
                            "vocabulary_size=40, sequence_length=12)\n"
-                           "q4_sizes = [len(deploy.convert_tflite(q4_model, quantize=q))\n"
-                           "            for q in (False, True)]\n"
-                           "ex.q4.check(q4_sizes[0] / q4_sizes[1])"),
-            reference=lambda: 1.8,
-            wrong=lambda: [4.0, 0.55, 1.0, 8.0, "2"]),
+                           "q4_files = [deploy.convert_tflite(q4_model, quantize=q) "
+                           "for q in (False, True)]\n"
+                           "print(round(len(q4_files[0]) / len(q4_files[1]), 2))\n"
+                           "ex.q4.check(q4_files)"),
+            reference=_q4_files,
+            wrong=lambda: [
+                1.87,  # the ratio typed in: not a measurement
+                _q4_files()[::-1],  # swapped
+                (_q4_files()[0], _q4_files()[0]),  # no quantisation
+                (b"not a model", _q4_files()[1]),
+                tuple(len(f) for f in _q4_files()),  # the sizes, not the files
+                None, "2"]),
     ])

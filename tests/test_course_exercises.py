@@ -19,6 +19,7 @@ import pytest
 
 from mmcourse import NOTEBOOKS_DIR, course_exercises
 from mmcourse.exercises import ____
+from mmcourse.training import train
 
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
@@ -243,7 +244,7 @@ INDEPENDENT = {
                                     tf.config.list_logical_devices("CPU")[0].name],
     ("notebook_00", "q3"): lambda: [
         lambda seed: np.random.Generator(np.random.PCG64(seed)).standard_normal(3)],
-    ("notebook_00", "q4"): lambda: [4 * 8 + 8, _params(keras.layers.Dense(8), (None, 4))],
+    ("notebook_00", "q4"): lambda: [_keras_train_once],
     ("notebook_01", "q1"): lambda: [{
         "a red circle above a blue square": "a red circle below a blue square",
         "a green square below a cyan circle": "a green square above a cyan circle",
@@ -258,6 +259,7 @@ INDEPENDENT = {
         lambda ids, n: keras.utils.pad_sequences([ids], maxlen=n, padding="post",
                                                  truncating="post", dtype="int32")[0]],
     ("notebook_01", "q4"): lambda: [_first_batch_positives_from_the_jsonl()],
+    ("notebook_01", "q5"): lambda: [_smallest_vocabulary_by_keras()],
     ("notebook_02", "q1"): lambda: [_keras_dense],
     ("notebook_02", "q2"): lambda: [_tf_same_padding],
     ("notebook_02", "q3"): lambda: [(15, 15, 32), tuple(keras.Sequential([
@@ -265,11 +267,12 @@ INDEPENDENT = {
         keras.layers.Conv2D(32, 3, strides=2, padding="same")]).output_shape[1:])],
     ("notebook_02", "q4"): lambda: [4640, _params(keras.layers.Conv2D(32, (3, 3)),
                                                   (None, 8, 8, 16))],
-    ("notebook_02", "q5"): lambda: [1 + 2 + 1 + 2 * 2, _keras_receptive_field()],
+    ("notebook_02", "q5"): lambda: [_pooling_first_design()],
     ("notebook_03", "q1"): lambda: [_keras_rnn_step],
     ("notebook_03", "q2"): lambda: [1600, _params(keras.layers.LSTM(16), (None, None, 8))],
     ("notebook_03", "q3"): lambda: [_keras_forget_kernel],
     ("notebook_03", "q4"): lambda: [_keras_padding_mask],
+    ("notebook_03", "q5"): lambda: [_lstm_with_forget_bias_initializer()],
     ("notebook_04", "q1"): lambda: [_keras_multiply_fusion],
     ("notebook_04", "q2"): lambda: [_kron_features],
     ("notebook_04", "q3"): lambda: [34336, _params(keras.layers.Dense(16), (None, 65 * 33))],
@@ -278,13 +281,14 @@ INDEPENDENT = {
                                     + _params(keras.layers.Dense(4 * 16, use_bias=False),
                                               (None, 33)) + 4 + 16],
     ("notebook_04", "q5"): lambda: [_other_article_model()],
+    ("notebook_04", "q6"): lambda: [train("match", "multiply", epochs=5, seed=0,
+                                          keep_model=True, log=None, validate=False)["model"]],
     ("notebook_05", "q1"): lambda: [
         lambda b, r: {(32, 2): 64, (64, 8): 512, (16, 1): 16, (8, 3): 24}[(b, r)]],
     ("notebook_05", "q2"): lambda: [
         lambda h: {(0.97, 0.71): 0.26, (0.9, 0.6): 0.3, (0.8, 0.85): -0.05}[
             (h["accuracy"][-1], h["val_accuracy"][-1])]],
-    ("notebook_05", "q3"): lambda: ["EarlyStopping", keras.callbacks.EarlyStopping.__name__,
-                                    "keras.callbacks.EarlyStopping"],
+    ("notebook_05", "q3"): lambda: [_small_data_model_fit_on_arrays()],
     ("notebook_05", "q4"): lambda: [0.005, 0.01 * 0.5 * (1 + math.cos(math.pi / 2)),
                                     float(keras.optimizers.schedules.CosineDecay(
                                         0.01, decay_steps=10)(5))],
@@ -295,24 +299,20 @@ INDEPENDENT = {
             transpose_b=True) / 2.0).numpy()[0]],
     ("notebook_06", "q2"): lambda: [_keras_scaled_attention],
     ("notebook_06", "q3"): lambda: [1296, len([(i, j) for i in range(36) for j in range(36)])],
-    ("notebook_06", "q4"): lambda: [{"shape": 0.96, "count": 0.99, "side": 0.5,
-                                     "nearest colour": 0.6, "furthest colour": 0.4}],
+    ("notebook_06", "q4"): lambda: [_ablated_by_set_weights()],
     ("notebook_07", "q1"): lambda: [(196, 768), [14 * 14, 16 * 16 * 3]],
     ("notebook_07", "q2"): lambda: [_keras_clip_loss],
     ("notebook_07", "q3"): lambda: [0.5, 2 / 4],  # rows 0 and 3 hit (row 0 via the twin caption)
-    ("notebook_07", "q4"): lambda: [{"zero_shot_accuracy": 0.52, "temperature": 1.0,
-                                     "learn_temperature": False, "epochs_run": 25}],
+    ("notebook_07", "q4"): lambda: [_stored_clip_losses_by_keras()],
     ("notebook_09", "q1"): lambda: [["红", "色", "圆", "形", "在", "左", "边"],  # by hand
                                     list("红色圆形在左边")],
     ("notebook_09", "q2"): lambda: [[5, 6, 7], _problem_lines_by_hand()],
     ("notebook_09", "q3"): lambda: [[True, False, True, True, False]],
-    ("notebook_09", "q4"): lambda: [0.5, 1 / 2, np.float32(0.5)],
-    ("notebook_10", "q1"): lambda: [{"image": "string", "text": "string"},  # by hand
-                                    {"image": tf.string.name, "text": tf.string.name},
-                                    {"image": tf.string, "text": tf.string}],
+    ("notebook_09", "q4"): lambda: [_another_image_only_run()],
+    ("notebook_10", "q1"): lambda: [_best_batch_by_sorting],
     ("notebook_10", "q2"): lambda: [_rest_body_by_hand()],
     ("notebook_10", "q3"): lambda: [[True, False, True, True]],
-    ("notebook_10", "q4"): lambda: [178364 / 95184, 1.87],  # sizes measured once, by hand
+    ("notebook_10", "q4"): lambda: [_files_of_a_larger_model()],
 }
 
 
@@ -356,6 +356,124 @@ def _problem_lines_by_hand():
     return lines
 
 
+def _keras_train_once(seed):
+    """notebook 00 q4 built another way: Keras' own seeding, the functional API, explicit
+    optimizer and loss objects (SGD's default rate is 'sgd''s)."""
+    from mmcourse.exercises_00 import Q4_X, Q4_Y
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(8, activation="relu")  # made first: it draws its seed first
+    outputs = keras.layers.Dense(1)(hidden(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(), loss=keras.losses.MeanSquaredError())
+    return model.fit(Q4_X, Q4_Y, epochs=3, batch_size=16, verbose=0).history["loss"][-1]
+
+
+def _small_data_model_fit_on_arrays():
+    """notebook 05 q3 another way: Keras' fit on NumPy arrays, another seed and batch size."""
+    from mmcourse.models import build_model
+    from mmcourse.training import load_split
+
+    images, token_ids, labels = load_split("match", "attributes", "train", limit=64)
+    keras.utils.set_random_seed(1)
+    model = build_model("match", "concat", learning_rate=0.005, hidden_units=128)
+    model.fit([images.astype("float32") / 255, token_ids], labels, batch_size=16, epochs=20,
+              shuffle=True, verbose=0)
+    return model
+
+
+def _smallest_vocabulary_by_keras():
+    """notebook 01 q5: Keras' TextVectorization ranks the words by frequency; the OOV rate is
+    counted by hand with str.split (the captions are lower-case words)."""
+    from mmcourse.data import load_records
+
+    train, val = ([r["text"] for r in load_records("match", "relations", split)]
+                  for split in ("train", "val"))
+    vectorizer = keras.layers.TextVectorization()
+    vectorizer.adapt(train)
+    ranked = vectorizer.get_vocabulary()
+    val_words = [word for caption in val for word in caption.split()]
+    for size in range(2, len(ranked) + 1):
+        known = set(ranked[:size])
+        if sum(word not in known for word in val_words) <= 0.05 * len(val_words):
+            return ranked[:size]
+    raise AssertionError("no vocabulary meets the bound")
+
+
+def _pooling_first_design():
+    """notebook 02 q5: another design, functional, pooling first: r = 24."""
+    inputs = keras.Input((32, 32, 1))
+    x = keras.layers.MaxPooling2D((2, 2))(inputs)
+    x = keras.layers.Conv2D(2, (3, 3))(x)
+    x = keras.layers.MaxPooling2D(pool_size=2, strides=2)(x)
+    x = keras.layers.Conv2D(2, (3, 3))(x)
+    return keras.Model(inputs, keras.layers.Conv2D(2, (3, 3))(x))
+
+
+def _lstm_with_forget_bias_initializer():
+    """notebook 03 q5: the forget bias set through an initializer, not set_weights."""
+    def bias(shape, dtype=None):
+        return tf.constant(np.repeat([0.0, 4.0, 0.0, 0.0], 32), dtype=dtype)
+
+    return keras.layers.LSTM(32, unit_forget_bias=False, bias_initializer=bias)
+
+
+def _ablated_by_set_weights():
+    """notebook 06 q4: the stored model through Keras' loader, hop2's scale weights zeroed
+    by their paths with set_weights."""
+    from mmcourse import REPO_ROOT, models  # noqa: F401 - registers the course's layers
+
+    model = keras.saving.load_model(REPO_ROOT / "docs" / "results" /
+                                    "relations_transformer_qa.keras", safe_mode=True)
+    layer = model.get_layer("hop2")
+    layer.set_weights([np.zeros_like(value) if variable.path.split("/")[-1].startswith("scale")
+                       else value for variable, value in zip(layer.weights, layer.get_weights(),
+                                                             strict=True)])
+    return model
+
+
+def _stored_clip_losses_by_keras():
+    """notebook 07 q4: the stored model's embeddings, scored by Keras' cross-entropy."""
+    from mmcourse import REPO_ROOT, clip, text
+    from mmcourse.data import load_arrays
+
+    model = keras.saving.load_model(REPO_ROOT / "docs" / "results" / "clip_attributes.keras",
+                                    safe_mode=True)
+    images, captions, _ = load_arrays("retrieval", "attributes", "test")
+    image_embeddings = clip.embed_images(model, images[:64])
+    text_embeddings = clip.embed_texts(model, text.vectorize(list(captions[:64])))
+    return [_keras_clip_loss(image_embeddings, text_embeddings, temperature)
+            for temperature in (float(model.get_layer("logits").temperature), 1.0)]
+
+
+def _another_image_only_run():
+    """notebook 09 q4: another folder, seed and number of epochs; still exactly one half."""
+    import tempfile
+    from pathlib import Path
+
+    from mmcourse import owndata
+
+    folder = owndata.write_scan_folder(Path(tempfile.mkdtemp()) / "scans", count=30, seed=5)
+    return owndata.train_folder(folder, fusion="image", epochs=2, seed=3, log=None,
+                                keep_model=True)
+
+
+def _best_batch_by_sorting(seconds_per_batch):
+    """notebook 10 q1: sort by throughput, take the first within the 50 ms budget."""
+    ranked = sorted(seconds_per_batch.items(), key=lambda item: -item[0] / item[1])
+    return next(size for size, seconds in ranked if seconds <= 0.05)
+
+
+def _files_of_a_larger_model():
+    """notebook 10 q4: another model (a larger vocabulary), converted by the course's tool."""
+    from mmcourse import deploy, models
+
+    model = models.build_model("match", "concat", vocabulary_size=200, sequence_length=12)
+    return [deploy.convert_tflite(model, quantize=False),
+            deploy.convert_tflite(model, quantize=True)]
+
+
 def test_every_exercise_has_independent_answers():
     exercises = {(name, exercise.name) for name, factory in SETS.items() for exercise in factory()}
     assert exercises <= set(INDEPENDENT), \
@@ -388,3 +506,32 @@ def test_the_independent_oracles_agree_with_hand_computed_values():
                                                np.eye(2), np.array([[0.5, -1.0], [0.0, 2.0]]),
                                                np.array([0.0, 1.0])), [[np.tanh(1.5), 0.0]])
     assert _keras_padding_mask([[4, 0, 1]]).tolist() == [[True, False, True]]
+    # notebook 02 q5's checker measures receptive fields with scratch.receptive_field: Keras'
+    # gradients agree on conv 3, pool 2, conv 3
+    from mmcourse import scratch
+
+    assert scratch.receptive_field([(3, 1), (2, 2), (3, 1)]) == _keras_receptive_field() == 8
+
+
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_each_exercise_has_one_starter_cell_stored_as_not_attempted(name):
+    """CONTRIBUTING's convention: one starter cell per question, with the placeholder and
+    exactly one ex.qN.check(...) call, stored with its "Not attempted" output (a starter
+    function that still returns ____ must not count as a wrong answer)."""
+    import re
+
+    number = name.removeprefix("notebook_")
+    (path,) = sorted(NOTEBOOKS_DIR.glob(f"{number}_*.ipynb"))
+    starters = {}
+    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+        source = "".join(cell["source"])
+        calls = re.findall(r"\bex\.(q\d+)\.check\(", source)
+        if cell["cell_type"] != "code" or not calls:
+            continue
+        assert len(calls) == 1, f"{path.name}: one check per starter cell, got {calls}"
+        assert "____" in source, f"{path.name} {calls[0]}: the starter has no ____"
+        shown = "".join("".join(output.get("text", "")) + "".join(
+            output.get("data", {}).get("text/plain", "")) for output in cell.get("outputs", []))
+        assert "Not attempted" in shown, f"{path.name} {calls[0]}: stored output {shown!r}"
+        starters[calls[0]] = starters.get(calls[0], 0) + 1
+    assert starters == {exercise.name: 1 for exercise in SETS[name]()}, path.name

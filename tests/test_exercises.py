@@ -155,3 +155,27 @@ def test_a_tensorshape_answer_compares_as_a_tuple():
     import tensorflow as tf
 
     compare(tf.zeros((2, 3)).shape, (2, 3))
+
+
+def test_model_check_output_activation_and_what_feeds_a_layer():
+    import keras
+
+    token_ids = keras.Input((6,), dtype="int32")
+    embedded = keras.layers.Embedding(20, 4, mask_zero=True)(token_ids)
+
+    def model(sequence, activation="sigmoid"):
+        states = keras.layers.LSTM(3)(sequence)
+        return keras.Model(token_ids, keras.layers.Dense(1, activation=activation)(states))
+
+    checker = expect_model(["LSTM"], output_activation="sigmoid", fed_by={"LSTM": "Embedding"})
+    assert make_exercise(checker).check(model(embedded)).correct  # the mask op is no input
+    linear = make_exercise(checker).check(model(embedded, activation=None)).message
+    assert "applies linear; the output needs activation='sigmoid'" in linear
+    assert "applies relu" in make_exercise(checker).check(model(embedded, "relu")).message
+    floats = keras.layers.Reshape((6, 1))(keras.layers.Rescaling(1.0)(token_ids))
+    assert "takes its input from ['reshape" in make_exercise(checker).check(model(floats)).message
+    after = keras.layers.Dropout(0.1)(embedded)  # something between them
+    assert "output of the Embedding layer" in make_exercise(checker).check(model(after)).message
+    raw = keras.Input((6, 1))
+    direct = keras.Model(raw, keras.layers.Dense(1, "sigmoid")(keras.layers.LSTM(3)(raw)))
+    assert "from the model input" in make_exercise(checker).check(direct).message
