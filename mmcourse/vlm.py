@@ -19,6 +19,9 @@ visual tokens, Flamingo's gated cross-attention and fast decoding (notebook 08).
 - ``correct_statements``: parses generated captions back into statements of the course
   grammar (``mmcourse.data``) and judges them against the scene, so a caption counts when
   it is true, whatever its wording.
+- ``train_captioner``: CLIP, decoder pre-training and the two stages, scored after each;
+  ``caption_backbone`` trains the first two once for both architectures, ``GateTrace``
+  records Flamingo's gates during training.
 
 The decoder's vocabulary (``decoder_vocabulary``) is ``text.load_vocabulary()`` (index 0
 "" padding, 1 "[UNK]", then the course words) followed by ``SPECIAL_TOKENS``: "[START]"
