@@ -15,5 +15,6 @@ from mmcourse.exercises_04 import notebook_04 as notebook_04
 from mmcourse.exercises_05 import notebook_05 as notebook_05
 from mmcourse.exercises_06 import notebook_06 as notebook_06
 from mmcourse.exercises_07 import notebook_07 as notebook_07
+from mmcourse.exercises_08 import notebook_08 as notebook_08
 from mmcourse.exercises_09 import notebook_09 as notebook_09
 from mmcourse.exercises_10 import notebook_10 as notebook_10

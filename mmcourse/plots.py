@@ -350,9 +350,10 @@ def plot_attention_maps(images, maps, titles: Sequence[str], suptitle: str,
 
 
 def plot_image_grid(images, titles, suptitle: str, row_labels: Sequence[str] | None = None,
-                    figsize_per_image=(1.9, 2.2)):
+                    figsize_per_image=(1.9, 2.2), title_colors=None):
     """Images in a grid: ``images`` (R, C, H, W, 3) uint8 with ``titles`` (R, C) strings, and
     an optional label to the left of each row (the query, for retrieval results).
+    ``title_colors`` (R, C) names each title's colour (notebook 08: wrong captions in red).
     Introduced in notebook 07."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
@@ -363,6 +364,11 @@ def plot_image_grid(images, titles, suptitle: str, row_labels: Sequence[str] | N
     rows, columns = images.shape[:2]
     if row_labels is not None and len(row_labels) != rows:
         raise ValueError(f"need one row label per row ({rows}), got {len(row_labels)}")
+    if title_colors is None:
+        title_colors = np.full((rows, columns), "black")
+    if np.shape(title_colors) != (rows, columns):
+        raise ValueError(f"need title_colors (R, C) = {(rows, columns)}, got "
+                         f"{np.shape(title_colors)}")
     figure, axes = plt.subplots(rows, columns, squeeze=False, figsize=(
         figsize_per_image[0] * columns + (1.6 if row_labels else 0), figsize_per_image[1] * rows))
     for r in range(rows):
@@ -370,7 +376,7 @@ def plot_image_grid(images, titles, suptitle: str, row_labels: Sequence[str] | N
             axis = axes[r][c]
             axis.imshow(images[r, c])
             axis.grid(False)
-            axis.set_title(titles[r][c], fontsize=8)
+            axis.set_title(titles[r][c], fontsize=8, color=title_colors[r][c])
             axis.set_xticks([])
             axis.set_yticks([])
         if row_labels is not None:

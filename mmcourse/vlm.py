@@ -19,6 +19,9 @@ visual tokens, Flamingo's gated cross-attention and fast decoding (notebook 08).
 - ``correct_statements``: parses generated captions back into statements of the course
   grammar (``mmcourse.data``) and judges them against the scene, so a caption counts when
   it is true, whatever its wording.
+- ``train_captioner``: CLIP, decoder pre-training and the two stages, scored after each;
+  ``caption_backbone`` trains the first two once for both architectures, ``GateTrace``
+  records Flamingo's gates during training.
 
 The decoder's vocabulary (``decoder_vocabulary``) is ``text.load_vocabulary()`` (index 0
 "" padding, 1 "[UNK]", then the course words) followed by ``SPECIAL_TOKENS``: "[START]"
@@ -739,7 +742,41 @@ CAPTION_LENGTHS = {"attributes": 8, "relations": 14}
 CAPTION_EPOCHS = {"clip": 25, "pretrain": 10, "stage1": 5, "stage2": 10}
 
 
-def _fit_stage(model, trainable, inputs, targets, epochs, learning_rate, batch_size, seed):
+class GateTrace(keras.callbacks.Callback):
+    """Records tanh(alpha) and tanh(alpha_ff) of every ``GatedCrossAttention`` of the model
+    being fitted, before training and after every batch: ``gates`` maps a layer's name to a
+    list of (tanh(alpha), tanh(alpha_ff)) pairs. One instance may follow several ``fit``
+    calls (the stages of ``train_captioner``); ``stage_starts`` holds the index in each list
+    at which each call began. Introduced in notebook 08."""
+
+    def __init__(self):
+        super().__init__()
+        self.gates: dict[str, list[tuple[float, float]]] = {}
+        self.stage_starts: list[int] = []
+
+    def _layers(self):
+        return [layer for layer in self.model.layers if isinstance(layer, GatedCrossAttention)]
+
+    def _record(self):
+        for layer in self._layers():
+            self.gates.setdefault(layer.name, []).append(
+                (float(np.tanh(ops.convert_to_numpy(layer.alpha))),
+                 float(np.tanh(ops.convert_to_numpy(layer.alpha_ff)))))
+
+    def on_train_begin(self, logs=None):
+        if not self._layers():
+            raise ValueError(f"GateTrace needs a model with GatedCrossAttention layers "
+                             f"(build_vlm(..., arch='flamingo')), got {self.model.name!r}")
+        if not self.gates:
+            self._record()
+        self.stage_starts.append(len(next(iter(self.gates.values()))) - 1)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._record()
+
+
+def _fit_stage(model, trainable, inputs, targets, epochs, learning_rate, batch_size, seed,
+               callbacks=None):
     """Fit ``model`` with only the layers named in ``trainable`` trainable; (seconds,
     trainable parameter count, final loss)."""
     import time  # noqa: PLC0415
@@ -752,7 +789,7 @@ def _fit_stage(model, trainable, inputs, targets, epochs, learning_rate, batch_s
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
     history = model.fit(inputs, targets, sample_weight=weights, batch_size=batch_size,
-                        epochs=epochs, verbose=0, shuffle=True)
+                        epochs=epochs, verbose=0, shuffle=True, callbacks=callbacks)
     trainable_params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     return time.perf_counter() - start, trainable_params, float(history.history["loss"][-1])
 
@@ -774,9 +811,62 @@ def caption_metrics(model, images, captions, scenes, vocabulary, length: int) ->
             "generated": generated}
 
 
+def _check_epochs(epochs) -> dict:
+    epochs = {**CAPTION_EPOCHS, **(epochs or {})}
+    for name, value in epochs.items():
+        if name not in CAPTION_EPOCHS:
+            raise ValueError(f"epochs: unknown step {name!r}; steps: {tuple(CAPTION_EPOCHS)}")
+        _positive_int(f"epochs[{name!r}]", value)
+    return epochs
+
+
+def _caption_data(level, root, train_size):
+    if level not in CAPTION_LENGTHS:
+        raise ValueError(f"level must be one of {tuple(CAPTION_LENGTHS)}, got {level!r}")
+    images, captions, _ = data.load_arrays("retrieval", level, "train", root=root)
+    if train_size is not None:
+        train_size = _positive_int("train_size", train_size)
+        images, captions = images[:train_size], captions[:train_size]
+    ids = encode_texts(captions, decoder_vocabulary(root), CAPTION_LENGTHS[level])
+    return images, ids[:, :-1], ids[:, 1:]
+
+
+def caption_backbone(level: str = "attributes", seed: int = 0, root=None, *,
+                     epochs: dict | None = None, batch_size: int = 64,
+                     train_size: int | None = None, log=None) -> dict:
+    """Steps 1 and 2 of ``train_captioner``, which do not depend on the architecture: a CLIP
+    trained on ``level``'s retrieval pairs (``mmcourse.clip.train_clip``, every colour-shape
+    combination), whose ViT gives the frozen ``"vision"`` (``vision_tokens``), and the text
+    ``"decoder"`` pre-trained as a language model on the training captions. Pass the dict to
+    ``train_captioner(..., backbone=...)`` to train several architectures on the same frozen
+    parts (it copies the decoder, so the dict stays unchanged). ``"seconds"`` holds the
+    fitting time of each step. Introduced in notebook 08."""
+    from mmcourse import clip  # noqa: PLC0415
+    from mmcourse.seeding import seed_everything  # noqa: PLC0415
+
+    epochs = _check_epochs(epochs)
+    log = log or (lambda message: None)
+    root = data.ensure_data(root)
+    images, inputs, targets = _caption_data(level, root, train_size)
+    seed_everything(seed)
+    log(f"[caption/{level}] CLIP for the visual tokens, {epochs['clip']} epochs")
+    clip_run = clip.train_clip(level, epochs["clip"], seed, root, heldout=(),
+                               train_size=train_size, keep_model=True)
+    decoder = build_decoder(len(decoder_vocabulary(root)), max_length=CAPTION_LENGTHS[level])
+    pretrain_seconds, _, loss = _fit_stage(
+        decoder, {layer.name for layer in decoder.layers}, inputs, targets,
+        epochs["pretrain"], 3e-3, batch_size, seed)
+    log(f"[caption/{level}] decoder pre-trained, loss {loss:.3f}")
+    return {"level": level, "seed": seed, "train_size": len(images),
+            "epochs": {k: epochs[k] for k in ("clip", "pretrain")},
+            "vision": vision_tokens(clip_run["model"]), "decoder": decoder,
+            "seconds": {"clip": clip_run["train_seconds"], "pretrain": pretrain_seconds}}
+
+
 def train_captioner(level: str = "attributes", arch: str = "llava", seed: int = 0, root=None,
                     *, epochs: dict | None = None, batch_size: int = 64,
-                    train_size: int | None = None, log=None, keep_model: bool = False) -> dict:
+                    train_size: int | None = None, log=None, keep_model: bool = False,
+                    backbone: dict | None = None, callbacks: list | None = None) -> dict:
     """Train an image captioner on ``level``'s retrieval captions and score it on the test
     split (``python -m mmcourse train --task caption``):
 
@@ -788,42 +878,31 @@ def train_captioner(level: str = "attributes", arch: str = "llava", seed: int = 
     4. stage 2: ``"llava"`` fine-tunes the projector and the decoder together;
        ``"flamingo"`` keeps the decoder frozen and trains its new layers on.
 
+    ``backbone`` (``caption_backbone``, same level, seed and train size) supplies steps 1
+    and 2 instead of training them; ``callbacks`` (e.g. ``GateTrace``) follow stages 1 and 2.
     ``epochs`` overrides ``CAPTION_EPOCHS``. The metrics (``caption_metrics``) are reported
     after each stage; the top level holds those after stage 2, ``train_seconds`` the whole
-    pipeline's fitting time. Introduced in notebook 08.
+    pipeline's fitting time (a shared backbone's counted in full). Introduced in notebook 08.
     """
-    from mmcourse import clip  # noqa: PLC0415
-    from mmcourse.seeding import seed_everything  # noqa: PLC0415
-
-    if level not in CAPTION_LENGTHS:
-        raise ValueError(f"level must be one of {tuple(CAPTION_LENGTHS)}, got {level!r}")
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
-    epochs = {**CAPTION_EPOCHS, **(epochs or {})}
-    for name, value in epochs.items():
-        if name not in CAPTION_EPOCHS:
-            raise ValueError(f"epochs: unknown step {name!r}; steps: {tuple(CAPTION_EPOCHS)}")
-        _positive_int(f"epochs[{name!r}]", value)
+    epochs = _check_epochs(epochs)
     log = log or (lambda message: None)
     root = data.ensure_data(root)
-    seed_everything(seed)
+    images, inputs, targets = _caption_data(level, root, train_size)
+    if backbone is None:
+        backbone = caption_backbone(level, seed, root, epochs=epochs, batch_size=batch_size,
+                                    train_size=train_size, log=log)
+    elif (backbone.get("level"), backbone.get("seed"), backbone.get("train_size")) != (
+            level, seed, len(images)):
+        raise ValueError(f"backbone was trained for level {backbone.get('level')!r}, seed "
+                         f"{backbone.get('seed')}, {backbone.get('train_size')} examples; "
+                         f"this run needs {level!r}, seed {seed}, {len(images)} examples")
     length, vocabulary = CAPTION_LENGTHS[level], decoder_vocabulary(root)
-    images, captions, _ = data.load_arrays("retrieval", level, "train", root=root)
-    if train_size is not None:
-        images, captions = images[:_positive_int("train_size", train_size)], \
-            captions[:train_size]
-    ids = encode_texts(captions, vocabulary, length)
-    inputs, targets = ids[:, :-1], ids[:, 1:]
-
-    log(f"[caption/{level}/{arch}] CLIP for the visual tokens, {epochs['clip']} epochs")
-    clip_run = clip.train_clip(level, epochs["clip"], seed, root, heldout=(),
-                               train_size=train_size, keep_model=True)
-    seconds = {"clip": clip_run["train_seconds"]}
-    decoder = build_decoder(len(vocabulary), max_length=length)
-    seconds["pretrain"], _, _ = _fit_stage(
-        decoder, {layer.name for layer in decoder.layers}, inputs, targets,
-        epochs["pretrain"], 3e-3, batch_size, seed)
-    model = build_vlm(decoder, vision_tokens(clip_run["model"]), arch)
+    seconds = dict(backbone["seconds"])
+    decoder = keras.models.clone_model(backbone["decoder"])
+    decoder.set_weights(backbone["decoder"].get_weights())
+    model = build_vlm(decoder, backbone["vision"], arch)
     new = {"projector"} | {layer.name for layer in model.layers
                            if layer.name.startswith("gated_cross")}
     decoder_layers = {layer.name for layer in decoder.layers} - {"token_ids"}
@@ -834,7 +913,7 @@ def train_captioner(level: str = "attributes", arch: str = "llava", seed: int = 
     for stage, trainable, rate in (("stage1", new, 3e-3), ("stage2", stage2, 1e-3)):
         seconds[stage], trainable_params, loss = _fit_stage(
             model, trainable, [images / 255.0, inputs], targets, epochs[stage], rate,
-            batch_size, seed + int(stage[-1]))
+            batch_size, seed + int(stage[-1]), callbacks)
         metrics = caption_metrics(model, test_images, test_captions, test_scenes, vocabulary,
                                   length)
         stages[stage] = {"exact_match": metrics["exact_match"],
@@ -850,8 +929,9 @@ def train_captioner(level: str = "attributes", arch: str = "llava", seed: int = 
                                                   "token_accuracy")},
               "params": int(model.count_params()), "trainable_params": trainable_params,
               "train_seconds": float(sum(seconds.values())), "seconds": seconds,
-              "stages": stages, "epochs": epochs, "seed": seed,
-              "train_examples": len(images), "test_examples": len(test_images),
+              "stages": stages, "epochs": {**backbone["epochs"], "stage1": epochs["stage1"],
+                                           "stage2": epochs["stage2"]},
+              "seed": seed, "train_examples": len(images), "test_examples": len(test_images),
               "samples": [{"reference": c, "generated": g} for c, g in
                           list(zip(test_captions, metrics["generated"], strict=True))[:5]]}
     if keep_model:

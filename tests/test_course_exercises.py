@@ -261,6 +261,14 @@ INDEPENDENT = {
     ("notebook_07", "q2"): lambda: [_keras_clip_loss],
     ("notebook_07", "q3"): lambda: [0.5, 2 / 4],  # rows 0 and 3 hit (row 0 via the twin caption)
     ("notebook_07", "q4"): lambda: [_stored_clip_losses_by_keras()],
+    ("notebook_08", "q1"): lambda: [_keras_causal_mask],
+    ("notebook_08", "q2"): lambda: [20_979_712, _params(keras.Sequential([  # by hand, by Keras
+        keras.layers.Dense(4096, activation="gelu"), keras.layers.Dense(4096)]),
+        (None, 576, 1024))],
+    ("notebook_08", "q3"): lambda: [(2608, 97),  # (66 + 97) * 32 / 2 by hand; 66 + 31
+                                    (len([1 for step in range(32) for _ in range(66 + step)]),
+                                     len(range(66)) + len(range(31)))],
+    ("notebook_08", "q4"): lambda: [_closed_gates_by_the_text_decoder()],
     ("notebook_09", "q1"): lambda: [["红", "色", "圆", "形", "在", "左", "边"],  # by hand
                                     list("红色圆形在左边")],
     ("notebook_09", "q2"): lambda: [[5, 6, 7], _problem_lines_by_hand()],
@@ -293,6 +301,24 @@ def _keras_clip_loss(image_embeddings, text_embeddings, temperature):
     return (float(cross_entropy(targets, logits)) + float(cross_entropy(targets,
                                                                          tf.transpose(logits)))) / 2
 
+
+
+def _keras_causal_mask(length):
+    """Which keys each query of Keras' MultiHeadAttention(use_causal_mask=True) weights."""
+    attention = keras.layers.MultiHeadAttention(num_heads=1, key_dim=2)
+    x = np.ones((1, length, 3), "float32")
+    _, scores = attention(x, x, use_causal_mask=True, return_attention_scores=True)
+    return np.asarray(scores)[0, 0] > 0
+
+
+def _closed_gates_by_the_text_decoder():
+    """notebook 08 q4: a Flamingo with closed gates is its frozen text decoder, so the stored
+    text decoder's own greedy caption, once per image, is what the experiment gives."""
+    from mmcourse import REPO_ROOT, vlm
+
+    decoder = keras.saving.load_model(REPO_ROOT / "docs" / "results" / "vlm_decoder.keras",
+                                      safe_mode=True)
+    return vlm.generate(decoder, max_length=8) * 50
 
 
 def _problem_lines_by_hand():

@@ -128,6 +128,13 @@ def test_image_grid_lays_out_rows_with_titles_and_labels():
         plots.plot_image_grid(images, [["a"]], "grid")
     with pytest.raises(ValueError, match=r"one row label per row \(2\), got 1"):
         plots.plot_image_grid(images, titles, "grid", row_labels=["only one"])
+    colours = [["red", "black", "black"], ["black", "black", "red"]]
+    figure = plots.plot_image_grid(images, titles, "grid", title_colors=colours)
+    assert [matplotlib.colors.to_hex(axis.title.get_color()) for axis in figure.axes] == [
+        "#ff0000", "#000000", "#000000", "#000000", "#000000", "#ff0000"]
+    plt.close(figure)
+    with pytest.raises(ValueError, match=r"title_colors \(R, C\) = \(2, 3\), got \(1, 3\)"):
+        plots.plot_image_grid(images, titles, "grid", title_colors=[["red"] * 3])
 
 
 def test_similarity_matrices_share_one_colour_scale():

@@ -583,3 +583,49 @@ def test_train_captioner_bad_arguments():
         vlm.train_captioner("colours")
     with pytest.raises(ValueError, match="unknown step 'stage3'"):
         vlm.train_captioner(epochs={"stage3": 1})
+
+
+def test_gate_trace_records_every_gate_before_and_after_each_batch():
+    decoder, vision = _decoder(), _vision()
+    model = vlm.build_vlm(decoder, vision, "flamingo")
+    model.compile(optimizer=keras.optimizers.SGD(0.5),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    trace = vlm.GateTrace()
+    images, ids = _images(8) / 255.0, _words((8, 5))
+    model.fit([images, ids[:, :-1]], ids[:, 1:], batch_size=4, epochs=1, verbose=0,
+              callbacks=[trace])
+    _set_gates(model, alpha=0.3, alpha_ff=-2.0)  # a second fit starts from these
+    model.fit([images, ids[:, :-1]], ids[:, 1:], batch_size=8, epochs=1, verbose=0,
+              callbacks=[trace])
+    assert sorted(trace.gates) == ["gated_cross1", "gated_cross2"]
+    for name, values in trace.gates.items():
+        assert len(values) == 1 + 2 + 1          # before training, 2 batches, then 1 batch
+        assert values[0] == (0.0, 0.0)           # the gates start closed
+        assert values[1] != (0.0, 0.0)           # and SGD opens them
+        layer = model.get_layer(name)
+        assert values[-1] == pytest.approx((math.tanh(float(layer.alpha)),
+                                            math.tanh(float(layer.alpha_ff))), abs=1e-6)
+    assert trace.stage_starts == [0, 2]
+    with pytest.raises(ValueError, match="GateTrace needs a model with GatedCrossAttention"):
+        decoder.compile(optimizer="sgd", loss="mse")
+        decoder.fit(ids[:, :-1], np.zeros((8, 4, V)), verbose=0, callbacks=[vlm.GateTrace()])
+
+
+def test_a_shared_backbone_is_copied_not_changed():
+    steps = dict.fromkeys(vlm.CAPTION_EPOCHS, 1)
+    backbone = vlm.caption_backbone("attributes", seed=3, epochs=steps, train_size=64,
+                                    batch_size=32)
+    before = [w.copy() for w in backbone["decoder"].get_weights()]
+    result = vlm.train_captioner("attributes", "llava", seed=3, epochs=steps, train_size=64,
+                                 batch_size=32, backbone=backbone, keep_model=True)
+    # LLaVA's stage 2 fine-tunes its decoder: a copy, so the backbone's stays as it was.
+    assert all(np.array_equal(a, b) for a, b in zip(before, backbone["decoder"].get_weights(),
+                                                    strict=True))
+    tuned = result["model"].get_layer("block1").get_weights()
+    assert not all(np.array_equal(a, b) for a, b in zip(
+        tuned, backbone["decoder"].get_layer("block1").get_weights(), strict=True))
+    assert set(result["seconds"]) == {"clip", "pretrain", "stage1", "stage2"}
+    assert result["seconds"]["clip"] == backbone["seconds"]["clip"]
+    with pytest.raises(ValueError, match="backbone was trained for level 'attributes', seed 3"):
+        vlm.train_captioner("attributes", "llava", seed=4, epochs=steps, train_size=64,
+                            backbone=backbone)
