@@ -4,6 +4,8 @@ vision tokens equal to the whole model, patch coordinates by hand, answers that 
 "[END]", ``vqa_metrics`` against hand-computed accuracies, a quick ``train_vqa`` and a
 ``.keras`` round trip with ``safe_mode=True``."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -171,3 +173,30 @@ def test_train_vqa_quick_run():
         vlm.train_vqa(epochs={"stage3": 1})
     with pytest.raises(ValueError, match="test_size must be"):
         vlm.train_vqa(test_size=0)
+
+
+def test_the_command_prints_what_train_vqa_returns(monkeypatch, capsys):
+    from mmcourse.__main__ import main
+
+    seen = {}
+
+    def fake_train_vqa(level, arch, seed, root, keep_model, log):
+        seen.update(level=level, arch=arch, seed=seed, keep_model=keep_model)
+        return {"task": "vqa", "level": level, "arch": arch, "accuracy": 0.75,
+                "accuracy_by_type": {"relational": 0.5, "non_relational": 1.0, "count": 0.5,
+                                     "shape": 1.0},
+                "params": 1234, "trainable_params": 567, "train_seconds": 8.0, "seed": seed,
+                "samples": [{"kind": "count", "question": "how many circles are there",
+                             "answer": "two", "generated": "one"}]}
+
+    monkeypatch.setattr(vlm, "train_vqa", fake_train_vqa)
+    assert main(["train", "--task", "vqa", "--level", "relations", "--arch", "flamingo",
+                 "--seed", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy_by_type"]["relational"] == 0.5
+    assert seen == {"level": "relations", "arch": "flamingo", "seed": 3, "keep_model": False}
+    assert main(["train", "--task", "vqa", "--level", "relations"]) == 0
+    out = capsys.readouterr().out
+    assert seen["arch"] == "llava"  # the default
+    assert "vqa/llava on relations: accuracy 0.750; 1,234 parameters (567 trainable" in out
+    assert "relational 0.500, non_relational 1.000, count 0.500, shape 1.000" in out
+    assert "'how many circles are there' -> 'one' (reference 'two')" in out
