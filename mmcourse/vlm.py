@@ -39,7 +39,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from mmcourse import data, text
+from mmcourse import data, stats, text
 from mmcourse.clip import TokenAndPositionEmbedding
 from mmcourse.relations import _positive_int, coordinate_features
 
@@ -860,7 +860,8 @@ def _fit_stage(model, trainable, inputs, targets, weights, epochs, learning_rate
 
 
 def _check_run(level, arch, epochs, defaults) -> dict:
-    """The level, the architecture and ``defaults`` updated with ``epochs``, checked."""
+    """Checks the level and the architecture; returns ``defaults`` updated with ``epochs``,
+    each a positive int."""
     if level not in CAPTION_LENGTHS:
         raise ValueError(f"level must be one of {tuple(CAPTION_LENGTHS)}, got {level!r}")
     if arch not in ARCHS:
@@ -985,8 +986,8 @@ def train_captioner(level: str = "attributes", arch: str = "llava", seed: int = 
     result = {"task": "caption", "level": level, "arch": arch,
               **{k: stages["stage2"][k] for k in ("exact_match", "correct_statements",
                                                   "token_accuracy")},
-              **_sizes(model, seconds, stages, epochs, seed), "train_examples": len(images),
-              "test_examples": len(test_images),
+              **_run_summary(model, seconds, stages, epochs, seed),
+              "train_examples": len(images), "test_examples": len(test_images),
               "samples": [{"reference": c, "generated": g} for c, g in
                           list(zip(test_captions, last["generated"], strict=True))[:5]]}
     if keep_model:
@@ -994,7 +995,8 @@ def train_captioner(level: str = "attributes", arch: str = "llava", seed: int = 
     return result
 
 
-def _sizes(model, seconds, stages, epochs, seed) -> dict:
+def _run_summary(model, seconds, stages, epochs, seed) -> dict:
+    """The keys the captioner's and VQA's results share."""
     return {"params": int(model.count_params()),
             "trainable_params": stages["stage2"]["trainable_params"],
             "train_seconds": float(sum(seconds.values())), "seconds": seconds,
@@ -1009,8 +1011,6 @@ def vqa_metrics(model, images, questions, answers, kinds, vocabulary,
     ``accuracy``, ``accuracy_by_type`` (``mmcourse.stats.accuracy_by_type`` by question
     ``kinds``: relational, non_relational and each kind) and ``generated``.
     Introduced in notebook 08."""
-    from mmcourse.stats import accuracy_by_type  # noqa: PLC0415
-
     if isinstance(questions, str) or isinstance(answers, str):
         raise TypeError("questions and answers must be lists of strings, got a str: wrap it "
                         "as [text]")
@@ -1033,7 +1033,7 @@ def vqa_metrics(model, images, questions, answers, kinds, vocabulary,
     correct = np.array([text.standardize(g) == text.standardize(a)
                         for g, a in zip(generated, answers, strict=True)], np.float32)
     return {"accuracy": float(correct.mean()),
-            "accuracy_by_type": accuracy_by_type(correct, np.ones_like(correct), kinds),
+            "accuracy_by_type": stats.accuracy_by_type(correct, np.ones_like(correct), kinds),
             "generated": generated}
 
 
@@ -1096,7 +1096,7 @@ def train_vqa(level: str = "relations", arch: str = "llava", seed: int = 0, root
     first = {kind: test_kinds.index(kind) for kind in sorted(set(test_kinds))}
     result = {"task": "vqa", "level": level, "arch": arch,
               "accuracy": last["accuracy"], "accuracy_by_type": last["accuracy_by_type"],
-              **_sizes(model, seconds, stages, epochs, seed),
+              **_run_summary(model, seconds, stages, epochs, seed),
               "learning_rates": VQA_LEARNING_RATES, "batch_size": batch_size,
               "coordinates": coordinates, "train_examples": len(ids),
               "test_examples": len(test_questions),
