@@ -12,7 +12,7 @@ Each seed's CLIP is trained once and shared by both architectures (training it i
 deterministic, so each row is the command's result); its seconds are counted in every row's
 ``train_seconds``, as the command counts them. Rows are appended as they finish, so a
 partial run keeps what it measured; the file is started afresh unless ``--append``.
-About 10 minutes per row on 2 shared CPU cores.
+Measured: 6 to 20 minutes per row, CLIP included, on 2 busy shared CPU cores.
 """
 
 import argparse
