@@ -14,9 +14,11 @@ import errno
 import sys
 from pathlib import Path
 
-#: Tasks trained outside ``build_model``: CLIP (notebook 07) and the captioner (notebook 08);
-#: ``mmcourse.vlm.ARCHS`` names the captioner's architectures (a test keeps them equal).
-NEW_TASKS = ("retrieval", "caption")
+#: Tasks trained outside ``build_model``: CLIP (notebook 07), the captioner and VQA by
+#: generation (notebook 08); ``mmcourse.vlm.ARCHS`` names the architectures of the last two
+#: (a test keeps them equal).
+NEW_TASKS = ("retrieval", "caption", "vqa")
+VLM_TASKS = ("caption", "vqa")
 CAPTION_ARCHS = ("llava", "flamingo")
 
 
@@ -73,13 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train and evaluate one model")
     train.add_argument("--task", default="match",
-                       help="match, qa, retrieval (CLIP, notebook 07) or caption (an image "
-                            "captioner, notebook 08); --fusion applies to match and qa "
-                            "(default match)")
+                       help="match, qa, retrieval (CLIP, notebook 07), caption (an image "
+                            "captioner, notebook 08) or vqa (answers written by a "
+                            "vision-language model, notebook 08); --fusion applies to match "
+                            "and qa (default match)")
     train.add_argument("--fusion", default="concat", help="fusion method (default concat)")
     train.add_argument("--arch", default=None, choices=CAPTION_ARCHS,
-                       help="with --task caption: llava (visual tokens as a prefix) or "
-                            "flamingo (gated cross-attention) (default llava)")
+                       help="with --task caption or vqa: llava (visual tokens as a prefix) "
+                            "or flamingo (gated cross-attention) (default llava)")
     train.add_argument("--level", default="attributes", choices=["attributes", "relations"])
     train.add_argument("--epochs", type=positive_int, default=None,
                        help="epochs, >= 1 (default per task)")
@@ -215,8 +218,9 @@ def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
         if value not in valid:
             parser.error(f"argument {flag}: unknown {flag[2:]} {value!r}; valid names: "
                          f"{', '.join(valid)}")
-    if args.arch is not None and args.task != "caption":
-        parser.error(f"argument --arch: only with --task caption, got --task {args.task}")
+    if args.arch is not None and args.task not in VLM_TASKS:
+        parser.error(f"argument --arch: only with --task caption or vqa, got --task "
+                     f"{args.task}")
     if args.task in NEW_TASKS:
         for flag, given in (("--strategy", args.strategy != "default"), ("--resume", args.resume),
                             ("--patience", args.patience is not None),
@@ -224,9 +228,10 @@ def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
             if given:
                 parser.error(f"argument {flag}: not available with --task {args.task} (it "
                              f"trains for set epochs and always scores the whole test split)")
-    if args.task == "caption" and args.epochs is not None:
-        parser.error("argument --epochs: not available with --task caption (it trains in "
-                     "four steps; see mmcourse.vlm.CAPTION_EPOCHS)")
+    if args.task in VLM_TASKS and args.epochs is not None:
+        steps = "CAPTION_EPOCHS" if args.task == "caption" else "VQA_EPOCHS"
+        parser.error(f"argument --epochs: not available with --task {args.task} (it trains "
+                     f"in four steps; see mmcourse.vlm.{steps})")
     if args.resume and args.run_dir is None:
         parser.error("argument --resume: needs --run-dir DIR, the folder of the interrupted run "
                      "(its backup is there)")

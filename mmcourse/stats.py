@@ -3,7 +3,8 @@
 
 A conclusion such as "model A beats model B" is drawn from several runs with different
 seeds, never from one: the spread between seeds is the noise a difference must exceed.
-NumPy only.
+``accuracy_by_type`` scores answers by question kind, relational or not (notebooks 06 and
+08). NumPy only.
 """
 
 from __future__ import annotations
@@ -68,3 +69,39 @@ def within_noise(a, b) -> bool:
                          f"noise, got {a.size} and {b.size}")
     standard_error = math.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
     return bool(abs(a.mean() - b.mean()) < 2 * standard_error)
+
+
+#: Question and statement kinds that compare objects or count them: the relational
+#: questions of Sort-of-CLEVR (Santoro et al. 2017). Every other kind is non-relational.
+RELATIONAL_KINDS = ("nearest shape", "nearest colour", "furthest shape", "furthest colour",
+                    "count", "spatial", "distance")
+
+
+def accuracy_by_type(predictions, labels, kinds) -> dict:
+    """Accuracy per question (or statement) kind, and over the two groups.
+
+    ``predictions``: match probabilities (N,) or (N, 1), thresholded at 0.5, or qa answer
+    probabilities (N, num_answers), scored by their argmax; ``labels`` (N,); ``kinds``
+    the records' ``kind`` (N,). Returns ``{"relational": ..., "non_relational": ...,
+    kind: ...}`` with the kinds sorted; a group with no example is ``None``.
+    Introduced in notebook 06 (``mmcourse.training.accuracy_by_type``); notebook 08 scores
+    generated answers with it.
+    """
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    kinds = np.asarray(kinds, dtype=object)
+    if not len(predictions) == len(labels) == len(kinds):
+        raise ValueError(f"predictions, labels and kinds must have the same length, got "
+                         f"{len(predictions)}, {len(labels)} and {len(kinds)}")
+    if predictions.ndim == 2 and predictions.shape[1] > 1:
+        correct = predictions.argmax(axis=1) == labels
+    else:
+        correct = (predictions.reshape(-1) > 0.5) == (labels > 0.5)
+    relational = np.isin(kinds, RELATIONAL_KINDS)
+
+    def mean(selected):
+        return float(correct[selected].mean()) if selected.any() else None
+
+    result = {"relational": mean(relational), "non_relational": mean(~relational)}
+    for kind in sorted(set(kinds)):
+        result[kind] = mean(kinds == kind)
+    return result

@@ -19,48 +19,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mmcourse.stats import RELATIONAL_KINDS, accuracy_by_type  # noqa: F401  (re-exported)
+
 # Epochs used when ``epochs`` is None: enough for the default model to converge.
 DEFAULT_EPOCHS = {"attributes": 15, "relations": 15}
 LEVELS = ("attributes", "relations")
 BATCH_SIZE = 64
 LEARNING_RATE = 2e-3
-
-
-#: Question and statement kinds that compare objects or count them: the relational
-#: questions of Sort-of-CLEVR (Santoro et al. 2017). Every other kind is non-relational.
-RELATIONAL_KINDS = ("nearest shape", "nearest colour", "furthest shape", "furthest colour",
-                    "count", "spatial", "distance")
-
-
-def accuracy_by_type(predictions, labels, kinds) -> dict:
-    """Accuracy per question (or statement) kind, and over the two groups.
-
-    ``predictions``: match probabilities (N,) or (N, 1), thresholded at 0.5, or qa answer
-    probabilities (N, num_answers), scored by their argmax; ``labels`` (N,); ``kinds``
-    the records' ``kind`` (N,). Returns ``{"relational": ..., "non_relational": ...,
-    kind: ...}`` with the kinds sorted; a group with no example is ``None``.
-    Introduced in notebook 06.
-    """
-    import numpy as np  # noqa: PLC0415
-
-    predictions, labels = np.asarray(predictions), np.asarray(labels)
-    kinds = np.asarray(kinds, dtype=object)
-    if not len(predictions) == len(labels) == len(kinds):
-        raise ValueError(f"predictions, labels and kinds must have the same length, got "
-                         f"{len(predictions)}, {len(labels)} and {len(kinds)}")
-    if predictions.ndim == 2 and predictions.shape[1] > 1:
-        correct = predictions.argmax(axis=1) == labels
-    else:
-        correct = (predictions.reshape(-1) > 0.5) == (labels > 0.5)
-    relational = np.isin(kinds, RELATIONAL_KINDS)
-
-    def mean(selected):
-        return float(correct[selected].mean()) if selected.any() else None
-
-    result = {"relational": mean(relational), "non_relational": mean(~relational)}
-    for kind in sorted(set(kinds)):
-        result[kind] = mean(kinds == kind)
-    return result
 
 
 def log_to_stderr(message: str) -> None:
@@ -260,11 +225,14 @@ def main(args) -> int:
     """``python -m mmcourse train``: exit 0 on success, 2 on unknown names or bad
     arguments (the valid names go to stderr). Introduced in notebook 04; ``--task
     retrieval`` (``mmcourse.clip.train_clip``) in notebook 07; ``--task caption``
-    (``mmcourse.vlm.train_captioner``) in notebook 08."""
+    (``mmcourse.vlm.train_captioner``) and ``--task vqa`` (``mmcourse.vlm.train_vqa``) in
+    notebook 08."""
     if args.task == "retrieval":
         return _main_retrieval(args)
     if args.task == "caption":
         return _main_caption(args)
+    if args.task == "vqa":
+        return _main_vqa(args)
     try:
         _check_names(args.task, args.fusion, args.level)
         if args.epochs is not None and args.epochs < 1:
@@ -352,4 +320,24 @@ def _main_caption(args) -> int:
           f"{result['train_seconds']:.0f} s")
     for sample in result["samples"]:
         print(f"  {sample['reference']!r} -> {sample['generated']!r}")
+    return 0
+
+
+def _main_vqa(args) -> int:
+    """``train --task vqa``: answers written by a VLM (``mmcourse.vlm.train_vqa``)."""
+    from mmcourse import vlm  # noqa: PLC0415
+
+    result = _train_and_save(args, vlm.train_vqa, args.level, args.arch or "llava", args.seed,
+                             args.root, log=log_to_stderr)
+    if not isinstance(result, dict):
+        return result
+    print(f"vqa/{result['arch']} on {result['level']}: accuracy {result['accuracy']:.3f}; "
+          f"{result['params']:,} parameters ({result['trainable_params']:,} trainable in "
+          f"stage 2), {result['train_seconds']:.0f} s")
+    print("accuracy by type: " + ", ".join(
+        f"{kind} {value:.3f}" for kind, value in result["accuracy_by_type"].items()
+        if value is not None))
+    for sample in result["samples"]:
+        print(f"  {sample['question']!r} -> {sample['generated']!r} (reference "
+              f"{sample['answer']!r})")
     return 0

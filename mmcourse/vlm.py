@@ -16,12 +16,12 @@ visual tokens, Flamingo's gated cross-attention and fast decoding (notebook 08).
   stopping at "[END]" and never emitting padding, "[UNK]" or "[START]". With
   ``use_cache=True`` each layer's keys and values are kept (a KV cache) and each step runs
   only the new token through the model; ``use_cache=False`` recomputes the whole sequence.
-- ``correct_statements``: parses generated captions back into statements of the course
-  grammar (``mmcourse.data``) and judges them against the scene, so a caption counts when
-  it is true, whatever its wording.
 - ``train_captioner``: CLIP, decoder pre-training and the two stages, scored after each;
   ``caption_backbone`` trains the first two once for both architectures, ``GateTrace``
   records Flamingo's gates during training.
+- ``correct_statements``: parses generated captions back into statements of the course
+  grammar (``mmcourse.data``) and judges them against the scene, so a caption counts when
+  it is true, whatever its wording.
 
 The decoder's vocabulary (``decoder_vocabulary``) is ``text.load_vocabulary()`` (index 0
 "" padding, 1 "[UNK]", then the course words) followed by ``SPECIAL_TOKENS``: "[START]"
@@ -42,9 +42,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from mmcourse import data, text
+from mmcourse import data, stats, text
 from mmcourse.clip import TokenAndPositionEmbedding
-from mmcourse.relations import _positive_int
+from mmcourse.relations import _positive_int, coordinate_features
 
 #: Appended to ``text.load_vocabulary()``: the decoder's vocabulary ends with these.
 SPECIAL_TOKENS = ("[START]", "[END]")
@@ -282,6 +282,41 @@ class GatedCrossAttention(_FeedForward, keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="mmcourse")
+class GridCoordinates(keras.layers.Layer):
+    """ViT tokens (batch, 1 + H W, d), a class token then a square grid of patches in
+    row-major order -> (batch, 1 + H W, d + 2 + 4 f): each patch token followed by its
+    centre's coordinates ``relations.coordinate_features(H, W, frequencies)`` (notebook
+    06), the class token by zeros. A CLIP trained on left-to-right captions keeps little of
+    where things are; these fixed features give it back. Introduced in notebook 08."""
+
+    def __init__(self, frequencies: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        self.frequencies = int(frequencies)
+
+    def _features(self, input_shape):
+        side = math.isqrt((input_shape[1] or 0) - 1)
+        if len(input_shape) != 3 or side < 1 or side * side + 1 != input_shape[1]:
+            raise ValueError(f"GridCoordinates needs a class token and a square grid of "
+                             f"patch tokens (batch, 1 + H W, d), got {tuple(input_shape)}")
+        grid = coordinate_features(side, side, self.frequencies)
+        return np.concatenate([np.zeros((1, grid.shape[1]), np.float32), grid])
+
+    def build(self, input_shape):
+        self.features = self._features(input_shape)
+
+    def call(self, tokens):
+        features = ops.cast(ops.convert_to_tensor(self.features), tokens.dtype)[None]
+        return ops.concatenate([tokens, ops.broadcast_to(
+            features, (ops.shape(tokens)[0], *self.features.shape))], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:2], input_shape[2] + self._features(input_shape).shape[1])
+
+    def get_config(self):
+        return {**super().get_config(), "frequencies": self.frequencies}
+
+
+@keras.saving.register_keras_serializable(package="mmcourse")
 class DropPrefix(keras.layers.Layer):
     """``layer(hidden, prefix)``: hidden (batch, P + L, d) -> its last L positions, the text
     after a prefix of P visual tokens. Introduced in notebook 08."""
@@ -341,17 +376,21 @@ def build_projector(input_width: int = 64, width: int = 64, hidden_units: int = 
     return keras.Model(tokens, keras.layers.Dense(width, name="out")(hidden), name=name)
 
 
-def vision_tokens(model, layer: str = "vit_norm"):
+def vision_tokens(model, layer: str = "vit_norm", coordinates: bool = False):
     """The frozen token sequence of a CLIP image encoder (``mmcourse.clip``), before
     pooling: images (batch, 64, 64, 3) in [0, 1] -> (batch, 65, 64), the output of its
-    layer ``layer``. ``model`` is a CLIP model or its "image_encoder". The returned model,
-    named "vision", has ``trainable=False``. Introduced in notebook 08."""
+    layer ``layer``; with ``coordinates`` each token also carries where its patch is
+    (``GridCoordinates``). ``model`` is a CLIP model or its "image_encoder". The returned
+    model, named "vision", has ``trainable=False``. Introduced in notebook 08."""
     names = {sub.name for sub in getattr(model, "layers", [])}
     encoder = model.get_layer("image_encoder") if "image_encoder" in names else model
     if layer not in {sub.name for sub in getattr(encoder, "layers", [])}:
         raise ValueError(f"model must be a CLIP model or image encoder with a layer "
                          f"{layer!r}, got {getattr(model, 'name', type(model).__name__)!r}")
-    vision = keras.Model(encoder.input, encoder.get_layer(layer).output, name="vision")
+    tokens = encoder.get_layer(layer).output
+    if coordinates:
+        tokens = GridCoordinates(name="coordinates")(tokens)
+    vision = keras.Model(encoder.input, tokens, name="vision")
     vision.trainable = False
     return vision
 
@@ -380,19 +419,46 @@ def build_vlm(decoder, vision, arch: str = "llava", projector=None):
         projector = build_projector(vision.outputs[0].shape[-1], width)
     images = keras.Input(vision.inputs[0].shape[1:], name="images")
     token_ids = keras.Input((None,), dtype="int32", name="token_ids")
-    visual = projector(vision(images))
-    hidden = parts["embedding"](token_ids)
-    if arch == "llava":
-        hidden = keras.layers.Concatenate(axis=1, name="prefix")([visual, hidden])
-    for index, block in enumerate(parts["blocks"]):
-        if arch == "flamingo":
-            hidden = GatedCrossAttention(block.num_heads, block.key_dim,
-                                         name=f"gated_cross{index + 1}")(hidden, visual)
-        hidden = block(hidden)
-    if arch == "llava":
-        hidden = DropPrefix(name="drop_prefix")(hidden, visual)
-    logits = parts["head"](parts["norm"](hidden))
+    llava = arch == "llava"
+    cross = [None if llava else GatedCrossAttention(block.num_heads, block.key_dim,
+                                                    name=f"gated_cross{index + 1}")
+             for index, block in enumerate(parts["blocks"])]
+    logits = _connect(parts, projector(vision(images)), token_ids, cross,
+                      keras.layers.Concatenate(axis=1, name="prefix") if llava else None,
+                      DropPrefix(name="drop_prefix") if llava else None)
     return keras.Model([images, token_ids], logits, name=arch)
+
+
+def _connect(parts, visual, token_ids, cross, prefix, drop_prefix):
+    """The text side of a VLM on symbolic tensors: logits of the text positions."""
+    hidden = parts["embedding"](token_ids)
+    if prefix is not None:
+        hidden = prefix([visual, hidden])
+    for block, gate in zip(parts["blocks"], cross, strict=True):
+        if gate is not None:
+            hidden = gate(hidden, visual)
+        hidden = block(hidden)
+    if drop_prefix is not None:
+        hidden = drop_prefix(hidden, visual)
+    return parts["head"](parts["norm"](hidden))
+
+
+def on_vision_tokens(model):
+    """The layers of a ``build_vlm`` model after its frozen vision encoder, shared, not
+    copied: ``[vision_tokens (batch, N, d), token_ids]`` -> the same logits. Training it
+    on vision tokens computed once per image trains ``model`` without running the frozen
+    encoder at every step. Introduced in notebook 08."""
+    parts = _parts(model)
+    if parts["vision"] is None:
+        raise ValueError("model must be a vision-language model (build_vlm), got a text "
+                         "decoder")
+    tokens = keras.Input(parts["vision"].outputs[0].shape[1:], name="vision_tokens")
+    token_ids = keras.Input((None,), dtype="int32", name="token_ids")
+    llava = parts["prefix"]
+    logits = _connect(parts, parts["projector"](tokens), token_ids, parts["cross"],
+                      model.get_layer("prefix") if llava else None,
+                      model.get_layer("drop_prefix") if llava else None)
+    return keras.Model([tokens, token_ids], logits, name=f"{model.name}_on_tokens")
 
 
 def _layer(model, name):
@@ -734,12 +800,40 @@ def benchmark():
                "decoder": {**DECODER_DEFAULTS}})
 
 
-# --- training a captioner -------------------------------------------------------------------
+# --- training a captioner and a VQA model -------------------------------------------------
 
 #: Token ids per caption ("[START]", the words, "[END]") at each level.
 CAPTION_LENGTHS = {"attributes": 8, "relations": 14}
 #: Epochs of each step of ``train_captioner``.
 CAPTION_EPOCHS = {"clip": 25, "pretrain": 10, "stage1": 5, "stage2": 10}
+#: Adam's learning rate in each step of ``train_captioner`` (``LEARNING_RATES``) and
+#: ``train_vqa`` (``VQA_LEARNING_RATES``).
+LEARNING_RATES = {"pretrain": 3e-3, "stage1": 3e-3, "stage2": 1e-3}
+VQA_LEARNING_RATES = {**LEARNING_RATES, "stage2": 3e-3}
+#: Token ids per VQA text: "[START]", a question (at most 10 words), its one-word answer,
+#: "[END]".
+VQA_LENGTH = 13
+#: Epochs of each step of ``train_vqa``.
+VQA_EPOCHS = {"clip": 25, "pretrain": 3, "stage1": 2, "stage2": 10}
+
+
+def encode_answers(questions, answers, vocabulary, length: int = VQA_LENGTH):
+    """A VQA training text per question, "[START] question answer [END]", and its loss
+    weights: (token ids int32 (N, length), weights float32 (N, length - 1) of the targets
+    ``ids[:, 1:]``), 1 on the answer's words and "[END]", 0 on the question and the padding,
+    so that the model learns to answer, not to ask. Introduced in notebook 08."""
+    if isinstance(questions, str) or isinstance(answers, str):
+        raise TypeError("questions and answers must be lists of strings, got a str: wrap it "
+                        "as [text]")
+    questions, answers = list(questions), list(answers)
+    if len(questions) != len(answers):
+        raise ValueError(f"questions and answers must have the same length, got "
+                         f"{len(questions)} and {len(answers)}")
+    ids = encode_texts([f"{q} {a}" for q, a in zip(questions, answers, strict=True)],
+                       vocabulary, length)
+    asked = np.array([len(text.split_words(q)) for q in questions]).reshape(-1, 1)
+    weights = (np.arange(length - 1) >= asked) & (ids[:, 1:] != 0)
+    return ids, weights.astype(np.float32)
 
 
 class GateTrace(keras.callbacks.Callback):
@@ -775,23 +869,106 @@ class GateTrace(keras.callbacks.Callback):
         self._record()
 
 
-def _fit_stage(model, trainable, inputs, targets, epochs, learning_rate, batch_size, seed,
-               callbacks=None):
-    """Fit ``model`` with only the layers named in ``trainable`` trainable; (seconds,
+def _fit_stage(model, trainable, inputs, targets, weights, epochs, learning_rate, batch_size,
+               seed, tokens=None, callbacks=None):
+    """Fit ``model`` with only the layers named in ``trainable`` trainable, on ``inputs``
+    (token ids (N, L), or with ``tokens`` (rows (N,), token ids): each example's vision
+    tokens ``tokens[rows]``, gathered per batch) and per-target loss ``weights``; (seconds,
     trainable parameter count, final loss)."""
     import time  # noqa: PLC0415
+
+    import tensorflow as tf  # noqa: PLC0415
 
     for layer in model.layers:
         layer.trainable = layer.name in trainable
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    weights = (targets != 0).astype("float32")  # padding is not a target
     keras.utils.set_random_seed(seed)
+    dataset = tf.data.Dataset.from_tensor_slices((inputs, targets, weights)).shuffle(
+        len(targets), seed=seed).batch(batch_size)
+    if tokens is not None:
+        table = tf.constant(tokens)
+        dataset = dataset.map(lambda x, y, w: ((tf.gather(table, x[0]), x[1]), y, w))
     start = time.perf_counter()
-    history = model.fit(inputs, targets, sample_weight=weights, batch_size=batch_size,
-                        epochs=epochs, verbose=0, shuffle=True, callbacks=callbacks)
+    history = model.fit(dataset.prefetch(2), epochs=epochs, verbose=0, shuffle=False,
+                        callbacks=callbacks)
     trainable_params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     return time.perf_counter() - start, trainable_params, float(history.history["loss"][-1])
+
+
+def _check_run(level, arch, epochs, defaults) -> dict:
+    """Checks the level and the architecture; returns ``defaults`` updated with ``epochs``,
+    each a positive int."""
+    if level not in CAPTION_LENGTHS:
+        raise ValueError(f"level must be one of {tuple(CAPTION_LENGTHS)}, got {level!r}")
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    epochs = {**defaults, **(epochs or {})}
+    for step, value in epochs.items():
+        if step not in defaults:
+            raise ValueError(f"epochs: unknown step {step!r}; steps: {tuple(defaults)}")
+        _positive_int(f"epochs[{step!r}]", value)
+    return epochs
+
+
+def _backbone(task, level, seed, root, *, vocabulary, epochs, batch_size, train_size, log,
+              clip_model, pretrain_ids, max_length, coordinates=False, learning_rates=None):
+    """The steps before the stages, which do not depend on the architecture: a CLIP (or
+    ``clip_model``) whose frozen ViT gives ``"vision"`` (``vision_tokens``), and the
+    ``"decoder"`` pre-trained as a language model on ``pretrain_ids``."""
+    from mmcourse import clip  # noqa: PLC0415
+
+    log = log or (lambda message: None)
+    rates = learning_rates or LEARNING_RATES
+    seconds = {}
+    if clip_model is None:
+        log(f"[{task}/{level}] CLIP for the visual tokens, {epochs['clip']} epochs")
+        clip_run = clip.train_clip(level, epochs["clip"], seed, root, heldout=(),
+                                   train_size=train_size, keep_model=True)
+        clip_model, seconds["clip"] = clip_run["model"], clip_run["train_seconds"]
+    decoder = build_decoder(len(vocabulary), max_length=max_length)
+    seconds["pretrain"], _, loss = _fit_stage(
+        decoder, {layer.name for layer in decoder.layers}, pretrain_ids[:, :-1],
+        pretrain_ids[:, 1:], (pretrain_ids[:, 1:] != 0).astype("float32"),
+        epochs["pretrain"], rates["pretrain"], batch_size, seed)
+    log(f"[{task}/{level}] decoder pre-trained, loss {loss:.3f}")
+    return {"level": level, "seed": seed, "train_size": len(pretrain_ids),
+            "epochs": {k: epochs[k] for k in ("clip", "pretrain")},
+            "vision": vision_tokens(clip_model, coordinates=coordinates), "decoder": decoder,
+            "seconds": seconds}
+
+
+def _train_stages(task, backbone, arch, seed, *, epochs, batch_size, log, images, rows, ids,
+                  weights, evaluate, learning_rates=None, callbacks=None):
+    """Stage 1 and stage 2 of a ``build_vlm`` model on a copy of ``backbone``'s decoder, on
+    ``ids`` (row i's image is ``images[rows[i]]``) with loss ``weights``; ``evaluate(model)``
+    (a dict of metrics) after each. Returns (model, seconds per step, stages)."""
+    log = log or (lambda message: None)
+    rates = learning_rates or LEARNING_RATES
+    tag = f"[{task}/{backbone['level']}/{arch}]"
+    seconds = dict(backbone["seconds"])
+    decoder = keras.models.clone_model(backbone["decoder"])  # the backbone stays as it was
+    decoder.set_weights(backbone["decoder"].get_weights())
+    vision = backbone["vision"]
+    model = build_vlm(decoder, vision, arch)
+    new = {"projector"} | {layer.name for layer in model.layers
+                           if layer.name.startswith("gated_cross")}
+    decoder_layers = {layer.name for layer in decoder.layers} - {"token_ids"}
+    stage2 = new | decoder_layers if arch == "llava" else new
+    tokens = np.asarray(vision.predict(np.asarray(images) / 255.0, batch_size=256, verbose=0))
+    on_tokens = on_vision_tokens(model)
+    stages = {}
+    for stage, trainable in (("stage1", new), ("stage2", stage2)):
+        seconds[stage], trainable_params, loss = _fit_stage(
+            on_tokens, trainable, (np.asarray(rows, np.int32), ids[:, :-1]), ids[:, 1:],
+            weights, epochs[stage], rates[stage], batch_size,
+            seed + int(stage[-1]), tokens, callbacks)
+        stages[stage] = {**evaluate(model), "train_loss": loss,
+                         "trainable_params": trainable_params, "seconds": seconds[stage]}
+        log(f"{tag} after {stage}: " + ", ".join(
+            f"{key} {value:.3f}" for key, value in stages[stage].items()
+            if isinstance(value, float) and key != "seconds"))
+    return model, seconds, stages
 
 
 def caption_metrics(model, images, captions, scenes, vocabulary, length: int) -> dict:
@@ -811,24 +988,14 @@ def caption_metrics(model, images, captions, scenes, vocabulary, length: int) ->
             "generated": generated}
 
 
-def _check_epochs(epochs) -> dict:
-    epochs = {**CAPTION_EPOCHS, **(epochs or {})}
-    for name, value in epochs.items():
-        if name not in CAPTION_EPOCHS:
-            raise ValueError(f"epochs: unknown step {name!r}; steps: {tuple(CAPTION_EPOCHS)}")
-        _positive_int(f"epochs[{name!r}]", value)
-    return epochs
-
-
 def _caption_data(level, root, train_size):
-    if level not in CAPTION_LENGTHS:
-        raise ValueError(f"level must be one of {tuple(CAPTION_LENGTHS)}, got {level!r}")
+    """``level``'s training images, their caption ids and the decoder vocabulary."""
+    vocabulary = decoder_vocabulary(root)
     images, captions, _ = data.load_arrays("retrieval", level, "train", root=root)
     if train_size is not None:
         train_size = _positive_int("train_size", train_size)
         images, captions = images[:train_size], captions[:train_size]
-    ids = encode_texts(captions, decoder_vocabulary(root), CAPTION_LENGTHS[level])
-    return images, ids[:, :-1], ids[:, 1:]
+    return images, encode_texts(captions, vocabulary, CAPTION_LENGTHS[level]), vocabulary
 
 
 def caption_backbone(level: str = "attributes", seed: int = 0, root=None, *,
@@ -841,37 +1008,27 @@ def caption_backbone(level: str = "attributes", seed: int = 0, root=None, *,
     ``train_captioner(..., backbone=...)`` to train several architectures on the same frozen
     parts (it copies the decoder, so the dict stays unchanged). ``"seconds"`` holds the
     fitting time of each step. Introduced in notebook 08."""
-    from mmcourse import clip  # noqa: PLC0415
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
 
-    epochs = _check_epochs(epochs)
-    log = log or (lambda message: None)
+    epochs = _check_run(level, ARCHS[0], epochs, CAPTION_EPOCHS)
     root = data.ensure_data(root)
-    images, inputs, targets = _caption_data(level, root, train_size)
     seed_everything(seed)
-    log(f"[caption/{level}] CLIP for the visual tokens, {epochs['clip']} epochs")
-    clip_run = clip.train_clip(level, epochs["clip"], seed, root, heldout=(),
-                               train_size=train_size, keep_model=True)
-    decoder = build_decoder(len(decoder_vocabulary(root)), max_length=CAPTION_LENGTHS[level])
-    pretrain_seconds, _, loss = _fit_stage(
-        decoder, {layer.name for layer in decoder.layers}, inputs, targets,
-        epochs["pretrain"], 3e-3, batch_size, seed)
-    log(f"[caption/{level}] decoder pre-trained, loss {loss:.3f}")
-    return {"level": level, "seed": seed, "train_size": len(images),
-            "epochs": {k: epochs[k] for k in ("clip", "pretrain")},
-            "vision": vision_tokens(clip_run["model"]), "decoder": decoder,
-            "seconds": {"clip": clip_run["train_seconds"], "pretrain": pretrain_seconds}}
+    images, ids, vocabulary = _caption_data(level, root, train_size)
+    return _backbone("caption", level, seed, root, vocabulary=vocabulary, epochs=epochs,
+                     batch_size=batch_size, train_size=train_size, log=log, clip_model=None,
+                     pretrain_ids=ids, max_length=CAPTION_LENGTHS[level])
 
 
 def train_captioner(level: str = "attributes", arch: str = "llava", seed: int = 0, root=None,
                     *, epochs: dict | None = None, batch_size: int = 64,
                     train_size: int | None = None, log=None, keep_model: bool = False,
-                    backbone: dict | None = None, callbacks: list | None = None) -> dict:
+                    clip_model=None, backbone: dict | None = None,
+                    callbacks: list | None = None) -> dict:
     """Train an image captioner on ``level``'s retrieval captions and score it on the test
     split (``python -m mmcourse train --task caption``):
 
     1. a CLIP (``mmcourse.clip.train_clip``, every colour-shape combination) whose ViT,
-       frozen, supplies the visual tokens;
+       frozen, supplies the visual tokens (or the given trained ``clip_model``);
     2. the decoder pre-trained as a language model on the training captions;
     3. stage 1: ``arch="llava"`` trains the projector alone, ``"flamingo"`` the projector
        and the gated cross-attention layers, the decoder frozen in both;
@@ -879,61 +1036,167 @@ def train_captioner(level: str = "attributes", arch: str = "llava", seed: int = 
        ``"flamingo"`` keeps the decoder frozen and trains its new layers on.
 
     ``backbone`` (``caption_backbone``, same level, seed and train size) supplies steps 1
-    and 2 instead of training them; ``callbacks`` (e.g. ``GateTrace``) follow stages 1 and 2.
+    and 2 instead of training them; ``callbacks`` (e.g. ``GateTrace``) follow stages 1 and 2,
+    which train on the vision tokens computed once per image (``on_vision_tokens``).
     ``epochs`` overrides ``CAPTION_EPOCHS``. The metrics (``caption_metrics``) are reported
     after each stage; the top level holds those after stage 2, ``train_seconds`` the whole
     pipeline's fitting time (a shared backbone's counted in full). Introduced in notebook 08.
     """
-    if arch not in ARCHS:
-        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
-    epochs = _check_epochs(epochs)
-    log = log or (lambda message: None)
+    from mmcourse.seeding import seed_everything  # noqa: PLC0415
+
+    epochs = _check_run(level, arch, epochs, CAPTION_EPOCHS)
     root = data.ensure_data(root)
-    images, inputs, targets = _caption_data(level, root, train_size)
+    seed_everything(seed)
+    images, ids, vocabulary = _caption_data(level, root, train_size)
+    if backbone is not None and clip_model is not None:
+        raise ValueError("pass clip_model or backbone, not both: a backbone holds its CLIP")
     if backbone is None:
-        backbone = caption_backbone(level, seed, root, epochs=epochs, batch_size=batch_size,
-                                    train_size=train_size, log=log)
+        backbone = _backbone("caption", level, seed, root, vocabulary=vocabulary,
+                             epochs=epochs, batch_size=batch_size, train_size=train_size,
+                             log=log, clip_model=clip_model, pretrain_ids=ids,
+                             max_length=CAPTION_LENGTHS[level])
     elif (backbone.get("level"), backbone.get("seed"), backbone.get("train_size")) != (
             level, seed, len(images)):
         raise ValueError(f"backbone was trained for level {backbone.get('level')!r}, seed "
                          f"{backbone.get('seed')}, {backbone.get('train_size')} examples; "
                          f"this run needs {level!r}, seed {seed}, {len(images)} examples")
-    length, vocabulary = CAPTION_LENGTHS[level], decoder_vocabulary(root)
-    seconds = dict(backbone["seconds"])
-    decoder = keras.models.clone_model(backbone["decoder"])
-    decoder.set_weights(backbone["decoder"].get_weights())
-    model = build_vlm(decoder, backbone["vision"], arch)
-    new = {"projector"} | {layer.name for layer in model.layers
-                           if layer.name.startswith("gated_cross")}
-    decoder_layers = {layer.name for layer in decoder.layers} - {"token_ids"}
-    stage2 = new | decoder_layers if arch == "llava" else new
+    length = CAPTION_LENGTHS[level]
     test_images, test_captions, _ = data.load_arrays("retrieval", level, "test", root=root)
     test_scenes = data.load_records("scenes", level, "test", root=root)
-    stages, trainable_params = {}, 0
-    for stage, trainable, rate in (("stage1", new, 3e-3), ("stage2", stage2, 1e-3)):
-        seconds[stage], trainable_params, loss = _fit_stage(
-            model, trainable, [images / 255.0, inputs], targets, epochs[stage], rate,
-            batch_size, seed + int(stage[-1]), callbacks)
-        metrics = caption_metrics(model, test_images, test_captions, test_scenes, vocabulary,
-                                  length)
-        stages[stage] = {"exact_match": metrics["exact_match"],
-                         "correct_statements": metrics["correct_statements"],
-                         "token_accuracy": metrics["token_accuracy"],
-                         "train_loss": loss, "trainable_params": trainable_params,
-                         "seconds": seconds[stage]}
-        log(f"[caption/{level}/{arch}] after {stage}: exact match "
-            f"{metrics['exact_match']:.3f}, correct statements "
-            f"{metrics['correct_statements']:.3f}")
+    last = {}
+
+    def evaluate(model):
+        last.update(caption_metrics(model, test_images, test_captions, test_scenes,
+                                    vocabulary, length))
+        return {k: last[k] for k in ("exact_match", "correct_statements", "token_accuracy")}
+
+    model, seconds, stages = _train_stages(
+        "caption", backbone, arch, seed, epochs=epochs, batch_size=batch_size, log=log,
+        images=images, rows=np.arange(len(ids)), ids=ids,
+        weights=(ids[:, 1:] != 0).astype(np.float32), evaluate=evaluate, callbacks=callbacks)
     result = {"task": "caption", "level": level, "arch": arch,
               **{k: stages["stage2"][k] for k in ("exact_match", "correct_statements",
                                                   "token_accuracy")},
-              "params": int(model.count_params()), "trainable_params": trainable_params,
-              "train_seconds": float(sum(seconds.values())), "seconds": seconds,
-              "stages": stages, "epochs": {**backbone["epochs"], "stage1": epochs["stage1"],
-                                           "stage2": epochs["stage2"]},
-              "seed": seed, "train_examples": len(images), "test_examples": len(test_images),
+              **_run_summary(model, seconds, stages, {**epochs, **backbone["epochs"]}, seed),
+              "train_examples": len(images), "test_examples": len(test_images),
               "samples": [{"reference": c, "generated": g} for c, g in
-                          list(zip(test_captions, metrics["generated"], strict=True))[:5]]}
+                          list(zip(test_captions, last["generated"], strict=True))[:5]]}
+    if keep_model:
+        result["model"] = model
+    return result
+
+
+def _run_summary(model, seconds, stages, epochs, seed) -> dict:
+    """The keys the captioner's and VQA's results share."""
+    return {"params": int(model.count_params()),
+            "trainable_params": stages["stage2"]["trainable_params"],
+            "train_seconds": float(sum(seconds.values())), "seconds": seconds,
+            "stages": stages, "epochs": epochs, "seed": seed}
+
+
+def vqa_metrics(model, images, questions, answers, kinds, vocabulary,
+                length: int = VQA_LENGTH, batch_size: int = 1000) -> dict:
+    """How well ``model`` answers: each question (row i about ``images[i]``) is the prompt
+    of greedy decoding (``generate``, the room left in ``length`` tokens), and the generated
+    text counts when it equals the reference answer after ``text.standardize``. Returns
+    ``accuracy``, ``accuracy_by_type`` (``mmcourse.stats.accuracy_by_type`` by question
+    ``kinds``: relational, non_relational and each kind) and ``generated``.
+    Introduced in notebook 08."""
+    if isinstance(questions, str) or isinstance(answers, str):
+        raise TypeError("questions and answers must be lists of strings, got a str: wrap it "
+                        "as [text]")
+    questions, answers, kinds = list(questions), list(answers), list(kinds)
+    images = np.asarray(images)
+    if not questions or not len(images) == len(questions) == len(answers) == len(kinds):
+        raise ValueError(f"images, questions, answers and kinds must be non-empty and of the "
+                         f"same length, got {len(images)}, {len(questions)}, {len(answers)} "
+                         f"and {len(kinds)}")
+    asked = np.array([len(text.split_words(q)) for q in questions])
+    generated = [""] * len(questions)
+    for words in np.unique(asked):  # generate() needs prompts of one length
+        rows = np.flatnonzero(asked == words)
+        for chunk in range(0, len(rows), batch_size):
+            part = rows[chunk:chunk + batch_size]
+            texts = generate(model, images[part], [questions[i] for i in part],
+                             max_length=length - 1 - int(words), vocabulary=vocabulary)
+            for row, answer in zip(part, texts, strict=True):
+                generated[row] = answer
+    correct = np.array([text.standardize(g) == text.standardize(a)
+                        for g, a in zip(generated, answers, strict=True)], np.float32)
+    return {"accuracy": float(correct.mean()),
+            "accuracy_by_type": stats.accuracy_by_type(correct, np.ones_like(correct), kinds),
+            "generated": generated}
+
+
+def train_vqa(level: str = "relations", arch: str = "llava", seed: int = 0, root=None, *,
+              epochs: dict | None = None, batch_size: int = 64,
+              train_size: int | None = None, test_size: int | None = None, log=None,
+              keep_model: bool = False, clip_model=None, coordinates: bool = True) -> dict:
+    """Visual question answering by generation (``python -m mmcourse train --task vqa``):
+    the model reads the image (LLaVA's prefix or Flamingo's cross-attention) and the
+    question as its prompt, and writes the answer.
+
+    The steps are ``train_captioner``'s (a CLIP, or ``clip_model``; the decoder pre-trained;
+    stage 1; stage 2), with ``VQA_EPOCHS``, except that the decoder is pre-trained on the
+    training captions and the question-answer texts, and the stages train on
+    "[START] question answer [END]" (``encode_answers``) with the loss on the answer and
+    "[END]" only. With ``coordinates`` the vision tokens carry their patch's position
+    (``GridCoordinates``): the CLIP of the relations level is trained on left-to-right
+    captions and keeps little of where things are, which questions of height and distance
+    need. Scores on the test split (the first ``test_size`` questions): ``accuracy``
+    and ``accuracy_by_type`` (``vqa_metrics``) after each stage and at the top level after
+    stage 2, plus ``samples``, one question of each kind. ``train_size`` keeps the first N
+    training questions and the first N scenes for the CLIP. Introduced in notebook 08.
+    """
+    from mmcourse.seeding import seed_everything  # noqa: PLC0415
+
+    epochs = _check_run(level, arch, epochs, VQA_EPOCHS)
+    root = data.ensure_data(root)
+    seed_everything(seed)
+    vocabulary = decoder_vocabulary(root)
+
+    def split(name, size):
+        images, _, scene_ids = data.load_arrays("retrieval", level, name, root=root)
+        records = data.load_records("qa", level, name, root=root)
+        if size is not None:
+            records = records[:_positive_int(f"{name}_size", size)]
+        assert np.array_equal(scene_ids, np.arange(len(images)))  # scene i is image i
+        return images, records, [[r[key] for r in records] for key in (
+            "scene", "text", "answer", "kind")]
+
+    images, _, (rows, questions, answers, _) = split("train", train_size)
+    test_images, _, (test_rows, test_questions, test_answers, test_kinds) = split(
+        "test", test_size)
+    ids, weights = encode_answers(questions, answers, vocabulary)
+    captions = data.load_arrays("retrieval", level, "train", root=root)[1][:train_size]
+    pretrain_ids = encode_texts(captions + [f"{q} {a}" for q, a in zip(
+        questions, answers, strict=True)], vocabulary, max(CAPTION_LENGTHS[level], VQA_LENGTH))
+    last = {}
+
+    def evaluate(model):
+        last.update(vqa_metrics(model, test_images[test_rows], test_questions, test_answers,
+                                test_kinds, vocabulary))
+        return {"accuracy": last["accuracy"], "accuracy_by_type": last["accuracy_by_type"]}
+
+    backbone = _backbone("vqa", level, seed, root, vocabulary=vocabulary, epochs=epochs,
+                         batch_size=batch_size, train_size=train_size, log=log,
+                         clip_model=clip_model, pretrain_ids=pretrain_ids,
+                         max_length=max(pretrain_ids.shape[1], ids.shape[1]),
+                         coordinates=coordinates, learning_rates=VQA_LEARNING_RATES)
+    model, seconds, stages = _train_stages(
+        "vqa", backbone, arch, seed, epochs=epochs, batch_size=batch_size, log=log,
+        images=images[:max(rows) + 1], rows=rows, ids=ids, weights=weights,
+        evaluate=evaluate, learning_rates=VQA_LEARNING_RATES)
+    first = {kind: test_kinds.index(kind) for kind in sorted(set(test_kinds))}
+    result = {"task": "vqa", "level": level, "arch": arch,
+              "accuracy": last["accuracy"], "accuracy_by_type": last["accuracy_by_type"],
+              **_run_summary(model, seconds, stages, epochs, seed),
+              "learning_rates": VQA_LEARNING_RATES, "batch_size": batch_size,
+              "coordinates": coordinates, "train_examples": len(ids),
+              "test_examples": len(test_questions),
+              "samples": [{"kind": kind, "question": test_questions[i],
+                           "answer": test_answers[i], "generated": last["generated"][i]}
+                          for kind, i in first.items()]}
     if keep_model:
         result["model"] = model
     return result

@@ -1,0 +1,202 @@
+"""VQA by generation (notebook 08): loss weights on the answer only (hand-written, and a
+question's target words change nothing in training), the stages' model on precomputed
+vision tokens equal to the whole model, patch coordinates by hand, answers that stop at
+"[END]", ``vqa_metrics`` against hand-computed accuracies, a quick ``train_vqa`` and a
+``.keras`` round trip with ``safe_mode=True``."""
+
+import json
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+pytest.importorskip("tensorflow")
+
+from mmcourse import clip, text, vlm  # noqa: E402
+from tests.test_vlm import TINY, TINY_VISION, VOCAB, _decoder, _images, _vision  # noqa: E402
+
+INDEX = {word: i for i, word in enumerate(VOCAB)}
+START, END = len(VOCAB) - 2, len(VOCAB) - 1
+QUESTIONS = ["what shape is the red object", "how many circles are there",
+             "is the blue object on the left or right", "what shape is the blue object"]
+ANSWERS = ["circle", "two", "left", "square"]
+
+
+def test_encode_answers_weighs_the_answer_and_end_only():
+    ids, weights = vlm.encode_answers(QUESTIONS[:2], ANSWERS[:2], VOCAB, 10)
+    words = "what shape is the red object circle".split()
+    assert ids[0].tolist() == [START, *[INDEX[w] for w in words], END, 0]
+    # Targets ids[:, 1:]: 6 (then 5) question words, the answer and [END], padding.
+    np.testing.assert_array_equal(weights, [[0, 0, 0, 0, 0, 0, 1, 1, 0],
+                                            [0, 0, 0, 0, 0, 1, 1, 0, 0]])
+    assert weights.dtype == np.float32
+    with pytest.raises(ValueError, match="same length, got 2 and 1"):
+        vlm.encode_answers(QUESTIONS[:2], ANSWERS[:1], VOCAB)
+    with pytest.raises(TypeError, match="questions and answers must be lists"):
+        vlm.encode_answers("how many circles are there", ["two"], VOCAB)
+
+
+def test_the_question_tokens_get_no_gradient():
+    ids, weights = vlm.encode_answers(QUESTIONS, ANSWERS, VOCAB, 12)
+    inputs, targets = ids[:, :-1], ids[:, 1:]
+    other = targets.copy()  # the question's target words replaced by others
+    question = (weights == 0) & (targets != 0)
+    other[question] = (other[question] - 2 + 7) % (START - 2) + 2
+    assert (other[question] != targets[question]).all()
+
+    def trained(stage_targets):
+        decoder = _decoder(seed=3)
+        names = {layer.name for layer in decoder.layers}
+        vlm._fit_stage(decoder, names, inputs, stage_targets, weights, 1, 1e-2, 2, 0)
+        return [np.asarray(w) for w in decoder.weights]
+
+    for mine, theirs in zip(trained(targets), trained(other), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("arch", vlm.ARCHS)
+def test_the_model_on_vision_tokens_is_the_whole_model(arch):
+    vision = _vision()
+    model = vlm.build_vlm(_decoder(), vision, arch)
+    for layer in model.layers:
+        if isinstance(layer, vlm.GatedCrossAttention):
+            layer.alpha.assign(0.7)
+    pixels = _images(3, seed=4).astype(np.float32) / 255
+    ids = np.random.default_rng(4).integers(2, START, size=(3, 6)).astype(np.int32)
+    on_tokens = vlm.on_vision_tokens(model)
+    assert "vision" not in {layer.name for layer in on_tokens.layers}
+    np.testing.assert_allclose(np.asarray(on_tokens([np.asarray(vision(pixels)), ids])),
+                               np.asarray(model([pixels, ids])), atol=1e-5)
+    with pytest.raises(ValueError, match="model must be a vision-language model"):
+        vlm.on_vision_tokens(_decoder())
+
+
+def test_grid_coordinates_by_hand():
+    tokens = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)  # class + 2 x 2 grid
+    out = np.asarray(vlm.GridCoordinates(frequencies=1)(tokens))
+    np.testing.assert_array_equal(out[..., :3], tokens)
+    # x, y, sin(pi x), cos(pi x), sin(pi y), cos(pi y); row-major, top-left first.
+    np.testing.assert_allclose(out[1, :, 3:], [[0, 0, 0, 0, 0, 0],
+                                               [-0.5, -0.5, -1, 0, -1, 0],
+                                               [0.5, -0.5, 1, 0, -1, 0],
+                                               [-0.5, 0.5, -1, 0, 1, 0],
+                                               [0.5, 0.5, 1, 0, 1, 0]], atol=1e-6)
+    with pytest.raises(ValueError, match="square grid of patch tokens"):
+        vlm.GridCoordinates()(np.zeros((1, 6, 3), np.float32))
+
+
+@pytest.fixture(scope="module")
+def answerer():
+    """A tiny LLaVA-style model that has learned four questions about two images."""
+    keras.utils.set_random_seed(0)
+    vision = vlm.vision_tokens(clip.build_image_encoder(**TINY_VISION), coordinates=True)
+    model = vlm.build_vlm(vlm.build_decoder(len(VOCAB), max_length=14, **TINY), vision)
+    images = _images(2, seed=5)
+    copies = 150  # one epoch of 150 steps: cheaper than 150 epochs
+    rows = np.tile(np.array([0, 0, 1, 1], np.int32), copies)
+    ids, weights = vlm.encode_answers(QUESTIONS * copies, ANSWERS * copies, VOCAB)
+    tokens = np.asarray(vision(images / 255.0))
+    names = {layer.name for layer in model.layers} - {"vision"}
+    vlm._fit_stage(vlm.on_vision_tokens(model), names, (rows, ids[:, :-1]), ids[:, 1:],
+                   weights, 1, 1e-2, 4, 0, tokens)
+    return model, images[rows[:4]]
+
+
+def test_answers_are_generated_and_stop_at_end(answerer):
+    model, images = answerer
+    kinds = ["shape", "count", "side", "shape"]
+    metrics = vlm.vqa_metrics(model, images, QUESTIONS, ANSWERS, kinds, VOCAB)
+    assert metrics["generated"] == ANSWERS and metrics["accuracy"] == 1.0
+    # Room for 4 more tokens after the answer, yet decoding stops at [END].
+    ids = vlm.decode_ids(model, images[:1], [[INDEX[w] for w in QUESTIONS[0].split()]],
+                         max_length=6)
+    assert ids.tolist() == [[INDEX["circle"], END, 0, 0, 0, 0]]
+
+
+def test_vqa_model_saves_and_loads_with_safe_mode(answerer, tmp_path):
+    model, images = answerer
+    model.save(tmp_path / "vqa.keras")
+    loaded = keras.saving.load_model(tmp_path / "vqa.keras", safe_mode=True)
+    kinds = ["shape", "count", "side", "shape"]
+    assert vlm.vqa_metrics(loaded, images, QUESTIONS, ANSWERS, kinds, VOCAB)["generated"] \
+        == ANSWERS
+
+
+def test_vqa_metrics_against_hand_computed_accuracies(monkeypatch):
+    questions = ["how many circles are there", "what colour is the object nearest to the red "
+                 "object", "what colour is the object nearest to the blue object",
+                 "what shape is the red object", "is the red object on the left or right",
+                 "is the blue object on the left or right"]
+    answers = ["two", "green", "cyan", "square", "left", "right"]
+    kinds = ["count", "nearest colour", "nearest colour", "shape", "side", "side"]
+    written = {questions[0]: "Two.", questions[1]: "green", questions[2]: "blue",
+               questions[3]: "square", questions[4]: "right", questions[5]: "right"}
+    calls = []
+
+    def fake_generate(model, images, prompt, max_length, vocabulary):
+        assert len({len(text.split_words(p)) for p in prompt}) == 1  # one length per call
+        calls.append((len(prompt), max_length))
+        return [written[p] for p in prompt]
+
+    monkeypatch.setattr(vlm, "generate", fake_generate)
+    metrics = vlm.vqa_metrics(None, _images(6), questions, answers, kinds, VOCAB,
+                              batch_size=1)
+    # Correct: "Two." (standardised), green, square, right; wrong: blue, the first "right".
+    assert metrics["accuracy"] == pytest.approx(4 / 6)
+    assert metrics["accuracy_by_type"] == pytest.approx({
+        "relational": 2 / 3, "non_relational": 2 / 3, "count": 1.0, "nearest colour": 0.5,
+        "shape": 1.0, "side": 0.5})
+    assert list(metrics["accuracy_by_type"])[:2] == ["relational", "non_relational"]
+    assert metrics["generated"] == [written[q] for q in questions]
+    # Every question alone (batch_size=1), the room left in 13 tokens after [START] and it.
+    assert sorted(calls) == sorted((1, 12 - len(q.split())) for q in questions)
+    with pytest.raises(ValueError, match="same length, got 6, 6, 5 and 6"):
+        vlm.vqa_metrics(None, _images(6), questions, answers[:5], kinds, VOCAB)
+
+
+def test_train_vqa_quick_run():
+    encoder = clip.build_image_encoder(**TINY_VISION)
+    steps = {"pretrain": 1, "stage1": 1, "stage2": 1}
+    result = vlm.train_vqa("relations", "flamingo", epochs=steps, train_size=64,
+                           test_size=60, batch_size=32, clip_model=encoder)
+    assert result["task"] == "vqa" and result["arch"] == "flamingo"
+    assert result["train_examples"] == 64 and result["test_examples"] == 60
+    assert set(result["seconds"]) == {"pretrain", "stage1", "stage2"}  # CLIP given
+    assert 0 <= result["accuracy"] <= 1
+    by_type = result["accuracy_by_type"]
+    assert {"relational", "non_relational"} <= set(by_type)
+    assert [s["kind"] for s in result["samples"]] == sorted(set(by_type) - {
+        "relational", "non_relational"})
+    assert {"question", "answer", "generated"} <= set(result["samples"][0])
+    assert result["stages"]["stage2"]["trainable_params"] < result["params"]
+    with pytest.raises(ValueError, match="unknown step 'stage3'"):
+        vlm.train_vqa(epochs={"stage3": 1})
+    with pytest.raises(ValueError, match="test_size must be"):
+        vlm.train_vqa(test_size=0)
+
+
+def test_the_command_prints_what_train_vqa_returns(monkeypatch, capsys):
+    from mmcourse.__main__ import main
+
+    seen = {}
+
+    def fake_train_vqa(level, arch, seed, root, keep_model, log):
+        seen.update(level=level, arch=arch, seed=seed, keep_model=keep_model)
+        return {"task": "vqa", "level": level, "arch": arch, "accuracy": 0.75,
+                "accuracy_by_type": {"relational": 0.5, "non_relational": 1.0, "count": 0.5,
+                                     "shape": 1.0},
+                "params": 1234, "trainable_params": 567, "train_seconds": 8.0, "seed": seed,
+                "samples": [{"kind": "count", "question": "how many circles are there",
+                             "answer": "two", "generated": "one"}]}
+
+    monkeypatch.setattr(vlm, "train_vqa", fake_train_vqa)
+    assert main(["train", "--task", "vqa", "--level", "relations", "--arch", "flamingo",
+                 "--seed", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy_by_type"]["relational"] == 0.5
+    assert seen == {"level": "relations", "arch": "flamingo", "seed": 3, "keep_model": False}
+    assert main(["train", "--task", "vqa", "--level", "relations"]) == 0
+    out = capsys.readouterr().out
+    assert seen["arch"] == "llava"  # the default
+    assert "vqa/llava on relations: accuracy 0.750; 1,234 parameters (567 trainable" in out
+    assert "relational 0.500, non_relational 1.000, count 0.500, shape 1.000" in out
+    assert "'how many circles are there' -> 'one' (reference 'two')" in out
