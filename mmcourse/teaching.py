@@ -84,9 +84,14 @@ def starter_cells(notebook: dict, questions: list[str]) -> dict[str, int]:
 
 
 def solution_cell(cell: dict, solution_code: str) -> dict:
-    """The starter ``cell`` with the solution in place of its code; no outputs."""
+    """The starter ``cell`` with the solution in place of its code; no outputs. The starter's
+    own import lines (what it gives the learner, e.g. data or a helper) stay above the
+    solution; the placeholder's import goes."""
     new = copy.deepcopy(cell)
-    new["source"] = f"{BEGIN}\n{solution_code.strip()}\n{END}"
+    kept = [match.group(0) for match in IMPORT_LINE.finditer(source(cell))
+            if PLACEHOLDER not in match.group(0)]
+    new["source"] = "".join(f"{line.strip()}\n" for line in kept) + \
+        f"{BEGIN}\n{solution_code.strip()}\n{END}"
     new["outputs"] = []
     new["execution_count"] = None
     new.get("metadata", {}).pop("execution", None)

@@ -89,8 +89,10 @@ def test_teacher_copies_differ_from_the_notebooks_only_in_the_solution_cells(tmp
                 continue
             exercise = by_index[index]
             text = teaching.source(new)
-            assert text == (f"# BEGIN SOLUTION\n{exercise.solution_code.strip()}\n"
-                            f"# END SOLUTION")
+            imports = [line.strip() for line in teaching.source(old).splitlines()
+                       if line.lstrip().startswith(("import ", "from ")) and "____" not in line]
+            assert text == "".join(f"{line}\n" for line in imports) + (
+                f"# BEGIN SOLUTION\n{exercise.solution_code.strip()}\n# END SOLUTION")
             assert f"ex.{exercise.name}.check(" in text and "____" not in text
             assert new["outputs"] == [] and new["execution_count"] is None
 
