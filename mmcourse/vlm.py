@@ -1094,6 +1094,24 @@ def _run_summary(model, seconds, stages, epochs, seed) -> dict:
             "stages": stages, "epochs": epochs, "seed": seed}
 
 
+def question_only_accuracy(train_records, test_records) -> dict:
+    """The baseline that never looks at the image: each test question (a qa record of
+    ``mmcourse.data``, with "text", "answer" and "kind") gets the commonest answer to the same
+    question text in ``train_records`` (ties: the answer seen first), and no answer when the
+    text is new. Returns ``stats.accuracy_by_type`` by question kind. Introduced in notebook
+    08."""
+    from collections import Counter  # noqa: PLC0415
+
+    answers_to: dict[str, Counter] = {}
+    for record in train_records:
+        answers_to.setdefault(record["text"], Counter())[record["answer"]] += 1
+    commonest = {text: counts.most_common(1)[0][0] for text, counts in answers_to.items()}
+    correct = np.array([commonest.get(r["text"]) == r["answer"] for r in test_records],
+                       np.float32)
+    return stats.accuracy_by_type(correct, np.ones_like(correct),
+                                  [r["kind"] for r in test_records])
+
+
 def vqa_metrics(model, images, questions, answers, kinds, vocabulary,
                 length: int = VQA_LENGTH, batch_size: int = 1000) -> dict:
     """How well ``model`` answers: each question (row i about ``images[i]``) is the prompt

@@ -200,3 +200,22 @@ def test_the_command_prints_what_train_vqa_returns(monkeypatch, capsys):
     assert "vqa/llava on relations: accuracy 0.750; 1,234 parameters (567 trainable" in out
     assert "relational 0.500, non_relational 1.000, count 0.500, shape 1.000" in out
     assert "'how many circles are there' -> 'one' (reference 'two')" in out
+
+
+def test_question_only_accuracy_answers_each_question_with_its_commonest_training_answer():
+    def record(text_, answer, kind):
+        return {"text": text_, "answer": answer, "kind": kind}
+
+    train = [record("how many circles are there", "two", "count"),
+             record("how many circles are there", "one", "count"),
+             record("how many circles are there", "two", "count"),
+             record("what shape is the red object", "square", "shape"),   # a tie: the
+             record("what shape is the red object", "circle", "shape")]   # first seen wins
+    test = [record("how many circles are there", "two", "count"),        # right
+            record("how many circles are there", "two", "count"),        # right
+            record("what shape is the red object", "square", "shape"),   # right (tie)
+            record("what shape is the blue object", "square", "shape")]  # unseen: wrong
+    by_type = vlm.question_only_accuracy(train, test)
+    # count is relational, shape is not (stats.RELATIONAL_KINDS): by hand, 2/2 and 1/2
+    assert by_type["count"] == 1.0 and by_type["shape"] == 0.5
+    assert by_type["relational"] == 1.0 and by_type["non_relational"] == 0.5

@@ -83,22 +83,11 @@ def summarise() -> None:
 
 
 def blind_relational() -> float:
-    """The relational accuracy of a model that never looks: the commonest training answer
-    to each test question's text."""
-    from collections import Counter, defaultdict
+    """The relational accuracy of a model that never looks (``vlm.question_only_accuracy``)."""
+    from mmcourse import data
 
-    import numpy as np
-
-    from mmcourse import data, stats
-
-    answers = defaultdict(Counter)
-    for record in data.load_records("qa", "relations", "train"):
-        answers[record["text"]][record["answer"]] += 1
-    test = data.load_records("qa", "relations", "test")
-    correct = np.array([answers[r["text"]].most_common(1)[0][0] == r["answer"]
-                        if r["text"] in answers else False for r in test], np.float32)
-    return stats.accuracy_by_type(correct, np.ones_like(correct),
-                                  [r["kind"] for r in test])["relational"]
+    return vlm.question_only_accuracy(data.load_records("qa", "relations", "train"),
+                                      data.load_records("qa", "relations", "test"))["relational"]
 
 
 if __name__ == "__main__":
