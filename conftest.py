@@ -7,7 +7,6 @@ exercise recorded "correct". Every other cell runs and is compared as stored, so
 executes once. The starter cells' stored "Not attempted" is checked by tests/test_teaching.py.
 """
 
-import json
 import os
 import shutil
 import tempfile
@@ -35,11 +34,10 @@ class SolutionsCorrect(pytest.Item):
     def runtest(self):
         if self.problem:
             raise AssertionError(f"cannot build the teacher copy: {self.problem}")
-        last = {}
-        if self.record.is_file():
-            for line in self.record.read_text(encoding="utf-8").splitlines():
-                entry = json.loads(line)
-                last[(entry["notebook"], entry["question"])] = entry
+        from mmcourse.grading import read_records
+
+        last = {(entry["notebook"], entry["question"]): entry
+                for entry in read_records(self.record)}
         wrong = [f"{n} {q}: " + (f"{last[(n, q)]['status']}: {last[(n, q)]['message']}"
                                  if (n, q) in last else "never checked")
                  for n, q in self.expected if last.get((n, q), {}).get("status") != "correct"]

@@ -138,7 +138,7 @@ def _execute(notebook: Path, timeout: float, with_folder: bool) -> dict:
             last_line = (stderr.strip().splitlines() or ["no message"])[-1]
             failure = ("error", report.get("failure") or
                        f"the run stopped (exit status {child.returncode}: {last_line})")
-        return {"records": _read_records(record), "cell_errors": report.get("cell_errors", {}),
+        return {"records": read_records(record), "cell_errors": report.get("cell_errors", {}),
                 "failure": failure}
 
 
@@ -151,8 +151,9 @@ def _read_json(path: Path) -> dict:
     return report if isinstance(report, dict) else {}
 
 
-def _read_records(path: Path) -> list[dict]:
-    """The recorded checks, skipping lines that are not records (one cut short by a kill)."""
+def read_records(path: Path) -> list[dict]:
+    """The checks recorded in ``path`` (``MMCOURSE_RECORD``), in order; no file gives [].
+    Lines that are not records (one cut short by a kill) are skipped."""
     records = []
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines() \
         if path.is_file() else []
