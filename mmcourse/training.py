@@ -256,10 +256,15 @@ def main(args) -> int:
               f"{result['test_accuracy']:.4f}, {result['params']:,} parameters, "
               f"{result['epochs_run']} epochs in {result['train_seconds']:.1f} s "
               f"({result['seconds_per_epoch']:.2f} s/epoch)")
-        print("accuracy by type: " + ", ".join(
-            f"{kind} {value:.3f}" for kind, value in result["accuracy_by_type"].items()
-            if value is not None))
+        _print_accuracy_by_type(result["accuracy_by_type"])
     return 0 if math.isfinite(result["test_loss"]) else 1
+
+
+def _print_accuracy_by_type(by_type: dict) -> None:
+    """One line: each question kind's accuracy (``accuracy_by_type``), kinds without
+    questions left out."""
+    print("accuracy by type: " + ", ".join(
+        f"{kind} {value:.3f}" for kind, value in by_type.items() if value is not None))
 
 
 def _train_and_save(args, train_function, *arguments, **options):
@@ -334,9 +339,7 @@ def _main_vqa(args) -> int:
     print(f"vqa/{result['arch']} on {result['level']}: accuracy {result['accuracy']:.3f}; "
           f"{result['params']:,} parameters ({result['trainable_params']:,} trainable in "
           f"stage 2), {result['train_seconds']:.0f} s")
-    print("accuracy by type: " + ", ".join(
-        f"{kind} {value:.3f}" for kind, value in result["accuracy_by_type"].items()
-        if value is not None))
+    _print_accuracy_by_type(result["accuracy_by_type"])
     for sample in result["samples"]:
         print(f"  {sample['question']!r} -> {sample['generated']!r} (reference "
               f"{sample['answer']!r})")
