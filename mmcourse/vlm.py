@@ -405,8 +405,7 @@ def build_vlm(decoder, vision, arch: str = "llava", projector=None):
     ``arch="flamingo"`` a ``GatedCrossAttention`` ("gated_cross1".."gated_crossN") before
     every decoder block lets the text attend to them. Introduced in notebook 08.
     """
-    if arch not in ARCHS:
-        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    _check_arch(arch)
     parts = _parts(decoder)
     if parts["vision"] is not None:
         raise ValueError("decoder must be a text decoder (build_decoder), got a model with "
@@ -896,13 +895,16 @@ def _fit_stage(model, trainable, inputs, targets, weights, epochs, learning_rate
     return time.perf_counter() - start, trainable_params, float(history.history["loss"][-1])
 
 
-def _check_run(level, arch, epochs, defaults) -> dict:
-    """Checks the level and the architecture; returns ``defaults`` updated with ``epochs``,
-    each a positive int."""
-    if level not in CAPTION_LENGTHS:
-        raise ValueError(f"level must be one of {tuple(CAPTION_LENGTHS)}, got {level!r}")
+def _check_arch(arch) -> None:
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+
+
+def _check_run(level, epochs, defaults) -> dict:
+    """Checks the level; returns ``defaults`` updated with ``epochs``, each a positive
+    int."""
+    if level not in CAPTION_LENGTHS:
+        raise ValueError(f"level must be one of {tuple(CAPTION_LENGTHS)}, got {level!r}")
     epochs = {**defaults, **(epochs or {})}
     for step, value in epochs.items():
         if step not in defaults:
@@ -1010,7 +1012,7 @@ def caption_backbone(level: str = "attributes", seed: int = 0, root=None, *,
     fitting time of each step. Introduced in notebook 08."""
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
 
-    epochs = _check_run(level, ARCHS[0], epochs, CAPTION_EPOCHS)
+    epochs = _check_run(level, epochs, CAPTION_EPOCHS)
     root = data.ensure_data(root)
     seed_everything(seed)
     images, ids, vocabulary = _caption_data(level, root, train_size)
@@ -1044,7 +1046,8 @@ def train_captioner(level: str = "attributes", arch: str = "llava", seed: int = 
     """
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
 
-    epochs = _check_run(level, arch, epochs, CAPTION_EPOCHS)
+    _check_arch(arch)
+    epochs = _check_run(level, epochs, CAPTION_EPOCHS)
     root = data.ensure_data(root)
     seed_everything(seed)
     images, ids, vocabulary = _caption_data(level, root, train_size)
@@ -1168,7 +1171,8 @@ def train_vqa(level: str = "relations", arch: str = "llava", seed: int = 0, root
     """
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
 
-    epochs = _check_run(level, arch, epochs, VQA_EPOCHS)
+    _check_arch(arch)
+    epochs = _check_run(level, epochs, VQA_EPOCHS)
     root = data.ensure_data(root)
     seed_everything(seed)
     vocabulary = decoder_vocabulary(root)
