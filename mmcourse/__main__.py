@@ -345,19 +345,29 @@ def check_data(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - start
+    from mmcourse import owndata  # issue 28: shared captions, a test split too small
+
+    warnings = owndata.folder_warnings(check.rows, check.captions.has_label,
+                                       check.captions.has_group) if check.rows else []
     if args.json:
         print(json.dumps({"folder": str(folder), "ok": check.ok, "rows": len(check.rows),
                           "has_label": check.captions.has_label,
+                          "has_group": check.captions.has_group,
                           "delimiter": check.captions.delimiter, "seconds": round(seconds, 3),
                           "problems": [vars(p) for p in check.problems],
-                          "notes": check.captions.notes}, ensure_ascii=False))
+                          "notes": check.captions.notes, "warnings": warnings},
+                         ensure_ascii=False))
     else:
         print(check.report(), file=sys.stderr if not check.ok else sys.stdout)
+        for warning in warnings:
+            print(warning)
         if check.ok:
             labels = "labels 0/1" if check.captions.has_label else (
                 "no label column: training pairs each image with another image's caption "
-                "as its negatives")
-            print(f"all good in {seconds:.1f} s: {labels}")
+                "as its negatives" + (", never one of its group" if check.captions.has_group
+                                      else ""))
+            verdict = f"no problems, {len(warnings)} warning(s)" if warnings else "all good"
+            print(f"{verdict} in {seconds:.1f} s: {labels}")
     return 0 if check.ok else 1
 
 

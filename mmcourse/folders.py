@@ -12,7 +12,8 @@ The CSV (``read_captions``):
   in Chinese produces, get the advice to save as "CSV UTF-8";
 * the delimiter is detected from the header (comma, semicolon, tab or ``|``);
 * column names are case-insensitive: ``image``, ``text`` and optionally ``label`` or
-  ``labels``, with labels 0/1, true/false or yes/no;
+  ``labels``, with labels 0/1, true/false or yes/no, and ``group``: rows with the same
+  group value have equivalent captions (no false pair is drawn between them);
 * quoted captions may span lines; line numbers are those of the file, not record counts;
   a quote that swallows the following rows is reported where it opens.
 
@@ -45,6 +46,10 @@ MAX_PIXELS = 40_000_000
 #: Longer captions are refused: usually an unbalanced quote or a binary file.
 MAX_TEXT_CHARS = 10_000
 LABEL_COLUMNS = ("label", "labels")
+#: An optional column that declares captions equivalent: rows with the same group value
+#: describe the same thing (paraphrases, translations), so no false pair is drawn between
+#: them (``mmcourse.owndata``).
+GROUP_COLUMNS = ("group",)
 #: Accepted label spellings (case-insensitive) and their values.
 LABEL_VALUES = {"1": 1.0, "0": 0.0, "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
 DELIMITERS = (",", ";", "\t", "|")
@@ -83,6 +88,7 @@ class Row:
     image: str
     text: str
     label: float | None = None
+    group: str | None = None
 
 
 @dataclass
@@ -92,6 +98,7 @@ class Captions:
 
     rows: list = field(default_factory=list)
     has_label: bool = False
+    has_group: bool = False
     delimiter: str = ","
     problems: list = field(default_factory=list)
     notes: list = field(default_factory=list)
@@ -208,9 +215,14 @@ def read_captions(path) -> Captions:
     result.delimiter = delimiter
     columns = _header_columns(header_line, delimiter)
     label_columns = [c for c in columns if c in LABEL_COLUMNS]
+    group_columns = [c for c in columns if c in GROUP_COLUMNS]
     result.has_label = bool(label_columns)
-    position = {c: columns.index(c) for c in ("image", "text", *label_columns[:1])}
+    result.has_group = bool(group_columns)
+    position = {c: columns.index(c) for c in ("image", "text", *label_columns[:1],
+                                              *group_columns[:1])}
     label_index = position.get(label_columns[0]) if label_columns else None
+    if group_columns:
+        position["group"] = position[group_columns[0]]
     seen: dict = {}
     limit = csv.field_size_limit()
     csv.field_size_limit(max(limit, 64 * MAX_TEXT_CHARS))
@@ -294,6 +306,7 @@ def _check_record(result: Captions, name: str, start: int, end: int, fields: lis
             ok = False
     if not ok:
         return
+    group = fields[position["group"]].strip() or None if "group" in position else None
     key = (image, text)
     if key in seen:
         first = seen[key]
@@ -305,7 +318,7 @@ def _check_record(result: Captions, name: str, start: int, end: int, fields: lis
         else:
             result.notes.append(f"note: {name} line {start} repeats line {first.line}")
         return
-    row = Row(start, image, text, label)
+    row = Row(start, image, text, label, group)
     seen[key] = row
     result.rows.append(row)
 

@@ -47,6 +47,13 @@ MAX_SEQUENCE_LENGTH = 64
 #: most ``MAX_NEGATIVE_ROUNDS`` rounds: a small folder then gives the model enough steps.
 MIN_TRAIN_PAIRS = 4000
 MAX_NEGATIVE_ROUNDS = 8
+#: Warn when at least this share of the images has a caption that other images have too: the
+#: folder then names classes, and a "false" pair (another image's caption) may be true.
+SHARED_CAPTION_WARNING = 0.2
+#: Warn when the test split has fewer pairs: the 95% interval of an accuracy near 0.5 on
+#: n pairs is about +-1.96 * 0.5 / sqrt(n), +-0.10 at 100 pairs (50 images without labels,
+#: so a folder of about 500 images).
+MIN_TEST_PAIRS = 100
 
 
 @dataclass
@@ -59,6 +66,10 @@ class OwnData:
     pairs: str
     splits: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    #: Per split, without labels: ``false_pairs``, ``may_be_true`` (false pairs whose caption
+    #: other images share and no group rules out) and ``in_own_group`` (0: never drawn).
+    negatives: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
 
     def sizes(self) -> dict:
         """Per split: how many images and how many (image, text) pairs (all rounds)."""
@@ -81,14 +92,76 @@ def split_images(names, seed: int = 0) -> dict:
             "train": set(shuffled[n_test + n_val:])}
 
 
-def shuffled_pairs(image_names, texts, rng: np.random.Generator):
+def caption_sharing(image_names, texts) -> dict:
+    """How many images share captions: ``images``, ``captions`` (distinct), ``shared_images``
+    (images with a caption that another image has too), ``share`` (their fraction),
+    ``shared`` ({caption: number of images} for captions of two or more images) and
+    ``most`` ((caption, images) of the most shared, or None). Introduced in notebook 09."""
+    images_of: dict[str, set] = {}
+    for name, caption in zip(image_names, texts, strict=True):
+        images_of.setdefault(caption, set()).add(name)
+    shared = {caption: len(names) for caption, names in images_of.items() if len(names) > 1}
+    shared_images = set().union(*(images_of[c] for c in shared)) if shared else set()
+    images = len(set(image_names))
+    most = max(shared.items(), key=lambda item: (item[1], item[0])) if shared else None
+    return {"images": images, "captions": len(images_of), "shared_images": len(shared_images),
+            "share": len(shared_images) / max(images, 1), "shared": shared, "most": most}
+
+
+def folder_warnings(rows, has_label: bool, has_group: bool = False) -> list[str]:
+    """What ``check-data`` and ``train --data-dir`` warn about in a readable folder: captions
+    shared by many images (without labels or groups, a false pair may then be true) and a
+    test split too small to measure (fewer than ``MIN_TEST_PAIRS`` pairs). Introduced in
+    notebook 09."""
+    warnings = []
+    names = [row.image for row in rows]
+    if not has_label:
+        sharing = caption_sharing(names, [row.text for row in rows])
+        if sharing["share"] >= SHARED_CAPTION_WARNING and not has_group:
+            caption, count = sharing["most"]
+            warnings.append(
+                f"warning: captions repeat: {sharing['captions']:,} different captions for "
+                f"{sharing['images']:,} images, {sharing['share']:.0%} of the images share a "
+                f"caption with others (most: {caption!r} on {count} images). A false pair is "
+                f"another image's caption; it is never one of the image's own, but where two "
+                f"different captions can describe the same image (paraphrases, translations, "
+                f"one class) the 'false' pair is true and the measured accuracy is too low. "
+                f"Add a column group (the same value for captions that mean the same), or a "
+                f"label column with your own false pairs")
+    if len(set(names)) >= 3:
+        test_images = len(split_images(names)["test"])
+        per_image = (len(rows) / max(len(set(names)), 1)) * (1 if has_label else 2)
+        test_pairs = int(round(test_images * per_image))
+        if test_pairs < MIN_TEST_PAIRS:
+            half_width = 1.96 * 0.5 / np.sqrt(max(test_pairs, 1))
+            warnings.append(
+                f"warning: the test split is too small to measure: {test_images} image(s), "
+                f"about {test_pairs} pair(s), so the test accuracy moves in steps of "
+                f"{1 / max(test_pairs, 1):.0%} and its 95% interval is about "
+                f"+-{half_width:.2f}; use at least {MIN_TEST_PAIRS} test pairs (about "
+                f"{int(np.ceil(MIN_TEST_PAIRS / per_image / SPLIT_FRACTIONS['test'])):,} "
+                f"images)")
+    return warnings
+
+
+def shuffled_pairs(image_names, texts, rng: np.random.Generator, groups=None):
     """True pairs plus one false pair per true pair: the image with the caption of another
-    image that is none of its own captions. Returns (image_names, texts, labels float32),
-    true and false interleaved. ``DataError`` when no such caption exists.
-    Introduced in notebook 09."""
+    image that is none of its own captions, nor a caption of a row in one of its groups
+    (``groups``: one group value or None per row; equal values declare the captions
+    equivalent). Returns (image_names, texts, labels float32), true and false interleaved.
+    ``DataError`` when no such caption exists. Introduced in notebook 09."""
     own: dict[str, set] = {}
     for name, caption in zip(image_names, texts, strict=True):
         own.setdefault(name, set()).add(caption)
+    if groups is not None:
+        groups = list(groups)
+        by_group: dict[str, set] = {}
+        for group, caption in zip(groups, texts, strict=True):
+            if group is not None:
+                by_group.setdefault(group, set()).add(caption)
+        for name, group in zip(image_names, groups, strict=True):
+            if group is not None:
+                own[name] = own[name] | by_group[group]
     names_out, texts_out, labels = [], [], []
     texts = list(texts)
     for name, caption in zip(image_names, texts, strict=True):
@@ -102,8 +175,8 @@ def shuffled_pairs(image_names, texts, rng: np.random.Generator):
             negative = next((texts[i] for i in order if texts[i] not in own[name]), None)
         if negative is None:
             raise DataError(f"cannot make a false pair for image {name!r}: every caption of "
-                            f"its split is one of its own; add images with other captions, "
-                            f"or a label column")
+                            f"its split is one of its own (or of its group); add images with "
+                            f"other captions, or a label column")
         names_out += [name, name]
         texts_out += [caption, negative]
         labels += [1.0, 0.0]
@@ -123,12 +196,21 @@ def load_own_data(folder, seed: int = 0, size: int = IMAGE_SIZE,
                         + "\n".join(str(p) for p in check.problems))
     rows = check.rows
     assignment = split_images([row.image for row in rows], seed)
-    has_label = check.captions.has_label
+    has_label, has_group = check.captions.has_label, check.captions.has_group
     result = OwnData(Path(folder), "labels" if has_label else "shuffled captions")
+    result.warnings = folder_warnings(rows, has_label, has_group)
     if not has_label:
         result.notes.append("no label column: every caption is a true pair, and each image "
                             "also gets the caption of another image of its split as a false "
-                            "pair (balanced 1:1)")
+                            "pair (balanced 1:1)" + (", never one of its group" if has_group
+                                                     else ""))
+    shared = caption_sharing([row.image for row in rows], [row.text for row in rows])["shared"]
+    groups_of: dict[str, set] = {}
+    for row in rows:
+        groups_of.setdefault(row.image, set()).add(row.group)
+    group_of_caption: dict[str, set] = {}
+    for row in rows:
+        group_of_caption.setdefault(row.text, set()).add(row.group)
     for index, split in enumerate(SPLITS):
         chosen = [row for row in rows if row.image in assignment[split]]
         names = [row.image for row in chosen]
@@ -142,14 +224,25 @@ def load_own_data(folder, seed: int = 0, size: int = IMAGE_SIZE,
                     1, np.ceil(MIN_TRAIN_PAIRS / (2 * max(len(chosen), 1))))))
                 result.notes.append(f"training pairs: {rounds} round(s) of true pairs, each "
                                     f"with fresh shuffled captions as false pairs")
-            parts = [shuffled_pairs(names, captions, np.random.default_rng([seed, index, r]))
-                     for r in range(rounds)]
+            groups = [row.group for row in chosen] if has_group else None
+            parts = [shuffled_pairs(names, captions, np.random.default_rng([seed, index, r]),
+                                    groups) for r in range(rounds)]
             names = [name for part in parts for name in part[0]]
             captions = [caption for part in parts for caption in part[1]]
             labels = np.concatenate([part[2] for part in parts])
+            result.negatives[split] = _negative_audit(names, captions, labels, shared,
+                                                      groups_of, group_of_caption)
         result.splits[split] = {
             "images": np.stack([check.images[name] for name in names]),
             "texts": captions, "labels": labels, "image_names": names}
+    if result.negatives:
+        counts = {key: sum(n[key] for n in result.negatives.values())
+                  for key in ("false_pairs", "may_be_true")}
+        result.notes.append(
+            f"false pairs that may be true: {counts['may_be_true']:,} of "
+            f"{counts['false_pairs']:,} ({counts['may_be_true'] / counts['false_pairs']:.1%}) "
+            f"have a caption that other images share and no group rules out"
+            + ("" if counts["may_be_true"] else " (none)"))
     if has_label:
         train_labels = result.splits["train"]["labels"]
         if train_labels.min() == train_labels.max():
@@ -157,6 +250,23 @@ def load_own_data(folder, seed: int = 0, size: int = IMAGE_SIZE,
                             f"true (1) and false (0) pairs; add the other kind, or drop the "
                             f"label column to have false pairs made by shuffling captions")
     return result
+
+
+def _negative_audit(names, captions, labels, shared, groups_of, group_of_caption) -> dict:
+    """Count a split's false pairs: all, those that may be true (a caption shared by several
+    images, with no declared group on either side) and those inside the image's own group."""
+    audit = {"false_pairs": 0, "may_be_true": 0, "in_own_group": 0}
+    for name, caption, label in zip(names, captions, labels, strict=True):
+        if label > 0.5:
+            continue
+        audit["false_pairs"] += 1
+        image_groups = groups_of[name] - {None}
+        caption_groups = group_of_caption[caption] - {None}
+        if image_groups & caption_groups:
+            audit["in_own_group"] += 1
+        elif caption in shared and not (image_groups and caption_groups):
+            audit["may_be_true"] += 1
+    return audit
 
 
 def default_sequence_length(texts) -> int:
@@ -302,7 +412,8 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
     Returns the dict of ``mmcourse.training.train`` (test_accuracy, test_loss,
     accuracy_by_type by true/false pair, params, train_seconds, ...) plus ``data_dir``,
     ``pairs``, ``split_sizes``, ``oov_rate`` (test tokens unknown to the training
-    vocabulary), ``vocabulary_size``, ``sequence_length``, ``notes`` and ``saved`` (the
+    vocabulary), ``vocabulary_size``, ``sequence_length``, ``notes``, ``warnings``
+    (``folder_warnings``), ``negatives`` (``OwnData.negatives``) and ``saved`` (the
     ``.keras`` path, or None). ``keep_model`` adds ``model`` (raw inputs) and ``data``
     (the ``OwnData``). ``model_options`` go to ``build_model``; by default the image encoder
     gets CoordConv channels (``coordinates=True``), because captions often say *where*
@@ -322,7 +433,7 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
         raise ValueError(f"--save {save}: the file name must end in .keras")
     log = log or (lambda message: None)
     own = load_own_data(folder, seed, negative_rounds=negative_rounds)
-    for note in own.notes:
+    for note in [*own.warnings, *own.notes]:
         log(note)
     sizes = own.sizes()
     log("split by image: " + ", ".join(f"{name} {s['images']} images / {s['pairs']} pairs"
@@ -398,6 +509,7 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
         "data_dir": str(own.folder), "pairs": own.pairs, "split_sizes": sizes,
         "oov_rate": oov, "vocabulary_size": len(vocabulary),
         "sequence_length": int(sequence_length), "notes": own.notes, "saved": saved,
+        "warnings": own.warnings, "negatives": own.negatives,
     }
     log(f"[{own.folder.name}] test accuracy {test_accuracy:.4f} after {epochs_run} epochs in "
         f"{train_seconds:.1f} s")
