@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "captioner, notebook 08) or vqa (answers written by a "
                             "vision-language model, notebook 08); --fusion applies to match "
                             "and qa (default match)")
-    train.add_argument("--fusion", default="concat", help="fusion method (default concat)")
+    train.add_argument("--fusion", default=None,
+                       help="fusion method, match and qa only (default concat)")
     train.add_argument("--arch", default=None, choices=CAPTION_ARCHS,
                        help="with --task caption or vqa: llava (visual tokens as a prefix) "
                             "or flamingo (gated cross-attention) (default llava)")
@@ -176,13 +177,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_data_arguments(parser: argparse.ArgumentParser, args) -> None:
+    """``data --verify`` re-hashes the data as they are: a seed is not used, nor a language
+    when --root names the folder (without --root, --language zh verifies data/zh)."""
+    if args.verify and args.seed != 0:
+        parser.error("argument --seed: not used with --verify (it re-hashes the data against "
+                     "their manifest, whatever seed made them)")
+    if args.verify and args.root is not None and args.language != "en":
+        parser.error("argument --language: not used with --verify --root DIR (the manifest "
+                     "in DIR says its language); without --root, --language zh verifies "
+                     "data/zh")
+
+
 def _check_data_dir_arguments(parser: argparse.ArgumentParser, args) -> None:
     """``train --data-dir``: the folder must exist; flags of the course data do not apply."""
     if not Path(args.data_dir).is_dir():
         parser.error(f"argument --data-dir: {args.data_dir} is not a folder; give the folder "
                      f"that holds captions.csv and the images")
     for flag, value, default in (("--root", args.root, None), ("--level", args.level,
-                                 "attributes"), ("--run-dir", args.run_dir, None),
+                                 "attributes"), ("--resume", args.resume, False),
+                                 ("--run-dir", args.run_dir, None),
                                  ("--strategy", args.strategy, "default"),
                                  ("--train-size", args.train_size, None),
                                  ("--test-size", args.test_size, None)):
@@ -198,6 +212,10 @@ def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
     """What argparse cannot check alone; exits 2 with the flag's name."""
     from mmcourse.models import FUSIONS, TASKS  # names only: no Keras
 
+    if args.task in NEW_TASKS and args.fusion is not None:  # issue 28: never ignored quietly
+        parser.error(f"argument --fusion: only with --task match or qa; --task {args.task} has "
+                     f"no fusion to choose")
+    args.fusion = args.fusion or "concat"
     if args.data_dir is None and args.sequence_length is not None:
         parser.error("argument --sequence-length: only with --data-dir FOLDER (your own data)")
     if args.save is not None:
@@ -429,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return doctor.main(as_json=args.json)
     if args.command == "data":
+        _check_data_arguments(parser, args)
         from mmcourse import data
 
         try:

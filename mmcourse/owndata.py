@@ -406,7 +406,7 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
                  sequence_length: int | None = None, max_tokens: int | None = None,
                  augment: bool = False, log=_log_to_stderr, keep_model: bool = False,
                  model_options: dict | None = None,
-                 negative_rounds: int | None = None) -> dict:
+                 negative_rounds: int | None = None, patience: int | None = None) -> dict:
     """Train a match model on your own folder and evaluate it on its test split.
 
     Returns the dict of ``mmcourse.training.train`` (test_accuracy, test_loss,
@@ -417,7 +417,9 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
     ``.keras`` path, or None). ``keep_model`` adds ``model`` (raw inputs) and ``data``
     (the ``OwnData``). ``model_options`` go to ``build_model``; by default the image encoder
     gets CoordConv channels (``coordinates=True``), because captions often say *where*
-    ("on the left", 左侧) and pooled features forget where. Introduced in notebook 09.
+    ("on the left", 左侧) and pooled features forget where. ``patience``: early stopping on
+    the validation loss, restoring the best weights (``callbacks.fit``). Introduced in
+    notebook 09.
     """
     from mmcourse.models import FUSIONS
 
@@ -429,6 +431,9 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
     epochs = DEFAULT_EPOCHS if epochs is None else epochs
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int)
+                                 or patience < 1):
+        raise ValueError(f"patience must be a positive int, got {patience!r}")
     if save is not None and Path(save).suffix != ".keras":
         raise ValueError(f"--save {save}: the file name must end in .keras")
     log = log or (lambda message: None)
@@ -478,7 +483,7 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
 
     start = time.perf_counter()
     fitted = course_callbacks.fit(model, train_data, val_data, epochs=epochs, checkpoint=False,
-                                  callbacks=[keras.callbacks.LambdaCallback(
+                                  patience=patience, callbacks=[keras.callbacks.LambdaCallback(
                                       on_epoch_end=log_epoch)])
     train_seconds = time.perf_counter() - start
     test_loss, test_accuracy = model.evaluate(test_data, verbose=0)
@@ -525,7 +530,7 @@ def main_train(args) -> int:
         result = train_folder(args.data_dir, task=args.task, fusion=args.fusion,
                               epochs=args.epochs, seed=args.seed, save=args.save,
                               batch_size=args.batch_size or 64,
-                              sequence_length=args.sequence_length)
+                              sequence_length=args.sequence_length, patience=args.patience)
     except DataError as error:
         print(f"error: --data-dir {args.data_dir}: {error}", file=sys.stderr)
         return 1
