@@ -4,7 +4,9 @@ SUBMISSIONS is a folder of student folders (each holding notebooks) or of notebo
 student, named by its file). Each notebook runs in a temporary copy of its folder, in a child
 process with a time limit, in exam mode, with every ``check()`` recorded
 (``mmcourse.exercises``); a submission is never written. The result is one CSV row per
-student, notebook and question, and a short Markdown feedback file per student.
+student, notebook and question, one ``total`` row per student (score, questions, run time
+and the first error of each run, with its cell), and a short Markdown feedback file per
+student. The CSV is UTF-8 with a BOM, so that Excel shows 张伟 when it is double-clicked.
 
 Submissions are code: they run with your rights. Grade them in a container or as a separate
 user (docs/TEACHING.md).
@@ -20,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
@@ -27,15 +30,32 @@ from pathlib import Path
 from mmcourse import teaching
 
 NO_QUESTION = "-"  # the question column of a row about the whole notebook
+TOTAL = "total"  # the question column of a student's summary row
 
 
 @dataclass(frozen=True)
 class Row:
+    """One row of grades.csv; ``score``, ``questions`` and ``seconds`` only in a student's
+    ``total`` row (empty strings elsewhere)."""
+
     student: str
     notebook: str
     question: str
     status: str
     message: str
+    score: int | str = ""
+    questions: int | str = ""
+    seconds: float | str = ""
+
+
+@dataclass
+class Run:
+    """What grading one notebook gave: its rows, the seconds it ran and its first error
+    (``None``, or a sentence naming the cell and the exception)."""
+
+    rows: list
+    seconds: float = 0.0
+    first_error: str | None = None
 
 
 def find_submissions(folder: Path) -> list[tuple[str, Path]]:
@@ -60,9 +80,18 @@ def grade_notebook(student: str, notebook: Path, timeout: float, shown: str,
                    with_folder: bool = True) -> list[Row]:
     """Run a copy of one submitted notebook (with a copy of its folder, so that it finds its
     files, when ``with_folder``) and turn its recorded checks into rows; ``shown`` names
-    the notebook in the rows."""
+    the notebook in the rows. ``run_notebook`` also gives the run time and first error."""
+    return run_notebook(student, notebook, timeout, shown, with_folder).rows
+
+
+def run_notebook(student: str, notebook: Path, timeout: float, shown: str,
+                 with_folder: bool = True) -> Run:
+    """``grade_notebook`` as a ``Run``: the rows, the seconds the notebook ran and its first
+    error with its cell. Question rows whose cell failed after that first error, in another
+    cell, name it as the likely cause."""
     def whole(status, message):
-        return [Row(student, shown, NO_QUESTION, status, message)]
+        return Run([Row(student, shown, NO_QUESTION, status, message)], 0.0,
+                   f"{shown}: {message}" if status == "error" else None)
 
     try:
         content = json.loads(notebook.read_text(encoding="utf-8"))
@@ -83,6 +112,10 @@ def grade_notebook(student: str, notebook: Path, timeout: float, shown: str,
     in_source = {q for cell in content["cells"] if cell.get("cell_type") == "code"
                  for q in teaching.CHECK_CALL.findall(teaching.source(cell))}
     outcome = _execute(notebook, timeout, with_folder)
+    first = outcome["first_error"]
+    first_error = (f"{shown} cell {first['cell']} ({_cell_kind(first)}): {first['error']}"
+                   if first else (f"{shown}: {outcome['failure'][1]}" if outcome["failure"]
+                                  else None))
     last = {(r["notebook"], r["question"]): r for r in outcome["records"]}
     rows, keys = [], set(expected) | set(last)
     for number, question in sorted(keys, key=lambda key: (key[0], _question_order(key[1]))):
@@ -91,8 +124,12 @@ def grade_notebook(student: str, notebook: Path, timeout: float, shown: str,
             record = last[(number, question)]
             rows.append(Row(student, shown, name, record["status"], record["message"]))
         elif question in outcome["cell_errors"]:
+            cause = ""
+            if first and question not in first["questions"]:
+                cause = (f" after the first error, in cell {first['cell']}: {first['error']} "
+                         f"(fix that one first)")
             rows.append(Row(student, shown, name, "error",
-                            f"its cell raised {outcome['cell_errors'][question]}"))
+                            f"its cell raised {outcome['cell_errors'][question]}{cause}"))
         elif question not in in_source:
             rows.append(Row(student, shown, name, "not attempted",
                             f"the notebook has no ex.{question}.check(...)"))
@@ -102,7 +139,13 @@ def grade_notebook(student: str, notebook: Path, timeout: float, shown: str,
         else:
             rows.append(Row(student, shown, name, "not attempted",
                             f"ex.{question}.check(...) never ran"))
-    return rows
+    return Run(rows, outcome["seconds"], first_error)
+
+
+def _cell_kind(first: dict) -> str:
+    questions = first["questions"]
+    return (f"the cell of {', '.join(questions)}" if questions else
+            "not an exercise cell") + f": {first['source']!r}"
 
 
 def _execute(notebook: Path, timeout: float, with_folder: bool) -> dict:
@@ -128,6 +171,7 @@ def _execute(notebook: Path, timeout: float, with_folder: bool) -> dict:
             cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             start_new_session=True)
         failure = None
+        start = time.perf_counter()
         try:
             _, stderr = child.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -138,8 +182,10 @@ def _execute(notebook: Path, timeout: float, with_folder: bool) -> dict:
             last_line = (stderr.strip().splitlines() or ["no message"])[-1]
             failure = ("error", report.get("failure") or
                        f"the run stopped (exit status {child.returncode}: {last_line})")
+        seconds = time.perf_counter() - start
         return {"records": read_records(record), "cell_errors": report.get("cell_errors", {}),
-                "failure": failure}
+                "failure": failure, "first_error": report.get("first_error"),
+                "seconds": seconds}
 
 
 def _read_json(path: Path) -> dict:
@@ -210,25 +256,39 @@ def _run_child(notebook: str, result: str, timeout: str) -> int:
         report["failure"] = f"the notebook stopped ({type(error).__name__}: {error})"
         save()
         return 1
-    for cell in nb.cells:
+    for number, cell in enumerate(nb.cells, start=1):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                for question in teaching.CHECK_CALL.findall(teaching.source(cell)):
-                    report["cell_errors"].setdefault(
-                        question, f"{output['ename']}: {output['evalue']}")
+                questions = teaching.CHECK_CALL.findall(teaching.source(cell))
+                error = f"{output['ename']}: {output['evalue']}"
+                for question in questions:
+                    report["cell_errors"].setdefault(question, error)
+                if "first_error" not in report:
+                    lines = [line for line in teaching.source(cell).splitlines() if
+                             line.strip()]
+                    report["first_error"] = {
+                        "cell": number, "error": error, "questions": questions,
+                        "source": (lines[0][:60] if lines else "")}
     save()
     return 0
 
 
-def feedback(student: str, rows: list[Row]) -> str:
-    """A student's Markdown feedback: score, then each question's status and message."""
-    graded = [r for r in rows if r.question != NO_QUESTION]
+def feedback(student: str, rows: list[Row], runs: list[Run] = ()) -> str:
+    """A student's Markdown feedback: score, the first error of each run (with its cell) and
+    the run time, then each question's status and message."""
+    graded = [r for r in rows if r.question not in (NO_QUESTION, TOTAL)]
     correct = sum(r.status == "correct" for r in graded)
     lines = [f"# Feedback for {student}", "",
              f"{correct} of {len(graded)} questions correct.", ""]
-    for notebook in dict.fromkeys(r.notebook for r in rows):
+    for run in runs:
+        if run.first_error:
+            lines += [f"**First error:** {run.first_error}. Later errors may follow from this "
+                      f"one: fix it first.", ""]
+    if runs:
+        lines += [f"Run time: {sum(run.seconds for run in runs):.1f} s.", ""]
+    for notebook in dict.fromkeys(r.notebook for r in rows if r.question != TOTAL):
         lines += [f"## {notebook}", ""]
-        for row in (r for r in rows if r.notebook == notebook):
+        for row in (r for r in rows if r.notebook == notebook and r.question != TOTAL):
             label = "notebook" if row.question == NO_QUESTION else row.question
             lines.append(f"- **{label}** {row.status}: {row.message}")
         lines.append("")
@@ -246,28 +306,46 @@ def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = 300,
         student, notebook = pair
         alone = notebook.parent == submissions  # one notebook per student, beside the others
         shown = notebook.name if alone else notebook.relative_to(submissions / student)
-        rows = grade_notebook(student, notebook, timeout, Path(shown).as_posix(),
-                              with_folder=not alone)
-        correct = sum(r.status == "correct" for r in rows)
-        log(f"{student} {notebook.name}: {correct} of {len(rows)} correct")
-        return rows
+        run = run_notebook(student, notebook, timeout, Path(shown).as_posix(),
+                           with_folder=not alone)
+        correct = sum(r.status == "correct" for r in run.rows)
+        log(f"{student} {notebook.name}: {correct} of {len(run.rows)} correct")
+        return student, run
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        rows = [row for result in pool.map(one, found) for row in result]
+        graded = list(pool.map(one, found))
+    students = dict.fromkeys(student for student, _ in found)
+    runs = {student: [run for name, run in graded if name == student] for student in students}
+    rows = []
+    for student in students:
+        rows += [row for run in runs[student] for row in run.rows]
+        rows.append(total_row(student, runs[student]))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="", encoding="utf-8") as handle:
+    with open(out, "w", newline="", encoding="utf-8-sig") as handle:  # a BOM for Excel
         writer = csv.writer(handle)
         writer.writerow([f.name for f in fields(Row)])
         writer.writerows(astuple(row) for row in rows)
     feedback_dir = out.with_name(out.stem + "_feedback")
     feedback_dir.mkdir(exist_ok=True)
-    students = dict.fromkeys(student for student, _ in found)
     for student in students:
         (feedback_dir / f"{student}.md").write_text(
-            feedback(student, [r for r in rows if r.student == student]), encoding="utf-8")
+            feedback(student, [r for r in rows if r.student == student], runs[student]),
+            encoding="utf-8")
     log(f"wrote {out} ({len(rows)} rows, {len(students)} students) and {feedback_dir}/")
     return rows
+
+
+def total_row(student: str, runs: list[Run]) -> Row:
+    """A student's summary row: status ``error`` when a run had an error (``ok`` otherwise),
+    the first error of each run (or "no error"), the score (questions correct), the number
+    of questions and the run time in seconds."""
+    graded = [r for run in runs for r in run.rows if r.question != NO_QUESTION]
+    errors = [run.first_error for run in runs if run.first_error]
+    notebooks = " + ".join(dict.fromkeys(r.notebook for run in runs for r in run.rows))
+    return Row(student, notebooks, TOTAL, "error" if errors else "ok",
+               "; ".join(errors) or "no error", sum(r.status == "correct" for r in graded),
+               len(graded), round(sum(run.seconds for run in runs), 1))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import time
 
 import nbformat
@@ -139,10 +140,15 @@ def graded(tmp_path_factory):
     _write(subs / "dave.ipynb", SETUP, "import os\nos._exit(3)", "ex.q1.check(1)")  # kernel dies
     (subs / "erin.ipynb").write_text("{not json", encoding="utf-8")
     _write(subs / "frank.ipynb", "print('no exercises here')")
+    # issue 28: a crash outside an exercise cell; a setup cell that fails, then NameErrors
+    _write(subs / "gina.ipynb", SETUP, "import time\ntime.sleep(1.5)\nraise RuntimeError('boom')",
+           "ex.q1.check(ex.q1.reference())")
+    _write(subs / "henry.ipynb", "import tensorflow_addons\n" + SETUP, "ex.q1.check(1)")
     before = _digest(subs)
     out = root / "results" / "grades.csv"
     status = main(["grade", str(subs), "--out", str(out), "--jobs", "3", "--timeout", "15"])
-    with open(out, newline="", encoding="utf-8") as handle:
+    assert out.read_bytes().startswith(b"\xef\xbb\xbfstudent,")  # UTF-8 with a BOM, for Excel
+    with open(out, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     return {"status": status, "rows": rows, "out": out, "subs": subs, "before": before,
             "pid_file": pid_file}
@@ -156,10 +162,11 @@ def _row(graded, student, question):
 def test_grade_writes_one_row_per_student_notebook_and_question(graded):
     assert graded["status"] == 0
     rows = graded["rows"]
-    assert list(rows[0]) == ["student", "notebook", "question", "status", "message"]
+    assert list(rows[0]) == ["student", "notebook", "question", "status", "message", "score",
+                             "questions", "seconds"]
     questions = [e.name for e in notebook_00()]
     for student in ("alice", "bob", "carol", "dave"):
-        assert [r["question"] for r in rows if r["student"] == student] == questions
+        assert [r["question"] for r in rows if r["student"] == student] == [*questions, "total"]
     assert {r["notebook"] for r in rows if r["student"] == "alice"} == {
         "00_environment_setup.ipynb"}
     assert {r["notebook"] for r in rows if r["student"] == "carol"} == {"carol.ipynb"}
@@ -205,15 +212,60 @@ def test_a_dead_kernel_invalid_json_and_no_exercises_each_get_a_clear_row(graded
                                           "calls notebook_NN() (from mmcourse.course_exercises);"
                                           " nothing was run")
     assert all(r["status"] in ("correct", "incorrect", "not attempted", "error", "timeout")
-               for r in graded["rows"])
+               for r in graded["rows"] if r["question"] != "total")
+    assert {r["status"] for r in graded["rows"] if r["question"] == "total"} == {"ok", "error"}
 
 
 def test_submissions_are_never_changed_and_feedback_is_written(graded):
     assert _digest(graded["subs"]) == graded["before"]
     feedback = graded["out"].with_name("grades_feedback")
     assert sorted(p.name for p in feedback.iterdir()) == [
-        f"{s}.md" for s in ("alice", "bob", "carol", "dave", "erin", "frank")]
+        f"{s}.md" for s in ("alice", "bob", "carol", "dave", "erin", "frank", "gina", "henry")]
     bob = (feedback / "bob.md").read_text(encoding="utf-8")
     assert bob.startswith("# Feedback for bob\n\n0 of 4 questions correct.")
     assert "- **q2** error: its cell raised NameError" in bob
     assert "2 of 4 questions correct." in (feedback / "alice.md").read_text(encoding="utf-8")
+
+
+# --- the first error of every run, the score and the run time (issue 28, section 6) ----------
+
+
+def _total(graded, student):
+    (row,) = [r for r in graded["rows"] if r["student"] == student and r["question"] == "total"]
+    return row
+
+
+def test_a_crash_outside_an_exercise_cell_is_the_first_error_in_the_row_and_feedback(graded):
+    total = _total(graded, "gina")
+    first = ("gina.ipynb cell 2 (not an exercise cell: 'import time'): RuntimeError: boom")
+    assert (total["status"], total["message"]) == ("error", first)
+    assert (total["score"], total["questions"]) == ("1", "4")  # q1 still ran and is right
+    assert float(total["seconds"]) >= 1.5  # the cell slept 1.5 s
+    feedback = (graded["out"].with_name("grades_feedback") / "gina.md").read_text("utf-8")
+    assert f"**First error:** {first}. Later errors may follow" in feedback
+    assert re.search(r"Run time: \d+\.\d s\.", feedback)
+
+
+def test_a_failing_setup_cell_is_named_as_the_cause_of_later_name_errors(graded):
+    first = ("ModuleNotFoundError: No module named 'tensorflow_addons'")
+    assert _row(graded, "henry", "q1") == (
+        "error", f"its cell raised NameError: name 'ex' is not defined after the first error, "
+                 f"in cell 1: {first} (fix that one first)")
+    total = _total(graded, "henry")
+    assert total["message"] == ("henry.ipynb cell 1 (not an exercise cell: 'import "
+                                f"tensorflow_addons'): {first}")
+    assert (total["status"], total["score"], total["questions"]) == ("error", "0", "4")
+
+
+def test_totals_hold_each_students_score_and_a_clean_run_says_no_error(graded):
+    alice = _total(graded, "alice")
+    assert (alice["status"], alice["message"], alice["score"], alice["questions"]) == (
+        "ok", "no error", "2", "4")
+    assert _total(graded, "bob")["message"].startswith(
+        "00_environment_setup.ipynb cell 3 (the cell of q2: 'ex.q2.check(undefined_name)'): "
+        "NameError")
+    assert "ran longer than 15 s" in _total(graded, "carol")["message"]
+    assert "DeadKernelError" in _total(graded, "dave")["message"]
+    assert _total(graded, "frank")["status"] == "error"
+    for row in graded["rows"]:  # score, questions and seconds only in the totals
+        assert (row["score"] != "") == (row["question"] == "total"), row
