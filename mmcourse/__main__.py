@@ -376,7 +376,7 @@ def check_data(args) -> int:
                           "notes": check.captions.notes, "warnings": warnings},
                          ensure_ascii=False))
     else:
-        print(check.report(), file=sys.stderr if not check.ok else sys.stdout)
+        print(check.report())  # stdout, so that `check-data FOLDER > report.txt` keeps it
         for warning in warnings:
             print(warning)
         if check.ok:

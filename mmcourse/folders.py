@@ -9,10 +9,11 @@ checks and raises one ``DataError`` that lists them all.
 The CSV (``read_captions``):
 
 * UTF-8 (with or without the BOM Excel writes); GBK/GB18030 and UTF-16 files, which Excel
-  in Chinese produces, get the advice to save as "CSV UTF-8";
+  in Chinese produces, are read too, and a note says so;
 * the delimiter is detected from the header (comma, semicolon, tab or ``|``);
 * column names are case-insensitive: ``image``, ``text`` and optionally ``label`` or
-  ``labels``, with labels 0/1, true/false or yes/no, and ``group``: rows with the same
+  ``labels``, with labels 0/1, true/false, yes/no or 是/否, and ``group``
+  (in Chinese: 图片, 描述, 标签, 分组): rows with the same
   group value have equivalent captions (no false pair is drawn between them);
 * quoted captions may span lines; line numbers are those of the file, not record counts;
   a quote that swallows the following rows is reported where it opens.
@@ -51,7 +52,11 @@ LABEL_COLUMNS = ("label", "labels")
 #: them (``mmcourse.owndata``).
 GROUP_COLUMNS = ("group",)
 #: Accepted label spellings (case-insensitive) and their values.
-LABEL_VALUES = {"1": 1.0, "0": 0.0, "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
+LABEL_VALUES = {"1": 1.0, "0": 0.0, "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0,
+                "是": 1.0, "否": 0.0}
+#: Column names in Chinese, read as their English names.
+CHINESE_COLUMNS = {"图片": "image", "图像": "image", "描述": "text", "文本": "text",
+                   "标签": "label", "分组": "group"}
 DELIMITERS = (",", ";", "\t", "|")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
@@ -134,30 +139,41 @@ class FolderCheck:
 # --- the CSV ---------------------------------------------------------------------------------
 
 
-def _decode(raw: bytes, name: str, problems: list) -> str | None:
+def _decode(raw: bytes, name: str, problems: list, notes: list) -> str | None:
+    """The text of ``raw``: UTF-8, else UTF-16 with a BOM or GBK/GB18030 (what Excel in
+    Chinese saves), said in ``notes``; None and a problem when none of them reads it."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        problems.append(Problem(name, None, None, "is UTF-16 text (Excel's \"Unicode text\")",
-                                _SAVE_UTF8))
-        return None
+        try:
+            content = raw.decode("utf-16")
+        except UnicodeDecodeError as error:
+            problems.append(Problem(name, None, None, f"is UTF-16 text (Excel's \"Unicode "
+                                    f"text\") that cannot be decoded ({error.reason})",
+                                    _SAVE_UTF8))
+            return None
+        notes.append(f"note: {name} is UTF-16 text (Excel's \"Unicode text\"); read as "
+                     f"UTF-16")
+        return content
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = raw[:error.start].count(b"\n") + 1
         try:
-            raw.decode("gb18030")
-            problems.append(Problem(name, line, None,
-                                    "is not UTF-8 text: it looks like GBK/GB18030, what Excel "
-                                    "in Chinese saves as \"CSV (comma delimited)\"", _SAVE_UTF8))
+            content = raw.decode("gb18030")
         except UnicodeDecodeError:
             problems.append(Problem(name, line, None,
                                     f"is not UTF-8 text (byte 0x{raw[error.start]:02x} at "
                                     f"offset {error.start})", _SAVE_UTF8))
-        return None
+            return None
+        notes.append(f"note: {name} is GBK/GB18030 text, what Excel in Chinese saves as "
+                     f"\"CSV (comma delimited)\"; read as GB18030 (to share it, "
+                     + _SAVE_UTF8 + ")")
+        return content
 
 
 def _header_columns(header_line: str, delimiter: str) -> list[str]:
     fields = next(csv.reader([header_line], delimiter=delimiter), [])
-    return [f.strip().lstrip("\ufeff").lower() for f in fields]
+    columns = [f.strip().lstrip("\ufeff").lower() for f in fields]
+    return [CHINESE_COLUMNS.get(column, column) for column in columns]
 
 
 def _detect_delimiter(header_line: str) -> str | None:
@@ -181,8 +197,13 @@ def read_captions(path) -> Captions:
     result = Captions()
     name = path.name
     if not path.is_file():
+        others = sorted(p.name for p in path.parent.glob("*") if p.suffix.lower() == ".csv"
+                        and p.is_file()) if path.parent.is_dir() else []
+        hint = (f"; found {', '.join(others)}: rename it to {path.name}" if len(others) == 1
+                else f"; found {', '.join(others)}: rename the one with the captions to "
+                     f"{path.name}" if others else "")
         raise DataError(f"{path} not found: expected a {CAPTIONS} with columns image,text "
-                        f"(optional: label)")
+                        f"(optional: label){hint}")
     raw = path.read_bytes()
     if not raw.strip():
         result.problems.append(Problem(name, None, None,
@@ -190,7 +211,7 @@ def read_captions(path) -> Captions:
                                        "(optional: label) and one row per image",
                                        "write the header row, then one row per caption"))
         return result
-    content = _decode(raw, name, result.problems)
+    content = _decode(raw, name, result.problems, result.notes)
     if content is None:
         return result
     header_line = content.splitlines()[0]
@@ -205,8 +226,8 @@ def read_captions(path) -> Captions:
                         f"delimiter, the columns image and text must still be named)")
         result.problems.append(Problem(
             name, 1, None,
-            f"lacks column(s) {missing}: expected columns image,text (optional: label), "
-            f"found {found}{hint}",
+            f"lacks column(s) {missing}: expected columns image,text (optional: label; in "
+            f"Chinese 图片,描述 and 标签), found {found}{hint}",
             "name the columns image and text (and label, if there are labels) in line 1"))
         return result
     if delimiter != ",":
@@ -301,7 +322,8 @@ def _check_record(result: Captions, name: str, start: int, end: int, fields: lis
         label = LABEL_VALUES.get(value.lower())
         if label is None:
             problems.append(Problem(name, start, columns[label_index],
-                                    f"label must be 0 or 1 (or true/false, yes/no), got {value!r}",
+                                    f"label must be 0 or 1 (or true/false, yes/no, 是/否), got "
+                                    f"{value!r}",
                                     "write 1 when the text describes the image, 0 when not"))
             ok = False
     if not ok:
@@ -407,20 +429,22 @@ def decode_image(data: bytes, name: str = "image", size: int | None = None) -> n
                         f"on the long side")
     array = np.frombuffer(data, np.uint8)
     is_jpeg = data[:2] == b"\xff\xd8"
-    try:
-        if is_jpeg:  # IMREAD_COLOR applies the EXIF orientation; JPEG has no alpha
-            with _decoder_messages() as messages:
+    try:  # every decoder's messages are captured: no stray "libpng error" line (issue 28)
+        with _decoder_messages() as messages:
+            if is_jpeg:  # IMREAD_COLOR applies the EXIF orientation; JPEG has no alpha
                 image = cv2.imdecode(array, cv2.IMREAD_COLOR)
-        else:
-            messages = []
-            image = cv2.imdecode(array, cv2.IMREAD_UNCHANGED)
+            else:
+                image = cv2.imdecode(array, cv2.IMREAD_UNCHANGED)
     except cv2.error as error:
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else "OpenCV error"
         raise DataError(f"cannot decode image file {name}: {reason}") from None
     if image is None or image.size == 0:
+        said = [m.strip() for m in messages if m.strip()]
         raise DataError(f"cannot decode image file {name}: it is empty, corrupt or not an "
-                        f"image")
-    # other threads may decode PNGs meanwhile: their libpng warnings are not this JPEG's
+                        f"image" + (f" (the decoder says: {said[0][:120]})" if said else ""))
+    if not is_jpeg:
+        messages = []  # a PNG's warnings about a readable file (an sRGB profile) are not errors
+    # other code may write to file descriptor 2 meanwhile: a libpng line is not this JPEG's
     corrupt = [m for m in messages if m.strip() and not m.lstrip().startswith("libpng")]
     if corrupt:
         raise DataError(f"image file {name} has corrupt JPEG data (the decoder says: "
@@ -443,6 +467,10 @@ def read_image(path, size: int | None = None) -> np.ndarray:
 
 
 def _missing_image_fix(folder: Path, name: str) -> str:
+    if "\\" in name:
+        slashed = name.replace("\\", "/")
+        found = " (that file exists)" if (folder / slashed).is_file() else ""
+        return (f"use / between folders, not the Windows backslash \\: {slashed}{found}")
     target = Path(name).name.lower()
     parent = (folder / name).parent
     if parent.is_dir():
@@ -471,7 +499,7 @@ def check_folder(folder, size: int | None = None, workers: int | None = None) ->
         path = folder / name
         if not path.is_file():
             return name, None, Problem(CAPTIONS, lines[name][0], "image",
-                                       f"image {name!r} not found at {path}",
+                                       f"image '{name}' not found at {path}",
                                        _missing_image_fix(folder, name))
         try:
             return name, decode_image(path.read_bytes(), name, size), None

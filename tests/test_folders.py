@@ -82,8 +82,8 @@ def test_labels_accept_true_false_and_yes_no(tmp_path):
     check = folders.check_folder(folder)
     assert [row.label for row in check.rows] == [1.0, 0.0, 1.0, 0.0]
     assert [str(p).split(";")[0] for p in check.problems] == [
-        "captions.csv line 6, column label: label must be 0 or 1 (or true/false, yes/no), got '2'",
-        "captions.csv line 7, column label: label must be 0 or 1 (or true/false, yes/no), got ''"]
+        "captions.csv line 6, column label: label must be 0 or 1 (or true/false, yes/no, 是/否), got '2'",
+        "captions.csv line 7, column label: label must be 0 or 1 (or true/false, yes/no, 是/否), got ''"]
 
 
 @pytest.mark.parametrize(("delimiter", "name"), [(";", "semicolon"), ("\t", "tab")])
@@ -102,11 +102,25 @@ def test_semicolon_header_without_names_gets_a_hint(tmp_path):
 
 
 @pytest.mark.parametrize(("encoding", "expected"), [
-    ("gbk", "looks like GBK/GB18030"), ("utf-16", "is UTF-16 text")])
-def test_excel_chinese_encodings_get_save_as_csv_utf8(tmp_path, encoding, expected):
-    folder = _folder(tmp_path, "image,text\nred.png,一个红色圆形\n", encoding=encoding)
+    ("gbk", "is GBK/GB18030 text"), ("gb18030", "is GBK/GB18030 text"),
+    ("utf-16", "is UTF-16 text")])
+def test_excel_chinese_encodings_are_read_and_said(tmp_path, encoding, expected):
+    """Issue 28: read, with a note, where they used to be refused."""
+    folder = _folder(tmp_path, "image,text\nred.png,一个红色圆形\nblue.png,𠀀蓝色\n"
+                     if encoding == "gb18030" else "image,text\nred.png,一个红色圆形\n",
+                     encoding=encoding)
+    check = folders.check_folder(folder)
+    assert check.ok and check.rows[0].text == "一个红色圆形"
+    if encoding == "gb18030":  # a character outside GBK, which only GB18030 encodes
+        assert check.rows[1].text == "𠀀蓝色"
+    [note] = check.captions.notes
+    assert expected in note and "read as" in note
+
+
+def test_bytes_of_no_known_encoding_are_still_a_problem(tmp_path):
+    folder = _folder(tmp_path, b"image,text\nred.png,\x80\xff\n")
     [message] = _messages(folder)
-    assert expected in message and '"CSV UTF-8 (comma delimited)"' in message
+    assert "is not UTF-8 text (byte 0x80" in message and '"CSV UTF-8' in message
 
 
 def test_utf8_with_bom_and_chinese_text_reads(tmp_path):
@@ -229,9 +243,9 @@ def test_check_data_command(tmp_path, capsys):
     assert "semicolon" in out and "2 rows, 2 images read; 0 problem(s)" in out
     folder = _folder(tmp_path, "image,text\nred.png,\nnope.png,x\n")
     assert main(["check-data", str(folder)]) == 1
-    err = capsys.readouterr().err
-    assert "line 2, column text" in err and "line 3, column image" in err
-    assert "Traceback" not in err
+    captured = capsys.readouterr()  # the report goes to stdout: `> report.txt` keeps it
+    assert "line 2, column text" in captured.out and "line 3, column image" in captured.out
+    assert captured.err == ""
     assert main(["check-data", str(folder), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert not report["ok"] and [p["line"] for p in report["problems"]] == [2, 3]
