@@ -14,6 +14,9 @@ import errno
 import sys
 from pathlib import Path
 
+from mmcourse import i18n
+from mmcourse.i18n import _
+
 #: Tasks trained outside ``build_model``: CLIP (notebook 07), the captioner and VQA by
 #: generation (notebook 08); ``mmcourse.vlm.ARCHS`` names the architectures of the last two
 #: (a test keeps them equal).
@@ -146,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("folder", metavar="FOLDER", help="the folder that holds captions.csv")
     check.add_argument("--json", action="store_true",
                        help="print the problems as one JSON object")
+    check.add_argument("--lang", default=None, choices=i18n.LANGUAGES,
+                       help="language of the report: en or zh (default: the locale's)")
 
     exercises = commands.add_parser(
         "exercises", help="for instructors: list the exercises, write teacher copies")
@@ -170,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="notebooks run at once, >= 1 (default 1)")
     grade.add_argument("--timeout", type=positive_float, default=300.0, metavar="S",
                        help="seconds one notebook may run, > 0 (default 300)")
+    grade.add_argument("--lang", default=None, choices=i18n.LANGUAGES,
+                       help="language of the messages and feedback: en or zh (default: the "
+                            "locale's)")
 
     bench = commands.add_parser("bench", help="run benchmarks and print measured ratios")
     bench.add_argument("names", nargs="*", metavar="NAME", help="benchmarks (default: all)")
@@ -344,8 +352,14 @@ def export(parser: argparse.ArgumentParser, args) -> int:
 
 
 def check_data(args) -> int:
-    """``check-data FOLDER [--json]``: every problem of a folder at once (notebook 09).
-    Exit 0 when there is none, 1 when there are problems, 2 when FOLDER is not a folder."""
+    """``check-data FOLDER [--json] [--lang zh]``: every problem of a folder at once
+    (notebook 09), in English or Chinese (``mmcourse.i18n``). Exit 0 when there is none, 1
+    when there are problems, 2 when FOLDER is not a folder."""
+    with i18n.language(args.lang, from_locale=True):
+        return _check_data(args)
+
+
+def _check_data(args) -> int:
     import json
     import time
 
@@ -353,8 +367,9 @@ def check_data(args) -> int:
 
     folder = Path(args.folder)
     if not folder.is_dir():
-        print(f"error: argument FOLDER: {folder} is not a folder; give the folder that holds "
-              f"{folders.CAPTIONS} and the images", file=sys.stderr)
+        print("error: argument FOLDER: " + _(
+            "{folder} is not a folder; give the folder that holds {captions} and the images"
+        ).format(folder=folder, captions=folders.CAPTIONS), file=sys.stderr)
         return 2
     start = time.perf_counter()
     try:
@@ -380,12 +395,14 @@ def check_data(args) -> int:
         for warning in warnings:
             print(warning)
         if check.ok:
-            labels = "labels 0/1" if check.captions.has_label else (
-                "no label column: training pairs each image with another image's caption "
-                "as its negatives" + (", never one of its group" if check.captions.has_group
-                                      else ""))
-            verdict = f"no problems, {len(warnings)} warning(s)" if warnings else "all good"
-            print(f"{verdict} in {seconds:.1f} s: {labels}")
+            labels = _("labels 0/1") if check.captions.has_label else (
+                _("no label column: training pairs each image with another image's caption "
+                  "as its negatives") + (_(", never one of its group")
+                                         if check.captions.has_group else ""))
+            verdict = (_("no problems, {count} warning(s)").format(count=len(warnings))
+                       if warnings else _("all good"))
+            print(_("{verdict} in {seconds:.1f} s: {labels}").format(
+                verdict=verdict, seconds=seconds, labels=labels))
     return 0 if check.ok else 1
 
 
@@ -428,7 +445,8 @@ def grade(parser: argparse.ArgumentParser, args) -> int:
         parser.error(f"argument --out: {out} is inside SUBMISSIONS; write the grades elsewhere "
                      f"(the submissions are never written)")
     try:
-        grading.grade(submissions, out, jobs=args.jobs, timeout=args.timeout)
+        with i18n.language(args.lang, from_locale=True):
+            grading.grade(submissions, out, jobs=args.jobs, timeout=args.timeout)
     except OSError as error:
         print(file_system_error(error, "--out", out), file=sys.stderr)
         return 1

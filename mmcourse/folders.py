@@ -41,6 +41,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mmcourse.i18n import N_, _
+
 CAPTIONS = "captions.csv"
 #: Images with more pixels than this are refused before decoding (40 megapixels).
 MAX_PIXELS = 40_000_000
@@ -59,9 +61,13 @@ CHINESE_COLUMNS = {"图片": "image", "图像": "image", "描述": "text", "文�
                    "标签": "label", "分组": "group"}
 DELIMITERS = (",", ";", "\t", "|")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
-_SAVE_UTF8 = ('save it as UTF-8: in Excel, File > Save As > "CSV UTF-8 (comma delimited)"; '
-              'in WPS or LibreOffice choose the UTF-8 encoding')
+_DELIMITER_NAMES = {",": N_("comma"), ";": N_("semicolon"), "\t": N_("tab"),
+                    "|": N_("vertical bar")}
+
+
+def _save_utf8() -> str:
+    return _('save it as UTF-8: in Excel, File > Save As > "CSV UTF-8 (comma delimited)"; '
+             'in WPS or LibreOffice choose the UTF-8 encoding')
 
 
 class DataError(ValueError):
@@ -80,8 +86,9 @@ class Problem:
     fix: str
 
     def __str__(self) -> str:
-        where = self.file + (f" line {self.line}" if self.line is not None else "")
-        where += f", column {self.column}" if self.column else ""
+        where = self.file + (_(" line {line}").format(line=self.line)
+                             if self.line is not None else "")
+        where += _(", column {column}").format(column=self.column) if self.column else ""
         return f"{where}: {self.message}; {self.fix}"
 
 
@@ -131,8 +138,8 @@ class FolderCheck:
         """All problems, one per line, then a summary line."""
         lines = [str(problem) for problem in self.problems]
         images = sum(image is not None for image in self.images.values())
-        summary = (f"{self.folder}: {len(self.rows)} rows, {images} images read; "
-                   f"{len(self.problems)} problem(s)")
+        summary = _("{folder}: {rows} rows, {images} images read; {problems} problem(s)").format(
+            folder=self.folder, rows=len(self.rows), images=images, problems=len(self.problems))
         return "\n".join([*lines, *self.captions.notes, summary])
 
 
@@ -146,12 +153,12 @@ def _decode(raw: bytes, name: str, problems: list, notes: list) -> str | None:
         try:
             content = raw.decode("utf-16")
         except UnicodeDecodeError as error:
-            problems.append(Problem(name, None, None, f"is UTF-16 text (Excel's \"Unicode "
-                                    f"text\") that cannot be decoded ({error.reason})",
-                                    _SAVE_UTF8))
+            problems.append(Problem(name, None, None, _(
+                "is UTF-16 text (Excel's \"Unicode text\") that cannot be decoded ({reason})"
+            ).format(reason=error.reason), _save_utf8()))
             return None
-        notes.append(f"note: {name} is UTF-16 text (Excel's \"Unicode text\"); read as "
-                     f"UTF-16")
+        notes.append(_("note: {name} is UTF-16 text (Excel's \"Unicode text\"); read as "
+                       "UTF-16").format(name=name))
         return content
     try:
         return raw.decode("utf-8-sig")
@@ -160,13 +167,13 @@ def _decode(raw: bytes, name: str, problems: list, notes: list) -> str | None:
         try:
             content = raw.decode("gb18030")
         except UnicodeDecodeError:
-            problems.append(Problem(name, line, None,
-                                    f"is not UTF-8 text (byte 0x{raw[error.start]:02x} at "
-                                    f"offset {error.start})", _SAVE_UTF8))
+            problems.append(Problem(name, line, None, _(
+                "is not UTF-8 text (byte 0x{byte:02x} at offset {offset})").format(
+                    byte=raw[error.start], offset=error.start), _save_utf8()))
             return None
-        notes.append(f"note: {name} is GBK/GB18030 text, what Excel in Chinese saves as "
-                     f"\"CSV (comma delimited)\"; read as GB18030 (to share it, "
-                     + _SAVE_UTF8 + ")")
+        notes.append(_("note: {name} is GBK/GB18030 text, what Excel in Chinese saves as "
+                       "\"CSV (comma delimited)\"; read as GB18030 (to share it, {advice})"
+                       ).format(name=name, advice=_save_utf8()))
         return content
 
 
@@ -199,17 +206,17 @@ def read_captions(path) -> Captions:
     if not path.is_file():
         others = sorted(p.name for p in path.parent.glob("*") if p.suffix.lower() == ".csv"
                         and p.is_file()) if path.parent.is_dir() else []
-        hint = (f"; found {', '.join(others)}: rename it to {path.name}" if len(others) == 1
-                else f"; found {', '.join(others)}: rename the one with the captions to "
-                     f"{path.name}" if others else "")
-        raise DataError(f"{path} not found: expected a {CAPTIONS} with columns image,text "
-                        f"(optional: label){hint}")
+        hint = (_("; found {files}: rename it to {name}") if len(others) == 1 else
+                _("; found {files}: rename the one with the captions to {name}") if others
+                else "").format(files=", ".join(others), name=path.name)
+        raise DataError(_("{path} not found: expected a {captions} with columns image,text "
+                          "(optional: label)").format(path=path, captions=CAPTIONS) + hint)
     raw = path.read_bytes()
     if not raw.strip():
         result.problems.append(Problem(name, None, None,
-                                       "is empty: expected a header row image,text "
-                                       "(optional: label) and one row per image",
-                                       "write the header row, then one row per caption"))
+                                       _("is empty: expected a header row image,text "
+                                         "(optional: label) and one row per image"),
+                                       _("write the header row, then one row per caption")))
         return result
     content = _decode(raw, name, result.problems, result.notes)
     if content is None:
@@ -222,17 +229,20 @@ def read_captions(path) -> Captions:
         hint = ""
         for other in DELIMITERS[1:]:
             if other in header_line:
-                hint = (f" (the header holds a {_DELIMITER_NAMES[other]}: if that is the "
-                        f"delimiter, the columns image and text must still be named)")
+                hint = _(" (the header holds a {delimiter}: if that is the delimiter, the "
+                         "columns image and text must still be named)").format(
+                    delimiter=_(_DELIMITER_NAMES[other]))
         result.problems.append(Problem(
             name, 1, None,
-            f"lacks column(s) {missing}: expected columns image,text (optional: label; in "
-            f"Chinese 图片,描述 and 标签), found {found}{hint}",
-            "name the columns image and text (and label, if there are labels) in line 1"))
+            _("lacks column(s) {missing}: expected columns image,text (optional: label; in "
+              "Chinese 图片,描述 and 标签), found {found}").format(missing=missing, found=found)
+            + hint,
+            _("name the columns image and text (and label, if there are labels) in line 1")))
         return result
     if delimiter != ",":
-        result.notes.append(f"note: {name} uses the {_DELIMITER_NAMES[delimiter]} "
-                            f"({delimiter!r}) as its delimiter; detected and used")
+        result.notes.append(_("note: {name} uses the {delimiter} ({symbol}) as its delimiter; "
+                              "detected and used").format(
+            name=name, delimiter=_(_DELIMITER_NAMES[delimiter]), symbol=repr(delimiter)))
     result.delimiter = delimiter
     columns = _header_columns(header_line, delimiter)
     label_columns = [c for c in columns if c in LABEL_COLUMNS]
@@ -258,8 +268,9 @@ def read_captions(path) -> Captions:
             except StopIteration:
                 break
             except csv.Error as error:
-                result.problems.append(Problem(name, start, None, f"cannot be parsed: {error}",
-                                               "check the quotes on this line"))
+                result.problems.append(Problem(
+                    name, start, None, _("cannot be parsed: {error}").format(error=error),
+                    _("check the quotes on this line")))
                 break
             end = reader.line_num
             if not any(f.strip() for f in fields):
@@ -269,8 +280,8 @@ def read_captions(path) -> Captions:
     finally:
         csv.field_size_limit(limit)
     if not result.rows and not result.problems:
-        result.problems.append(Problem(name, None, None, "has a header but no rows",
-                                       "add one row per image and caption"))
+        result.problems.append(Problem(name, None, None, _("has a header but no rows"),
+                                       _("add one row per image and caption")))
     return result
 
 
@@ -283,38 +294,41 @@ def _check_record(result: Captions, name: str, start: int, end: int, fields: lis
     if swallowed:
         problems.append(Problem(
             name, start, None,
-            f"a quote opened on this line closes only on line {end}, so lines {start}-{end} "
-            f"were read as one row (next: {swallowed[0][:40]!r})",
-            'close the quote; a quote inside a caption is written as two quotes ("")'))
+            _("a quote opened on this line closes only on line {end}, so lines {start}-{end} "
+              "were read as one row (next: {next})").format(end=end, start=start,
+                                                           next=repr(swallowed[0][:40])),
+            _('close the quote; a quote inside a caption is written as two quotes ("")')))
         return
     if len(fields) != len(columns):
         problems.append(Problem(
             name, start, None,
-            f"has {len(fields)} fields, the header has {len(columns)}",
-            f"quote a caption that contains the delimiter {delimiter!r} "
-            f"(\"a red, round thing\")" if len(fields) > len(columns)
-            else "fill in every column"))
+            _("has {fields} fields, the header has {columns}").format(fields=len(fields),
+                                                                      columns=len(columns)),
+            _("quote a caption that contains the delimiter {delimiter} (\"a red, round "
+              "thing\")").format(delimiter=repr(delimiter)) if len(fields) > len(columns)
+            else _("fill in every column")))
         return
     image = fields[position["image"]].strip()
     text = fields[position["text"]].strip()
     ok = True
     if not image:
-        problems.append(Problem(name, start, "image", "the image column is empty",
-                                "give the image file name, relative to the folder"))
+        problems.append(Problem(name, start, "image", _("the image column is empty"),
+                                _("give the image file name, relative to the folder")))
         ok = False
     elif Path(image).is_absolute() or ".." in Path(image).parts:
         problems.append(Problem(name, start, "image",
-                                f"image {image!r} is outside the folder",
-                                "give a path relative to the folder, without '..'"))
+                                _("image '{image}' is outside the folder").format(image=image),
+                                _("give a path relative to the folder, without '..'")))
         ok = False
     if not text:
-        problems.append(Problem(name, start, "text", "the text column is empty",
-                                "write the caption, or delete the row"))
+        problems.append(Problem(name, start, "text", _("the text column is empty"),
+                                _("write the caption, or delete the row")))
         ok = False
     elif len(text) > MAX_TEXT_CHARS:
         problems.append(Problem(name, start, "text",
-                                f"the caption has {len(text):,} characters, more than "
-                                f"{MAX_TEXT_CHARS:,}", "shorten it, or check its quotes"))
+                                _("the caption has {count:,} characters, more than {limit:,}"
+                                  ).format(count=len(text), limit=MAX_TEXT_CHARS),
+                                _("shorten it, or check its quotes")))
         ok = False
     label = None
     if label_index is not None:
@@ -322,9 +336,9 @@ def _check_record(result: Captions, name: str, start: int, end: int, fields: lis
         label = LABEL_VALUES.get(value.lower())
         if label is None:
             problems.append(Problem(name, start, columns[label_index],
-                                    f"label must be 0 or 1 (or true/false, yes/no, 是/否), got "
-                                    f"{value!r}",
-                                    "write 1 when the text describes the image, 0 when not"))
+                                    _("label must be 0 or 1 (or true/false, yes/no, 是/否), got "
+                                      "{value}").format(value=repr(value)),
+                                    _("write 1 when the text describes the image, 0 when not")))
             ok = False
     if not ok:
         return
@@ -334,11 +348,13 @@ def _check_record(result: Captions, name: str, start: int, end: int, fields: lis
         first = seen[key]
         if first.label != label:
             problems.append(Problem(name, start, columns[label_index],
-                                    f"the same image and text are on line {first.line} with "
-                                    f"label {first.label:g}, here with {label:g}",
-                                    "keep one row with the right label"))
+                                    _("the same image and text are on line {first} with label "
+                                      "{first_label:g}, here with {label:g}").format(
+                                        first=first.line, first_label=first.label, label=label),
+                                    _("keep one row with the right label")))
         else:
-            result.notes.append(f"note: {name} line {start} repeats line {first.line}")
+            result.notes.append(_("note: {name} line {line} repeats line {first}").format(
+                name=name, line=start, first=first.line))
         return
     row = Row(start, image, text, label, group)
     seen[key] = row
@@ -469,16 +485,16 @@ def read_image(path, size: int | None = None) -> np.ndarray:
 def _missing_image_fix(folder: Path, name: str) -> str:
     if "\\" in name:
         slashed = name.replace("\\", "/")
-        found = " (that file exists)" if (folder / slashed).is_file() else ""
-        return (f"use / between folders, not the Windows backslash \\: {slashed}{found}")
+        return _("use / between folders, not the Windows backslash \\: {path}").format(
+            path=slashed) + (_(" (that file exists)") if (folder / slashed).is_file() else "")
     target = Path(name).name.lower()
     parent = (folder / name).parent
     if parent.is_dir():
         for candidate in parent.iterdir():
             if candidate.name.lower() == target:
-                return (f"did you mean {candidate.relative_to(folder).as_posix()!r}? file "
-                        f"names are case-sensitive")
-    return "put the image in the folder, or correct the name"
+                return _("did you mean '{name}'? file names are case-sensitive").format(
+                    name=candidate.relative_to(folder).as_posix())
+    return _("put the image in the folder, or correct the name")
 
 
 def check_folder(folder, size: int | None = None, workers: int | None = None) -> FolderCheck:
@@ -488,7 +504,7 @@ def check_folder(folder, size: int | None = None, workers: int | None = None) ->
     decode them (default: the CPU count). Introduced in notebook 09."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"folder not found: {folder}")
+        raise DataError(_("folder not found: {folder}").format(folder=folder))
     captions = read_captions(folder / CAPTIONS)
     check = FolderCheck(folder, captions, problems=list(captions.problems))
     lines: dict[str, list[int]] = {}
@@ -499,19 +515,22 @@ def check_folder(folder, size: int | None = None, workers: int | None = None) ->
         path = folder / name
         if not path.is_file():
             return name, None, Problem(CAPTIONS, lines[name][0], "image",
-                                       f"image '{name}' not found at {path}",
+                                       _("image '{name}' not found at {path}").format(
+                                           name=name, path=path),
                                        _missing_image_fix(folder, name))
         try:
             return name, decode_image(path.read_bytes(), name, size), None
         except DataError as error:
             also = lines[name][1:]
-            where = f" (also on line(s) {', '.join(map(str, also[:5]))})" if also else ""
+            where = _(" (also on line(s) {lines})").format(
+                lines=", ".join(map(str, also[:5]))) if also else ""
             return name, None, Problem(CAPTIONS, lines[name][0], "image",
-                                       f"{error}{where}", "replace or remove the file")
+                                       f"{error}{where}", _("replace or remove the file"))
         except OSError as error:
             return name, None, Problem(CAPTIONS, lines[name][0], "image",
-                                       f"cannot read {name}: {error.strerror}",
-                                       "check the file's permissions")
+                                       _("cannot read {name}: {reason}").format(
+                                           name=name, reason=error.strerror),
+                                       _("check the file's permissions"))
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         for name, image, problem in pool.map(load, list(lines)):

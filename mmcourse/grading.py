@@ -28,6 +28,7 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 from mmcourse import teaching
+from mmcourse.i18n import _
 
 NO_QUESTION = "-"  # the question column of a row about the whole notebook
 TOTAL = "total"  # the question column of a student's summary row
@@ -96,24 +97,27 @@ def run_notebook(student: str, notebook: Path, timeout: float, shown: str,
     try:
         content = json.loads(notebook.read_text(encoding="utf-8"))
         if not isinstance(content, dict) or not isinstance(content.get("cells"), list):
-            raise ValueError("it has no list of cells")
+            raise ValueError(_("it has no list of cells"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
-        return whole("error", f"not a readable notebook ({error}); nothing was run")
+        return whole("error", _("not a readable notebook ({error}); nothing was run").format(
+            error=error))
     name = Path(shown).name  # 04_fusion.ipynb uses notebook_04() even if its cell is gone
     numbers = teaching.sets_used(content) or (
         [name[:2]] if name[:2].isdigit() and name[2:3] == "_" else [])
     factories = teaching.exercise_sets()
     unknown = [n for n in numbers if n not in factories]
     if unknown or not numbers:
-        return whole("error", "no course exercises: the notebook never calls notebook_NN() "
-                     "(from mmcourse.course_exercises); nothing was run" if not numbers else
-                     f"notebook_{unknown[0]}() is not one of the course's exercise sets")
+        return whole("error", _("no course exercises: the notebook never calls notebook_NN() "
+                                "(from mmcourse.course_exercises); nothing was run")
+                     if not numbers else _("notebook_{number}() is not one of the course's "
+                                           "exercise sets").format(number=unknown[0]))
     expected = [(n, e.name) for n in numbers for e in factories[n]()]
     in_source = {q for cell in content["cells"] if cell.get("cell_type") == "code"
                  for q in teaching.CHECK_CALL.findall(teaching.source(cell))}
     outcome = _execute(notebook, timeout, with_folder)
     first = outcome["first_error"]
-    first_error = (f"{shown} cell {first['cell']} ({_cell_kind(first)}): {first['error']}"
+    first_error = (_("{notebook} cell {cell} ({kind}): {error}").format(
+        notebook=shown, cell=first["cell"], kind=_cell_kind(first), error=first["error"])
                    if first else (f"{shown}: {outcome['failure'][1]}" if outcome["failure"]
                                   else None))
     last = {(r["notebook"], r["question"]): r for r in outcome["records"]}
@@ -126,26 +130,28 @@ def run_notebook(student: str, notebook: Path, timeout: float, shown: str,
         elif question in outcome["cell_errors"]:
             cause = ""
             if first and question not in first["questions"]:
-                cause = (f" after the first error, in cell {first['cell']}: {first['error']} "
-                         f"(fix that one first)")
-            rows.append(Row(student, shown, name, "error",
-                            f"its cell raised {outcome['cell_errors'][question]}{cause}"))
+                cause = _(" after the first error, in cell {cell}: {error} (fix that one "
+                          "first)").format(cell=first["cell"], error=first["error"])
+            rows.append(Row(student, shown, name, "error", _("its cell raised {error}").format(
+                error=outcome["cell_errors"][question]) + cause))
         elif question not in in_source:
             rows.append(Row(student, shown, name, "not attempted",
-                            f"the notebook has no ex.{question}.check(...)"))
+                            _("the notebook has no ex.{question}.check(...)").format(
+                                question=question)))
         elif outcome["failure"]:
             rows.append(Row(student, shown, name, outcome["failure"][0],
-                            f"{outcome['failure'][1]}; ex.{question}.check(...) never ran"))
+                            _("{failure}; ex.{question}.check(...) never ran").format(
+                                failure=outcome["failure"][1], question=question)))
         else:
             rows.append(Row(student, shown, name, "not attempted",
-                            f"ex.{question}.check(...) never ran"))
+                            _("ex.{question}.check(...) never ran").format(question=question)))
     return Run(rows, outcome["seconds"], first_error)
 
 
 def _cell_kind(first: dict) -> str:
     questions = first["questions"]
-    return (f"the cell of {', '.join(questions)}" if questions else
-            "not an exercise cell") + f": {first['source']!r}"
+    return (_("the cell of {questions}").format(questions=", ".join(questions)) if questions
+            else _("not an exercise cell")) + f": {first['source']!r}"
 
 
 def _execute(notebook: Path, timeout: float, with_folder: bool) -> dict:
@@ -173,15 +179,17 @@ def _execute(notebook: Path, timeout: float, with_folder: bool) -> dict:
         failure = None
         start = time.perf_counter()
         try:
-            _, stderr = child.communicate(timeout=timeout)
+            _output, stderr = child.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill(child, result)
-            failure = ("timeout", f"the notebook ran longer than {timeout:g} s")
+            failure = ("timeout", _("the notebook ran longer than {timeout:g} s").format(
+                timeout=timeout))
         report = _read_json(result)
         if failure is None and child.returncode != 0:
             last_line = (stderr.strip().splitlines() or ["no message"])[-1]
             failure = ("error", report.get("failure") or
-                       f"the run stopped (exit status {child.returncode}: {last_line})")
+                       _("the run stopped (exit status {status}: {line})").format(
+                           status=child.returncode, line=last_line))
         seconds = time.perf_counter() - start
         return {"records": read_records(record), "cell_errors": report.get("cell_errors", {}),
                 "failure": failure, "first_error": report.get("first_error"),
@@ -244,7 +252,7 @@ def _run_child(notebook: str, result: str, timeout: str) -> int:
                                      allow_errors=True, resources={"metadata": {
                                          "path": str(path.parent)}})
 
-    def started(**_):
+    def started(**_kwargs):
         provisioner = client.km.provisioner
         report["kernel_pgid"] = getattr(provisioner, "pgid", None) or provisioner.pid
         save()
@@ -278,18 +286,20 @@ def feedback(student: str, rows: list[Row], runs: list[Run] = ()) -> str:
     the run time, then each question's status and message."""
     graded = [r for r in rows if r.question not in (NO_QUESTION, TOTAL)]
     correct = sum(r.status == "correct" for r in graded)
-    lines = [f"# Feedback for {student}", "",
-             f"{correct} of {len(graded)} questions correct.", ""]
+    lines = [_("# Feedback for {student}").format(student=student), "",
+             _("{correct} of {count} questions correct.").format(correct=correct,
+                                                                 count=len(graded)), ""]
     for run in runs:
         if run.first_error:
-            lines += [f"**First error:** {run.first_error}. Later errors may follow from this "
-                      f"one: fix it first.", ""]
+            lines += [_("**First error:** {error}. Later errors may follow from this one: fix "
+                        "it first.").format(error=run.first_error), ""]
     if runs:
-        lines += [f"Run time: {sum(run.seconds for run in runs):.1f} s.", ""]
+        lines += [_("Run time: {seconds:.1f} s.").format(
+            seconds=sum(run.seconds for run in runs)), ""]
     for notebook in dict.fromkeys(r.notebook for r in rows if r.question != TOTAL):
         lines += [f"## {notebook}", ""]
         for row in (r for r in rows if r.notebook == notebook and r.question != TOTAL):
-            label = "notebook" if row.question == NO_QUESTION else row.question
+            label = _("notebook") if row.question == NO_QUESTION else row.question
             lines.append(f"- **{label}** {row.status}: {row.message}")
         lines.append("")
     return "\n".join(lines)
@@ -309,7 +319,8 @@ def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = 300,
         run = run_notebook(student, notebook, timeout, Path(shown).as_posix(),
                            with_folder=not alone)
         correct = sum(r.status == "correct" for r in run.rows)
-        log(f"{student} {notebook.name}: {correct} of {len(run.rows)} correct")
+        log(_("{student} {notebook}: {correct} of {count} correct").format(
+            student=student, notebook=notebook.name, correct=correct, count=len(run.rows)))
         return student, run
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -332,7 +343,8 @@ def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = 300,
         (feedback_dir / f"{student}.md").write_text(
             feedback(student, [r for r in rows if r.student == student], runs[student]),
             encoding="utf-8")
-    log(f"wrote {out} ({len(rows)} rows, {len(students)} students) and {feedback_dir}/")
+    log(_("wrote {out} ({rows} rows, {students} students) and {feedback}/").format(
+        out=out, rows=len(rows), students=len(students), feedback=feedback_dir))
     return rows
 
 
@@ -344,7 +356,7 @@ def total_row(student: str, runs: list[Run]) -> Row:
     errors = [run.first_error for run in runs if run.first_error]
     notebooks = " + ".join(dict.fromkeys(r.notebook for run in runs for r in run.rows))
     return Row(student, notebooks, TOTAL, "error" if errors else "ok",
-               "; ".join(errors) or "no error", sum(r.status == "correct" for r in graded),
+               "; ".join(errors) or _("no error"), sum(r.status == "correct" for r in graded),
                len(graded), round(sum(run.seconds for run in runs), 1))
 
 

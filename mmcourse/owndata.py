@@ -34,6 +34,7 @@ import numpy as np
 
 from mmcourse import folders, text
 from mmcourse.folders import DataError
+from mmcourse.i18n import _
 
 IMAGE_SIZE = 64
 SPLITS = ("train", "val", "test")
@@ -119,28 +120,30 @@ def folder_warnings(rows, has_label: bool, has_group: bool = False) -> list[str]
         sharing = caption_sharing(names, [row.text for row in rows])
         if sharing["share"] >= SHARED_CAPTION_WARNING and not has_group:
             caption, count = sharing["most"]
-            warnings.append(
-                f"warning: captions repeat: {sharing['captions']:,} different captions for "
-                f"{sharing['images']:,} images, {sharing['share']:.0%} of the images share a "
-                f"caption with others (most: {caption!r} on {count} images). A false pair is "
-                f"another image's caption; it is never one of the image's own, but where two "
-                f"different captions can describe the same image (paraphrases, translations, "
-                f"one class) the 'false' pair is true and the measured accuracy is too low. "
-                f"Add a column group (the same value for captions that mean the same), or a "
-                f"label column with your own false pairs")
+            warnings.append(_(
+                "warning: captions repeat: {captions:,} different captions for {images:,} "
+                "images, {share:.0%} of the images share a caption with others (most: "
+                "{caption} on {count} images). A false pair is another image's caption; it is "
+                "never one of the image's own, but where two different captions can describe "
+                "the same image (paraphrases, translations, one class) the 'false' pair is "
+                "true and the measured accuracy is too low. Add a column group (the same value "
+                "for captions that mean the same), or a label column with your own false pairs"
+            ).format(captions=sharing["captions"], images=sharing["images"],
+                     share=sharing["share"], caption=repr(caption), count=count))
     if len(set(names)) >= 3:
         test_images = len(split_images(names)["test"])
         per_image = (len(rows) / max(len(set(names)), 1)) * (1 if has_label else 2)
         test_pairs = int(round(test_images * per_image))
         if test_pairs < MIN_TEST_PAIRS:
             half_width = 1.96 * 0.5 / np.sqrt(max(test_pairs, 1))
-            warnings.append(
-                f"warning: the test split is too small to measure: {test_images} image(s), "
-                f"about {test_pairs} pair(s), so the test accuracy moves in steps of "
-                f"{1 / max(test_pairs, 1):.0%} and its 95% interval is about "
-                f"+-{half_width:.2f}; use at least {MIN_TEST_PAIRS} test pairs (about "
-                f"{int(np.ceil(MIN_TEST_PAIRS / per_image / SPLIT_FRACTIONS['test'])):,} "
-                f"images)")
+            warnings.append(_(
+                "warning: the test split is too small to measure: {images} image(s), about "
+                "{pairs} pair(s), so the test accuracy moves in steps of {step:.0%} and its 95% "
+                "interval is about +-{half_width:.2f}; use at least {minimum} test pairs "
+                "(about {needed:,} images)").format(
+                    images=test_images, pairs=test_pairs, step=1 / max(test_pairs, 1),
+                    half_width=half_width, minimum=MIN_TEST_PAIRS,
+                    needed=int(np.ceil(MIN_TEST_PAIRS / per_image / SPLIT_FRACTIONS["test"]))))
     return warnings
 
 

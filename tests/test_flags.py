@@ -17,7 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from mmcourse import bench, data, deploy, doctor, folders, grading, owndata, teaching, training
+from mmcourse import (
+    bench,
+    data,
+    deploy,
+    doctor,
+    folders,
+    grading,
+    i18n,
+    owndata,
+    teaching,
+    training,
+)
 from mmcourse.__main__ import build_parser, main
 
 pytest.importorskip("keras")  # clip and vlm import names only, but they need the package
@@ -68,7 +79,7 @@ def recorded(monkeypatch, tmp_path):
         def fake(*args, **kwargs):
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
-            arguments = dict(bound.arguments)
+            arguments = dict(bound.arguments, language_now=i18n.current())
             calls.append((name, arguments))
             value = result(arguments) if callable(result) else result
             return value
@@ -224,6 +235,8 @@ PROBES = {
     ("export", "--vocabulary"): (["--vocabulary", "VOCAB"], _argument("vocabulary", "VOCAB")),
     ("export", "--json"): (["--json"], _json_out),
     ("check-data", "--json"): (["--json"], _json_out),
+    ("check-data", "--lang"): (["--lang", "zh"], lambda c, o, p: "读取了" in o),
+    ("grade", "--lang"): (["--lang", "zh"], _argument("language_now", "zh")),
     ("exercises", "--markdown"): (["--markdown"], _argument("markdown", True)),
     ("exercises", "--list"): (["--list"], lambda c, o, p: any(n == "exercise_list" for n, _ in c)),
     ("exercises", "--solutions"): (["--solutions", "NEW"], _argument("out_dir", "NEW")),
