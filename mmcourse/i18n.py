@@ -7,7 +7,10 @@ locale is Chinese (``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES`` or ``LANG`` such as
 machine. A message is marked ``_("... {name} ...").format(name=...)``; its translation lives
 in ``mmcourse/locale/zh/LC_MESSAGES/mmcourse.po``, compiled to the ``.mo`` file next to it
 (``tests/test_i18n.py`` checks that every marked message has both languages and that the
-``.mo`` equals the ``.po``). Introduced with the command line (notebook 09).
+``.mo`` equals the ``.po``). After editing the ``.po``, compile it with
+``msgfmt -o mmcourse/locale/zh/LC_MESSAGES/mmcourse.mo mmcourse/locale/zh/LC_MESSAGES/mmcourse.po``
+(or ``pybabel compile -d mmcourse/locale -D mmcourse``). Introduced with the command line
+(notebook 09).
 """
 
 from __future__ import annotations
