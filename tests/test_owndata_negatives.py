@@ -129,8 +129,15 @@ def test_the_small_test_split_warning_starts_below_100_test_pairs(images, warned
     rows = [folders.Row(i + 2, f"{i}.png", f"caption {i}") for i in range(images)]
     warnings = owndata.folder_warnings(rows, has_label=False)
     assert any("too small to measure" in w for w in warnings) == warned
-    labelled = [folders.Row(i + 2, f"{i // 2}.png", f"c{i}", float(i % 2)) for i in range(2 * images)]
-    assert any("too small" in w for w in owndata.folder_warnings(labelled, True)) == warned
+
+
+@pytest.mark.parametrize(("images", "warned"), [(330, True), (340, False)])
+def test_with_labels_every_row_is_a_test_pair(images, warned):
+    """Three labelled rows per image: 33 test images give 99 pairs, 34 give 102."""
+    rows = [folders.Row(i + 2, f"{i // 3}.png", f"c{i}", float(i % 2)) for i in range(3 * images)]
+    warnings = owndata.folder_warnings(rows, has_label=True)
+    assert any("too small to measure" in w for w in warnings) == warned
+    assert not any("captions repeat" in w for w in warnings)  # labels: no shuffled pairs
 
 
 def test_train_data_dir_warns_and_reports_the_counts(tmp_path, capsys):
