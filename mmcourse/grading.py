@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
-from mmcourse import teaching
+from mmcourse import i18n, teaching
 from mmcourse.i18n import _
 
 NO_QUESTION = "-"  # the question column of a row about the whole notebook
@@ -169,6 +169,7 @@ def _execute(notebook: Path, timeout: float, with_folder: bool) -> dict:
         copy = work / notebook.name
         record, result = scratch / "record.jsonl", scratch / "result.json"
         env = dict(os.environ, MMCOURSE_EXAM="1", MMCOURSE_RECORD=str(record),
+                   MMCOURSE_LANG=i18n.current(),
                    MMCOURSE_RUNS=str(scratch / "runs"), TF_CPP_MIN_LOG_LEVEL="2",
                    PATH=os.pathsep.join([str(Path(sys.executable).parent),
                                          os.environ.get("PATH", "")]))
@@ -261,7 +262,9 @@ def _run_child(notebook: str, result: str, timeout: str) -> int:
     try:
         client.execute()
     except Exception as error:  # a dead kernel, a kernel that never started
-        report["failure"] = f"the notebook stopped ({type(error).__name__}: {error})"
+        with i18n.language(os.environ.get("MMCOURSE_LANG") or "en"):
+            report["failure"] = _("the notebook stopped ({kind}: {error})").format(
+                kind=type(error).__name__, error=error)
         save()
         return 1
     for number, cell in enumerate(nb.cells, start=1):

@@ -105,6 +105,9 @@ def test_grade_lang_zh_writes_chinese_feedback(tmp_path):
     nbformat.write(new_notebook(cells=[new_code_cell(c) for c in (
         "from mmcourse.course_exercises import notebook_00\nex = notebook_00()",
         "raise RuntimeError('坏了')", "ex.q1.check(ex.q1.reference())")]), subs / "张伟.ipynb")
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in (  # the kernel dies
+        "from mmcourse.course_exercises import notebook_00\nex = notebook_00()",
+        "import os\nos._exit(3)")]), subs / "李娜.ipynb")
     out = tmp_path / "out" / "grades.csv"
     assert main(["grade", str(subs), "--out", str(out), "--lang", "zh", "--timeout", "60"]) == 0
     feedback = (tmp_path / "out" / "grades_feedback" / "张伟.md").read_text(encoding="utf-8")
@@ -113,3 +116,5 @@ def test_grade_lang_zh_writes_chinese_feedback(tmp_path):
     assert "运行时间：" in feedback
     text = out.read_text(encoding="utf-8-sig")
     assert "张伟,张伟.ipynb,q2,not attempted,笔记本中没有 ex.q2.check(...),,," in text
+    assert "李娜,李娜.ipynb,total,error,李娜.ipynb: 笔记本中止了（DeadKernelError：Kernel died）,0,4," \
+        in text  # a message made in the child process, in the same language
