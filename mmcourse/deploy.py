@@ -3,7 +3,7 @@ installed (notebook 10).
 
 - ``export(model, out_dir, tflite=False, vocabulary=None)``: a TensorFlow SavedModel whose
   ``serving_default`` signature takes RAW inputs, ``image`` (a batch of encoded PNG or JPEG
-  bytes, ``tf.string``) and ``text`` (a batch of strings). A match model returns
+  bytes, ``tf.string``, read by the image contract of ``mmcourse.images``) and ``text`` (a batch of strings). A match model returns
   ``probability`` (B,) float32. A qa model (``text`` holds the questions) returns ``answer``
   (B,) string, the most probable answer word, ``probability`` (B,) its probability and
   ``probabilities`` (B, A), one column per answer word; the ``answers`` signature (no
@@ -27,11 +27,11 @@ installed (notebook 10).
 - ``rest_request`` / ``rest_response``: TensorFlow Serving's REST "instances" format.
 - ``lambda_model`` and ``load_keras``: what ``safe_mode`` protects against.
 
-Images: PNG files of 64x64 pixels go through without resizing and give the same pixels as
-the course's OpenCV reader. Other sizes are resized with ``tf.image.resize(method="area")``
-and JPEGs decoded by TensorFlow's decoder: pixels may then differ from OpenCV's by a few
-levels (``tests/test_deploy.py`` measures and bounds the probability difference).
-TensorFlow and Keras are imported inside the functions.
+Images follow one contract on every path (``mmcourse.images``): the signature decodes PNG
+and JPEG in-graph (``images.tf_decode_image``: EXIF orientation, 16 bits, grey, alpha over
+white, the exact area resize) to the same pixels as the course's OpenCV reader, and refuses
+what it cannot read the same way (TIFF, GIF, BMP, WebP, CMYK JPEG) with an error that says
+so. TensorFlow and Keras are imported inside the functions.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from mmcourse import folders, models, owndata, text
+from mmcourse import images as image_contract
 
 IMAGE_SIZE = owndata.IMAGE_SIZE
 SIGNATURE = "serving_default"
@@ -246,16 +247,7 @@ def serving_module(model):
         output_sequence_length=sequence_length, vocabulary=vocabulary[2:])
 
     def decode(data):
-        image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
-        shape = tf.shape(image)
-
-        def resize():
-            area = tf.image.resize(image, (IMAGE_SIZE, IMAGE_SIZE), method="area")
-            return tf.cast(tf.clip_by_value(tf.round(area), 0, 255), tf.uint8)
-
-        same = tf.logical_and(shape[0] == IMAGE_SIZE, shape[1] == IMAGE_SIZE)
-        image = tf.cond(same, lambda: image, resize)
-        return tf.ensure_shape(image, (IMAGE_SIZE, IMAGE_SIZE, 3))
+        return image_contract.tf_decode_image(data, IMAGE_SIZE)
 
     raw_specs = [tf.TensorSpec([None], tf.string, name="image"),
                  tf.TensorSpec([None], tf.string, name="text")]
@@ -599,6 +591,25 @@ class KerasPredictor(Predictor):
         return result
 
 
+def _served_problem(data: bytes) -> str | None:
+    return image_contract.served_problem(data) if data else "the file is empty"
+
+
+def _image_name(image, index: int) -> str:
+    return str(image) if isinstance(image, (str, Path)) else f"image {index}"
+
+
+def _first_line(message: str) -> str:
+    """The useful line of a TensorFlow error message: the assertion's text or the
+    decoder's complaint, without the graph's node names."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    for line in lines:
+        if "image contract:" in line:
+            return line[line.index("image contract:"):].rstrip("]").rstrip()
+    first = lines[0] if lines else "unknown error"
+    return first.split("}}")[-1].strip()[:200]
+
+
 class SavedModelPredictor(Predictor):
     """The ``serving_default`` signature of an exported folder, called with raw inputs.
     Introduced in notebook 10."""
@@ -622,8 +633,18 @@ class SavedModelPredictor(Predictor):
     def outputs(self, images, texts) -> dict:
         import tensorflow as tf
 
-        outputs = self.signature(image=tf.constant(_image_bytes(images)),
-                                 text=tf.constant([t.encode("utf-8") for t in texts]))
+        encoded = _image_bytes(images)
+        for index, data in enumerate(encoded):  # what the signature would refuse, named
+            problem = _served_problem(data)
+            if problem is not None:
+                raise ValueError(f"images[{index}] ({_image_name(images[index], index)}): "
+                                 f"{problem}")
+        try:
+            outputs = self.signature(image=tf.constant(encoded),
+                                     text=tf.constant([t.encode("utf-8") for t in texts]))
+        except tf.errors.InvalidArgumentError as error:  # a corrupt file: TF's decoder says
+            raise ValueError(f"the exported model refused an image: "
+                             f"{_first_line(error.message)}") from None
         result = {name: tensor.numpy() for name, tensor in outputs.items()}
         result["probability"] = result["probability"].astype(np.float64)
         if self.task == "qa":
