@@ -236,13 +236,9 @@ def decode_image(data: bytes, name: str = "image", size: int | None = None) -> n
                          f"resize it first, e.g. to 1024 pixels on the long side")
     array = np.frombuffer(data, np.uint8)
     is_jpeg = data[:2] == b"\xff\xd8"
-    try:
-        if is_jpeg:  # IMREAD_COLOR applies the EXIF orientation; JPEG has no alpha
-            with _decoder_messages() as messages:
-                image = cv2.imdecode(array, cv2.IMREAD_COLOR)
-        else:
-            messages = []
-            image = cv2.imdecode(array, cv2.IMREAD_UNCHANGED)
+    try:  # IMREAD_COLOR applies the JPEG's EXIF orientation; JPEG has no alpha
+        with _decoder_messages() as messages:  # and libpng's complaints stay off the screen
+            image = cv2.imdecode(array, cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED)
     except cv2.error as error:
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else "OpenCV error"
         raise ImageError(f"cannot decode image file {name}: {reason}") from None
@@ -250,7 +246,8 @@ def decode_image(data: bytes, name: str = "image", size: int | None = None) -> n
         raise ImageError(f"cannot decode image file {name}: it is empty, corrupt or not an "
                          f"image")
     # other threads may decode PNGs meanwhile: their libpng warnings are not this JPEG's
-    corrupt = [m for m in messages if m.strip() and not m.lstrip().startswith("libpng")]
+    corrupt = [m for m in messages if is_jpeg and m.strip() and
+               not m.lstrip().startswith(("libpng", "[ WARN"))]
     if corrupt:
         raise ImageError(f"image file {name} has corrupt JPEG data (the decoder says: "
                          f"{corrupt[0].strip()}): re-export or replace it")

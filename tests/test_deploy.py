@@ -171,7 +171,8 @@ def test_predict_cli_with_tflite_matches_the_keras_model(exported):
         assert completed.returncode == 0, completed.stderr[-2000:]
         outputs.append(json.loads(completed.stdout))
     assert abs(outputs[0]["probability"] - outputs[1]["probability"]) <= 2e-6
-    assert outputs[0]["label"] == outputs[1]["label"]
+    assert outputs[0]["predicted_label"] == outputs[1]["predicted_label"]
+    assert "label" not in outputs[0]  # the prediction is never named like a CSV's column
 
 
 def test_rest_request_is_what_the_signature_accepts(exported):
@@ -414,10 +415,10 @@ def test_predict_command_answers_with_the_keras_file_and_the_saved_model(qa_expo
         outputs.append(json.loads(capsys.readouterr().out))
     answers, probabilities = _qa_reference(qa_exported, qa_exported["images"][:1],
                                            QUESTIONS[:1])
-    assert outputs[0]["answer"] == outputs[1]["answer"] == answers[0]
+    assert outputs[0]["predicted_answer"] == outputs[1]["predicted_answer"] == answers[0]
     assert abs(outputs[0]["probability"] - probabilities[0].max()) <= 2e-6
     assert abs(outputs[1]["probability"] - probabilities[0].max()) <= 2e-6
-    assert "label" not in outputs[0]
+    assert "label" not in outputs[0] and "predicted_label" not in outputs[0]
 
 
 def test_qa_rest_request_gives_the_answer_words(qa_exported):
