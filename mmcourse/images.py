@@ -122,6 +122,19 @@ def jpeg_header(data: bytes) -> dict:
     return header
 
 
+def with_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """A JPEG's bytes with an EXIF block holding only ``orientation`` (1 to 8) inserted
+    after its start marker, as a phone writes a photo stored sideways. Introduced in
+    notebook 10."""
+    if jpeg[:2] != b"\xff\xd8":
+        raise ValueError(f"jpeg must be a JPEG file's bytes, got a file starting {jpeg[:4]!r}")
+    if not 1 <= orientation <= 8:
+        raise ValueError(f"orientation must be 1 to 8, got {orientation}")
+    directory = struct.pack(">HHHIHHI", 1, ORIENTATION_TAG, 3, 1, orientation, 0, 0)
+    exif = b"Exif\x00\x00" + b"MM\x00*" + struct.pack(">I", 8) + directory
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + jpeg[2:]
+
+
 def image_dimensions(data: bytes) -> tuple[int, int] | None:
     """(width, height) from a PNG, JPEG, GIF or BMP header, without decoding; None for
     other formats or a header too short to say. Introduced in notebook 09."""

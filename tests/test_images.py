@@ -155,6 +155,18 @@ def test_sixteen_bits_round_to_the_nearest_level():
     assert np.array_equal(_tf_decode(data, 1), images.area_resize(decode_image(data), 1))
 
 
+def test_with_orientation_writes_the_tag_that_pillow_reads():
+    rgb = np.dstack([255 - _seven()] * 3)
+    plain = cv2.imencode(".jpg", rgb)[1].tobytes()
+    tagged = images.with_orientation(plain, 6)
+    assert Image.open(io.BytesIO(tagged)).getexif()[0x0112] == 6
+    assert images.jpeg_header(tagged)["orientation"] == 6
+    assert np.array_equal(decode_image(tagged), np.rot90(decode_image(plain), -1))
+    assert np.array_equal(_tf_decode(tagged), decode_image(tagged, size=64))
+    with pytest.raises(ValueError, match="orientation must be 1 to 8, got 9"):
+        images.with_orientation(plain, 9)
+
+
 def test_served_problem_names_the_format():
     assert "TIFF" in images.served_problem(KINDS["tiff"])
     assert "not a PNG or JPEG" in images.served_problem(b"hello")
