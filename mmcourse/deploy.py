@@ -758,7 +758,7 @@ def _read_input(path: Path, kind: str) -> np.ndarray | bytes:
     pixels (64, 64, 3) for a ``.keras`` or ``.tflite`` model, the file's bytes for a
     SavedModel (which must be able to read them). ``DataError`` saying what is wrong."""
     if not path.is_file():
-        raise folders.DataError(f"image {path} not found")
+        raise folders.DataError(f"image file not found: {path}")
     try:
         data = path.read_bytes()
     except OSError as error:
