@@ -129,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--csv", default=None, metavar="FILE",
                          help="many pairs: a CSV with columns image,text (images relative to it)")
     predict.add_argument("--json", action="store_true", help="print JSON on stdout")
+    predict.add_argument("--skip-bad", action="store_true",
+                         help="with --csv: skip the rows with a problem (each reported) and "
+                              "predict the others; without it a problem stops before predicting")
+    predict.add_argument("--out", default=None, metavar="RESULTS.csv",
+                         help="with --csv: also write the results (and the skipped rows) to "
+                              "this CSV, UTF-8 with a BOM for Excel")
 
     export = commands.add_parser(
         "export", help="write a SavedModel that takes raw image bytes and texts (notebook 10)")
@@ -297,12 +303,22 @@ def train_data_dir(parser: argparse.ArgumentParser, args) -> int:
 
 
 def predict(parser: argparse.ArgumentParser, args) -> int:
-    """``predict --model M (--image F --text T | --csv FILE) [--json]`` (notebook 09)."""
+    """``predict --model M (--image F --text T | --csv FILE [--skip-bad] [--out FILE])
+    [--json]`` (notebook 09)."""
     if args.csv is None and (args.image is None or args.text is None):
         parser.error("argument --image/--text: give both --image FILE and --text TEXT, or "
                      "--csv FILE for many pairs")
     if args.csv is not None and (args.image is not None or args.text is not None):
         parser.error("argument --csv: give either --csv FILE or --image and --text, not both")
+    for flag, value in (("--skip-bad", args.skip_bad), ("--out", args.out)):
+        if value and args.csv is None:
+            parser.error(f"argument {flag}: only with --csv FILE")
+    if args.out is not None:
+        out = Path(args.out)
+        if out.is_dir() or out.suffix.lower() != ".csv":
+            parser.error(f"argument --out: {out} should be a .csv file name")
+        if not out.resolve().parent.is_dir():
+            parser.error(f"argument --out: the folder {out.parent} does not exist")
     from mmcourse import deploy
 
     return deploy.main_predict(args)

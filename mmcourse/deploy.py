@@ -3,7 +3,7 @@ installed (notebook 10).
 
 - ``export(model, out_dir, tflite=False, vocabulary=None)``: a TensorFlow SavedModel whose
   ``serving_default`` signature takes RAW inputs, ``image`` (a batch of encoded PNG or JPEG
-  bytes, ``tf.string``) and ``text`` (a batch of strings). A match model returns
+  bytes, ``tf.string``, read by the image contract of ``mmcourse.images``) and ``text`` (a batch of strings). A match model returns
   ``probability`` (B,) float32. A qa model (``text`` holds the questions) returns ``answer``
   (B,) string, the most probable answer word, ``probability`` (B,) its probability and
   ``probabilities`` (B, A), one column per answer word; the ``answers`` signature (no
@@ -27,11 +27,11 @@ installed (notebook 10).
 - ``rest_request`` / ``rest_response``: TensorFlow Serving's REST "instances" format.
 - ``lambda_model`` and ``load_keras``: what ``safe_mode`` protects against.
 
-Images: PNG files of 64x64 pixels go through without resizing and give the same pixels as
-the course's OpenCV reader. Other sizes are resized with ``tf.image.resize(method="area")``
-and JPEGs decoded by TensorFlow's decoder: pixels may then differ from OpenCV's by a few
-levels (``tests/test_deploy.py`` measures and bounds the probability difference).
-TensorFlow and Keras are imported inside the functions.
+Images follow one contract on every path (``mmcourse.images``): the signature decodes PNG
+and JPEG in-graph (``images.tf_decode_image``: EXIF orientation, 16 bits, grey, alpha over
+white, the exact area resize) to the same pixels as the course's OpenCV reader, and refuses
+what it cannot read the same way (TIFF, GIF, BMP, WebP, CMYK JPEG) with an error that says
+so. TensorFlow and Keras are imported inside the functions.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from mmcourse import folders, models, owndata, text
+from mmcourse import images as image_contract
 
 IMAGE_SIZE = owndata.IMAGE_SIZE
 SIGNATURE = "serving_default"
@@ -246,16 +247,7 @@ def serving_module(model):
         output_sequence_length=sequence_length, vocabulary=vocabulary[2:])
 
     def decode(data):
-        image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
-        shape = tf.shape(image)
-
-        def resize():
-            area = tf.image.resize(image, (IMAGE_SIZE, IMAGE_SIZE), method="area")
-            return tf.cast(tf.clip_by_value(tf.round(area), 0, 255), tf.uint8)
-
-        same = tf.logical_and(shape[0] == IMAGE_SIZE, shape[1] == IMAGE_SIZE)
-        image = tf.cond(same, lambda: image, resize)
-        return tf.ensure_shape(image, (IMAGE_SIZE, IMAGE_SIZE, 3))
+        return image_contract.tf_decode_image(data, IMAGE_SIZE)
 
     raw_specs = [tf.TensorSpec([None], tf.string, name="image"),
                  tf.TensorSpec([None], tf.string, name="text")]
@@ -599,6 +591,25 @@ class KerasPredictor(Predictor):
         return result
 
 
+def _served_problem(data: bytes) -> str | None:
+    return image_contract.served_problem(data) if data else "the file is empty"
+
+
+def _image_name(image, index: int) -> str:
+    return str(image) if isinstance(image, (str, Path)) else f"image {index}"
+
+
+def _first_line(message: str) -> str:
+    """The useful line of a TensorFlow error message: the assertion's text or the
+    decoder's complaint, without the graph's node names."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    for line in lines:
+        if "image contract:" in line:
+            return line[line.index("image contract:"):].rstrip("]").rstrip()
+    first = lines[0] if lines else "unknown error"
+    return first.split("}}")[-1].strip()[:200]
+
+
 class SavedModelPredictor(Predictor):
     """The ``serving_default`` signature of an exported folder, called with raw inputs.
     Introduced in notebook 10."""
@@ -622,8 +633,18 @@ class SavedModelPredictor(Predictor):
     def outputs(self, images, texts) -> dict:
         import tensorflow as tf
 
-        outputs = self.signature(image=tf.constant(_image_bytes(images)),
-                                 text=tf.constant([t.encode("utf-8") for t in texts]))
+        encoded = _image_bytes(images)
+        for index, data in enumerate(encoded):  # what the signature would refuse, named
+            problem = _served_problem(data)
+            if problem is not None:
+                raise ValueError(f"images[{index}] ({_image_name(images[index], index)}): "
+                                 f"{problem}")
+        try:
+            outputs = self.signature(image=tf.constant(encoded),
+                                     text=tf.constant([t.encode("utf-8") for t in texts]))
+        except tf.errors.InvalidArgumentError as error:  # a corrupt file: TF's decoder says
+            raise ValueError(f"the exported model refused an image: "
+                             f"{_first_line(error.message)}") from None
         result = {name: tensor.numpy() for name, tensor in outputs.items()}
         result["probability"] = result["probability"].astype(np.float64)
         if self.task == "qa":
@@ -732,48 +753,168 @@ def answer(model, images, questions) -> dict:
     return _outputs(model, images, questions, "qa")
 
 
-def main_predict(args) -> int:
-    """``python -m mmcourse predict --model M (--image F --text T | --csv FILE) [--json]``.
-    0 on success, 1 on a bad model, image or CSV (clear message, no traceback).
-    MODEL is a ``.keras`` file, an exported SavedModel folder or a ``.tflite`` file; for a
-    qa model each text is a question, and the output its answer and the answer's
-    probability. Introduced in notebook 09; the other formats and qa in notebook 10."""
+def _read_input(path: Path, kind: str) -> np.ndarray | bytes:
+    """An image file as the model of ``kind`` takes it, checked by the image contract: RGB
+    pixels (64, 64, 3) for a ``.keras`` or ``.tflite`` model, the file's bytes for a
+    SavedModel (which must be able to read them). ``DataError`` saying what is wrong."""
+    if not path.is_file():
+        raise folders.DataError(f"image file not found: {path}")
     try:
-        model = load(args.model)
+        data = path.read_bytes()
+    except OSError as error:
+        raise folders.DataError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        if kind == "saved_model":
+            image_contract.check_served(data, str(path))
+            return data
+        return image_contract.decode_image(data, str(path), IMAGE_SIZE)
+    except image_contract.ImageError as error:
+        raise folders.DataError(str(error)) from None
+
+
+def predict_inputs(model_path, csv_path) -> tuple[list, list, list, bool]:
+    """Read and check every row of a ``predict --csv`` file before predicting:
+    (rows, inputs, problems, has_label). ``rows`` are the ``folders.Row`` records that can
+    be predicted, ``inputs`` their images as ``_read_input`` gives them; ``problems`` holds
+    a ``folders.Problem`` (with its file line) for every other row and for the CSV itself.
+    Introduced in notebook 10."""
+    kind = model_kind(model_path)
+    csv_path = Path(csv_path)
+    captions = folders.read_captions(csv_path)
+    problems = list(captions.problems)
+    rows, inputs = [], []
+    for row in captions.rows:
+        try:
+            inputs.append(_read_input(csv_path.parent / row.image, kind))
+            rows.append(row)
+        except folders.DataError as error:
+            missing = not (csv_path.parent / row.image).is_file()
+            fix = (folders._missing_image_fix(csv_path.parent, row.image) if missing
+                   else "replace or convert the file")
+            problems.append(folders.Problem(csv_path.name, row.line, "image", str(error), fix))
+    problems.sort(key=lambda problem: problem.line or 0)
+    return rows, inputs, problems, captions.has_label
+
+
+def write_results_csv(path, results: list[dict]) -> Path:
+    """Write ``predict``'s results as a CSV for Excel (UTF-8 with a BOM), atomically: a
+    temporary file in the same folder, renamed over ``path`` only when complete, so an
+    interrupted run leaves the old file or none. Introduced in notebook 10."""
+    import csv
+    import tempfile
+
+    path = Path(path)
+    columns = list(dict.fromkeys(key for result in results for key in result))
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
+                                         dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8-sig", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(results)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _print_results(results: list[dict], task: str) -> None:
+    for result in results:
+        if "problem" in result:
+            continue
+        if task == "qa":
+            print(f"{result['predicted_answer']}  (probability {result['probability']:.3f})  "
+                  f"{result['image']}  {result['text']!r}")
+            continue
+        verdict = "matches" if result["predicted_label"] else "does not match"
+        known = ""
+        if "label" in result:
+            known = f"  label {result['label']}, {'right' if result['correct'] else 'wrong'}"
+        print(f"{result['probability']:.3f}  predicted {result['predicted_label']} "
+              f"({verdict}){known}  {result['image']}  {result['text']!r}")
+
+
+def main_predict(args) -> int:
+    """``python -m mmcourse predict --model M (--image F --text T | --csv FILE) [--json]
+    [--skip-bad] [--out results.csv]``. 0 on success, 1 on a bad model, image or CSV (clear
+    messages, no traceback). MODEL is a ``.keras`` file, an exported SavedModel folder or a
+    ``.tflite`` file; for a qa model each text is a question, and the output its
+    ``predicted_answer`` and that answer's probability; a match model gives ``probability``
+    and ``predicted_label`` (1 when over 0.5).
+
+    With ``--csv``, every row is checked first (its image read by the image contract,
+    ``mmcourse.images``, as the model will read it), and every problem is reported with its
+    file line; nothing is predicted unless ``--skip-bad`` says to skip the bad rows and go
+    on. A ``label`` column (match models) is kept as ``label`` beside ``predicted_label``,
+    and the accuracy reported. ``--out`` writes the results, skipped rows included with
+    their ``problem``, as a CSV (``write_results_csv``). Introduced in notebook 09; the other
+    formats, qa and the checks in notebook 10."""
+    skip_bad = getattr(args, "skip_bad", False)
+    out = getattr(args, "out", None)
+    try:
+        kind = model_kind(args.model)
         if args.csv is not None:
-            captions = folders.read_captions(args.csv)
-            if captions.problems:
-                raise folders.DataError("\n".join(str(p) for p in captions.problems))
-            folder = Path(args.csv).parent
-            rows = captions.rows
-            images = [folder / row.image for row in rows]
-            texts = [row.text for row in rows]
+            rows, inputs, problems, has_label = predict_inputs(args.model, args.csv)
+            names = [str(Path(args.csv).parent / row.image) for row in rows]
         else:
-            images, texts, rows = [Path(args.image)], [args.text], None
-        outputs = _outputs(model, images, texts, model.task)
+            rows, problems, has_label = None, [], False
+            inputs, names = [_read_input(Path(args.image), kind)], [str(args.image)]
+        if problems:
+            print("\n".join(str(problem) for problem in problems), file=sys.stderr)
+            if not skip_bad:
+                good = f"the other {len(rows)} row(s)" if rows else "the rows that are good"
+                raise folders.DataError(f"{len(problems)} problem(s) in {args.csv}: nothing "
+                                        f"predicted; fix them, or add --skip-bad to predict "
+                                        f"{good}")
+            if not rows:
+                raise folders.DataError(f"{args.csv}: no row left to predict")
+            print(f"--skip-bad: skipped {len(problems)} problem(s); predicting the other "
+                  f"{len(rows)} row(s)", file=sys.stderr)
+        texts = [row.text for row in rows] if rows is not None else [args.text]
+        model = load(args.model)
+        outputs = _outputs(model, inputs, texts, model.task)
     except (folders.DataError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    results = [{"image": str(image), "text": caption, "probability": round(float(p), 6)}
-               for image, caption, p in zip(images, texts, outputs["probability"], strict=True)]
-    for index, result in enumerate(results):
+    results = []
+    for index, (name, caption) in enumerate(zip(names, texts, strict=True)):
+        result = {"line": rows[index].line} if rows is not None else {}
+        result.update(image=name, text=caption)
+        if has_label and model.task == "match":
+            result["label"] = int(rows[index].label)
+        result["probability"] = round(float(outputs["probability"][index]), 6)
         if model.task == "qa":
-            result["answer"] = outputs["answer"][index]
+            result["predicted_answer"] = outputs["answer"][index]
         else:
-            result["label"] = int(result["probability"] > 0.5)
-        if rows is not None:
-            result["line"] = rows[index].line
+            result["predicted_label"] = int(result["probability"] > 0.5)
+            if has_label:
+                result["correct"] = result["predicted_label"] == result["label"]
+        results.append(result)
+    labelled = [result["correct"] for result in results if "correct" in result]
+    accuracy = round(float(np.mean(labelled)), 6) if labelled else None
+    skipped = [{"line": problem.line, "problem": str(problem)} for problem in problems]
+    if out is not None:
+        every = sorted(results + skipped, key=lambda result: result.get("line") or 0)
+        try:
+            write_results_csv(out, every)
+        except OSError as error:
+            print(f"error: --out {out}: cannot write it ({error.strerror})", file=sys.stderr)
+            return 1
     if args.json:
-        print(json.dumps(results[0] if rows is None else {"predictions": results},
-                         ensure_ascii=False))
-    for result in results if not args.json else ():
-        if model.task == "qa":
-            print(f"{result['answer']}  (probability {result['probability']:.3f})  "
-                  f"{result['image']}  {result['text']!r}")
-        else:
-            verdict = "matches" if result["label"] else "does not match"
-            print(f"{result['probability']:.3f}  label {result['label']}  ({verdict}) "
-                  f"{result['image']}  {result['text']!r}")
+        summary = {"predictions": results}
+        if accuracy is not None:
+            summary.update(accuracy=accuracy, labelled=len(labelled))
+        if skipped:
+            summary["skipped"] = skipped
+        print(json.dumps(results[0] if rows is None else summary, ensure_ascii=False))
+    else:
+        _print_results(results, model.task)
+        if accuracy is not None:
+            print(f"accuracy {accuracy:.3f} on {len(labelled)} labelled row(s) (predicted 1 "
+                  f"when the probability is over 0.5)")
+        if out is not None:
+            print(f"results written to {out}")
     return 0
 
 

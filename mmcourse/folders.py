@@ -18,34 +18,29 @@ The CSV (``read_captions``):
 * quoted captions may span lines; line numbers are those of the file, not record counts;
   a quote that swallows the following rows is reported where it opens.
 
-Images (``decode_image``): any format OpenCV reads, 8 or 16 bits, grey, colour or with
-transparency (composited over white); more than ``MAX_PIXELS`` pixels is refused before
-decoding, and a JPEG whose decoder reports corrupt data is an error, not a grey picture.
-Images are RGB uint8 in memory.
+Images (``decode_image``): the course's image contract, ``mmcourse.images``: any format
+OpenCV reads, 8 or 16 bits, grey, colour or with transparency (composited over white), the
+JPEG EXIF orientation applied; more than ``MAX_PIXELS`` pixels is refused before decoding,
+and a JPEG whose decoder reports corrupt data is an error, not a grey picture. Images are
+RGB uint8 in memory.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
-import struct
-import sys
-import tempfile
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from mmcourse import images
 from mmcourse.i18n import N_, _
+from mmcourse.images import MAX_PIXELS, image_dimensions  # noqa: F401  (this module's API)
 
 CAPTIONS = "captions.csv"
-#: Images with more pixels than this are refused before decoding (40 megapixels).
-MAX_PIXELS = 40_000_000
 #: Longer captions are refused: usually an unbalanced quote or a binary file.
 MAX_TEXT_CHARS = 10_000
 LABEL_COLUMNS = ("label", "labels")
@@ -364,111 +359,15 @@ def _check_record(result: Captions, name: str, start: int, end: int, fields: lis
 # --- images ----------------------------------------------------------------------------------
 
 
-def image_dimensions(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG, JPEG, GIF or BMP header, without decoding; None for
-    other formats or a header too short to say. Introduced in notebook 09."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
-        return struct.unpack(">II", data[16:24])
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        return struct.unpack("<HH", data[6:10])
-    if data[:2] == b"BM" and len(data) >= 26:
-        width, height = struct.unpack("<ii", data[18:26])
-        return abs(width), abs(height)
-    if data[:2] == b"\xff\xd8":
-        index = 2
-        while index + 9 < len(data):
-            if data[index] != 0xFF:
-                index += 1
-                continue
-            marker = data[index + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-                index += 1 if marker == 0xFF else 2
-                continue
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                height, width = struct.unpack(">HH", data[index + 5:index + 9])
-                return width, height
-            index += 2 + struct.unpack(">H", data[index + 2:index + 4])[0]
-    return None
-
-
-_STDERR_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _decoder_messages():
-    """Capture what C libraries write to file descriptor 2 (libjpeg's "Corrupt JPEG data"
-    warnings) into a list of lines."""
-    lines: list[str] = []
-    with _STDERR_LOCK, tempfile.TemporaryFile() as capture:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            lines.extend(capture.read().decode("utf-8", "replace").splitlines())
-
-
-def _to_rgb(image: np.ndarray) -> np.ndarray:
-    """OpenCV's decoded array (grey, BGR or BGRA; 8 or 16 bits) as RGB uint8, with
-    transparency composited over white."""
-    if image.dtype == np.uint16:
-        image = np.rint(image / 257.0).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = np.clip(np.rint(image.astype(np.float64) * 255), 0, 255).astype(np.uint8)
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 2:  # grey + alpha
-        image = np.dstack([image[..., 0]] * 3 + [image[..., 1]])
-    if image.shape[2] == 4:
-        alpha = image[..., 3:4].astype(np.float32) / 255.0
-        colour = image[..., :3].astype(np.float32)
-        image = np.rint(colour * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
-    return cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
-
-
 def decode_image(data: bytes, name: str = "image", size: int | None = None) -> np.ndarray:
-    """Decode image bytes to RGB uint8, resized to (size, size) with ``cv2.INTER_AREA``
-    when ``size`` is given. ``DataError`` naming ``name`` when the file is empty, corrupt,
-    not an image, over ``MAX_PIXELS`` or a JPEG with corrupt data. Introduced in notebook 09."""
-    if not data:
-        raise DataError(f"cannot decode image file {name}: it is empty")
-    dimensions = image_dimensions(data)
-    if dimensions is not None and dimensions[0] * dimensions[1] > MAX_PIXELS:
-        width, height = dimensions
-        raise DataError(f"image file {name} is {width}x{height} = {width * height / 1e6:,.0f} "
-                        f"megapixels, over the limit of {MAX_PIXELS / 1e6:.0f} megapixels "
-                        f"(mmcourse.folders.MAX_PIXELS): resize it first, e.g. to 1024 pixels "
-                        f"on the long side")
-    array = np.frombuffer(data, np.uint8)
-    is_jpeg = data[:2] == b"\xff\xd8"
-    try:  # every decoder's messages are captured: no stray "libpng error" line (issue 28)
-        with _decoder_messages() as messages:
-            if is_jpeg:  # IMREAD_COLOR applies the EXIF orientation; JPEG has no alpha
-                image = cv2.imdecode(array, cv2.IMREAD_COLOR)
-            else:
-                image = cv2.imdecode(array, cv2.IMREAD_UNCHANGED)
-    except cv2.error as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else "OpenCV error"
-        raise DataError(f"cannot decode image file {name}: {reason}") from None
-    if image is None or image.size == 0:
-        said = [m.strip() for m in messages if m.strip()]
-        raise DataError(f"cannot decode image file {name}: it is empty, corrupt or not an "
-                        f"image" + (f" (the decoder says: {said[0][:120]})" if said else ""))
-    if not is_jpeg:
-        messages = []  # a PNG's warnings about a readable file (an sRGB profile) are not errors
-    # other code may write to file descriptor 2 meanwhile: a libpng line is not this JPEG's
-    corrupt = [m for m in messages if m.strip() and not m.lstrip().startswith("libpng")]
-    if corrupt:
-        raise DataError(f"image file {name} has corrupt JPEG data (the decoder says: "
-                        f"{corrupt[0].strip()}): re-export or replace it")
-    image = _to_rgb(image)
-    if size is not None and image.shape[:2] != (size, size):
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-    return image
+    """Decode image bytes to RGB uint8 by the course's image contract
+    (``images.decode_image``), resized to (size, size) when ``size`` is given. ``DataError``
+    naming ``name`` when the file is empty, corrupt, not an image, over ``MAX_PIXELS`` or a
+    JPEG with corrupt data. Introduced in notebook 09."""
+    try:
+        return images.decode_image(data, name, size)
+    except images.ImageError as error:
+        raise DataError(str(error)) from None
 
 
 def read_image(path, size: int | None = None) -> np.ndarray:

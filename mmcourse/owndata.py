@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from mmcourse import folders, text
+from mmcourse import images as image_contract
 from mmcourse.folders import DataError
 from mmcourse.i18n import _
 
@@ -355,10 +356,7 @@ def _image_batch(images) -> np.ndarray:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"images[{index}] must be an image file or an RGB uint8 array "
                              f"(H, W, 3), got {image.dtype} {image.shape}")
-        if image.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
-            import cv2
-
-            image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+        image = image_contract.area_resize(image, IMAGE_SIZE)  # the image contract
         batch.append(image)
     return np.stack(batch).astype(np.float32) / 255.0
 

@@ -154,7 +154,7 @@ def test_predict_command_one_pair_and_csv(trained, scans, capsys):
     result = json.loads(capsys.readouterr().out)
     expected = owndata.predict(trained["model"], [image], [caption])[0]
     assert result["probability"] == pytest.approx(expected, abs=1e-5)
-    assert result["label"] == int(expected > 0.5)
+    assert result["predicted_label"] == int(expected > 0.5)
     assert main(["predict", "--model", trained["saved"], "--csv",
                  str(scans / "captions.csv"), "--json"]) == 0
     predictions = json.loads(capsys.readouterr().out)["predictions"]
