@@ -256,8 +256,9 @@ def decode_image(data: bytes, name: str = "image", size: int | None = None) -> n
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else "OpenCV error"
         raise ImageError(f"cannot decode image file {name}: {reason}") from None
     if image is None or image.size == 0:
+        said = [m.strip() for m in messages if m.strip()]
         raise ImageError(f"cannot decode image file {name}: it is empty, corrupt or not an "
-                         f"image")
+                         f"image" + (f" (the decoder says: {said[0][:120]})" if said else ""))
     # other threads may decode PNGs meanwhile: their libpng warnings are not this JPEG's
     corrupt = [m for m in messages if is_jpeg and m.strip() and
                not m.lstrip().startswith(("libpng", "[ WARN"))]

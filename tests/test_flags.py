@@ -133,7 +133,8 @@ def places(tmp_path):
             "NEW": str(tmp_path / "new"), "SUBS": str(tmp_path / "subs"),
             "OUT": str(tmp_path / "out" / "grades.csv"), "VOCAB": str(tmp_path / "vocab.json"),
             "MODEL": str(tmp_path / "m.keras"), "SAVE": str(tmp_path / "saved.keras"),
-            "CSV": str(tmp_path / "pairs.csv"), "IMAGE": str(tmp_path / "x.png")}
+            "CSV": str(tmp_path / "pairs.csv"), "IMAGE": str(tmp_path / "x.png"),
+            "RESULTS": str(tmp_path / "results.csv")}
 
 
 # --- modes and probes --------------------------------------------------------------------------
@@ -231,6 +232,8 @@ PROBES = {
                                      _argument("sequence_length", 5)),
     ("predict", "--text"): (["--text", "t"], _predict_args("text", "t")),
     ("predict", "--json"): (["--json"], _predict_args("json", True)),
+    ("predict", "--skip-bad"): (["--skip-bad"], _predict_args("skip_bad", True)),
+    ("predict", "--out"): (["--out", "RESULTS"], _predict_args("out", "RESULTS")),
     ("export", "--tflite"): (["--tflite"], _argument("tflite", True)),
     ("export", "--vocabulary"): (["--vocabulary", "VOCAB"], _argument("vocabulary", "VOCAB")),
     ("export", "--json"): (["--json"], _json_out),
