@@ -72,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--language", default="en", choices=["en", "zh"],
                       help="language of the texts: en (default) or zh, Chinese, written to "
                            "data/zh unless --root is given")
+    # --- issue 27 (notebook 13): audio and video data ---
+    data.add_argument("--modality", default="image", choices=list(DATA_MODALITIES),
+                      help="image (default): the scenes; audio: clips of two sounds with "
+                           "their captions in English and Chinese, written to data/audio")
+    data.add_argument("--sample-rate", type=positive_int, default=None, metavar="HZ",
+                      help="with --modality audio: samples per second, 8000 to 48000 "
+                           "(default 16000)")
+    # --- end issue 27 ---
 
     train = commands.add_parser("train", help="train and evaluate one model")
     train.add_argument("--task", default="match",
@@ -242,6 +250,35 @@ def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
             not Path(args.run_dir).is_dir():
         parser.error(f"argument --run-dir: {args.run_dir} is a file; give a folder (it is "
                      f"created if missing)")
+
+
+# --- issue 27 (notebook 13): data --modality audio|video ---
+DATA_MODALITIES = ("image", "audio")
+
+
+def modality_data(parser: argparse.ArgumentParser, args) -> int:
+    """``data --modality audio [--sample-rate HZ]``: the generated clips of notebook 13."""
+    if args.language != "en":
+        parser.error(f"argument --language: not with --modality {args.modality} (its records "
+                     f"hold English and Chinese captions side by side)")
+    from mmcourse import audio_data
+
+    sample_rate = audio_data.SAMPLE_RATE if args.sample_rate is None else args.sample_rate
+    try:
+        audio_data._check_sample_rate(sample_rate)
+    except ValueError as error:
+        parser.error(f"argument --sample-rate: {error}")
+    root = args.root if args.root is not None else audio_data.DATA_DIR / audio_data.FOLDER
+    if Path(root).exists() and not Path(root).is_dir():
+        parser.error(f"argument --root: {root} is a file; give a folder (it is created if "
+                     f"missing)")
+    try:
+        return audio_data.main(root, args.seed, args.verify, sample_rate)
+    except OSError as error:
+        print(file_system_error(error, "--root", root) + " (generation is atomic: the "
+              "previous data, if any, is unchanged)", file=sys.stderr)
+        return 1
+# --- end issue 27 ---
 
 
 def file_system_error(error: OSError, flag: str, path) -> str:
@@ -418,6 +455,10 @@ def main(argv: list[str] | None = None) -> int:
         from mmcourse import doctor
 
         return doctor.main(as_json=args.json)
+    if args.command == "data" and args.modality != "image":  # issue 27 (notebook 13)
+        return modality_data(parser, args)
+    if args.command == "data" and args.sample_rate is not None:
+        parser.error("argument --sample-rate: only with --modality audio")
     if args.command == "data":
         from mmcourse import data
 
