@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --task caption or vqa: llava (visual tokens as a prefix) "
                             "or flamingo (gated cross-attention) (default llava)")
     train.add_argument("--level", default="attributes", choices=["attributes", "relations"])
+    # --- issue 27 (notebook 13) ---
+    train.add_argument("--modality", default="image", choices=list(TRAIN_MODALITIES),
+                       help="image (default); audio: --task retrieval, the audio-text model; "
+                            "video: --task match --fusion temporal|average")
+    # --- end issue 27 ---
     train.add_argument("--epochs", type=positive_int, default=None,
                        help="epochs, >= 1 (default per task)")
     train.add_argument("--seed", type=non_negative_int, default=0)
@@ -278,6 +283,59 @@ def modality_data(parser: argparse.ArgumentParser, args) -> int:
         print(file_system_error(error, "--root", root) + " (generation is atomic: the "
               "previous data, if any, is unchanged)", file=sys.stderr)
         return 1
+
+
+TRAIN_MODALITIES = ("image", "audio", "video")
+#: For each modality: the one task it trains and the --fusion values it takes (None: none).
+MODALITY_TASKS = {"audio": ("retrieval", None), "video": ("match", ("temporal", "average"))}
+
+
+def modality_train(parser: argparse.ArgumentParser, args) -> int:
+    """``train --task retrieval --modality audio`` and ``train --task match --modality video
+    --fusion temporal|average``, with ``--epochs``, ``--seed``, ``--json`` (notebook 13)."""
+    import json
+
+    task, fusions = MODALITY_TASKS[args.modality]
+    if args.task != task:
+        parser.error(f"argument --task: --modality {args.modality} trains --task {task}, got "
+                     f"{args.task!r}")
+    if fusions is None and args.fusion != "concat":
+        parser.error(f"argument --fusion: not used with --modality {args.modality}")
+    if fusions is not None and args.fusion not in fusions:
+        parser.error(f"argument --fusion: with --modality {args.modality} choose "
+                     f"{' or '.join(fusions)}, got {args.fusion!r}")
+    defaults = {"arch": None, "level": "attributes", "root": None, "strategy": "default",
+                "run_dir": None, "resume": False, "patience": None, "batch_size": None,
+                "train_size": None, "test_size": None, "data_dir": None, "save": None,
+                "sequence_length": None}
+    for name, default in defaults.items():
+        if getattr(args, name) != default:
+            parser.error(f"argument --{name.replace('_', '-')}: not used with --modality "
+                         f"{args.modality} (it generates its clips in memory from --seed)")
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    if args.modality == "audio":
+        from mmcourse import clap
+
+        result = clap.train_clap(seed=args.seed, epochs=args.epochs or clap.CLAP_EPOCHS,
+                                 log=log)
+        summary = (f"audio->text recall@1 {result['recall_at_1']['audio_to_text']:.3f}, "
+                   f"text->audio {result['recall_at_1']['text_to_audio']:.3f}, zero-shot "
+                   f"{result['zero_shot_accuracy']:.3f}")
+    else:
+        from mmcourse import video
+
+        result = video.train_video(args.fusion, seed=args.seed,
+                                   epochs=args.epochs or video.VIDEO_EPOCHS, log=log)
+        by_type = ", ".join(f"{k} {v:.3f}" for k, v in result["accuracy_by_type"].items())
+        summary = f"test accuracy {result['test_accuracy']:.3f} ({by_type})"
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{summary}; trained in {result['train_seconds']:.1f} s")
+    return 0
 # --- end issue 27 ---
 
 
@@ -470,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
                   " (generation is atomic: the previous dataset, if any, is unchanged)",
                   file=sys.stderr)
             return 1
+    if args.command == "train" and args.modality != "image":  # issue 27 (notebook 13)
+        return modality_train(parser, args)
     if args.command == "train":
         _check_train_arguments(parser, args)
         if args.data_dir is not None:

@@ -14,6 +14,17 @@ BAD_ARGUMENTS = [
     (["data", "--sample-rate", "16000"], ["argument --sample-rate", "only with --modality audio"]),
     (["data", "--modality", "audio", "--language", "zh"],
      ["argument --language", "not with --modality audio"]),
+    (["train", "--modality", "smell"], ["argument --modality", "invalid choice: 'smell'"]),
+    (["train", "--modality", "audio"], ["argument --task", "--modality audio trains --task "
+                                        "retrieval, got 'match'"]),
+    (["train", "--modality", "audio", "--task", "retrieval", "--fusion", "film"],
+     ["argument --fusion", "not used with --modality audio"]),
+    (["train", "--modality", "video", "--fusion", "concat"],
+     ["argument --fusion", "temporal or average, got 'concat'"]),
+    (["train", "--modality", "video", "--fusion", "average", "--save", "m.keras"],
+     ["argument --save", "not used with --modality video"]),
+    (["train", "--modality", "video", "--fusion", "average", "--epochs", "0"],
+     ["argument --epochs", "must be >= 1"]),
 ]
 
 
