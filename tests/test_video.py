@@ -113,3 +113,19 @@ def test_train_video_reports_what_the_command_line_promises():
     for key in ("test_accuracy", "train_seconds", "params"):
         assert isinstance(result[key], float | int)
     assert result["test_examples"] == 60 and result["fusion"] == "average"
+
+
+def test_half_the_clips_are_played_backwards(split):
+    # Forwards, a two-step clip moves 4 steps, then 3 (its step from frame 3 to 4 is along the
+    # first direction); backwards, 3 then 4. Both must be common, or a clip's reverse would
+    # be rarer than the clip and averaging frames could guess the order.
+    videos, records = split
+    forwards = []
+    for record in records[::2]:
+        if record["kind"] != "order":
+            continue
+        track = _centre_track(videos[record["clip"]])
+        first = record["statement"].split(" moves ")[1].split(", then ")[0]
+        step = np.sign(np.round(track[4] - track[3]))
+        forwards.append(tuple(step) == video_data.DIRECTIONS[first])
+    assert len(forwards) == 30 and 0.25 < np.mean(forwards) < 0.75
