@@ -36,6 +36,9 @@ CLAP_DEFAULTS = {"embedding_dim": 64, "width": 64, "text_depth": 1, "num_heads":
 CLAP_EPOCHS = 20
 CLAP_LEARNING_RATE = 2e-3
 SEQUENCE_LENGTH = 8  # "a falling chirp, then a noise burst" is 7 tokens
+#: Tokens per caption by language: each Han character is a token, and the longest Chinese
+#: caption, 上升的滑音，然后下降的滑音, has 12.
+SEQUENCE_LENGTHS = {"en": SEQUENCE_LENGTH, "zh": 12}
 
 
 def log_mel_features(waveforms, sample_rate: int = audio_data.SAMPLE_RATE) -> np.ndarray:
@@ -67,10 +70,11 @@ def build_vocabulary() -> list[str]:
     return text.build_vocabulary(captions)
 
 
-def vectorize(captions) -> np.ndarray:
-    """Token ids int32 (N, ``SEQUENCE_LENGTH``) of audio captions. Introduced in notebook 13."""
+def vectorize(captions, sequence_length: int = SEQUENCE_LENGTH) -> np.ndarray:
+    """Token ids int32 (N, ``sequence_length``) of audio captions (``SEQUENCE_LENGTHS``
+    gives each language's). Introduced in notebook 13."""
     return text.vectorize(captions, vocabulary=build_vocabulary(),
-                          sequence_length=SEQUENCE_LENGTH)
+                          sequence_length=sequence_length)
 
 
 # --- the model ------------------------------------------------------------------------------
@@ -114,7 +118,8 @@ def build_audio_encoder(feature_shape, arch: str = "cnn", embedding_dim: int = 6
 
 
 def build_clap(feature_shape, vocabulary_size: int, arch: str = "cnn",
-               learning_rate: float = CLAP_LEARNING_RATE, **options):
+               learning_rate: float = CLAP_LEARNING_RATE,
+               sequence_length: int = SEQUENCE_LENGTH, **options):
     """The audio-text dual encoder, compiled: ``[log_mel, token_ids]`` -> logits (batch,
     batch) with ``clip.ContrastiveLogits`` (learned temperature), trained with
     ``clip.ContrastiveLoss`` on the batch's caption ids. The sub-models are
@@ -125,9 +130,9 @@ def build_clap(feature_shape, vocabulary_size: int, arch: str = "cnn",
 
     options = {**CLAP_DEFAULTS, **options}
     audio_encoder = build_audio_encoder(feature_shape, arch, **options)
-    text_encoder = clip.build_text_encoder(vocabulary_size, SEQUENCE_LENGTH, **options)
+    text_encoder = clip.build_text_encoder(vocabulary_size, sequence_length, **options)
     features = keras.Input(tuple(feature_shape), name="log_mel")
-    token_ids = keras.Input((SEQUENCE_LENGTH,), dtype="int32", name="token_ids")
+    token_ids = keras.Input((sequence_length,), dtype="int32", name="token_ids")
     logits = clip.ContrastiveLogits(name="logits")([audio_encoder(features),
                                                     text_encoder(token_ids)])
     model = keras.Model([features, token_ids], logits, name="clap")
@@ -149,8 +154,10 @@ def embed_audio(model, features) -> np.ndarray:
 
 
 def embed_captions(model, captions) -> np.ndarray:
-    """L2-normalised text embeddings (N, d) of caption strings. Introduced in notebook 13."""
-    return _embed(model.get_layer("text_encoder"), vectorize(captions))
+    """L2-normalised text embeddings (N, d) of caption strings, vectorised to the model's
+    token length. Introduced in notebook 13."""
+    length = model.get_layer("text_encoder").get_layer("embedding").max_length
+    return _embed(model.get_layer("text_encoder"), vectorize(captions, length))
 
 
 # --- evaluation -----------------------------------------------------------------------------
@@ -238,7 +245,8 @@ def train_clap(seed: int = 0, epochs: int = CLAP_EPOCHS, arch: str = "cnn",
     names = sorted(set(captions))
     caption_ids = np.array([names.index(c) for c in captions], np.int32)
     vocabulary = build_vocabulary()
-    model = build_clap(train_features.shape[1:], len(vocabulary), arch, learning_rate)
+    length = SEQUENCE_LENGTHS[language]
+    model = build_clap(train_features.shape[1:], len(vocabulary), arch, learning_rate, length)
     steps = math.ceil(len(captions) / batch_size)
     model.optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(1, (epochs - 1) * steps), warmup_target=learning_rate,
@@ -246,7 +254,7 @@ def train_clap(seed: int = 0, epochs: int = CLAP_EPOCHS, arch: str = "cnn",
     log(f"training CLAP ({arch}) on {len(captions)} clips: {model.count_params():,} "
         f"parameters, {epochs} epochs, seed {seed}")
     start = time.perf_counter()
-    history = model.fit([train_features, vectorize(captions)], caption_ids,
+    history = model.fit([train_features, vectorize(captions, length)], caption_ids,
                         batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
     train_seconds = time.perf_counter() - start
     result = evaluate(embed_audio(model, test_features), lambda c: embed_captions(model, c),

@@ -27,6 +27,9 @@ FUSIONS = ("temporal", "average")
 VIDEO_EPOCHS = 20
 VIDEO_LEARNING_RATE = 2e-3
 SEQUENCE_LENGTH = 8  # "the red circle moves left then up" is 7 tokens
+#: Tokens per statement by language (each Han character a token): the longest Chinese one,
+#: 品红色三角形向左移动，然后向上移动, has 16.
+SEQUENCE_LENGTHS = {"en": SEQUENCE_LENGTH, "zh": 16}
 WIDTH = 64
 
 
@@ -44,10 +47,11 @@ def build_vocabulary() -> list[str]:
     return text.build_vocabulary(statements)
 
 
-def vectorize(statements) -> np.ndarray:
-    """Token ids int32 (N, ``SEQUENCE_LENGTH``). Introduced in notebook 13."""
+def vectorize(statements, sequence_length: int = SEQUENCE_LENGTH) -> np.ndarray:
+    """Token ids int32 (N, ``sequence_length``; ``SEQUENCE_LENGTHS`` gives each language's).
+    Introduced in notebook 13."""
     return text.vectorize(statements, vocabulary=build_vocabulary(),
-                          sequence_length=SEQUENCE_LENGTH)
+                          sequence_length=sequence_length)
 
 
 def build_video_encoder(fusion: str = "temporal", frames: int = video_data.FRAMES,
@@ -88,7 +92,8 @@ def build_video_encoder(fusion: str = "temporal", frames: int = video_data.FRAME
 
 
 def build_video_matcher(fusion: str = "temporal", vocabulary_size: int | None = None,
-                        learning_rate: float = VIDEO_LEARNING_RATE):
+                        learning_rate: float = VIDEO_LEARNING_RATE,
+                        sequence_length: int = SEQUENCE_LENGTH):
     """The match model, compiled: ``[frames (batch, 8, 32, 32, 3), token_ids (batch, 8)]``
     -> the probability that the statement is true (batch, 1), with binary cross-entropy and
     accuracy. Introduced in notebook 13."""
@@ -96,14 +101,14 @@ def build_video_matcher(fusion: str = "temporal", vocabulary_size: int | None = 
 
     vocabulary_size = vocabulary_size or len(build_vocabulary())
     video_encoder = build_video_encoder(fusion)
-    token_ids_in = keras.Input((SEQUENCE_LENGTH,), dtype="int32", name="token_ids")
+    token_ids_in = keras.Input((sequence_length,), dtype="int32", name="token_ids")
     embedded = keras.layers.Embedding(vocabulary_size, 32, name="token_embedding")(token_ids_in)
     words_in_order = keras.layers.Flatten(name="words_in_order")(embedded)
     text_encoder = keras.Model(token_ids_in, keras.layers.Dense(
         WIDTH, activation="relu", name="text_vector")(words_in_order), name="text_encoder")
     videos = keras.Input((video_data.FRAMES, video_data.FRAME_SIZE, video_data.FRAME_SIZE, 3),
                          name="frames")
-    token_ids = keras.Input((SEQUENCE_LENGTH,), dtype="int32", name="token_ids")
+    token_ids = keras.Input((sequence_length,), dtype="int32", name="token_ids")
     # Both vectors on one scale, so that the product v * t does not start tiny (notebook 04).
     v = keras.layers.LayerNormalization(name="video_norm")(video_encoder(videos))
     t = keras.layers.LayerNormalization(name="text_norm")(text_encoder(token_ids))
@@ -119,7 +124,7 @@ def build_video_matcher(fusion: str = "temporal", vocabulary_size: int | None = 
 def _inputs(videos, records, language):
     key = "statement" if language == "en" else "statement_zh"
     clips = np.array([r["clip"] for r in records])
-    return [videos[clips], vectorize([r[key] for r in records])], \
+    return [videos[clips], vectorize([r[key] for r in records], SEQUENCE_LENGTHS[language])], \
         np.array([r["label"] for r in records], np.float32)
 
 
@@ -159,7 +164,7 @@ def train_video(fusion: str = "temporal", seed: int = 0, epochs: int = VIDEO_EPO
     seed_everything(seed)
     train_videos, train_records = video_data.make_split("train", seed, train_clips)
     test_videos, test_records = video_data.make_split("test", seed, test_clips)
-    model = build_video_matcher(fusion)
+    model = build_video_matcher(fusion, sequence_length=SEQUENCE_LENGTHS[language])
     inputs, labels = _inputs(train_videos, train_records, language)
     log(f"training the {fusion} video model on {len(labels)} statements about "
         f"{len(train_videos)} clips: {model.count_params():,} parameters, {epochs} epochs, "

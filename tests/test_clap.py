@@ -96,3 +96,14 @@ def test_train_clap_reports_what_the_command_line_promises():
     assert result["train_examples"] == 56 and result["test_examples"] == 224
     model = result["model"]
     assert model.get_layer("audio_encoder").output.shape[-1] == 64
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_no_caption_is_cut_short_in_either_language(language):
+    from mmcourse import text
+
+    captions = [audio_data.caption(pair, language) for pair in audio_data.PAIRS]
+    ids = clap.vectorize(captions, clap.SEQUENCE_LENGTHS[language])
+    assert [int(np.count_nonzero(row)) for row in ids] == \
+        [len(text.split_words(c)) for c in captions]
+    assert not np.any(ids == 1)  # no unknown token

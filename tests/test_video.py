@@ -129,3 +129,22 @@ def test_half_the_clips_are_played_backwards(split):
         step = np.sign(np.round(track[4] - track[3]))
         forwards.append(tuple(step) == video_data.DIRECTIONS[first])
     assert len(forwards) == 30 and 0.25 < np.mean(forwards) < 0.75
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_no_statement_is_cut_short_in_either_language(language):
+    from mmcourse import text
+
+    _, records = video_data.make_split("test", seed=0, clips=60)
+    key = "statement" if language == "en" else "statement_zh"
+    statements = [r[key] for r in records]
+    ids = video.vectorize(statements, video.SEQUENCE_LENGTHS[language])
+    assert [int(np.count_nonzero(row)) for row in ids] == \
+        [len(text.split_words(s)) for s in statements]
+    assert not np.any(ids == 1)
+
+
+def test_train_video_in_chinese():
+    result = video.train_video("temporal", seed=0, epochs=1, train_clips=30, test_clips=30,
+                               language="zh")
+    assert result["language"] == "zh" and 0 <= result["test_accuracy"] <= 1
