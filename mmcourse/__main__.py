@@ -75,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--language", default="en", choices=["en", "zh"],
                       help="language of the texts: en (default) or zh, Chinese, written to "
                            "data/zh unless --root is given")
+    # --- issue 27 (notebook 13): audio and video data ---
+    data.add_argument("--modality", default="image", choices=list(DATA_MODALITIES),
+                      help="image (default): the scenes; audio: clips of two sounds with "
+                           "their captions in English and Chinese, written to data/audio")
+    data.add_argument("--sample-rate", type=positive_int, default=None, metavar="HZ",
+                      help="with --modality audio: samples per second, 8000 to 48000 "
+                           "(default 16000)")
+    # --- end issue 27 ---
 
     train = commands.add_parser("train", help="train and evaluate one model")
     train.add_argument("--task", default="match",
@@ -88,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --task caption or vqa: llava (visual tokens as a prefix) "
                             "or flamingo (gated cross-attention) (default llava)")
     train.add_argument("--level", default="attributes", choices=["attributes", "relations"])
+    # --- issue 27 (notebook 13) ---
+    train.add_argument("--modality", default="image", choices=list(TRAIN_MODALITIES),
+                       help="image (default); audio: --task retrieval, the audio-text model; "
+                            "video: --task match --fusion temporal|average")
+    # --- end issue 27 ---
     train.add_argument("--epochs", type=positive_int, default=None,
                        help="epochs, >= 1 (default per task)")
     train.add_argument("--seed", type=non_negative_int, default=0)
@@ -274,6 +287,88 @@ def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
             not Path(args.run_dir).is_dir():
         parser.error(f"argument --run-dir: {args.run_dir} is a file; give a folder (it is "
                      f"created if missing)")
+
+
+# --- issue 27 (notebook 13): data --modality audio|video ---
+DATA_MODALITIES = ("image", "audio")
+
+
+def modality_data(parser: argparse.ArgumentParser, args) -> int:
+    """``data --modality audio [--sample-rate HZ]``: the generated clips of notebook 13."""
+    if args.language != "en":
+        parser.error(f"argument --language: not with --modality {args.modality} (its records "
+                     f"hold English and Chinese captions side by side)")
+    from mmcourse import audio_data
+
+    sample_rate = audio_data.SAMPLE_RATE if args.sample_rate is None else args.sample_rate
+    try:
+        audio_data._check_sample_rate(sample_rate)
+    except ValueError as error:
+        parser.error(f"argument --sample-rate: {error}")
+    root = args.root if args.root is not None else audio_data.DATA_DIR / audio_data.FOLDER
+    if Path(root).exists() and not Path(root).is_dir():
+        parser.error(f"argument --root: {root} is a file; give a folder (it is created if "
+                     f"missing)")
+    try:
+        return audio_data.main(root, args.seed, args.verify, sample_rate)
+    except OSError as error:
+        print(file_system_error(error, "--root", root) + " (generation is atomic: the "
+              "previous data, if any, is unchanged)", file=sys.stderr)
+        return 1
+
+
+TRAIN_MODALITIES = ("image", "audio", "video")
+#: For each modality: the one task it trains and the --fusion values it takes (None: none).
+MODALITY_TASKS = {"audio": ("retrieval", None), "video": ("match", ("temporal", "average"))}
+
+
+def modality_train(parser: argparse.ArgumentParser, args) -> int:
+    """``train --task retrieval --modality audio`` and ``train --task match --modality video
+    --fusion temporal|average``, with ``--epochs``, ``--seed``, ``--json`` (notebook 13)."""
+    import json
+
+    task, fusions = MODALITY_TASKS[args.modality]
+    if args.task != task:
+        parser.error(f"argument --task: --modality {args.modality} trains --task {task}, got "
+                     f"{args.task!r}")
+    if fusions is None and args.fusion != "concat":
+        parser.error(f"argument --fusion: not used with --modality {args.modality}")
+    if fusions is not None and args.fusion not in fusions:
+        parser.error(f"argument --fusion: with --modality {args.modality} choose "
+                     f"{' or '.join(fusions)}, got {args.fusion!r}")
+    defaults = {"arch": None, "level": "attributes", "root": None, "strategy": "default",
+                "run_dir": None, "resume": False, "patience": None, "batch_size": None,
+                "train_size": None, "test_size": None, "data_dir": None, "save": None,
+                "sequence_length": None}
+    for name, default in defaults.items():
+        if getattr(args, name) != default:
+            parser.error(f"argument --{name.replace('_', '-')}: not used with --modality "
+                         f"{args.modality} (it generates its clips in memory from --seed)")
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    if args.modality == "audio":
+        from mmcourse import clap
+
+        result = clap.train_clap(seed=args.seed, epochs=args.epochs or clap.CLAP_EPOCHS,
+                                 log=log)
+        summary = (f"audio->text recall@1 {result['recall_at_1']['audio_to_text']:.3f}, "
+                   f"text->audio {result['recall_at_1']['text_to_audio']:.3f}, zero-shot "
+                   f"{result['zero_shot_accuracy']:.3f}")
+    else:
+        from mmcourse import video
+
+        result = video.train_video(args.fusion, seed=args.seed,
+                                   epochs=args.epochs or video.VIDEO_EPOCHS, log=log)
+        by_type = ", ".join(f"{k} {v:.3f}" for k, v in result["accuracy_by_type"].items())
+        summary = f"test accuracy {result['test_accuracy']:.3f} ({by_type})"
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{summary}; trained in {result['train_seconds']:.1f} s")
+    return 0
+# --- end issue 27 ---
 
 
 def file_system_error(error: OSError, flag: str, path) -> str:
@@ -480,6 +575,10 @@ def main(argv: list[str] | None = None) -> int:
         from mmcourse import doctor
 
         return doctor.main(as_json=args.json)
+    if args.command == "data" and args.modality != "image":  # issue 27 (notebook 13)
+        return modality_data(parser, args)
+    if args.command == "data" and args.sample_rate is not None:
+        parser.error("argument --sample-rate: only with --modality audio")
     if args.command == "data":
         _check_data_arguments(parser, args)
         from mmcourse import data
@@ -492,6 +591,8 @@ def main(argv: list[str] | None = None) -> int:
                   " (generation is atomic: the previous dataset, if any, is unchanged)",
                   file=sys.stderr)
             return 1
+    if args.command == "train" and args.modality != "image":  # issue 27 (notebook 13)
+        return modality_train(parser, args)
     if args.command == "train":
         _check_train_arguments(parser, args)
         if args.data_dir is not None:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 BENCHMARKS = {
     "augment": "mmcourse.augment:benchmark",
     "conv": "mmcourse.scratch:benchmark",
+    "audio": "mmcourse.scratch:audio_benchmark",
     "fusion": "mmcourse.benchmarks:fusion",
     "pipeline": "mmcourse.benchmarks:pipeline",
     "relations": "mmcourse.benchmarks:relations",

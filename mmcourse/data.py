@@ -91,7 +91,7 @@ WORDS = (
 ANSWERS = (*SHAPES, *COLOURS, *SIZES, "left", "right", "top", "bottom", *NUMBER_WORDS)
 
 _GENERATED = ("attributes", "relations", "vocab.json")  # plus manifest.json, written last
-_KEEP = {"README.md", "samples", "manifest.json", ".lock", "zh"}
+_KEEP = {"README.md", "samples", "manifest.json", ".lock", "zh", "audio", "video"}
 
 # --- the Chinese grammar (``data --language zh``, notebook 09) -----------------------------
 

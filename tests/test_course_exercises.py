@@ -278,6 +278,16 @@ INDEPENDENT = {
     ("notebook_10", "q2"): lambda: [_rest_body_by_hand()],
     ("notebook_10", "q3"): lambda: [[True, False, True, True]],
     ("notebook_10", "q4"): lambda: [_files_of_a_larger_model()],
+    # --- notebook 13 (issue 27) ---
+    ("notebook_13", "q1"): lambda: [
+        lambda n, length, step: int(tf.signal.frame(tf.zeros(n), length, step).shape[0])],
+    ("notebook_13", "q2"): lambda: [tuple(tf.matmul(
+        tf.abs(tf.signal.stft(tf.zeros(16000), 400, 160, 512)),
+        tf.signal.linear_to_mel_weight_matrix(80, 257, 16000)).shape), [98, 80]],
+    ("notebook_13", "q3"): lambda: [
+        lambda videos, seed: np.stack([np.roll(clip, 3, axis=0) for clip in videos]),
+        lambda videos, seed: tf.reverse(tf.constant(videos), axis=[1]).numpy()],
+    # --- end notebook 13 ---
 }
 
 
