@@ -188,7 +188,7 @@ def _soft_cap(x, cap):
     return x if cap is None else np.tanh(x / cap) * cap
 
 
-def _gemma_attention(block, x, mask, backbone):
+def _gemma_attention(block, x, mask, backbone, rotary=True):
     """Gemma's attention: RMS-normed input, Q/K/V projections, RoPE on Q and K, grouped-query
     attention under the prefix-LM mask, the output projection."""
     attention = block.attention
@@ -197,7 +197,8 @@ def _gemma_attention(block, x, mask, backbone):
     q = np.einsum("btd,ndh->btnh", normed, _value(attention.query_dense.kernel))
     k = np.einsum("btd,kdh->btkh", normed, _value(attention.key_dense.kernel))
     v = np.einsum("btd,kdh->btkh", normed, _value(attention.value_dense.kernel))
-    q, k = rotary_embedding(q), rotary_embedding(k)
+    if rotary:
+        q, k = rotary_embedding(q), rotary_embedding(k)
     if block.use_sliding_window_attention:
         length = x.shape[1]
         distance = np.abs(np.arange(length)[:, None] - np.arange(length)[None, :])
@@ -219,9 +220,9 @@ def _gemma_attention(block, x, mask, backbone):
     return out
 
 
-def _gemma_block(block, x, mask, backbone):
+def _gemma_block(block, x, mask, backbone, rotary=True):
     """One Gemma decoder block: x + attention(RMSNorm(x)), then + GeGLU(RMSNorm(x))."""
-    x = x + _gemma_attention(block, x, mask, backbone)
+    x = x + _gemma_attention(block, x, mask, backbone, rotary)
     normed = rms_norm(x, _value(block.pre_ffw_norm.scale), block.pre_ffw_norm.epsilon)
     out = geglu(normed, _value(block.gating_ffw.kernel), _value(block.gating_ffw_2.kernel),
                 _value(block.ffw_linear.kernel))
@@ -230,7 +231,8 @@ def _gemma_block(block, x, mask, backbone):
     return x + out
 
 
-def paligemma_logits_by_hand(backbone, images, token_ids, padding_mask, response_mask):
+def paligemma_logits_by_hand(backbone, images, token_ids, padding_mask, response_mask, *,
+                             rotary: bool = True):
     """The next-token logits of a ``keras_hub.models.PaliGemmaBackbone``, by hand.
 
     Image tokens (SigLIP-style ViT + linear projector), then the text's token embeddings
@@ -238,7 +240,8 @@ def paligemma_logits_by_hand(backbone, images, token_ids, padding_mask, response
     (bidirectional over image and prompt, causal over the response), a final RMSNorm and
     the tied output embedding. Returns (N, image tokens + L, vocabulary), equal to
     ``backbone.token_embedding(backbone(inputs), reverse=True)`` (tested to 1e-4).
-    Notebook 11.
+    ``rotary=False`` leaves out the rotary embedding, the decoder's only source of word
+    order (an experiment of notebook 11; KerasHub has no such switch). Notebook 11.
     """
     _check_backbone(backbone, "PaliGemmaBackbone")
     token_ids = np.asarray(token_ids)
@@ -258,6 +261,6 @@ def paligemma_logits_by_hand(backbone, images, token_ids, padding_mask, response
     x = np.concatenate([image_tokens, text], axis=1)
     mask = prefix_lm_mask(padding_mask, response_mask, image_tokens=image_tokens.shape[1])
     for block in backbone.transformer_layers:
-        x = _gemma_block(block, x, mask, backbone)
+        x = _gemma_block(block, x, mask, backbone, rotary)
     x = rms_norm(x, _value(backbone.layer_norm.scale), backbone.layer_norm.epsilon)
     return _soft_cap(x @ table.T, backbone.final_logit_soft_cap)

@@ -117,3 +117,19 @@ def test_paligemma_by_hand_rejects_bad_input():
         hub.paligemma_logits_by_hand(backbone, images, token_ids, padding, response[:, :4])
     with pytest.raises(ValueError, match=r"images must be \(N, 16, 16, 3\)"):
         hub.paligemma_logits_by_hand(backbone, images[:, :8], token_ids, padding, response)
+
+
+def test_without_rotary_embedding_the_prefix_is_order_blind():
+    """RoPE is the decoder's only source of word order: without it, permuting prompt tokens
+    (all in the bidirectional prefix, the last one kept) leaves the last logits unchanged."""
+    backbone = _paligemma({}, seed=4)
+    images = np.random.default_rng(5).normal(size=(1, 16, 16, 3)).astype("float32")
+    first = np.array([[2, 10, 11, 12, 13, 9]], "int32")
+    second = np.array([[2, 12, 13, 10, 11, 9]], "int32")
+    ones, zeros = np.ones_like(first), np.zeros_like(first)
+    gaps = []
+    for rotary in (True, False):
+        last = [hub.paligemma_logits_by_hand(backbone, images, ids, ones, zeros,
+                                             rotary=rotary)[0, -1] for ids in (first, second)]
+        gaps.append(np.abs(last[0] - last[1]).max())
+    assert gaps[0] > 1e-3 and gaps[1] < 1e-9
