@@ -213,6 +213,9 @@ def save_preset(model, folder) -> Path:
             old = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(folder, old)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(partial, 0o777 & ~umask)  # mkdtemp made it private; a preset is shared
         os.replace(partial, folder)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
