@@ -135,3 +135,50 @@ def train_paligemma_captioner(level: str = "attributes", seed: int = 0, root=Non
     if keep_model:
         result["model"] = model
     return result
+
+
+def benchmark():
+    """``python -m mmcourse bench hub``: (1) the tiny PaliGemma's forward pass by hand
+    (``hub.paligemma_logits_by_hand``, NumPy) against KerasHub's, batch 8; (2) generation of
+    16 tokens for 64 images with KerasHub's cached sampler (``generate``) against notebook
+    08's LLaVA-style decoder with its KV cache (``vlm.decode_ids``). Random weights: speed
+    does not depend on them. Notebook 11."""
+    from mmcourse import bench, clip, hub  # noqa: PLC0415
+    from mmcourse.seeding import seed_everything  # noqa: PLC0415
+
+    rng = seed_everything(0)
+    tokenizer = hub_presets.train_tokenizer()
+    model = hub_presets.tiny_paligemma(tokenizer, sequence_length=16)
+    images = rng.integers(0, 256, size=(64, 64, 64, 3), dtype=np.uint8)
+    inputs, _, _ = caption_inputs(model, images[:8], ["a small red circle"] * 8)
+    backbone = model.backbone
+    forward = bench.time_candidates({
+        "by hand (NumPy) b8": lambda: hub.paligemma_logits_by_hand(
+            backbone, inputs["images"], inputs["token_ids"], inputs["padding_mask"],
+            inputs["response_mask"]),
+        "KerasHub b8": lambda: backbone.token_embedding(backbone(inputs), reverse=True)},
+        repeats=5, warmup=1, items=8)
+    vocabulary = vlm.decoder_vocabulary(data.ensure_data())
+    course = vlm.build_vlm(vlm.build_decoder(len(vocabulary), max_length=40),
+                           vlm.vision_tokens(clip.build_image_encoder()), "llava")
+    prompt_length = len(np.asarray(tokenizer.tokenize(hub_presets.PROMPTS["en"]))) + 1
+    model.preprocessor.sequence_length = prompt_length + 16
+    generation = bench.time_candidates({
+        "KerasHub generate b64 L16": lambda: model.generate(
+            {"images": images, "prompts": [hub_presets.PROMPTS["en"]] * 64},
+            stop_token_ids=None),
+        "course decode_ids b64 L16": lambda: vlm.decode_ids(
+            course, images, max_length=16, use_cache=True, stop_at_end=False)},
+        repeats=3, warmup=1, items=64 * 16)
+    return bench.BenchResult(
+        "hub", "the tiny PaliGemma by hand vs KerasHub, and KerasHub's cached generation vs "
+               "notebook 08's decoder",
+        timings=forward + generation,
+        ratios=[bench.Ratio("KerasHub forward vs by hand (speed-up)",
+                            bench.speedup(forward, "by hand (NumPy) b8", "KerasHub b8")),
+                bench.Ratio("KerasHub generate vs course decoder (speed-up)",
+                            bench.speedup(generation, "course decode_ids b64 L16",
+                                          "KerasHub generate b64 L16"))],
+        facts={"paligemma_params": int(model.count_params()),
+               "course_llava_params": int(course.count_params()),
+               "paligemma_image_tokens": int(backbone.image_sequence_length)})
