@@ -23,6 +23,8 @@ from mmcourse.i18n import _
 NEW_TASKS = ("retrieval", "caption", "vqa")
 VLM_TASKS = ("caption", "vqa")
 CAPTION_ARCHS = ("llava", "flamingo")
+#: The KerasHub family trained by ``train --task caption --arch paligemma`` (notebook 11).
+HUB_CAPTION_ARCHS = ("paligemma",)
 
 
 def int_at_least(minimum: int):
@@ -92,9 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "and qa (default match)")
     train.add_argument("--fusion", default=None,
                        help="fusion method, match and qa only (default concat)")
-    train.add_argument("--arch", default=None, choices=CAPTION_ARCHS,
+    train.add_argument("--arch", default=None, choices=(*CAPTION_ARCHS, *HUB_CAPTION_ARCHS),
                        help="with --task caption or vqa: llava (visual tokens as a prefix) "
-                            "or flamingo (gated cross-attention) (default llava)")
+                            "or flamingo (gated cross-attention) (default llava); with "
+                            "--task caption also paligemma (KerasHub's tiny PaliGemma, "
+                            "notebook 11)")
     train.add_argument("--level", default="attributes", choices=["attributes", "relations"])
     # --- issue 27 (notebook 13) ---
     train.add_argument("--modality", default="image", choices=list(TRAIN_MODALITIES),
@@ -273,7 +277,11 @@ def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
             if given:
                 parser.error(f"argument {flag}: not available with --task {args.task} (it "
                              f"trains for set epochs and always scores the whole test split)")
-    if args.task in VLM_TASKS and args.epochs is not None:
+    if args.arch in HUB_CAPTION_ARCHS and args.task != "caption":
+        parser.error(f"argument --arch: {args.arch} only with --task caption, got --task "
+                     f"{args.task}")
+    if args.task in VLM_TASKS and args.epochs is not None \
+            and args.arch not in HUB_CAPTION_ARCHS:
         steps = "CAPTION_EPOCHS" if args.task == "caption" else "VQA_EPOCHS"
         parser.error(f"argument --epochs: not available with --task {args.task} (it trains "
                      f"in four steps; see mmcourse.vlm.{steps})")

@@ -28,6 +28,7 @@ BENCHMARKS = {
     "clip": "mmcourse.benchmarks:clip",
     "decode": "mmcourse.vlm:benchmark",
     "serve": "mmcourse.benchmarks:serve",
+    "hub": "mmcourse.hub_training:benchmark",
 }
 
 

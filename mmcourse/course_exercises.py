@@ -18,4 +18,5 @@ from mmcourse.exercises_07 import notebook_07 as notebook_07
 from mmcourse.exercises_08 import notebook_08 as notebook_08
 from mmcourse.exercises_09 import notebook_09 as notebook_09
 from mmcourse.exercises_10 import notebook_10 as notebook_10
+from mmcourse.exercises_11 import notebook_11 as notebook_11
 from mmcourse.exercises_13 import notebook_13 as notebook_13

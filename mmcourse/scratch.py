@@ -1,11 +1,21 @@
 """NumPy implementations of the layers, proven equal to Keras (notebooks 02 and 03).
 
-Weights use Keras layouts, so ``layer.get_weights()`` can be passed straight in.
+Weights use Keras layouts, so ``layer.get_weights()`` can be passed straight in. The pieces
+of the real model families (notebook 11) live in ``scratch_realfamily`` and are re-exported
+here.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from mmcourse.scratch_realfamily import (  # noqa: F401  (re-exported, notebook 11)
+    geglu,
+    grouped_query_attention,
+    prefix_lm_mask,
+    rms_norm,
+    rotary_embedding,
+)
 
 # --- dense, convolution and pooling (notebook 02) ---------------------------
 

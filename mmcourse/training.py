@@ -310,10 +310,40 @@ def _main_retrieval(args) -> int:
     return 0
 
 
+def _main_hub_caption(args) -> int:
+    """``train --task caption --arch paligemma``: KerasHub's tiny PaliGemma
+    (``mmcourse.hub_training``, notebook 11); ``--run-dir`` keeps it as a preset folder."""
+    from mmcourse import hub_presets, hub_training  # noqa: PLC0415
+
+    extra = {name: getattr(args, name) for name in ("batch_size", "train_size")
+             if getattr(args, name, None) is not None}
+    try:
+        result = hub_training.train_paligemma_captioner(
+            args.level, args.seed, args.root, epochs=args.epochs, log=log_to_stderr,
+            keep_model=args.run_dir is not None, **extra)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.run_dir is not None:
+        hub_presets.save_preset(result.pop("model"), Path(args.run_dir) / "tiny_paligemma")
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"caption/paligemma on {result['level']}: exact match {result['exact_match']:.3f}, "
+          f"correct statements {result['correct_statements']:.3f}, token accuracy "
+          f"{result['token_accuracy']:.3f}; {result['params']:,} parameters, "
+          f"{result['epochs']} epochs in {result['train_seconds']:.0f} s")
+    for sample in result["samples"]:
+        print(f"  {sample['reference']!r} -> {sample['generated']!r}")
+    return 0
+
+
 def _main_caption(args) -> int:
     """``train --task caption``: an image captioner (``mmcourse.vlm.train_captioner``)."""
     from mmcourse import vlm  # noqa: PLC0415
 
+    if args.arch == "paligemma":
+        return _main_hub_caption(args)
     result = _train_and_save(args, vlm.train_captioner, args.level, args.arch or "llava",
                              args.seed, args.root, log=log_to_stderr)
     if not isinstance(result, dict):

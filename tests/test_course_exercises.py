@@ -278,6 +278,10 @@ INDEPENDENT = {
     ("notebook_10", "q2"): lambda: [_rest_body_by_hand()],
     ("notebook_10", "q3"): lambda: [[True, False, True, True]],
     ("notebook_10", "q4"): lambda: [_files_of_a_larger_model()],
+    ("notebook_11", "q1"): lambda: [_keras_hub_rms_norm],
+    ("notebook_11", "q2"): lambda: [_kv_cache_by_allocating],
+    ("notebook_11", "q3"): lambda: [_paligemma_block_mask()],
+    ("notebook_11", "q4"): lambda: [_order_gaps_by_keras_hub()],
     # --- notebook 13 (issue 27) ---
     ("notebook_13", "q1"): lambda: [
         lambda n, length, step: int(tf.signal.frame(tf.zeros(n), length, step).shape[0])],
@@ -289,6 +293,52 @@ INDEPENDENT = {
         lambda videos, seed: tf.reverse(tf.constant(videos), axis=[1]).numpy()],
     # --- end notebook 13 ---
 }
+
+
+def _keras_hub_rms_norm(x, scale, epsilon):
+    """Gemma's own RMSNormalization layer, in float64."""
+    from keras_hub.src.models.gemma.rms_normalization import RMSNormalization
+
+    layer = RMSNormalization(epsilon=epsilon, dtype="float64")
+    layer.build(np.shape(x))
+    layer.scale.assign(np.asarray(scale, np.float64))
+    return np.asarray(layer(np.asarray(x, np.float64)))
+
+
+def _kv_cache_by_allocating(num_layers, num_query_heads, num_key_value_heads, head_dim,
+                            sequence_length, bytes_per_value=2):
+    """The bytes of a cache shaped as KerasHub's Gemma keeps it: (layers, K and V, length,
+    K/V heads, head_dim), one value of bytes_per_value bytes each (np.empty allocates lazily)."""
+    shape = (num_layers, 2, sequence_length, num_key_value_heads, head_dim)
+    return np.empty(shape, dtype=f"V{bytes_per_value}").nbytes
+
+
+def _paligemma_block_mask():
+    """KerasHub's PaliGemma decoder block's own mask for 2 image, 2 prompt, 2 response tokens."""
+    from keras_hub.src.models.pali_gemma.pali_gemma_decoder_block import PaliGemmaDecoderBlock
+
+    block = PaliGemmaDecoderBlock(hidden_dim=8, intermediate_dim=8, head_dim=4,
+                                  num_query_heads=2, num_key_value_heads=1)
+    mask = block._compute_attention_mask(np.zeros((1, 6, 8), "float32"),
+                                         np.ones((1, 4), "int32"), None, 0,
+                                         np.array([[0, 0, 1, 1]], "int32"))
+    return np.asarray(mask)[0].astype(bool)
+
+
+def _order_gaps_by_keras_hub():
+    """With RoPE: the gap measured with KerasHub's own forward pass. Without RoPE: 0, by
+    reasoning: with no positions, attention over the all-prefix prompt is order-blind and
+    the last token is the same."""
+    from mmcourse.exercises_11 import q4_model
+
+    backbone, images, first, second = q4_model()
+    last = []
+    for ids in (first, second):
+        inputs = {"images": images, "token_ids": ids, "padding_mask": np.ones_like(ids),
+                  "response_mask": np.zeros_like(ids)}
+        logits = backbone.token_embedding(backbone(inputs), reverse=True)
+        last.append(np.asarray(logits)[0, -1])
+    return [float(np.abs(last[0] - last[1]).max()), 0.0]
 
 
 def _rest_body_by_hand():

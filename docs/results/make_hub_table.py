@@ -1,0 +1,50 @@
+"""Regenerates docs/results/hub_caption_table.jsonl and the tiny PaliGemma preset notebook 11
+loads (docs/results/tiny_paligemma_attributes/).
+
+Run from the repository root:
+    .venv/bin/python docs/results/make_hub_table.py                  # seeds 0 1 2, attributes
+    .venv/bin/python docs/results/make_hub_table.py --seeds 3 --level relations
+
+One JSON object per line and per (level, arch, seed): the result of
+``python -m mmcourse train --task caption --arch paligemma --json``
+(``hub_training.train_paligemma_captioner`` with its defaults); a rerun replaces the rows it
+trains and keeps the others. Seed 0 of the attributes level is kept as a preset folder.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mmcourse import hub_presets, hub_training
+
+HERE = Path(__file__).parent
+TABLE = HERE / "hub_caption_table.jsonl"
+PRESET = HERE / "tiny_paligemma_attributes"
+KEY = ("level", "arch", "seed")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--level", default="attributes", choices=["attributes", "relations"])
+    args = parser.parse_args(argv)
+    rows = [json.loads(line) for line in TABLE.read_text().splitlines()] \
+        if TABLE.exists() else []
+    for seed in args.seeds:
+        result = hub_training.train_paligemma_captioner(
+            args.level, seed, keep_model=True, log=lambda m: print(m, file=sys.stderr))
+        model = result.pop("model")
+        print(json.dumps({k: result[k] for k in ("seed", "exact_match", "token_accuracy",
+                                                  "train_seconds")}), file=sys.stderr)
+        if seed == 0 and args.level == "attributes":
+            hub_presets.save_preset(model, PRESET)
+        key = tuple(result[k] for k in KEY)
+        rows = [r for r in rows if tuple(r[k] for k in KEY) != key] + [result]
+        partial = TABLE.with_suffix(".jsonl.partial")
+        partial.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        partial.replace(TABLE)
+
+
+if __name__ == "__main__":
+    main()
