@@ -11,7 +11,6 @@ import time
 import requests
 
 from mmcourse.paths import REPO_ROOT
-
 from tests.lab_server import free_port
 
 START_TIMEOUT_S = 180
