@@ -27,6 +27,7 @@ BENCHMARKS = {
     "clip": "mmcourse.benchmarks:clip",
     "decode": "mmcourse.vlm:benchmark",
     "serve": "mmcourse.benchmarks:serve",
+    "search": "mmcourse.serve:search_benchmark",
 }
 
 
