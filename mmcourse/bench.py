@@ -28,6 +28,7 @@ BENCHMARKS = {
     "decode": "mmcourse.vlm:benchmark",
     "serve": "mmcourse.benchmarks:serve",
     "search": "mmcourse.serve:search_benchmark",
+    "serve-load": "mmcourse.serve_load:benchmark",
 }
 
 
