@@ -40,9 +40,7 @@ class ServerProcess:
     """``python -m mmcourse serve --model MODEL *options`` on a free loopback port; ``url``,
     ``log()`` (its output so far) and ``stop()``. Introduced in notebook 10."""
 
-    def __init__(self, model, *options, log_path=None):
-        import requests
-
+    def __init__(self, model, *options, log_path=None, wait: bool = True):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path) if log_path else Path(os.devnull)
@@ -54,6 +52,14 @@ class ServerProcess:
             [sys.executable, "-m", "mmcourse", "serve", "--model", str(model),
              *map(str, options), "--port", str(self.port)], cwd=REPO_ROOT, env=environment,
             stdout=self._log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> "ServerProcess":
+        """Return once ``/health`` answers (start several servers with ``wait=False``, then
+        wait for each: they load side by side)."""
+        import requests
+
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if self.process.poll() is not None:
@@ -62,7 +68,7 @@ class ServerProcess:
                                    f": {self.log()}")
             with contextlib.suppress(requests.ConnectionError):
                 if requests.get(f"{self.url}/health", timeout=5).ok:
-                    return
+                    return self
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"the server did not answer within {START_TIMEOUT_S} s")
@@ -138,24 +144,37 @@ async def _load(target, bodies, clients, requests):
             "latencies_ms": milliseconds.tolist()}
 
 
-def caption_bodies(count: int = 16, max_tokens: int = 8) -> list[dict]:
-    """Chat requests for the captioner: ``count`` test images of the attributes level as data
-    URLs, greedy, ``max_tokens`` each. Introduced in notebook 10."""
+def data_url(image) -> str:
+    """An RGB uint8 image (H, W, 3) as a ``data:image/png;base64,...`` URL, the way chat
+    clients send images. Introduced in notebook 10."""
     import base64
 
     import cv2
 
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def chat_body(image, prompt: str | None = None, **settings) -> dict:
+    """A chat completions request for an image (RGB uint8) and an optional text part, with
+    ``settings`` (``max_tokens``, ``temperature``, ``stream``, ...). Introduced in notebook
+    10."""
+    content = [{"type": "image_url", "image_url": {"url": data_url(image)}}]
+    if prompt is not None:
+        content.insert(0, {"type": "text", "text": prompt})
+    return {"messages": [{"role": "user", "content": content}], **settings}
+
+
+def caption_bodies(count: int = 16, max_tokens: int = 8) -> list[dict]:
+    """Chat requests for the captioner: ``count`` test images of the attributes level,
+    greedy, ``max_tokens`` each. Introduced in notebook 10."""
     from mmcourse import data
 
     images = data.load_arrays("match", "attributes", "test")[0][:count]
-    bodies = []
-    for image in images:
-        png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
-        url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-        bodies.append({"messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": url}}]}], "temperature": 0,
-            "max_tokens": max_tokens})
-    return bodies
+    return [chat_body(image, temperature=0, max_tokens=max_tokens) for image in images]
 
 
 def measure(model, options, path, bodies, levels=(1, 8, 32), per_client: int = 4,
@@ -181,6 +200,19 @@ def measure(model, options, path, bodies, levels=(1, 8, 32), per_client: int = 4
     return rows
 
 
+def load_figures(levels=(1, 8, 32)) -> dict:
+    """``measure`` of notebook 08's captioner (greedy, 8 tokens) with ``--max-batch 32`` and
+    ``--max-batch 1``: ``{"32": rows, "1": rows}``, latencies dropped. Introduced in
+    notebook 10."""
+    model = REPO_ROOT / "docs" / "results" / "vlm_llava.keras"
+    bodies = caption_bodies()
+    return {str(batch): [{k: v for k, v in row.items() if k != "latencies_ms"}
+                         for row in measure(model, ["--max-batch", batch,
+                                                    "--batch-timeout-ms", 5],
+                                            "/v1/chat/completions", bodies, levels)]
+            for batch in (32, 1)}
+
+
 def benchmark():
     """The ``serve-load`` benchmark: notebook 08's captioner (greedy, 8 tokens) served with
     dynamic batching (``--max-batch 32 --batch-timeout-ms 5``) and without (``--max-batch
@@ -189,12 +221,9 @@ def benchmark():
     Introduced in notebook 10."""
     from mmcourse.bench import BenchResult, Ratio
 
-    model = REPO_ROOT / "docs" / "results" / "vlm_llava.keras"
-    bodies = caption_bodies()
     result = BenchResult("serve-load", "captioner over HTTP on 127.0.0.1: dynamic batching "
                                        "(--max-batch 32) vs none (--max-batch 1)")
-    measured = {batch: measure(model, ["--max-batch", batch, "--batch-timeout-ms", 5],
-                               "/v1/chat/completions", bodies) for batch in (32, 1)}
+    measured = {int(batch): rows for batch, rows in load_figures().items()}
     for batch, rows in measured.items():
         for row in rows:
             result.facts[f"max-batch {batch:>2}, {row['clients']:>2} clients"] = (
