@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -110,7 +111,13 @@ def load_test(url: str, path: str, bodies: list, clients: int, requests: int) ->
                          f"a load test is never sent elsewhere")
     if not 1 <= clients <= requests:
         raise ValueError(f"need 1 <= clients <= requests, got {clients} and {requests}")
-    return asyncio.run(_load(url + path, bodies, clients, requests))
+    coroutine = _load(url + path, bodies, clients, requests)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no event loop in this thread
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(1) as pool:  # Jupyter runs one: use a thread of our own
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def _load(target, bodies, clients, requests):
