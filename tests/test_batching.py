@@ -83,3 +83,10 @@ def test_load_test_refuses_other_machines_and_bad_counts():
         serve_load.load_test("http://example.com:80", "/health", [{}], 1, 1)
     with pytest.raises(ValueError, match="1 <= clients <= requests"):
         serve_load.load_test("http://127.0.0.1:9", "/health", [{}], 8, 4)
+
+
+def test_a_zero_timeout_runs_at_once_and_stats_start_empty():
+    batcher = batching.DynamicBatcher(lambda items: items, 4, 0)
+    assert (batcher.stats.batches, batcher.stats.items, batcher.stats.largest) == (0, 0, 0)
+    _, batches, stats = _run(4, 0, [(1, None, 1)])
+    assert batches == [[1]] and stats.largest == 1
