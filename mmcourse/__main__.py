@@ -60,6 +60,28 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """An argparse ``type=``: a finite number >= 0 (milliseconds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def positive_float_number(text: str) -> float:
+    """An argparse ``type=``: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mmcourse", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
@@ -201,6 +223,36 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--lang", default=None, choices=i18n.LANGUAGES,
                        help="language of the messages and feedback: en or zh (default: the "
                             "locale's)")
+
+    # --- serve (issue 23) ---
+    serve = commands.add_parser(
+        "serve", help="serve a model over HTTP: TensorFlow Serving's REST API for an exported "
+                      "folder, the OpenAI chat API for a captioner, embeddings and search for "
+                      "CLIP (notebook 10)")
+    serve.add_argument("--model", required=True, metavar="PATH",
+                       help="a folder written by export, a captioner .keras (e.g. "
+                            "docs/results/vlm_llava.keras) or a CLIP .keras "
+                            "(docs/results/clip_attributes.keras)")
+    serve.add_argument("--name", default="mmcourse",
+                       help="the model's name in the URLs and the 'model' field (default "
+                            "mmcourse)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1: this machine only; any other "
+                            "prints a warning, as there is no authentication)")
+    serve.add_argument("--port", type=int_at_least(1), default=8501,
+                       help="TCP port, 1-65535 (default 8501, TensorFlow Serving's REST port)")
+    serve.add_argument("--max-batch", type=positive_int, default=32,
+                       help="largest batch of instances or generations, >= 1 (default 32; 1 "
+                            "turns batching off)")
+    serve.add_argument("--batch-timeout-ms", type=non_negative_float, default=5.0, metavar="MS",
+                       help="how long a batch waits for more requests, >= 0 ms (default 5)")
+    serve.add_argument("--index", default=None, metavar="FOLDER",
+                       help="CLIP only: a folder of images to search with /v1/search")
+    serve.add_argument("--max-body-mb", type=positive_float_number, default=8.0, metavar="MB",
+                       help="largest request body in MB, > 0 (default 8)")
+    serve.add_argument("--max-requests", type=positive_int, default=64,
+                       help="requests in flight at most, >= 1; more get 503 (default 64)")
+    # --- end serve ---
 
     bench = commands.add_parser("bench", help="run benchmarks and print measured ratios")
     bench.add_argument("names", nargs="*", metavar="NAME", help="benchmarks (default: all)")
@@ -572,6 +624,23 @@ def grade(parser: argparse.ArgumentParser, args) -> int:
     return 0
 
 
+def serve(parser: argparse.ArgumentParser, args) -> int:
+    """``serve --model PATH [...]``: a real HTTP server (``mmcourse.serve``, notebook 10)."""
+    if args.port > 65535:
+        parser.error(f"argument --port: must be from 1 to 65535, got {args.port}")
+    if not Path(args.model).exists():
+        parser.error(f"argument --model: {args.model} not found; give a folder written by "
+                     f"`python -m mmcourse export`, or a captioner or CLIP .keras file")
+    if args.index is not None and not Path(args.index).is_dir():
+        parser.error(f"argument --index: {args.index} is not a folder; give a folder of images")
+    if not args.name or "/" in args.name or ":" in args.name:
+        parser.error(f"argument --name: must be a non-empty name without '/' or ':', got "
+                     f"{args.name!r}")
+    from mmcourse import serve as serving
+
+    return serving.main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -624,6 +693,8 @@ def main(argv: list[str] | None = None) -> int:
         return exercises(parser, args)
     if args.command == "grade":
         return grade(parser, args)
+    if args.command == "serve":
+        return serve(parser, args)
     if args.command == "bench":
         from mmcourse import bench
 

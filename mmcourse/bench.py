@@ -29,6 +29,8 @@ BENCHMARKS = {
     "decode": "mmcourse.vlm:benchmark",
     "serve": "mmcourse.benchmarks:serve",
     "hub": "mmcourse.hub_training:benchmark",
+    "search": "mmcourse.serve:search_benchmark",
+    "serve-load": "mmcourse.serve_load:benchmark",
 }
 
 
