@@ -391,13 +391,15 @@ def modality_train(parser: argparse.ArgumentParser, args) -> int:
     if args.task != task:
         parser.error(f"argument --task: --modality {args.modality} trains --task {task}, got "
                      f"{args.task!r}")
-    if fusions is None and args.fusion != "concat":
+    if fusions is None and args.fusion is not None:
         parser.error(f"argument --fusion: not used with --modality {args.modality}")
+    if fusions is not None:
+        args.fusion = args.fusion or fusions[0]
     if fusions is not None and args.fusion not in fusions:
         parser.error(f"argument --fusion: with --modality {args.modality} choose "
                      f"{' or '.join(fusions)}, got {args.fusion!r}")
     defaults = {"arch": None, "level": "attributes", "root": None, "strategy": "default",
-                "run_dir": None, "resume": False, "patience": None, "batch_size": None,
+                "resume": False, "run_dir": None, "patience": None, "batch_size": None,
                 "train_size": None, "test_size": None, "data_dir": None, "save": None,
                 "sequence_length": None}
     for name, default in defaults.items():

@@ -32,7 +32,9 @@ from mmcourse import (
 from mmcourse.__main__ import build_parser, main
 
 pytest.importorskip("keras")  # clip and vlm import names only, but they need the package
-from mmcourse import clip, vlm  # noqa: E402
+from mmcourse import clap, clip, hub_training, video, vlm  # noqa: E402
+from mmcourse import audio_data  # noqa: E402
+from mmcourse import serve as serving  # noqa: E402
 
 
 def _commands():
@@ -56,6 +58,9 @@ class FakeModel:
     def save(self, path):
         self.calls.append(("save", {"path": str(path)}))
 
+    def save_to_preset(self, path):
+        self.calls.append(("save", {"path": str(path)}))
+
 
 #: enough keys for every command's text output
 RESULT = {"task": "match", "fusion": "concat", "level": "attributes", "test_accuracy": 0.5,
@@ -66,7 +71,7 @@ RESULT = {"task": "match", "fusion": "concat", "level": "attributes", "test_accu
           "zero_shot_accuracy": None, "arch": "llava", "exact_match": 0.5,
           "correct_statements": 0.5, "token_accuracy": 0.5, "trainable_params": 5,
           "samples": [], "accuracy": 0.5, "data_dir": "x", "pairs": "shuffled captions",
-          "split_sizes": {}, "oov_rate": 0.0}
+          "split_sizes": {}, "oov_rate": 0.0, "epochs": 1}
 
 
 @pytest.fixture
@@ -93,8 +98,15 @@ def recorded(monkeypatch, tmp_path):
         return result
 
     for module, name in ((training, "train"), (clip, "train_clip"), (vlm, "train_captioner"),
-                         (vlm, "train_vqa"), (owndata, "train_folder")):
+                         (vlm, "train_vqa"), (owndata, "train_folder"),
+                         (hub_training, "train_paligemma_captioner")):
         record(module, name, train_result)
+    record(clap, "train_clap", dict(RESULT, recall_at_1={"audio_to_text": 0.5,
+                                                         "text_to_audio": 0.5},
+                                    zero_shot_accuracy=0.5))
+    record(video, "train_video", RESULT)
+    record(audio_data, "main", 0)
+    record(serving, "main", 0)
     record(doctor, "main", 0)
     record(data, "generate", None)
     record(data, "verify", [])
@@ -134,7 +146,7 @@ def places(tmp_path):
             "OUT": str(tmp_path / "out" / "grades.csv"), "VOCAB": str(tmp_path / "vocab.json"),
             "MODEL": str(tmp_path / "m.keras"), "SAVE": str(tmp_path / "saved.keras"),
             "CSV": str(tmp_path / "pairs.csv"), "IMAGE": str(tmp_path / "x.png"),
-            "RESULTS": str(tmp_path / "results.csv")}
+            "RESULTS": str(tmp_path / "results.csv"), "SERVED": str(own)}
 
 
 # --- modes and probes --------------------------------------------------------------------------
@@ -144,12 +156,17 @@ MODES = {
     "doctor": {"report": ([], "main")},
     "data": {"generate": (["--root", "ROOT"], "generate"),
              "verify": (["--verify", "--root", "ROOT"], "verify"),
-             "verify data/zh": (["--verify"], "verify")},
+             "verify data/zh": (["--verify"], "verify"),
+             "audio": (["--modality", "audio", "--root", "ROOT"], "main")},
     "train": {"match": ([], "train"), "qa": (["--task", "qa"], "train"),
               "retrieval": (["--task", "retrieval"], "train_clip"),
               "caption": (["--task", "caption"], "train_captioner"),
               "vqa": (["--task", "vqa"], "train_vqa"),
-              "data-dir": (["--data-dir", "OWN"], "train_folder")},
+              "data-dir": (["--data-dir", "OWN"], "train_folder"),
+              "paligemma": (["--task", "caption", "--arch", "paligemma"],
+                            "train_paligemma_captioner"),
+              "audio": (["--task", "retrieval", "--modality", "audio"], "train_clap"),
+              "video": (["--modality", "video", "--fusion", "temporal"], "train_video")},
     "predict": {"one pair": (["--model", "MODEL", "--image", "IMAGE", "--text", "t"],
                              "main_predict"),
                 "csv": (["--model", "MODEL", "--csv", "CSV"], "main_predict")},
@@ -160,6 +177,7 @@ MODES = {
                   "sync": (["--sync"], "sync_docs")},
     "grade": {"grade": (["SUBS", "--out", "OUT"], "grade")},
     "bench": {"bench": (["attention"], "main")},
+    "serve": {"serve": (["--model", "SERVED"], "main")},
 }
 
 #: flags that choose the mode (each mode's worker must run): not probed on their own
@@ -167,7 +185,8 @@ MODE_FLAGS = {("train", "--task"), ("train", "--data-dir"), ("data", "--verify")
               ("predict", "--image"), ("predict", "--csv"), ("predict", "--model"),
               ("export", "--model"), ("export", "--out"), ("check-data", "FOLDER"),
               ("exercises", "--list"), ("exercises", "--solutions"), ("exercises", "--sync"),
-              ("grade", "SUBMISSIONS"), ("grade", "--out"), ("bench", "NAMES")}
+              ("grade", "SUBMISSIONS"), ("grade", "--out"), ("bench", "NAMES"),
+              ("data", "--modality"), ("train", "--modality"), ("serve", "--model")}
 
 
 def _argument(name, value):
@@ -199,10 +218,11 @@ def _run_dir(calls, out, places):
                for _, arguments in calls)
 
 
-def _predict_args(dest, value):
+def _namespace(dest, value, worker="main_predict"):
+    """A probe for a worker that takes the parsed ``args`` whole."""
     def probe(calls, out, places):
         return any(_same(getattr(arguments.get("args"), dest, None), places.get(value, value))
-                   for name, arguments in calls if name == "main_predict")
+                   for name, arguments in calls if name == worker)
     return probe
 
 
@@ -230,10 +250,10 @@ PROBES = {
     ("train", "--save"): (["--save", "SAVE"], _argument("save", "SAVE")),
     ("train", "--sequence-length"): (["--sequence-length", "5"],
                                      _argument("sequence_length", 5)),
-    ("predict", "--text"): (["--text", "t"], _predict_args("text", "t")),
-    ("predict", "--json"): (["--json"], _predict_args("json", True)),
-    ("predict", "--skip-bad"): (["--skip-bad"], _predict_args("skip_bad", True)),
-    ("predict", "--out"): (["--out", "RESULTS"], _predict_args("out", "RESULTS")),
+    ("predict", "--text"): (["--text", "t"], _namespace("text", "t")),
+    ("predict", "--json"): (["--json"], _namespace("json", True)),
+    ("predict", "--skip-bad"): (["--skip-bad"], _namespace("skip_bad", True)),
+    ("predict", "--out"): (["--out", "RESULTS"], _namespace("out", "RESULTS")),
     ("export", "--tflite"): (["--tflite"], _argument("tflite", True)),
     ("export", "--vocabulary"): (["--vocabulary", "VOCAB"], _argument("vocabulary", "VOCAB")),
     ("export", "--json"): (["--json"], _json_out),
@@ -247,6 +267,17 @@ PROBES = {
     ("grade", "--jobs"): (["--jobs", "2"], _argument("jobs", 2)),
     ("grade", "--timeout"): (["--timeout", "9"], _argument("timeout", 9.0)),
     ("bench", "--json"): (["--json"], _argument("as_json", True)),
+    ("data", "--sample-rate"): (["--sample-rate", "8000"], _argument("sample_rate", 8000)),
+    ("serve", "--name"): (["--name", "m2"], _namespace("name", "m2", "main")),
+    ("serve", "--host"): (["--host", "localhost"], _namespace("host", "localhost", "main")),
+    ("serve", "--port"): (["--port", "8600"], _namespace("port", 8600, "main")),
+    ("serve", "--max-batch"): (["--max-batch", "4"], _namespace("max_batch", 4, "main")),
+    ("serve", "--batch-timeout-ms"): (["--batch-timeout-ms", "2"],
+                                      _namespace("batch_timeout_ms", 2.0, "main")),
+    ("serve", "--index"): (["--index", "ROOT"], _namespace("index", "ROOT", "main")),
+    ("serve", "--max-body-mb"): (["--max-body-mb", "2"], _namespace("max_body_mb", 2.0, "main")),
+    ("serve", "--max-requests"): (["--max-requests", "3"],
+                                  _namespace("max_requests", 3, "main")),
 }
 
 
@@ -255,7 +286,7 @@ def _cases():
         for mode, (base, worker) in MODES[command].items():
             for action in actions:
                 flag = _flag(action)
-                if (command, flag) in PROBES:
+                if (command, flag) in PROBES and flag not in base:  # base's flag sets the mode
                     yield pytest.param(command, mode, base, worker, flag,
                                        id=f"{command} [{mode}] {flag}")
 
