@@ -324,19 +324,22 @@ def _bag(*words):
 
 
 CLASSES = [("small", "red", "circle"), ("big", "blue", "square")]
-TEMPLATES = ("a {size} {colour} {shape}", "{colour} {shape}")
+TEMPLATES = ("a {size} {colour} {shape}", "{colour} {shape}", "{size} {shape}")
 
 
 def test_class_embeddings_average_the_normalised_prompts_by_hand():
     model = _KnownModel()
     embeddings = clip.class_embeddings(model, CLASSES, TEMPLATES, vocabulary=VOCABULARY)
-    # "a small red circle": four words, each 1/2 once normalised; "red circle": 1/sqrt 2 each.
-    # Their mean: a, small 1/4; red, circle (1/2 + 1/sqrt 2) / 2; then normalised again.
+    assert embeddings.shape == (2, len(VOCABULARY))
+    # "a small red circle": four words, each 1/2 once normalised; "red circle" and "small
+    # circle": 1/sqrt 2 each. Their mean: a 1/6, small (1/2 + 1/sqrt 2) / 3, red the same,
+    # circle (1/2 + 2/sqrt 2) / 3; then normalised again.
     half, root = 0.5, 1 / math.sqrt(2)
     for row, (size, colour, shape) in zip(embeddings, CLASSES, strict=True):
         expected = np.zeros(len(VOCABULARY))
-        expected[[WORD["a"], WORD[size]]] = half / 2
-        expected[[WORD[colour], WORD[shape]]] = (half + root) / 2
+        expected[WORD["a"]] = half / 3
+        expected[[WORD[size], WORD[colour]]] = (half + root) / 3
+        expected[WORD[shape]] = (half + 2 * root) / 3
         np.testing.assert_allclose(row, expected / np.linalg.norm(expected), atol=1e-6)
     # one template: the prompt's own direction
     single = clip.class_embeddings(model, CLASSES[:1], ("{colour} {shape}",), vocabulary=VOCABULARY)
