@@ -262,3 +262,61 @@ def test_shapes_folder_captions_describe_their_images(tmp_path):
         objects = data.random_scene(rng, "attributes")
         assert row.text == data.statement_text({"kind": "attribute", **objects[0]}, "zh")
         np.testing.assert_array_equal(check.images[row.image], data.render_scene(objects))
+
+
+# --- the labelled scan folder (issue 28, section 7) ---------------------------------------------
+
+
+def _finding_seen(image):
+    """The finding in a scan, read from its pixels (not from the writer): the oval is grey
+    (about 110), a bright spot 230, a dark one 35, a small spot has radius 5 (79 pixels) and a
+    large one 10 (314), 17 to 21 pixels from the centre on its side."""
+    size = image.shape[0]
+    yy, xx = np.mgrid[:size, :size] - size // 2
+    inside = yy ** 2 + xx ** 2 <= 25 ** 2  # well inside the oval (semi-axes >= 27)
+    bright, dark = inside & (image > 170), inside & (image < 70)
+    if bright.sum() < 20 and dark.sum() < 20:
+        return None
+    spot, kind = (bright, "bright") if bright.sum() > dark.sum() else (dark, "dark")
+    dy, dx = yy[spot].mean(), xx[spot].mean()
+    place = ("left" if dx < 0 else "right") if abs(dx) > abs(dy) else ("top" if dy < 0 else
+                                                                      "bottom")
+    return {"kind": kind, "place": place, "size": "large" if spot.sum() > 150 else "small"}
+
+
+def test_labelled_scan_folder_pairs_each_image_with_its_true_and_one_false_caption(tmp_path):
+    import csv
+
+    import cv2
+
+    folder = owndata.write_scan_folder(tmp_path / "labelled", count=30, seed=5,
+                                       language="both", labels=True)
+    with open(folder / "captions.csv", encoding="utf-8", newline="") as file:
+        header, *rows = list(csv.reader(file))
+    assert header == ["image", "text", "label"]
+    assert len(rows) == 60
+    assert sorted(p.name for p in (folder / "images").iterdir()) == [
+        f"scan_{i:05d}.png" for i in range(30)]
+    findings = []
+    for index in range(30):
+        true_row, false_row = rows[2 * index], rows[2 * index + 1]
+        name = f"images/scan_{index:05d}.png"
+        assert (true_row[0], true_row[2], false_row[0], false_row[2]) == (name, "1", name, "0")
+        image = cv2.imread(str(folder / name), cv2.IMREAD_UNCHANGED)
+        assert image.shape == (96, 96)
+        said = owndata.parse_scan_caption(true_row[1])
+        assert said == _finding_seen(image), f"{name}: {true_row[1]!r}"
+        assert owndata.parse_scan_caption(false_row[1]) != said  # another finding
+        language = "zh" if index % 2 == 0 else "en"  # both: Chinese first, then English
+        assert true_row[1] == owndata.scan_caption(said, language)
+        assert false_row[1] in (owndata.scan_caption(f, language)
+                                for f in owndata._all_findings())
+        findings.append(said)
+    assert None in findings and len({str(f) for f in findings}) >= 10  # varied
+    # deterministic under the seed, different under another
+    again = owndata.write_scan_folder(tmp_path / "again", count=30, seed=5, language="both",
+                                      labels=True)
+    assert (again / "captions.csv").read_bytes() == (folder / "captions.csv").read_bytes()
+    other = owndata.write_scan_folder(tmp_path / "other", count=30, seed=6, language="both",
+                                      labels=True)
+    assert (other / "captions.csv").read_bytes() != (folder / "captions.csv").read_bytes()
