@@ -100,7 +100,26 @@ def test_train_folder_result_has_the_train_keys_plus_splits_and_oov(trained):
     assert trained["split_sizes"] == {"train": {"images": 32, "pairs": 64 * 8},  # 8 rounds
                                       "val": {"images": 4, "pairs": 8},
                                       "test": {"images": 4, "pairs": 8}}
-    assert 0.0 <= trained["oov_rate"] <= 1.0
+    # values a wrong wiring could not give, each worked out here from the splits:
+    splits = trained["data"].splits
+    train_words = {w for caption in splits["train"]["texts"] for w in text.split_words(caption)}
+    test_words = [w for caption in splits["test"]["texts"] for w in text.split_words(caption)]
+    assert trained["oov_rate"] == pytest.approx(
+        sum(w not in train_words for w in test_words) / len(test_words))
+    assert trained["vocabulary_size"] == len(train_words) + 2  # and "" and "[UNK]"
+    # the accuracy is over the 8 test pairs: that of the saved model's answers, thresholded
+    labels = np.asarray(splits["test"]["labels"])
+    answers = owndata.predict(trained["model"], list(splits["test"]["images"]),
+                              list(splits["test"]["texts"])) > 0.5
+    assert trained["test_accuracy"] == pytest.approx(np.mean(answers == (labels > 0.5)))
+    true_pairs = labels > 0.5
+    assert trained["accuracy_by_type"]["true pair"] == pytest.approx(np.mean(answers[true_pairs]))
+    assert trained["accuracy_by_type"]["shuffled caption"] == pytest.approx(
+        np.mean(~answers[~true_pairs]))
+    assert true_pairs.sum() == 4 and trained["test_examples"] == 8
+    assert trained["train_examples"] == 64 * 8 and trained["epochs_run"] == 1
+    assert len(trained["history"]["loss"]) == 1
+    assert trained["seconds_per_epoch"] == trained["train_seconds"]
     json.dumps({k: v for k, v in trained.items() if k not in ("model", "data")})
 
 
