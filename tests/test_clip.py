@@ -11,6 +11,7 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from mmcourse import clip, data  # noqa: E402
+from mmcourse import text as data_text  # noqa: E402
 from mmcourse.scratch import patchify  # noqa: E402
 
 TINY = {"stem_filters": (4,), "patch_size": 4, "width": 8, "image_depth": 1, "text_depth": 1,
@@ -250,9 +251,57 @@ def test_build_clip_rejects_unknown_options():
         clip.build_clip(30, depth=3)
 
 
+def _unit(x):
+    x = np.asarray(x, np.float64)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _zero_shot_by_hand(model, images, scenes, vocabulary):
+    """Zero-shot accuracy from the two encoders, as the CLIP paper describes it: each class
+    prompt in every template, normalised, averaged, normalised; the closest class wins."""
+    classes = [(s, c, h) for s in data.SIZES for c in data.COLOURS for h in data.SHAPES]
+    prompts = [template.format(size=s, colour=c, shape=h) for s, c, h in classes
+               for template in clip.PROMPT_TEMPLATES]
+    texts = _unit(model.get_layer("text_encoder")(data_text.vectorize(prompts,
+                                                                      vocabulary=vocabulary)))
+    classes_embedded = _unit(texts.reshape(len(classes), len(clip.PROMPT_TEMPLATES), -1).mean(1))
+    embedded = _unit(model.get_layer("image_encoder")(images.astype(np.float32) / 255))
+    truth = [classes.index((o["size"], o["colour"], o["shape"]))
+             for o in (scene["objects"][0] for scene in scenes)]
+    return float(np.mean((embedded @ classes_embedded.T).argmax(1) == truth))
+
+
 def test_train_clip_quick_run_reports_every_key():
     result = clip.train_clip("attributes", epochs=1, train_size=128, batch_size=32,
-                             model_options=TINY)
+                             model_options=TINY, keep_model=True)
+    model = result.pop("model")
+    # the numbers, recomputed here from the trained encoders: recall@1 image -> text over the
+    # test pairs of the seen combinations, zero-shot on them and on every held-out image
+    vocabulary = data_text.load_vocabulary()
+    test_images, test_captions, _ = data.load_arrays("retrieval", "attributes", "test")
+    train_images, _, _ = data.load_arrays("retrieval", "attributes", "train")
+    test_scenes = data.load_records("scenes", "attributes", "test")
+    train_scenes = data.load_records("scenes", "attributes", "train")
+    held = lambda s: (s["objects"][0]["colour"], s["objects"][0]["shape"]) in \
+        clip.HELDOUT_COMBINATIONS  # noqa: E731
+    seen = np.array([not held(s) for s in test_scenes])
+    images = _unit(model.get_layer("image_encoder")(test_images[seen].astype(np.float32) / 255))
+    captions = [c for c, keep in zip(test_captions, seen, strict=True) if keep]
+    texts = _unit(model.get_layer("text_encoder")(data_text.vectorize(captions,
+                                                                      vocabulary=vocabulary)))
+    best = (images @ texts.T).argmax(1)
+    assert result["recall_at_1"]["image_to_text"] == pytest.approx(
+        np.mean([captions[j] == captions[i] for i, j in enumerate(best)]), abs=1e-9)
+    assert result["zero_shot_accuracy"] == pytest.approx(
+        _zero_shot_by_hand(model, test_images[seen], [s for s in test_scenes if not held(s)],
+                           vocabulary), abs=1e-9)
+    heldout_images = np.concatenate([test_images[~seen], train_images[[held(s) for s in
+                                                                      train_scenes]]])
+    heldout_scenes = [s for s in test_scenes if held(s)] + [s for s in train_scenes if held(s)]
+    assert result["zero_shot_heldout_accuracy"] == pytest.approx(
+        _zero_shot_by_hand(model, heldout_images, heldout_scenes, vocabulary), abs=1e-9)
+    assert result["epochs_run"] == 1 and len(result["history"]["loss"]) == 1
+    assert result["params"] == model.count_params()
     for key in ("recall_at_1", "recall_at_5"):
         assert set(result[key]) == {"image_to_text", "text_to_image"}
         assert all(0 <= v <= 1 for v in result[key].values())
