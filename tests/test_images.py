@@ -368,3 +368,21 @@ def test_to_rgb_of_float_and_grey_alpha_arrays_by_hand():
     # over white: (c a + 255 (255 - a)) / 255: 100; 255; 127 / 255 * 255 = 127.0 -> 127;
     # (200 * 51 + 255 * 204) / 255 = 244
     assert images.to_rgb(grey_alpha).tolist() == [[[100] * 3, [255] * 3, [127] * 3, [244] * 3]]
+
+
+def test_both_decoders_refuse_an_image_over_the_pixel_limit_from_its_header():
+    import tensorflow as tf
+
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 8000, 5001, 8, 2, 0, 0, 0)  # 40,008,000 pixels
+    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", 0) + b"\0" * 8
+    jpeg = b"\xff\xd8" + _frame(0xC0, 5001, 8000, 3) + _segment(0xDA, b"\0" * 8) + b"\xff\xd9"
+    for data in (png, jpeg):
+        assert images.image_dimensions(data) == (8000, 5001)
+        with pytest.raises(images.ImageError, match="8000x5001 = 40 megapixels, over the limit"):
+            images.decode_image(data, "big")
+        with pytest.raises(tf.errors.InvalidArgumentError, match="over 40 megapixels"):
+            _tf_decode(data)
+    # one row fewer is within the limit: the decoder, not the limit, refuses these bytes
+    small = png.replace(struct.pack(">II", 8000, 5001), struct.pack(">II", 8000, 5000))
+    with pytest.raises(images.ImageError, match="cannot decode"):
+        images.decode_image(small, "small")
