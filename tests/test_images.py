@@ -386,3 +386,14 @@ def test_both_decoders_refuse_an_image_over_the_pixel_limit_from_its_header():
     small = png.replace(struct.pack(">II", 8000, 5001), struct.pack(">II", 8000, 5000))
     with pytest.raises(images.ImageError, match="cannot decode"):
         images.decode_image(small, "small")
+
+
+def test_grey_with_alpha_png_is_composited_over_white_on_both_paths():
+    ink = _seven()
+    grey = np.full_like(ink, 40)  # dark grey everywhere, the 7 drawn in the alpha channel
+    data = _encode(np.dstack([grey, ink]), "PNG", mode="LA")
+    # by hand: (40 a + 255 (255 - a)) / 255, rounded half up
+    expected = (40 * ink.astype(int) + 255 * (255 - ink.astype(int)) + 127) // 255
+    course = decode_image(data)
+    assert np.array_equal(course, np.dstack([expected] * 3))
+    assert np.array_equal(_tf_decode(data), images.area_resize(course, 64))
