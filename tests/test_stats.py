@@ -73,7 +73,8 @@ def test_accuracy_by_type_by_hand():
     assert stats.accuracy_by_type(answers, [1, 1, 2], ["colour", "shape", "shape"]) == {
         "relational": None, "non_relational": 2 / 3, "colour": 1.0, "shape": 0.5}
     # two answers are answers too, not two match probabilities
-    assert stats.accuracy_by_type([[0.2, 0.8], [0.9, 0.1]], [1, 1], ["count", "count"]) == {
-        "relational": 0.5, "non_relational": None, "count": 0.5}
+    # (the argmax of each row: 1 and 1; down the columns it would be 1 and 0)
+    assert stats.accuracy_by_type([[0.2, 0.8], [0.4, 0.6]], [1, 1], ["count", "count"]) == {
+        "relational": 1.0, "non_relational": None, "count": 1.0}
     with pytest.raises(ValueError, match="same length, got 2, 3 and 3"):
         stats.accuracy_by_type([[0.1], [0.2]], [1, 1, 2], ["a", "b", "c"])
