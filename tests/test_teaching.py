@@ -264,3 +264,14 @@ def test_sync_docs_rewrites_only_the_generated_blocks_and_then_nothing(small_cou
     teaching_md.write_text("# Teaching\n" + _block("SCHEDULE", "x\n"), encoding="utf-8")
     with pytest.raises(ValueError, match="BEGIN GENERATED EXERCISES"):
         teaching.sync_docs()
+
+
+def test_teacher_copies_go_into_a_new_nested_folder_and_can_be_written_again(small_course,
+                                                                              tmp_path):
+    out = tmp_path / "class" / "teacher"
+    for _ in range(2):  # the second time over the first
+        written = teaching.write_teacher_copies(out, notebooks_dir=small_course)
+        assert written == [out / name for name in ("01_alpha.ipynb", "02_beta.ipynb",
+                                                   "03_gamma.ipynb", "index.ipynb")]
+    for path in written:  # no exercise set is used: each copy is its notebook
+        assert _load(path) == _load(small_course / path.name)
