@@ -60,6 +60,8 @@ def test_a_huge_field_is_a_clear_problem_not_a_csv_error(tmp_path):
     assert _messages(folder) == [
         "captions.csv line 2, column text: the caption has 131,072 characters, more than "
         "10,000; shorten it, or check its quotes"]
+    assert [(r.line, r.image) for r in folders.read_captions(folder / "captions.csv").rows] == [
+        (3, "blue.png")]  # the row with the huge caption is not kept
     folder = _folder(tmp_path, 'image,text\nred.png,"' + "a" * 700_000 + '"\n')
     [message] = _messages(folder)
     assert message.startswith("captions.csv line 2: cannot be parsed: field larger than")
