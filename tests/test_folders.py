@@ -335,3 +335,20 @@ def test_problems_of_the_whole_file_name_no_line(tmp_path):
     (tmp_path / "captions.csv").write_text("image,text\n\n", encoding="utf-8")
     assert [str(p) for p in folders.read_captions(tmp_path / "captions.csv").problems] == [
         "captions.csv: has a header but no rows; add one row per image and caption"]
+
+
+def test_a_missing_captions_csv_names_the_csv_files_that_are_there(tmp_path):
+    (tmp_path / "标注.csv").write_text("image,text\n", encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("not a CSV")
+    (tmp_path / "old.CSV").mkdir()  # a folder, not a file
+    with pytest.raises(folders.DataError) as one:
+        folders.read_captions(tmp_path / "captions.csv")
+    assert str(one.value) == (f"{tmp_path / 'captions.csv'} not found: expected a captions.csv "
+                              f"with columns image,text (optional: label); found 标注.csv: "
+                              f"rename it to captions.csv")
+    (tmp_path / "b.csv").write_text("image,text\n", encoding="utf-8")
+    with pytest.raises(folders.DataError, match=r"; found b\.csv, 标注\.csv: rename the one "
+                                                r"with the captions to captions\.csv$"):
+        folders.read_captions(tmp_path / "captions.csv")
+    with pytest.raises(folders.DataError, match=r"\(optional: label\)$"):
+        folders.read_captions(tmp_path / "none" / "captions.csv")

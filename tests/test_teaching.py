@@ -275,3 +275,5 @@ def test_teacher_copies_go_into_a_new_nested_folder_and_can_be_written_again(sma
                                                    "03_gamma.ipynb", "index.ipynb")]
     for path in written:  # no exercise set is used: each copy is its notebook
         assert _load(path) == _load(small_course / path.name)
+        # in the notebooks' own layout: one space of indent, a final newline
+        assert path.read_text(encoding="utf-8") == json.dumps(_load(path), indent=1) + "\n"
