@@ -4,6 +4,7 @@ issue 11 gets the right result or a clear error with the file line and column.""
 import json
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -352,3 +353,18 @@ def test_a_missing_captions_csv_names_the_csv_files_that_are_there(tmp_path):
         folders.read_captions(tmp_path / "captions.csv")
     with pytest.raises(folders.DataError, match=r"\(optional: label\)$"):
         folders.read_captions(tmp_path / "none" / "captions.csv")
+
+
+def test_an_image_that_cannot_be_read_names_the_reason_and_the_line(tmp_path, monkeypatch):
+    folder = _folder(tmp_path, "image,text\nred.png,a red one\nblue.png,a blue one\n")
+    real = Path.read_bytes
+
+    def read_bytes(self):  # what a file without read permission gives (root reads anything)
+        if self.name == "red.png":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    assert folders.check_folder(folder, workers=1).problems == [folders.Problem(
+        "captions.csv", 2, "image", "cannot read red.png: Permission denied",
+        "check the file's permissions")]
