@@ -569,9 +569,9 @@ def test_train_captioner_quick_run_reports_every_stage(arch):
     vocabulary = vlm.decoder_vocabulary()
     generated = vlm.generate(model, images, max_length=8, vocabulary=vocabulary)
     assert result["exact_match"] == pytest.approx(np.mean(
-        [text.split_words(g) == text.split_words(c) for g, c in zip(generated, captions)]))
+        [text.split_words(g) == text.split_words(c) for g, c in zip(generated, captions, strict=True)]))
     assert result["correct_statements"] == pytest.approx(np.mean(
-        [vlm.caption_is_true(g, s["objects"]) for g, s in zip(generated, scenes)]))
+        [vlm.caption_is_true(g, s["objects"]) for g, s in zip(generated, scenes, strict=True)]))
     ids = np.zeros((len(captions), 8), np.int64)  # [START] words [END], padding
     for row, caption in enumerate(captions):
         words = [vocabulary.index(w) for w in text.split_words(caption)]
