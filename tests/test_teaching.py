@@ -148,6 +148,12 @@ def test_run_seconds_sums_the_cells_stored_execution_times():
                           {"cell_type": "code", "metadata": {}},
                           {"cell_type": "markdown", "metadata": {}}] * 2}
     assert teaching.run_seconds(notebook) == 5.0
+    # a cell interrupted before its reply has a start and no end: it counts nothing
+    started = {"iopub.execute_input": times["iopub.execute_input"]}
+    notebook["cells"].append({"cell_type": "code", "metadata": {"execution": started}})
+    notebook["cells"].append({"cell_type": "code", "metadata": {"execution": {
+        "shell.execute_reply": times["shell.execute_reply"]}}})
+    assert teaching.run_seconds(notebook) == 5.0
 
 
 # --- the schedule and the generated blocks, on a small course built here (issue 28, s. 7) ------
