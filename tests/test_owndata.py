@@ -339,3 +339,40 @@ def test_labelled_scan_folder_pairs_each_image_with_its_true_and_one_false_capti
     other = owndata.write_scan_folder(tmp_path / "other", count=30, seed=6, language="both",
                                       labels=True)
     assert (other / "captions.csv").read_bytes() != (folder / "captions.csv").read_bytes()
+
+
+def test_load_own_data_splits_by_image_and_reads_64_pixel_rgb_images(tmp_path):
+    import csv
+
+    import cv2
+
+    folder = owndata.write_scan_folder(tmp_path / "labelled", count=30, seed=5, labels=True)
+    with open(folder / "captions.csv", encoding="utf-8", newline="") as file:
+        rows = list(csv.reader(file))[1:]
+    own = owndata.load_own_data(folder, seed=2)
+    assert own.pairs == "labels" and own.negatives == {}
+    # 30 images: 10% (3) to test, 3 to validation, 24 to training; two rows per image
+    assert own.sizes() == {"train": {"images": 24, "pairs": 48},
+                           "val": {"images": 3, "pairs": 6}, "test": {"images": 3, "pairs": 6}}
+    for split in own.splits.values():
+        names = split["image_names"]
+        expected = [(r[0], r[1], float(r[2])) for r in rows if r[0] in set(names)]  # file order
+        assert list(zip(names, split["texts"], split["labels"].tolist(), strict=True)) == expected
+        assert split["images"].shape == (len(names), 64, 64, 3)
+        for name, image in zip(names, split["images"], strict=True):
+            grey = cv2.imread(str(folder / name), cv2.IMREAD_GRAYSCALE)
+            small = cv2.resize(grey, (64, 64), interpolation=cv2.INTER_AREA)  # 96 -> 64
+            assert np.abs(image.astype(int) - small[..., None]).max() <= 1
+
+    plain = owndata.write_scan_folder(tmp_path / "plain", count=30, seed=5)
+    own = owndata.load_own_data(plain, seed=2)
+    # without labels each image has one caption; training: ceil(4000 / 48) = 84 rounds,
+    # capped at 8, of a true and a false pair per image
+    assert own.pairs == "shuffled captions"
+    assert own.sizes() == {"train": {"images": 24, "pairs": 24 * 2 * 8},
+                           "val": {"images": 3, "pairs": 6}, "test": {"images": 3, "pairs": 6}}
+    for name, split in own.splits.items():
+        assert split["labels"].tolist() == [1.0, 0.0] * (len(split["labels"]) // 2)
+        assert own.negatives[name]["false_pairs"] == len(split["labels"]) // 2
+    assert "training pairs: 8 round(s) of true pairs, each with fresh shuffled captions as " \
+           "false pairs" in own.notes
