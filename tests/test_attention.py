@@ -94,6 +94,13 @@ def test_heads_are_separate():
               for w in (wq, bq, wk, bk, wv, bv)] + [wo.reshape(1, 4, -1), bo]
     one_head = scratch.multi_head_attention(query, value, merged, 1)
     assert not np.allclose(one_head, expected, atol=1e-3)
+    # the one wide head by hand: one softmax over 4-wide keys, scaled by 1 / sqrt(4)
+    q, k, v = ((x @ w.reshape(4, 4) + b.reshape(4)) for x, w, b in
+               ((query, wq, bq), (value, wk, bk), (value, wv, bv)))
+    scores = q @ np.swapaxes(k, 1, 2) / 2.0
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    np.testing.assert_allclose(one_head, weights @ v @ wo.reshape(4, 4) + bo, atol=1e-10)
 
 
 @pytest.mark.parametrize(("q", "k", "v", "mask", "match"), [

@@ -11,6 +11,7 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from mmcourse import clip, data  # noqa: E402
+from mmcourse import text as data_text  # noqa: E402
 from mmcourse.scratch import patchify  # noqa: E402
 
 TINY = {"stem_filters": (4,), "patch_size": 4, "width": 8, "image_depth": 1, "text_depth": 1,
@@ -250,9 +251,57 @@ def test_build_clip_rejects_unknown_options():
         clip.build_clip(30, depth=3)
 
 
+def _unit(x):
+    x = np.asarray(x, np.float64)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _zero_shot_by_hand(model, images, scenes, vocabulary):
+    """Zero-shot accuracy from the two encoders, as the CLIP paper describes it: each class
+    prompt in every template, normalised, averaged, normalised; the closest class wins."""
+    classes = [(s, c, h) for s in data.SIZES for c in data.COLOURS for h in data.SHAPES]
+    prompts = [template.format(size=s, colour=c, shape=h) for s, c, h in classes
+               for template in clip.PROMPT_TEMPLATES]
+    texts = _unit(model.get_layer("text_encoder")(data_text.vectorize(prompts,
+                                                                      vocabulary=vocabulary)))
+    classes_embedded = _unit(texts.reshape(len(classes), len(clip.PROMPT_TEMPLATES), -1).mean(1))
+    embedded = _unit(model.get_layer("image_encoder")(images.astype(np.float32) / 255))
+    truth = [classes.index((o["size"], o["colour"], o["shape"]))
+             for o in (scene["objects"][0] for scene in scenes)]
+    return float(np.mean((embedded @ classes_embedded.T).argmax(1) == truth))
+
+
 def test_train_clip_quick_run_reports_every_key():
     result = clip.train_clip("attributes", epochs=1, train_size=128, batch_size=32,
-                             model_options=TINY)
+                             model_options=TINY, keep_model=True)
+    model = result.pop("model")
+    # the numbers, recomputed here from the trained encoders: recall@1 image -> text over the
+    # test pairs of the seen combinations, zero-shot on them and on every held-out image
+    vocabulary = data_text.load_vocabulary()
+    test_images, test_captions, _ = data.load_arrays("retrieval", "attributes", "test")
+    train_images, _, _ = data.load_arrays("retrieval", "attributes", "train")
+    test_scenes = data.load_records("scenes", "attributes", "test")
+    train_scenes = data.load_records("scenes", "attributes", "train")
+    held = lambda s: (s["objects"][0]["colour"], s["objects"][0]["shape"]) in \
+        clip.HELDOUT_COMBINATIONS  # noqa: E731
+    seen = np.array([not held(s) for s in test_scenes])
+    images = _unit(model.get_layer("image_encoder")(test_images[seen].astype(np.float32) / 255))
+    captions = [c for c, keep in zip(test_captions, seen, strict=True) if keep]
+    texts = _unit(model.get_layer("text_encoder")(data_text.vectorize(captions,
+                                                                      vocabulary=vocabulary)))
+    best = (images @ texts.T).argmax(1)
+    assert result["recall_at_1"]["image_to_text"] == pytest.approx(
+        np.mean([captions[j] == captions[i] for i, j in enumerate(best)]), abs=1e-9)
+    assert result["zero_shot_accuracy"] == pytest.approx(
+        _zero_shot_by_hand(model, test_images[seen], [s for s in test_scenes if not held(s)],
+                           vocabulary), abs=1e-9)
+    heldout_images = np.concatenate([test_images[~seen], train_images[[held(s) for s in
+                                                                      train_scenes]]])
+    heldout_scenes = [s for s in test_scenes if held(s)] + [s for s in train_scenes if held(s)]
+    assert result["zero_shot_heldout_accuracy"] == pytest.approx(
+        _zero_shot_by_hand(model, heldout_images, heldout_scenes, vocabulary), abs=1e-9)
+    assert result["epochs_run"] == 1 and len(result["history"]["loss"]) == 1
+    assert result["params"] == model.count_params()
     for key in ("recall_at_1", "recall_at_5"):
         assert set(result[key]) == {"image_to_text", "text_to_image"}
         assert all(0 <= v <= 1 for v in result[key].values())
@@ -276,3 +325,107 @@ def test_text_longer_than_the_position_table_is_a_clear_error():
     encoder = clip.build_text_encoder(20, max_length=4, **TINY)
     with pytest.raises(ValueError, match="6 positions but this embedding knows max_length=4"):
         encoder(np.ones((1, 6), np.int32))
+
+
+# --- zero-shot and the snapshots on a model whose embeddings are known (issue 28, s. 7) --------
+# The fake model's text encoder is a bag of words over VOCABULARY (one dimension per word) and
+# its image encoder reads a 9-vector written into the image's pixels, so every embedding, and
+# so every class embedding and prediction below, is worked out by hand.
+
+VOCABULARY = ["", "[UNK]", "a", "small", "big", "red", "blue", "circle", "square"]
+WORD = {word: index for index, word in enumerate(VOCABULARY)}
+
+
+class _Encoder:
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, inputs, training=False):
+        return self.function(np.asarray(inputs))
+
+
+class _KnownModel:
+    """``get_layer`` gives the two encoders; ``shift`` is added to every image embedding."""
+
+    def __init__(self):
+        self.shift = np.zeros(len(VOCABULARY))
+        self.layers = {
+            "text_encoder": _Encoder(lambda ids: np.stack(
+                [np.bincount(row[row > 0], minlength=len(VOCABULARY)) for row in ids]
+            ).astype(np.float32)),
+            "image_encoder": _Encoder(lambda pixels: pixels[:, 0, :, 0] * 255.0 + self.shift)}
+
+    def get_layer(self, name):
+        return self.layers[name]
+
+
+def _images(*vectors):
+    """uint8 images (N, 1, 9, 3) whose image embedding is ``vector``."""
+    return np.stack([np.repeat(np.asarray(v, np.uint8)[None, :, None], 3, axis=2)
+                     for v in vectors])
+
+
+def _bag(*words):
+    vector = np.zeros(len(VOCABULARY))
+    for word in words:
+        vector[WORD[word]] += 1
+    return vector
+
+
+CLASSES = [("small", "red", "circle"), ("big", "blue", "square")]
+TEMPLATES = ("a {size} {colour} {shape}", "{colour} {shape}", "{size} {shape}")
+
+
+def test_class_embeddings_average_the_normalised_prompts_by_hand():
+    model = _KnownModel()
+    embeddings = clip.class_embeddings(model, CLASSES, TEMPLATES, vocabulary=VOCABULARY)
+    assert embeddings.shape == (2, len(VOCABULARY))
+    # "a small red circle": four words, each 1/2 once normalised; "red circle" and "small
+    # circle": 1/sqrt 2 each. Their mean: a 1/6, small (1/2 + 1/sqrt 2) / 3, red the same,
+    # circle (1/2 + 2/sqrt 2) / 3; then normalised again.
+    half, root = 0.5, 1 / math.sqrt(2)
+    for row, (size, colour, shape) in zip(embeddings, CLASSES, strict=True):
+        expected = np.zeros(len(VOCABULARY))
+        expected[WORD["a"]] = half / 3
+        expected[[WORD[size], WORD[colour]]] = (half + root) / 3
+        expected[WORD[shape]] = (half + 2 * root) / 3
+        np.testing.assert_allclose(row, expected / np.linalg.norm(expected), atol=1e-6)
+    # one template: the prompt's own direction
+    single = clip.class_embeddings(model, CLASSES[:1], ("{colour} {shape}",), vocabulary=VOCABULARY)
+    np.testing.assert_allclose(single[0], _bag("red", "circle") / math.sqrt(2), atol=1e-6)
+    with pytest.raises(ValueError, match="templates must hold at least one"):
+        clip.class_embeddings(model, CLASSES, (), vocabulary=VOCABULARY)
+
+
+def test_zero_shot_predict_picks_the_closest_class_prompt():
+    model = _KnownModel()
+    images = _images(_bag("big", "blue", "square"),   # class 1 exactly
+                     _bag("small", "red", "circle"),  # class 0 exactly
+                     2 * _bag("blue") + _bag("red"),  # mostly blue: class 1
+                     _bag("a", "red", "red", "square", "circle"))  # red + circle beat square
+    predictions = clip.zero_shot_predict(model, images, CLASSES, TEMPLATES, vocabulary=VOCABULARY)
+    assert predictions.tolist() == [1, 0, 1, 0]
+    # the class order is the index's order
+    assert clip.zero_shot_predict(model, images, CLASSES[::-1], TEMPLATES,
+                                  vocabulary=VOCABULARY).tolist() == [0, 1, 0, 1]
+
+
+def test_similarity_snapshots_record_cosines_before_training_and_after_the_named_epochs():
+    model = _KnownModel()
+    images = _images(_bag("red"), _bag("red", "circle"))
+    ids = np.array([[WORD["red"], 0], [WORD["circle"], WORD["circle"]]])
+    callback = clip.SimilaritySnapshots(images, ids, epochs=[1, 3])
+    callback.set_model(model)
+    callback.on_train_begin()
+    root = 1 / math.sqrt(2)
+    before = [[1.0, 0.0], [root, root]]  # cosines of the images (rows) and texts by hand
+    for epoch in range(3):  # Keras numbers the epochs from 0; the snapshots from 1
+        model.shift = model.shift + _bag("circle")  # "training": images drift towards circle
+        callback.on_epoch_end(epoch)
+    assert sorted(callback.snapshots) == [0, 1, 3]
+    np.testing.assert_allclose(callback.snapshots[0], before, atol=1e-6)
+    # after epoch 1 the images are red + circle and red + 2 circle; after epoch 3, red +
+    # 3 circle and red + 4 circle
+    for epoch, (first, second) in {1: (1, 2), 3: (3, 4)}.items():
+        expected = [[1 / math.hypot(1, c), c / math.hypot(1, c)] for c in (first, second)]
+        np.testing.assert_allclose(callback.snapshots[epoch], expected, atol=1e-6)

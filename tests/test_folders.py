@@ -4,6 +4,7 @@ issue 11 gets the right result or a clear error with the file line and column.""
 import json
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -60,6 +61,8 @@ def test_a_huge_field_is_a_clear_problem_not_a_csv_error(tmp_path):
     assert _messages(folder) == [
         "captions.csv line 2, column text: the caption has 131,072 characters, more than "
         "10,000; shorten it, or check its quotes"]
+    assert [(r.line, r.image) for r in folders.read_captions(folder / "captions.csv").rows] == [
+        (3, "blue.png")]  # the row with the huge caption is not kept
     folder = _folder(tmp_path, 'image,text\nred.png,"' + "a" * 700_000 + '"\n')
     [message] = _messages(folder)
     assert message.startswith("captions.csv line 2: cannot be parsed: field larger than")
@@ -254,3 +257,114 @@ def test_check_data_command(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["check-data", str(tmp_path / "empty")]) == 1
     assert "captions.csv not found" in capsys.readouterr().err
+
+
+# --- every problem at once, each with its file, line, column, message and fix (issue 28, s. 7) --
+
+
+def test_every_row_problem_is_located_and_explained_exactly(tmp_path):
+    (tmp_path / "images").mkdir()
+    for name in ("cat.png", "dog.png"):
+        cv2.imwrite(str(tmp_path / "images" / name), np.full((8, 8, 3), 90, np.uint8))
+    (tmp_path / "images" / "bad.png").write_bytes(b"")  # an upload that failed
+    lines = ["image,text,label",                    # 1
+             ",no image,1",                         # 2: no image name
+             "../x.png,outside,1",                  # 3: outside the folder
+             "images/cat.png,,1",                   # 4: no text
+             "images/cat.png,a cat,maybe",          # 5: not a label
+             "images/cat.png,a,b,1",                # 6: four fields
+             "images/cat.png,a cat",                # 7: two fields
+             "images/cat.png,a cat,1",              # 8: a row
+             "images/cat.png,a cat,0",              # 9: the same pair, another label
+             "images/cat.png,a cat,yes",            # 10: the same pair and label: a note
+             "images/Cat.png,a big cat,1",          # 11: no such file (but cat.png)
+             "images/bad.png,broken,1",             # 12: an empty file ...
+             "images/bad.png,broken again,0",       # 13: ... named twice
+             "",                                    # 14: a blank line
+             "images/dog.png,a dog,否"]              # 15: a row, label 0
+    (tmp_path / "captions.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    check = folders.check_folder(tmp_path, workers=2)
+    csv_name = "captions.csv"
+    assert check.problems == [
+        folders.Problem(csv_name, 2, "image", "the image column is empty",
+                        "give the image file name, relative to the folder"),
+        folders.Problem(csv_name, 3, "image", "image '../x.png' is outside the folder",
+                        "give a path relative to the folder, without '..'"),
+        folders.Problem(csv_name, 4, "text", "the text column is empty",
+                        "write the caption, or delete the row"),
+        folders.Problem(csv_name, 5, "label", "label must be 0 or 1 (or true/false, yes/no, "
+                        "是/否), got 'maybe'",
+                        "write 1 when the text describes the image, 0 when not"),
+        folders.Problem(csv_name, 6, None, "has 4 fields, the header has 3",
+                        "quote a caption that contains the delimiter ',' (\"a red, round "
+                        "thing\")"),
+        folders.Problem(csv_name, 7, None, "has 2 fields, the header has 3",
+                        "fill in every column"),
+        folders.Problem(csv_name, 9, "label", "the same image and text are on line 8 with "
+                        "label 1, here with 0", "keep one row with the right label"),
+        folders.Problem(csv_name, 11, "image", f"image 'images/Cat.png' not found at "
+                        f"{tmp_path / 'images' / 'Cat.png'}",
+                        "did you mean 'images/cat.png'? file names are case-sensitive"),
+        folders.Problem(csv_name, 12, "image", "cannot decode image file images/bad.png: it is "
+                        "empty (also on line(s) 13)",
+                        "replace or remove the file")]
+    assert [(r.line, r.image, r.text, r.label) for r in check.rows] == [
+        (8, "images/cat.png", "a cat", 1.0), (11, "images/Cat.png", "a big cat", 1.0),
+        (12, "images/bad.png", "broken", 1.0), (13, "images/bad.png", "broken again", 0.0),
+        (15, "images/dog.png", "a dog", 0.0)]
+    assert check.captions.notes == ["note: captions.csv line 10 repeats line 8"]
+    assert check.report().splitlines() == [
+        *map(str, check.problems), "note: captions.csv line 10 repeats line 8",
+        f"{tmp_path}: 5 rows, 2 images read; 9 problem(s)"]
+    assert str(check.problems[0]) == ("captions.csv line 2, column image: the image column is "
+                                      "empty; give the image file name, relative to the folder")
+    assert str(check.problems[4]).startswith("captions.csv line 6: has 4 fields")
+
+
+def test_problems_of_the_whole_file_name_no_line(tmp_path):
+    (tmp_path / "captions.csv").write_bytes(b"\xff\xfe" + "image,text\n".encode("utf-16-le")
+                                            + b"\x00\xd8")  # a lone surrogate: not UTF-16
+    (problem,) = folders.read_captions(tmp_path / "captions.csv").problems
+    assert (problem.file, problem.line, problem.column) == ("captions.csv", None, None)
+    assert str(problem).startswith("captions.csv: is UTF-16 text (Excel's \"Unicode text\") "
+                                   "that cannot be decoded")
+    (tmp_path / "captions.csv").write_bytes(b"image,text\nred.png,\xff\xfe\xfd red\n")
+    (problem,) = folders.read_captions(tmp_path / "captions.csv").problems
+    assert (problem.file, problem.line, problem.column) == ("captions.csv", 2, None)
+    assert str(problem).startswith("captions.csv line 2: is not UTF-8 text (byte 0xff at "
+                                   "offset 19)")
+    (tmp_path / "captions.csv").write_text("image,text\n\n", encoding="utf-8")
+    assert [str(p) for p in folders.read_captions(tmp_path / "captions.csv").problems] == [
+        "captions.csv: has a header but no rows; add one row per image and caption"]
+
+
+def test_a_missing_captions_csv_names_the_csv_files_that_are_there(tmp_path):
+    (tmp_path / "标注.csv").write_text("image,text\n", encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("not a CSV")
+    (tmp_path / "old.CSV").mkdir()  # a folder, not a file
+    with pytest.raises(folders.DataError) as one:
+        folders.read_captions(tmp_path / "captions.csv")
+    assert str(one.value) == (f"{tmp_path / 'captions.csv'} not found: expected a captions.csv "
+                              f"with columns image,text (optional: label); found 标注.csv: "
+                              f"rename it to captions.csv")
+    (tmp_path / "b.csv").write_text("image,text\n", encoding="utf-8")
+    with pytest.raises(folders.DataError, match=r"; found b\.csv, 标注\.csv: rename the one "
+                                                r"with the captions to captions\.csv$"):
+        folders.read_captions(tmp_path / "captions.csv")
+    with pytest.raises(folders.DataError, match=r"\(optional: label\)$"):
+        folders.read_captions(tmp_path / "none" / "captions.csv")
+
+
+def test_an_image_that_cannot_be_read_names_the_reason_and_the_line(tmp_path, monkeypatch):
+    folder = _folder(tmp_path, "image,text\nred.png,a red one\nblue.png,a blue one\n")
+    real = Path.read_bytes
+
+    def read_bytes(self):  # what a file without read permission gives (root reads anything)
+        if self.name == "red.png":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    assert folders.check_folder(folder, workers=1).problems == [folders.Problem(
+        "captions.csv", 2, "image", "cannot read red.png: Permission denied",
+        "check the file's permissions")]

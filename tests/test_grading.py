@@ -270,3 +270,77 @@ def test_totals_hold_each_students_score_and_a_clean_run_says_no_error(graded):
     assert _total(graded, "frank")["status"] == "error"
     for row in graded["rows"]:  # score, questions and seconds only in the totals
         assert (row["score"] != "") == (row["question"] == "total"), row
+
+
+# --- the pure parts, by hand (issue 28, section 7): no notebook runs ---------------------------
+
+from mmcourse import grading  # noqa: E402
+
+
+def test_find_submissions_flat_notebooks_and_student_folders(tmp_path):
+    for path in ("zoe.ipynb", "amy/02_b.ipynb", "amy/sub/01_a.ipynb",
+                 "amy/.ipynb_checkpoints/01_a-checkpoint.ipynb", ".hidden/x.ipynb",
+                 "notes.txt", "ben.txt"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("{}")
+    assert grading.find_submissions(tmp_path) == [
+        ("amy", tmp_path / "amy/02_b.ipynb"), ("amy", tmp_path / "amy/sub/01_a.ipynb"),
+        ("zoe", tmp_path / "zoe.ipynb")]
+
+
+def test_questions_sort_by_number_not_by_text():
+    questions = ["q10", "q2", "07.q3", "q1", "07.q12", "extra"]
+    # (prefix, number): q1 < q2 < q10 (as text q10 < q2); then the prefixed ones; a name
+    # without a number sorts by itself
+    assert sorted(questions, key=grading._question_order) == [
+        "q1", "q2", "q10", "07.q3", "07.q12", "extra"]
+
+
+def test_read_records_keeps_only_complete_records_in_order(tmp_path):
+    good = {"notebook": "00", "question": "q1", "status": "correct", "message": "yes"}
+    lines = [json.dumps(good), "not json", "[1]", json.dumps({**good, "status": "error"}),
+             json.dumps({**good, "message": 3}), json.dumps({**good, "question": "q2",
+                                                             "status": "not attempted"}),
+             json.dumps({k: v for k, v in good.items() if k != "notebook"}),
+             json.dumps({**good, "status": "incorrect"})[:-5]]  # cut short by a kill
+    path = tmp_path / "record.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert grading.read_records(path) == [good, {**good, "question": "q2",
+                                                 "status": "not attempted"}]
+    assert grading.read_records(tmp_path / "none.jsonl") == []
+
+
+def _rows(student, notebook, *statuses):
+    return [grading.Row(student, notebook, f"q{i + 1}", status, f"m{i + 1}")
+            for i, status in enumerate(statuses)]
+
+
+def test_total_row_and_feedback_by_hand():
+    first = grading.Run(_rows("li", "a.ipynb", "correct", "incorrect", "correct"), 1.26,
+                        "a.ipynb cell 2 (not an exercise cell: 'x'): KeyError: 'k'")
+    second = grading.Run(_rows("li", "b.ipynb", "correct", "error"), 2.0, None)
+    whole = grading.Run([grading.Row("li", "c.ipynb", "-", "error", "not readable")], 0.0,
+                        "c.ipynb: not readable")
+    total = grading.total_row("li", [first, second, whole])
+    # three correct of five questions (the notebook row is no question); 3.26 s -> 3.3
+    assert total == grading.Row(
+        "li", "a.ipynb + b.ipynb + c.ipynb", "total", "error",
+        "a.ipynb cell 2 (not an exercise cell: 'x'): KeyError: 'k'; c.ipynb: not readable",
+        3, 5, 3.3)
+    assert grading.total_row("wu", [second]) == grading.Row(
+        "wu", "b.ipynb", "total", "ok", "no error", 1, 2, 2.0)
+    text = grading.feedback("li", [*first.rows, *second.rows, *whole.rows, total],
+                            [first, second, whole])
+    assert text == "\n".join([
+        "# Feedback for li", "", "3 of 5 questions correct.", "",
+        "**First error:** a.ipynb cell 2 (not an exercise cell: 'x'): KeyError: 'k'. Later "
+        "errors may follow from this one: fix it first.", "",
+        "**First error:** c.ipynb: not readable. Later errors may follow from this one: fix it "
+        "first.", "",
+        "Run time: 3.3 s.", "",
+        "## a.ipynb", "", "- **q1** correct: m1", "- **q2** incorrect: m2",
+        "- **q3** correct: m3", "",
+        "## b.ipynb", "", "- **q1** correct: m1", "- **q2** error: m2", "",
+        "## c.ipynb", "", "- **notebook** error: not readable", ""])
+    # no runs given: no run time
+    assert "Run time" not in grading.feedback("wu", second.rows)

@@ -6,6 +6,7 @@ Pillow's EXIF transpose, hand-computed pixels."""
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
 
@@ -269,3 +270,130 @@ def test_the_predictor_names_the_refused_file(table_model):
         deploy.predict(table_model["saved"], [table_model["folder"] / "tiff"], [TEXT])
     with pytest.raises(ValueError, match="exported model refused an image"):  # in-graph
         deploy.predict(table_model["saved"], [KINDS["png"][:200]], [TEXT])
+
+
+# --- headers written byte by byte (issue 28, section 7) -----------------------------------------
+# Reference: the JPEG standard's marker layout (ITU T.81 B.1), the TIFF 6.0 layout of the EXIF
+# block, the BMP header, and Pillow reading the same bytes.
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def _frame(marker: int, height: int, width: int, components: int) -> bytes:
+    return _segment(marker, struct.pack(">BHHB", 8, height, width, components)
+                    + b"\x01\x11\x00" * components)
+
+
+def _exif_jpeg(jpeg: bytes, orientation: int, order: str = "MM", offset: int = 8) -> bytes:
+    """``jpeg`` with an EXIF block made by hand: byte order ``II`` (little-endian) or ``MM``,
+    its first directory ``offset`` bytes into the TIFF header, holding the orientation."""
+    e = ">" if order == "MM" else "<"
+    tiff = (order.encode() + struct.pack(e + "HI", 42, offset) + b"\x00" * (offset - 8)
+            + struct.pack(e + "HHHIHH", 1, 0x0112, 3, 1, orientation, 0) + struct.pack(e + "I", 0))
+    return jpeg[:2] + _segment(0xE1, b"Exif\x00\x00" + tiff) + jpeg[2:]
+
+
+def _tf_header(data):
+    import tensorflow as tf
+
+    return [int(v) for v in images._tf_jpeg_header(tf.constant(data))]
+
+
+def test_marker_walk_skips_fill_bytes_standalone_markers_and_non_frame_segments():
+    # SOI, a TEM (standalone FF01), a fill byte, DHT (C4), DAC (CC) and JPG (C8), which are
+    # not frames, then a lossless arithmetic frame (CF) of 0x456 x 0x123, 3 components
+    data = (b"\xff\xd8" + b"\xff\x01" + b"\xff" + _segment(0xC4, b"\x00" * 5)
+            + _segment(0xCC, b"\x09\x08\x07\x06") + _segment(0xC8, b"\x05\x04\x03\x02\x01")
+            + _frame(0xCF, 0x0456, 0x0123, 3) + _segment(0xDA, b"\x00" * 8) + b"\xff\xd9")
+    assert images.jpeg_header(data) == {"orientation": 1, "components": 3, "width": 0x0123,
+                                        "height": 0x0456}
+    assert _tf_header(data) == [1, 3, 0x0123, 0x0456]
+    assert images.image_dimensions(data) == (0x0123, 0x0456)
+    # no frame before the end: no components, no size; nothing to measure
+    bare = b"\xff\xd8" + _segment(0xE0, b"JFIF\x00") + b"\xff\xd9\x00\x00"
+    assert images.jpeg_header(bare) == {"orientation": 1, "components": 0, "width": 0,
+                                        "height": 0}
+    assert _tf_header(bare) == [1, 0, 0, 0]
+    assert images.image_dimensions(bare) is None
+    # a CMYK frame (4 components), the first SOF kind (C0) and a grey one (C2, progressive)
+    assert _tf_header(b"\xff\xd8" + _frame(0xC0, 7, 9, 4) + b"\xff\xd9") == [1, 4, 9, 7]
+    assert images.jpeg_header(b"\xff\xd8" + _frame(0xC2, 300, 2, 1))["components"] == 1
+
+
+@pytest.mark.parametrize(("order", "offset"), [("II", 8), ("MM", 8), ("II", 300), ("MM", 300)])
+def test_exif_in_both_byte_orders_and_far_directories_turn_the_jpeg_like_pillow(order, offset):
+    pixels = cv2.GaussianBlur(np.random.default_rng(9).integers(0, 256, (24, 16, 3),
+                                                                dtype=np.uint8), (5, 5), 2)
+    plain = _encode(pixels, "JPEG", quality=95)
+    for orientation in (3, 6):
+        data = _exif_jpeg(plain, orientation, order, offset)
+        assert Image.open(io.BytesIO(data)).getexif()[0x0112] == orientation  # valid EXIF
+        upright = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))))
+        assert images.jpeg_header(data)["orientation"] == orientation
+        assert _tf_header(data)[0] == orientation
+        course = decode_image(data)
+        assert np.array_equal(course, upright)
+        assert np.array_equal(_tf_decode(data), images.area_resize(course, 64))
+
+
+@pytest.mark.parametrize("orientation", [0, 9, 300])
+def test_an_orientation_outside_1_to_8_leaves_the_jpeg_as_stored(orientation):
+    pixels = cv2.GaussianBlur(np.random.default_rng(2).integers(0, 256, (24, 16, 3),
+                                                                dtype=np.uint8), (5, 5), 2)
+    plain = _encode(pixels, "JPEG", quality=95)
+    data = _exif_jpeg(plain, orientation)
+    assert images.jpeg_header(data)["orientation"] == orientation
+    stored = decode_image(plain)
+    assert np.array_equal(decode_image(data), stored)  # as OpenCV reads it: not turned
+    assert np.array_equal(_tf_decode(data, 16), images.area_resize(stored, 16))
+
+
+def test_bmp_and_gif_dimensions_from_their_headers():
+    image = np.zeros((48, 40, 3), np.uint8)
+    bmp = bytearray(cv2.imencode(".bmp", image)[1].tobytes())
+    assert images.image_dimensions(bytes(bmp)) == (40, 48)
+    bmp[22:26] = struct.pack("<i", -48)  # a top-down BMP stores a negative height
+    assert images.image_dimensions(bytes(bmp)) == (40, 48)
+    assert images.image_dimensions(_encode(image[..., 0], "GIF")) == (40, 48)
+    assert images.image_dimensions(KINDS["grey_jpeg"]) == (40, 48)
+    assert images.image_dimensions(b"hello, world, not an image at all") is None
+
+
+def test_to_rgb_of_float_and_grey_alpha_arrays_by_hand():
+    floats = np.array([[0.0, 0.5, 1.0, 1.2, -0.1]], np.float32)  # 0.5 * 255 = 127.5 -> 128
+    assert images.to_rgb(floats)[..., 0].tolist() == [[0, 128, 255, 255, 0]]
+    grey_alpha = np.array([[[100, 255], [100, 0], [0, 128], [200, 51]]], np.uint8)
+    # over white: (c a + 255 (255 - a)) / 255: 100; 255; 127 / 255 * 255 = 127.0 -> 127;
+    # (200 * 51 + 255 * 204) / 255 = 244
+    assert images.to_rgb(grey_alpha).tolist() == [[[100] * 3, [255] * 3, [127] * 3, [244] * 3]]
+
+
+def test_both_decoders_refuse_an_image_over_the_pixel_limit_from_its_header():
+    import tensorflow as tf
+
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 8000, 5001, 8, 2, 0, 0, 0)  # 40,008,000 pixels
+    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", 0) + b"\0" * 8
+    jpeg = b"\xff\xd8" + _frame(0xC0, 5001, 8000, 3) + _segment(0xDA, b"\0" * 8) + b"\xff\xd9"
+    for data in (png, jpeg):
+        assert images.image_dimensions(data) == (8000, 5001)
+        with pytest.raises(images.ImageError, match="8000x5001 = 40 megapixels, over the limit"):
+            images.decode_image(data, "big")
+        with pytest.raises(tf.errors.InvalidArgumentError, match="over 40 megapixels"):
+            _tf_decode(data)
+    # one row fewer is within the limit: the decoder, not the limit, refuses these bytes
+    small = png.replace(struct.pack(">II", 8000, 5001), struct.pack(">II", 8000, 5000))
+    with pytest.raises(images.ImageError, match="cannot decode"):
+        images.decode_image(small, "small")
+
+
+def test_grey_with_alpha_png_is_composited_over_white_on_both_paths():
+    ink = _seven()
+    grey = np.full_like(ink, 40)  # dark grey everywhere, the 7 drawn in the alpha channel
+    data = _encode(np.dstack([grey, ink]), "PNG", mode="LA")
+    # by hand: (40 a + 255 (255 - a)) / 255, rounded half up
+    expected = (40 * ink.astype(int) + 255 * (255 - ink.astype(int)) + 127) // 255
+    course = decode_image(data)
+    assert np.array_equal(course, np.dstack([expected] * 3))
+    assert np.array_equal(_tf_decode(data), images.area_resize(course, 64))

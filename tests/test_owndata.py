@@ -100,7 +100,26 @@ def test_train_folder_result_has_the_train_keys_plus_splits_and_oov(trained):
     assert trained["split_sizes"] == {"train": {"images": 32, "pairs": 64 * 8},  # 8 rounds
                                       "val": {"images": 4, "pairs": 8},
                                       "test": {"images": 4, "pairs": 8}}
-    assert 0.0 <= trained["oov_rate"] <= 1.0
+    # values a wrong wiring could not give, each worked out here from the splits:
+    splits = trained["data"].splits
+    train_words = {w for caption in splits["train"]["texts"] for w in text.split_words(caption)}
+    test_words = [w for caption in splits["test"]["texts"] for w in text.split_words(caption)]
+    assert trained["oov_rate"] == pytest.approx(
+        sum(w not in train_words for w in test_words) / len(test_words))
+    assert trained["vocabulary_size"] == len(train_words) + 2  # and "" and "[UNK]"
+    # the accuracy is over the 8 test pairs: that of the saved model's answers, thresholded
+    labels = np.asarray(splits["test"]["labels"])
+    answers = owndata.predict(trained["model"], list(splits["test"]["images"]),
+                              list(splits["test"]["texts"])) > 0.5
+    assert trained["test_accuracy"] == pytest.approx(np.mean(answers == (labels > 0.5)))
+    true_pairs = labels > 0.5
+    assert trained["accuracy_by_type"]["true pair"] == pytest.approx(np.mean(answers[true_pairs]))
+    assert trained["accuracy_by_type"]["shuffled caption"] == pytest.approx(
+        np.mean(~answers[~true_pairs]))
+    assert true_pairs.sum() == 4 and trained["test_examples"] == 8
+    assert trained["train_examples"] == 64 * 8 and trained["epochs_run"] == 1
+    assert len(trained["history"]["loss"]) == 1
+    assert trained["seconds_per_epoch"] == trained["train_seconds"]
     json.dumps({k: v for k, v in trained.items() if k not in ("model", "data")})
 
 
@@ -262,3 +281,98 @@ def test_shapes_folder_captions_describe_their_images(tmp_path):
         objects = data.random_scene(rng, "attributes")
         assert row.text == data.statement_text({"kind": "attribute", **objects[0]}, "zh")
         np.testing.assert_array_equal(check.images[row.image], data.render_scene(objects))
+
+
+# --- the labelled scan folder (issue 28, section 7) ---------------------------------------------
+
+
+def _finding_seen(image):
+    """The finding in a scan, read from its pixels (not from the writer): the oval is grey
+    (about 110), a bright spot 230, a dark one 35, a small spot has radius 5 (79 pixels) and a
+    large one 10 (314), 17 to 21 pixels from the centre on its side."""
+    size = image.shape[0]
+    yy, xx = np.mgrid[:size, :size] - size // 2
+    inside = yy ** 2 + xx ** 2 <= 25 ** 2  # well inside the oval (semi-axes >= 27)
+    bright, dark = inside & (image > 170), inside & (image < 70)
+    if bright.sum() < 20 and dark.sum() < 20:
+        return None
+    spot, kind = (bright, "bright") if bright.sum() > dark.sum() else (dark, "dark")
+    dy, dx = yy[spot].mean(), xx[spot].mean()
+    place = ("left" if dx < 0 else "right") if abs(dx) > abs(dy) else ("top" if dy < 0 else
+                                                                      "bottom")
+    return {"kind": kind, "place": place, "size": "large" if spot.sum() > 150 else "small"}
+
+
+def test_labelled_scan_folder_pairs_each_image_with_its_true_and_one_false_caption(tmp_path):
+    import csv
+
+    import cv2
+
+    folder = owndata.write_scan_folder(tmp_path / "labelled", count=30, seed=5,
+                                       language="both", labels=True)
+    with open(folder / "captions.csv", encoding="utf-8", newline="") as file:
+        header, *rows = list(csv.reader(file))
+    assert header == ["image", "text", "label"]
+    assert len(rows) == 60
+    assert sorted(p.name for p in (folder / "images").iterdir()) == [
+        f"scan_{i:05d}.png" for i in range(30)]
+    findings = []
+    for index in range(30):
+        true_row, false_row = rows[2 * index], rows[2 * index + 1]
+        name = f"images/scan_{index:05d}.png"
+        assert (true_row[0], true_row[2], false_row[0], false_row[2]) == (name, "1", name, "0")
+        image = cv2.imread(str(folder / name), cv2.IMREAD_UNCHANGED)
+        assert image.shape == (96, 96)
+        said = owndata.parse_scan_caption(true_row[1])
+        assert said == _finding_seen(image), f"{name}: {true_row[1]!r}"
+        assert owndata.parse_scan_caption(false_row[1]) != said  # another finding
+        language = "zh" if index % 2 == 0 else "en"  # both: Chinese first, then English
+        assert true_row[1] == owndata.scan_caption(said, language)
+        assert false_row[1] in (owndata.scan_caption(f, language)
+                                for f in owndata._all_findings())
+        findings.append(said)
+    assert None in findings and len({str(f) for f in findings}) >= 10  # varied
+    # deterministic under the seed, different under another
+    again = owndata.write_scan_folder(tmp_path / "again", count=30, seed=5, language="both",
+                                      labels=True)
+    assert (again / "captions.csv").read_bytes() == (folder / "captions.csv").read_bytes()
+    other = owndata.write_scan_folder(tmp_path / "other", count=30, seed=6, language="both",
+                                      labels=True)
+    assert (other / "captions.csv").read_bytes() != (folder / "captions.csv").read_bytes()
+
+
+def test_load_own_data_splits_by_image_and_reads_64_pixel_rgb_images(tmp_path):
+    import csv
+
+    import cv2
+
+    folder = owndata.write_scan_folder(tmp_path / "labelled", count=30, seed=5, labels=True)
+    with open(folder / "captions.csv", encoding="utf-8", newline="") as file:
+        rows = list(csv.reader(file))[1:]
+    own = owndata.load_own_data(folder, seed=2)
+    assert own.pairs == "labels" and own.negatives == {}
+    # 30 images: 10% (3) to test, 3 to validation, 24 to training; two rows per image
+    assert own.sizes() == {"train": {"images": 24, "pairs": 48},
+                           "val": {"images": 3, "pairs": 6}, "test": {"images": 3, "pairs": 6}}
+    for split in own.splits.values():
+        names = split["image_names"]
+        expected = [(r[0], r[1], float(r[2])) for r in rows if r[0] in set(names)]  # file order
+        assert list(zip(names, split["texts"], split["labels"].tolist(), strict=True)) == expected
+        assert split["images"].shape == (len(names), 64, 64, 3)
+        for name, image in zip(names, split["images"], strict=True):
+            grey = cv2.imread(str(folder / name), cv2.IMREAD_GRAYSCALE)
+            small = cv2.resize(grey, (64, 64), interpolation=cv2.INTER_AREA)  # 96 -> 64
+            assert np.abs(image.astype(int) - small[..., None]).max() <= 1
+
+    plain = owndata.write_scan_folder(tmp_path / "plain", count=30, seed=5)
+    own = owndata.load_own_data(plain, seed=2)
+    # without labels each image has one caption; training: ceil(4000 / 48) = 84 rounds,
+    # capped at 8, of a true and a false pair per image
+    assert own.pairs == "shuffled captions"
+    assert own.sizes() == {"train": {"images": 24, "pairs": 24 * 2 * 8},
+                           "val": {"images": 3, "pairs": 6}, "test": {"images": 3, "pairs": 6}}
+    for name, split in own.splits.items():
+        assert split["labels"].tolist() == [1.0, 0.0] * (len(split["labels"]) // 2)
+        assert own.negatives[name]["false_pairs"] == len(split["labels"]) // 2
+    assert "training pairs: 8 round(s) of true pairs, each with fresh shuffled captions as " \
+           "false pairs" in own.notes

@@ -217,3 +217,87 @@ def test_transformer_block_self_attention_ignores_padding():
     after = np.asarray(model(real))
     np.testing.assert_allclose(after[:, :3], before[:, :3], atol=1e-5)
     assert not np.allclose(after[:, 3:], before[:, 3:], atol=1e-3)
+
+
+# --- AnchoredAttention: the docstring's formula in NumPy (issue 28, section 7) ---------------
+
+
+def _anchored_reference(layer, x, regions):
+    """(anchor, attention, output) of ``AnchoredAttention`` by the formula of its docstring,
+    with the region centres of a 2 x 3 grid written out by hand."""
+    w = {name: np.asarray(getattr(layer, name)) for name in (
+        "anchor_query_kernel", "anchor_query_bias", "anchor_key_kernel", "anchor_key_bias",
+        "anchor_value_kernel", "anchor_value_bias", "query_kernel", "query_bias",
+        "key_kernel", "key_bias", "value_kernel", "value_bias", "scale_kernel", "scale_bias",
+        "output_kernel", "output_bias")}
+    heads, key_dim = layer.num_heads, layer.key_dim
+    q = _layer_norm(x, np.asarray(layer.query_norm.gamma), np.asarray(layer.query_norm.beta))
+    r = _layer_norm(regions, np.asarray(layer.context_norm.gamma),
+                    np.asarray(layer.context_norm.beta))
+
+    def project(tokens, name):  # (B, T, d) -> (B, heads, T, key_dim)
+        out = tokens @ w[f"{name}_kernel"] + w[f"{name}_bias"]
+        return out.reshape(*out.shape[:2], heads, key_dim).transpose(0, 2, 1, 3)
+
+    # centres (x, y) of a 2 x 3 grid, row-major: x in -2/3, 0, 2/3 and y in -1/2, 1/2
+    centres = np.array([[-2 / 3, -0.5], [0, -0.5], [2 / 3, -0.5],
+                        [-2 / 3, 0.5], [0, 0.5], [2 / 3, 0.5]])
+    anchor = _softmax(project(q, "anchor_query") @ np.swapaxes(project(r, "anchor_key"), -1, -2)
+                      / np.sqrt(key_dim))
+    where = anchor @ centres                                      # (B, heads, T, 2)
+    distance = ((centres[None, None, None] - where[..., None, :]) ** 2).sum(-1)
+    scale = (q @ w["scale_kernel"] + w["scale_bias"]).transpose(0, 2, 1)[..., None]
+    scores = project(q, "query") @ np.swapaxes(project(r, "key"), -1, -2) / np.sqrt(key_dim)
+    attention = _softmax(scores + scale * distance)
+    read = [(a @ project(r, name)).transpose(0, 2, 1, 3).reshape(*x.shape[:2], -1)
+            for a, name in ((anchor, "anchor_value"), (attention, "value"))]
+    y = x + np.concatenate(read, -1) @ w["output_kernel"] + w["output_bias"]
+    hidden = np.maximum(_layer_norm(y, np.asarray(layer.hidden_norm.gamma),
+                                    np.asarray(layer.hidden_norm.beta))
+                        @ np.asarray(layer.hidden.kernel) + np.asarray(layer.hidden.bias), 0)
+    return anchor, attention, y + hidden @ np.asarray(layer.out.kernel) + np.asarray(layer.out.bias)
+
+
+def test_anchored_attention_weights_of_and_call_equal_the_formula():
+    rng = np.random.default_rng(7)
+    x, regions = rng.normal(size=(2, 3, 5)), rng.normal(size=(2, 6, 4))
+    layer = relations.AnchoredAttention((2, 3), num_heads=2, key_dim=3, hidden_units=7,
+                                        dtype="float64")
+    layer([x, regions])
+    for weight in layer.weights:  # every weight random, the zero-initialised scale included
+        weight.assign(rng.normal(size=weight.shape) * 0.7)
+    anchor, attention, output = _anchored_reference(layer, x, regions)
+    got_anchor, got_attention = (np.asarray(a) for a in layer.weights_of(x, regions))
+    assert got_anchor.shape == got_attention.shape == (2, 2, 3, 6)
+    np.testing.assert_allclose(got_anchor, anchor, atol=1e-10)
+    # the layer holds the centres in float32: differences of 1e-8 from the exact ones
+    np.testing.assert_allclose(got_attention, attention, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(layer([x, regions])), output, atol=1e-7)
+    # the distance term matters: without it the attention is another one
+    layer.scale_kernel.assign(np.zeros_like(layer.scale_kernel))
+    layer.scale_bias.assign(np.zeros_like(layer.scale_bias))
+    _, plain = (np.asarray(a) for a in layer.weights_of(x, regions))
+    assert np.abs(plain - attention).max() > 0.05
+
+
+def test_anchored_attention_attends_to_the_furthest_region_with_a_large_positive_scale():
+    """A scale w = +50 for every token: the attention goes to the region furthest from the
+    anchor; -50, to the anchor's own region (with the other scores zeroed)."""
+    layer = relations.AnchoredAttention((2, 3), num_heads=1, key_dim=2, hidden_units=4,
+                                        dtype="float64")
+    x, regions = np.ones((1, 1, 3)), np.eye(6)[None]
+    layer([x, regions])
+    for name in ("query", "key"):
+        getattr(layer, f"{name}_kernel").assign(np.zeros(getattr(layer, f"{name}_kernel").shape))
+    # the anchor: region 0 (top left), found by a large anchor score on it alone
+    layer.anchor_query_bias.assign([10.0, 0.0])
+    kernel = np.zeros((6, 2))
+    kernel[:, 0] = _layer_norm(np.eye(6), 1, 0)[0] * 10  # keys: only region 0 matches
+    layer.anchor_key_kernel.assign(np.linalg.pinv(_layer_norm(np.eye(6), 1, 0)) @ kernel)
+    anchor, _ = layer.weights_of(x, regions)
+    assert np.asarray(anchor)[0, 0, 0].argmax() == 0
+    for bias, expected in ((50.0, 5), (-50.0, 0)):  # region 5 is the bottom right corner
+        layer.scale_kernel.assign(np.zeros((3, 1)))
+        layer.scale_bias.assign([bias])
+        _, attention = layer.weights_of(x, regions)
+        assert np.asarray(attention)[0, 0, 0].argmax() == expected

@@ -148,3 +148,138 @@ def test_run_seconds_sums_the_cells_stored_execution_times():
                           {"cell_type": "code", "metadata": {}},
                           {"cell_type": "markdown", "metadata": {}}] * 2}
     assert teaching.run_seconds(notebook) == 5.0
+    # a cell interrupted before its reply has a start and no end: it counts nothing
+    started = {"iopub.execute_input": times["iopub.execute_input"]}
+    notebook["cells"].append({"cell_type": "code", "metadata": {"execution": started}})
+    notebook["cells"].append({"cell_type": "code", "metadata": {"execution": {
+        "shell.execute_reply": times["shell.execute_reply"]}}})
+    assert teaching.run_seconds(notebook) == 5.0
+
+
+# --- the schedule and the generated blocks, on a small course built here (issue 28, s. 7) ------
+# Every expected value below is worked out by hand from the fake notebooks' words, stored run
+# times and exercises, with the learner-time model of docs/TEACHING.md: reading at 100 words a
+# minute, 5 minutes an exercise, 10 an experiment, the sum rounded up to 5 minutes.
+
+
+def _exercise(name, prompt):
+    return type("Exercise", (), {"name": name, "prompt": prompt})()
+
+
+def _lesson(path, title_words, words, seconds):
+    """A notebook whose cells hold ``words`` words in all (a "# Title" heading first) and whose
+    one code cell ran for ``seconds``."""
+    times = {"iopub.execute_input": "2026-11-29T09:00:00Z",
+             "shell.execute_reply": f"2026-11-29T09:{seconds // 60:02d}:{seconds % 60:02d}Z"}
+    heading = "# " + " ".join(title_words)
+    rest = words - 1 - len(title_words) - 1
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": heading + "\n" + "w " * rest},
+             {"cell_type": "code", "metadata": {"execution": times}, "outputs": [],
+              "source": "pass"}]
+    path.write_text(json.dumps({"cells": cells}), encoding="utf-8")
+
+
+@pytest.fixture
+def small_course(tmp_path, monkeypatch):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _lesson(folder / "01_alpha.ipynb", ["Alpha"], 300, 90)     # 3 min reading, 1.5 min run
+    _lesson(folder / "02_beta.ipynb", ["Beta"], 100, 0)        # 1 min reading
+    _lesson(folder / "03_gamma.ipynb", ["Gamma"], 600, 240)    # 6 min reading, 4 min run
+    (folder / "index.ipynb").write_text(json.dumps({"cells": []}), encoding="utf-8")
+    sets = {"01": lambda: [_exercise("q1", "Compute x."), _exercise("q2", "Plot y."),
+                           _exercise("q3", "  Experiment. Train twice.")],
+            "02": lambda: [_exercise("q1", "experiment: vary the seed."),
+                           _exercise("q2", "Experiment. Vary the size.")]}
+    monkeypatch.setattr(teaching, "NOTEBOOKS_DIR", folder)
+    monkeypatch.setattr(teaching, "exercise_sets", lambda: sets)
+    return folder
+
+
+#: 01: 1.5 + 3 + 2 * 5 + 10 = 24.5 -> 25; 02: 0 + 1 + 2 * 10 = 21 -> 25; 03: 4 + 6 = 10 -> 10.
+SMALL_SCHEDULE = (
+    "| notebook | run (s) | reading (min) | exercises | learner time (min) |\n"
+    "|---|---:|---:|---|---:|\n"
+    "| [01_alpha](L/01_alpha.ipynb) | 90 | 3 | 3 (1 experiment) | 25 |\n"
+    "| [02_beta](L/02_beta.ipynb) | 0 | 1 | 2 (2 experiments) | 25 |\n"
+    "| [03_gamma](L/03_gamma.ipynb) | 240 | 6 | 0 | 10 |\n"
+    "| total |  |  |  | 60 (1.0 h) |\n")
+SMALL_EXERCISES = ("**Alpha**\n\n- `q1` Compute x.\n- `q2` Plot y.\n"
+                   "- `q3` Experiment. Train twice.\n\n"
+                   "**Beta**\n\n- `q1` experiment: vary the seed.\n- `q2` Experiment. Vary the size.\n")
+
+
+def test_is_experiment_reads_the_first_word_of_the_prompt():
+    assert teaching.is_experiment(_exercise("q", "Experiment. Train it."))
+    assert teaching.is_experiment(_exercise("q", "\n  experiment: vary it"))
+    assert not teaching.is_experiment(_exercise("q", "Run one experiment."))
+    assert not teaching.is_experiment(_exercise("q", "Compute the loss."))
+    # the house rule: every lesson has at least one experiment, and it is the last exercise
+    for number, factory in SETS.items():
+        flags = [teaching.is_experiment(e) for e in factory()]
+        assert any(flags), f"notebook_{number}() has no experiment"
+
+
+def test_schedule_of_a_small_course_by_hand(small_course):
+    assert teaching.lesson_notebooks() == {
+        "01": small_course / "01_alpha.ipynb", "02": small_course / "02_beta.ipynb",
+        "03": small_course / "03_gamma.ipynb"}
+    assert teaching.schedule(link_base="L/") == SMALL_SCHEDULE
+    assert teaching.schedule() == SMALL_SCHEDULE.replace("](L/", "](")
+
+
+def test_generated_blocks_are_the_schedule_and_the_markdown_exercise_list(small_course):
+    assert teaching.generated_blocks("L/") == {"schedule": SMALL_SCHEDULE,
+                                               "exercises": SMALL_EXERCISES}
+
+
+def _block(name, body):
+    return (f"<!-- BEGIN GENERATED {name}: {teaching.SYNC_COMMAND} -->\n{body}"
+            f"<!-- END GENERATED {name} -->")
+
+
+def test_sync_docs_rewrites_only_the_generated_blocks_and_then_nothing(small_course, tmp_path,
+                                                                         monkeypatch):
+    teaching_md, index = tmp_path / "TEACHING.md", tmp_path / "index.ipynb"
+    monkeypatch.setattr(teaching, "TEACHING_MD", teaching_md)
+    monkeypatch.setattr(teaching, "INDEX_NOTEBOOK", index)
+    teaching_md.write_text("# Teaching\n\nkept 1\n" + _block("SCHEDULE", "old\n") + "\nkept 2\n"
+                           + _block("EXERCISES", "- `q9` gone\n") + "\nkept 3\n",
+                           encoding="utf-8")
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": ["# Index\n"]},
+             {"cell_type": "markdown", "metadata": {},
+              "source": ("Plan:\n" + _block("SCHEDULE", "stale\n")).splitlines(keepends=True)},
+             {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+              "source": [_block("EXERCISES", "code cells are not docs\n")]},
+             {"cell_type": "markdown", "metadata": {},
+              "source": _block("EXERCISES", "").splitlines(keepends=True)}]
+    index.write_text(json.dumps({"cells": cells}), encoding="utf-8")
+
+    assert teaching.sync_docs() == [teaching_md, index]
+    assert teaching_md.read_text(encoding="utf-8") == (
+        "# Teaching\n\nkept 1\n"
+        + _block("SCHEDULE", SMALL_SCHEDULE.replace("](L/", "](../notebooks/")) + "\nkept 2\n"
+        + _block("EXERCISES", SMALL_EXERCISES) + "\nkept 3\n")
+    synced = json.loads(index.read_text(encoding="utf-8"))["cells"]
+    assert synced[0] == cells[0] and synced[2] == cells[2]
+    assert "".join(synced[1]["source"]) == "Plan:\n" + _block(
+        "SCHEDULE", SMALL_SCHEDULE.replace("](L/", "]("))
+    assert "".join(synced[3]["source"]) == _block("EXERCISES", SMALL_EXERCISES)
+    assert teaching.sync_docs() == []  # in sync: nothing written
+
+    teaching_md.write_text("# Teaching\n" + _block("SCHEDULE", "x\n"), encoding="utf-8")
+    with pytest.raises(ValueError, match="BEGIN GENERATED EXERCISES"):
+        teaching.sync_docs()
+
+
+def test_teacher_copies_go_into_a_new_nested_folder_and_can_be_written_again(small_course,
+                                                                              tmp_path):
+    out = tmp_path / "class" / "teacher"
+    for _ in range(2):  # the second time over the first
+        written = teaching.write_teacher_copies(out, notebooks_dir=small_course)
+        assert written == [out / name for name in ("01_alpha.ipynb", "02_beta.ipynb",
+                                                   "03_gamma.ipynb", "index.ipynb")]
+    for path in written:  # no exercise set is used: each copy is its notebook
+        assert _load(path) == _load(small_course / path.name)
+        # in the notebooks' own layout: one space of indent, a final newline
+        assert path.read_text(encoding="utf-8") == json.dumps(_load(path), indent=1) + "\n"

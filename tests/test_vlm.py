@@ -559,11 +559,28 @@ def test_the_command_line_offers_the_captioner_architectures():
 def test_train_captioner_quick_run_reports_every_stage(arch):
     steps = dict.fromkeys(vlm.CAPTION_EPOCHS, 1)
     result = vlm.train_captioner("attributes", arch, epochs=steps, train_size=96,
-                                 batch_size=32)
+                                 batch_size=32, keep_model=True)
+    model = result.pop("model")
     assert result["task"] == "caption" and result["arch"] == arch
     assert set(result["stages"]) == {"stage1", "stage2"}
-    for key in ("exact_match", "correct_statements", "token_accuracy"):
-        assert 0 <= result[key] <= 1
+    # the scores after stage 2, recomputed from the trained model on the 500 test images
+    images, captions, _ = data.load_arrays("retrieval", "attributes", "test")
+    scenes = data.load_records("scenes", "attributes", "test")
+    vocabulary = vlm.decoder_vocabulary()
+    generated = vlm.generate(model, images, max_length=8, vocabulary=vocabulary)
+    assert result["exact_match"] == pytest.approx(np.mean(
+        [text.split_words(g) == text.split_words(c) for g, c in zip(generated, captions, strict=True)]))
+    assert result["correct_statements"] == pytest.approx(np.mean(
+        [vlm.caption_is_true(g, s["objects"]) for g, s in zip(generated, scenes, strict=True)]))
+    ids = np.zeros((len(captions), 8), np.int64)  # [START] words [END], padding
+    for row, caption in enumerate(captions):
+        words = [vocabulary.index(w) for w in text.split_words(caption)]
+        ids[row, :len(words) + 2] = [START, *words, END]
+    logits = model.predict([images / 255.0, ids[:, :-1]], verbose=0)
+    real = ids[:, 1:] > 0
+    assert result["token_accuracy"] == pytest.approx(
+        (logits.argmax(-1) == ids[:, 1:])[real].mean(), abs=1e-6)
+    assert [s["generated"] for s in result["samples"]] == generated[:5]
     assert result["test_examples"] == 500 and result["train_examples"] == 96
     assert len(result["samples"]) == 5
     stage1, stage2 = result["stages"]["stage1"], result["stages"]["stage2"]
@@ -629,3 +646,49 @@ def test_a_shared_backbone_is_copied_not_changed():
     with pytest.raises(ValueError, match="backbone was trained for level 'attributes', seed 3"):
         vlm.train_captioner("attributes", "llava", seed=4, epochs=steps, train_size=64,
                             backbone=backbone)
+
+
+# --- caption_metrics on captions and logits known by hand (issue 28, section 7) --------------
+
+
+class _KnownLogits:
+    """A captioner whose next-token logits are given: ``predict`` records its inputs."""
+
+    def __init__(self, predicted):
+        self.predicted, self.inputs = np.asarray(predicted), None
+
+    def predict(self, inputs, batch_size=None, verbose=None):
+        self.inputs = inputs
+        return np.eye(11)[self.predicted] * 5.0  # one-hot logits of the predicted ids
+
+
+def test_caption_metrics_by_hand(monkeypatch):
+    vocabulary = ["", "[UNK]", "a", "small", "large", "red", "blue", "circle", "square",
+                  "[START]", "[END]"]
+    start, end = 9, 10
+    captions = ["A small red circle.", "a large blue square", "a small blue circle"]
+    scenes = [{"objects": [{"size": "small", "colour": "red", "shape": "circle"}]},
+              {"objects": [{"size": "large", "colour": "blue", "shape": "square"}]},
+              {"objects": [{"size": "small", "colour": "blue", "shape": "circle"}]}]
+    # exact: the first only (case and the full stop do not count); true of the scene: the
+    # first and the second (no article is still the grammar); the third is false
+    generated = ["a small red circle", "large blue square", "a large red circle"]
+    calls = []
+    monkeypatch.setattr(vlm, "generate", lambda model, images, max_length, vocabulary: (
+        calls.append(max_length) or generated))
+    # targets (ids[:, 1:]) of each row: a, size, colour, shape, [END], padding
+    predicted = [[2, 3, 5, 8, end, 0],      # 4 of 5 right (the padding's 0 does not count)
+                 [2, 4, 2, 2, 2, 0],        # 2 of 5
+                 [start, 3, 6, 7, end, 5]]  # 4 of 5
+    model = _KnownLogits(predicted)
+    images = np.full((3, 2, 2, 3), 51, np.uint8)
+    metrics = vlm.caption_metrics(model, images, captions, scenes, vocabulary, length=7)
+    assert calls == [7]
+    assert metrics["generated"] == generated
+    assert metrics["exact_match"] == pytest.approx(1 / 3)
+    assert metrics["correct_statements"] == pytest.approx(2 / 3)
+    assert metrics["token_accuracy"] == pytest.approx(10 / 15)
+    pixels, ids = model.inputs
+    np.testing.assert_allclose(pixels, 0.2)  # 51 / 255
+    assert np.asarray(ids).tolist() == [[start, 2, 3, 5, 7, end], [start, 2, 4, 6, 8, end],
+                                        [start, 2, 3, 6, 7, end]]

@@ -12,7 +12,7 @@ import pytest
 keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
 
-from mmcourse import clip, text, vlm  # noqa: E402
+from mmcourse import clip, data, stats, text, vlm  # noqa: E402
 from tests.test_vlm import TINY, TINY_VISION, VOCAB, _decoder, _images, _vision  # noqa: E402
 
 INDEX = {word: i for i, word in enumerate(VOCAB)}
@@ -158,12 +158,30 @@ def test_train_vqa_quick_run():
     encoder = clip.build_image_encoder(**TINY_VISION)
     steps = {"pretrain": 1, "stage1": 1, "stage2": 1}
     result = vlm.train_vqa("relations", "flamingo", epochs=steps, train_size=64,
-                           test_size=60, batch_size=32, clip_model=encoder)
+                           test_size=60, batch_size=32, clip_model=encoder, keep_model=True)
+    model = result.pop("model")
     assert result["task"] == "vqa" and result["arch"] == "flamingo"
     assert result["train_examples"] == 64 and result["test_examples"] == 60
     assert set(result["seconds"]) == {"pretrain", "stage1", "stage2"}  # CLIP given
-    assert 0 <= result["accuracy"] <= 1
+    # the scores (float32), recomputed from the trained model one question at a time: the first 60
+    # test questions, each about its own scene's image, greedy answers compared as words
+    images = data.load_arrays("retrieval", "relations", "test")[0]
+    records = data.load_records("qa", "relations", "test")[:60]
+    vocabulary = vlm.decoder_vocabulary()
+    right = {}
+    for record in records:
+        room = vlm.VQA_LENGTH - 1 - len(text.split_words(record["text"]))
+        answer = vlm.generate(model, images[[record["scene"]]], [record["text"]],
+                              max_length=room, vocabulary=vocabulary)[0]
+        right.setdefault(record["kind"], []).append(
+            text.split_words(answer) == text.split_words(record["answer"]))
+    assert result["accuracy"] == pytest.approx(np.mean(sum(right.values(), [])), abs=1e-6)
     by_type = result["accuracy_by_type"]
+    for kind, hits in right.items():
+        assert by_type[kind] == pytest.approx(np.mean(hits), abs=1e-6), kind
+    relational = sum((hits for kind, hits in right.items() if kind in stats.RELATIONAL_KINDS),
+                     [])
+    assert by_type["relational"] == pytest.approx(np.mean(relational), abs=1e-6)
     assert {"relational", "non_relational"} <= set(by_type)
     assert [s["kind"] for s in result["samples"]] == sorted(set(by_type) - {
         "relational", "non_relational"})
