@@ -33,6 +33,7 @@ import asyncio
 import base64
 import binascii
 import json
+import os
 import secrets
 import signal
 import sys
@@ -846,6 +847,9 @@ def main(args) -> int:
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: None)
     uvicorn.Server(config).run()
-    print("server stopped: every request in flight was answered", file=sys.stderr)
-    return 0
+    print("server stopped: every request in flight was answered", file=sys.stderr, flush=True)
+    # Leave now: every request is answered and nothing is left to save, while TensorFlow's
+    # native teardown at interpreter exit takes seconds (about 7 s on a loaded 2-core machine).
+    sys.stdout.flush()
+    os._exit(0)
 

@@ -2,7 +2,7 @@
 
 - ``ServerProcess(model, *options)``: the server in a subprocess on a free port of
   127.0.0.1, ready when ``/health`` answers; ``stop()`` sends SIGTERM and returns the exit
-  status. A context manager.
+  status (``terminate()`` only sends it, to stop several side by side). A context manager.
 - ``load_test(url, path, bodies, clients, requests)``: ``clients`` concurrent clients
   (``httpx``, asyncio) send ``requests`` POSTs in all, each client its next request as soon
   as its last is answered; latency percentiles, requests per second and errors. Only
@@ -44,6 +44,7 @@ class ServerProcess:
     def __init__(self, model, *options, log_path=None, wait: bool = True):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self._terminated = False
         self.log_path = Path(log_path) if log_path else Path(os.devnull)
         self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in stop)
         environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -80,10 +81,19 @@ class ServerProcess:
             self._log.flush()
         return "" if self.log_path == Path(os.devnull) else self.log_path.read_text()[-3000:]
 
-    def stop(self, timeout: float = 60) -> int:
-        """SIGTERM (requests in flight are finished), then the exit status."""
-        if self.process.poll() is None:
+    def terminate(self) -> "ServerProcess":
+        """Send SIGTERM and return at once (``stop()`` then waits): several servers told
+        first shut down side by side."""
+        if self.process.poll() is None and not self._terminated:
             self.process.send_signal(signal.SIGTERM)
+            self._terminated = True
+        return self
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM (requests in flight are finished; not sent twice after ``terminate()``),
+        then the exit status."""
+        if self.process.poll() is None:
+            self.terminate()
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

@@ -48,6 +48,23 @@ def interval95(values) -> tuple[float, float]:
     return mean - half, mean + half
 
 
+def proportion_interval95(count, trials) -> tuple[float, float]:
+    """The 95% Wilson score interval of a proportion, ``count`` events in ``trials``
+    (Newcombe 1998, method 3): unlike p -/+ 1.96 * sqrt(p (1 - p) / n) it stays inside
+    [0, 1] and is not empty for 0 events. Notebook 10 bounds the decisions int8 changes
+    with it."""
+    valid = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                for v in (count, trials))
+    if not valid or not 0 <= count <= trials or trials < 1:
+        raise ValueError(f"count and trials must be whole numbers with 0 <= count <= trials "
+                         f"and trials >= 1, got {count!r} and {trials!r}")
+    z, n = 1.959964, float(trials)
+    p = count / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def format_mean_std(values, digits: int = 3) -> str:
     """"0.953 ± 0.004 (n=3)": how the course reports a measurement over seeds; a single
     run is "0.953 (n=1)", with no spread to show. Introduced in notebook 06."""

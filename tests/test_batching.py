@@ -1,8 +1,12 @@
 """``mmcourse.batching.DynamicBatcher``: concurrent submissions share a batch up to
 ``max_batch`` units, only with their own key, each caller gets its own result, an error
-reaches every caller of its batch; and ``serve_load.load_test`` stays on this machine."""
+reaches every caller of its batch; ``serve_load.load_test`` stays on this machine; and
+``serve_load.ServerProcess`` sends one SIGTERM however often it is told to stop."""
 
 import asyncio
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -90,3 +94,39 @@ def test_a_zero_timeout_runs_at_once_and_stats_start_empty():
     assert (batcher.stats.batches, batcher.stats.items, batcher.stats.largest) == (0, 0, 0)
     _, batches, stats = _run(4, 0, [(1, None, 1)])
     assert batches == [[1]] and stats.largest == 1
+
+
+# A stand-in for the server: counts the SIGTERMs it gets for half a second after the first,
+# and exits 0 only if there was exactly one.
+COUNTS_SIGTERMS = """
+import signal, sys, time
+got = []
+signal.signal(signal.SIGTERM, lambda *_: got.append(print("got SIGTERM", flush=True)))
+print("ready", flush=True)
+while not got:
+    time.sleep(0.01)
+time.sleep(0.5)
+sys.exit(len(got) - 1)
+"""
+
+
+def test_server_processes_told_to_terminate_get_one_sigterm_each(tmp_path, monkeypatch):
+    popen = subprocess.Popen
+    monkeypatch.setattr(serve_load.subprocess, "Popen", lambda command, **options: popen(
+        [sys.executable, "-c", COUNTS_SIGTERMS], **options))
+    servers = [serve_load.ServerProcess("model.keras", log_path=tmp_path / f"{i}.log",
+                                        wait=False) for i in range(2)]
+    _wait_for_logs(servers, "ready")
+    for server in servers:  # notebook 10: tell every server first, then wait for each
+        assert server.terminate() is server
+    _wait_for_logs(servers, "got SIGTERM")  # so that a second one would not merge with it
+    for server in servers:
+        server.terminate()
+    assert [server.stop() for server in servers] == [0, 0]
+
+
+def _wait_for_logs(servers, text):
+    deadline = time.monotonic() + 60
+    while not all(text in server.log() for server in servers):
+        assert time.monotonic() < deadline, f"the stand-ins never printed {text!r}"
+        time.sleep(0.02)

@@ -147,6 +147,23 @@ def test_concurrent_requests_with_different_settings_are_batched(server, model, 
     assert after["largest_batch"] <= 8
 
 
+def test_rows_batched_together_each_sample_with_their_own_seed(model, images):
+    """One batch of generations, as the batcher hands it to ``ChatModel.run``: each row
+    draws from ``default_rng`` of its own seed, so each text equals ``vlm.generate`` of that
+    request alone (a batch sharing the first row's generator fails this)."""
+    from mmcourse.serve import ChatModel, Generation
+
+    served = ChatModel(model)
+    seeds, images_used = [5, 6, 7, 8], [images[0], images[0], images[3], images[4]]
+    generations = [Generation(image, [], 8, "top_k", served.allowed, 3.0, seed)
+                   for image, seed in zip(images_used, seeds, strict=True)]
+    got = [" ".join(served.words(tokens)) for tokens in served.run(generations)]
+    expected = [_generate(model, image, max_tokens=8, temperature=3.0, seed=seed)
+                for image, seed in zip(images_used, seeds, strict=True)]
+    assert got == expected
+    assert got[0] != got[1]  # the same image: only the seeds differ, and so do the texts
+
+
 def _png_header(width, height):
     import struct
     import zlib

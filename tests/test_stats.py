@@ -31,6 +31,25 @@ def test_within_noise_by_hand():
     assert not stats.within_noise([0.90, 0.91, 0.92], [0.60, 0.61, 0.62])
 
 
+# Newcombe (1998), "Two-sided confidence intervals for the single proportion", Statistics in
+# Medicine 17: 857-872, Table I, method 3 (score interval without continuity correction)
+NEWCOMBE = [((81, 263), (0.2553, 0.3662)), ((15, 148), (0.0624, 0.1605)),
+            ((0, 20), (0.0, 0.1611)), ((1, 29), (0.0061, 0.1718))]
+
+
+@pytest.mark.parametrize(("counts", "expected"), NEWCOMBE, ids=[str(c) for c, _ in NEWCOMBE])
+def test_proportion_interval95_is_newcombes_score_interval(counts, expected):
+    assert stats.proportion_interval95(*counts) == pytest.approx(expected, abs=5e-5)
+
+
+def test_proportion_interval95_mirrors_and_refuses_bad_counts():
+    low, high = stats.proportion_interval95(3, 1000)
+    assert stats.proportion_interval95(997, 1000) == pytest.approx((1 - high, 1 - low))
+    for count, trials in [(5, 4), (-1, 10), (1, 0), (1.5, 10), (True, 10)]:
+        with pytest.raises(ValueError, match="count and trials must be whole numbers"):
+            stats.proportion_interval95(count, trials)
+
+
 @pytest.mark.parametrize("bad", [[], [[1, 2]], [1, float("nan")], "abc"])
 def test_bad_values_are_named(bad):
     with pytest.raises(ValueError, match="values must be a non-empty 1-D sequence"):
