@@ -31,6 +31,8 @@ FRAME_SIZE = 32
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 STATEMENT_KINDS = ("order", "direction", "attribute")
+#: What a false statement changes: an ``attribute`` one changes the colour or the shape.
+CHANGES = ("order", "direction", "colour", "shape")
 #: Clips per split; each gives one true and one false match record.
 CLIPS = {"train": 3000, "test": 600}
 SPLITS = tuple(CLIPS)
@@ -111,10 +113,20 @@ def make_clip(rng: np.random.Generator, kind: str):
     return frames, true, false
 
 
+def change_of(true: dict, false: dict) -> str:
+    """What a false statement changes in the true one: ``order``, ``direction``, ``colour``
+    or ``shape`` (the last two are the ``attribute`` kind). Introduced in notebook 13."""
+    changed = [key for key in ("colour", "shape") if true[key] != false[key]]
+    if changed:
+        return changed[0]
+    return "direction" if len(true["path"]) == 1 else "order"
+
+
 def make_split(split: str, seed: int = 0, clips: int | None = None):
     """One split in memory: clips uint8 (N, 8, 32, 32, 3) and 2N match records
-    ``{"clip", "statement", "statement_zh", "label", "kind"}`` (record 2i true, 2i + 1
-    false, both about clip i). The kinds take turns, so each is a third of the clips.
+    ``{"clip", "statement", "statement_zh", "label", "kind", "change"}`` (record 2i true,
+    2i + 1 false, both about clip i; ``change`` says what the pair's false statement changes,
+    ``change_of``). The kinds take turns, so each is a third of the clips.
     Introduced in notebook 13."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -129,8 +141,9 @@ def make_split(split: str, seed: int = 0, clips: int | None = None):
     for index in range(count):
         kind = STATEMENT_KINDS[index % len(STATEMENT_KINDS)]
         videos[index], true, false = make_clip(rng, kind)
+        change = change_of(true, false)
         for label, facts in ((1, true), (0, false)):
-            records.append({"clip": index, "label": label, "kind": kind,
+            records.append({"clip": index, "label": label, "kind": kind, "change": change,
                             "statement": statement(facts["colour"], facts["shape"],
                                                    facts["path"]),
                             "statement_zh": statement(facts["colour"], facts["shape"],

@@ -113,6 +113,14 @@ def test_train_video_reports_what_the_command_line_promises():
     for key in ("test_accuracy", "train_seconds", "params"):
         assert isinstance(result[key], float | int)
     assert result["test_examples"] == 60 and result["fusion"] == "average"
+    # the attribute accuracy is the colour and shape ones weighted by their pairs
+    _, records = video_data.make_split("test", seed=0, clips=30)
+    counts = collections.Counter(r["change"] for r in records)
+    by_change = result["accuracy_by_change"]
+    assert set(by_change) == set(counts) <= set(video_data.CHANGES)
+    weighted = (counts["colour"] * by_change["colour"] + counts["shape"] * by_change["shape"]) \
+        / (counts["colour"] + counts["shape"])
+    assert result["accuracy_by_type"]["attribute"] == pytest.approx(weighted)
 
 
 def test_half_the_clips_are_played_backwards(split):
@@ -148,3 +156,35 @@ def test_train_video_in_chinese():
     result = video.train_video("temporal", seed=0, epochs=1, train_clips=30, test_clips=30,
                                language="zh")
     assert result["language"] == "zh" and 0 <= result["test_accuracy"] <= 1
+
+
+def test_each_pair_names_what_its_false_statement_changes(split):
+    _, records = split
+    seen = collections.Counter()
+    for true, false in zip(records[::2], records[1::2], strict=True):
+        assert true["change"] == false["change"]
+        words, other = true["statement"].split(), false["statement"].split()
+        expected = "colour" if words[1] != other[1] else "shape" if words[2] != other[2] \
+            else "direction" if ", then " not in true["statement"] else "order"
+        assert true["change"] == expected
+        seen[expected] += 1
+    assert seen["order"] == seen["direction"] == 30 and seen["colour"] + seen["shape"] == 30
+    assert min(seen["colour"], seen["shape"]) >= 8  # both attribute changes are common
+
+
+def test_accuracy_by_change_by_hand():
+    records = [{"label": 1, "change": "colour"}, {"label": 0, "change": "colour"},
+               {"label": 1, "change": "shape"}, {"label": 0, "change": "shape"},
+               {"label": 1, "change": "order"}, {"label": 0, "change": "order"}]
+    result = video.accuracy_by_change([0.9, 0.2, 0.7, 0.6, 0.4, 0.3], records)
+    assert result == {"order": 0.5, "colour": 1.0, "shape": 0.5}
+    with pytest.raises(ValueError, match="same length"):
+        video.accuracy_by_change([0.5], records)
+
+
+def test_the_frame_cnn_reads_what_beside_a_coarse_where():
+    # 32 channels of "what" (the grid's maximum) beside a 4 x 4 map of 8 channels: the full
+    # 8 x 8 x 32 grid (2,048 numbers) drowned colour and shape (notebook 13).
+    frame_cnn = video.build_video_encoder("average").get_layer("per_frame").layer
+    assert frame_cnn.get_layer("what").output.shape[-1] == 32
+    assert frame_cnn.get_layer("where").output.shape[-1] == 4 * 4 * video.WHERE_CHANNELS
