@@ -1,6 +1,7 @@
 """The generated video statements and the two video models of notebook 13."""
 
 import collections
+import json
 
 import numpy as np
 import pytest
@@ -188,3 +189,52 @@ def test_the_frame_cnn_reads_what_beside_a_coarse_where():
     frame_cnn = video.build_video_encoder("average").get_layer("per_frame").layer
     assert frame_cnn.get_layer("what").output.shape[-1] == 32
     assert frame_cnn.get_layer("where").output.shape[-1] == 4 * 4 * video.WHERE_CHANNELS
+
+
+@pytest.fixture
+def small_splits(monkeypatch):
+    monkeypatch.setitem(video_data.CLIPS, "train", 6)
+    monkeypatch.setitem(video_data.CLIPS, "test", 3)
+
+
+def test_generate_writes_what_make_split_makes_and_verify_finds_changes(tmp_path, small_splits):
+    folder = video_data.generate(tmp_path / "video", seed=2)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "manifest.json", "test.jsonl", "test.npy", "train.jsonl", "train.npy"]
+    for split in video_data.SPLITS:
+        videos, records = video_data.load_split(split, folder)
+        expected_videos, expected_records = video_data.make_split(split, seed=2)
+        np.testing.assert_array_equal(videos, expected_videos)
+        assert records == expected_records and videos.dtype == np.uint8
+    assert video_data.verify(folder) == []
+    assert video_data.main(folder, verify=True) == 0
+    raw = bytearray((folder / "train.npy").read_bytes())
+    raw[-1] ^= 1
+    (folder / "train.npy").write_bytes(bytes(raw))
+    assert video_data.verify(folder) == ["altered: train.npy"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["seed"] = 3  # the files are no longer what this seed makes
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    problems = video_data.verify(folder)
+    assert "not reproducible: test.jsonl differs from what seed 3 generates" in problems
+    (folder / "manifest.json").write_text("{}")
+    assert video_data.verify(folder) == ["altered: manifest.json (not a valid manifest)"]
+    with pytest.raises(FileNotFoundError, match="--modality video"):
+        video_data.load_split("train", tmp_path / "nothing")
+
+
+def test_an_interrupted_generate_leaves_the_previous_data(tmp_path, small_splits, monkeypatch):
+    folder = video_data.generate(tmp_path / "video", seed=0)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real = video_data.make_split
+
+    def dies_on_test(split, seed=0, clips=None):
+        if split == "test":
+            raise KeyboardInterrupt
+        return real(split, seed, clips)
+
+    monkeypatch.setattr(video_data, "make_split", dies_on_test)
+    with pytest.raises(KeyboardInterrupt):
+        video_data.generate(folder, seed=1)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["video"]  # no partial folder left
