@@ -102,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     # --- issue 27 (notebook 13): audio and video data ---
     data.add_argument("--modality", default="image", choices=list(DATA_MODALITIES),
                       help="image (default): the scenes; audio: clips of two sounds with "
-                           "their captions in English and Chinese, written to data/audio")
+                           "their captions in English and Chinese, written to data/audio; "
+                           "video: clips of 8 frames with true and false statements about "
+                           "their motion, written to data/video")
     data.add_argument("--sample-rate", type=positive_int, default=None, metavar="HZ",
                       help="with --modality audio: samples per second, 8000 to 48000 "
                            "(default 16000)")
@@ -350,14 +352,17 @@ def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
 
 
 # --- issue 27 (notebook 13): data --modality audio|video ---
-DATA_MODALITIES = ("image", "audio")
+DATA_MODALITIES = ("image", "audio", "video")
 
 
 def modality_data(parser: argparse.ArgumentParser, args) -> int:
-    """``data --modality audio [--sample-rate HZ]``: the generated clips of notebook 13."""
+    """``data --modality audio|video [--sample-rate HZ]``: the generated clips of notebook
+    13."""
     if args.language != "en":
         parser.error(f"argument --language: not with --modality {args.modality} (its records "
                      f"hold English and Chinese captions side by side)")
+    if args.modality == "video":
+        return _video_data(parser, args)
     from mmcourse import audio_data
 
     sample_rate = audio_data.SAMPLE_RATE if args.sample_rate is None else args.sample_rate
@@ -371,6 +376,24 @@ def modality_data(parser: argparse.ArgumentParser, args) -> int:
                      f"missing)")
     try:
         return audio_data.main(root, args.seed, args.verify, sample_rate)
+    except OSError as error:
+        print(file_system_error(error, "--root", root) + " (generation is atomic: the "
+              "previous data, if any, is unchanged)", file=sys.stderr)
+        return 1
+
+
+def _video_data(parser: argparse.ArgumentParser, args) -> int:
+    """``data --modality video``: the clips and match records of notebook 13."""
+    from mmcourse import video_data
+
+    if args.sample_rate is not None:
+        parser.error("argument --sample-rate: only with --modality audio")
+    root = args.root if args.root is not None else video_data.DATA_DIR / video_data.FOLDER
+    if Path(root).exists() and not Path(root).is_dir():
+        parser.error(f"argument --root: {root} is a file; give a folder (it is created if "
+                     f"missing)")
+    try:
+        return video_data.main(root, args.seed, args.verify)
     except OSError as error:
         print(file_system_error(error, "--root", root) + " (generation is atomic: the "
               "previous data, if any, is unchanged)", file=sys.stderr)

@@ -31,6 +31,8 @@ SEQUENCE_LENGTH = 8  # "the red circle moves left then up" is 7 tokens
 #: 品红色三角形向左移动，然后向上移动, has 16.
 SEQUENCE_LENGTHS = {"en": SEQUENCE_LENGTH, "zh": 16}
 WIDTH = 64
+#: Channels of the coarse *where* map (4 x 4 of them) beside the 32 of *what*.
+WHERE_CHANNELS = 8
 
 
 def build_vocabulary() -> list[str]:
@@ -57,10 +59,13 @@ def vectorize(statements, sequence_length: int = SEQUENCE_LENGTH) -> np.ndarray:
 def build_video_encoder(fusion: str = "temporal", frames: int = video_data.FRAMES,
                         size: int = video_data.FRAME_SIZE):
     """uint8-valued frames (batch, T, H, W, 3) -> a video vector (batch, 64): the per-frame
-    CNN (two stride-2 3x3 convolutions; their grid flattened, which keeps *where* the shape
-    is, beside its maximum over the grid, which says *what* it is; a dense layer), then
-    ``average`` or ``temporal`` pooling over time (see the module). Introduced in
-    notebook 13."""
+    CNN (two stride-2 3x3 convolutions; the 8 x 8 grid's maximum, which says *what* the shape
+    is, beside a coarse map of *where* it is: 8 channels (a 1 x 1 convolution) on a 4 x 4 grid
+    (2 x 2 average pooling), 128 numbers; a dense layer), then ``average`` or ``temporal``
+    pooling over time (see the module). The map is coarse on purpose: the whole 8 x 8 x 32
+    grid (2,048 numbers) beside 32 for *what* drowned colour and shape, and the temporal model
+    stayed at chance on attribute statements (``docs/results/video_table.jsonl``, notebook
+    13). Introduced in notebook 13."""
     import keras
 
     from mmcourse.clip import ClassOutput, ClassTokenAndPositions
@@ -75,8 +80,10 @@ def build_video_encoder(fusion: str = "temporal", frames: int = video_data.FRAME
                                name="conv1")(grid)
     grid = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu",
                                name="conv2")(grid)
-    where = keras.layers.Flatten(name="where")(grid)  # the grid in order: the shape's place
     what = keras.layers.GlobalMaxPooling2D(name="what")(grid)  # its colour and shape
+    where = keras.layers.Conv2D(WHERE_CHANNELS, 1, activation="relu", name="where_channels")(grid)
+    where = keras.layers.AveragePooling2D(2, name="where_coarse")(where)
+    where = keras.layers.Flatten(name="where")(where)  # a 4 x 4 map in order: the shape's place
     frame_vector = keras.layers.Dense(WIDTH, activation="relu", name="frame_vector")(
         keras.layers.Concatenate(name="what_and_where")([what, where]))
     frame_cnn = keras.Model(frame, frame_vector, name="frame_cnn")
@@ -143,6 +150,19 @@ def accuracy_by_kind(probabilities, records) -> dict:
     return result
 
 
+def accuracy_by_change(probabilities, records) -> dict:
+    """Match accuracy per ``change`` of the pair (``video_data.CHANGES``): the attribute
+    statements split into ``colour`` and ``shape``. Introduced in notebook 13."""
+    probabilities = np.asarray(probabilities).reshape(-1)
+    if len(probabilities) != len(records):
+        raise ValueError(f"probabilities and records must have the same length, got "
+                         f"{len(probabilities)} and {len(records)}")
+    correct = (probabilities > 0.5) == np.array([r["label"] == 1 for r in records])
+    changes = np.array([r["change"] for r in records])
+    return {change: float(correct[changes == change].mean())
+            for change in video_data.CHANGES if np.any(changes == change)}
+
+
 def train_video(fusion: str = "temporal", seed: int = 0, epochs: int = VIDEO_EPOCHS,
                 train_clips: int | None = None, test_clips: int | None = None,
                 language: str = "en", batch_size: int = 32, log=None,
@@ -150,7 +170,8 @@ def train_video(fusion: str = "temporal", seed: int = 0, epochs: int = VIDEO_EPO
     """Train ``build_video_matcher(fusion)`` on generated clips (in memory, seeded) and
     score the test split: the CLI ``python -m mmcourse train --task match --modality video
     --fusion temporal|average``. Returns a JSON-ready dict with ``test_accuracy`` and
-    ``accuracy_by_type`` (``order``, ``direction``, ``attribute``), plus ``model`` with
+    ``accuracy_by_type`` (``order``, ``direction``, ``attribute``), ``accuracy_by_change``
+    (the attribute ones split into ``colour`` and ``shape``), plus ``model`` with
     ``keep_model``. Introduced in notebook 13."""
     from mmcourse.seeding import seed_everything
 
@@ -178,6 +199,7 @@ def train_video(fusion: str = "temporal", seed: int = 0, epochs: int = VIDEO_EPO
     by_kind = accuracy_by_kind(probabilities, test_records)
     result = {"task": "match", "modality": "video", "fusion": fusion,
               "test_accuracy": by_kind.pop("all"), "accuracy_by_type": by_kind,
+              "accuracy_by_change": accuracy_by_change(probabilities, test_records),
               "chance": 0.5, "params": int(model.count_params()),
               "train_seconds": train_seconds, "seed": seed, "epochs": epochs,
               "language": language, "train_examples": len(labels),

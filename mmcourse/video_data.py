@@ -17,20 +17,34 @@ a clip and its reverse are equally likely. A clip reversed has the same frames i
 order, hence the same mean frame: a model that averages its frames (or per-frame features)
 sees the same input for "left, then up" and "down, then right" and must stay at chance on
 ``order`` and ``direction`` statements, while it can still read colours and shapes. Made
-in a few seconds by NumPy and OpenCV; ``make_split`` builds a split in memory.
+in a few seconds by NumPy and OpenCV; ``make_split`` builds a split in memory, and
+``generate`` writes both to ``data/video`` with a manifest (``python -m mmcourse data
+--modality video [--verify]``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
 import numpy as np
 
 from mmcourse import data
+from mmcourse.paths import DATA_DIR
 
 FRAMES = 8
 FRAME_SIZE = 32
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 STATEMENT_KINDS = ("order", "direction", "attribute")
+#: What a false statement changes: an ``attribute`` one changes the colour or the shape.
+CHANGES = ("order", "direction", "colour", "shape")
 #: Clips per split; each gives one true and one false match record.
 CLIPS = {"train": 3000, "test": 600}
 SPLITS = tuple(CLIPS)
@@ -38,6 +52,8 @@ RADIUS = (4.0, 5.0)
 #: Pixels per frame: one-step clips travel 7 steps, two-step clips 4 + 3.
 STEP = {1: 2.4, 2: 3.2}
 DIRECTIONS_ZH = {"left": "左", "right": "右", "up": "上", "down": "下"}
+FOLDER = "video"
+DATA_VERSION = 1
 
 
 def statement(colour: str, shape: str, path, language: str = "en") -> str:
@@ -111,10 +127,20 @@ def make_clip(rng: np.random.Generator, kind: str):
     return frames, true, false
 
 
+def change_of(true: dict, false: dict) -> str:
+    """What a false statement changes in the true one: ``order``, ``direction``, ``colour``
+    or ``shape`` (the last two are the ``attribute`` kind). Introduced in notebook 13."""
+    changed = [key for key in ("colour", "shape") if true[key] != false[key]]
+    if changed:
+        return changed[0]
+    return "direction" if len(true["path"]) == 1 else "order"
+
+
 def make_split(split: str, seed: int = 0, clips: int | None = None):
     """One split in memory: clips uint8 (N, 8, 32, 32, 3) and 2N match records
-    ``{"clip", "statement", "statement_zh", "label", "kind"}`` (record 2i true, 2i + 1
-    false, both about clip i). The kinds take turns, so each is a third of the clips.
+    ``{"clip", "statement", "statement_zh", "label", "kind", "change"}`` (record 2i true,
+    2i + 1 false, both about clip i; ``change`` says what the pair's false statement changes,
+    ``change_of``). The kinds take turns, so each is a third of the clips.
     Introduced in notebook 13."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -129,8 +155,9 @@ def make_split(split: str, seed: int = 0, clips: int | None = None):
     for index in range(count):
         kind = STATEMENT_KINDS[index % len(STATEMENT_KINDS)]
         videos[index], true, false = make_clip(rng, kind)
+        change = change_of(true, false)
         for label, facts in ((1, true), (0, false)):
-            records.append({"clip": index, "label": label, "kind": kind,
+            records.append({"clip": index, "label": label, "kind": kind, "change": change,
                             "statement": statement(facts["colour"], facts["shape"],
                                                    facts["path"]),
                             "statement_zh": statement(facts["colour"], facts["shape"],
@@ -145,3 +172,118 @@ def mean_frame(videos) -> np.ndarray:
     if videos.ndim != 5:
         raise ValueError(f"videos must be 5-D (N, T, H, W, C), got shape {videos.shape}")
     return videos.astype(np.float32).mean(axis=1)
+
+
+# --- on disk: data/video --------------------------------------------------------------------
+
+
+def _folder(root) -> Path:
+    return Path(root) if root is not None else DATA_DIR / FOLDER
+
+
+def _split_bytes(videos: np.ndarray, records: list[dict]) -> tuple[bytes, bytes]:
+    buffer = io.BytesIO()
+    np.save(buffer, videos, allow_pickle=False)
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return buffer.getvalue(), lines.encode("utf-8")
+
+
+def _digest(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def generate(root=None, seed: int = 0) -> Path:
+    """Write ``{split}.npy`` (uint8 clips (N, 8, 32, 32, 3)) and ``{split}.jsonl`` (the match
+    records of ``make_split``) for each split, plus ``manifest.json`` (seed, sha256 of each
+    file), under ``root`` (default ``data/video``). Atomic: built in a hidden folder beside
+    it, then renamed into place; an interrupted run leaves the previous folder or none.
+    Returns the folder. Introduced in notebook 13."""
+    folder = _folder(root)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = folder.parent / f".{folder.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    partial.mkdir()
+    try:
+        files = {}
+        for split in SPLITS:
+            for name, content in zip((f"{split}.npy", f"{split}.jsonl"),
+                                     _split_bytes(*make_split(split, seed)), strict=True):
+                (partial / name).write_bytes(content)
+                files[name] = {"sha256": _digest(content)}
+        manifest = {"version": DATA_VERSION, "seed": int(seed), "clips": CLIPS, "files": files}
+        (partial / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n",
+                                               encoding="utf-8")
+        previous = folder.parent / f".{folder.name}.previous-{uuid.uuid4().hex[:8]}"
+        if folder.exists():
+            os.replace(folder, previous)
+        os.replace(partial, folder)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return folder
+
+
+def verify(root=None) -> list[str]:
+    """The problems of ``data/video`` ([] when intact): a file missing, altered (its hash
+    differs from the manifest) or not what the manifest's seed regenerates. Introduced in
+    notebook 13."""
+    folder = _folder(root)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        files, seed = manifest["files"], manifest["seed"]
+        make_split(SPLITS[0], seed, 1)  # a seed make_split refuses is an altered manifest
+    except FileNotFoundError:
+        return [f"missing: manifest.json in {folder} (run `python -m mmcourse data "
+                f"--modality video`)"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return ["altered: manifest.json (not a valid manifest)"]
+    problems = []
+    for name, entry in files.items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"missing: {name}")
+        elif _digest(path.read_bytes()) != entry.get("sha256"):
+            problems.append(f"altered: {name}")
+    for split in SPLITS:
+        expected = _split_bytes(*make_split(split, seed))
+        for name, content in zip((f"{split}.npy", f"{split}.jsonl"), expected, strict=True):
+            if files.get(name, {}).get("sha256") != _digest(content):
+                problems.append(f"not reproducible: {name} differs from what seed {seed} "
+                                f"generates")
+    return problems
+
+
+def load_split(split: str, root=None) -> tuple[np.ndarray, list[dict]]:
+    """The clips and match records of one split from ``data/video`` (written by
+    ``generate``). Introduced in notebook 13."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    folder = _folder(root)
+    if not (folder / "manifest.json").is_file():
+        raise FileNotFoundError(f"no video data in {folder}: run `python -m mmcourse data "
+                                f"--modality video`")
+    videos = np.load(folder / f"{split}.npy", allow_pickle=False)
+    lines = (folder / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+    return videos, [json.loads(line) for line in lines]
+
+
+def main(root=None, seed: int = 0, verify: bool = False) -> int:
+    """``python -m mmcourse data --modality video [--root DIR] [--seed N] [--verify]``.
+    Returns the exit status (1 when ``--verify`` finds problems). Introduced in notebook
+    13."""
+    folder = _folder(root)
+    if verify:
+        problems = globals()["verify"](folder)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            print(f"{folder}: {len(problems)} problem(s); regenerate with `python -m mmcourse "
+                  f"data --modality video`", file=sys.stderr)
+            return 1
+        print(f"{folder}: all files match manifest.json and regenerate from its seed")
+        return 0
+    generate(folder, seed)
+    sizes = ", ".join(f"{split} {n}" for split, n in CLIPS.items())
+    print(f"video: clips {sizes} ({FRAMES} frames of {FRAME_SIZE} x {FRAME_SIZE}), each with "
+          f"a true and a false statement")
+    print(f"wrote {len(SPLITS) * 2 + 1} files under {folder}")
+    return 0

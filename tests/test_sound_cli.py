@@ -6,6 +6,8 @@ import pytest
 from tests.test_cli_errors import _assert_clean_error, _run
 
 BAD_ARGUMENTS = [
+    (["data", "--modality", "video", "--sample-rate", "16000"],
+     ["argument --sample-rate", "only with --modality audio"]),
     (["data", "--modality", "sound"], ["argument --modality", "invalid choice: 'sound'"]),
     (["data", "--modality", "audio", "--sample-rate", "100"],
      ["argument --sample-rate", "from 8000 to 48000", "got 100"]),
@@ -37,3 +39,8 @@ def test_bad_modality_arguments_name_the_flag(arguments, needles):
 def test_audio_data_verify_on_an_empty_folder_says_how_to_fix(tmp_path):
     _assert_clean_error(_run("data", "--modality", "audio", "--verify", "--root", str(tmp_path)),
                         1, "missing: manifest.json", "--modality audio")
+
+
+def test_video_data_verify_on_an_empty_folder_says_how_to_fix(tmp_path):
+    _assert_clean_error(_run("data", "--modality", "video", "--verify", "--root", str(tmp_path)),
+                        1, "missing: manifest.json", "--modality video")

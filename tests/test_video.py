@@ -1,6 +1,7 @@
 """The generated video statements and the two video models of notebook 13."""
 
 import collections
+import json
 
 import numpy as np
 import pytest
@@ -113,6 +114,14 @@ def test_train_video_reports_what_the_command_line_promises():
     for key in ("test_accuracy", "train_seconds", "params"):
         assert isinstance(result[key], float | int)
     assert result["test_examples"] == 60 and result["fusion"] == "average"
+    # the attribute accuracy is the colour and shape ones weighted by their pairs
+    _, records = video_data.make_split("test", seed=0, clips=30)
+    counts = collections.Counter(r["change"] for r in records)
+    by_change = result["accuracy_by_change"]
+    assert set(by_change) == set(counts) <= set(video_data.CHANGES)
+    weighted = (counts["colour"] * by_change["colour"] + counts["shape"] * by_change["shape"]) \
+        / (counts["colour"] + counts["shape"])
+    assert result["accuracy_by_type"]["attribute"] == pytest.approx(weighted)
 
 
 def test_half_the_clips_are_played_backwards(split):
@@ -148,3 +157,84 @@ def test_train_video_in_chinese():
     result = video.train_video("temporal", seed=0, epochs=1, train_clips=30, test_clips=30,
                                language="zh")
     assert result["language"] == "zh" and 0 <= result["test_accuracy"] <= 1
+
+
+def test_each_pair_names_what_its_false_statement_changes(split):
+    _, records = split
+    seen = collections.Counter()
+    for true, false in zip(records[::2], records[1::2], strict=True):
+        assert true["change"] == false["change"]
+        words, other = true["statement"].split(), false["statement"].split()
+        expected = "colour" if words[1] != other[1] else "shape" if words[2] != other[2] \
+            else "direction" if ", then " not in true["statement"] else "order"
+        assert true["change"] == expected
+        seen[expected] += 1
+    assert seen["order"] == seen["direction"] == 30 and seen["colour"] + seen["shape"] == 30
+    assert min(seen["colour"], seen["shape"]) >= 8  # both attribute changes are common
+
+
+def test_accuracy_by_change_by_hand():
+    records = [{"label": 1, "change": "colour"}, {"label": 0, "change": "colour"},
+               {"label": 1, "change": "shape"}, {"label": 0, "change": "shape"},
+               {"label": 1, "change": "order"}, {"label": 0, "change": "order"}]
+    result = video.accuracy_by_change([0.9, 0.2, 0.7, 0.6, 0.4, 0.3], records)
+    assert result == {"order": 0.5, "colour": 1.0, "shape": 0.5}
+    with pytest.raises(ValueError, match="same length"):
+        video.accuracy_by_change([0.5], records)
+
+
+def test_the_frame_cnn_reads_what_beside_a_coarse_where():
+    # 32 channels of "what" (the grid's maximum) beside a 4 x 4 map of 8 channels: the full
+    # 8 x 8 x 32 grid (2,048 numbers) drowned colour and shape (notebook 13).
+    frame_cnn = video.build_video_encoder("average").get_layer("per_frame").layer
+    assert frame_cnn.get_layer("what").output.shape[-1] == 32
+    assert frame_cnn.get_layer("where").output.shape[-1] == 4 * 4 * video.WHERE_CHANNELS
+
+
+@pytest.fixture
+def small_splits(monkeypatch):
+    monkeypatch.setitem(video_data.CLIPS, "train", 6)
+    monkeypatch.setitem(video_data.CLIPS, "test", 3)
+
+
+def test_generate_writes_what_make_split_makes_and_verify_finds_changes(tmp_path, small_splits):
+    folder = video_data.generate(tmp_path / "video", seed=2)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "manifest.json", "test.jsonl", "test.npy", "train.jsonl", "train.npy"]
+    for split in video_data.SPLITS:
+        videos, records = video_data.load_split(split, folder)
+        expected_videos, expected_records = video_data.make_split(split, seed=2)
+        np.testing.assert_array_equal(videos, expected_videos)
+        assert records == expected_records and videos.dtype == np.uint8
+    assert video_data.verify(folder) == []
+    assert video_data.main(folder, verify=True) == 0
+    raw = bytearray((folder / "train.npy").read_bytes())
+    raw[-1] ^= 1
+    (folder / "train.npy").write_bytes(bytes(raw))
+    assert video_data.verify(folder) == ["altered: train.npy"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["seed"] = 3  # the files are no longer what this seed makes
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    problems = video_data.verify(folder)
+    assert "not reproducible: test.jsonl differs from what seed 3 generates" in problems
+    (folder / "manifest.json").write_text("{}")
+    assert video_data.verify(folder) == ["altered: manifest.json (not a valid manifest)"]
+    with pytest.raises(FileNotFoundError, match="--modality video"):
+        video_data.load_split("train", tmp_path / "nothing")
+
+
+def test_an_interrupted_generate_leaves_the_previous_data(tmp_path, small_splits, monkeypatch):
+    folder = video_data.generate(tmp_path / "video", seed=0)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real = video_data.make_split
+
+    def dies_on_test(split, seed=0, clips=None):
+        if split == "test":
+            raise KeyboardInterrupt
+        return real(split, seed, clips)
+
+    monkeypatch.setattr(video_data, "make_split", dies_on_test)
+    with pytest.raises(KeyboardInterrupt):
+        video_data.generate(folder, seed=1)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["video"]  # no partial folder left

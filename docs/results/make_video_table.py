@@ -1,7 +1,7 @@
 """Regenerates docs/results/video_table.jsonl: the video match models of notebook 13
 (``mmcourse.video.train_video``, what ``train --task match --modality video --fusion F
 --json`` prints), the temporal model and the frame-averaging baseline, seeds 0, 1 and 2.
-About 15 minutes on 2 CPU cores.
+About 25 minutes on 2 CPU cores shared with other jobs (train_seconds in the table).
 
 Run from the repository root:  .venv/bin/python docs/results/make_video_table.py
 """
