@@ -254,6 +254,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="requests in flight at most, >= 1; more get 503 (default 64)")
     # --- end serve ---
 
+    # --- plan, finetune (issue 22, notebook 12) ---
+    plan = commands.add_parser(
+        "plan", help="parameters, weight bytes, KV cache and image tokens of a KerasHub model "
+                     "from its config, and whether it fits this machine (notebook 12)")
+    plan.add_argument("model", metavar="MODEL",
+                      help="a preset folder, a KerasHub config.json, or a built-in name: "
+                           "clip_vit_base_patch32, clip_vit_large_patch14, "
+                           "siglip_base_patch16_224, pali_gemma_3b_mix_224, gemma3_4b")
+    plan.add_argument("--context", type=positive_int, default=2048, metavar="N",
+                      help="tokens per sequence for the KV cache, >= 1 (default 2048)")
+    plan.add_argument("--batch", type=positive_int, default=1, metavar="B",
+                      help="sequences at once for the KV cache, >= 1 (default 1)")
+    plan.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    # --- end plan, finetune ---
+
     bench = commands.add_parser("bench", help="run benchmarks and print measured ratios")
     bench.add_argument("names", nargs="*", metavar="NAME", help="benchmarks (default: all)")
     bench.add_argument("--json", action="store_true")
@@ -695,6 +710,13 @@ def main(argv: list[str] | None = None) -> int:
         return grade(parser, args)
     if args.command == "serve":
         return serve(parser, args)
+    if args.command == "plan":  # issue 22 (notebook 12)
+        from mmcourse import plan
+
+        try:
+            return plan.main(args)
+        except plan.PlanError as error:
+            parser.error(f"argument MODEL: {error}")
     if args.command == "bench":
         from mmcourse import bench
 

@@ -148,6 +148,15 @@ BAD_ARGUMENTS = [
     (["serve", "--model", "EMPTY"], 1, ["--model", "holds no saved_model.pb"]),
     (["serve", "--model", "FILE"], 1, ["--model", "neither an exported SavedModel folder"]),
     # --- end serve ---
+    # --- plan (issue 22) ---
+    (["plan"], 2, ["the following arguments are required: MODEL"]),
+    (["plan", "MISSING"], 2, ["argument MODEL", "neither a preset folder", "gemma3_4b"]),
+    (["plan", "EMPTY"], 2, ["argument MODEL", "folder without config.json"]),
+    (["plan", "FILE"], 2, ["argument MODEL", "not valid JSON"]),
+    (["plan", "gemma3_4b", "--context", "0"], 2, ["argument --context", "must be >= 1, got 0"]),
+    (["plan", "gemma3_4b", "--batch", "two"], 2,
+     ["argument --batch", "expected a whole number >= 1"]),
+    # --- end plan ---
     (["bench", "nope"], 2, ["unknown benchmark 'nope'", "choose from"]),
     (["bench", "--bogus"], 2, ["unrecognized arguments: --bogus"]),
     (["doctor", "--bogus"], 2, ["unrecognized arguments: --bogus"]),

@@ -26,6 +26,7 @@ from mmcourse import (
     grading,
     i18n,
     owndata,
+    plan,
     teaching,
     training,
 )
@@ -108,6 +109,11 @@ def recorded(monkeypatch, tmp_path):
     record(teaching, "sync_docs", [])
     record(grading, "grade", [])
     record(bench, "main", 0)
+    # --- plan (issue 22) ---
+    real_plan = plan.plan
+    record(plan, "plan", lambda a: real_plan(a["model"], a["context"], a["batch"],
+                                             memory={"ram_bytes": 10 ** 9}))
+    # --- end plan ---
     real_check = folders.check_folder
     monkeypatch.setattr(folders, "check_folder", lambda folder, *a, **k: (
         calls.append(("check_folder", {"folder": str(folder)})), real_check(folder, *a, **k))[1])
@@ -160,6 +166,7 @@ MODES = {
                   "sync": (["--sync"], "sync_docs")},
     "grade": {"grade": (["SUBS", "--out", "OUT"], "grade")},
     "bench": {"bench": (["attention"], "main")},
+    "plan": {"plan": (["gemma3_4b"], "plan")},  # issue 22
 }
 
 #: flags that choose the mode (each mode's worker must run): not probed on their own
@@ -167,7 +174,8 @@ MODE_FLAGS = {("train", "--task"), ("train", "--data-dir"), ("data", "--verify")
               ("predict", "--image"), ("predict", "--csv"), ("predict", "--model"),
               ("export", "--model"), ("export", "--out"), ("check-data", "FOLDER"),
               ("exercises", "--list"), ("exercises", "--solutions"), ("exercises", "--sync"),
-              ("grade", "SUBMISSIONS"), ("grade", "--out"), ("bench", "NAMES")}
+              ("grade", "SUBMISSIONS"), ("grade", "--out"), ("bench", "NAMES"),
+              ("plan", "MODEL")}
 
 
 def _argument(name, value):
@@ -247,6 +255,11 @@ PROBES = {
     ("grade", "--jobs"): (["--jobs", "2"], _argument("jobs", 2)),
     ("grade", "--timeout"): (["--timeout", "9"], _argument("timeout", 9.0)),
     ("bench", "--json"): (["--json"], _argument("as_json", True)),
+    # --- plan (issue 22) ---
+    ("plan", "--context"): (["--context", "64"], _argument("context", 64)),
+    ("plan", "--batch"): (["--batch", "3"], _argument("batch", 3)),
+    ("plan", "--json"): (["--json"], _json_out),
+    # --- end plan ---
 }
 
 
