@@ -18,10 +18,12 @@ from pathlib import Path
 import pytest
 
 from mmcourse import (
+    REPO_ROOT,
     bench,
     data,
     deploy,
     doctor,
+    finetune,
     folders,
     grading,
     i18n,
@@ -113,6 +115,7 @@ def recorded(monkeypatch, tmp_path):
     real_plan = plan.plan
     record(plan, "plan", lambda a: real_plan(a["model"], a["context"], a["batch"],
                                              memory={"ram_bytes": 10 ** 9}))
+    record(finetune, "main", 0)
     # --- end plan ---
     real_check = folders.check_folder
     monkeypatch.setattr(folders, "check_folder", lambda folder, *a, **k: (
@@ -140,7 +143,9 @@ def places(tmp_path):
             "OUT": str(tmp_path / "out" / "grades.csv"), "VOCAB": str(tmp_path / "vocab.json"),
             "MODEL": str(tmp_path / "m.keras"), "SAVE": str(tmp_path / "saved.keras"),
             "CSV": str(tmp_path / "pairs.csv"), "IMAGE": str(tmp_path / "x.png"),
-            "RESULTS": str(tmp_path / "results.csv")}
+            "RESULTS": str(tmp_path / "results.csv"),
+            "PRESET": str(REPO_ROOT / "docs" / "results" / "tiny_paligemma_attributes"),
+            "LORA": str(tmp_path / "a.lora.h5")}  # issue 22
 
 
 # --- modes and probes --------------------------------------------------------------------------
@@ -167,6 +172,8 @@ MODES = {
     "grade": {"grade": (["SUBS", "--out", "OUT"], "grade")},
     "bench": {"bench": (["attention"], "main")},
     "plan": {"plan": (["gemma3_4b"], "plan")},  # issue 22
+    "finetune": {"finetune": (["--model", "PRESET", "--data-dir", "OWN", "--lora", "2",
+                               "--save", "LORA"], "main")},
 }
 
 #: flags that choose the mode (each mode's worker must run): not probed on their own
@@ -175,7 +182,8 @@ MODE_FLAGS = {("train", "--task"), ("train", "--data-dir"), ("data", "--verify")
               ("export", "--model"), ("export", "--out"), ("check-data", "FOLDER"),
               ("exercises", "--list"), ("exercises", "--solutions"), ("exercises", "--sync"),
               ("grade", "SUBMISSIONS"), ("grade", "--out"), ("bench", "NAMES"),
-              ("plan", "MODEL")}
+              ("plan", "MODEL"), ("finetune", "--model"), ("finetune", "--data-dir"),
+              ("finetune", "--save")}
 
 
 def _argument(name, value):
@@ -211,6 +219,13 @@ def _predict_args(dest, value):
     def probe(calls, out, places):
         return any(_same(getattr(arguments.get("args"), dest, None), places.get(value, value))
                    for name, arguments in calls if name == "main_predict")
+    return probe
+
+
+def _finetune_args(dest, value):  # issue 22
+    def probe(calls, out, places):
+        return any(getattr(arguments.get("args"), dest, None) == value
+                   for name, arguments in calls if name == "main" and "args" in arguments)
     return probe
 
 
@@ -259,6 +274,9 @@ PROBES = {
     ("plan", "--context"): (["--context", "64"], _argument("context", 64)),
     ("plan", "--batch"): (["--batch", "3"], _argument("batch", 3)),
     ("plan", "--json"): (["--json"], _json_out),
+    ("finetune", "--lora"): (["--lora", "3"], _finetune_args("lora", 3)),
+    ("finetune", "--epochs"): (["--epochs", "2"], _finetune_args("epochs", 2)),
+    ("finetune", "--json"): (["--json"], _finetune_args("json", True)),
     # --- end plan ---
 }
 
