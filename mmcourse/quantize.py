@@ -48,13 +48,15 @@ def error_bound(kernel) -> np.ndarray:
 
 
 def quantize_int8(model) -> None:
-    """``model.quantize("int8")`` without Keras' warning for each layer it leaves in float
-    (norms, the convolution): those are stated in notebook 12. Notebook 12."""
+    """Quantize a KerasHub task's weights, all in its backbone: ``model.backbone.quantize(
+    "int8")`` (``model.quantize`` would also visit the preprocessor's layers, which must be
+    built first), without Keras' warning for each layer left in float (norms, the
+    convolution). Notebook 12."""
     import warnings  # noqa: PLC0415
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
-        model.quantize("int8")
+        model.backbone.quantize("int8")
 
 
 def weight_bytes(model) -> int:
@@ -90,7 +92,7 @@ def _captions(model, images, captions, prompt) -> tuple[list, np.ndarray, float]
 
 
 def compare_generators(preset, images, captions, prompt: str = "caption en\n") -> dict:
-    """Load ``preset`` twice, quantize one copy (``model.quantize("int8")``) and caption
+    """Load ``preset`` twice, quantize one copy (``quantize_int8``) and caption
     ``images`` with both: ``float32`` and ``int8`` rows with ``weight_bytes``,
     ``exact_match`` and ``seconds_per_token`` (after a warm-up batch), the ``change`` of exact
     match (``paired_difference``) and how many captions are identical (``same_captions``). Notebook 12."""
