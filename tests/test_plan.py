@@ -210,3 +210,18 @@ def test_free_memory_reports_this_machine():
     memory = plan.free_memory()
     assert memory["ram_bytes"] > 0
     assert (memory["gpu"] is None) == (memory["gpu_bytes"] is None)
+
+
+def test_free_memory_reads_nvidia_smi(tmp_path, monkeypatch):
+    """A stand-in nvidia-smi on the PATH, printing what the real one prints for the query."""
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3, 81000'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    memory = plan.free_memory()
+    assert memory["gpu"] == "NVIDIA H100 80GB HBM3" and memory["gpu_bytes"] == 81000 * 2 ** 20
+    # 80 GB GPU: PaliGemma 3B in float32 (11.7 GB) fits
+    result = plan.plan("pali_gemma_3b_mix_224", memory=memory)
+    assert result["verdicts"]["float32"]["gpu"] == "fits"
+    smi.write_text("#!/bin/sh\nexit 9\n")  # a broken driver: no GPU figure, no crash
+    assert plan.free_memory()["gpu_bytes"] is None
