@@ -68,7 +68,9 @@ def paired_difference(before, after) -> dict:
     """The change of a 0/1 score from ``before`` to ``after`` on the same examples: ``mean``
     and its 95% interval ``low``/``high`` (normal approximation, mean +- 1.96 sd / sqrt(n),
     sd of the per-example differences), with ``n`` and the counts ``gained`` and ``lost``.
-    Notebook 12."""
+    When no example changed, that interval has zero width; ``changed_upper95`` then bounds
+    the fraction of examples that change, 3 / n (the rule of three), and so the change of
+    the score to +-3 / n. Notebook 12."""
     before, after = np.asarray(before, float), np.asarray(after, float)
     if before.shape != after.shape or before.ndim != 1 or before.size < 2:
         raise ValueError(f"before and after must be 1-D with the same length >= 2, got "
@@ -76,8 +78,10 @@ def paired_difference(before, after) -> dict:
     difference = after - before
     mean, sd = float(difference.mean()), float(difference.std(ddof=1))
     half = 1.96 * sd / math.sqrt(difference.size)
+    changed = int((difference != 0).sum())
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": int(difference.size),
-            "gained": int((difference > 0).sum()), "lost": int((difference < 0).sum())}
+            "gained": int((difference > 0).sum()), "lost": int((difference < 0).sum()),
+            "changed_upper95": 3 / difference.size if changed == 0 else None}
 
 
 def _captions(model, images, captions, prompt) -> tuple[list, np.ndarray, float]:

@@ -61,6 +61,10 @@ def test_paired_difference_by_hand():
     assert result["high"] - result["mean"] == pytest.approx(1.96 * np.std([0, -1, 1, 1],
                                                                           ddof=1) / 2)
     assert (result["gained"], result["lost"], result["n"]) == (2, 1, 4)
+    assert result["changed_upper95"] is None
+    unchanged = quantize.paired_difference([1] * 300 + [0] * 200, [1] * 300 + [0] * 200)
+    assert (unchanged["low"], unchanged["high"]) == (0.0, 0.0)
+    assert unchanged["changed_upper95"] == pytest.approx(0.006)  # 3 / 500
 
 
 def test_quantized_generator_stays_close():
