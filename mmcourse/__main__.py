@@ -256,6 +256,39 @@ def build_parser() -> argparse.ArgumentParser:
                        help="requests in flight at most, >= 1; more get 503 (default 64)")
     # --- end serve ---
 
+    # --- plan, finetune (issue 22, notebook 12) ---
+    plan = commands.add_parser(
+        "plan", help="parameters, weight bytes, KV cache and image tokens of a KerasHub model "
+                     "from its config, and whether it fits this machine (notebook 12)")
+    plan.add_argument("model", metavar="MODEL",
+                      help="a preset folder, a KerasHub config.json, or a built-in name: "
+                           "clip_vit_base_patch32, clip_vit_large_patch14, "
+                           "siglip_base_patch16_224, pali_gemma_3b_mix_224, gemma3_4b")
+    plan.add_argument("--context", type=positive_int, default=2048, metavar="N",
+                      help="tokens per sequence for the KV cache, >= 1 (default 2048)")
+    plan.add_argument("--batch", type=positive_int, default=1, metavar="B",
+                      help="sequences at once for the KV cache, >= 1 (default 1)")
+    plan.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    finetune = commands.add_parser(
+        "finetune", help="adapt a PaliGemma preset to a folder of images + captions with LoRA "
+                         "and save only the adapter (notebook 12)")
+    finetune.add_argument("--model", required=True, metavar="PRESET_DIR",
+                          help="a PaliGemma preset folder (e.g. "
+                               "docs/results/tiny_paligemma_attributes) or a KerasHub preset "
+                               "name (downloaded, needs a network)")
+    finetune.add_argument("--data-dir", required=True, metavar="FOLDER",
+                          help="your folder of images + captions.csv (only read; split by "
+                               "image into train and test)")
+    finetune.add_argument("--lora", required=True, type=positive_int, metavar="RANK",
+                          help="LoRA rank, >= 1")
+    finetune.add_argument("--save", required=True, metavar="OUT.lora.h5",
+                          help="where to write the adapter, a file ending in .lora.h5, "
+                               "outside FOLDER")
+    finetune.add_argument("--epochs", type=positive_int, default=None,
+                          help="epochs, >= 1 (default 10)")
+    finetune.add_argument("--json", action="store_true", help="print the result as JSON")
+    # --- end plan, finetune ---
+
     bench = commands.add_parser("bench", help="run benchmarks and print measured ratios")
     bench.add_argument("names", nargs="*", metavar="NAME", help="benchmarks (default: all)")
     bench.add_argument("--json", action="store_true")
@@ -666,6 +699,31 @@ def serve(parser: argparse.ArgumentParser, args) -> int:
     return serving.main(args)
 
 
+# --- finetune (issue 22, notebook 12) ---
+def finetune(parser: argparse.ArgumentParser, args) -> int:
+    """``finetune --model PRESET_DIR --data-dir FOLDER --lora RANK --save OUT.lora.h5
+    [--epochs N] [--json]`` (``mmcourse.finetune``). FOLDER is never written."""
+    model, folder, save = Path(args.model), Path(args.data_dir), Path(args.save)
+    if model.is_dir() and not (model / "config.json").is_file():
+        parser.error(f"argument --model: {model} has no config.json; give a preset folder "
+                     f"(written by save_preset) or a KerasHub preset name")
+    if not model.is_dir() and ("/" in args.model or model.suffix):
+        parser.error(f"argument --model: {model} is not a folder; give a preset folder or a "
+                     f"KerasHub preset name")
+    if not folder.is_dir():
+        parser.error(f"argument --data-dir: {folder} is not a folder; give the folder that "
+                     f"holds captions.csv and the images")
+    if not save.name.endswith(".lora.h5") or save.is_dir():
+        parser.error(f"argument --save: {save} should be a file name ending in .lora.h5")
+    if save.resolve().is_relative_to(folder.resolve()):
+        parser.error(f"argument --save: {save} is inside --data-dir {folder}; write the "
+                     f"adapter elsewhere (your data folder is never written)")
+    from mmcourse import finetune as finetuning
+
+    return finetuning.main(args)
+# --- end finetune ---
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -720,6 +778,15 @@ def main(argv: list[str] | None = None) -> int:
         return grade(parser, args)
     if args.command == "serve":
         return serve(parser, args)
+    if args.command == "plan":  # issue 22 (notebook 12)
+        from mmcourse import plan
+
+        try:
+            return plan.main(args)
+        except plan.PlanError as error:
+            parser.error(f"argument MODEL: {error}")
+    if args.command == "finetune":  # issue 22 (notebook 12)
+        return finetune(parser, args)
     if args.command == "bench":
         from mmcourse import bench
 

@@ -1,8 +1,8 @@
 """NumPy implementations of the layers, proven equal to Keras (notebooks 02 and 03).
 
 Weights use Keras layouts, so ``layer.get_weights()`` can be passed straight in. The pieces
-of the real model families (notebook 11) live in ``scratch_realfamily`` and are re-exported
-here.
+of the real model families (notebook 11) and LoRA's dense layer (notebook 12) live in
+``scratch_realfamily`` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import numpy as np
 from mmcourse.scratch_realfamily import (  # noqa: F401  (re-exported, notebook 11)
     geglu,
     grouped_query_attention,
+    lora_dense,
     prefix_lm_mask,
     rms_norm,
     rotary_embedding,

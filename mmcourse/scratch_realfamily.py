@@ -185,3 +185,34 @@ def prefix_lm_mask(padding_mask, response_mask=None, image_tokens: int = 0) -> n
     response = np.concatenate([np.zeros((n, image_tokens), bool), response], axis=1)
     prefix = padding & ~response
     return prefix[:, None, :] | (causal & response[:, None, :])
+
+
+def lora_dense(x, kernel, bias, a, b, alpha, rank) -> np.ndarray:
+    """A Dense layer with a LoRA update (Hu et al. 2021), as Keras' ``Dense.enable_lora``:
+    y = x W + (alpha / rank) (x A) B + bias, with ``kernel`` W (d_in, d_out), ``a`` A
+    (d_in, rank), ``b`` B (rank, d_out) and ``bias`` (d_out,) or None. Only A and B are
+    trained; B starts at zero, so the adapted layer starts equal to the base one. The
+    low-rank path costs rank (d_in + d_out) numbers instead of d_in d_out. Notebook 12."""
+    x = _array("x", x)
+    kernel = _array("kernel", kernel, 2, "(d_in, d_out)")
+    a = _array("a", a, 2, "(d_in, rank)")
+    b = _array("b", b, 2, "(rank, d_out)")
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
+        raise ValueError(f"rank must be an int >= 1, got {rank!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) \
+            or not np.isfinite(alpha):
+        raise ValueError(f"alpha must be a finite number, got {alpha!r}")
+    d_in, d_out = kernel.shape
+    if x.shape[-1] != d_in:
+        raise ValueError(f"x has {x.shape[-1]} features but kernel expects d_in={d_in}: "
+                         f"x {x.shape}, kernel {kernel.shape}")
+    if a.shape != (d_in, rank) or b.shape != (rank, d_out):
+        raise ValueError(f"a must be (d_in, rank) = {(d_in, rank)} and b (rank, d_out) = "
+                         f"{(rank, d_out)}, got a {a.shape}, b {b.shape}")
+    y = x @ kernel + (alpha / rank) * ((x @ a) @ b)
+    if bias is not None:
+        bias = _array("bias", bias, 1, "(d_out,)")
+        if bias.shape != (d_out,):
+            raise ValueError(f"bias must be (d_out,) = {(d_out,)}, got {bias.shape}")
+        y = y + bias
+    return y

@@ -40,7 +40,9 @@ def paths(tmp_path_factory):
     return {"FILE": str(folder / "a_file.txt"), "UNDER_FILE": str(folder / "a_file.txt" / "sub"),
             "EMPTY": str(folder / "empty"), "MISSING": str(folder / "missing"),
             "SUBS": str(folder / "submissions"),
-            "IN_SUBS": str(folder / "submissions" / "grades.csv")}
+            "IN_SUBS": str(folder / "submissions" / "grades.csv"),
+            "IN_EMPTY": str(folder / "empty" / "a.lora.h5"),  # issue 22
+            "NEW_LORA": str(folder / "new.lora.h5")}
 
 
 BAD_ARGUMENTS = [
@@ -148,6 +150,34 @@ BAD_ARGUMENTS = [
     (["serve", "--model", "EMPTY"], 1, ["--model", "holds no saved_model.pb"]),
     (["serve", "--model", "FILE"], 1, ["--model", "neither an exported SavedModel folder"]),
     # --- end serve ---
+    # --- plan (issue 22) ---
+    (["plan"], 2, ["the following arguments are required: MODEL"]),
+    (["plan", "MISSING"], 2, ["argument MODEL", "neither a preset folder", "gemma3_4b"]),
+    (["plan", "EMPTY"], 2, ["argument MODEL", "folder without config.json"]),
+    (["plan", "FILE"], 2, ["argument MODEL", "not valid JSON"]),
+    (["plan", "gemma3_4b", "--context", "0"], 2, ["argument --context", "must be >= 1, got 0"]),
+    (["plan", "gemma3_4b", "--batch", "two"], 2,
+     ["argument --batch", "expected a whole number >= 1"]),
+    (["finetune"], 2, ["the following arguments are required: --model, --data-dir, --lora, "
+                       "--save"]),
+    (["finetune", "--model", "EMPTY", "--data-dir", "EMPTY", "--lora", "1", "--save",
+      "x.lora.h5"], 2, ["argument --model", "has no config.json"]),
+    (["finetune", "--model", "FILE", "--data-dir", "EMPTY", "--lora", "1", "--save",
+      "x.lora.h5"], 2, ["argument --model", "is not a folder"]),
+    (["finetune", "--model", "docs/results/tiny_paligemma_attributes", "--data-dir", "MISSING",
+      "--lora", "1", "--save", "x.lora.h5"], 2, ["argument --data-dir", "is not a folder"]),
+    (["finetune", "--model", "docs/results/tiny_paligemma_attributes", "--data-dir", "EMPTY",
+      "--lora", "0", "--save", "x.lora.h5"], 2, ["argument --lora", "must be >= 1, got 0"]),
+    (["finetune", "--model", "docs/results/tiny_paligemma_attributes", "--data-dir", "EMPTY",
+      "--lora", "1", "--save", "x.h5"], 2, ["argument --save", "ending in .lora.h5"]),
+    (["finetune", "--model", "docs/results/tiny_paligemma_attributes", "--data-dir", "EMPTY",
+      "--lora", "1", "--save", "IN_EMPTY"], 2, ["argument --save", "inside --data-dir"]),
+    (["finetune", "--model", "docs/results/tiny_paligemma_attributes", "--data-dir", "EMPTY",
+      "--lora", "1", "--save", "x.lora.h5", "--epochs", "0"], 2,
+     ["argument --epochs", "must be >= 1, got 0"]),
+    (["finetune", "--model", "docs/results/tiny_paligemma_attributes", "--data-dir", "EMPTY",
+      "--lora", "1", "--save", "NEW_LORA"], 1, ["argument --data-dir", "captions.csv"]),
+    # --- end plan ---
     (["bench", "nope"], 2, ["unknown benchmark 'nope'", "choose from"]),
     (["bench", "--bogus"], 2, ["unrecognized arguments: --bogus"]),
     (["doctor", "--bogus"], 2, ["unrecognized arguments: --bogus"]),

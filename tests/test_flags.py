@@ -18,14 +18,17 @@ from pathlib import Path
 import pytest
 
 from mmcourse import (
+    REPO_ROOT,
     bench,
     data,
     deploy,
     doctor,
+    finetune,
     folders,
     grading,
     i18n,
     owndata,
+    plan,
     teaching,
     training,
 )
@@ -120,6 +123,12 @@ def recorded(monkeypatch, tmp_path):
     record(teaching, "sync_docs", [])
     record(grading, "grade", [])
     record(bench, "main", 0)
+    # --- plan (issue 22) ---
+    real_plan = plan.plan
+    record(plan, "plan", lambda a: real_plan(a["model"], a["context"], a["batch"],
+                                             memory={"ram_bytes": 10 ** 9}))
+    record(finetune, "main", 0)
+    # --- end plan ---
     real_check = folders.check_folder
     monkeypatch.setattr(folders, "check_folder", lambda folder, *a, **k: (
         calls.append(("check_folder", {"folder": str(folder)})), real_check(folder, *a, **k))[1])
@@ -146,7 +155,9 @@ def places(tmp_path):
             "OUT": str(tmp_path / "out" / "grades.csv"), "VOCAB": str(tmp_path / "vocab.json"),
             "MODEL": str(tmp_path / "m.keras"), "SAVE": str(tmp_path / "saved.keras"),
             "CSV": str(tmp_path / "pairs.csv"), "IMAGE": str(tmp_path / "x.png"),
-            "RESULTS": str(tmp_path / "results.csv"), "SERVED": str(own)}
+            "RESULTS": str(tmp_path / "results.csv"), "SERVED": str(own),
+            "PRESET": str(REPO_ROOT / "docs" / "results" / "tiny_paligemma_attributes"),
+            "LORA": str(tmp_path / "a.lora.h5")}  # issue 22
 
 
 # --- modes and probes --------------------------------------------------------------------------
@@ -178,6 +189,9 @@ MODES = {
     "grade": {"grade": (["SUBS", "--out", "OUT"], "grade")},
     "bench": {"bench": (["attention"], "main")},
     "serve": {"serve": (["--model", "SERVED"], "main")},
+    "plan": {"plan": (["gemma3_4b"], "plan")},  # issue 22
+    "finetune": {"finetune": (["--model", "PRESET", "--data-dir", "OWN", "--lora", "2",
+                               "--save", "LORA"], "main")},
 }
 
 #: flags that choose the mode (each mode's worker must run): not probed on their own
@@ -186,7 +200,9 @@ MODE_FLAGS = {("train", "--task"), ("train", "--data-dir"), ("data", "--verify")
               ("export", "--model"), ("export", "--out"), ("check-data", "FOLDER"),
               ("exercises", "--list"), ("exercises", "--solutions"), ("exercises", "--sync"),
               ("grade", "SUBMISSIONS"), ("grade", "--out"), ("bench", "NAMES"),
-              ("data", "--modality"), ("train", "--modality"), ("serve", "--model")}
+              ("data", "--modality"), ("train", "--modality"), ("serve", "--model"),
+              ("plan", "MODEL"), ("finetune", "--model"), ("finetune", "--data-dir"),
+              ("finetune", "--save")}
 
 
 def _argument(name, value):
@@ -278,6 +294,14 @@ PROBES = {
     ("serve", "--max-body-mb"): (["--max-body-mb", "2"], _namespace("max_body_mb", 2.0, "main")),
     ("serve", "--max-requests"): (["--max-requests", "3"],
                                   _namespace("max_requests", 3, "main")),
+    # --- plan (issue 22) ---
+    ("plan", "--context"): (["--context", "64"], _argument("context", 64)),
+    ("plan", "--batch"): (["--batch", "3"], _argument("batch", 3)),
+    ("plan", "--json"): (["--json"], _json_out),
+    ("finetune", "--lora"): (["--lora", "3"], _namespace("lora", 3, "main")),
+    ("finetune", "--epochs"): (["--epochs", "2"], _namespace("epochs", 2, "main")),
+    ("finetune", "--json"): (["--json"], _namespace("json", True, "main")),
+    # --- end plan ---
 }
 
 
