@@ -34,6 +34,9 @@ from mmcourse.__main__ import build_parser, main
 pytest.importorskip("keras")  # clip and vlm import names only, but they need the package
 from mmcourse import clip, vlm  # noqa: E402
 
+pytest.importorskip("keras_hub")
+from mmcourse import hub_clip  # noqa: E402
+
 
 def _commands():
     parser = build_parser()
@@ -92,7 +95,8 @@ def recorded(monkeypatch, tmp_path):
             result["model"] = FakeModel(calls)
         return result
 
-    for module, name in ((training, "train"), (clip, "train_clip"), (vlm, "train_captioner"),
+    for module, name in ((training, "train"), (clip, "train_clip"),
+                         (hub_clip, "train_hub_clip"), (vlm, "train_captioner"),
                          (vlm, "train_vqa"), (owndata, "train_folder")):
         record(module, name, train_result)
     record(doctor, "main", 0)
@@ -147,6 +151,8 @@ MODES = {
              "verify data/zh": (["--verify"], "verify")},
     "train": {"match": ([], "train"), "qa": (["--task", "qa"], "train"),
               "retrieval": (["--task", "retrieval"], "train_clip"),
+              "retrieval keras_hub_clip": (["--task", "retrieval", "--arch", "keras_hub_clip"],
+                                           "train_hub_clip"),
               "caption": (["--task", "caption"], "train_captioner"),
               "vqa": (["--task", "vqa"], "train_vqa"),
               "data-dir": (["--data-dir", "OWN"], "train_folder")},
