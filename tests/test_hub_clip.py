@@ -81,6 +81,7 @@ def test_the_seed_chooses_the_initial_weights():
     assert not np.allclose(weights(0), weights(1))
 
 
+@pytest.mark.slow
 def test_train_hub_clip_reports_notebook_07s_keys():
     result = hub_clip.train_hub_clip(epochs=1, seed=1, batch_size=16, train_size=32,
                                      model_options={"hidden_dim": 16, "num_layers": 1,
