@@ -25,6 +25,8 @@ VLM_TASKS = ("caption", "vqa")
 CAPTION_ARCHS = ("llava", "flamingo")
 #: The KerasHub family trained by ``train --task caption --arch paligemma`` (notebook 11).
 HUB_CAPTION_ARCHS = ("paligemma",)
+#: KerasHub's CLIP trained by ``train --task retrieval --arch keras_hub_clip`` (notebook 11).
+HUB_RETRIEVAL_ARCHS = ("keras_hub_clip",)
 
 
 def int_at_least(minimum: int):
@@ -118,11 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "and qa (default match)")
     train.add_argument("--fusion", default=None,
                        help="fusion method, match and qa only (default concat)")
-    train.add_argument("--arch", default=None, choices=(*CAPTION_ARCHS, *HUB_CAPTION_ARCHS),
+    train.add_argument("--arch", default=None,
+                       choices=(*CAPTION_ARCHS, *HUB_CAPTION_ARCHS, *HUB_RETRIEVAL_ARCHS),
                        help="with --task caption or vqa: llava (visual tokens as a prefix) "
                             "or flamingo (gated cross-attention) (default llava); with "
                             "--task caption also paligemma (KerasHub's tiny PaliGemma, "
-                            "notebook 11)")
+                            "notebook 11); with --task retrieval keras_hub_clip (KerasHub's "
+                            "CLIP with notebook 07's loss, notebook 11)")
     train.add_argument("--level", default="attributes", choices=["attributes", "relations"])
     # --- issue 27 (notebook 13) ---
     train.add_argument("--modality", default="image", choices=list(TRAIN_MODALITIES),
@@ -354,7 +358,15 @@ def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
         if value not in valid:
             parser.error(f"argument {flag}: unknown {flag[2:]} {value!r}; valid names: "
                          f"{', '.join(valid)}")
-    if args.arch is not None and args.task not in VLM_TASKS:
+    if args.arch in HUB_RETRIEVAL_ARCHS and args.task != "retrieval":
+        parser.error(f"argument --arch: {args.arch} only with --task retrieval, got --task "
+                     f"{args.task}")
+    if args.task == "retrieval" and args.arch not in (None, *HUB_RETRIEVAL_ARCHS):
+        parser.error(f"argument --arch: with --task retrieval choose "
+                     f"{' or '.join(HUB_RETRIEVAL_ARCHS)} (or no --arch: notebook 07's CLIP), "
+                     f"got {args.arch}")
+    if args.arch is not None and args.arch not in HUB_RETRIEVAL_ARCHS \
+            and args.task not in VLM_TASKS:
         parser.error(f"argument --arch: only with --task caption or vqa, got --task "
                      f"{args.task}")
     if args.task in NEW_TASKS:

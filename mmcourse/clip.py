@@ -575,7 +575,7 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
                temperature: float = INITIAL_TEMPERATURE, learn_temperature: bool = True,
                flip: bool | None = None, train_size: int | None = None,
                callbacks: list | None = None, log=None, keep_model: bool = False,
-               model_options: dict | None = None) -> dict:
+               model_options: dict | None = None, builder=None) -> dict:
     """Train ``build_clip`` on the retrieval pairs of ``level`` and evaluate it on the test
     split: the CLI ``python -m mmcourse train --task retrieval``.
 
@@ -585,6 +585,9 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
     test splits (``zero_shot_heldout_accuracy``), over all 36 prompts. Retrieval ranks the
     test split's captions (and images) against each other. ``flip`` (default: on at the
     attributes level) adds random flips, which change no attribute caption.
+
+    ``builder`` (default ``build_clip``) builds the model with ``build_clip``'s arguments;
+    notebook 11 passes KerasHub's CLIP (``hub_clip.build_hub_clip``).
 
     Returns a JSON-ready dict (plus ``model`` with ``keep_model``). Introduced in notebook 07.
     """
@@ -621,9 +624,9 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
     dataset = _clip_dataset(train_images[keep], token_ids[keep], caption_ids[keep],
                             batch_size, seed, level == "attributes" if flip is None else flip)
 
-    model = build_clip(len(vocabulary), temperature=temperature,
-                       learn_temperature=learn_temperature, learning_rate=learning_rate,
-                       **(model_options or {}))
+    model = (builder or build_clip)(len(vocabulary), temperature=temperature,
+                                    learn_temperature=learn_temperature,
+                                    learning_rate=learning_rate, **(model_options or {}))
     steps = math.ceil(int(keep.sum()) / batch_size)
     model.optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(1, (epochs - 1) * steps), warmup_target=learning_rate,

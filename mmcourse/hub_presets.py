@@ -35,7 +35,8 @@ PALIGEMMA_DEFAULTS = dict(image_size=64, num_layers=2, num_query_heads=4,
                           vit_num_layers=2, vit_intermediate_dim=128)
 #: The tiny CLIP unless told otherwise.
 CLIP_DEFAULTS = dict(image_size=64, patch_size=8, hidden_dim=64, num_layers=2, num_heads=4,
-                     intermediate_dim=128, projection_dim=64, max_sequence_length=16)
+                     intermediate_dim=128, projection_dim=64, max_sequence_length=16,
+                     image_channels=3)
 #: Real presets a learner with a network can load instead (``load_preset``), with their
 #: parameter counts from KerasHub's preset metadata; the download is about 4 bytes per
 #: parameter in float32 (CLIP) and 2 in bfloat16 (PaliGemma).
@@ -153,7 +154,8 @@ def fix_clip_position_ids(backbone) -> None:
 
 def tiny_clip(vocabulary_size: int, seed: int = 0, **options):
     """A ``keras_hub.models.CLIPBackbone`` built from config (``CLIP_DEFAULTS``, overridden
-    by ``options``), its vision positions numbered (``fix_clip_position_ids``). Notebook 11.
+    by ``options``; ``image_channels`` other than 3 takes feature maps, e.g. a conv stem's),
+    its vision positions numbered (``fix_clip_position_ids``). Notebook 11.
     """
     import keras  # noqa: PLC0415
     import keras_hub  # noqa: PLC0415
@@ -164,7 +166,8 @@ def tiny_clip(vocabulary_size: int, seed: int = 0, **options):
     vision = keras_hub.models.CLIPVisionEncoder(
         patch_size=config["patch_size"], hidden_dim=config["hidden_dim"],
         num_layers=config["num_layers"], num_heads=config["num_heads"],
-        intermediate_dim=config["intermediate_dim"], image_shape=(size, size, 3))
+        intermediate_dim=config["intermediate_dim"],
+        image_shape=(size, size, config["image_channels"]))
     text = keras_hub.models.CLIPTextEncoder(
         vocabulary_size=vocabulary_size, embedding_dim=config["hidden_dim"],
         hidden_dim=config["hidden_dim"], num_layers=config["num_layers"],

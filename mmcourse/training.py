@@ -289,15 +289,24 @@ def _train_and_save(args, train_function, *arguments, **options):
 
 
 def _main_retrieval(args) -> int:
-    """``train --task retrieval``: CLIP on the retrieval pairs (``mmcourse.clip``)."""
-    from mmcourse import clip  # noqa: PLC0415
+    """``train --task retrieval``: CLIP on the retrieval pairs (``mmcourse.clip``); with
+    ``--arch keras_hub_clip`` KerasHub's CLIP, same loss and scores (``mmcourse.hub_clip``,
+    notebook 11)."""
+    if args.arch == "keras_hub_clip":
+        from mmcourse import hub_clip  # noqa: PLC0415
 
-    result = _train_and_save(args, clip.train_clip, args.level, args.epochs, args.seed,
-                             args.root)
+        result = _train_and_save(args, hub_clip.train_hub_clip, args.level, args.epochs,
+                                 args.seed, args.root, log=log_to_stderr)
+    else:
+        from mmcourse import clip  # noqa: PLC0415
+
+        result = _train_and_save(args, clip.train_clip, args.level, args.epochs, args.seed,
+                                 args.root)
     if not isinstance(result, dict):
         return result
     recall = {k: result[k] for k in ("recall_at_1", "recall_at_5")}
-    print(f"retrieval on {result['level']}: {result['params']:,} parameters, "
+    print(f"retrieval{'/' + result['arch'] if 'arch' in result else ''} on {result['level']}: "
+          f"{result['params']:,} parameters, "
           f"{result['epochs_run']} epochs in {result['train_seconds']:.1f} s; "
           f"{result['retrieval_pairs']} test pairs ({result['hit_rule']})")
     for k, values in recall.items():

@@ -73,6 +73,19 @@ def test_real_requirements_pin_every_essential_package():
     assert set(doctor.ESSENTIAL) <= names
 
 
+def test_the_report_gives_the_keras_hub_version_against_its_pin():
+    """Issue 21: doctor reports KerasHub (notebook 11), as pip sees it installed."""
+    importlib_metadata = pytest.importorskip("importlib.metadata")
+    rows = doctor.check_packages(doctor.parse_requirements(doctor.REQUIREMENTS.read_text()))
+    row = next(r for r in rows if r["name"] == "keras-hub")
+    assert row["pinned"] == "0.32.0"
+    try:
+        installed = importlib_metadata.version("keras-hub")
+    except importlib_metadata.PackageNotFoundError:
+        installed = None
+    assert row["installed"] == installed
+
+
 @pytest.mark.parametrize(("pinned", "installed", "status"), [
     ("2.21.0", "2.21.0", "ok"), ("2.21.0", "2.20.0", "mismatch"), ("2.21.0", None, "missing"),
 ])

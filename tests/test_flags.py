@@ -39,6 +39,9 @@ from mmcourse import clap, clip, hub_training, video, vlm  # noqa: E402
 from mmcourse import audio_data  # noqa: E402
 from mmcourse import serve as serving  # noqa: E402
 
+pytest.importorskip("keras_hub")
+from mmcourse import hub_clip  # noqa: E402
+
 
 def _commands():
     parser = build_parser()
@@ -100,7 +103,8 @@ def recorded(monkeypatch, tmp_path):
             result["model"] = FakeModel(calls)
         return result
 
-    for module, name in ((training, "train"), (clip, "train_clip"), (vlm, "train_captioner"),
+    for module, name in ((training, "train"), (clip, "train_clip"),
+                         (hub_clip, "train_hub_clip"), (vlm, "train_captioner"),
                          (vlm, "train_vqa"), (owndata, "train_folder"),
                          (hub_training, "train_paligemma_captioner")):
         record(module, name, train_result)
@@ -171,6 +175,8 @@ MODES = {
              "audio": (["--modality", "audio", "--root", "ROOT"], "main")},
     "train": {"match": ([], "train"), "qa": (["--task", "qa"], "train"),
               "retrieval": (["--task", "retrieval"], "train_clip"),
+              "retrieval keras_hub_clip": (["--task", "retrieval", "--arch", "keras_hub_clip"],
+                                           "train_hub_clip"),
               "caption": (["--task", "caption"], "train_captioner"),
               "vqa": (["--task", "vqa"], "train_vqa"),
               "data-dir": (["--data-dir", "OWN"], "train_folder"),
