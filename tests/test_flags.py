@@ -35,8 +35,14 @@ from mmcourse import (
 from mmcourse.__main__ import build_parser, main
 
 pytest.importorskip("keras")  # clip and vlm import names only, but they need the package
-from mmcourse import clap, clip, hub_training, video, vlm  # noqa: E402
-from mmcourse import audio_data  # noqa: E402
+from mmcourse import (  # noqa: E402
+    audio_data,
+    clap,
+    clip,
+    hub_training,
+    video,
+    vlm,
+)
 from mmcourse import serve as serving  # noqa: E402
 
 pytest.importorskip("keras_hub")
