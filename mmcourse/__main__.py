@@ -291,6 +291,18 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--epochs", type=positive_int, default=None,
                           help="epochs, >= 1 (default 10)")
     finetune.add_argument("--json", action="store_true", help="print the result as JSON")
+    caption = commands.add_parser(
+        "caption", help="caption your own photos with a PaliGemma preset (notebook 12)")
+    caption.add_argument("--model", required=True, metavar="PRESET",
+                         help="a PaliGemma preset folder or a KerasHub preset name such as "
+                              "pali_gemma_3b_mix_224 (downloaded once: needs a network or a "
+                              "mirror)")
+    caption.add_argument("--images", required=True, metavar="DIR",
+                         help="a folder of photos (PNG, JPEG, ...)")
+    caption.add_argument("--prompt", default="caption en",
+                         help="PaliGemma's task prompt (default 'caption en'; also 'caption "
+                              "zh', 'describe en', ...)")
+    caption.add_argument("--json", action="store_true", help="print the captions as JSON")
     # --- end plan, finetune ---
 
     bench = commands.add_parser("bench", help="run benchmarks and print measured ratios")
@@ -719,7 +731,7 @@ def finetune(parser: argparse.ArgumentParser, args) -> int:
     if model.is_dir() and not (model / "config.json").is_file():
         parser.error(f"argument --model: {model} has no config.json; give a preset folder "
                      f"(written by save_preset) or a KerasHub preset name")
-    if not model.is_dir() and ("/" in args.model or model.suffix):
+    if not model.is_dir() and ("/" in args.model and "://" not in args.model or model.suffix):
         parser.error(f"argument --model: {model} is not a folder; give a preset folder or a "
                      f"KerasHub preset name")
     if not folder.is_dir():
@@ -733,6 +745,25 @@ def finetune(parser: argparse.ArgumentParser, args) -> int:
     from mmcourse import finetune as finetuning
 
     return finetuning.main(args)
+
+
+def caption(parser: argparse.ArgumentParser, args) -> int:
+    """``caption --model PRESET --images DIR [--prompt P] [--json]`` (``mmcourse.photos``)."""
+    model = Path(args.model)
+    if model.is_dir() and not (model / "config.json").is_file():
+        parser.error(f"argument --model: {model} has no config.json; give a preset folder "
+                     f"(written by save_preset) or a KerasHub preset name")
+    if not model.is_dir() and ("/" in args.model and "://" not in args.model or model.suffix):
+        parser.error(f"argument --model: {model} is not a folder; give a preset folder or a "
+                     f"KerasHub preset name")
+    if not Path(args.images).is_dir():
+        parser.error(f"argument --images: {args.images} is not a folder; give a folder of "
+                     f"photos")
+    if not args.prompt.strip():
+        parser.error("argument --prompt: must not be empty (e.g. 'caption en')")
+    from mmcourse import photos
+
+    return photos.main(args)
 # --- end finetune ---
 
 
@@ -799,6 +830,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"argument MODEL: {error}")
     if args.command == "finetune":  # issue 22 (notebook 12)
         return finetune(parser, args)
+    if args.command == "caption":  # issue 22 (notebook 12)
+        return caption(parser, args)
     if args.command == "bench":
         from mmcourse import bench
 

@@ -200,3 +200,40 @@ def main(args) -> int:
               f"-> {result['exact_match_after']:.3f} on {result['test_examples']} test "
               f"captions; adapter {args.save} ({result['adapter_bytes'] / 1e3:.0f} kB)")
     return 0
+
+
+def benchmark():
+    """``python -m mmcourse bench lora``: one training step (batch 32, Adam) of the tiny
+    PaliGemma preset with LoRA rank 4 against full fine-tuning, side by side, and the
+    trainable fraction of each. Random images, the course's captions. Notebook 12."""
+    import keras  # noqa: PLC0415
+
+    from mmcourse import REPO_ROOT, bench, data  # noqa: PLC0415
+
+    preset = REPO_ROOT / "docs" / "results" / "tiny_paligemma_attributes"
+    rng = np.random.default_rng(0)
+    captions = data.load_arrays("retrieval", "attributes", "test")[1][:32]
+    images = rng.integers(0, 256, size=(32, 64, 64, 3), dtype=np.uint8)
+    steps, fractions = {}, {}
+    for setting in (4, "full"):
+        model = load_with_adapter(preset)
+        adapt(model, setting)
+        inputs, labels, weights = hub_training.caption_inputs(model, images, captions)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.preprocessor = None
+        name = "LoRA rank 4 step b32" if setting == 4 else "full fine-tuning step b32"
+        steps[name] = (lambda m=model, x=inputs, y=labels, w=weights:
+                       m.train_on_batch(x, y, sample_weight=w))
+        fractions[name] = trainable_count(model) / model.count_params()
+    timings = bench.time_candidates(steps, repeats=5, warmup=2, items=32)
+    return bench.BenchResult(
+        "lora", "a training step of the tiny PaliGemma: LoRA rank 4 against full fine-tuning",
+        timings=timings,
+        ratios=[bench.Ratio("LoRA step vs full step (speed-up)",
+                            bench.speedup(timings, "full fine-tuning step b32",
+                                          "LoRA rank 4 step b32")),
+                bench.Ratio("trainable fraction, LoRA rank 4 / full",
+                            fractions["LoRA rank 4 step b32"]
+                            / fractions["full fine-tuning step b32"], higher_is_better=False)],
+        facts={"trainable_fraction": fractions})

@@ -114,3 +114,35 @@ def compare_generators(preset, images, captions, prompt: str = "caption en\n") -
             "same_captions": int(sum(a == b for a, b in zip(outputs["float32"],
                                                             outputs["int8"], strict=True))),
             "captions": len(captions)}
+
+
+def benchmark():
+    """``python -m mmcourse bench quantize``: the tiny PaliGemma preset in float32 and int8
+    (``quantize_int8``) generating 16 tokens for 64 random images, side by side, and the
+    weight bytes of each. Notebook 12."""
+    from mmcourse import REPO_ROOT, bench  # noqa: PLC0415
+
+    preset = REPO_ROOT / "docs" / "results" / "tiny_paligemma_attributes"
+    images = np.random.default_rng(0).integers(0, 256, size=(64, 64, 64, 3), dtype=np.uint8)
+    prompts = ["caption en\n"] * 64
+    candidates, sizes = {}, {}
+    for mode in ("float32", "int8"):
+        model = finetune.load_with_adapter(preset)
+        if mode == "int8":
+            quantize_int8(model)
+        prompt_length = len(np.asarray(model.preprocessor.tokenizer.tokenize(prompts[0]))) + 1
+        model.preprocessor.sequence_length = prompt_length + 16
+        name = f"{mode} generate b64 L16"
+        candidates[name] = (lambda m=model: m.generate({"images": images, "prompts": prompts},
+                                                       stop_token_ids=None))
+        sizes[mode] = weight_bytes(model)
+    timings = bench.time_candidates(candidates, repeats=3, warmup=1, items=64 * 16)
+    return bench.BenchResult(
+        "quantize", "the tiny PaliGemma generating in int8 against float32",
+        timings=timings,
+        ratios=[bench.Ratio("int8 vs float32 generation (speed-up)",
+                            bench.speedup(timings, "float32 generate b64 L16",
+                                          "int8 generate b64 L16")),
+                bench.Ratio("weight bytes, int8 / float32", sizes["int8"] / sizes["float32"],
+                            higher_is_better=False)],
+        facts={"weight_bytes": sizes})

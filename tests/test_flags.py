@@ -28,6 +28,7 @@ from mmcourse import (
     grading,
     i18n,
     owndata,
+    photos,
     plan,
     teaching,
     training,
@@ -138,6 +139,8 @@ def recorded(monkeypatch, tmp_path):
     record(plan, "plan", lambda a: real_plan(a["model"], a["context"], a["batch"],
                                              memory={"ram_bytes": 10 ** 9}))
     record(finetune, "main", 0)
+    record(photos, "caption_photos", [{"image": "a.png", "caption": "a red circle"}])
+    monkeypatch.setattr(finetune, "load_with_adapter", lambda preset, adapter=None: None)
     # --- end plan ---
     real_check = folders.check_folder
     monkeypatch.setattr(folders, "check_folder", lambda folder, *a, **k: (
@@ -204,6 +207,7 @@ MODES = {
     "plan": {"plan": (["gemma3_4b"], "plan")},  # issue 22
     "finetune": {"finetune": (["--model", "PRESET", "--data-dir", "OWN", "--lora", "2",
                                "--save", "LORA"], "main")},
+    "caption": {"caption": (["--model", "PRESET", "--images", "ROOT"], "caption_photos")},
 }
 
 #: flags that choose the mode (each mode's worker must run): not probed on their own
@@ -214,7 +218,7 @@ MODE_FLAGS = {("train", "--task"), ("train", "--data-dir"), ("data", "--verify")
               ("grade", "SUBMISSIONS"), ("grade", "--out"), ("bench", "NAMES"),
               ("data", "--modality"), ("train", "--modality"), ("serve", "--model"),
               ("plan", "MODEL"), ("finetune", "--model"), ("finetune", "--data-dir"),
-              ("finetune", "--save")}
+              ("finetune", "--save"), ("caption", "--model"), ("caption", "--images")}
 
 
 def _argument(name, value):
@@ -313,6 +317,8 @@ PROBES = {
     ("finetune", "--lora"): (["--lora", "3"], _namespace("lora", 3, "main")),
     ("finetune", "--epochs"): (["--epochs", "2"], _namespace("epochs", 2, "main")),
     ("finetune", "--json"): (["--json"], _namespace("json", True, "main")),
+    ("caption", "--prompt"): (["--prompt", "caption zh"], _argument("prompt", "caption zh")),
+    ("caption", "--json"): (["--json"], _json_out),
     # --- end plan ---
 }
 

@@ -45,6 +45,10 @@ def test_dequantized_kernel_within_half_a_step():
     # by hand: a column [0.25, -1.0] has scale 127 and q = [round(31.75), -127] = [32, -127]
     q, scale = quantize.quantize_per_channel(np.array([[0.25], [-1.0]], np.float32))
     assert q.ravel().tolist() == [32, -127] and scale[0] == pytest.approx(127, rel=1e-6)
+    # half a step of 1 / 127: 0.25 is stored as 32 / 127, off by 0.25 / 127 < 1 / 254
+    assert quantize.error_bound(np.array([[0.25], [-1.0]]))[0] == pytest.approx(1 / 254)
+    assert abs(quantize.dequantize(q, scale)[0, 0] - 0.25) == pytest.approx(0.25 / 127,
+                                                                            rel=1e-4)
 
 
 def test_quantize_rejects_bad_kernels():
