@@ -29,8 +29,9 @@ from mmcourse import clip, hub_presets, text
 #: The KerasHub CLIP of ``train --task retrieval --arch keras_hub_clip`` (``tiny_clip``
 #: options) and its training, unless told otherwise: notebook 07's hybrid stem (three
 #: stride-2 convolutions to an 8 x 8 grid of 32 channels, one patch per cell) in front of
-#: KerasHub's ViT. ``stem_filters=(), patch_size=8`` is the plain ViT on 8 x 8 pixel patches
-#: (docs/results/hub_clip_table.jsonl measures both).
+#: KerasHub's ViT (3 seeds in docs/results/hub_clip_table.jsonl). ``stem_filters=(),
+#: patch_size=8`` is the plain ViT on 8 x 8 pixel patches, which learns these 2,000 images
+#: less well.
 HUB_CLIP_OPTIONS = {"image_size": 64, "patch_size": 1, "hidden_dim": 64, "num_layers": 2,
                     "num_heads": 4, "intermediate_dim": 128, "projection_dim": 64,
                     "stem_filters": (16, 32, 32)}
