@@ -415,6 +415,10 @@ def test_run_notebook_takes_the_set_from_the_file_name_when_no_cell_calls_it(mon
                                                                            tmp_path):
     run, calls = _fake_run(monkeypatch, tmp_path, ["x = 1"], {}, name="00_mine.ipynb")
     assert [r.question for r in run.rows] == ["q1", "q2", "q3", "q4"] and len(calls) == 1
+    # grade_notebook: the same rows
+    assert grading.grade_notebook("li", tmp_path / "00_mine.ipynb", 30.0, "00_mine.ipynb",
+                                  False) == run.rows
+    assert calls[1] == (tmp_path / "00_mine.ipynb", 30.0, False)
     run, calls = _fake_run(monkeypatch, tmp_path, ["x = 1"], {}, name="0a_mine.ipynb")
     assert calls == [] and run.rows == [grading.Row(
         "li", "0a_mine.ipynb", "-", "error", "no course exercises: the notebook never calls "
