@@ -42,6 +42,7 @@ def trained(scans, tmp_path_factory):
     result = owndata.train_folder(scans, epochs=1, seed=0, save=save, log=None,
                                   keep_model=True)
     assert 0 < result["train_seconds"] <= time.perf_counter() - start  # fitting is a part
+    assert result["saved"] == str(save) and save.is_file()
     assert _tree_digest(scans) == before  # nothing written into the folder
     return result
 
@@ -396,3 +397,17 @@ def test_three_images_are_enough_to_split_and_to_warn_about_the_test_split():
         "test accuracy moves in steps of 100% and its 95% interval is about +-0.98; use at "
         "least 100 test pairs (about 1,000 images)"]
     assert owndata.folder_warnings(rows[:2], has_label=True) == []  # too few to split at all
+
+
+def test_a_scan_drawn_twice_as_large_shows_the_same_scan_twice_as_large():
+    def extent(image):  # the oval's width and height: the columns and rows it covers
+        ys, xs = np.nonzero(image > 50)
+        return xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+
+    finding = {"kind": "dark", "place": "left", "size": "large"}
+    for case in (None, finding):
+        small = owndata.draw_scan(case, np.random.default_rng(4), 96)
+        large = owndata.draw_scan(case, np.random.default_rng(4), 192)
+        assert large.shape == (192, 192)
+        for one, two in zip(extent(small), extent(large), strict=True):
+            assert abs(two - 2 * one) <= 3, (extent(small), extent(large))
