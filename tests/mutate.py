@@ -258,7 +258,9 @@ def run_tests(workspace: Path, data: Path, tests: list[str], timeout: float, pyt
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
            "MMCOURSE_DATA": str(_fresh_data(data, workspace)),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env.pop("PYTHONPATH", None)
+    # the copy first, also for child processes (`python -m mmcourse.grading`), which would
+    # otherwise import whatever checkout the venv's editable install points to
+    env["PYTHONPATH"] = str(workspace)
     command = [python, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider",
                *(["-x"] if first_failure_only else []), *tests]
     start = time.monotonic()

@@ -147,12 +147,14 @@ def graded(tmp_path_factory):
     before = _digest(subs)
     out = root / "results" / "grades.csv"
     # 40 s: eight notebooks, three at a time, on a loaded 2-core machine
+    start = time.perf_counter()
     status = main(["grade", str(subs), "--out", str(out), "--jobs", "3", "--timeout", "40"])
+    elapsed = time.perf_counter() - start
     assert out.read_bytes().startswith(b"\xef\xbb\xbfstudent,")  # UTF-8 with a BOM, for Excel
     with open(out, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     return {"status": status, "rows": rows, "out": out, "subs": subs, "before": before,
-            "pid_file": pid_file}
+            "pid_file": pid_file, "elapsed": elapsed}
 
 
 def _row(graded, student, question):
@@ -241,7 +243,8 @@ def test_a_crash_outside_an_exercise_cell_is_the_first_error_in_the_row_and_feed
     first = ("gina.ipynb cell 2 (not an exercise cell: 'import time'): RuntimeError: boom")
     assert (total["status"], total["message"]) == ("error", first)
     assert (total["score"], total["questions"]) == ("1", "4")  # q1 still ran and is right
-    assert float(total["seconds"]) >= 1.5  # the cell slept 1.5 s
+    # the cell slept 1.5 s; the run is a part of the whole grading
+    assert 1.5 <= float(total["seconds"]) <= graded["elapsed"]
     feedback = (graded["out"].with_name("grades_feedback") / "gina.md").read_text("utf-8")
     assert f"**First error:** {first}. Later errors may follow" in feedback
     assert re.search(r"Run time: \d+\.\d s\.", feedback)
@@ -273,6 +276,8 @@ def test_totals_hold_each_students_score_and_a_clean_run_says_no_error(graded):
 
 
 # --- the pure parts, by hand (issue 28, section 7): no notebook runs ---------------------------
+
+from dataclasses import astuple  # noqa: E402
 
 from mmcourse import grading  # noqa: E402
 
@@ -344,3 +349,87 @@ def test_total_row_and_feedback_by_hand():
         "## c.ipynb", "", "- **notebook** error: not readable", ""])
     # no runs given: no run time
     assert "Run time" not in grading.feedback("wu", second.rows)
+
+
+def _fake_run(monkeypatch, tmp_path, sources, outcome, name="00_x.ipynb"):
+    """``run_notebook`` on a notebook of ``sources`` whose execution gives ``outcome``
+    (``_execute`` replaced: nothing runs); returns the Run and the arguments ``_execute`` got."""
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(new_notebook(cells=[new_code_cell(s) for s in sources]), path)
+    calls = []
+    monkeypatch.setattr(grading, "_execute", lambda *args: calls.append(args) or {
+        "records": [], "cell_errors": {}, "failure": None, "first_error": None,
+        "seconds": 2.5, **outcome})
+    return grading.run_notebook("li", path, 30.0, name, with_folder=False), calls
+
+
+SETUP_00 = "from mmcourse.course_exercises import notebook_00\nex = notebook_00()"
+
+
+def test_run_notebook_rows_from_records_cell_errors_and_the_first_error(monkeypatch, tmp_path):
+    first = {"cell": 1, "error": "ImportError: boom", "questions": [],
+             "source": "from mmcourse.course_exercises import notebook_00"}
+    run, calls = _fake_run(monkeypatch, tmp_path, [SETUP_00, "ex.q1.check(1)", "ex.q2.check(x)",
+                                                   "ex.q3.check(2)"], {
+        "records": [{"notebook": "00", "question": "q1", "status": "incorrect", "message": "no"}],
+        "cell_errors": {"q2": "NameError: name 'x' is not defined"}, "first_error": first})
+    assert calls == [(tmp_path / "00_x.ipynb", 30.0, False)]
+    assert run.rows == [
+        grading.Row("li", "00_x.ipynb", "q1", "incorrect", "no"),
+        grading.Row("li", "00_x.ipynb", "q2", "error", "its cell raised NameError: name 'x' is "
+                    "not defined after the first error, in cell 1: ImportError: boom (fix that "
+                    "one first)"),
+        grading.Row("li", "00_x.ipynb", "q3", "not attempted", "ex.q3.check(...) never ran"),
+        grading.Row("li", "00_x.ipynb", "q4", "not attempted",
+                    "the notebook has no ex.q4.check(...)")]
+    assert run.first_error == ("00_x.ipynb cell 1 (not an exercise cell: 'from "
+                               "mmcourse.course_exercises import notebook_00'): ImportError: boom")
+    assert run.seconds == 2.5
+    # the first error in q2's own cell: no "after the first error" for it
+    own = {"cell": 3, "error": "NameError: name 'x' is not defined", "questions": ["q2"],
+           "source": "ex.q2.check(x)"}
+    run, _ = _fake_run(monkeypatch, tmp_path, [SETUP_00, "ex.q2.check(x)"], {
+        "cell_errors": {"q2": own["error"]}, "first_error": own})
+    assert run.rows[1] == grading.Row("li", "00_x.ipynb", "q2", "error",
+                                      "its cell raised NameError: name 'x' is not defined")
+    assert run.first_error == ("00_x.ipynb cell 3 (the cell of q2: 'ex.q2.check(x)'): "
+                               "NameError: name 'x' is not defined")
+
+
+def test_run_notebook_after_a_timeout_and_with_two_exercise_sets(monkeypatch, tmp_path):
+    run, _ = _fake_run(monkeypatch, tmp_path, [SETUP_00, "ex.q1.check(1)", "ex.q2.check(2)"], {
+        "records": [{"notebook": "00", "question": "q1", "status": "correct", "message": "ok"}],
+        "failure": ("timeout", "the notebook ran longer than 30 s")})
+    assert [astuple(r) for r in run.rows] == [("li", "00_x.ipynb", *row, "", "", "") for row in (
+        ("q1", "correct", "ok"),
+        ("q2", "timeout", "the notebook ran longer than 30 s; ex.q2.check(...) never ran"),
+        ("q3", "not attempted", "the notebook has no ex.q3.check(...)"),
+        ("q4", "not attempted", "the notebook has no ex.q4.check(...)"))]
+    assert run.first_error == "00_x.ipynb: the notebook ran longer than 30 s"
+    # two sets: questions named by set, each set in its own order (q10 would follow q9)
+    run, _ = _fake_run(monkeypatch, tmp_path, [
+        SETUP_00 + "\nfrom mmcourse.course_exercises import notebook_01\nex1 = notebook_01()"],
+        {})
+    assert [r.question for r in run.rows] == ["00.q1", "00.q2", "00.q3", "00.q4", "01.q1",
+                                              "01.q2", "01.q3", "01.q4", "01.q5"]
+    assert run.first_error is None
+
+
+def test_run_notebook_takes_the_set_from_the_file_name_when_no_cell_calls_it(monkeypatch,
+                                                                           tmp_path):
+    run, calls = _fake_run(monkeypatch, tmp_path, ["x = 1"], {}, name="00_mine.ipynb")
+    assert [r.question for r in run.rows] == ["q1", "q2", "q3", "q4"] and len(calls) == 1
+    # grade_notebook: the same rows
+    assert grading.grade_notebook("li", tmp_path / "00_mine.ipynb", 30.0, "00_mine.ipynb",
+                                  False) == run.rows
+    assert calls[1] == (tmp_path / "00_mine.ipynb", 30.0, False)
+    run, calls = _fake_run(monkeypatch, tmp_path, ["x = 1"], {}, name="0a_mine.ipynb")
+    assert calls == [] and run.rows == [grading.Row(
+        "li", "0a_mine.ipynb", "-", "error", "no course exercises: the notebook never calls "
+        "notebook_NN() (from mmcourse.course_exercises); nothing was run")]
+    assert run.first_error == ("0a_mine.ipynb: no course exercises: the notebook never calls "
+                               "notebook_NN() (from mmcourse.course_exercises); nothing was run")
+    run, calls = _fake_run(monkeypatch, tmp_path, ["ex = notebook_99()"], {})
+    assert calls == [] and run.rows[0].message == ("notebook_99() is not one of the course's "
+                                                   "exercise sets")

@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mmcourse import REPO_ROOT, data, owndata, text
+from mmcourse import REPO_ROOT, data, folders, owndata, text
 from mmcourse.__main__ import main
 
 keras = pytest.importorskip("keras")
@@ -37,8 +38,11 @@ def scans(tmp_path_factory):
 def trained(scans, tmp_path_factory):
     before = _tree_digest(scans)
     save = tmp_path_factory.mktemp("model") / "scans.keras"
+    start = time.perf_counter()
     result = owndata.train_folder(scans, epochs=1, seed=0, save=save, log=None,
                                   keep_model=True)
+    assert 0 < result["train_seconds"] <= time.perf_counter() - start  # fitting is a part
+    assert result["saved"] == str(save) and save.is_file()
     assert _tree_digest(scans) == before  # nothing written into the folder
     return result
 
@@ -351,6 +355,12 @@ def test_load_own_data_splits_by_image_and_reads_64_pixel_rgb_images(tmp_path):
         rows = list(csv.reader(file))[1:]
     own = owndata.load_own_data(folder, seed=2)
     assert own.pairs == "labels" and own.negatives == {}
+    # with labels no caption warning; 3 test images of 2 rows each: 6 pairs, steps of 1/6,
+    # 95% interval 1.96 * 0.5 / sqrt 6 = 0.40, 100 pairs need 100 / 2 / 10% = 500 images
+    assert own.warnings == [
+        "warning: the test split is too small to measure: 3 image(s), about 6 pair(s), so the "
+        "test accuracy moves in steps of 17% and its 95% interval is about +-0.40; use at "
+        "least 100 test pairs (about 500 images)"]
     # 30 images: 10% (3) to test, 3 to validation, 24 to training; two rows per image
     assert own.sizes() == {"train": {"images": 24, "pairs": 48},
                            "val": {"images": 3, "pairs": 6}, "test": {"images": 3, "pairs": 6}}
@@ -376,3 +386,28 @@ def test_load_own_data_splits_by_image_and_reads_64_pixel_rgb_images(tmp_path):
         assert own.negatives[name]["false_pairs"] == len(split["labels"]) // 2
     assert "training pairs: 8 round(s) of true pairs, each with fresh shuffled captions as " \
            "false pairs" in own.notes
+
+
+def test_three_images_are_enough_to_split_and_to_warn_about_the_test_split():
+    rows = [folders.Row(line, f"{name}.png", f"{name} caption", 1.0)
+            for line, name in enumerate("abc", start=2)]
+    # one test image, one pair: steps of 100%, interval 1.96 * 0.5 = 0.98, 1,000 images needed
+    assert owndata.folder_warnings(rows, has_label=True) == [
+        "warning: the test split is too small to measure: 1 image(s), about 1 pair(s), so the "
+        "test accuracy moves in steps of 100% and its 95% interval is about +-0.98; use at "
+        "least 100 test pairs (about 1,000 images)"]
+    assert owndata.folder_warnings(rows[:2], has_label=True) == []  # too few to split at all
+
+
+def test_a_scan_drawn_twice_as_large_shows_the_same_scan_twice_as_large():
+    def extent(image):  # the oval's width and height: the columns and rows it covers
+        ys, xs = np.nonzero(image > 50)
+        return xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+
+    finding = {"kind": "dark", "place": "left", "size": "large"}
+    for case in (None, finding):
+        small = owndata.draw_scan(case, np.random.default_rng(4), 96)
+        large = owndata.draw_scan(case, np.random.default_rng(4), 192)
+        assert large.shape == (192, 192)
+        for one, two in zip(extent(small), extent(large), strict=True):
+            assert abs(two - 2 * one) <= 3, (extent(small), extent(large))

@@ -677,9 +677,10 @@ def test_caption_metrics_by_hand(monkeypatch):
     monkeypatch.setattr(vlm, "generate", lambda model, images, max_length, vocabulary: (
         calls.append(max_length) or generated))
     # targets (ids[:, 1:]) of each row: a, size, colour, shape, [END], padding
-    predicted = [[2, 3, 5, 8, end, 0],      # 4 of 5 right (the padding's 0 does not count)
+    # 10 of 15 right; the padding's 0s are "right" too, and must not count (13 of 18)
+    predicted = [[2, 3, 5, 8, end, 0],      # 4 of 5
                  [2, 4, 2, 2, 2, 0],        # 2 of 5
-                 [start, 3, 6, 7, end, 5]]  # 4 of 5
+                 [start, 3, 6, 7, end, 0]]  # 4 of 5
     model = _KnownLogits(predicted)
     images = np.full((3, 2, 2, 3), 51, np.uint8)
     metrics = vlm.caption_metrics(model, images, captions, scenes, vocabulary, length=7)
