@@ -25,9 +25,9 @@ from mmcourse import text, video_data
 
 FUSIONS = ("temporal", "average")
 VIDEO_EPOCHS = 20
-#: Adam's step. At 2e-3 the temporal model sat for many epochs on plateaus (first at chance,
-#: then knowing the motion only) and never read the shapes; at 5e-4 it reads them (notebook
-#: 13, ``docs/results/video_table_lr2e-3.jsonl`` against ``video_table.jsonl``).
+#: Adam's step. At 2e-3 the temporal model stalled on a plateau where it knew the motion
+#: only, and read the shapes on no seed of 3; at 5e-4 it reads them (notebook 13,
+#: ``docs/results/video_table_lr2e-3.jsonl`` against ``video_table.jsonl``).
 VIDEO_LEARNING_RATE = 5e-4
 SEQUENCE_LENGTH = 8  # "the red circle moves left then up" is 7 tokens
 #: Tokens per statement by language (each Han character a token): the longest Chinese one,
