@@ -109,7 +109,9 @@ def test_accuracy_by_kind_by_hand():
 
 
 def test_train_video_reports_what_the_command_line_promises():
-    result = video.train_video("average", seed=0, epochs=1, train_clips=30, test_clips=30)
+    result = video.train_video("average", seed=0, epochs=1, train_clips=30, test_clips=30,
+                               learning_rate=1e-3, keep_model=True)
+    assert float(result.pop("model").optimizer.learning_rate) == pytest.approx(1e-3)
     assert set(result["accuracy_by_type"]) == {"order", "direction", "attribute"}
     for key in ("test_accuracy", "train_seconds", "params"):
         assert isinstance(result[key], float | int)
@@ -151,6 +153,12 @@ def test_no_statement_is_cut_short_in_either_language(language):
     assert [int(np.count_nonzero(row)) for row in ids] == \
         [len(text.split_words(s)) for s in statements]
     assert not np.any(ids == 1)
+
+
+@pytest.mark.parametrize("learning_rate", [0, -1e-3, True, "1e-3"])
+def test_train_video_refuses_a_bad_learning_rate(learning_rate):
+    with pytest.raises(ValueError, match="learning_rate must be a positive number"):
+        video.train_video("average", learning_rate=learning_rate)
 
 
 def test_train_video_in_chinese():
