@@ -39,6 +39,15 @@ def caption_inputs(model, images, captions, prompt: str = hub_presets.PROMPTS["e
             np.asarray(weights))
 
 
+def caption_pieces(tokenizer, captions) -> np.ndarray:
+    """(N, vocabulary) float32: 1 where a piece occurs in the caption, else 0 (a bag of
+    pieces, the targets of ``pretrain_vision``). Notebook 11."""
+    targets = np.zeros((len(captions), tokenizer.vocabulary_size()), np.float32)
+    for row, caption in enumerate(captions):
+        targets[row, np.asarray(tokenizer.tokenize(caption))] = 1.0
+    return targets
+
+
 def pretrain_vision(model, images, captions, *, epochs: int = 5, batch_size: int = 32,
                     learning_rate: float = 2e-3):
     """Pre-train the vision tower of a ``PaliGemmaCausalLM`` alone on image-caption pairs,
@@ -50,9 +59,7 @@ def pretrain_vision(model, images, captions, *, epochs: int = 5, batch_size: int
     preprocessor = model.preprocessor
     tokenizer = preprocessor.tokenizer
     pixels = np.asarray(preprocessor.image_converter(np.asarray(images)))
-    targets = np.zeros((len(captions), tokenizer.vocabulary_size()), np.float32)
-    for row, caption in enumerate(captions):
-        targets[row, np.asarray(tokenizer.tokenize(caption))] = 1.0
+    targets = caption_pieces(tokenizer, captions)
     vit = model.backbone.vit_encoder
     inputs = keras.Input(pixels.shape[1:])
     pooled = keras.layers.GlobalAveragePooling1D()(vit(inputs))

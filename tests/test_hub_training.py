@@ -75,3 +75,15 @@ def test_pretrain_vision_trains_the_models_own_vision_tower_only():
 def test_vision_epochs_must_be_a_non_negative_int():
     with pytest.raises(ValueError, match="vision_epochs must be an int >= 0"):
         hub_training.train_paligemma_captioner(vision_epochs=-1)
+
+
+def test_caption_pieces_mark_exactly_the_pieces_of_each_caption(model):
+    tokenizer = model.preprocessor.tokenizer
+    captions = ["a small red circle", "a large red circle"]
+    targets = hub_training.caption_pieces(tokenizer, captions)
+    assert targets.shape == (2, tokenizer.vocabulary_size())
+    for row, caption in enumerate(captions):
+        # Every caption word is one piece (notebook 11), looked up by hand.
+        pieces = {tokenizer.token_to_id("▁" + word) for word in caption.split()}
+        assert set(np.flatnonzero(targets[row]).tolist()) == pieces
+    assert targets[0].sum() == targets[1].sum() == 4
