@@ -16,9 +16,13 @@ import numpy as np
 
 from mmcourse import data, hub_presets, text, vlm
 
-#: Training of ``train_paligemma_captioner`` unless told otherwise.
+#: Training of ``train_paligemma_captioner`` unless told otherwise: ``vision_epochs`` of
+#: ``pretrain_vision`` first, then ``epochs`` of captions; ``model_options`` over
+#: ``hub_presets.PALIGEMMA_DEFAULTS`` (8 x 8 pixel patches, 64 image tokens).
 HUB_CAPTION_DEFAULTS = {"epochs": 40, "batch_size": 32, "learning_rate": 2e-3,
-                        "sequence_length": {"attributes": 16, "relations": 32}}
+                        "sequence_length": {"attributes": 16, "relations": 32},
+                        "vision_epochs": 30, "vision_learning_rate": 2e-3,
+                        "model_options": {"vit_patch_size": 8}}
 
 
 def caption_inputs(model, images, captions, prompt: str = hub_presets.PROMPTS["en"]):
@@ -33,6 +37,37 @@ def caption_inputs(model, images, captions, prompt: str = hub_presets.PROMPTS["e
         {"images": images, "prompts": [prompt] * len(images), "responses": list(captions)})
     return ({k: np.asarray(v) for k, v in inputs.items()}, np.asarray(labels),
             np.asarray(weights))
+
+
+def caption_pieces(tokenizer, captions) -> np.ndarray:
+    """(N, vocabulary) float32: 1 where a piece occurs in the caption, else 0 (a bag of
+    pieces, the targets of ``pretrain_vision``). Notebook 11."""
+    targets = np.zeros((len(captions), tokenizer.vocabulary_size()), np.float32)
+    for row, caption in enumerate(captions):
+        targets[row, np.asarray(tokenizer.tokenize(caption))] = 1.0
+    return targets
+
+
+def pretrain_vision(model, images, captions, *, epochs: int = 5, batch_size: int = 32,
+                    learning_rate: float = 2e-3):
+    """Pre-train the vision tower of a ``PaliGemmaCausalLM`` alone on image-caption pairs,
+    as real PaliGemma starts from a pre-trained SigLIP: the mean of its image tokens goes
+    through a linear head that predicts which caption pieces occur (a bag of words, sigmoid
+    cross-entropy), then the head is dropped. Returns the Keras history. Notebook 11."""
+    import keras  # noqa: PLC0415
+
+    preprocessor = model.preprocessor
+    tokenizer = preprocessor.tokenizer
+    pixels = np.asarray(preprocessor.image_converter(np.asarray(images)))
+    targets = caption_pieces(tokenizer, captions)
+    vit = model.backbone.vit_encoder
+    inputs = keras.Input(pixels.shape[1:])
+    pooled = keras.layers.GlobalAveragePooling1D()(vit(inputs))
+    head = keras.Model(inputs, keras.layers.Dense(targets.shape[1])(pooled))
+    head.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                 loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    return head.fit(pixels, targets, epochs=epochs, batch_size=batch_size, shuffle=False,
+                    verbose=0)
 
 
 def fit_captioner(model, images, captions, *, epochs: int = 1, batch_size: int = 32,
@@ -91,9 +126,12 @@ def caption_scores(model, images, captions, scenes,
 def train_paligemma_captioner(level: str = "attributes", seed: int = 0, root=None, *,
                               epochs: int | None = None, batch_size: int | None = None,
                               train_size: int | None = None, tokenizer=None, log=None,
-                              keep_model: bool = False, **options) -> dict:
-    """Train the tiny KerasHub PaliGemma (``hub_presets.tiny_paligemma``, ``options``
-    override its config) on ``level``'s training captions and score it on the test split,
+                              keep_model: bool = False, vision_epochs: int | None = None,
+                              **options) -> dict:
+    """Train the tiny KerasHub PaliGemma (``hub_presets.tiny_paligemma`` with
+    ``HUB_CAPTION_DEFAULTS["model_options"]``, overridden by ``options``) on ``level``'s
+    training captions, its vision tower pre-trained first (``vision_epochs`` of
+    ``pretrain_vision``, counted in ``train_seconds``), and score it on the test split,
     with the keys of ``vlm.train_captioner``: ``exact_match``, ``correct_statements``,
     ``token_accuracy``, ``params``, ``train_seconds``. Notebook 11."""
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
@@ -103,12 +141,17 @@ def train_paligemma_captioner(level: str = "attributes", seed: int = 0, root=Non
                          f", got {level!r}")
     epochs = HUB_CAPTION_DEFAULTS["epochs"] if epochs is None else epochs
     batch_size = HUB_CAPTION_DEFAULTS["batch_size"] if batch_size is None else batch_size
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    vision_epochs = HUB_CAPTION_DEFAULTS["vision_epochs"] if vision_epochs is None \
+        else vision_epochs
+    for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
+                               ("vision_epochs", vision_epochs, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be " + ("a positive int" if least else "an int >= 0")
+                             + f", got {value!r}")
     root = data.ensure_data(root)
     seed_everything(seed)
     tokenizer = tokenizer or hub_presets.train_tokenizer()
+    options = {**HUB_CAPTION_DEFAULTS["model_options"], **options}
     model = hub_presets.tiny_paligemma(
         tokenizer, sequence_length=HUB_CAPTION_DEFAULTS["sequence_length"][level],
         seed=seed, **options)
@@ -116,6 +159,14 @@ def train_paligemma_captioner(level: str = "attributes", seed: int = 0, root=Non
     if train_size is not None:
         images, captions = images[:train_size], captions[:train_size]
     start = time.perf_counter()
+    if vision_epochs:
+        vision = pretrain_vision(model, images, captions, epochs=vision_epochs,
+                                 batch_size=batch_size,
+                                 learning_rate=HUB_CAPTION_DEFAULTS["vision_learning_rate"])
+        if log:
+            log(f"paligemma: vision tower pre-trained {vision_epochs} epochs in "
+                f"{time.perf_counter() - start:.0f} s, last loss "
+                f"{vision.history['loss'][-1]:.4f}")
     history = fit_captioner(model, images, captions, epochs=epochs, batch_size=batch_size,
                             learning_rate=HUB_CAPTION_DEFAULTS["learning_rate"])
     seconds = time.perf_counter() - start
@@ -128,7 +179,9 @@ def train_paligemma_captioner(level: str = "attributes", seed: int = 0, root=Non
     result = {"task": "caption", "level": level, "arch": "paligemma",
               **{k: scores[k] for k in ("exact_match", "correct_statements", "token_accuracy")},
               "params": int(model.count_params()), "train_seconds": float(seconds),
-              "epochs": epochs, "seed": seed, "train_examples": len(images),
+              "epochs": epochs, "vision_epochs": vision_epochs, "model_options": options,
+              "seed": seed,
+              "train_examples": len(images),
               "test_examples": len(test_images),
               "samples": [{"reference": c, "generated": g} for c, g in
                           list(zip(test_captions, scores["generated"], strict=True))[:5]]}

@@ -48,3 +48,42 @@ def test_train_paligemma_captioner_checks_its_arguments():
         hub_training.train_paligemma_captioner("shapes")
     with pytest.raises(ValueError, match="epochs must be a positive int"):
         hub_training.train_paligemma_captioner(epochs=0)
+
+
+def test_pretrain_vision_trains_the_models_own_vision_tower_only():
+    tokenizer = hub_presets.train_tokenizer()
+    model = hub_presets.tiny_paligemma(tokenizer, sequence_length=16, num_layers=1,
+                                       vit_num_layers=1)
+    backbone = model.backbone
+    vit_before = [w.copy() for w in backbone.vit_encoder.get_weights()]
+    vit_ids = {id(w) for w in backbone.vit_encoder.weights}
+    decoder = [w for w in backbone.weights if id(w) not in vit_ids]
+    decoder_before = [np.asarray(w).copy() for w in decoder]
+    images, captions, _ = data.load_arrays("retrieval", "attributes", "train")
+    history = hub_training.pretrain_vision(model, images[:64], captions[:64], epochs=4,
+                                           batch_size=16)
+    losses = history.history["loss"]
+    # From random logits the bag-of-pieces loss starts near log 2 and falls.
+    assert 0.4 < losses[0] and losses[-1] < 0.5 * losses[0]
+    assert all(not np.allclose(a, b) for a, b in
+               zip(vit_before, backbone.vit_encoder.get_weights(), strict=True)
+               if a.size > 1)
+    assert all(np.array_equal(a, np.asarray(w)) for a, w in
+               zip(decoder_before, decoder, strict=True))
+
+
+def test_vision_epochs_must_be_a_non_negative_int():
+    with pytest.raises(ValueError, match="vision_epochs must be an int >= 0"):
+        hub_training.train_paligemma_captioner(vision_epochs=-1)
+
+
+def test_caption_pieces_mark_exactly_the_pieces_of_each_caption(model):
+    tokenizer = model.preprocessor.tokenizer
+    captions = ["a small red circle", "a large red circle"]
+    targets = hub_training.caption_pieces(tokenizer, captions)
+    assert targets.shape == (2, tokenizer.vocabulary_size())
+    for row, caption in enumerate(captions):
+        # Every caption word is one piece (notebook 11), looked up by hand.
+        pieces = {tokenizer.token_to_id("▁" + word) for word in caption.split()}
+        assert set(np.flatnonzero(targets[row]).tolist()) == pieces
+    assert targets[0].sum() == targets[1].sum() == 4

@@ -1,5 +1,5 @@
 """Regenerates docs/results/hub_caption_table.jsonl and the tiny PaliGemma preset notebook 11
-loads (docs/results/tiny_paligemma_attributes/).
+loads (docs/results/tiny_paligemma_pretrained_attributes/).
 
 Run from the repository root:
     .venv/bin/python docs/results/make_hub_table.py                  # seeds 0 1 2, attributes
@@ -9,6 +9,11 @@ One JSON object per line and per (level, arch, seed): the result of
 ``python -m mmcourse train --task caption --arch paligemma --json``
 (``hub_training.train_paligemma_captioner`` with its defaults); a rerun replaces the rows it
 trains and keeps the others. Seed 0 of the attributes level is kept as a preset folder.
+
+The rows of arch ``paligemma_scratch`` and the preset docs/results/tiny_paligemma_attributes/
+(which notebooks 12-13, ``finetune``, ``quantize`` and their tests use) are the earlier recipe,
+without ``pretrain_vision``: ``train_paligemma_captioner(level, seed, vision_epochs=0,
+vit_patch_size=16)``; this script does not rewrite them.
 """
 
 import argparse
@@ -20,7 +25,7 @@ from mmcourse import hub_presets, hub_training
 
 HERE = Path(__file__).parent
 TABLE = HERE / "hub_caption_table.jsonl"
-PRESET = HERE / "tiny_paligemma_attributes"
+PRESET = HERE / "tiny_paligemma_pretrained_attributes"
 KEY = ("level", "arch", "seed")
 
 
