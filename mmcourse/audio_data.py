@@ -22,16 +22,12 @@ atomically, and ``--verify`` re-hashes the files and checks that the seed regene
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
 import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from mmcourse import split_files
 from mmcourse.paths import DATA_DIR
 
 SAMPLE_RATE = 16000
@@ -225,93 +221,36 @@ def _folder(root) -> Path:
     return Path(root) if root is not None else DATA_DIR / FOLDER
 
 
-def _split_bytes(waveforms: np.ndarray, records: list[dict]) -> tuple[bytes, bytes]:
-    import io
-
-    buffer = io.BytesIO()
-    np.save(buffer, waveforms, allow_pickle=False)
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    return buffer.getvalue(), lines.encode("utf-8")
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+COMMAND = "python -m mmcourse data --modality audio"
 
 
 def generate(root=None, seed: int = 0, sample_rate: int = SAMPLE_RATE) -> Path:
     """Write ``{split}.npy`` (int16 clips) and ``{split}.jsonl`` for each split, plus
     ``manifest.json`` (seed, sample rate, sha256 of each file), under ``root`` (default
-    ``data/audio``). Atomic: built in a hidden folder beside it, then renamed into place;
-    an interrupted run leaves the previous folder or none. Returns the folder. Introduced in
+    ``data/audio``), atomically (``split_files.write``). Returns the folder. Introduced in
     notebook 13."""
     sample_rate = _check_sample_rate(sample_rate)
-    folder = _folder(root)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    partial = folder.parent / f".{folder.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    partial.mkdir()
-    try:
-        files = {}
-        for split in SPLITS:
-            waveforms, records = make_split(split, seed, sample_rate)
-            for name, data in zip((f"{split}.npy", f"{split}.jsonl"),
-                                  _split_bytes(waveforms, records), strict=True):
-                (partial / name).write_bytes(data)
-                files[name] = {"sha256": _digest(data)}
-        manifest = {"version": DATA_VERSION, "seed": int(seed), "sample_rate": sample_rate,
-                    "clips_per_pair": CLIPS_PER_PAIR, "files": files}
-        (partial / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n",
-                                               encoding="utf-8")
-        previous = folder.parent / f".{folder.name}.previous-{uuid.uuid4().hex[:8]}"
-        if folder.exists():
-            os.replace(folder, previous)
-        os.replace(partial, folder)
-        shutil.rmtree(previous, ignore_errors=True)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return folder
+    settings = {"version": DATA_VERSION, "seed": int(seed), "sample_rate": sample_rate,
+                "clips_per_pair": CLIPS_PER_PAIR}
+    return split_files.write(_folder(root), SPLITS,
+                             lambda split: make_split(split, seed, sample_rate), settings)
 
 
 def verify(root=None) -> list[str]:
     """The problems of ``data/audio`` ([] when intact): a file missing, altered (its hash
     differs from the manifest) or not what the manifest's seed regenerates. Introduced in
     notebook 13."""
-    folder = _folder(root)
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        files, seed, sample_rate = manifest["files"], manifest["seed"], manifest["sample_rate"]
-    except FileNotFoundError:
-        return [f"missing: manifest.json in {folder} (run `python -m mmcourse data "
-                f"--modality audio`)"]
-    except (ValueError, KeyError, TypeError):
-        return ["altered: manifest.json (not a valid manifest)"]
-    problems = []
-    for name, entry in files.items():
-        path = folder / name
-        if not path.is_file():
-            problems.append(f"missing: {name}")
-        elif _digest(path.read_bytes()) != entry.get("sha256"):
-            problems.append(f"altered: {name}")
-    for split in SPLITS:
-        expected = _split_bytes(*make_split(split, seed, sample_rate))
-        for name, data in zip((f"{split}.npy", f"{split}.jsonl"), expected, strict=True):
-            if files.get(name, {}).get("sha256") != _digest(data):
-                problems.append(f"not reproducible: {name} differs from what seed {seed} "
-                                f"generates")
-    return problems
+    def maker(manifest):
+        seed, sample_rate = manifest["seed"], manifest["sample_rate"]
+        return lambda split: make_split(split, seed, sample_rate)
+
+    return split_files.verify(_folder(root), SPLITS, maker, COMMAND)
 
 
 def load_split(split: str, root=None) -> tuple[np.ndarray, list[dict]]:
     """The clips and records of one split from ``data/audio`` (written by ``generate``).
     Introduced in notebook 13."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    folder = _folder(root)
-    if not (folder / "manifest.json").is_file():
-        raise FileNotFoundError(f"no audio data in {folder}: run `python -m mmcourse data "
-                                f"--modality audio`")
-    waveforms = np.load(folder / f"{split}.npy", allow_pickle=False)
-    lines = (folder / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
-    return waveforms, [json.loads(line) for line in lines]
+    return split_files.load(_folder(root), split, SPLITS, "audio", COMMAND)
 
 
 def main(root=None, seed: int = 0, verify: bool = False, sample_rate: int = SAMPLE_RATE) -> int:

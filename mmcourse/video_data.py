@@ -24,18 +24,12 @@ in a few seconds by NumPy and OpenCV; ``make_split`` builds a split in memory, a
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import os
-import shutil
 import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
 
-from mmcourse import data
+from mmcourse import data, split_files
 from mmcourse.paths import DATA_DIR
 
 FRAMES = 8
@@ -181,89 +175,35 @@ def _folder(root) -> Path:
     return Path(root) if root is not None else DATA_DIR / FOLDER
 
 
-def _split_bytes(videos: np.ndarray, records: list[dict]) -> tuple[bytes, bytes]:
-    buffer = io.BytesIO()
-    np.save(buffer, videos, allow_pickle=False)
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    return buffer.getvalue(), lines.encode("utf-8")
-
-
-def _digest(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
+COMMAND = "python -m mmcourse data --modality video"
 
 
 def generate(root=None, seed: int = 0) -> Path:
     """Write ``{split}.npy`` (uint8 clips (N, 8, 32, 32, 3)) and ``{split}.jsonl`` (the match
     records of ``make_split``) for each split, plus ``manifest.json`` (seed, sha256 of each
-    file), under ``root`` (default ``data/video``). Atomic: built in a hidden folder beside
-    it, then renamed into place; an interrupted run leaves the previous folder or none.
+    file), under ``root`` (default ``data/video``), atomically (``split_files.write``).
     Returns the folder. Introduced in notebook 13."""
-    folder = _folder(root)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    partial = folder.parent / f".{folder.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    partial.mkdir()
-    try:
-        files = {}
-        for split in SPLITS:
-            for name, content in zip((f"{split}.npy", f"{split}.jsonl"),
-                                     _split_bytes(*make_split(split, seed)), strict=True):
-                (partial / name).write_bytes(content)
-                files[name] = {"sha256": _digest(content)}
-        manifest = {"version": DATA_VERSION, "seed": int(seed), "clips": CLIPS, "files": files}
-        (partial / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n",
-                                               encoding="utf-8")
-        previous = folder.parent / f".{folder.name}.previous-{uuid.uuid4().hex[:8]}"
-        if folder.exists():
-            os.replace(folder, previous)
-        os.replace(partial, folder)
-        shutil.rmtree(previous, ignore_errors=True)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return folder
+    settings = {"version": DATA_VERSION, "seed": int(seed), "clips": CLIPS}
+    return split_files.write(_folder(root), SPLITS, lambda split: make_split(split, seed),
+                             settings)
 
 
 def verify(root=None) -> list[str]:
     """The problems of ``data/video`` ([] when intact): a file missing, altered (its hash
     differs from the manifest) or not what the manifest's seed regenerates. Introduced in
     notebook 13."""
-    folder = _folder(root)
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        files, seed = manifest["files"], manifest["seed"]
+    def maker(manifest):
+        seed = manifest["seed"]
         make_split(SPLITS[0], seed, 1)  # a seed make_split refuses is an altered manifest
-    except FileNotFoundError:
-        return [f"missing: manifest.json in {folder} (run `python -m mmcourse data "
-                f"--modality video`)"]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return ["altered: manifest.json (not a valid manifest)"]
-    problems = []
-    for name, entry in files.items():
-        path = folder / name
-        if not path.is_file():
-            problems.append(f"missing: {name}")
-        elif _digest(path.read_bytes()) != entry.get("sha256"):
-            problems.append(f"altered: {name}")
-    for split in SPLITS:
-        expected = _split_bytes(*make_split(split, seed))
-        for name, content in zip((f"{split}.npy", f"{split}.jsonl"), expected, strict=True):
-            if files.get(name, {}).get("sha256") != _digest(content):
-                problems.append(f"not reproducible: {name} differs from what seed {seed} "
-                                f"generates")
-    return problems
+        return lambda split: make_split(split, seed)
+
+    return split_files.verify(_folder(root), SPLITS, maker, COMMAND)
 
 
 def load_split(split: str, root=None) -> tuple[np.ndarray, list[dict]]:
     """The clips and match records of one split from ``data/video`` (written by
     ``generate``). Introduced in notebook 13."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    folder = _folder(root)
-    if not (folder / "manifest.json").is_file():
-        raise FileNotFoundError(f"no video data in {folder}: run `python -m mmcourse data "
-                                f"--modality video`")
-    videos = np.load(folder / f"{split}.npy", allow_pickle=False)
-    lines = (folder / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
-    return videos, [json.loads(line) for line in lines]
+    return split_files.load(_folder(root), split, SPLITS, "video", COMMAND)
 
 
 def main(root=None, seed: int = 0, verify: bool = False) -> int:

@@ -144,7 +144,7 @@ def test_generate_is_atomic(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch, pytest.raises(OSError, match="No space"):
-        patch.setattr(audio_data, "_split_bytes", disk_full)
+        patch.setattr(audio_data, "make_split", disk_full)
         audio_data.generate(folder, seed=1, sample_rate=8000)
     assert (folder / "train.npy").read_bytes() == before and audio_data.verify(folder) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["audio"]  # no partial left
