@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mmcourse import REPO_ROOT, data
+from mmcourse import REPO_ROOT, data, owndata
 from mmcourse.__main__ import main
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -42,7 +42,10 @@ def paths(tmp_path_factory):
             "SUBS": str(folder / "submissions"),
             "IN_SUBS": str(folder / "submissions" / "grades.csv"),
             "IN_EMPTY": str(folder / "empty" / "a.lora.h5"),  # issue 22
-            "NEW_LORA": str(folder / "new.lora.h5")}
+            "NEW_LORA": str(folder / "new.lora.h5"),
+            "LORA_UNDER_FILE": str(folder / "a_file.txt" / "x.lora.h5"),
+            "OWN_OK": str(owndata.write_scan_folder(folder / "scans", count=12, seed=0,
+                                                    language="en"))}
 
 
 BAD_ARGUMENTS = [
@@ -185,6 +188,8 @@ BAD_ARGUMENTS = [
      ["argument --epochs", "must be >= 1, got 0"]),
     (["finetune", "--model", "docs/results/tiny_paligemma_attributes", "--data-dir", "EMPTY",
       "--lora", "1", "--save", "NEW_LORA"], 1, ["argument --data-dir", "captions.csv"]),
+    (["finetune", "--model", "docs/results/tiny_paligemma_attributes", "--data-dir", "OWN_OK",
+      "--lora", "1", "--save", "LORA_UNDER_FILE"], 1, ["--save", "cannot write under"]),
     (["caption", "--images", "EMPTY"], 2, ["the following arguments are required: --model"]),
     (["caption", "--model", "EMPTY", "--images", "EMPTY"], 2,
      ["argument --model", "has no config.json"]),
