@@ -101,7 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--language", default="en", choices=["en", "zh"],
                       help="language of the texts: en (default) or zh, Chinese, written to "
                            "data/zh unless --root is given")
-    # --- issue 27 (notebook 13): audio and video data ---
     data.add_argument("--modality", default="image", choices=list(DATA_MODALITIES),
                       help="image (default): the scenes; audio: clips of two sounds with "
                            "their captions in English and Chinese, written to data/audio; "
@@ -110,7 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--sample-rate", type=positive_int, default=None, metavar="HZ",
                       help="with --modality audio: samples per second, 8000 to 48000 "
                            "(default 16000)")
-    # --- end issue 27 ---
 
     train = commands.add_parser("train", help="train and evaluate one model")
     train.add_argument("--task", default="match",
@@ -128,11 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "notebook 11); with --task retrieval keras_hub_clip (KerasHub's "
                             "CLIP with notebook 07's loss, notebook 11)")
     train.add_argument("--level", default="attributes", choices=["attributes", "relations"])
-    # --- issue 27 (notebook 13) ---
     train.add_argument("--modality", default="image", choices=list(TRAIN_MODALITIES),
                        help="image (default); audio: --task retrieval, the audio-text model; "
                             "video: --task match --fusion temporal|average")
-    # --- end issue 27 ---
     train.add_argument("--epochs", type=positive_int, default=None,
                        help="epochs, >= 1 (default per task)")
     train.add_argument("--seed", type=non_negative_int, default=0)
@@ -230,7 +226,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="language of the messages and feedback: en or zh (default: the "
                             "locale's)")
 
-    # --- serve (issue 23) ---
     serve = commands.add_parser(
         "serve", help="serve a model over HTTP: TensorFlow Serving's REST API for an exported "
                       "folder, the OpenAI chat API for a captioner, embeddings and search for "
@@ -258,9 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="largest request body in MB, > 0 (default 8)")
     serve.add_argument("--max-requests", type=positive_int, default=64,
                        help="requests in flight at most, >= 1; more get 503 (default 64)")
-    # --- end serve ---
 
-    # --- plan, finetune (issue 22, notebook 12) ---
     plan = commands.add_parser(
         "plan", help="parameters, weight bytes, KV cache and image tokens of a KerasHub model "
                      "from its config, and whether it fits this machine (notebook 12)")
@@ -303,7 +296,6 @@ def build_parser() -> argparse.ArgumentParser:
                          help="PaliGemma's task prompt (default 'caption en'; also 'caption "
                               "zh', 'describe en', ...)")
     caption.add_argument("--json", action="store_true", help="print the captions as JSON")
-    # --- end plan, finetune ---
 
     bench = commands.add_parser("bench", help="run benchmarks and print measured ratios")
     bench.add_argument("names", nargs="*", metavar="NAME", help="benchmarks (default: all)")
@@ -408,7 +400,6 @@ def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
                      f"created if missing)")
 
 
-# --- issue 27 (notebook 13): data --modality audio|video ---
 DATA_MODALITIES = ("image", "audio", "video")
 
 
@@ -510,7 +501,6 @@ def modality_train(parser: argparse.ArgumentParser, args) -> int:
     else:
         print(f"{summary}; trained in {result['train_seconds']:.1f} s")
     return 0
-# --- end issue 27 ---
 
 
 def file_system_error(error: OSError, flag: str, path) -> str:
@@ -723,7 +713,6 @@ def serve(parser: argparse.ArgumentParser, args) -> int:
     return serving.main(args)
 
 
-# --- finetune (issue 22, notebook 12) ---
 def finetune(parser: argparse.ArgumentParser, args) -> int:
     """``finetune --model PRESET_DIR --data-dir FOLDER --lora RANK --save OUT.lora.h5
     [--epochs N] [--json]`` (``mmcourse.finetune``). FOLDER is never written."""
@@ -764,7 +753,6 @@ def caption(parser: argparse.ArgumentParser, args) -> int:
     from mmcourse import photos
 
     return photos.main(args)
-# --- end finetune ---
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,8 +31,8 @@ BENCHMARKS = {
     "hub": "mmcourse.hub_training:benchmark",
     "search": "mmcourse.serve:search_benchmark",
     "serve-load": "mmcourse.serve_load:benchmark",
-    "lora": "mmcourse.finetune:benchmark",  # issue 22
-    "quantize": "mmcourse.quantize:benchmark",  # issue 22
+    "lora": "mmcourse.finetune:benchmark",
+    "quantize": "mmcourse.quantize:benchmark",
 }
 
 

@@ -41,7 +41,7 @@ def paths(tmp_path_factory):
             "EMPTY": str(folder / "empty"), "MISSING": str(folder / "missing"),
             "SUBS": str(folder / "submissions"),
             "IN_SUBS": str(folder / "submissions" / "grades.csv"),
-            "IN_EMPTY": str(folder / "empty" / "a.lora.h5"),  # issue 22
+            "IN_EMPTY": str(folder / "empty" / "a.lora.h5"),
             "NEW_LORA": str(folder / "new.lora.h5"),
             "LORA_UNDER_FILE": str(folder / "a_file.txt" / "x.lora.h5"),
             "OWN_OK": str(owndata.write_scan_folder(folder / "scans", count=12, seed=0,
@@ -143,7 +143,6 @@ BAD_ARGUMENTS = [
     (["exercises"], 2, ["argument --list/--solutions/--sync", "give at least one"]),
     (["exercises", "--markdown"], 2, ["argument --markdown", "only with --list"]),
     (["exercises", "--solutions", "FILE"], 2, ["argument --solutions", "is a file"]),
-    # --- serve (issue 23) ---
     (["serve"], 2, ["the following arguments are required: --model"]),
     (["serve", "--model", "MISSING"], 2, ["argument --model", "not found"]),
     (["serve", "--model", "EMPTY", "--port", "70000"], 2, ["argument --port", "1 to 65535"]),
@@ -160,8 +159,6 @@ BAD_ARGUMENTS = [
     (["serve", "--model", "EMPTY", "--name", "a/b"], 2, ["argument --name", "without '/'"]),
     (["serve", "--model", "EMPTY"], 1, ["--model", "holds no saved_model.pb"]),
     (["serve", "--model", "FILE"], 1, ["--model", "neither an exported SavedModel folder"]),
-    # --- end serve ---
-    # --- plan (issue 22) ---
     (["plan"], 2, ["the following arguments are required: MODEL"]),
     (["plan", "MISSING"], 2, ["argument MODEL", "neither a preset folder", "gemma3_4b"]),
     (["plan", "EMPTY"], 2, ["argument MODEL", "folder without config.json"]),
@@ -199,7 +196,6 @@ BAD_ARGUMENTS = [
       "--prompt", " "], 2, ["argument --prompt", "must not be empty"]),
     (["caption", "--model", "docs/results/tiny_paligemma_attributes", "--images", "EMPTY"], 1,
      ["argument --images", "holds no image files"]),
-    # --- end plan ---
     (["bench", "nope"], 2, ["unknown benchmark 'nope'", "choose from"]),
     (["bench", "--bogus"], 2, ["unrecognized arguments: --bogus"]),
     (["doctor", "--bogus"], 2, ["unrecognized arguments: --bogus"]),

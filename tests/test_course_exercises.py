@@ -282,7 +282,6 @@ INDEPENDENT = {
     ("notebook_11", "q2"): lambda: [_kv_cache_by_allocating],
     ("notebook_11", "q3"): lambda: [_paligemma_block_mask()],
     ("notebook_11", "q4"): lambda: [_order_gaps_by_keras_hub()],
-    # --- notebook 13 (issue 27) ---
     ("notebook_13", "q1"): lambda: [
         lambda n, length, step: int(tf.signal.frame(tf.zeros(n), length, step).shape[0])],
     ("notebook_13", "q2"): lambda: [tuple(tf.matmul(
@@ -291,7 +290,6 @@ INDEPENDENT = {
     ("notebook_13", "q3"): lambda: [
         lambda videos, seed: np.stack([np.roll(clip, 3, axis=0) for clip in videos]),
         lambda videos, seed: tf.reverse(tf.constant(videos), axis=[1]).numpy()],
-    # --- end notebook 13 ---
 }
 
 

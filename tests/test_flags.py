@@ -134,14 +134,12 @@ def recorded(monkeypatch, tmp_path):
     record(teaching, "sync_docs", [])
     record(grading, "grade", [])
     record(bench, "main", 0)
-    # --- plan (issue 22) ---
     real_plan = plan.plan
     record(plan, "plan", lambda a: real_plan(a["model"], a["context"], a["batch"],
                                              memory={"ram_bytes": 10 ** 9}))
     record(finetune, "main", 0)
     record(photos, "caption_photos", [{"image": "a.png", "caption": "a red circle"}])
     monkeypatch.setattr(finetune, "load_with_adapter", lambda preset, adapter=None: None)
-    # --- end plan ---
     real_check = folders.check_folder
     monkeypatch.setattr(folders, "check_folder", lambda folder, *a, **k: (
         calls.append(("check_folder", {"folder": str(folder)})), real_check(folder, *a, **k))[1])
@@ -170,7 +168,7 @@ def places(tmp_path):
             "CSV": str(tmp_path / "pairs.csv"), "IMAGE": str(tmp_path / "x.png"),
             "RESULTS": str(tmp_path / "results.csv"), "SERVED": str(own),
             "PRESET": str(REPO_ROOT / "docs" / "results" / "tiny_paligemma_attributes"),
-            "LORA": str(tmp_path / "a.lora.h5")}  # issue 22
+            "LORA": str(tmp_path / "a.lora.h5")}
 
 
 # --- modes and probes --------------------------------------------------------------------------
@@ -204,7 +202,7 @@ MODES = {
     "grade": {"grade": (["SUBS", "--out", "OUT"], "grade")},
     "bench": {"bench": (["attention"], "main")},
     "serve": {"serve": (["--model", "SERVED"], "main")},
-    "plan": {"plan": (["gemma3_4b"], "plan")},  # issue 22
+    "plan": {"plan": (["gemma3_4b"], "plan")},
     "finetune": {"finetune": (["--model", "PRESET", "--data-dir", "OWN", "--lora", "2",
                                "--save", "LORA"], "main")},
     "caption": {"caption": (["--model", "PRESET", "--images", "ROOT"], "caption_photos")},
@@ -310,7 +308,6 @@ PROBES = {
     ("serve", "--max-body-mb"): (["--max-body-mb", "2"], _namespace("max_body_mb", 2.0, "main")),
     ("serve", "--max-requests"): (["--max-requests", "3"],
                                   _namespace("max_requests", 3, "main")),
-    # --- plan (issue 22) ---
     ("plan", "--context"): (["--context", "64"], _argument("context", 64)),
     ("plan", "--batch"): (["--batch", "3"], _argument("batch", 3)),
     ("plan", "--json"): (["--json"], _json_out),
@@ -319,7 +316,6 @@ PROBES = {
     ("finetune", "--json"): (["--json"], _namespace("json", True, "main")),
     ("caption", "--prompt"): (["--prompt", "caption zh"], _argument("prompt", "caption zh")),
     ("caption", "--json"): (["--json"], _json_out),
-    # --- end plan ---
 }
 
 
