@@ -360,7 +360,6 @@ def _keras_clip_loss(image_embeddings, text_embeddings, temperature):
                                                                          tf.transpose(logits)))) / 2
 
 
-
 def _keras_causal_mask(length):
     """Which keys each query of Keras' MultiHeadAttention(use_causal_mask=True) weights."""
     attention = keras.layers.MultiHeadAttention(num_heads=1, key_dim=2)
