@@ -22,7 +22,6 @@ atomically, and ``--verify`` re-hashes the files and checks that the seed regene
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -259,15 +258,7 @@ def main(root=None, seed: int = 0, verify: bool = False, sample_rate: int = SAMP
     Introduced in notebook 13."""
     folder = _folder(root)
     if verify:
-        problems = globals()["verify"](folder)
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        if problems:
-            print(f"{folder}: {len(problems)} problem(s); regenerate with `python -m mmcourse "
-                  f"data --modality audio`", file=sys.stderr)
-            return 1
-        print(f"{folder}: all files match manifest.json and regenerate from its seed")
-        return 0
+        return split_files.report(folder, globals()["verify"](folder), COMMAND)
     generate(folder, seed, sample_rate)
     sizes = ", ".join(f"{split} {len(PAIRS) * n}" for split, n in CLIPS_PER_PAIR.items())
     print(f"audio: clips {sizes} ({len(PAIRS)} ordered pairs of {len(EVENTS)} events, "

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
@@ -85,6 +86,18 @@ def verify(folder: Path, splits, maker, command: str) -> list[str]:
                 problems.append(f"not reproducible: {name} differs from what seed "
                                 f"{manifest.get('seed')} generates")
     return problems
+
+
+def report(folder: Path, problems: list[str], command: str) -> int:
+    """Print ``verify``'s problems (stderr) or that all is well (stdout); the exit status."""
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"{folder}: {len(problems)} problem(s); regenerate with `{command}`",
+              file=sys.stderr)
+        return 1
+    print(f"{folder}: all files match manifest.json and regenerate from its seed")
+    return 0
 
 
 def load(folder: Path, split: str, splits, what: str, command: str):

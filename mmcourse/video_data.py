@@ -24,7 +24,6 @@ in a few seconds by NumPy and OpenCV; ``make_split`` builds a split in memory, a
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -212,15 +211,7 @@ def main(root=None, seed: int = 0, verify: bool = False) -> int:
     13."""
     folder = _folder(root)
     if verify:
-        problems = globals()["verify"](folder)
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        if problems:
-            print(f"{folder}: {len(problems)} problem(s); regenerate with `python -m mmcourse "
-                  f"data --modality video`", file=sys.stderr)
-            return 1
-        print(f"{folder}: all files match manifest.json and regenerate from its seed")
-        return 0
+        return split_files.report(folder, globals()["verify"](folder), COMMAND)
     generate(folder, seed)
     sizes = ", ".join(f"{split} {n}" for split, n in CLIPS.items())
     print(f"video: clips {sizes} ({FRAMES} frames of {FRAME_SIZE} x {FRAME_SIZE}), each with "
