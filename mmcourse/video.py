@@ -138,17 +138,24 @@ def _inputs(videos, records, language):
         np.array([r["label"] for r in records], np.float32)
 
 
-def accuracy_by_kind(probabilities, records) -> dict:
-    """Match accuracy (probability > 0.5 means "true") per statement kind, and overall as
-    ``all``. Introduced in notebook 13."""
+def _accuracy_by(probabilities, records, field: str, values) -> tuple[dict, np.ndarray]:
+    """Match accuracy (probability > 0.5 means "true") per value of ``records[field]``, in
+    the order of ``values``, and the per-record correctness."""
     probabilities = np.asarray(probabilities).reshape(-1)
     if len(probabilities) != len(records):
         raise ValueError(f"probabilities and records must have the same length, got "
                          f"{len(probabilities)} and {len(records)}")
     correct = (probabilities > 0.5) == np.array([r["label"] == 1 for r in records])
-    kinds = np.array([r["kind"] for r in records])
-    result = {kind: float(correct[kinds == kind].mean())
-              for kind in video_data.STATEMENT_KINDS if np.any(kinds == kind)}
+    groups = np.array([r[field] for r in records])
+    return ({value: float(correct[groups == value].mean())
+             for value in values if np.any(groups == value)}, correct)
+
+
+def accuracy_by_kind(probabilities, records) -> dict:
+    """Match accuracy (probability > 0.5 means "true") per statement kind, and overall as
+    ``all``. Introduced in notebook 13."""
+    result, correct = _accuracy_by(probabilities, records, "kind",
+                                   video_data.STATEMENT_KINDS)
     result["all"] = float(correct.mean())
     return result
 
@@ -156,14 +163,7 @@ def accuracy_by_kind(probabilities, records) -> dict:
 def accuracy_by_change(probabilities, records) -> dict:
     """Match accuracy per ``change`` of the pair (``video_data.CHANGES``): the attribute
     statements split into ``colour`` and ``shape``. Introduced in notebook 13."""
-    probabilities = np.asarray(probabilities).reshape(-1)
-    if len(probabilities) != len(records):
-        raise ValueError(f"probabilities and records must have the same length, got "
-                         f"{len(probabilities)} and {len(records)}")
-    correct = (probabilities > 0.5) == np.array([r["label"] == 1 for r in records])
-    changes = np.array([r["change"] for r in records])
-    return {change: float(correct[changes == change].mean())
-            for change in video_data.CHANGES if np.any(changes == change)}
+    return _accuracy_by(probabilities, records, "change", video_data.CHANGES)[0]
 
 
 def train_video(fusion: str = "temporal", seed: int = 0, epochs: int = VIDEO_EPOCHS,
