@@ -62,26 +62,23 @@ def positive_float(text: str) -> float:
     return value
 
 
-def non_negative_float(text: str) -> float:
-    """An argparse ``type=``: a finite number >= 0 (milliseconds)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+def finite_float(bound: str):
+    """An argparse ``type=``: a finite number ``>= 0`` or ``> 0`` (``bound``); the message
+    names the bound."""
+    holds = {">= 0": lambda value: value >= 0, "> 0": lambda value: value > 0}[bound]
 
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number {bound}, got {text!r}") \
+                from None
+        if not holds(value) or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text}")
+        return value
 
-def positive_float_number(text: str) -> float:
-    """An argparse ``type=``: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
+    parse.__name__ = f"number {bound}"
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,11 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-batch", type=positive_int, default=32,
                        help="largest batch of instances or generations, >= 1 (default 32; 1 "
                             "turns batching off)")
-    serve.add_argument("--batch-timeout-ms", type=non_negative_float, default=5.0, metavar="MS",
+    serve.add_argument("--batch-timeout-ms", type=finite_float(">= 0"), default=5.0, metavar="MS",
                        help="how long a batch waits for more requests, >= 0 ms (default 5)")
     serve.add_argument("--index", default=None, metavar="FOLDER",
                        help="CLIP only: a folder of images to search with /v1/search")
-    serve.add_argument("--max-body-mb", type=positive_float_number, default=8.0, metavar="MB",
+    serve.add_argument("--max-body-mb", type=finite_float("> 0"), default=8.0, metavar="MB",
                        help="largest request body in MB, > 0 (default 8)")
     serve.add_argument("--max-requests", type=positive_int, default=64,
                        help="requests in flight at most, >= 1; more get 503 (default 64)")
