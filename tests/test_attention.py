@@ -1,11 +1,10 @@
 """Attention by hand (mmcourse.scratch, notebook 06) against Keras and hand-computed values."""
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from mmcourse import scratch  # noqa: E402
+from mmcourse import scratch
 
 
 def test_single_query_by_hand():

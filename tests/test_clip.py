@@ -4,15 +4,14 @@ convolution, padding in the text encoder, retrieval with repeated captions, savi
 
 import math
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
-
-from mmcourse import clip, data  # noqa: E402
-from mmcourse import text as data_text  # noqa: E402
-from mmcourse.scratch import patchify  # noqa: E402
+from mmcourse import clip, data
+from mmcourse import text as data_text
+from mmcourse.scratch import patchify
 
 TINY = {"stem_filters": (4,), "patch_size": 4, "width": 8, "image_depth": 1, "text_depth": 1,
         "num_heads": 2, "key_dim": 4, "hidden_units": 8, "embedding_dim": 6}

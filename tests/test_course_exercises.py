@@ -13,15 +13,14 @@ import inspect
 import json
 import math
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from mmcourse import NOTEBOOKS_DIR, course_exercises
 from mmcourse.exercises import ____
 from mmcourse.training import train
-
-keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
 
 SETS = {
     name: factory

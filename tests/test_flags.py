@@ -15,39 +15,35 @@ import json
 import re
 from pathlib import Path
 
+import keras  # noqa: F401
+import keras_hub  # noqa: F401
 import pytest
 
 from mmcourse import (
     REPO_ROOT,
+    audio_data,
     bench,
+    clap,
+    clip,
     data,
     deploy,
     doctor,
     finetune,
     folders,
     grading,
+    hub_clip,
+    hub_training,
     i18n,
     owndata,
     photos,
     plan,
     teaching,
     training,
-)
-from mmcourse.__main__ import build_parser, main
-
-pytest.importorskip("keras")  # clip and vlm import names only, but they need the package
-from mmcourse import (  # noqa: E402
-    audio_data,
-    clap,
-    clip,
-    hub_training,
     video,
     vlm,
 )
-from mmcourse import serve as serving  # noqa: E402
-
-pytest.importorskip("keras_hub")
-from mmcourse import hub_clip  # noqa: E402
+from mmcourse import serve as serving
+from mmcourse.__main__ import build_parser, main
 
 
 def _commands():

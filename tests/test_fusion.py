@@ -3,13 +3,12 @@ formulas, values against NumPy references, bad input and .keras round trips."""
 
 import warnings
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from mmcourse import fusion  # noqa: E402
-from mmcourse.models import FUSIONS, build_model, load_model  # noqa: E402
+from mmcourse import fusion
+from mmcourse.models import FUSIONS, build_model, load_model
 
 D_IMG, D_TXT, D_OUT, BATCH = 5, 7, 3, 4
 RNG = np.random.default_rng(0)

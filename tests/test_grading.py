@@ -7,12 +7,13 @@ import json
 import os
 import re
 import time
+from dataclasses import astuple
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from mmcourse import exercises
+from mmcourse import exercises, grading
 from mmcourse.__main__ import main
 from mmcourse.course_exercises import notebook_00
 from mmcourse.exercises import Exercise, ExerciseSet, ____, exam_mode, expect_value
@@ -276,10 +277,6 @@ def test_totals_hold_each_students_score_and_a_clean_run_says_no_error(graded):
 
 
 # --- the pure parts, by hand (issue 28, section 7): no notebook runs ---------------------------
-
-from dataclasses import astuple  # noqa: E402
-
-from mmcourse import grading  # noqa: E402
 
 
 def test_find_submissions_flat_notebooks_and_student_folders(tmp_path):

@@ -1,13 +1,12 @@
 """Whole KerasHub models by hand (mmcourse.hub, notebook 11): CLIP's embeddings and
 PaliGemma's logits equal KerasHub's own forward pass, on random configs and weights."""
 
+import keras
+import keras_hub
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-keras_hub = pytest.importorskip("keras_hub")
-
-from mmcourse import hub  # noqa: E402
+from mmcourse import hub
 
 CLIP_CONFIGS = [
     dict(patch=4, image=16, width=16, heads=2, layers=2, text_heads=4, activation="quick_gelu"),

@@ -2,13 +2,12 @@
 references are independent: the end token placed by hand, the images averaged over 2 x 2
 blocks by hand, and the embeddings of ``hub.clip_by_hand`` (NumPy)."""
 
+import keras
+import keras_hub  # noqa: F401
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-pytest.importorskip("keras_hub")
-
-from mmcourse import clip, hub, hub_clip, hub_presets  # noqa: E402
+from mmcourse import clip, hub, hub_clip, hub_presets
 
 END = 9
 

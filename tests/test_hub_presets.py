@@ -1,14 +1,12 @@
 """Tiny KerasHub presets made offline (mmcourse.hub_presets, notebook 11): the SentencePiece
 tokenizer on the course's captions, the tiny PaliGemma and CLIP, and preset folders."""
 
+import keras_hub
 import numpy as np
 import pytest
+import requests
 
-keras = pytest.importorskip("keras")
-keras_hub = pytest.importorskip("keras_hub")
-requests = pytest.importorskip("requests")
-
-from mmcourse import hub, hub_presets  # noqa: E402
+from mmcourse import hub, hub_presets
 
 
 @pytest.fixture(scope="module")

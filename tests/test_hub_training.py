@@ -4,10 +4,7 @@ notebook 11): the response-only loss weights, a short fit that learns, clear err
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-keras_hub = pytest.importorskip("keras_hub")
-
-from mmcourse import data, hub_presets, hub_training  # noqa: E402
+from mmcourse import data, hub_presets, hub_training
 
 
 @pytest.fixture(scope="module")

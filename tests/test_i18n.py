@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 
+import babel.messages.pofile as babel_pofile
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
@@ -16,7 +17,6 @@ from nbformat.v4 import new_code_cell, new_notebook
 from mmcourse import REPO_ROOT, folders, i18n
 from mmcourse.__main__ import main
 
-babel_pofile = pytest.importorskip("babel.messages.pofile")
 PO = i18n.LOCALE_DIR / "zh" / "LC_MESSAGES" / "mmcourse.po"
 MO = PO.with_suffix(".mo")
 HAN = re.compile(r"[\u4e00-\u9fff]")

@@ -3,12 +3,12 @@ tiny KerasHub PaliGemma (notebook 12)."""
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from mmcourse import scratch  # noqa: E402
+from mmcourse import REPO_ROOT, finetune, folders, owndata, scratch
+from mmcourse.__main__ import main
 
 
 def _lora_layer(d_in, d_out, rank, alpha, use_bias, rng):
@@ -80,9 +80,6 @@ def test_lora_dense_rejects_bad_shapes():
 
 # --- LoRA on the tiny KerasHub PaliGemma (mmcourse.finetune) ----------------------------------
 
-keras_hub = pytest.importorskip("keras_hub")
-from mmcourse import REPO_ROOT, finetune, folders, owndata  # noqa: E402
-from mmcourse.__main__ import main  # noqa: E402
 
 TINY_PRESET = REPO_ROOT / "docs" / "results" / "tiny_paligemma_attributes"
 

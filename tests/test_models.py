@@ -1,13 +1,12 @@
 """mmcourse.models: encoders, build_model for every fusion, the article's model,
 masking, and the bad-input errors of check_inputs."""
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from mmcourse import fusion  # noqa: E402
-from mmcourse.models import (  # noqa: E402
+from mmcourse import fusion
+from mmcourse.models import (
     TASKS,
     build_article_model,
     build_image_encoder,

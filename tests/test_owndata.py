@@ -9,13 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
 from mmcourse import REPO_ROOT, data, folders, owndata, text
 from mmcourse.__main__ import main
-
-keras = pytest.importorskip("keras")
 
 
 def _tree_digest(folder):

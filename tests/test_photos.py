@@ -4,13 +4,12 @@ name (mmcourse.photos, notebook 12)."""
 import json
 
 import cv2
+import keras_hub
 import pytest
+import requests
 
-keras_hub = pytest.importorskip("keras_hub")
-requests = pytest.importorskip("requests")
-
-from mmcourse import REPO_ROOT, data, finetune, photos  # noqa: E402
-from mmcourse.__main__ import main  # noqa: E402
+from mmcourse import REPO_ROOT, data, finetune, photos
+from mmcourse.__main__ import main
 
 TINY_PRESET = REPO_ROOT / "docs" / "results" / "tiny_paligemma_attributes"
 

@@ -5,13 +5,11 @@ verdicts against hand-computed figures."""
 
 import json
 
+import keras_hub
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-keras_hub = pytest.importorskip("keras_hub")
-
-from mmcourse import REPO_ROOT, plan  # noqa: E402
+from mmcourse import REPO_ROOT, plan
 
 TINY_PRESET = REPO_ROOT / "docs" / "results" / "tiny_paligemma_attributes"
 

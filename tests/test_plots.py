@@ -4,11 +4,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-from mmcourse import plots  # noqa: E402
+from mmcourse import plots
 
 HISTORY = {"loss": [0.7, 0.5, 0.3], "val_loss": [0.7, 0.6, 0.65],
            "accuracy": [0.5, 0.7, 0.9], "val_accuracy": [0.5, 0.6, 0.62]}

@@ -1,13 +1,11 @@
 """int8 by hand against Keras' Dense.quantize("int8"), and the quantized tiny PaliGemma
 (mmcourse.quantize, notebook 12)."""
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-keras_hub = pytest.importorskip("keras_hub")
-
-from mmcourse import REPO_ROOT, data, quantize  # noqa: E402
+from mmcourse import REPO_ROOT, data, quantize
 
 TINY_PRESET = REPO_ROOT / "docs" / "results" / "tiny_paligemma_attributes"
 

@@ -2,14 +2,13 @@
 
 import warnings
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from mmcourse import relations  # noqa: E402
-from mmcourse.models import RELATIONAL_FUSIONS, build_model, load_model  # noqa: E402
-from mmcourse.training import RELATIONAL_KINDS, accuracy_by_type  # noqa: E402
+from mmcourse import relations
+from mmcourse.models import RELATIONAL_FUSIONS, build_model, load_model
+from mmcourse.training import RELATIONAL_KINDS, accuracy_by_type
 
 
 def test_coordinate_features_by_hand():

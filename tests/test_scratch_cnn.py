@@ -6,13 +6,12 @@ the one float32 test explains its looser tolerance.
 
 import re
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from mmcourse import scratch
-
-keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
 
 ATOL = 1e-9  # float64 on both sides: only summation order differs
 
@@ -402,7 +401,7 @@ def test_wrong_types_raise_type_error(call, message):
 
 
 def test_conv_output_size_defaults_to_stride_1_valid():
-    keras = pytest.importorskip("keras")
+    import keras
     layer = keras.layers.Conv2D(1, 3)
     assert layer.compute_output_shape((None, 28, 28, 1))[1] == 26  # Keras' defaults
     assert scratch.conv_output_size(28, 3) == 26 == scratch.conv_output_size(28, 3, 1, "valid")

@@ -3,19 +3,17 @@ they mirror and against hand-computed values."""
 
 import math
 
+import keras
+import keras_hub
 import numpy as np
 import pytest
-
-keras = pytest.importorskip("keras")
-keras_hub = pytest.importorskip("keras_hub")
-
-from keras_hub.src.models.gemma.gemma_attention import CachedGemmaAttention  # noqa: E402
-from keras_hub.src.models.gemma.rms_normalization import RMSNormalization  # noqa: E402
-from keras_hub.src.models.pali_gemma.pali_gemma_decoder_block import (  # noqa: E402
+from keras_hub.src.models.gemma.gemma_attention import CachedGemmaAttention
+from keras_hub.src.models.gemma.rms_normalization import RMSNormalization
+from keras_hub.src.models.pali_gemma.pali_gemma_decoder_block import (
     PaliGemmaDecoderBlock,
 )
 
-from mmcourse import scratch  # noqa: E402
+from mmcourse import scratch
 
 
 @pytest.mark.parametrize("magnitude, epsilon", [(1.0, 1e-6), (1e-3, 1e-6), (0.3, 0.1)])

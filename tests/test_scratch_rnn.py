@@ -1,12 +1,11 @@
 """mmcourse.scratch's recurrent layers (notebook 03) against Keras with the same weights."""
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
-
-from mmcourse import scratch  # noqa: E402
+from mmcourse import scratch
 
 ATOL = 1e-5  # float64 throughout, unless a test says otherwise
 

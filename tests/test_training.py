@@ -6,12 +6,11 @@ import json
 import subprocess
 import sys
 
+import keras  # noqa: F401
 import numpy as np
 import pytest
 
-pytest.importorskip("keras")
-
-from mmcourse import REPO_ROOT, training  # noqa: E402
+from mmcourse import REPO_ROOT, training
 
 QUICK = {"epochs": 1, "train_size": 256, "test_size": 128, "validate": False, "log": None}
 

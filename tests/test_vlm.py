@@ -6,13 +6,12 @@ top-k sampling against a brute-force top k, the caption parser on hand-written s
 
 import math
 
+import keras
 import numpy as np
 import pytest
+import tensorflow  # noqa: F401
 
-keras = pytest.importorskip("keras")
-pytest.importorskip("tensorflow")
-
-from mmcourse import clip, data, text, vlm  # noqa: E402
+from mmcourse import clip, data, text, vlm
 
 VOCAB = vlm.decoder_vocabulary(vocabulary=[text.PAD_TOKEN, text.OOV_TOKEN, *data.WORDS])
 V = len(VOCAB)

@@ -6,14 +6,13 @@ vision tokens equal to the whole model, patch coordinates by hand, answers that 
 
 import json
 
+import keras
 import numpy as np
 import pytest
+import tensorflow  # noqa: F401
 
-keras = pytest.importorskip("keras")
-pytest.importorskip("tensorflow")
-
-from mmcourse import clip, data, stats, text, vlm  # noqa: E402
-from tests.test_vlm import TINY, TINY_VISION, VOCAB, _decoder, _images, _vision  # noqa: E402
+from mmcourse import clip, data, stats, text, vlm
+from tests.test_vlm import TINY, TINY_VISION, VOCAB, _decoder, _images, _vision
 
 INDEX = {word: i for i, word in enumerate(VOCAB)}
 START, END = len(VOCAB) - 2, len(VOCAB) - 1
