@@ -1,6 +1,7 @@
 """Every command of ``python -m mmcourse`` with bad arguments: exit status 2 (1 for a
 file-system problem), a message on stderr that names the flag and what it expects, nothing
-on stdout, and never a traceback. Each runs in a subprocess, as a user would type it."""
+on stdout, and never a traceback. The cases run in-process (``main(argv)``, as ``python -m
+mmcourse`` calls it); a few run in a subprocess, as a user types them, for the exit status."""
 
 import errno
 import os
@@ -20,6 +21,18 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 def _run(*arguments):
     return subprocess.run([sys.executable, "-m", "mmcourse", *arguments], capture_output=True,
                           text=True, cwd=REPO_ROOT, env=ENV, timeout=120)
+
+
+def _run_in_process(arguments, capsys, monkeypatch):
+    """``main(arguments)`` from the repository root, with what it printed, like ``_run``."""
+    monkeypatch.chdir(REPO_ROOT)
+    capsys.readouterr()
+    try:
+        status = main(list(arguments))
+    except SystemExit as exit_:  # argparse's errors
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(arguments, status, out, err)
 
 
 def _assert_clean_error(completed, status, *needles):
@@ -206,9 +219,21 @@ BAD_ARGUMENTS = [
 
 @pytest.mark.parametrize(("arguments", "status", "needles"), BAD_ARGUMENTS,
                          ids=[" ".join(case[0]) for case in BAD_ARGUMENTS])
-def test_bad_arguments_name_the_flag_without_a_traceback(paths, arguments, status, needles):
+def test_bad_arguments_name_the_flag_without_a_traceback(paths, arguments, status, needles,
+                                                         capsys, monkeypatch):
     arguments = [paths.get(argument, argument) for argument in arguments]
-    _assert_clean_error(_run(*arguments), status, *needles)
+    _assert_clean_error(_run_in_process(arguments, capsys, monkeypatch), status, *needles)
+
+
+SUBPROCESS_CASES = [0, 5, len(BAD_ARGUMENTS) - 1]  # a usage error (2), a file problem (1), a bad command
+
+
+@pytest.mark.parametrize("case", SUBPROCESS_CASES,
+                         ids=[" ".join(BAD_ARGUMENTS[case][0]) for case in SUBPROCESS_CASES])
+def test_as_a_user_types_it_the_exit_status_and_message_are_the_same(paths, case):
+    arguments, status, needles = BAD_ARGUMENTS[case]
+    _assert_clean_error(_run(*[paths.get(argument, argument) for argument in arguments]),
+                        status, *needles)
 
 
 def test_every_command_is_covered():
