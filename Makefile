@@ -38,7 +38,7 @@ lab: setup
 	$(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses=4 --dist loadscope
 
 bench: setup
 	$(PY) -m mmcourse bench
