@@ -16,17 +16,15 @@ from pathlib import Path
 
 from mmcourse import i18n
 from mmcourse.i18n import _
-
-#: Tasks trained outside ``build_model``: CLIP (notebook 07), the captioner and VQA by
-#: generation (notebook 08); ``mmcourse.vlm.ARCHS`` names the architectures of the last two
-#: (a test keeps them equal).
-NEW_TASKS = ("retrieval", "caption", "vqa")
-VLM_TASKS = ("caption", "vqa")
-CAPTION_ARCHS = ("llava", "flamingo")
-#: The KerasHub family trained by ``train --task caption --arch paligemma`` (notebook 11).
-HUB_CAPTION_ARCHS = ("paligemma",)
-#: KerasHub's CLIP trained by ``train --task retrieval --arch keras_hub_clip`` (notebook 11).
-HUB_RETRIEVAL_ARCHS = ("keras_hub_clip",)
+from mmcourse.names import (
+    CAPTION_ARCHS,
+    FUSIONS,
+    HUB_CAPTION_ARCHS,
+    HUB_RETRIEVAL_ARCHS,
+    MODEL_TASKS,
+    NEW_TASKS,
+    VLM_TASKS,
+)
 
 
 def int_at_least(minimum: int):
@@ -333,7 +331,6 @@ def _check_data_dir_arguments(parser: argparse.ArgumentParser, args) -> None:
 
 def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
     """What argparse cannot check alone; exits 2 with the flag's name."""
-    from mmcourse.models import FUSIONS, TASKS  # names only: no Keras
 
     if args.task in NEW_TASKS and args.fusion is not None:  # issue 28: never ignored quietly
         parser.error(f"argument --fusion: only with --task match or qa; --task {args.task} has "
@@ -354,7 +351,7 @@ def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
         parser.error(f"argument --root: {args.root} holds a captions.csv, so it looks like "
                      f"your own data. --root is the course dataset's folder (generated there "
                      f"if missing); to train on your folder, use --data-dir {args.root}")
-    for flag, value, valid in (("--task", args.task, (*TASKS, *NEW_TASKS)),
+    for flag, value, valid in (("--task", args.task, (*MODEL_TASKS, *NEW_TASKS)),
                                ("--fusion", args.fusion, FUSIONS)):
         if value not in valid:
             parser.error(f"argument {flag}: unknown {flag[2:]} {value!r}; valid names: "

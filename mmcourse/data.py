@@ -34,12 +34,12 @@ import numpy as np
 
 from mmcourse import folders
 from mmcourse.folders import DataError
+from mmcourse.names import DATA_TASKS, LEVELS
 from mmcourse.paths import DATA_DIR
 from mmcourse.text import SEQUENCE_LENGTH, STANDARDIZE, split_words
 
 IMAGE_SIZE = 64
-LEVELS = ("attributes", "relations")
-TASKS = ("match", "qa", "retrieval")
+TASKS = DATA_TASKS
 SPLITS = ("train", "val", "test")
 
 #: Bumped whenever the generated files change; ``ensure_data`` regenerates older data.

@@ -50,12 +50,13 @@ import numpy as np
 
 from mmcourse import folders, models, owndata, text
 from mmcourse import images as image_contract
+from mmcourse.names import MODEL_TASKS
 
 IMAGE_SIZE = owndata.IMAGE_SIZE
 SIGNATURE = "serving_default"
 TFLITE_FILES = {"float32": "model_float32.tflite", "int8": "model_int8.tflite"}
 PREPROCESSING_FILE = "text_preprocessing.json"
-TASKS = ("match", "qa")
+TASKS = MODEL_TASKS
 
 @contextmanager
 def quiet_tensorflow():

@@ -36,10 +36,10 @@ import math
 import keras
 from keras import ops
 
-#: The fusion methods this module has formulas for, in notebook 04's order. (``mmcourse.
-#: models.FUSIONS`` repeats them, without Keras, and adds notebook 06's relational models.)
-FUSIONS = ("image", "text", "concat", "multiply", "sum", "gated", "film", "bilinear",
-           "lowrank", "attention")
+from mmcourse.names import FUSION_METHODS
+
+#: The fusion methods this module has formulas for, in notebook 04's order.
+FUSIONS = FUSION_METHODS
 
 
 def _check_width(name: str, value) -> int:

@@ -13,15 +13,11 @@ stays light.
 
 from __future__ import annotations
 
+from mmcourse.names import FUSIONS, MODEL_TASKS, RELATIONAL_FUSIONS  # noqa: F401  (re-exported)
+
 IMAGE_SHAPE = (64, 64, 3)
 POOLINGS = ("avg", "max", "avgmax")
-TASKS = ("match", "qa")
-# The fusion methods, in the order notebook 04 teaches them (layers in mmcourse.fusion).
-# The fusion methods of notebook 04 (layers in mmcourse.fusion, which lists them too) and
-# notebook 06's relational models (layers in mmcourse.relations).
-RELATIONAL_FUSIONS = ("cnn_mlp", "relation_network", "transformer")
-FUSIONS = ("image", "text", "concat", "multiply", "sum", "gated", "film", "bilinear",
-           "lowrank", "attention", *RELATIONAL_FUSIONS)
+TASKS = MODEL_TASKS
 #: Defaults of the build_model keywords that differ between models (None in the call).
 MODEL_DEFAULTS = {"filters": (16, 32, 32), "width": None, "coordinates": False,
                   "batch_norm": False, "anchored": False, "hops": 2}

@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mmcourse.names import LEVELS  # noqa: F401  (re-exported)
 from mmcourse.stats import RELATIONAL_KINDS, accuracy_by_type  # noqa: F401  (re-exported)
 
 # Epochs used when ``epochs`` is None: enough for the default model to converge.
 DEFAULT_EPOCHS = {"attributes": 15, "relations": 15}
-LEVELS = ("attributes", "relations")
 BATCH_SIZE = 64
 LEARNING_RATE = 2e-3
 

@@ -44,6 +44,7 @@ from keras import ops
 
 from mmcourse import data, stats, text
 from mmcourse.clip import TokenAndPositionEmbedding
+from mmcourse.names import CAPTION_ARCHS
 from mmcourse.relations import _positive_int, coordinate_features
 
 #: Appended to ``text.load_vocabulary()``: the decoder's vocabulary ends with these.
@@ -54,7 +55,7 @@ DECODER_DEFAULTS = {"width": 64, "depth": 2, "num_heads": 4, "key_dim": 16,
 #: Text positions of ``build_decoder``: "[START]", a question and its answer, "[END]".
 DECODER_MAX_LENGTH = 24
 METHODS = ("greedy", "top_k")
-ARCHS = ("llava", "flamingo")
+ARCHS = CAPTION_ARCHS
 
 
 # --- vocabulary -----------------------------------------------------------------------------

@@ -1,0 +1,31 @@
+"""The names the course's models, data and command line share, kept in one place.
+
+A light module (it imports nothing), so the command line can offer these choices without
+importing TensorFlow, and no two modules keep their own copy of a list.
+"""
+
+#: The two datasets (notebook 01): single objects, and scenes of two objects in relation.
+LEVELS = ("attributes", "relations")
+#: The files each dataset holds, one per task (notebook 01; retrieval from notebook 07).
+DATA_TASKS = ("match", "qa", "retrieval")
+#: The tasks ``models.build_model`` builds a classifier for (notebooks 04-06, exported in 10).
+MODEL_TASKS = ("match", "qa")
+#: Tasks trained outside ``build_model``: CLIP (notebook 07), the captioner and VQA by
+#: generation (notebook 08).
+NEW_TASKS = ("retrieval", "caption", "vqa")
+VLM_TASKS = ("caption", "vqa")
+
+#: The fusion methods, in the order notebook 04 teaches them (layers in ``mmcourse.fusion``).
+FUSION_METHODS = ("image", "text", "concat", "multiply", "sum", "gated", "film", "bilinear",
+                  "lowrank", "attention")
+#: Notebook 06's relational models (layers in ``mmcourse.relations``).
+RELATIONAL_FUSIONS = ("cnn_mlp", "relation_network", "transformer")
+#: Every value of ``train --fusion`` for the image tasks.
+FUSIONS = (*FUSION_METHODS, *RELATIONAL_FUSIONS)
+
+#: The course's own captioner architectures (notebook 08, ``mmcourse.vlm``).
+CAPTION_ARCHS = ("llava", "flamingo")
+#: The KerasHub family trained by ``train --task caption --arch paligemma`` (notebook 11).
+HUB_CAPTION_ARCHS = ("paligemma",)
+#: KerasHub's CLIP trained by ``train --task retrieval --arch keras_hub_clip`` (notebook 11).
+HUB_RETRIEVAL_ARCHS = ("keras_hub_clip",)
