@@ -199,3 +199,32 @@ def test_real_preset_offline_says_what_caption_says(photo_folder, monkeypatch, c
     caption_err = capsys.readouterr().err
     assert err.replace("clip_vit_base_patch32", "NAME").replace("0.6", "SIZE") == \
         caption_err.replace("pali_gemma_3b_mix_224", "NAME").replace("5.9", "SIZE")
+
+
+def test_preset_is_plain_kerashub_and_training_fits_through_its_preprocessor(tmp_path):
+    """``hub_clip.fit_clip_backbone`` trains the backbone in place on captions through its
+    own preprocessor; saved with it, the preset loads with KerasHub's own classes and gives
+    the same embeddings."""
+    from mmcourse import hub_clip
+
+    tokenizer = hub_presets.clip_tokenizer(WORDS)
+    backbone = hub_presets.tiny_clip(tokenizer.vocabulary_size(), seed=2)
+    preprocessor = hub_presets.tiny_clip_preprocessor(tokenizer)
+    images, captions, _ = data.load_arrays("retrieval", "attributes", "train")
+    scale = float(backbone.clip_head.logit_scale.numpy())
+    history = hub_clip.fit_clip_backbone(backbone, preprocessor, images[:32], captions[:32],
+                                         epochs=6, batch_size=32)
+    loss = history.history["loss"]
+    assert loss[-1] < loss[0] and float(backbone.clip_head.logit_scale.numpy()) != scale
+    folder = hub_presets.save_preset(backbone, tmp_path / "trained", preprocessor)
+    loaded = keras_hub.models.CLIPBackbone.from_preset(str(folder))
+    loaded_preprocessor = keras_hub.models.CLIPPreprocessor.from_preset(str(folder))
+    batch = loaded_preprocessor({"prompts": captions[:4], "images": images[:4]})
+    np.testing.assert_allclose(np.asarray(loaded.get_text_embeddings(batch["token_ids"])),
+                               np.asarray(backbone.get_text_embeddings(batch["token_ids"])),
+                               atol=1e-6)
+    np.testing.assert_allclose(np.asarray(loaded.get_vision_embeddings(batch["images"])),
+                               np.asarray(backbone.get_vision_embeddings(
+                                   preprocessor.image_converter(images[:4]))), atol=1e-6)
+    with pytest.raises(ValueError, match="same length"):
+        hub_clip.fit_clip_backbone(backbone, preprocessor, images[:3], captions[:2])
