@@ -166,6 +166,6 @@ def fit_clip_backbone(backbone, preprocessor, images, captions, *, epochs: int =
     logits = backbone({"images": flipped, "token_ids": token_input})["vision_logits"]
     trainer = keras.Model([image_input, token_input], logits, name="clip_trainer")
     trainer.compile(optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=1e-4),
-                    loss=clip.ContrastiveLoss())
+                    loss=clip.ContrastiveLoss(), jit_compile=False)  # XLA: a minute to compile
     return trainer.fit([pixels, token_ids], caption_ids, batch_size=batch_size, epochs=epochs,
                        shuffle=True, verbose=0)
