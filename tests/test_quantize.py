@@ -100,6 +100,7 @@ def test_quantized_generator_stays_close():
     assert agree[weights > 0].mean() >= 0.95
 
 
+@pytest.mark.slow
 def test_int4_generator_is_smaller_and_stays_within_a_looser_bound():
     """Keras' int4 (two weights a byte, a scale and zero point per block of 128 inputs) on the
     tiny PaliGemma: under 40% of the float bytes (int8: 45%, docs/results/quantize_table.json),

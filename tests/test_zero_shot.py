@@ -164,6 +164,8 @@ def test_clip_tokenizer_keeps_words_whole_and_the_end_token_last():
     ids = np.asarray(tokenizer.tokenize("a zebra 斑马, 3 cats!"))
     assert end not in ids and len(ids) > 4
     assert tokenizer.detokenize(ids).replace(" ", "") == "azebra斑马,3cats!"
+    with pytest.raises(ValueError, match="letters only"):
+        hub_presets.clip_tokenizer(["red", "two words"])
 
 
 def test_bad_photo_and_empty_folder_are_named(preset, tmp_path, capsys):
@@ -201,6 +203,7 @@ def test_real_preset_offline_says_what_caption_says(photo_folder, monkeypatch, c
         caption_err.replace("pali_gemma_3b_mix_224", "NAME").replace("5.9", "SIZE")
 
 
+@pytest.mark.slow
 def test_preset_is_plain_kerashub_and_training_fits_through_its_preprocessor(tmp_path):
     """``hub_clip.fit_clip_backbone`` trains the backbone in place on captions through its
     own preprocessor; saved with it, the preset loads with KerasHub's own classes and gives
