@@ -291,6 +291,25 @@ def build_parser() -> argparse.ArgumentParser:
                          help="PaliGemma's task prompt (default 'caption en'; also 'caption "
                               "zh', 'describe en', ...)")
     caption.add_argument("--json", action="store_true", help="print the captions as JSON")
+    # --- zero-shot (issue 22, notebook 12) ---
+    zero_shot = commands.add_parser(
+        "zero-shot", help="sort your own photos into labels with a CLIP preset, no training "
+                          "(notebook 12)")
+    zero_shot.add_argument("--model", required=True, metavar="PRESET",
+                           help="a CLIP preset folder or a KerasHub preset name such as "
+                                "clip_vit_base_patch32 (downloaded once: needs a network or "
+                                "a mirror)")
+    zero_shot.add_argument("--images", required=True, metavar="DIR",
+                           help="a folder of photos (PNG, JPEG, ...)")
+    zero_shot.add_argument("--labels", required=True, metavar='"cat,dog,..."',
+                           help="two or more labels, separated by commas")
+    zero_shot.add_argument("--template", action="append", default=None, metavar='"a photo of a {}"',
+                           help="a caption with {} where the label goes; give it several times "
+                                "to average them (prompt ensembling; default: 'a photo of a {}.', "
+                                "'a picture of a {}.', 'a drawing of a {}.')")
+    zero_shot.add_argument("--json", action="store_true",
+                           help="print the probabilities as JSON")
+    # --- end zero-shot ---
 
     bench = commands.add_parser("bench", help="run benchmarks and print measured ratios")
     bench.add_argument("names", nargs="*", metavar="NAME", help="benchmarks (default: all)")
@@ -730,8 +749,8 @@ def finetune(parser: argparse.ArgumentParser, args) -> int:
     return finetuning.main(args)
 
 
-def caption(parser: argparse.ArgumentParser, args) -> int:
-    """``caption --model PRESET --images DIR [--prompt P] [--json]`` (``mmcourse.photos``)."""
+def _check_preset_and_images(parser: argparse.ArgumentParser, args) -> None:
+    """``--model`` and ``--images`` of the commands on your photos (caption, zero-shot)."""
     model = Path(args.model)
     if model.is_dir() and not (model / "config.json").is_file():
         parser.error(f"argument --model: {model} has no config.json; give a preset folder "
@@ -742,11 +761,34 @@ def caption(parser: argparse.ArgumentParser, args) -> int:
     if not Path(args.images).is_dir():
         parser.error(f"argument --images: {args.images} is not a folder; give a folder of "
                      f"photos")
+
+
+def caption(parser: argparse.ArgumentParser, args) -> int:
+    """``caption --model PRESET --images DIR [--prompt P] [--json]`` (``mmcourse.photos``)."""
+    _check_preset_and_images(parser, args)
     if not args.prompt.strip():
         parser.error("argument --prompt: must not be empty (e.g. 'caption en')")
     from mmcourse import photos
 
     return photos.main(args)
+
+
+# --- zero-shot (issue 22, notebook 12) ---
+def zero_shot(parser: argparse.ArgumentParser, args) -> int:
+    """``zero-shot --model PRESET --images DIR --labels L [--template T ...] [--json]``
+    (``mmcourse.zero_shot``)."""
+    _check_preset_and_images(parser, args)
+    from mmcourse import zero_shot as zero_shot_module
+
+    for flag, check, value in (("--labels", zero_shot_module.parse_labels, args.labels),
+                               ("--template", zero_shot_module.check_templates,
+                                args.template or zero_shot_module.DEFAULT_TEMPLATES)):
+        try:
+            check(value)
+        except ValueError as error:
+            parser.error(f"argument {flag}: {error}")
+    return zero_shot_module.main(args)
+# --- end zero-shot ---
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -814,6 +856,8 @@ def main(argv: list[str] | None = None) -> int:
         return finetune(parser, args)
     if args.command == "caption":  # issue 22 (notebook 12)
         return caption(parser, args)
+    if args.command == "zero-shot":  # issue 22 (notebook 12)
+        return zero_shot(parser, args)
     if args.command == "bench":
         from mmcourse import bench
 

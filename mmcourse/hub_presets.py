@@ -5,6 +5,8 @@
   Gemma's special tokens (``<pad>`` 0, ``<eos>`` 1, ``<bos>`` 2, ``<unk>`` 3).
 - ``tiny_paligemma``: a ``PaliGemmaCausalLM`` (SigLIP-style ViT, linear projector, Gemma
   decoder) built from config, with its preprocessor; ``tiny_clip``: a ``CLIPBackbone``.
+- ``clip_tokenizer`` and ``tiny_clip_preprocessor``: a ``CLIPTokenizer`` whose vocabulary
+  and merges are built in memory, and the ``CLIPPreprocessor`` around it (notebook 12).
 - ``save_preset`` / ``load_preset``: a local preset folder (``config.json``, weights,
   tokenizer assets), written atomically. A folder named like a built-in preset is refused,
   because KerasHub resolves built-in names first, over the network; loading a built-in name
@@ -16,6 +18,7 @@ KerasHub is imported inside the functions, so ``import mmcourse`` stays light.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -179,6 +182,60 @@ def tiny_clip(vocabulary_size: int, seed: int = 0, **options):
     return backbone
 
 
+#: CLIP's special tokens; the end token has the largest id (CLIP's text pooler reads the
+#: output at the largest id of a sequence).
+CLIP_SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
+
+
+def clip_tokenizer(words):
+    """A ``keras_hub.models.CLIPTokenizer`` made in memory, in the layout of OpenAI's CLIP
+    vocabulary: the 256 byte symbols of byte-level BPE, then each of them ending a word
+    (``</w>``), so that any text can be tokenized; then the merges that HuggingFace
+    ``tokenizers``' ``BpeTrainer`` learns on ``words`` until each of them is one token; the
+    start and end tokens last. Deterministic. Notebook 12."""
+    import keras_hub  # noqa: PLC0415
+    import tokenizers  # noqa: PLC0415
+    from tokenizers import models, pre_tokenizers, trainers  # noqa: PLC0415
+
+    words = sorted({str(w).lower() for w in words})
+    if not words or not all(re.fullmatch(r"[^\W\d_]+", w) for w in words):
+        raise ValueError("words must be a non-empty list of words made of letters only, got "
+                         f"{words[:5]}")
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    bpe = tokenizers.Tokenizer(models.BPE(end_of_word_suffix="</w>",
+                                          continuing_subword_prefix=""))
+    bpe.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False,
+                                                                          use_regex=False)])
+    bpe.train_from_iterator(words, trainers.BpeTrainer(
+        vocab_size=1_000_000, min_frequency=1, show_progress=False, initial_alphabet=alphabet,
+        end_of_word_suffix="</w>", continuing_subword_prefix=""))
+    merges = [m if isinstance(m, str) else " ".join(m)
+              for m in json.loads(bpe.to_str())["model"]["merges"]]
+    merged = list(dict.fromkeys(m.replace(" ", "") for m in merges))
+    tokens = alphabet + [a + "</w>" for a in alphabet] + merged + list(CLIP_SPECIAL_TOKENS)
+    tokenizer = keras_hub.models.CLIPTokenizer(
+        vocabulary={token: index for index, token in enumerate(tokens)}, merges=merges)
+    split = [w for w in words if len(np.asarray(tokenizer.tokenize(w))) != 1]
+    if split:  # BPE applies the learned merges in order, so this cannot happen
+        raise AssertionError(f"words not kept whole: {split}")
+    return tokenizer
+
+
+def tiny_clip_preprocessor(tokenizer, image_size: int = CLIP_DEFAULTS["image_size"],
+                           sequence_length: int = CLIP_DEFAULTS["max_sequence_length"]):
+    """A ``keras_hub.models.CLIPPreprocessor`` for a tiny CLIP: ``tokenizer``, a
+    ``CLIPImageConverter`` that resizes to ``image_size`` and scales uint8 pixels to
+    [-1, 1], and prompts packed as start, tokens, end into ``sequence_length`` ids (the text
+    encoder's ``max_sequence_length``). Notebook 12."""
+    import keras_hub  # noqa: PLC0415
+
+    converter = keras_hub.layers.CLIPImageConverter(image_size=(image_size, image_size),
+                                                    scale=1 / 127.5, offset=-1.0)
+    return keras_hub.models.CLIPPreprocessor(tokenizer, converter,
+                                             sequence_length=sequence_length)
+
+
 def builtin_preset_names() -> set[str]:
     """Every preset name KerasHub resolves itself (and downloads): ``keras_hub.presets``."""
     import keras_hub  # noqa: PLC0415
@@ -196,11 +253,12 @@ def _subclasses(cls):
         yield from _subclasses(sub)
 
 
-def save_preset(model, folder) -> Path:
+def save_preset(model, folder, preprocessor=None) -> Path:
     """Save ``model`` (a KerasHub backbone or task) as a preset folder, atomically: into a
     temporary folder beside it, renamed into place only when complete, so an interrupted
-    save leaves the old folder or none. A folder named like a built-in preset is refused
-    (``from_preset`` would download the built-in instead). Returns the folder. Notebook 11.
+    save leaves the old folder or none. ``preprocessor`` is saved with a backbone that has
+    no task (CLIP). A folder named like a built-in preset is refused (``from_preset``
+    would download the built-in instead). Returns the folder. Notebook 11.
     """
     folder = Path(folder)
     if folder.name in builtin_preset_names():
@@ -211,6 +269,8 @@ def save_preset(model, folder) -> Path:
     partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         model.save_to_preset(str(partial))
+        if preprocessor is not None:
+            preprocessor.save_to_preset(str(partial))
         old = None
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")

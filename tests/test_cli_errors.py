@@ -61,6 +61,9 @@ def paths(tmp_path_factory):
                                                     language="en"))}
 
 
+#: zero-shot with a preset folder (its flags are checked before the model loads; issue 22)
+ZERO_SHOT = ["zero-shot", "--model", "docs/results/tiny_clip_attributes", "--images"]
+
 BAD_ARGUMENTS = [
     # command, arguments, exit status, what stderr must name
     (["data", "--seed", "-1"], 2, ["argument --seed", "must be >= 0, got -1"]),
@@ -209,6 +212,34 @@ BAD_ARGUMENTS = [
       "--prompt", " "], 2, ["argument --prompt", "must not be empty"]),
     (["caption", "--model", "docs/results/tiny_paligemma_attributes", "--images", "EMPTY"], 1,
      ["argument --images", "holds no image files"]),
+    # --- zero-shot (issue 22): flags checked before a model loads ---
+    (["zero-shot", "--images", "EMPTY", "--labels", "a,b"], 2,
+     ["the following arguments are required: --model"]),
+    (["zero-shot", "--model", "EMPTY", "--images", "EMPTY", "--labels", "a,b"], 2,
+     ["argument --model", "has no config.json"]),
+    ([*ZERO_SHOT, "MISSING", "--labels", "a,b"], 2,
+     ["argument --images", "is not a folder"]),
+    ([*ZERO_SHOT, "FILE", "--labels", "a,b"], 2,
+     ["argument --images", "is not a folder"]),
+    ([*ZERO_SHOT, "EMPTY"], 2,
+     ["the following arguments are required: --labels"]),
+    ([*ZERO_SHOT, "EMPTY", "--labels", ""], 2,
+     ["argument --labels", "an empty label"]),
+    ([*ZERO_SHOT, "EMPTY", "--labels", "cat,,dog"], 2,
+     ["argument --labels", "an empty label"]),
+    ([*ZERO_SHOT, "EMPTY", "--labels", "cat"], 2,
+     ["argument --labels", "at least two labels"]),
+    ([*ZERO_SHOT, "EMPTY", "--labels", "cat,Cat"], 2,
+     ["argument --labels", "'Cat' is given twice"]),
+    ([*ZERO_SHOT, "EMPTY", "--labels", "a,b", "--template", "a photo"], 2,
+     ["argument --template", "must hold '{}' once"]),
+    ([*ZERO_SHOT, "EMPTY", "--labels", "a,b", "--template", "a {}", "--template", "{} and {}"], 2,
+     ["argument --template", "'{} and {}' must hold '{}' once"]),
+    ([*ZERO_SHOT, "EMPTY", "--labels", "a,b", "--template", "a {"], 2,
+     ["argument --template", "write a literal brace twice"]),
+    ([*ZERO_SHOT, "EMPTY", "--labels", "a,b"], 1,
+     ["argument --images", "holds no image files"]),
+    # --- end zero-shot ---
     (["bench", "nope"], 2, ["unknown benchmark 'nope'", "choose from"]),
     (["bench", "--bogus"], 2, ["unrecognized arguments: --bogus"]),
     (["doctor", "--bogus"], 2, ["unrecognized arguments: --bogus"]),

@@ -41,6 +41,7 @@ from mmcourse import (
     training,
     video,
     vlm,
+    zero_shot,
 )
 from mmcourse import serve as serving
 from mmcourse.__main__ import build_parser, main
@@ -136,6 +137,9 @@ def recorded(monkeypatch, tmp_path):
     record(finetune, "main", 0)
     record(photos, "caption_photos", [{"image": "a.png", "caption": "a red circle"}])
     monkeypatch.setattr(finetune, "load_with_adapter", lambda preset, adapter=None: None)
+    record(zero_shot, "zero_shot_photos", [{"image": "a.png", "probabilities": [0.75, 0.25],
+                                            "label": "cat"}])  # zero-shot (issue 22)
+    monkeypatch.setattr(zero_shot, "load_clip", lambda preset: None)
     real_check = folders.check_folder
     monkeypatch.setattr(folders, "check_folder", lambda folder, *a, **k: (
         calls.append(("check_folder", {"folder": str(folder)})), real_check(folder, *a, **k))[1])
@@ -164,7 +168,7 @@ def places(tmp_path):
             "CSV": str(tmp_path / "pairs.csv"), "IMAGE": str(tmp_path / "x.png"),
             "RESULTS": str(tmp_path / "results.csv"), "SERVED": str(own),
             "PRESET": str(REPO_ROOT / "docs" / "results" / "tiny_paligemma_attributes"),
-            "LORA": str(tmp_path / "a.lora.h5")}
+            "LORA": str(tmp_path / "a.lora.h5"), "PHOTOS": str(own / "images")}
 
 
 # --- modes and probes --------------------------------------------------------------------------
@@ -202,6 +206,8 @@ MODES = {
     "finetune": {"finetune": (["--model", "PRESET", "--data-dir", "OWN", "--lora", "2",
                                "--save", "LORA"], "main")},
     "caption": {"caption": (["--model", "PRESET", "--images", "ROOT"], "caption_photos")},
+    "zero-shot": {"zero-shot": (["--model", "PRESET", "--images", "PHOTOS", "--labels",
+                                 "cat,dog"], "zero_shot_photos")},
 }
 
 #: flags that choose the mode (each mode's worker must run): not probed on their own
@@ -212,7 +218,8 @@ MODE_FLAGS = {("train", "--task"), ("train", "--data-dir"), ("data", "--verify")
               ("grade", "SUBMISSIONS"), ("grade", "--out"), ("bench", "NAMES"),
               ("data", "--modality"), ("train", "--modality"), ("serve", "--model"),
               ("plan", "MODEL"), ("finetune", "--model"), ("finetune", "--data-dir"),
-              ("finetune", "--save"), ("caption", "--model"), ("caption", "--images")}
+              ("finetune", "--save"), ("caption", "--model"), ("caption", "--images"),
+              ("zero-shot", "--model"), ("zero-shot", "--images"), ("zero-shot", "--labels")}
 
 
 def _argument(name, value):
@@ -312,6 +319,9 @@ PROBES = {
     ("finetune", "--json"): (["--json"], _namespace("json", True, "main")),
     ("caption", "--prompt"): (["--prompt", "caption zh"], _argument("prompt", "caption zh")),
     ("caption", "--json"): (["--json"], _json_out),
+    ("zero-shot", "--template"): (["--template", "a {} here"],
+                                  _argument("templates", ["a {} here"])),
+    ("zero-shot", "--json"): (["--json"], _json_out),
 }
 
 
