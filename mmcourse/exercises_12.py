@@ -233,6 +233,7 @@ def notebook_12() -> ExerciseSet:
                 {1: _untrained(1), 16: _untrained(16)},  # adapters at zero: no gap
                 {1: _untrained(16), 16: _untrained(1)},  # ranks swapped
                 {1: _untrained(1, shift=0.1), 16: _untrained(16)},  # base weights changed
+                {1: _trained_copy(1, shift=1e-3), 16: _trained_copy(16)},  # the same, trained
                 {1: _untrained(1)},  # one model
                 [_untrained(1), _untrained(16)],  # a list
                 None]),
@@ -246,6 +247,25 @@ def _untrained(rank, shift=0.0):
 
     model = q3_base()
     finetune.adapt(model, rank)
+    if shift:
+        embeddings = model.backbone.token_embedding.embeddings
+        embeddings.assign(embeddings + shift)
+    return model
+
+
+_TRAINED: dict = {}
+
+
+def _trained_copy(rank, shift=0.0):
+    """A copy of ``train_lora(rank)`` (trained once, then cached), with ``shift`` added to its
+    token embedding: right ranks and a real gap, but a base weight changed."""
+    from mmcourse import finetune
+
+    if rank not in _TRAINED:
+        _TRAINED[rank] = train_lora(rank).get_weights()
+    model = q3_base()
+    finetune.adapt(model, rank)
+    model.set_weights(_TRAINED[rank])
     if shift:
         embeddings = model.backbone.token_embedding.embeddings
         embeddings.assign(embeddings + shift)
