@@ -227,7 +227,7 @@ def notebook_12() -> ExerciseSet:
                 "print({rank: round(loss, 1) for rank, loss in "
                 "measure_ranks(models).items()})\n"
                 "ex.q3.check(models)"),
-            reference=lambda: {1: train_lora(1), 16: train_lora(16)},
+            reference=lambda: {1: _trained_copy(1), 16: _trained_copy(16)},  # train_lora's
             wrong=lambda: [
                 {1: q3_base(), 16: q3_base()},  # no LoRA
                 {1: _untrained(1), 16: _untrained(16)},  # adapters at zero: no gap
