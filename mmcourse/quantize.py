@@ -1,11 +1,14 @@
-"""int8 weights, by hand on one kernel and by Keras on a whole generator (notebook 12).
+"""int8 and int4 weights, by hand on one kernel and by Keras on a whole generator (notebook 12).
 
 ``quantize_per_channel`` is Keras' int8 scheme for a Dense kernel (``AbsMaxQuantizer(axis=0)``):
 each output column j gets the scale s_j = 127 / max_i |W_ij|, and q = round(W s) in
 [-127, 127]. Dequantized, q / s differs from W by at most half a step, 0.5 / s_j =
 max_i |W_ij| / 254, per column. ``compare_generators`` measures what ``model.quantize("int8")``
 does to a KerasHub captioner: weight bytes, seconds per generated token and exact match, the
-change given with a 95% confidence interval over paired test captions.
+change given with a 95% confidence interval over paired test captions; ``model.quantize("int4")``
+the same, beside it. Keras 3.15's int4 packs two 4-bit weights in a byte and, by default,
+quantizes each block of 128 inputs of a column with its own scale and zero point (asymmetric,
+-8..7).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from mmcourse import finetune, hub_training, text
 
 #: Keras' int8 range: symmetric, -128 unused.
 INT8_MAX = 127
+#: The modes of ``quantize_weights``, Keras' names.
+MODES = ("int8", "int4")
 
 
 def quantize_per_channel(kernel, epsilon: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
@@ -47,16 +52,23 @@ def error_bound(kernel) -> np.ndarray:
     return np.abs(np.asarray(kernel)).max(axis=0) / (2 * INT8_MAX)
 
 
-def quantize_int8(model) -> None:
-    """Quantize a KerasHub task's weights, all in its backbone: ``model.backbone.quantize(
-    "int8")`` (``model.quantize`` would also visit the preprocessor's layers, which must be
-    built first), without Keras' warning for each layer left in float (norms, the
-    convolution). Notebook 12."""
+def quantize_weights(model, mode: str = "int8") -> None:
+    """Quantize a KerasHub task's weights, all in its backbone, to ``mode`` ("int8" or
+    "int4"): ``model.backbone.quantize(mode)`` (``model.quantize`` would also visit the
+    preprocessor's layers, which must be built first), without Keras' warning for each layer
+    left in float (norms, the convolution). Notebook 12."""
     import warnings  # noqa: PLC0415
 
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
-        model.backbone.quantize("int8")
+        model.backbone.quantize(mode)
+
+
+def quantize_int8(model) -> None:
+    """``quantize_weights(model, "int8")``. Notebook 12."""
+    quantize_weights(model, "int8")
 
 
 def weight_bytes(model) -> int:
@@ -95,25 +107,35 @@ def _captions(model, images, captions, prompt) -> tuple[list, np.ndarray, float]
     return generated, correct, seconds / max(tokens, 1)
 
 
-def compare_generators(preset, images, captions, prompt: str = "caption en\n") -> dict:
-    """Load ``preset`` twice, quantize one copy (``quantize_int8``) and caption
-    ``images`` with both: ``float32`` and ``int8`` rows with ``weight_bytes``,
-    ``exact_match`` and ``seconds_per_token`` (after a warm-up batch), the ``change`` of exact
-    match (``paired_difference``) and how many captions are identical (``same_captions``). Notebook 12."""
+def compare_generators(preset, images, captions, prompt: str = "caption en\n",
+                       modes=("int8",)) -> dict:
+    """Load ``preset`` once in float32 and once per quantized ``mode`` (``quantize_weights``)
+    and caption ``images`` with each: a row per mode ("float32", "int8", "int4") with
+    ``weight_bytes``, ``exact_match`` and ``seconds_per_token`` (after a warm-up batch); each
+    quantized row also holds the ``change`` of exact match from float32
+    (``paired_difference``) and how many captions are identical (``same_captions``). The
+    top-level ``change`` and ``same_captions`` are int8's, when int8 is measured. Notebook 12.
+    """
+    modes = tuple(modes)
+    if not modes or any(mode not in MODES for mode in modes) or len(set(modes)) < len(modes):
+        raise ValueError(f"modes must be some of {MODES}, each once, got {modes!r}")
     rows, correct, outputs = {}, {}, {}
-    for mode in ("float32", "int8"):
+    for mode in ("float32", *modes):
         model = finetune.load_with_adapter(preset)
-        if mode == "int8":
-            quantize_int8(model)
+        if mode != "float32":
+            quantize_weights(model, mode)
         hub_training.generate_captions(model, images[:8], prompt)  # warm-up: tracing
         outputs[mode], correct[mode], per_token = _captions(model, images, captions, prompt)
         rows[mode] = {"weight_bytes": weight_bytes(model),
                       "exact_match": float(correct[mode].mean()),
                       "seconds_per_token": per_token}
-    return {**rows, "change": paired_difference(correct["float32"], correct["int8"]),
-            "same_captions": int(sum(a == b for a, b in zip(outputs["float32"],
-                                                            outputs["int8"], strict=True))),
-            "captions": len(captions)}
+        if mode != "float32":
+            rows[mode]["change"] = paired_difference(correct["float32"], correct[mode])
+            rows[mode]["same_captions"] = int(sum(a == b for a, b in zip(
+                outputs["float32"], outputs[mode], strict=True)))
+    compatible = {k: rows["int8"][k] for k in ("change", "same_captions")} \
+        if "int8" in rows else {}
+    return {**rows, **compatible, "captions": len(captions)}
 
 
 def benchmark():

@@ -49,7 +49,7 @@ def paths(tmp_path_factory):
 
 
 #: zero-shot with a preset folder (its flags are checked before the model loads; issue 22)
-ZERO_SHOT = ["zero-shot", "--model", "docs/results/tiny_paligemma_attributes", "--images"]
+ZERO_SHOT = ["zero-shot", "--model", "docs/results/tiny_clip_attributes", "--images"]
 
 BAD_ARGUMENTS = [
     # command, arguments, exit status, what stderr must name

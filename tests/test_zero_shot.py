@@ -13,7 +13,7 @@ keras = pytest.importorskip("keras")
 keras_hub = pytest.importorskip("keras_hub")
 requests = pytest.importorskip("requests")
 
-from mmcourse import data, hub, hub_presets, photos, text, zero_shot  # noqa: E402
+from mmcourse import REPO_ROOT, clip, data, hub, hub_presets, photos, text, zero_shot  # noqa: E402
 from mmcourse.__main__ import main  # noqa: E402
 
 LABELS = ["small red circle", "large blue square", "small green triangle"]
@@ -199,3 +199,59 @@ def test_real_preset_offline_says_what_caption_says(photo_folder, monkeypatch, c
     caption_err = capsys.readouterr().err
     assert err.replace("clip_vit_base_patch32", "NAME").replace("0.6", "SIZE") == \
         caption_err.replace("pali_gemma_3b_mix_224", "NAME").replace("5.9", "SIZE")
+
+
+def test_preset_is_plain_kerashub_and_training_fits_through_its_preprocessor(tmp_path):
+    """``hub_clip.fit_clip_backbone`` trains the backbone in place on captions through its
+    own preprocessor; saved with it, the preset loads with KerasHub's own classes and gives
+    the same embeddings."""
+    from mmcourse import hub_clip
+
+    tokenizer = hub_presets.clip_tokenizer(WORDS)
+    backbone = hub_presets.tiny_clip(tokenizer.vocabulary_size(), seed=2)
+    preprocessor = hub_presets.tiny_clip_preprocessor(tokenizer)
+    images, captions, _ = data.load_arrays("retrieval", "attributes", "train")
+    images, captions = images[:32], captions[:32]
+    batch = preprocessor({"prompts": captions, "images": images})
+    caption_ids = np.unique(captions, return_inverse=True)[1]
+
+    def loss():  # notebook 07's loss on the batch, unflipped, duplicates counted as positives
+        logits = backbone({"images": batch["images"], "token_ids": batch["token_ids"]})
+        return float(np.mean(clip.contrastive_loss_per_pair(logits["vision_logits"],
+                                                             caption_ids)))
+
+    before, scale = loss(), float(backbone.clip_head.logit_scale.numpy())
+    hub_clip.fit_clip_backbone(backbone, preprocessor, images, captions, epochs=6,
+                               batch_size=32)
+    assert loss() < before - 0.1 and float(backbone.clip_head.logit_scale.numpy()) != scale
+    folder = hub_presets.save_preset(backbone, tmp_path / "trained", preprocessor)
+    loaded = keras_hub.models.CLIPBackbone.from_preset(str(folder))
+    loaded_preprocessor = keras_hub.models.CLIPPreprocessor.from_preset(str(folder))
+    batch = loaded_preprocessor({"prompts": captions[:4], "images": images[:4]})  # reloaded
+    np.testing.assert_allclose(np.asarray(loaded.get_text_embeddings(batch["token_ids"])),
+                               np.asarray(backbone.get_text_embeddings(batch["token_ids"])),
+                               atol=1e-6)
+    np.testing.assert_allclose(np.asarray(loaded.get_vision_embeddings(batch["images"])),
+                               np.asarray(backbone.get_vision_embeddings(
+                                   preprocessor.image_converter(images[:4]))), atol=1e-6)
+    with pytest.raises(ValueError, match="same length"):
+        hub_clip.fit_clip_backbone(backbone, preprocessor, images[:3], captions[:2])
+
+
+def test_committed_tiny_preset_scores_what_its_table_says():
+    """docs/results/tiny_clip_attributes (make_tiny_clip_preset.py): zero-shot over the 36
+    size-colour-shape labels with the default templates, on the test split's seen
+    combinations, as zero_shot_table.json states, and far above chance (1/36)."""
+    table = json.loads((REPO_ROOT / "docs" / "results" / "zero_shot_table.json").read_text())
+    model = zero_shot.load_clip(REPO_ROOT / table["preset"])
+    labels = [" ".join(c) for c in clip.attribute_classes()]
+    images, _, _ = data.load_arrays("retrieval", "attributes", "test")
+    scenes = data.load_records("scenes", "attributes", "test")
+    seen = np.array([not clip.is_heldout(s) for s in scenes])
+    truth = np.array([labels.index(" ".join(clip.scene_class(s))) for s in scenes])[seen]
+    probabilities = zero_shot.zero_shot_probabilities(model, images[seen], labels)
+    accuracy = float((probabilities.argmax(axis=1) == truth).mean())
+    assert abs(accuracy - table["zero_shot_accuracy_seen"]) <= 1 / seen.sum()
+    assert table["chance"] == pytest.approx(1 / 36)
+    assert accuracy > 0.5 and table["zero_shot_accuracy_heldout"] > 0.25
+    assert table["preset_bytes"] < 5e6
