@@ -19,4 +19,5 @@ from mmcourse.exercises_08 import notebook_08 as notebook_08
 from mmcourse.exercises_09 import notebook_09 as notebook_09
 from mmcourse.exercises_10 import notebook_10 as notebook_10
 from mmcourse.exercises_11 import notebook_11 as notebook_11
+from mmcourse.exercises_12 import notebook_12 as notebook_12
 from mmcourse.exercises_13 import notebook_13 as notebook_13

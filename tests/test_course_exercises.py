@@ -281,6 +281,9 @@ INDEPENDENT = {
     ("notebook_11", "q2"): lambda: [_kv_cache_by_allocating],
     ("notebook_11", "q3"): lambda: [_paligemma_block_mask()],
     ("notebook_11", "q4"): lambda: [_order_gaps_by_keras_hub()],
+    ("notebook_12", "q1"): lambda: [_lora_count_by_keras],
+    ("notebook_12", "q2"): lambda: [_keras_int8_round_trip],
+    ("notebook_12", "q3"): lambda: [_lora_ranks_trained_by_keras()],
     ("notebook_13", "q1"): lambda: [
         lambda n, length, step: int(tf.signal.frame(tf.zeros(n), length, step).shape[0])],
     ("notebook_13", "q2"): lambda: [tuple(tf.matmul(
@@ -336,6 +339,47 @@ def _order_gaps_by_keras_hub():
         logits = backbone.token_embedding(backbone(inputs), reverse=True)
         last.append(np.asarray(logits)[0, -1])
     return [float(np.abs(last[0] - last[1]).max()), 0.0]
+
+
+def _lora_count_by_keras(d_in, d_out, rank):
+    """The weights Keras' Dense.enable_lora(rank) makes trainable, counted."""
+    layer = keras.layers.Dense(d_out, use_bias=False)
+    layer.build((None, d_in))
+    layer.enable_lora(rank)
+    return sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
+
+
+def _keras_int8_round_trip(kernel):
+    """Keras' own Dense.quantize("int8"): the stored int8 kernel over its stored scales."""
+    layer = keras.layers.Dense(kernel.shape[1], use_bias=False)
+    layer.build((None, kernel.shape[0]))
+    layer.kernel.assign(kernel)
+    layer.quantize("int8")
+    return np.asarray(layer._kernel, np.float32) / np.asarray(layer.kernel_scale, np.float32)
+
+
+def _lora_ranks_trained_by_keras():
+    """Ranks 1 and 16 trained with KerasHub's backbone.enable_lora and Keras' own compile/fit
+    on the preprocessor's arrays (not mmcourse.finetune or hub_training)."""
+    from mmcourse.exercises_12 import Q3_EPOCHS, Q3_LEARNING_RATE, q3_base, q3_data
+
+    images, captions = q3_data()["train"]
+    models = {}
+    for rank in (1, 16):
+        model = q3_base()
+        keras.utils.set_random_seed(1)
+        model.backbone.enable_lora(rank)
+        inputs, labels, weights = model.preprocessor(
+            {"images": images, "prompts": ["caption zh\n"] * len(images),
+             "responses": captions})
+        preprocessor, model.preprocessor = model.preprocessor, None
+        model.compile(optimizer=keras.optimizers.Adam(Q3_LEARNING_RATE),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(inputs, labels, sample_weight=weights, epochs=Q3_EPOCHS, batch_size=32,
+                  shuffle=False, verbose=0)
+        model.preprocessor = preprocessor
+        models[rank] = model
+    return models
 
 
 def _rest_body_by_hand():
