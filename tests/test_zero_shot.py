@@ -6,15 +6,14 @@ preset name (mmcourse.zero_shot, notebook 12). The references are KerasHub's own
 import json
 
 import cv2
+import keras
+import keras_hub
 import numpy as np
 import pytest
+import requests
 
-keras = pytest.importorskip("keras")
-keras_hub = pytest.importorskip("keras_hub")
-requests = pytest.importorskip("requests")
-
-from mmcourse import REPO_ROOT, clip, data, hub, hub_presets, photos, text, zero_shot  # noqa: E402
-from mmcourse.__main__ import main  # noqa: E402
+from mmcourse import REPO_ROOT, clip, data, hub, hub_presets, photos, text, zero_shot
+from mmcourse.__main__ import main
 
 LABELS = ["small red circle", "large blue square", "small green triangle"]
 WORDS = text.load_vocabulary()[2:] + ["photo", "picture", "drawing"]
