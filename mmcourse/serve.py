@@ -15,10 +15,15 @@
   them by default), ``top_k`` (an extension, as in vLLM) and ``seed``; ``"stream": true``
   sends server-sent events, one word each, ending with ``data: [DONE]``. The text equals
   ``vlm.generate`` with ``method="greedy"`` or ``method="top_k"`` and the same settings.
+- A KerasHub ``PaliGemmaCausalLM`` preset folder (``HubChatModel``, e.g.
+  ``docs/results/tiny_paligemma_pretrained_attributes``) gets the same chat API: the text
+  part is PaliGemma's prompt ("caption en"), the text equals KerasHub's ``generate`` with
+  the sampler of the settings, and streaming sends the ids after the generation.
 - A CLIP model (``docs/results/clip_attributes.keras``) gets ``POST /v1/embeddings`` (texts
   or images to L2-normalised vectors) and, with ``--index FOLDER``, ``POST /v1/search``: the
   top-k images of the folder for a text (cosine similarity, exact).
-- Every kind: ``GET /health``.
+- Every kind: ``GET /health``; the OpenAI kinds also ``GET /v1/models`` and ``GET
+  /v1/models/NAME``.
 
 Concurrent requests are batched (``mmcourse.batching``): predictions and embeddings up to
 ``max_batch`` instances, generations up to ``max_batch`` requests with the same prompt
@@ -32,6 +37,7 @@ requests in flight are limited (``Limits``). FastAPI on uvicorn does the HTTP.
 import asyncio
 import base64
 import binascii
+import itertools
 import json
 import os
 import secrets
@@ -492,6 +498,7 @@ class HubChatModel:
         self.vocabulary_size = int(self.tokenizer.vocabulary_size())
         self.default_prompt = hub_presets.PROMPTS["en"]
         self._samplers: dict = {}  # (method, top_k) -> (sampler, compiled generate_step)
+        self._serial = itertools.count()  # a batch key of its own for each sampled request
 
     def prompt_ids(self, prompt: str) -> list[int]:
         """The token ids of ``prompt`` (without ``<bos>``)."""
@@ -516,7 +523,7 @@ class HubChatModel:
         """Greedy generations batch by prompt length; a sampled one runs alone."""
         if generation.method == "greedy":
             return "greedy", len(generation.prompt_ids)
-        return "sampled", id(generation)
+        return "sampled", next(self._serial)
 
     def sampler(self, method: str, top_k: int | None):
         """The KerasHub sampler for ``method`` and ``top_k``, installed on the model with its
@@ -923,6 +930,22 @@ def build_app(served, name: str = "mmcourse", max_batch: int = 32,
         return {"status": "ok", "model": name, "kind": served.kind, "max_batch": max_batch,
                 "batches": stats.batches, "batched_items": stats.items,
                 "mean_batch": round(stats.mean_size, 3), "largest_batch": stats.largest}
+
+    if served.kind != "tfserving":
+        card = {"id": name, "object": "model", "created": int(time.time()),
+                "owned_by": "mmcourse"}
+
+        @app.get("/v1/models")
+        async def models():
+            return {"object": "list", "data": [card]}
+
+        @app.get("/v1/models/{model_name}")
+        async def model_card(model_name: str):
+            if model_name != name:
+                return _openai_error(ApiError(404, "model", f"model {model_name!r} is not "
+                                                            f"served here; this server serves "
+                                                            f"{name!r}", "not_found_error"))
+            return card
 
     if served.kind == "tfserving":
         def check_name(model_name):
