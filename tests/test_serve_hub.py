@@ -89,8 +89,7 @@ def test_health_and_the_models_endpoints(server):
     assert_error(server.get("/v1/models/gpt-4o"), 404, "model", "'gpt-4o'", "serves 'paligemma'")
 
 
-GREEDY = [{"temperature": 0}, {"temperature": 0, "max_tokens": 2},
-          {"temperature": 0, "max_tokens": 8}]
+GREEDY = [{"temperature": 0}, {"temperature": 0, "max_tokens": 2}]
 
 
 @pytest.mark.parametrize("settings", GREEDY, ids=[json.dumps(s) for s in GREEDY])
@@ -101,7 +100,7 @@ def test_greedy_chat_equals_keras_hub_generate(server, model, images, settings):
     body = response.json()
     assert (body["object"], body["model"]) == ("chat.completion", "paligemma")
     assert body["choices"][0]["message"]["role"] == "assistant"
-    assert body["usage"]["prompt_tokens"] == 3  # <bos>, "caption en", "\n"
+    assert body["usage"]["prompt_tokens"] == 3  # <bos>, "caption", "en" (no piece for "\n")
     completion, limit = body["usage"]["completion_tokens"], settings.get("max_tokens", 13)
     finish = body["choices"][0]["finish_reason"]
     assert finish == ("length" if limit == 2 else "stop")  # captions are 4-5 pieces
@@ -110,10 +109,15 @@ def test_greedy_chat_equals_keras_hub_generate(server, model, images, settings):
 
 
 def test_the_prompt_gets_its_newline_and_defaults_to_caption_en(server, model, images):
+    """The answers with and without the newline, and without a text part, are the answer to
+    "caption en\n". (The tiny preset's tokenizer has no piece for a newline, so leaving it
+    out changes nothing here; for a real PaliGemma tokenizer it does.)"""
     expected = _generate(model, images[3])
-    assert _chat(server, images[3], prompt="caption en", temperature=0) == expected
-    assert _chat(server, images[3], prompt="caption en\n", temperature=0) == expected
-    assert _chat(server, images[3], prompt=None, temperature=0) == expected
+    for prompt in ("caption en", "caption en\n", None):
+        response = server.post("/v1/chat/completions",
+                               json=_body(images[3], prompt, temperature=0))
+        assert _content(response) == expected
+        assert response.json()["usage"]["prompt_tokens"] == 3  # <bos> "caption" "en"
 
 
 SAMPLED = [{"temperature": 2.0, "top_k": 5, "seed": 3},
