@@ -227,8 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "CLIP (notebook 10)")
     serve.add_argument("--model", required=True, metavar="PATH",
                        help="a folder written by export, a captioner .keras (e.g. "
-                            "docs/results/vlm_llava.keras) or a CLIP .keras "
-                            "(docs/results/clip_attributes.keras)")
+                            "docs/results/vlm_llava.keras), a KerasHub PaliGemma preset folder "
+                            "(docs/results/tiny_paligemma_pretrained_attributes) or a CLIP "
+                            ".keras (docs/results/clip_attributes.keras)")
     serve.add_argument("--name", default="mmcourse",
                        help="the model's name in the URLs and the 'model' field (default "
                             "mmcourse)")
@@ -715,7 +716,8 @@ def serve(parser: argparse.ArgumentParser, args) -> int:
         parser.error(f"argument --port: must be from 1 to 65535, got {args.port}")
     if not Path(args.model).exists():
         parser.error(f"argument --model: {args.model} not found; give a folder written by "
-                     f"`python -m mmcourse export`, or a captioner or CLIP .keras file")
+                     f"`python -m mmcourse export`, a PaliGemma preset folder, or a "
+                     f"captioner or CLIP .keras file")
     if args.index is not None and not Path(args.index).is_dir():
         parser.error(f"argument --index: {args.index} is not a folder; give a folder of images")
     if not args.name or "/" in args.name or ":" in args.name:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: items may be arrays, which == cannot order
 class _Pending:
     item: object
     key: object

@@ -15,10 +15,15 @@
   them by default), ``top_k`` (an extension, as in vLLM) and ``seed``; ``"stream": true``
   sends server-sent events, one word each, ending with ``data: [DONE]``. The text equals
   ``vlm.generate`` with ``method="greedy"`` or ``method="top_k"`` and the same settings.
+- A KerasHub ``PaliGemmaCausalLM`` preset folder (``HubChatModel``, e.g.
+  ``docs/results/tiny_paligemma_pretrained_attributes``) gets the same chat API: the text
+  part is PaliGemma's prompt ("caption en"), the text equals KerasHub's ``generate`` with
+  the sampler of the settings, and streaming sends the ids after the generation.
 - A CLIP model (``docs/results/clip_attributes.keras``) gets ``POST /v1/embeddings`` (texts
   or images to L2-normalised vectors) and, with ``--index FOLDER``, ``POST /v1/search``: the
   top-k images of the folder for a text (cosine similarity, exact).
-- Every kind: ``GET /health``.
+- Every kind: ``GET /health``; the OpenAI kinds also ``GET /v1/models`` and ``GET
+  /v1/models/NAME``.
 
 Concurrent requests are batched (``mmcourse.batching``): predictions and embeddings up to
 ``max_batch`` instances, generations up to ``max_batch`` requests with the same prompt
@@ -32,6 +37,7 @@ requests in flight are limited (``Limits``). FastAPI on uvicorn does the HTTP.
 import asyncio
 import base64
 import binascii
+import itertools
 import json
 import os
 import secrets
@@ -234,11 +240,98 @@ class PredictModel:
                     "method_name": "tensorflow/serving/predict"}}}}}
 
 
+def parse_chat_message(body, limits: Limits, name: str, image_size: int):
+    """``(pixels, prompt, prompt_name)`` of a chat completions request: the model name checked
+    against ``name``, the last user message's ``image_url`` part decoded to RGB uint8 of
+    ``image_size`` (required) and its text part (None when there is none); ``prompt_name``
+    is the field to blame for a prompt the model refuses. Shared by ``ChatModel`` and
+    ``HubChatModel``. Introduced in notebook 10."""
+    model = _field(body, "model", "", str, required=False, default=name)
+    if model != name:
+        raise ApiError(404, "model", f"model {model!r} is not served here; this server "
+                                     f"serves {name!r}", "not_found_error")
+    messages = _field(body, "messages", "", list)
+    users = [i for i, m in enumerate(messages) if isinstance(m, dict)
+             and m.get("role") == "user"]
+    if not users:
+        raise ApiError(400, "messages", "messages must hold a message with role 'user'")
+    where = f"messages[{users[-1]}].content"
+    content = _field(messages[users[-1]], "content", f"messages[{users[-1]}]", (list, str))
+    if isinstance(content, str):
+        raise ApiError(400, where, f"{where} must be a list of parts, with an image_url "
+                                   f"part (the image as a data URL)")
+    pixels, prompt, prompt_name = None, None, f"{where}[].text"
+    for index, part in enumerate(content):
+        part_name = f"{where}[{index}]"
+        kind = _field(part, "type", part_name, str)
+        if kind == "image_url":
+            url = _field(_field(part, "image_url", part_name, dict), "url",
+                         f"{part_name}.image_url", str)
+            pixels = check_image(data_url_bytes(url, f"{part_name}.image_url.url"),
+                                 f"{part_name}.image_url", limits, image_size)
+        elif kind == "text":
+            prompt = check_text(_field(part, "text", part_name, str), f"{part_name}.text",
+                                limits)
+            prompt_name = f"{part_name}.text"
+        else:
+            raise ApiError(400, f"{part_name}.type", f"{part_name}.type must be 'text' or "
+                                                     f"'image_url', got {kind!r}")
+    if pixels is None:
+        raise ApiError(400, where, f"{where} has no image_url part; this model captions "
+                                   f"an image")
+    return pixels, prompt, prompt_name
+
+
+@dataclass
+class Sampling:
+    """A chat request's generation settings (``parse_sampling``): ``method`` "greedy"
+    (temperature 0) or "top_k" (sampling), ``top_k`` None when every token may be drawn."""
+
+    max_tokens: int
+    method: str
+    top_k: int | None
+    temperature: float
+    seed: int
+    stream: bool
+
+
+def parse_sampling(body, room: int, default_max_tokens: int, vocabulary: int) -> Sampling:
+    """The settings of a chat completions request: ``max_tokens`` (or
+    ``max_completion_tokens``) from 1 to ``room``, ``temperature`` from 0 to 100 (0: greedy),
+    ``top_k`` from 1 to ``vocabulary`` (-1 or left out: all), ``seed`` (a random one when
+    left out), ``stream``; ``top_p`` other than 1 and ``n`` other than 1 are refused. Shared
+    by ``ChatModel`` and ``HubChatModel``. Introduced in notebook 10."""
+    max_tokens = _field(body, "max_tokens", "", (int, float), required=False)
+    if max_tokens is None:
+        max_tokens = _field(body, "max_completion_tokens", "", (int, float),
+                            required=False, default=default_max_tokens)
+    max_tokens = _positive_int_field(max_tokens, "max_tokens", 1, room)
+    temperature = _field(body, "temperature", "", (int, float), required=False,
+                         default=1.0)
+    if not 0 <= temperature <= 100:
+        raise ApiError(400, "temperature", f"temperature must be from 0 to 100, got "
+                                           f"{temperature}")
+    top_k = _field(body, "top_k", "", (int, float), required=False, default=-1)
+    top_k = None if top_k == -1 else _positive_int_field(top_k, "top_k", 1, vocabulary)
+    seed = _field(body, "seed", "", (int, float), required=False)
+    seed = secrets.randbits(32) if seed is None else \
+        _positive_int_field(seed, "seed", 0, 2 ** 63 - 1)
+    top_p = _field(body, "top_p", "", (int, float), required=False, default=1)
+    if top_p != 1:
+        raise ApiError(400, "top_p", "top_p is not supported; use top_k")
+    n = _field(body, "n", "", (int, float), required=False, default=1)
+    if n != 1:
+        raise ApiError(400, "n", f"n must be 1, got {n}")
+    stream = _field(body, "stream", "", bool, required=False, default=False)
+    return Sampling(max_tokens, "greedy" if temperature == 0 else "top_k", top_k,
+                    float(temperature) or 1.0, seed, stream)
+
+
 @dataclass
 class Generation:
     """One chat request's generation: its image, prompt ids and settings; ``emit`` is called
     (from the worker thread) with each new token id, then with None at the end; ``cancelled``
-    stops it early (a client gone)."""
+    stops it early (a client gone); ``prompt`` is the prompt's text (``HubChatModel``)."""
 
     pixels: np.ndarray
     prompt_ids: list
@@ -250,6 +343,7 @@ class Generation:
     emit: object = None
     cancelled: bool = False
     tokens: list = field(default_factory=list)
+    prompt: str = ""
 
 
 class ChatModel:
@@ -276,40 +370,8 @@ class ChatModel:
         self.allowed = len(self.vocabulary) - 3  # every token but padding, [UNK], [START]
 
     def parse(self, body, limits: Limits, name: str) -> tuple[Generation, bool]:
-        model = _field(body, "model", "", str, required=False, default=name)
-        if model != name:
-            raise ApiError(404, "model", f"model {model!r} is not served here; this server "
-                                         f"serves {name!r}", "not_found_error")
-        messages = _field(body, "messages", "", list)
-        users = [i for i, m in enumerate(messages) if isinstance(m, dict)
-                 and m.get("role") == "user"]
-        if not users:
-            raise ApiError(400, "messages", "messages must hold a message with role 'user'")
-        where = f"messages[{users[-1]}].content"
-        content = _field(messages[users[-1]], "content", f"messages[{users[-1]}]", (list, str))
-        if isinstance(content, str):
-            raise ApiError(400, where, f"{where} must be a list of parts, with an image_url "
-                                       f"part (the image as a data URL)")
-        pixels, prompt, prompt_name = None, "", f"{where}[].text"
-        for index, part in enumerate(content):
-            part_name = f"{where}[{index}]"
-            kind = _field(part, "type", part_name, str)
-            if kind == "image_url":
-                url = _field(_field(part, "image_url", part_name, dict), "url",
-                             f"{part_name}.image_url", str)
-                pixels = check_image(data_url_bytes(url, f"{part_name}.image_url.url"),
-                                     f"{part_name}.image_url", limits, self.image_size)
-            elif kind == "text":
-                prompt = check_text(_field(part, "text", part_name, str), f"{part_name}.text",
-                                    limits)
-                prompt_name = f"{part_name}.text"
-            else:
-                raise ApiError(400, f"{part_name}.type", f"{part_name}.type must be 'text' or "
-                                                         f"'image_url', got {kind!r}")
-        if pixels is None:
-            raise ApiError(400, where, f"{where} has no image_url part; this model captions "
-                                       f"an image")
-        words = text.split_words(prompt)
+        pixels, prompt, prompt_name = parse_chat_message(body, limits, name, self.image_size)
+        words = text.split_words(prompt or "")
         unknown = [w for w in words if w not in self.word_ids]
         if unknown:
             raise ApiError(400, prompt_name, f"{prompt_name}: this captioner continues the "
@@ -320,32 +382,23 @@ class ChatModel:
         if room < 1:
             raise ApiError(400, prompt_name, f"{prompt_name} has {len(words)} words; at most "
                                              f"{self.positions - 1} fit")
-        max_tokens = _field(body, "max_tokens", "", (int, float), required=False)
-        if max_tokens is None:
-            max_tokens = _field(body, "max_completion_tokens", "", (int, float),
-                                required=False, default=min(16, room))
-        max_tokens = _positive_int_field(max_tokens, "max_tokens", 1, room)
-        temperature = _field(body, "temperature", "", (int, float), required=False,
-                             default=1.0)
-        if not 0 <= temperature <= 100:
-            raise ApiError(400, "temperature", f"temperature must be from 0 to 100, got "
-                                               f"{temperature}")
-        top_k = _field(body, "top_k", "", (int, float), required=False, default=-1)
-        top_k = self.allowed if top_k == -1 else _positive_int_field(top_k, "top_k", 1,
-                                                                     self.allowed)
-        seed = _field(body, "seed", "", (int, float), required=False)
-        seed = secrets.randbits(32) if seed is None else \
-            _positive_int_field(seed, "seed", 0, 2 ** 63 - 1)
-        top_p = _field(body, "top_p", "", (int, float), required=False, default=1)
-        if top_p != 1:
-            raise ApiError(400, "top_p", "top_p is not supported; use top_k")
-        n = _field(body, "n", "", (int, float), required=False, default=1)
-        if n != 1:
-            raise ApiError(400, "n", f"n must be 1, got {n}")
-        stream = _field(body, "stream", "", bool, required=False, default=False)
-        method = "greedy" if temperature == 0 else "top_k"
-        return Generation(pixels, [self.word_ids[w] for w in words], max_tokens, method,
-                          top_k, float(temperature) or 1.0, seed), stream
+        settings = parse_sampling(body, room, min(16, room), self.allowed)
+        return Generation(pixels, [self.word_ids[w] for w in words], settings.max_tokens,
+                          settings.method, self.allowed if settings.top_k is None
+                          else settings.top_k, settings.temperature, settings.seed), \
+            settings.stream
+
+    def batch_key(self, generation: Generation):
+        """Generations batch together when their prompts have the same length."""
+        return len(generation.prompt_ids)
+
+    def text(self, tokens) -> str:
+        """The answer of generated ids: their words up to "[END]", spaced."""
+        return " ".join(self.words(tokens))
+
+    def stopped(self, tokens) -> bool:
+        """Whether the generation ended by itself ("[END]"), not at ``max_tokens``."""
+        return self.end in tokens
 
     def run(self, generations: list[Generation]) -> list[list[int]]:
         """Generate for every request at once (same prompt length), on one KV cache: each
@@ -402,6 +455,184 @@ class ChatModel:
                 break
             words.append(self.vocabulary[token])
         return words
+
+
+class HubChatModel:
+    """A KerasHub ``PaliGemmaCausalLM`` preset folder (notebooks 11 and 12,
+    ``docs/results/tiny_paligemma_pretrained_attributes``) behind the chat completions API,
+    parsed and checked by the same code as ``ChatModel``. The text part is PaliGemma's task
+    prompt ("caption en", "caption zh", ...; "caption en" when there is none; a missing final
+    newline is added, as ``python -m mmcourse caption`` does); ``max_tokens`` goes up to the
+    preprocessor's ``sequence_length`` less the prompt (and is that by default, as
+    ``generate`` without ``max_length``). Images are decoded and resized to the model's size
+    by the course's image contract, as ``caption`` does.
+
+    Generation is KerasHub's own ``causal_lm.generate`` with a KerasHub sampler: temperature
+    0 ``GreedySampler``, else ``TopKSampler(k=top_k, seed=seed, temperature=...)`` or, without
+    ``top_k``, ``RandomSampler(seed=seed, temperature=...)``, so the served text equals
+    ``generate`` after ``compile(sampler=...)`` with those settings. Each sampler is built
+    once, its seed state and temperature (a variable) set before every call, so that a new
+    seed or temperature does not compile the generation again.
+
+    Batching: greedy requests whose prompts have the same number of tokens share one
+    ``generate`` call (each row cut to its own ``max_tokens``); a sampled request runs alone,
+    as a KerasHub sampler draws one random stream for its whole batch. Streaming: KerasHub's
+    ``generate`` runs its whole loop in one compiled call, so the tokens are sent one event
+    each *after* the generation, decoded one token further each time: the events arrive
+    together and a client that leaves does not stop the generation. Introduced in notebook
+    10."""
+
+    kind = "chat"
+    #: How many samplers (greedy, random, one per top_k) keep their compiled generation.
+    KEEP_SAMPLERS = 8
+
+    def __init__(self, causal_lm):
+        from mmcourse import hub_presets
+
+        self.model = causal_lm
+        self.preprocessor = causal_lm.preprocessor
+        self.tokenizer = self.preprocessor.tokenizer
+        self.image_size = int(causal_lm.backbone.image_size)
+        self.sequence_length = int(self.preprocessor.sequence_length)
+        self.end = int(self.tokenizer.end_token_id)
+        self.vocabulary_size = int(self.tokenizer.vocabulary_size())
+        self.default_prompt = hub_presets.PROMPTS["en"]
+        self._samplers: dict = {}  # (method, top_k) -> (sampler, compiled generate_step)
+        self._serial = itertools.count()  # a batch key of its own for each sampled request
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """The token ids of ``prompt`` (without ``<bos>``)."""
+        return [int(i) for i in np.asarray(self.tokenizer.tokenize(prompt)).reshape(-1)]
+
+    def parse(self, body, limits: Limits, name: str) -> tuple[Generation, bool]:
+        pixels, prompt, prompt_name = parse_chat_message(body, limits, name, self.image_size)
+        prompt = self.default_prompt if prompt is None else prompt
+        prompt = prompt if prompt.endswith("\n") else prompt + "\n"
+        ids = self.prompt_ids(prompt)
+        room = self.sequence_length - 1 - len(ids)  # <bos> and the prompt come first
+        if room < 1:
+            raise ApiError(400, prompt_name, f"{prompt_name} is {len(ids)} tokens long; at "
+                                             f"most {self.sequence_length - 2} fit, with "
+                                             f"<bos> and one generated token, in the model's "
+                                             f"sequence length of {self.sequence_length}")
+        settings = parse_sampling(body, room, room, self.vocabulary_size)
+        return Generation(pixels, ids, settings.max_tokens, settings.method, settings.top_k,
+                          settings.temperature, settings.seed, prompt=prompt), settings.stream
+
+    def batch_key(self, generation: Generation):
+        """Greedy generations batch by prompt length; a sampled one runs alone."""
+        if generation.method == "greedy":
+            return "greedy", len(generation.prompt_ids)
+        return "sampled", next(self._serial)
+
+    def sampler(self, method: str, top_k: int | None):
+        """The KerasHub sampler for ``method`` and ``top_k``, installed on the model with its
+        compiled generation (built on first use; the least recently used dropped beyond
+        ``KEEP_SAMPLERS``)."""
+        import keras
+        import keras_hub
+
+        key = (method, top_k)
+        if key not in self._samplers:
+            if method == "greedy":
+                sampler = keras_hub.samplers.GreedySampler()
+            elif top_k is None:
+                sampler = keras_hub.samplers.RandomSampler(seed=0)
+            else:
+                sampler = keras_hub.samplers.TopKSampler(k=top_k, seed=0)
+            if method != "greedy":  # read when the compiled loop runs, not when it is traced
+                sampler.temperature = keras.Variable(1.0, dtype="float32", trainable=False,
+                                                     name="temperature")
+            compiled = self._compile_generation()
+            if len(self._samplers) >= self.KEEP_SAMPLERS:
+                self._samplers.pop(next(iter(self._samplers)))
+            self._samplers[key] = sampler, compiled
+        self._samplers[key] = self._samplers.pop(key)  # the most recently used goes last
+        sampler, compiled = self._samplers[key]
+        self.model.sampler, self.model.generate_function = sampler, compiled
+        return sampler
+
+    def _compile_generation(self):
+        """The model's ``generate_step`` as one ``tf.function`` for every batch size and
+        length (as ``make_generate_function`` compiles it, one trace per new shape would
+        take seconds), always stopping at ``<eos>``; traced with the sampler installed then."""
+        import tensorflow as tf
+
+        size, end = self.image_size, self.end
+        step = tf.function(lambda inputs: self.model.generate_step(inputs, (end,)),
+                           input_signature=[{
+                               "token_ids": tf.TensorSpec([None, None], tf.int32),
+                               "padding_mask": tf.TensorSpec([None, None], tf.bool),
+                               "images": tf.TensorSpec([None, size, size, 3], tf.float32)}])
+
+        def generate_function(inputs, stop_token_ids=None):
+            if list(stop_token_ids or ()) != [end]:
+                raise ValueError(f"stop_token_ids must be [{end}] (<eos>), got "
+                                 f"{stop_token_ids!r}")
+            return step({key: inputs[key] for key in ("token_ids", "padding_mask", "images")})
+
+        return generate_function
+
+    def run(self, generations: list[Generation]) -> list[list[int]]:
+        """One ``generate`` call for the batch (greedy rows with prompts of one length, or
+        one sampled row): each row's generated ids, ``<eos>`` included when it came, cut to
+        its ``max_tokens``; then ``emit`` gets them one by one."""
+        first = generations[0]
+        prompt_length = 1 + len(first.prompt_ids)
+        if any(g.method != first.method or 1 + len(g.prompt_ids) != prompt_length
+               for g in generations) or (first.method != "greedy" and len(generations) > 1):
+            raise ValueError("a batch holds greedy generations with prompts of one length, "
+                             "or one sampled generation")
+        sampler = self.sampler(first.method, first.k)
+        if first.method != "greedy":
+            sampler.temperature.assign(first.temperature)
+            sampler.seed_generator.state.assign([first.seed, 0])  # as a new sampler's
+        inputs = self.preprocessor.generate_preprocess(
+            {"images": np.stack([g.pixels for g in generations]),
+             "prompts": [g.prompt for g in generations]},
+            sequence_length=prompt_length + max(g.max_tokens for g in generations))
+        # generate without the preprocessor answers token ids, not text
+        self.model.preprocessor = None
+        try:
+            outputs = self.model.generate(inputs, stop_token_ids=[self.end])
+        finally:
+            self.model.preprocessor = self.preprocessor
+        token_ids = np.asarray(outputs["token_ids"])[:, prompt_length:]
+        kept = np.asarray(outputs["padding_mask"])[:, prompt_length:]
+        try:
+            for row, generation in enumerate(generations):
+                generation.tokens = [int(t) for t in token_ids[row][kept[row]]][
+                    :generation.max_tokens]
+                for token in generation.tokens:
+                    if generation.emit is not None and not generation.cancelled:
+                        generation.emit(token)
+        finally:
+            for generation in generations:
+                if generation.emit is not None:
+                    generation.emit(None)
+        return [g.tokens for g in generations]
+
+    def text(self, tokens) -> str:
+        """The answer of generated ids, as ``generate`` makes it: special tokens dropped,
+        the rest detokenized (``generate_postprocess``)."""
+        if not len(tokens):
+            return ""
+        ids = np.asarray([tokens], np.int32)
+        return str(np.asarray(self.preprocessor.generate_postprocess(
+            {"token_ids": ids, "padding_mask": np.ones_like(ids, bool)})).reshape(-1)[0])
+
+    def stopped(self, tokens) -> bool:
+        """Whether the generation ended with ``<eos>``, not at ``max_tokens``."""
+        return self.end in tokens
+
+    def warm_up(self) -> None:
+        """Trace the greedy and the random sampler's generation for any batch and length."""
+        pixels = np.zeros((self.image_size, self.image_size, 3), np.uint8)
+        prompt = self.default_prompt
+        room = self.sequence_length - 1 - len(self.prompt_ids(prompt))
+        for method in ("greedy", "top_k"):
+            self.run([Generation(pixels, self.prompt_ids(prompt), room, method, None, 1.0, 0,
+                                 prompt=prompt)])
 
 
 class ImageIndex:
@@ -564,12 +795,40 @@ class ClipModel:
         return items
 
 
+def load_hub_preset(folder: Path):
+    """The ``PaliGemmaCausalLM`` of a local KerasHub preset folder (``config.json``,
+    ``metadata.json``, ``task.json`` ...); ``ValueError`` for a preset of another task or a
+    folder KerasHub cannot load. Introduced in notebook 10."""
+    from mmcourse import finetune
+
+    try:
+        task = json.loads((folder / "task.json").read_text(encoding="utf-8"))["class_name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        task = None
+    if task != "PaliGemmaCausalLM":
+        raise ValueError(f"{folder} is a KerasHub preset folder, but its task.json names "
+                         f"{task or 'no task'}; the chat API serves a PaliGemmaCausalLM "
+                         f"preset (e.g. docs/results/tiny_paligemma_pretrained_attributes)")
+    try:
+        return finetune.load_with_adapter(folder)
+    except Exception as error:  # noqa: BLE001  (JSON, HDF5 and Keras errors alike)
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise ValueError(f"cannot load the preset {folder} ({type(error).__name__}: "
+                         f"{reason})") from None
+
+
 def load_model(path, index=None, limits: Limits | None = None):
-    """The served model for ``path``: a SavedModel folder (``PredictModel``), or a
-    ``.keras`` file of a vision-language model (``ChatModel``) or a CLIP model
-    (``ClipModel``, with ``index`` a folder of images to search). ``ValueError`` with what
-    to give instead. Introduced in notebook 10."""
+    """The served model for ``path``: a SavedModel folder (``PredictModel``), a KerasHub
+    ``PaliGemmaCausalLM`` preset folder (``HubChatModel``), or a ``.keras`` file of a
+    vision-language model (``ChatModel``) or a CLIP model (``ClipModel``, with ``index`` a
+    folder of images to search). ``ValueError`` with what to give instead. Introduced in
+    notebook 10."""
     path = Path(path)
+    if path.is_dir() and (path / "config.json").is_file() and (path / "metadata.json").is_file():
+        if index is not None:
+            raise ValueError("--index is for a CLIP model; a PaliGemma preset answers "
+                             "/v1/chat/completions")
+        return HubChatModel(load_hub_preset(path))
     if path.is_dir():
         deploy.model_kind(path)  # a ValueError unless it holds saved_model.pb
         if index is not None:
@@ -672,6 +931,22 @@ def build_app(served, name: str = "mmcourse", max_batch: int = 32,
                 "batches": stats.batches, "batched_items": stats.items,
                 "mean_batch": round(stats.mean_size, 3), "largest_batch": stats.largest}
 
+    if served.kind != "tfserving":
+        card = {"id": name, "object": "model", "created": int(time.time()),
+                "owned_by": "mmcourse"}
+
+        @app.get("/v1/models")
+        async def models():
+            return {"object": "list", "data": [card]}
+
+        @app.get("/v1/models/{model_name}")
+        async def model_card(model_name: str):
+            if model_name != name:
+                return _openai_error(ApiError(404, "model", f"model {model_name!r} is not "
+                                                            f"served here; this server serves "
+                                                            f"{name!r}", "not_found_error"))
+            return card
+
     if served.kind == "tfserving":
         def check_name(model_name):
             if model_name != name:
@@ -720,17 +995,17 @@ def build_app(served, name: str = "mmcourse", max_batch: int = 32,
             tokens: asyncio.Queue = asyncio.Queue()
             generation.emit = lambda token: loop.call_soon_threadsafe(tokens.put_nowait, token)
             job = asyncio.ensure_future(batcher.submit(generation,
-                                                       key=len(generation.prompt_ids)))
+                                                       key=served.batch_key(generation)))
             identity, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
             usage_prompt = len(generation.prompt_ids) + 1
             if not stream:
                 generated = await job
-                words = served.words(generated)
-                finish = "stop" if served.end in generated else "length"
+                finish = "stop" if served.stopped(generated) else "length"
                 return {"id": identity, "object": "chat.completion", "created": created,
                         "model": name, "system_fingerprint": f"seed-{generation.seed}",
                         "choices": [{"index": 0, "message": {"role": "assistant",
-                                                             "content": " ".join(words)},
+                                                             "content": served.text(
+                                                                 generated)},
                                      "logprobs": None, "finish_reason": finish}],
                         "usage": {"prompt_tokens": usage_prompt,
                                   "completion_tokens": len(generated),
@@ -744,18 +1019,22 @@ def build_app(served, name: str = "mmcourse", max_batch: int = 32,
                 return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
             async def events():
-                count, finish = 0, "length"
+                received, sent = [], ""
                 try:
                     yield chunk({"role": "assistant", "content": ""})
                     while (token := await tokens.get()) is not None:
-                        if token == served.end:
-                            finish = "stop"
-                            continue
-                        yield chunk({"content": (" " if count else "") +
-                                     served.vocabulary[token]})
-                        count += 1
+                        received.append(token)
+                        # the text so far, less what was sent: one event per token that adds
+                        # text (an end token adds none; a piece of a character waits)
+                        so_far = served.text(received)
+                        if len(so_far) > len(sent) and so_far.startswith(sent) \
+                                and not so_far.endswith("\ufffd"):
+                            yield chunk({"content": so_far[len(sent):]})
+                            sent = so_far
                     await job
-                    yield chunk({}, finish)
+                    if (rest := served.text(received)) != sent and rest.startswith(sent):
+                        yield chunk({"content": rest[len(sent):]})
+                    yield chunk({}, "stop" if served.stopped(received) else "length")
                     yield "data: [DONE]\n\n"
                 finally:
                     generation.cancelled = True  # a client gone: its row stops
@@ -807,7 +1086,9 @@ def build_app(served, name: str = "mmcourse", max_batch: int = 32,
 
 def warm_up(served) -> None:
     """One call of each compiled path, so the first request does not pay for tracing."""
-    if served.kind == "chat":
+    if isinstance(served, HubChatModel):
+        served.warm_up()
+    elif served.kind == "chat":
         pixels = np.zeros((served.image_size, served.image_size, 3), np.uint8)
         for size in (1, 2):
             served.run([Generation(pixels, [], 2, "greedy", 1, 1.0, 0) for _ in range(size)])

@@ -52,6 +52,22 @@ def test_only_items_with_the_same_key_share_a_batch():
     assert sorted(map(sorted, batches)) == [[1, 3], [2, 4]]
 
 
+def test_items_that_are_arrays_interleaved_with_other_keys_are_batched():
+    """Taking the later items of a key out of the queue compares nothing but identity: items
+    that are NumPy arrays (an image, a Generation holding one) once stopped the worker with
+    "truth value of an array is ambiguous", and every later caller waited for ever."""
+    import numpy as np
+
+    async def main():
+        batcher = batching.DynamicBatcher(lambda items: [int(i.sum()) for i in items], 8, 50)
+        submissions = [batcher.submit(np.full(3, i), key=i % 2) for i in range(6)]
+        return await asyncio.wait_for(asyncio.gather(*submissions), 10), batcher.stats
+
+    results, stats = asyncio.run(main())
+    assert results == [3 * i for i in range(6)]
+    assert stats.batches == 2
+
+
 def test_max_batch_1_runs_every_item_alone():
     _, batches, _ = _run(1, 50, [(i, None, 1) for i in range(5)])
     assert batches == [[0], [1], [2], [3], [4]]
