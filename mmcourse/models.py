@@ -205,8 +205,8 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     the object tokens of a classical detector (``mmcourse.objects``), float32
     (B, ``objects.MAX_OBJECTS``, ``objects.FEATURES``), or ``image_shape`` when it is given
     as (slots, features); a relation network over the present pairs
-    (``object_relations.ObjectRelationModule(width)``, width 64 by default) conditioned on
-    the question vector replaces the image encoder and the fusion.
+    (``object_relations.ObjectRelationModule(width)``, width 64 by default, g also given each
+    pair's offset and distance) conditioned on the question vector replaces the image encoder and the fusion.
     ``vocabulary_size`` is taken from the vocabulary: ``len(vocabulary)`` when a token list
     is given (your own data, notebook 09), else the course vocabulary's size; a
     ``vocabulary_size`` that disagrees with ``vocabulary`` is a ``ValueError``. Optimizer: Adam.
@@ -345,7 +345,8 @@ def _objects_model(task, vocabulary_size, num_answers, sequence_length, image_sh
     text_encoder = build_text_encoder(vocabulary_size, embedding_dim, text_units,
                                       sequence_length=sequence_length, normalize=normalize)
     question = text_encoder(token_ids)
-    fused = object_relations.ObjectRelationModule(width, name="fusion")([tokens, question])
+    fused = object_relations.ObjectRelationModule(
+        width, centre_index=objects.TOKEN_FEATURES.index("x"), name="fusion")([tokens, question])
     hidden = keras.layers.Dense(hidden_units, activation="relu", name="hidden")(fused)
     if task == "match":
         output = keras.layers.Dense(1, activation="sigmoid", name="match")(hidden)

@@ -147,6 +147,35 @@ def test_padding_slots_add_nothing_to_the_relation_sum():
     assert not np.allclose(unmasked, got, atol=1e-3)  # the padding would count without it
 
 
+def test_each_pair_also_sees_its_offset_and_distance():
+    """g's first layer against the formula, in NumPy: relu(W_i o_i + W_j o_j + W_g [x_j - x_i;
+    y_j - y_i; |p_j - p_i|] + W_q q + b), then the ReLU layers; the sum over present pairs."""
+    from mmcourse.object_relations import ObjectRelationModule
+
+    rng = np.random.default_rng(1)
+    tokens = rng.normal(size=(2, 3, 6)).astype("float32")
+    tokens[:, :, -1] = [1.0, 1.0, 0.0]
+    question = rng.normal(size=(2, 4)).astype("float32")
+    layer = ObjectRelationModule(8, depth=2, centre_index=2)
+    got = np.asarray(layer([tokens, question]))
+    w1, w2, wq, b, w_g = (np.asarray(w) for w in (
+        layer.first_kernel, layer.second_kernel, layer.question_kernel, layer.bias,
+        layer.geometry_kernel))
+    w_dense, b_dense = (np.asarray(w) for w in layer.pair_layers[0].weights)
+    assert w_g.shape == (3, 8) and w_dense.shape == (8, 8)
+    expected = np.zeros((2, 8))
+    for n in range(2):
+        for i in range(2):  # the third token is padding
+            for j in range(2):
+                offset = tokens[n, j, 2:4] - tokens[n, i, 2:4]
+                # the layer's distance is sqrt(|offset|^2 + 1e-6): a finite gradient at i = j
+                geometry = np.array([*offset, np.sqrt(offset @ offset + 1e-6)])
+                hidden = np.maximum(tokens[n, i] @ w1 + tokens[n, j] @ w2 + geometry @ w_g
+                                    + question[n] @ wq + b, 0)
+                expected[n] += np.maximum(hidden @ w_dense + b_dense, 0)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from mmcourse import training
