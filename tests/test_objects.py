@@ -29,6 +29,22 @@ def test_extracted_counts_colours_and_centres_equal_what_the_generator_drew(leve
     assert max(errors) <= 0.75  # pixels; measured 0.5 over all 1500 test scenes
 
 
+def test_the_median_filter_keeps_the_count_under_strong_pixel_noise():
+    """Gaussian noise of standard deviation 60 (of 255): with the 3x3 median filter every
+    object is still found once; without it, noise splits objects and merges colours (measured
+    on 200 scenes: count right in 100% with the filter, 72% without)."""
+    rng = np.random.default_rng(60)
+    right = {0: [], 3: []}
+    for image, drawn in _scenes("relations", 60):
+        noisy = np.clip(image + rng.normal(0, 60, image.shape), 0, 255).astype(np.uint8)
+        for blur in right:
+            found = objects.detect_objects(noisy, blur=blur)
+            right[blur].append(sorted(o["colour"] for o in found)
+                               == sorted(o["colour"] for o in drawn))
+    assert all(right[3])
+    assert np.mean(right[0]) < 0.95
+
+
 def test_the_shape_features_separate_the_drawn_shapes():
     """A two-line rule on the features (hand-set from the drawing geometry: a triangle fills
     half its bounding box, a disc pi/4, a square all of it; a disc's contour keeps many

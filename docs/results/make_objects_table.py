@@ -36,7 +36,7 @@ from mmcourse import REPO_ROOT, data, objects, stats, text
 
 OUT = REPO_ROOT / "docs" / "results" / "objects_table.jsonl"
 SEEDS = (0, 1, 2)
-NOISE = (0, 10, 20, 40, 60)
+NOISE = (0, 20, 40, 60, 80, 100)
 GAPS = (4, 2, 0, -2, -4, -6)
 SCENES = 300
 
