@@ -23,6 +23,7 @@ from mmcourse.names import (
     HUB_RETRIEVAL_ARCHS,
     MODEL_TASKS,
     NEW_TASKS,
+    OBJECT_FUSIONS,
     VLM_TASKS,
 )
 
@@ -347,6 +348,9 @@ def _check_data_dir_arguments(parser: argparse.ArgumentParser, args) -> None:
     if args.task != "match":
         parser.error(f"argument --task: --data-dir trains the match task only, got "
                      f"{args.task!r}")
+    if args.fusion in OBJECT_FUSIONS:  # issue 25: the detector knows the course palette only
+        parser.error(f"argument --fusion: {args.fusion} only with the course data (its "
+                     f"detector knows the scenes' six colours), not with --data-dir")
 
 
 def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
@@ -367,6 +371,10 @@ def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
         if args.strategy == "multiworker":
             parser.error("argument --save: not with --strategy multiworker (every worker would "
                          "write it); each worker's model.keras goes to --run-dir")
+        if args.fusion in OBJECT_FUSIONS:  # issue 25: object tokens, no raw-input form
+            parser.error(f"argument --save: not with --fusion {args.fusion} (it reads object "
+                         f"tokens from mmcourse.objects, not images, so it cannot be exported "
+                         f"or served); keep the model with --run-dir DIR")
     if args.root is not None and (Path(args.root) / "captions.csv").is_file():
         parser.error(f"argument --root: {args.root} holds a captions.csv, so it looks like "
                      f"your own data. --root is the course dataset's folder (generated there "

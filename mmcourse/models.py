@@ -13,7 +13,12 @@ stays light.
 
 from __future__ import annotations
 
-from mmcourse.names import FUSIONS, MODEL_TASKS, RELATIONAL_FUSIONS  # noqa: F401  (re-exported)
+from mmcourse.names import (  # noqa: F401  (re-exported)
+    FUSIONS,
+    MODEL_TASKS,
+    OBJECT_FUSIONS,
+    RELATIONAL_FUSIONS,
+)
 
 IMAGE_SHAPE = (64, 64, 3)
 POOLINGS = ("avg", "max", "avgmax")
@@ -196,6 +201,12 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     attention), the second an ``AnchoredAttention`` when ``anchored``: hop 1 reads the
     object the question names, hop 2 finds the object at the asked distance from it.
     ``frequencies`` sets the coordinates' sines and cosines (0: x and y only).
+    ``objects`` (``OBJECT_FUSIONS``) takes no pixels: its first input, ``objects``, holds
+    the object tokens of a classical detector (``mmcourse.objects``), float32
+    (B, ``objects.MAX_OBJECTS``, ``objects.FEATURES``), or ``image_shape`` when it is given
+    as (slots, features); a relation network over the present pairs
+    (``object_relations.ObjectRelationModule(width)``, width 64 by default, g also given each
+    pair's offset and distance) conditioned on the question vector replaces the image encoder and the fusion.
     ``vocabulary_size`` is taken from the vocabulary: ``len(vocabulary)`` when a token list
     is given (your own data, notebook 09), else the course vocabulary's size; a
     ``vocabulary_size`` that disagrees with ``vocabulary`` is a ``ValueError``. Optimizer: Adam.
@@ -223,6 +234,10 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
 
         num_answers = len(text.answer_vocabulary(root))
 
+    if fusion in OBJECT_FUSIONS:
+        return _objects_model(task, vocabulary_size, num_answers, sequence_length,
+                              image_shape, embedding_dim, text_units, normalize, hidden_units,
+                              64 if width is None else width, learning_rate)
     image = keras.Input(shape=tuple(image_shape), name="image")
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
     defaults = {**MODEL_DEFAULTS, **RELATIONAL_DEFAULTS.get(fusion, {})}
@@ -309,6 +324,40 @@ def _relational_features(fusion: str, grid, question, *, width: int, hops: int,
             query = relations.TransformerBlock(num_heads, key_dim, 2 * width, dropout,
                                                name=f"hop{hop}")(query, tokens)
     return keras.layers.Flatten(name="fusion")(query)
+
+
+def _objects_model(task, vocabulary_size, num_answers, sequence_length, image_shape,
+                   embedding_dim, text_units, normalize, hidden_units, width, learning_rate):
+    """The ``objects`` fusion of ``build_model``: object tokens + question, compiled.
+    Introduced in notebook 06."""
+    import keras  # noqa: PLC0415
+
+    from mmcourse import object_relations, objects  # noqa: PLC0415
+
+    shape = tuple(image_shape)
+    if shape == IMAGE_SHAPE:
+        shape = (objects.MAX_OBJECTS, objects.FEATURES)
+    if len(shape) != 2 or shape[1] != objects.FEATURES:
+        raise ValueError(f"image_shape for fusion 'objects' must be (slots, "
+                         f"{objects.FEATURES}) object tokens (mmcourse.objects), got {shape}")
+    tokens = keras.Input(shape=shape, name="objects")
+    token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+    text_encoder = build_text_encoder(vocabulary_size, embedding_dim, text_units,
+                                      sequence_length=sequence_length, normalize=normalize)
+    question = text_encoder(token_ids)
+    fused = object_relations.ObjectRelationModule(
+        width, centre_index=objects.TOKEN_FEATURES.index("x"), name="fusion")([tokens, question])
+    hidden = keras.layers.Dense(hidden_units, activation="relu", name="hidden")(fused)
+    if task == "match":
+        output = keras.layers.Dense(1, activation="sigmoid", name="match")(hidden)
+        loss = "binary_crossentropy"
+    else:
+        output = keras.layers.Dense(num_answers, activation="softmax", name="answer")(hidden)
+        loss = "sparse_categorical_crossentropy"
+    model = keras.Model([tokens, token_ids], output, name=f"{task}_objects")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
+                  metrics=["accuracy"])
+    return model
 
 
 def build_article_model(vocabulary_size: int | None = None, image_shape=IMAGE_SHAPE,
@@ -447,6 +496,7 @@ def load_model(path):
     import keras  # noqa: PLC0415
 
     import mmcourse.fusion  # noqa: F401, PLC0415  (registers the custom layers)
+    import mmcourse.object_relations  # noqa: F401, PLC0415
     import mmcourse.relations  # noqa: F401, PLC0415
 
     return keras.saving.load_model(path, safe_mode=True)
@@ -466,6 +516,10 @@ def raw_input_model(model, vocabulary, sequence_length: int, answers=None):
     from mmcourse import text  # noqa: PLC0415
 
     task = core_task(model)
+    if model.inputs[0].name == "objects" or len(model.inputs[0].shape) != 4:
+        raise ValueError(f"the {model.name} model takes object tokens (mmcourse.objects), not "
+                         f"images: it cannot be saved with raw inputs, exported or served; "
+                         f"keep it with --run-dir and feed it objects.split_features")
     units = int(model.outputs[0].shape[-1])
     if (task == "qa") != (answers is not None):
         raise ValueError(f"answers must be the qa model's {units} answer words, and None for a "

@@ -20,8 +20,11 @@ FUSION_METHODS = ("image", "text", "concat", "multiply", "sum", "gated", "film",
                   "lowrank", "attention")
 #: Notebook 06's relational models (layers in ``mmcourse.relations``).
 RELATIONAL_FUSIONS = ("cnn_mlp", "relation_network", "transformer")
+#: Notebook 06's contrast to pixels: a relation network over the object tokens of a classical
+#: detector (``mmcourse.objects``, layer in ``mmcourse.object_relations``).
+OBJECT_FUSIONS = ("objects",)
 #: Every value of ``train --fusion`` for the image tasks.
-FUSIONS = (*FUSION_METHODS, *RELATIONAL_FUSIONS)
+FUSIONS = (*FUSION_METHODS, *RELATIONAL_FUSIONS, *OBJECT_FUSIONS)
 
 #: The course's own captioner architectures (notebook 08, ``mmcourse.vlm``).
 CAPTION_ARCHS = ("llava", "flamingo")

@@ -429,6 +429,9 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
                          f"(does the text describe the image?)")
     if fusion not in FUSIONS:
         raise ValueError(f"unknown fusion {fusion!r}; valid names: {', '.join(FUSIONS)}")
+    if fusion == "objects":
+        raise ValueError("fusion 'objects' reads the course scenes' object tokens "
+                         "(mmcourse.objects), not your own images: choose another fusion")
     epochs = DEFAULT_EPOCHS if epochs is None else epochs
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")

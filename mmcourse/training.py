@@ -26,6 +26,9 @@ from mmcourse.stats import RELATIONAL_KINDS, accuracy_by_type  # noqa: F401  (re
 DEFAULT_EPOCHS = {"attributes": 15, "relations": 15}
 BATCH_SIZE = 64
 LEARNING_RATE = 2e-3
+#: Models whose defaults differ (used when epochs, batch_size or learning_rate is None): the
+#: objects model (notebook 06) takes tiny inputs, so it trains on larger batches, faster.
+FUSION_DEFAULTS = {"objects": {"epochs": 20, "batch_size": 256, "learning_rate": 5e-3}}
 
 
 def log_to_stderr(message: str) -> None:
@@ -56,12 +59,25 @@ def load_split(task: str, level: str, split: str, root=None, limit: int | None =
     return images, text.vectorize(texts, root=root, sequence_length=length), labels
 
 
-def _datasets(task, level, seed, root, batch_size, train_size, test_size, validate):
-    """(train, val or None, test) datasets and the numbers of train and test examples:
-    make_dataset for whole splits, in-memory arrays for subsets."""
+def _datasets(task, level, seed, root, batch_size, train_size, test_size, validate,
+              fusion=None):
+    """(train, val or None, test) datasets, the numbers of train and test examples, and the
+    seconds the object extractor took (0 unless ``fusion`` is ``objects``): make_dataset for
+    whole splits, in-memory arrays for subsets, object tokens for ``objects``."""
     from mmcourse import data, pipeline  # noqa: PLC0415
+    from mmcourse.names import OBJECT_FUSIONS  # noqa: PLC0415
+
+    extract_seconds = []
 
     def split_dataset(split, limit, shuffle):
+        if fusion in OBJECT_FUSIONS:  # notebook 06: the detector runs once per scene
+            from mmcourse import objects  # noqa: PLC0415
+
+            tokens, token_ids, labels, seconds = objects.split_features(task, level, split,
+                                                                        root, limit)
+            extract_seconds.append(seconds)
+            return objects.dataset_from_tokens(tokens, token_ids, labels, batch_size,
+                                               shuffle, seed), len(labels)
         if limit is None:
             size = len(data.load_records(task, level, split, root=root))
             return pipeline.make_dataset(task=task, level=level, split=split,
@@ -74,14 +90,14 @@ def _datasets(task, level, seed, root, batch_size, train_size, test_size, valida
     train, train_examples = split_dataset("train", train_size, True)
     val = split_dataset("val", test_size, False)[0] if validate else None
     test, test_examples = split_dataset("test", test_size, False)
-    return train, val, test, train_examples, test_examples
+    return train, val, test, train_examples, test_examples, sum(extract_seconds)
 
 
 def train(task: str = "match", fusion: str = "concat", level: str = "attributes",
           epochs: int | None = None, seed: int = 0, root=None, *,
           strategy: str = "default", run_dir=None, resume: bool = False,
           patience: int | None = None, schedule=None,
-          batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE,
+          batch_size: int | None = None, learning_rate: float | None = None,
           train_size: int | None = None, test_size: int | None = None,
           validate: bool = True, callbacks: list | None = None,
           log: Callable[[str], None] | None = log_to_stderr, keep_model: bool = False,
@@ -93,12 +109,19 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     ``train_size``/``test_size`` keep the first N examples of each split (for quick runs);
     ``callbacks`` go to ``fit``; ``model_options`` to ``build_model``. ``train_seconds``
     is the wall time of ``fit`` alone (validation included when ``validate``).
+    ``epochs``, ``batch_size`` and ``learning_rate`` default (None) to ``DEFAULT_EPOCHS``,
+    ``BATCH_SIZE`` and ``LEARNING_RATE``, or the model's ``FUSION_DEFAULTS``.
 
     Returns a dict: task, fusion, level, test_accuracy, test_loss, accuracy_by_type (see
     ``accuracy_by_type``; notebook 06), params, train_seconds,
     seconds_per_epoch, epochs_run, seed, batch_size, learning_rate, train_examples,
     test_examples, history (per-epoch metrics); with ``keep_model`` also ``model`` (the
     trained Keras model; drop it before ``json.dumps``). Introduced in notebook 04.
+
+    Notebook 06 adds ``fusion="objects"``: the model reads the object tokens of
+    ``mmcourse.objects`` (extracted once per scene before training, not counted in
+    ``train_seconds``), and the result's ``extract_seconds`` says how long extraction took
+    (0.0 for the models that read pixels).
 
     Notebook 06 adds the relational models. Their default schedule is a cosine decay
     after one warm-up epoch (``mmcourse.callbacks.cosine_schedule``).
@@ -119,12 +142,19 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     result's ``saved`` is that path (or None).
     """
     _check_names(task, fusion, level)
-    if epochs is None:
-        epochs = DEFAULT_EPOCHS[level]
+    defaults = {"epochs": DEFAULT_EPOCHS[level], "batch_size": BATCH_SIZE,
+                "learning_rate": LEARNING_RATE, **FUSION_DEFAULTS.get(fusion, {})}
+    epochs = defaults["epochs"] if epochs is None else epochs
+    batch_size = defaults["batch_size"] if batch_size is None else batch_size
+    learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     if save is not None and Path(save).suffix != ".keras":
         raise ValueError(f"save {save}: the file name must end in .keras")
+    if save is not None and fusion == "objects":
+        raise ValueError("save: the objects model takes object tokens (mmcourse.objects), not "
+                         "images, so it has no raw-input form to save, export or serve; keep "
+                         "it with run_dir (--run-dir DIR) instead")
     log = log or (lambda message: None)
 
     from mmcourse import distribute  # noqa: PLC0415
@@ -149,9 +179,9 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
 
     root = data.ensure_data(root)
     seed_everything(seed)
-    train_data, val_data, test_data, train_examples, test_examples = _datasets(
-        task, level, seed, root, batch_size, train_size, test_size, validate)
-    if schedule is None and fusion in RELATIONAL_FUSIONS:
+    train_data, val_data, test_data, train_examples, test_examples, extract_seconds = _datasets(
+        task, level, seed, root, batch_size, train_size, test_size, validate, fusion)
+    if schedule is None and fusion in (*RELATIONAL_FUSIONS, "objects"):
         schedule = course_callbacks.cosine_schedule(learning_rate, epochs, min(1, epochs - 1),
                                                     final_fraction=0.02)
     if strategy == "multiworker":  # each worker reads its share of every global batch
@@ -213,6 +243,7 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
         "stopped_early": fitted["stopped_early"],
         "weights_sha256": distribute.weights_fingerprint(model),
         "saved": None if save is None else str(save),
+        "extract_seconds": extract_seconds,
     }
     log(f"[{task}/{fusion}/{level}] test accuracy {test_accuracy:.4f} after {epochs_run} "
         f"epochs in {train_seconds:.1f} s")
