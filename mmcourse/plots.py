@@ -103,9 +103,9 @@ def plot_seed_comparison(runs: Mapping[str, Sequence[float]], xlabel: str, title
                          reference: float | None = None, reference_label: str = "chance",
                          figsize=(7, 3.6)):
     """A dot chart of runs over seeds: one row per name in ``runs`` (in the given order), a
-    small dot per seed, and the mean with a +-1 sample standard deviation bar. ``reference``
-    draws a dotted vertical line (for example chance). Rows never overprint, whatever the
-    values. Introduced in notebook 04."""
+    small dot per seed, and the mean with a +-1 sample standard deviation bar; the legend
+    says which is which. ``reference`` draws a dotted vertical line (for example chance).
+    Rows never overprint, whatever the values. Introduced in notebook 04."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     if not runs:
@@ -119,14 +119,15 @@ def plot_seed_comparison(runs: Mapping[str, Sequence[float]], xlabel: str, title
         values[name] = array
     figure, axis = plt.subplots(figsize=figsize)
     rows = np.arange(len(values))[::-1]  # the first name on top
-    for row, array in zip(rows, values.values(), strict=True):
-        axis.plot(array, np.full(array.size, row), "o", color="grey", alpha=0.5, markersize=4)
+    for index, (row, array) in enumerate(zip(rows, values.values(), strict=True)):
+        axis.plot(array, np.full(array.size, row), "o", color="grey", alpha=0.5, markersize=4,
+                  label="one seed" if index == 0 else None)
         std = array.std(ddof=1) if array.size > 1 else 0.0
         axis.errorbar(array.mean(), row, xerr=std, fmt="D", color="C0", capsize=4,
-                      markersize=6)
+                      markersize=6, label="mean ± 1 std over seeds" if index == 0 else None)
     if reference is not None:
         axis.axvline(reference, color="black", linestyle=":", linewidth=1, label=reference_label)
-        axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # off the dots
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # off the dots
     axis.set_yticks(rows, [f"{name} (n={array.size})" for name, array in values.items()])
     axis.set_xlabel(xlabel)
     axis.set_title(title)

@@ -786,7 +786,7 @@ def benchmark():
             same = np.array_equal(run(True), run(False))
             names = {True: f"cache b{batch} L{length}", False: f"recompute b{batch} L{length}"}
             measured = bench.time_candidates({names[c]: (lambda c=c: run(c)) for c in names},
-                                             repeats=3, warmup=1, items=batch * length)
+                                             repeats=5, warmup=1, items=batch * length)
             timings += measured
             ratios.append(bench.Ratio(
                 f"cache b{batch} L{length}" + ("" if same else " (tokens differ!)"),

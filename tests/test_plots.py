@@ -182,6 +182,9 @@ def test_seed_comparison_draws_mean_and_sample_std_per_row():
               for tick, label in zip(axis.get_yticks(), axis.get_yticklabels(), strict=True)}
     assert labels == {1: "concat (n=3)", 0: "sum (n=1)"}  # the first name on top
     assert axis.get_title() == "t" and axis.get_xlabel() == "test accuracy"
+    # the legend names the dots, the bars and the reference line, each once
+    assert sorted(text.get_text() for text in axis.get_legend().get_texts()) == [
+        "chance", "mean ± 1 std over seeds", "one seed"]
     plt.close(figure)
     with pytest.raises(ValueError, match="runs\\['x'\\] must be a non-empty 1-D sequence"):
         plots.plot_seed_comparison({"x": []}, xlabel="a", title="b")
