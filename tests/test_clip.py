@@ -4,6 +4,7 @@ convolution, padding in the text encoder, retrieval with repeated captions, savi
 
 import math
 import re
+import types
 
 import numpy as np
 import pytest
@@ -513,3 +514,21 @@ def test_train_clip_feeds_the_kept_pairs_with_their_caption_ids_and_flips_by_lev
     names = sorted(set(captions))
     assert list(caption_ids) == [names.index(captions[i]) for i in kept]
     assert (batch_size, seed, flipped) == (16, 5, expected_flip)
+
+
+def test_train_clip_at_the_relations_level_scores_retrieval_against_its_distinct_captions():
+    """No fixed classes at the relations level: chance is one over the test split's distinct
+    captions, and every test pair is retrieved. Training itself is skipped (``fit`` replaced)."""
+    def builder(vocabulary_size, **arguments):
+        model = clip.build_clip(vocabulary_size, **arguments, **TINY)
+        model.fit = lambda *args, **kwargs: types.SimpleNamespace(history={"loss": [1.0]})
+        return model
+
+    result = clip.train_clip("relations", epochs=1, train_size=16, batch_size=16,
+                             builder=builder)
+    _, test_captions, _ = data.load_arrays("retrieval", "relations", "test")
+    assert result["chance"] == 1 / len(set(test_captions))
+    assert (result["zero_shot_accuracy"], result["zero_shot_classes"],
+            result["heldout_examples"]) == (None, None, 0)
+    assert result["retrieval_pairs"] == len(test_captions)
+    assert (result["train_examples"], result["epochs_run"]) == (16, 1)
