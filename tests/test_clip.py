@@ -3,6 +3,8 @@ patches against ``tf.image.extract_patches``, the patch embedding against a stri
 convolution, padding in the text encoder, retrieval with repeated captions, saving."""
 
 import math
+import re
+import types
 
 import keras
 import numpy as np
@@ -270,9 +272,10 @@ def _zero_shot_by_hand(model, images, scenes, vocabulary):
     return float(np.mean((embedded @ classes_embedded.T).argmax(1) == truth))
 
 
-def test_train_clip_quick_run_reports_every_key():
+def test_train_clip_quick_run_reports_every_key(capsys):
     result = clip.train_clip("attributes", epochs=1, train_size=128, batch_size=32,
                              model_options=TINY, keep_model=True)
+    assert capsys.readouterr().out == ""  # no Keras progress bar: without log, it is silent
     model = result.pop("model")
     # the numbers, recomputed here from the trained encoders: recall@1 image -> text over the
     # test pairs of the seen combinations, zero-shot on them and on every held-out image
@@ -428,3 +431,103 @@ def test_similarity_snapshots_record_cosines_before_training_and_after_the_named
     for epoch, (first, second) in {1: (1, 2), 3: (3, 4)}.items():
         expected = [[1 / math.hypot(1, c), c / math.hypot(1, c)] for c in (first, second)]
         np.testing.assert_allclose(callback.snapshots[epoch], expected, atol=1e-6)
+
+
+# --- what the mutation audit found untested (issue 28, section 7) ---------------------------
+
+
+def test_patch_embedding_adds_its_bias_and_declares_the_shapes_it_returns():
+    images = np.random.default_rng(4).normal(size=(2, 8, 8, 2)).astype(np.float32)
+    layer = clip.PatchEmbedding(patch_size=4, width=3)
+    layer.build(images.shape)
+    kernel = np.random.default_rng(5).normal(size=(4 * 4 * 2, 3)).astype(np.float32)
+    bias = np.array([1.0, -2.0, 0.5], np.float32)  # not the zeros it starts with
+    layer.set_weights([kernel, bias])
+    tokens = np.asarray(layer(images))
+    np.testing.assert_allclose(tokens, patchify(images, 4) @ kernel + bias, atol=1e-5)
+    assert layer.compute_output_shape((None, 8, 8, 2)) == (None, 4, 3) == (None, *tokens.shape[1:])
+    class_layer = clip.ClassTokenAndPositions()
+    out = class_layer(tokens)
+    assert class_layer.compute_output_shape((None, 4, 3)) == (None, 5, 3) == (None, *out.shape[1:])
+    assert clip.ClassOutput().compute_output_shape((None, 5, 3)) == (None, 3)
+
+
+def test_the_default_clip_is_the_hybrid_vit_of_notebook_07():
+    """Notebook 07: 64 x 64 images, three stride-2 3 x 3 convolutions make an 8 x 8 grid
+    (64 patches and the class token), both encoders end in the shared 64-dimensional space."""
+    model = clip.build_clip(len(VOCABULARY))
+    image_encoder, text_encoder = model.get_layer("image_encoder"), model.get_layer("text_encoder")
+    assert tuple(image_encoder.input.shape) == (None, 64, 64, 3)
+    stems = [image_encoder.get_layer(f"stem{n}") for n in (1, 2, 3)]
+    assert [(s.filters, s.kernel_size, s.strides) for s in stems] == [
+        (16, (3, 3), (2, 2)), (32, (3, 3), (2, 2)), (32, (3, 3), (2, 2))]
+    assert tuple(image_encoder.get_layer("class_and_positions").output.shape) == (None, 65, 64)
+    assert tuple(image_encoder.output.shape) == tuple(text_encoder.output.shape) == (None, 64)
+    assert tuple(clip.build_image_encoder().input.shape) == (None, 64, 64, 3)
+
+
+@pytest.mark.parametrize(("images", "found"), [
+    (np.zeros((2, 8, 8, 3), np.float32), "float32 (2, 8, 8, 3)"),  # pixels in [0, 1] already
+    (np.zeros((8, 8, 3), np.uint8), "uint8 (8, 8, 3)")])  # one image, no batch axis
+def test_embed_images_refuses_anything_but_a_uint8_batch(images, found):
+    with pytest.raises(ValueError, match=re.escape(f"images must be uint8 (N, H, W, 3), got "
+                                                   f"{found}")):
+        clip.embed_images(None, images)  # refused before the model is used
+
+
+@pytest.mark.parametrize(("ids", "found"), [
+    (np.zeros((2, 5), np.float32), "float32 (2, 5)"), (np.zeros(5, np.int32), "int32 (5,)")])
+def test_embed_texts_refuses_anything_but_a_batch_of_integer_ids(ids, found):
+    with pytest.raises(ValueError, match=re.escape(f"token_ids must be integers (N, L), got "
+                                                   f"{found}")):
+        clip.embed_texts(None, ids)
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("level", "flip", "expected_flip"), [
+    ("attributes", None, True), ("relations", None, False)])
+def test_train_clip_feeds_the_kept_pairs_with_their_caption_ids_and_flips_by_level(
+        monkeypatch, level, flip, expected_flip):
+    """The dataset ``train_clip`` trains on, caught before any model is built: the first 40
+    pairs not held out, caption ids numbering the sorted distinct captions, the batch size,
+    the seed, and flips at the attributes level only (its captions say nothing of position)."""
+    got = {}
+
+    def catch(*args):
+        got["args"] = args
+        raise _Stop
+
+    monkeypatch.setattr(clip, "_clip_dataset", catch)
+    with pytest.raises(_Stop):
+        clip.train_clip(level, seed=5, batch_size=16, train_size=40, flip=flip)
+    images, token_ids, caption_ids, batch_size, seed, flipped = got["args"]
+    all_images, captions, _ = data.load_arrays("retrieval", level, "train")
+    scenes = data.load_records("scenes", level, "train")
+    kept = [i for i, s in enumerate(scenes) if level != "attributes" or (
+        s["objects"][0]["colour"], s["objects"][0]["shape"]) not in clip.HELDOUT_COMBINATIONS][:40]
+    np.testing.assert_array_equal(images, all_images[kept])
+    np.testing.assert_array_equal(token_ids, data_text.vectorize([captions[i] for i in kept]))
+    names = sorted(set(captions))
+    assert list(caption_ids) == [names.index(captions[i]) for i in kept]
+    assert (batch_size, seed, flipped) == (16, 5, expected_flip)
+
+
+def test_train_clip_at_the_relations_level_scores_retrieval_against_its_distinct_captions():
+    """No fixed classes at the relations level: chance is one over the test split's distinct
+    captions, and every test pair is retrieved. Training itself is skipped (``fit`` replaced)."""
+    def builder(vocabulary_size, **arguments):
+        model = clip.build_clip(vocabulary_size, **arguments, **TINY)
+        model.fit = lambda *args, **kwargs: types.SimpleNamespace(history={"loss": [1.0]})
+        return model
+
+    result = clip.train_clip("relations", epochs=1, train_size=16, batch_size=16,
+                             builder=builder)
+    _, test_captions, _ = data.load_arrays("retrieval", "relations", "test")
+    assert result["chance"] == 1 / len(set(test_captions))
+    assert (result["zero_shot_accuracy"], result["zero_shot_classes"],
+            result["heldout_examples"]) == (None, None, 0)
+    assert result["retrieval_pairs"] == len(test_captions)
+    assert (result["train_examples"], result["epochs_run"]) == (16, 1)

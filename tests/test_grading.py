@@ -430,3 +430,67 @@ def test_run_notebook_takes_the_set_from_the_file_name_when_no_cell_calls_it(mon
     run, calls = _fake_run(monkeypatch, tmp_path, ["ex = notebook_99()"], {})
     assert calls == [] and run.rows[0].message == ("notebook_99() is not one of the course's "
                                                    "exercise sets")
+
+
+# --- the child process without a kernel, and --out in new folders (mutation audit gaps) -----
+
+
+def _child(monkeypatch, tmp_path, sources, execute):
+    """``_run_child`` on a notebook of ``sources``, with nbclient's ``execute`` replaced by
+    ``execute(client)`` (no kernel starts); returns the exit status and the report."""
+    import nbclient
+
+    path, result = tmp_path / "00_x.ipynb", tmp_path / "result.json"
+    nbformat.write(new_notebook(cells=[new_code_cell(s) for s in sources]), path)
+    monkeypatch.setattr(nbclient.NotebookClient, "execute", execute)
+    status = grading._run_child(str(path), str(result), "30")
+    return status, json.loads(result.read_text(encoding="utf-8"))
+
+
+def _dead(client):
+    from nbclient.exceptions import DeadKernelError
+
+    raise DeadKernelError("Kernel died")
+
+
+@pytest.mark.parametrize("lang, message", [
+    ("zh", "笔记本中止了（DeadKernelError：Kernel died）"),  # the .po file's msgstr, filled in
+    ("en", "the notebook stopped (DeadKernelError: Kernel died)"),
+    ("", "the notebook stopped (DeadKernelError: Kernel died)")])  # no language: English
+def test_a_dead_kernels_message_is_in_the_graders_language(monkeypatch, tmp_path, lang,
+                                                           message):
+    monkeypatch.setenv("MMCOURSE_LANG", lang)
+    status, report = _child(monkeypatch, tmp_path, ["x = 1"], _dead)
+    assert status == 1 and report == {"cell_errors": {}, "failure": message}
+
+
+def test_the_first_errors_source_is_its_first_line_cut_at_60_characters(monkeypatch,
+                                                                         tmp_path):
+    long_line = "value = " + "1234567890" * 7  # 78 characters
+    sources = [SETUP_00, "\n\n" + long_line + "\nex.q1.check(value)", "ex.q2.check(y)"]
+
+    def execute(client):  # cells 2 and 3 raise, as a kernel would report them
+        for number, (name, value) in ((1, ("ValueError", "bad")), (2, ("NameError", "y"))):
+            client.nb.cells[number].outputs = [nbformat.v4.new_output(
+                "error", ename=name, evalue=value, traceback=[])]
+
+    status, report = _child(monkeypatch, tmp_path, sources, execute)
+    assert status == 0
+    assert report["first_error"] == {  # blank lines skipped; 60 characters, counted by hand
+        "cell": 2, "error": "ValueError: bad", "questions": ["q1"],
+        "source": "value = 1234567890123456789012345678901234567890123456789012"}
+    assert len(report["first_error"]["source"]) == 60
+    assert report["cell_errors"] == {"q1": "ValueError: bad", "q2": "NameError: y"}
+
+
+def test_grade_writes_out_into_two_new_folders(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "erin.ipynb").write_text("{not json", encoding="utf-8")  # nothing runs
+    out = tmp_path / "term" / "week 1" / "grades.csv"
+    rows = grading.grade(subs, out, log=lambda *_: None)
+    assert [(r.student, r.question, r.status) for r in rows] == [
+        ("erin", "-", "error"), ("erin", "total", "error")]
+    with open(out, newline="", encoding="utf-8-sig") as handle:
+        assert [r["question"] for r in csv.DictReader(handle)] == ["-", "total"]
+    assert (tmp_path / "term" / "week 1" / "grades_feedback" / "erin.md").is_file()

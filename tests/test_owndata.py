@@ -36,7 +36,7 @@ def scans(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(scans, tmp_path_factory):
     before = _tree_digest(scans)
-    save = tmp_path_factory.mktemp("model") / "scans.keras"
+    save = tmp_path_factory.mktemp("model") / "runs" / "scans" / "scans.keras"  # 2 new folders
     start = time.perf_counter()
     result = owndata.train_folder(scans, epochs=1, seed=0, save=save, log=None,
                                   keep_model=True)
@@ -100,6 +100,7 @@ def test_train_folder_result_has_the_train_keys_plus_splits_and_oov(trained):
                 "split_sizes", "oov_rate", "pairs"):
         assert key in trained, key
     assert trained["pairs"] == "shuffled captions"
+    assert trained["batch_size"] == 64  # the default of `train --batch-size` too
     assert trained["split_sizes"] == {"train": {"images": 32, "pairs": 64 * 8},  # 8 rounds
                                       "val": {"images": 4, "pairs": 8},
                                       "test": {"images": 4, "pairs": 8}}

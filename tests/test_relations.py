@@ -44,6 +44,12 @@ def test_region_tokens_are_regions_then_coordinates():
     np.testing.assert_allclose(tokens[0, :, 4:], relations.coordinate_features(2, 3, 2))
     with pytest.raises(ValueError, match=r"region grid \(batch, H, W, C\)"):
         relations.RegionTokens()(np.zeros((2, 6, 4), "float32"))
+    # frequencies=0, documented as allowed: each region's features, then its x and y alone
+    tokens = np.asarray(relations.RegionTokens(frequencies=0)(grid))
+    assert tokens.shape == (2, 6, 4 + 2)
+    np.testing.assert_allclose(tokens[0, :, 4:], [[-2 / 3, -0.5], [0, -0.5], [2 / 3, -0.5],
+                                                  [-2 / 3, 0.5], [0, 0.5], [2 / 3, 0.5]],
+                               atol=1e-6)  # centres of a 2 x 3 grid, by hand
 
 
 def test_coordinate_channels_mark_every_pixel():
@@ -300,3 +306,35 @@ def test_anchored_attention_attends_to_the_furthest_region_with_a_large_positive
         layer.scale_bias.assign([bias])
         _, attention = layer.weights_of(x, regions)
         assert np.asarray(attention)[0, 0, 0].argmax() == expected
+
+
+# --- what the mutation audit found untested (issue 28, section 7) ---------------------------
+
+
+@pytest.mark.parametrize("frequencies", [True, 1.5, -1, "3"])
+def test_region_tokens_refuse_a_frequency_count_that_is_not_an_int_from_0(frequencies):
+    with pytest.raises(ValueError, match=r"frequencies must be an int >= 0, got "):
+        relations.RegionTokens(frequencies=frequencies)
+
+
+def test_default_layers_have_their_parameter_counts_by_hand():
+    """The defaults in the signatures (4 heads of 16, 128 hidden units; RelationModule
+    64 units, depth 3), counted weight by weight on d = 64 tokens."""
+    block = relations.TransformerBlock()
+    block.build((None, 5, 64))
+    attention = 3 * (64 * 4 * 16 + 4 * 16) + (4 * 16 * 64 + 64)  # q, k, v; output
+    norms = 2 * (2 * 64)  # query_norm, hidden_norm (context_norm unused in self-attention)
+    feed_forward = (64 * 128 + 128) + (128 * 64 + 64)
+    assert block.count_params() == attention + norms + feed_forward == 33472
+    module = relations.RelationModule()
+    module.build([(None, 9, 3), (None, 4)])
+    assert module.count_params() == relations.relation_module_parameters(3, 4) == (
+        (2 * 3 + 4 + 1) * 64 + 2 * (64 * 64 + 64))
+    anchored = relations.AnchoredAttention((2, 2))
+    anchored.build([(None, 3, 64), (None, 4, 8)])
+    width = 4 * 16
+    assert anchored.count_params() == (
+        2 * (64 * width + width) + 4 * (8 * width + width)  # anchor/plain query; keys, values
+        + (64 * 4 + 4) + (2 * width * 64 + 64)  # distance scale; output
+        + 2 * 64 + 2 * 8 + 2 * 64  # query, context and hidden norms
+        + (64 * 128 + 128) + (128 * 64 + 64))  # feed-forward

@@ -694,3 +694,13 @@ def test_caption_metrics_by_hand(monkeypatch):
     np.testing.assert_allclose(pixels, 0.2)  # 51 / 255
     assert np.asarray(ids).tolist() == [[start, 2, 3, 5, 7, end], [start, 2, 4, 6, 8, end],
                                         [start, 2, 3, 6, 7, end]]
+
+
+def test_decode_ids_and_generate_write_16_tokens_unless_told():
+    """Without ``max_length``: at most 16 tokens, as the signatures say (mutation audit,
+    issue 28, section 7); a decoder that always writes "red" shows the length."""
+    decoder = _decoder(seed=8)
+    red = VOCAB.index("red")
+    _with_bias(decoder, {red: 50.0, END: -50.0})
+    assert vlm.decode_ids(decoder).tolist() == [[red] * 16]
+    assert vlm.generate(decoder, vocabulary=VOCAB) == [" ".join(["red"] * 16)]
