@@ -282,6 +282,15 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
         layer = {"sum": fusion_layers.SumFusion, "gated": fusion_layers.GatedFusion,
                  "bilinear": fusion_layers.TensorFusion}[fusion]
         fused = layer(fusion_units, name="fusion")(pair)
+    return _head(task, [image, token_ids], fused, f"{task}_{fusion}", hidden_units=hidden_units,
+                 num_answers=num_answers, learning_rate=learning_rate)
+
+
+def _head(task, inputs, fused, name, *, hidden_units, num_answers, learning_rate):
+    """The head every course model shares: a hidden layer, then a match probability or an
+    answer distribution, compiled with Adam and its loss."""
+    import keras  # noqa: PLC0415
+
     hidden = keras.layers.Dense(hidden_units, activation="relu", name="hidden")(fused)
     if task == "match":
         output = keras.layers.Dense(1, activation="sigmoid", name="match")(hidden)
@@ -289,7 +298,7 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     else:
         output = keras.layers.Dense(num_answers, activation="softmax", name="answer")(hidden)
         loss = "sparse_categorical_crossentropy"
-    model = keras.Model([image, token_ids], output, name=f"{task}_{fusion}")
+    model = keras.Model(inputs, output, name=name)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
                   metrics=["accuracy"])
     return model
@@ -347,17 +356,8 @@ def _objects_model(task, vocabulary_size, num_answers, sequence_length, image_sh
     question = text_encoder(token_ids)
     fused = object_relations.ObjectRelationModule(
         width, centre_index=objects.TOKEN_FEATURES.index("x"), name="fusion")([tokens, question])
-    hidden = keras.layers.Dense(hidden_units, activation="relu", name="hidden")(fused)
-    if task == "match":
-        output = keras.layers.Dense(1, activation="sigmoid", name="match")(hidden)
-        loss = "binary_crossentropy"
-    else:
-        output = keras.layers.Dense(num_answers, activation="softmax", name="answer")(hidden)
-        loss = "sparse_categorical_crossentropy"
-    model = keras.Model([tokens, token_ids], output, name=f"{task}_objects")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
-                  metrics=["accuracy"])
-    return model
+    return _head(task, [tokens, token_ids], fused, f"{task}_objects", hidden_units=hidden_units,
+                 num_answers=num_answers, learning_rate=learning_rate)
 
 
 def build_article_model(vocabulary_size: int | None = None, image_shape=IMAGE_SHAPE,
