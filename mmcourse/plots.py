@@ -290,8 +290,10 @@ def plot_bars_by_type(runs: Mapping[str, Mapping[str, Sequence[float]]], types: 
                       title: str, chance: Mapping[str, float] | None = None,
                       ylabel: str = "test accuracy", figsize=(10, 3.6)):
     """Grouped bars: for each type on the x axis, one bar per model, the mean over its runs
-    (seeds) with a +-1 standard deviation error bar. ``runs[model][type]`` is the list of
-    per-seed values; ``chance`` draws a dotted mark per type. Introduced in notebook 06.
+    (seeds) with a +-1 standard deviation error bar, cut at 0 and 1 (an accuracy cannot leave
+    them). ``runs[model][type]`` is the list of per-seed values; ``chance`` draws a dotted
+    mark per type. The legend sits above the axes, clear of the bars. Introduced in
+    notebook 06.
     """
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
@@ -305,8 +307,9 @@ def plot_bars_by_type(runs: Mapping[str, Mapping[str, Sequence[float]]], types: 
         if missing:
             raise ValueError(f"runs[{model!r}] has no values for {missing}")
         values = [np.asarray(by_type[t], dtype=float) for t in types]
-        means = [v.mean() for v in values]
-        errors = [v.std(ddof=1) if v.size > 1 else 0.0 for v in values]
+        means = np.array([v.mean() for v in values])
+        spreads = np.array([v.std(ddof=1) if v.size > 1 else 0.0 for v in values])
+        errors = [np.minimum(spreads, means), np.minimum(spreads, 1 - means)]  # within [0, 1]
         axis.bar(positions + (index - (len(runs) - 1) / 2) * width, means, width, yerr=errors,
                  capsize=2, label=model)
     if chance is not None:
@@ -317,8 +320,9 @@ def plot_bars_by_type(runs: Mapping[str, Mapping[str, Sequence[float]]], types: 
     axis.set_xticks(positions, types, rotation=20, ha="right")
     axis.set_ylim(0, 1.05)
     axis.set_ylabel(ylabel)
-    axis.set_title(title)
-    axis.legend(fontsize="small", ncols=len(runs), loc="lower left")
+    axis.set_title(title, pad=28)
+    axis.legend(fontsize="small", ncols=len(runs), loc="lower center",
+                bbox_to_anchor=(0.5, 1.0), frameon=False)
     figure.tight_layout()
     return figure
 
@@ -342,11 +346,11 @@ def plot_attention_maps(images, maps, titles: Sequence[str], suptitle: str,
         axis.imshow(image)
         axis.imshow(weights, cmap="magma", alpha=0.55, extent=(0, width, height, 0),
                     interpolation="nearest")
-        axis.set_title(title, fontsize=8)
+        axis.set_title(title, fontsize=9)
         axis.set_xticks([])
         axis.set_yticks([])
     figure.suptitle(suptitle)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.93))  # the top 7% for the suptitle, above the titles
     return figure
 
 

@@ -102,6 +102,26 @@ def test_bars_by_type_draw_means_and_errors():
         plot_bars_by_type({"a": {"z": [1]}, "b": {"x": [1]}}, ["z"], "t")
 
 
+def test_bars_by_type_cut_their_error_bars_at_0_and_1_and_keep_the_legend_off_the_bars():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mmcourse.plots import plot_bars_by_type
+
+    # mean 0.9, sample std 0.1732 by hand: the bar reaches 0.7268 below and 1.0 above, not 1.0732
+    figure = plot_bars_by_type({"a": {"x": [1.0, 1.0, 0.7], "y": [0.0, 0.1, 0.2]}},
+                               ["x", "y"], "t")
+    axis = figure.axes[0]
+    figure.canvas.draw()
+    (caps,) = [c for c in axis.containers if hasattr(c, "lines")][:1]
+    segments = caps.lines[2][0].get_segments()
+    (low_x, high_x), (low_y, high_y) = ([s[0][1], s[1][1]] for s in segments)
+    assert round(low_x, 4) == 0.7268 and high_x == 1.0
+    assert round(low_y, 6) == 0.0 and round(high_y, 4) == 0.2  # mean 0.1, std 0.1: cut at 0 below
+    legend = axis.get_legend().get_window_extent()
+    assert legend.y0 >= axis.get_window_extent().y1 - 1  # above the axes, not over the bars
+
+
 def test_attention_maps_check_their_shapes():
     import matplotlib
 
@@ -111,6 +131,13 @@ def test_attention_maps_check_their_shapes():
     images = np.zeros((2, 64, 64, 3), np.uint8)
     figure = plot_attention_maps(images, np.ones((2, 8, 8)) / 64, ["a", "b"], "where it looked")
     assert len(figure.axes) == 2 and figure.axes[1].get_title() == "b"
+    # two-line panel titles, as notebook 06 draws them: the suptitle keeps clear of them
+    figure = plot_attention_maps(images, np.ones((2, 8, 8)) / 64,
+                                 ["nearest colour, red: anchor\n(answer circle)", "b\nc"], "t")
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    top_of_titles = max(axis.title.get_window_extent(renderer).y1 for axis in figure.axes)
+    assert figure._suptitle.get_window_extent(renderer).y0 - top_of_titles >= 8  # pixels
     with pytest.raises(ValueError, match="N titles"):
         plot_attention_maps(images, np.ones((2, 8, 8)), ["a"], "t")
 
