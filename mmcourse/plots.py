@@ -62,16 +62,22 @@ def mean_curve(runs: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]
 
 def plot_mean_curves(curves: Mapping[str, Sequence[Sequence[float]]], ylabel: str, title: str,
                      reference: float | None = None, reference_label: str = "chance",
-                     xlabel: str = "epoch", axis=None, figsize=(7, 4)):
+                     xlabel: str = "epoch", axis=None, figsize=(7, 4),
+                     linestyles: Mapping[str, str] | None = None):
     """Per name, the mean over seeds of per-epoch curves (``mean_curve``), with a band of
     +-1 standard deviation; ``reference`` draws a dotted horizontal line (for example the
-    loss of chance, ln 2). Draws on ``axis`` if given (legend inside), else on a new figure
-    with the legend outside, to the right. Returns the figure. Introduced in
-    notebook 05."""
+    loss of chance, ln 2); ``linestyles`` gives some names another line style (``"--"``), so
+    a curve that runs on top of another stays visible. Draws on ``axis`` if given (legend
+    inside), else on a new figure with the legend outside, to the right. Returns the figure.
+    Introduced in notebook 05."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     if not curves:
         raise ValueError("curves must map at least one name to its per-seed curves")
+    linestyles = dict(linestyles or {})
+    if set(linestyles) - set(curves):
+        raise ValueError(f"linestyles names curves that are not drawn: "
+                         f"{sorted(set(linestyles) - set(curves))}")
     from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
 
     own_figure = axis is None
@@ -82,7 +88,8 @@ def plot_mean_curves(curves: Mapping[str, Sequence[Sequence[float]]], ylabel: st
     for name, runs in curves.items():
         means, stds = mean_curve(runs)
         epochs = np.arange(1, means.size + 1)
-        line, = axis.plot(epochs, means, label=f"{name} (n={len(runs)})")
+        line, = axis.plot(epochs, means, linestyle=linestyles.get(name, "-"),
+                          label=f"{name} (n={len(runs)})")
         axis.fill_between(epochs, means - stds, means + stds, color=line.get_color(),
                           alpha=0.15, linewidth=0)
     if reference is not None:

@@ -237,6 +237,17 @@ def test_mean_curves_plot_one_line_per_name_and_the_reference():
     plt.close(figure)
 
 
+def test_mean_curves_draw_a_named_curve_dashed_so_one_on_top_of_another_shows():
+    same = [[0.7, 0.5]]
+    figure = plots.plot_mean_curves({"baseline": same, "early stopping": same}, ylabel="loss",
+                                    title="t", linestyles={"early stopping": "--"})
+    baseline, early = figure.axes[0].get_lines()
+    assert baseline.get_linestyle() == "-" and early.get_linestyle() == "--"
+    plt.close(figure)
+    with pytest.raises(ValueError, match=r"not drawn: \['other'\]"):
+        plots.plot_mean_curves({"a": same}, ylabel="l", title="t", linestyles={"other": "--"})
+
+
 def test_confusion_matrix_has_no_grid_lines_across_its_cells_in_the_house_style():
     plots.use_house_style()
     figure = plots.plot_confusion_matrix([0, 1, 1], [0.2, 0.9, 0.1], class_names=["no", "yes"])
