@@ -288,13 +288,15 @@ def test_the_exported_raw_model_loads_in_safe_mode(exported):
     assert sorted(model.input) == ["image", "text"]
 
 
-def test_convert_tflite_fixes_an_open_sequence_length_and_matches_keras():
+def test_convert_tflite_fixes_an_open_sequence_length_and_matches_keras(capfd):
     import tensorflow as tf
 
     model = models.build_model("match", "concat", vocabulary_size=30)  # token ids (B, None)
     with pytest.raises(ValueError, match="fixed sequence length"):
         deploy.convert_tflite(model)
+    capfd.readouterr()
     content = deploy.convert_tflite(model, sequence_length=6)
+    assert capfd.readouterr().out == ""  # no "Saved artifact at ..." in a learner's output
     rng = np.random.default_rng(0)
     images = rng.random((3, 64, 64, 3)).astype(np.float32)
     token_ids = rng.integers(2, 30, (3, 6)).astype(np.int32)
