@@ -555,11 +555,13 @@ def test_keras_predictor_answers_more_than_256_questions_in_order(tmp_path):
     image, ids = keras.Input((64, 64, 3)), keras.Input((length,), dtype="int32")
     pooled = keras.layers.GlobalAveragePooling2D()(image)
     words = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(len(vocabulary), 4)(ids))
-    output = keras.layers.Dense(3, activation="softmax")(
-        keras.layers.Dense(8, activation="tanh")(keras.layers.Concatenate()([pooled, words])))
+    output = keras.layers.Dense(3, activation="softmax", kernel_initializer=keras.initializers
+                                .RandomNormal(stddev=3.0, seed=0))(
+        keras.layers.Concatenate()([pooled, words]))
     core = keras.Model([image, ids], output)
     models.raw_input_model(core, vocabulary, length, answers).save(tmp_path / "qa.keras")
-    images = list(np.random.default_rng(0).integers(0, 256, (300, 64, 64, 3), dtype=np.uint8))
+    colours = np.random.default_rng(0).integers(0, 256, (300, 1, 1, 3), dtype=np.uint8)
+    images = list(np.broadcast_to(colours, (300, 64, 64, 3)).copy())  # one colour each
     questions = [QUESTIONS[i % len(QUESTIONS)] + " " * (i % 3) for i in range(300)]
     predictor = deploy.KerasPredictor(tmp_path / "qa.keras")
     assert (predictor.task, predictor.answers) == ("qa", answers)
@@ -568,6 +570,7 @@ def test_keras_predictor_answers_more_than_256_questions_in_order(tmp_path):
     expected = np.asarray(core([np.stack(images).astype(np.float32) / 255, token_ids]))
     np.testing.assert_allclose(outputs["probabilities"], expected, atol=1e-5)
     assert outputs["answer"] == [answers[i] for i in expected.argmax(axis=1)]
+    assert len(set(outputs["answer"])) == 3  # so that the answers' order is checked too
     np.testing.assert_allclose(outputs["probability"], expected.max(axis=1), atol=1e-5)
 
 
