@@ -531,3 +531,76 @@ def test_train_clip_at_the_relations_level_scores_retrieval_against_its_distinct
             result["heldout_examples"]) == (None, None, 0)
     assert result["retrieval_pairs"] == len(test_captions)
     assert (result["train_examples"], result["epochs_run"]) == (16, 1)
+
+
+def test_patch_embedding_refuses_an_unknown_height_width_or_channels():
+    # Written from the docstring: images (batch, H, W, C) with H, W and C known; only the
+    # batch may be None.
+    layer = clip.PatchEmbedding(patch_size=8, width=4)
+    for shape in ((None, None, 16, 3), (None, 16, None, 3), (None, 16, 16, None),
+                  (None, 16, 16)):
+        with pytest.raises(ValueError, match=r"needs images \(batch, H, W, C\) with known H, W"):
+            layer.build(shape)
+
+
+def test_contrastive_logits_accept_a_temperature_down_to_one_over_the_largest_scale():
+    # CLIP clips the logit scale 1 / tau at 100, so tau = 0.01 is the smallest allowed.
+    assert clip.MAX_LOGIT_SCALE == 100.0
+    for tau in (0.01, 0.015, 0.07, 1, 5.0):
+        assert clip.ContrastiveLogits(temperature=tau).initial_temperature == tau
+    for tau in (0.0099, 0, -0.07, True, "0.07", None):
+        with pytest.raises(ValueError, match=r"temperature must be a number >= 0\.01"):
+            clip.ContrastiveLogits(temperature=tau)
+
+
+def test_contrastive_logits_declare_images_by_texts():
+    layer = clip.ContrastiveLogits()
+    images, texts = np.ones((3, 8), np.float32), np.ones((5, 8), np.float32)
+    assert tuple(layer((images, texts)).shape) == (3, 5)
+    assert tuple(layer.compute_output_shape(((3, 8), (5, 8)))) == (3, 5)
+    assert tuple(layer.compute_output_shape(((None, 8), (7, 8)))) == (None, 7)
+
+
+def test_retrieval_recall_reports_recall_at_1_and_5_unless_told():
+    # 6 images, each its own caption; image i's own text is ranked (i + 1)-th.
+    captions = [f"c{i}" for i in range(6)]
+    similarity = np.zeros((6, 6))
+    for i in range(6):
+        others = [j for j in range(6) if j != i]
+        order = others[:i] + [i] + others[i:]  # texts from most to least similar
+        similarity[i, order] = np.arange(6, 0, -1)
+    result = clip.retrieval_recall(similarity, captions, captions)
+    assert sorted(result) == ["recall_at_1", "recall_at_5"]
+    assert result["recall_at_1"]["image_to_text"] == pytest.approx(1 / 6)
+    assert result["recall_at_5"]["image_to_text"] == pytest.approx(5 / 6)
+
+
+def test_clip_dataset_flips_left_right_and_up_down_independently():
+    # 200 copies of one 2 x 2 image with four different pixels: each comes out as one of its
+    # four flips (none, left-right, up-down, both), each flip made with probability 1/2 on
+    # its own, so each of the four with probability 1/4: 50 +- 6 of 200 (binomial).
+    image = np.array([[[0], [1]], [[2], [3]]], np.uint8)
+    images = np.repeat(image[None], 200, axis=0)
+    dataset = clip._clip_dataset(images, np.zeros((200, 3), np.int32), np.zeros(200, np.int32),
+                                 200, 0, True)
+    (batch, _), _ = next(iter(dataset))
+    batch = np.rint(batch.numpy()[..., 0] * 255).astype(int)
+    variants = {"none": image[..., 0], "left-right": image[:, ::-1, 0],
+                "up-down": image[::-1, :, 0], "both": image[::-1, ::-1, 0]}
+    counts = {name: int(sum(np.array_equal(one, variant) for one in batch))
+              for name, variant in variants.items()}
+    assert sum(counts.values()) == 200, counts
+    assert all(25 <= count <= 75 for count in counts.values()), counts  # +- 4 sd
+
+
+def test_train_clip_learns_its_temperature_from_clips_0_07_unless_told():
+    # The CLIP paper: tau initialised at 0.07 and learned (a log-parameterised scale).
+    got = {}
+
+    def builder(vocabulary_size, **arguments):
+        got.update(arguments)
+        raise _Stop
+
+    with pytest.raises(_Stop):
+        clip.train_clip("attributes", epochs=1, train_size=16, builder=builder)
+    assert (got["temperature"], got["learn_temperature"]) == (0.07, True)

@@ -288,13 +288,15 @@ def test_the_exported_raw_model_loads_in_safe_mode(exported):
     assert sorted(model.input) == ["image", "text"]
 
 
-def test_convert_tflite_fixes_an_open_sequence_length_and_matches_keras():
+def test_convert_tflite_fixes_an_open_sequence_length_and_matches_keras(capfd):
     import tensorflow as tf
 
     model = models.build_model("match", "concat", vocabulary_size=30)  # token ids (B, None)
     with pytest.raises(ValueError, match="fixed sequence length"):
         deploy.convert_tflite(model)
+    capfd.readouterr()
     content = deploy.convert_tflite(model, sequence_length=6)
+    assert capfd.readouterr().out == ""  # no "Saved artifact at ..." in a learner's output
     rng = np.random.default_rng(0)
     images = rng.random((3, 64, 64, 3)).astype(np.float32)
     token_ids = rng.integers(2, 30, (3, 6)).astype(np.int32)
@@ -543,3 +545,41 @@ def test_tf_standardize_agrees_on_every_decomposed_character():
 def test_train_save_needs_a_keras_file_name():
     with pytest.raises(ValueError, match=r"save m\.h5: the file name must end in \.keras"):
         training.train("qa", "concat", save="m.h5")
+
+
+def test_keras_predictor_answers_more_than_256_questions_in_order(tmp_path):
+    """A qa ``.keras`` file (an untrained tiny core behind ``raw_input_model``, no training)
+    asked 300 questions, more than one chunk of 256: every answer and probability row equals
+    the core's own output on the pixels / 255 and the course's token ids, in order."""
+    vocabulary, length, answers = text.load_vocabulary(), text.SEQUENCE_LENGTH, ["p", "q", "r"]
+    image, ids = keras.Input((64, 64, 3)), keras.Input((length,), dtype="int32")
+    pooled = keras.layers.GlobalAveragePooling2D()(image)
+    words = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(len(vocabulary), 4)(ids))
+    output = keras.layers.Dense(3, activation="softmax", kernel_initializer=keras.initializers
+                                .RandomNormal(stddev=3.0, seed=0))(
+        keras.layers.Concatenate()([pooled, words]))
+    core = keras.Model([image, ids], output)
+    models.raw_input_model(core, vocabulary, length, answers).save(tmp_path / "qa.keras")
+    colours = np.random.default_rng(0).integers(0, 256, (300, 1, 1, 3), dtype=np.uint8)
+    images = list(np.broadcast_to(colours, (300, 64, 64, 3)).copy())  # one colour each
+    questions = [QUESTIONS[i % len(QUESTIONS)] + " " * (i % 3) for i in range(300)]
+    predictor = deploy.KerasPredictor(tmp_path / "qa.keras")
+    assert (predictor.task, predictor.answers) == ("qa", answers)
+    outputs = predictor.outputs(images, questions)
+    token_ids = text.vectorize(questions, vocabulary=vocabulary, warn=False)
+    expected = np.asarray(core([np.stack(images).astype(np.float32) / 255, token_ids]))
+    np.testing.assert_allclose(outputs["probabilities"], expected, atol=1e-5)
+    assert outputs["answer"] == [answers[i] for i in expected.argmax(axis=1)]
+    assert len(set(outputs["answer"])) == 3  # so that the answers' order is checked too
+    np.testing.assert_allclose(outputs["probability"], expected.max(axis=1), atol=1e-5)
+
+
+def test_first_line_keeps_the_useful_line_of_a_tensorflow_message():
+    first = deploy._first_line
+    assert first("\n  the file is empty  \nsecond line") == "the file is empty"
+    assert first("{{function_node __inference_serve_1}} {{node DecodeImage}} Unknown image "
+                 "file format.\n\t [[x]]") == "Unknown image file format."
+    assert first("[[{{node Assert}}]] image contract: the image is 0 x 0 pixels]]") == \
+        "image contract: the image is 0 x 0 pixels"
+    assert first("") == "unknown error"
+    assert first("x" * 300) == "x" * 200
