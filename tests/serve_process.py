@@ -91,3 +91,19 @@ def assert_error(response, status, param, *needles, openai=True):
     assert param in message or param in ("body", "model", "url"), message
     for needle in needles:
         assert needle in message, (needle, message)
+
+
+def chat_content(response) -> str:
+    """The generated text of a chat completions answer, which must be a 200."""
+    assert response.status_code == 200, response.text
+    return response.json()["choices"][0]["message"]["content"]
+
+
+def sse_events(response) -> list[str]:
+    """The ``data:`` payloads of a server-sent-events stream, in order."""
+    events = []
+    for line in response.iter_lines(decode_unicode=True):
+        if line:
+            assert line.startswith("data: "), line
+            events.append(line.removeprefix("data: "))
+    return events

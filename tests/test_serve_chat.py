@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from mmcourse import REPO_ROOT, data, vlm
-from tests.serve_process import Server, assert_error
+from tests.serve_process import Server, assert_error, chat_content, sse_events
 
 MODEL = REPO_ROOT / "docs" / "results" / "vlm_llava.keras"
 
@@ -61,11 +61,6 @@ def _generate(model, image, prompt="", max_tokens=None, temperature=0, top_k=Non
                         temperature=temperature, seed=seed)[0]
 
 
-def _content(response):
-    assert response.status_code == 200, response.text
-    return response.json()["choices"][0]["message"]["content"]
-
-
 SETTINGS = [
     {"temperature": 0},
     {"temperature": 0, "max_tokens": 2},
@@ -80,7 +75,7 @@ def test_chat_completion_equals_generate(server, model, images, settings):
     for image in images[:3]:
         response = server.post("/v1/chat/completions", json=_body(image, **settings))
         expected = _generate(model, image, **settings)
-        assert _content(response) == expected
+        assert chat_content(response) == expected
     body = response.json()
     assert body["object"] == "chat.completion" and body["model"] == "llava"
     assert body["choices"][0]["message"]["role"] == "assistant"
@@ -93,25 +88,16 @@ def test_chat_completion_equals_generate(server, model, images, settings):
 def test_a_text_part_is_the_start_of_the_caption(server, model, images):
     response = server.post("/v1/chat/completions",
                            json=_body(images[0], "there is a", temperature=0, max_tokens=5))
-    assert _content(response) == _generate(model, images[0], "there is a", max_tokens=5)
+    assert chat_content(response) == _generate(model, images[0], "there is a", max_tokens=5)
     assert response.json()["usage"]["prompt_tokens"] == 4  # [START] and three words
 
 
 def test_the_same_seed_gives_the_same_text_and_seeds_differ(server, images):
-    texts = {seed: {_content(server.post("/v1/chat/completions", json=_body(
+    texts = {seed: {chat_content(server.post("/v1/chat/completions", json=_body(
         image, temperature=3.0, seed=seed))) for image in images[:1] for _ in range(2)}
         for seed in range(6)}
     assert all(len(t) == 1 for t in texts.values())  # one text per seed
     assert len({t.pop() for t in texts.values()}) > 1
-
-
-def _events(response):
-    events = []
-    for line in response.iter_lines(decode_unicode=True):
-        if line:
-            assert line.startswith("data: "), line
-            events.append(line.removeprefix("data: "))
-    return events
 
 
 @pytest.mark.parametrize("settings", [SETTINGS[0], SETTINGS[2]])
@@ -121,7 +107,7 @@ def test_streaming_sends_one_word_per_event_and_ends_with_done(server, model, im
                      stream=True) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        events = _events(response)
+        events = sse_events(response)
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
@@ -137,7 +123,7 @@ def test_concurrent_requests_with_different_settings_are_batched(server, model, 
     cases = [(images[i % 6], SETTINGS[i % len(SETTINGS)]) for i in range(16)]
     before = server.get("/health").json()
     with ThreadPoolExecutor(16) as pool:
-        texts = list(pool.map(lambda case: _content(server.post(
+        texts = list(pool.map(lambda case: chat_content(server.post(
             "/v1/chat/completions", json=_body(case[0], **case[1]))), cases))
     after = server.get("/health").json()
     for (image, settings), got in zip(cases, texts, strict=True):
@@ -243,14 +229,14 @@ def test_bad_requests_get_a_4xx_json_error_naming_the_field(server, images, body
                                                             param, needles):
     assert_error(server.post("/v1/chat/completions", json=_bad_body(body, images[0])), status,
                  param, *needles)
-    assert _content(server.post("/v1/chat/completions", json=_body(images[0], temperature=0)))
+    assert chat_content(server.post("/v1/chat/completions", json=_body(images[0], temperature=0)))
 
 
 def test_not_json_and_a_wrong_path(server, images):
     assert_error(server.post("/v1/chat/completions", data=b"\xff\xfe not json"), 400, "body",
                  "not JSON")
     assert server.post("/v1/completions", json={}).status_code == 404
-    assert _content(server.post("/v1/chat/completions", json=_body(images[0], temperature=0)))
+    assert chat_content(server.post("/v1/chat/completions", json=_body(images[0], temperature=0)))
 
 
 def test_a_client_that_leaves_mid_stream_does_not_stop_the_server(server, model, images):
@@ -260,6 +246,6 @@ def test_a_client_that_leaves_mid_stream_does_not_stop_the_server(server, model,
         first = next(response.iter_lines())
         assert first.startswith(b"data: ")
         response.close()  # gone after the first event
-    assert _content(server.post("/v1/chat/completions", json=_body(images[2], temperature=0))) \
+    assert chat_content(server.post("/v1/chat/completions", json=_body(images[2], temperature=0))) \
         == _generate(model, images[2])
     assert server.process.poll() is None

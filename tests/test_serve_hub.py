@@ -15,8 +15,8 @@ import keras_hub
 import pytest
 import requests
 
-from mmcourse import REPO_ROOT, data, finetune, serve
-from tests.serve_process import Server, assert_error
+from mmcourse import REPO_ROOT, data, finetune, serve, serve_load
+from tests.serve_process import Server, assert_error, chat_content, sse_events
 
 PRESET = REPO_ROOT / "docs" / "results" / "tiny_paligemma_pretrained_attributes"
 PROMPT = "caption en\n"  # <bos> and two pieces: 3 of the preset's 16 positions
@@ -58,26 +58,12 @@ def _generate(model, image, max_tokens=None, temperature=0, top_k=None, seed=0,
                           strip_prompt=True)[0]
 
 
-def _url(image):
-    png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
 def _body(image, prompt="caption en", **settings):
-    content = [{"type": "image_url", "image_url": {"url": _url(image)}}]
-    if prompt is not None:
-        content.insert(0, {"type": "text", "text": prompt})
-    return {"model": "paligemma", "messages": [{"role": "user", "content": content}],
-            **settings}
-
-
-def _content(response):
-    assert response.status_code == 200, response.text
-    return response.json()["choices"][0]["message"]["content"]
+    return {"model": "paligemma", **serve_load.chat_body(image, prompt, **settings)}
 
 
 def _chat(server, image, **options):
-    return _content(server.post("/v1/chat/completions", json=_body(image, **options)))
+    return chat_content(server.post("/v1/chat/completions", json=_body(image, **options)))
 
 
 def test_health_and_the_models_endpoints(server):
@@ -96,7 +82,7 @@ GREEDY = [{"temperature": 0}, {"temperature": 0, "max_tokens": 2}]
 def test_greedy_chat_equals_keras_hub_generate(server, model, images, settings):
     for image in images[:3]:
         response = server.post("/v1/chat/completions", json=_body(image, **settings))
-        assert _content(response) == _generate(model, image, **settings)
+        assert chat_content(response) == _generate(model, image, **settings)
     body = response.json()
     assert (body["object"], body["model"]) == ("chat.completion", "paligemma")
     assert body["choices"][0]["message"]["role"] == "assistant"
@@ -116,7 +102,7 @@ def test_the_prompt_gets_its_newline_and_defaults_to_caption_en(server, model, i
     for prompt in ("caption en", "caption en\n", None):
         response = server.post("/v1/chat/completions",
                                json=_body(images[3], prompt, temperature=0))
-        assert _content(response) == expected
+        assert chat_content(response) == expected
         assert response.json()["usage"]["prompt_tokens"] == 3  # <bos> "caption" "en"
 
 
@@ -140,15 +126,6 @@ def test_seeds_and_temperatures_change_the_sample(server, images):
     assert cold == _chat(server, images[0], temperature=0)  # ~greedy when nearly cold
 
 
-def _events(response):
-    events = []
-    for line in response.iter_lines(decode_unicode=True):
-        if line:
-            assert line.startswith("data: "), line
-            events.append(line.removeprefix("data: "))
-    return events
-
-
 @pytest.mark.parametrize("settings", [GREEDY[0], SAMPLED[0]])
 def test_streamed_events_add_up_to_the_answer(server, images, settings):
     answer = server.post("/v1/chat/completions", json=_body(images[4], **settings)).json()
@@ -156,7 +133,7 @@ def test_streamed_events_add_up_to_the_answer(server, images, settings):
                      stream=True) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        events = _events(response)
+        events = sse_events(response)
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
