@@ -396,11 +396,16 @@ def main(argv=None) -> int:
     ran = killed + len(survivors)
     print(f"\n{path.relative_to(repo)}: killed {killed} of {ran} mutants, "
           f"score {killed / max(ran, 1):.0%}")
+    print_survivors(source, survivors)
+    return 0
+
+
+def print_survivors(source: bytes, survivors) -> None:
+    """One line per surviving mutant: where, what, and the source line it edited."""
     lines = source.decode("utf-8").splitlines()
     for mutant in survivors:
         print(f"  survived: line {mutant.line}: {mutant.description}:  "
               f"{lines[mutant.line - 1].strip():.70}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -68,11 +68,8 @@ def main(argv=None) -> int:
                   f"{verdict} in {seconds:.0f} s {' '.join(failed[:1])}", flush=True)
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
-    lines = source.decode("utf-8").splitlines()
     print(f"killed {killed} of {len(sample)}")
-    for mutant in survivors:
-        print(f"  survived: line {mutant.line}: {mutant.description}:  "
-              f"{lines[mutant.line - 1].strip():.70}")
+    mutate.print_survivors(source, survivors)
     return 0
 
 
