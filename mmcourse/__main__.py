@@ -80,6 +80,15 @@ def finite_float(bound: str):
     return parse
 
 
+def _add_preset_and_photos(command, family: str, example: str) -> None:
+    """``--model`` and ``--images`` of the commands that run a preset on your photos."""
+    command.add_argument("--model", required=True, metavar="PRESET",
+                         help=f"a {family} preset folder or a KerasHub preset name such as "
+                              f"{example} (downloaded once: needs a network or a mirror)")
+    command.add_argument("--images", required=True, metavar="DIR",
+                         help="a folder of photos (PNG, JPEG, ...)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mmcourse", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
@@ -283,12 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--json", action="store_true", help="print the result as JSON")
     caption = commands.add_parser(
         "caption", help="caption your own photos with a PaliGemma preset (notebook 12)")
-    caption.add_argument("--model", required=True, metavar="PRESET",
-                         help="a PaliGemma preset folder or a KerasHub preset name such as "
-                              "pali_gemma_3b_mix_224 (downloaded once: needs a network or a "
-                              "mirror)")
-    caption.add_argument("--images", required=True, metavar="DIR",
-                         help="a folder of photos (PNG, JPEG, ...)")
+    _add_preset_and_photos(caption, "PaliGemma", "pali_gemma_3b_mix_224")
     caption.add_argument("--prompt", default="caption en",
                          help="PaliGemma's task prompt (default 'caption en'; also 'caption "
                               "zh', 'describe en', ...)")
@@ -297,12 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     zero_shot = commands.add_parser(
         "zero-shot", help="sort your own photos into labels with a CLIP preset, no training "
                           "(notebook 12)")
-    zero_shot.add_argument("--model", required=True, metavar="PRESET",
-                           help="a CLIP preset folder or a KerasHub preset name such as "
-                                "clip_vit_base_patch32 (downloaded once: needs a network or "
-                                "a mirror)")
-    zero_shot.add_argument("--images", required=True, metavar="DIR",
-                           help="a folder of photos (PNG, JPEG, ...)")
+    _add_preset_and_photos(zero_shot, "CLIP", "clip_vit_base_patch32")
     zero_shot.add_argument("--labels", required=True, metavar='"cat,dog,..."',
                            help="two or more labels, separated by commas")
     zero_shot.add_argument("--template", action="append", default=None, metavar='"a photo of a {}"',
