@@ -12,7 +12,7 @@ import keras
 import pytest
 import requests
 
-from mmcourse import REPO_ROOT, data, vlm
+from mmcourse import REPO_ROOT, data, serve_load, vlm
 from tests.serve_process import Server, assert_error, chat_content, sse_events
 
 MODEL = REPO_ROOT / "docs" / "results" / "vlm_llava.keras"
@@ -37,18 +37,10 @@ def server(tmp_path_factory):
     server.stop()
 
 
-def _url(image):
-    png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
 def _body(image, prompt=None, **settings):
-    content = [{"type": "image_url", "image_url": {"url": _url(image)}}]
-    if prompt is not None:
-        content.insert(0, {"type": "text", "text": prompt})
-    return {"model": "llava", "messages": [
-        {"role": "system", "content": "You caption images."},
-        {"role": "user", "content": content}], **settings}
+    body = serve_load.chat_body(image, prompt, **settings)
+    body["messages"].insert(0, {"role": "system", "content": "You caption images."})
+    return {"model": "llava", **body}
 
 
 def _generate(model, image, prompt="", max_tokens=None, temperature=0, top_k=None, seed=0):
