@@ -27,7 +27,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # Regenerate the course data when it is missing or its generator changed.
-$(DATA): $(STAMP) mmcourse/data.py
+$(DATA): $(STAMP) mmcourse/data/scenes.py
 	$(PY) -m mmcourse data
 
 data: $(DATA)
@@ -45,7 +45,7 @@ bench: setup
 
 notebook: setup
 	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m jupyter nbconvert --to notebook --execute --inplace $(NOTEBOOK)
-	$(PY) -m mmcourse.notebooks $(NOTEBOOK)
+	$(PY) -m mmcourse.classroom.notebooks $(NOTEBOOK)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info runs

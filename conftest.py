@@ -1,6 +1,6 @@
 """Root pytest configuration, shared by the unit tests and nbval.
 
-nbval runs each course notebook as its teacher copy (``mmcourse.teaching``): every exercise
+nbval runs each course notebook as its teacher copy (``mmcourse.classroom.teaching``): every exercise
 starter cell is swapped for its reference solution, the kernel records each check
 (``MMCOURSE_RECORD``), and a last item per notebook, "solutions correct", fails unless every
 exercise recorded "correct". Every other cell runs and is compared as stored, so each notebook
@@ -34,7 +34,7 @@ class SolutionsCorrect(pytest.Item):
     def runtest(self):
         if self.problem:
             raise AssertionError(f"cannot build the teacher copy: {self.problem}")
-        from mmcourse.grading import read_records
+        from mmcourse.classroom.grading import read_records
 
         last = {(entry["notebook"], entry["question"]): entry
                 for entry in read_records(self.record)}
@@ -60,7 +60,7 @@ def _run_as_teacher_copy(notebook_file, cells, records_dir):
     None when the notebook has no exercises."""
     import nbformat
 
-    from mmcourse import teaching
+    from mmcourse.classroom import teaching
 
     notebook = notebook_file.nb
     numbers = teaching.sets_used(notebook)

@@ -372,7 +372,7 @@ def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
                          "write it); each worker's model.keras goes to --run-dir")
         if args.fusion in OBJECT_FUSIONS:  # issue 25: object tokens, no raw-input form
             parser.error(f"argument --save: not with --fusion {args.fusion} (it reads object "
-                         f"tokens from mmcourse.objects, not images, so it cannot be exported "
+                         f"tokens from mmcourse.data.objects, not images, so it cannot be exported "
                          f"or served); keep the model with --run-dir DIR")
     if args.root is not None and (Path(args.root) / "captions.csv").is_file():
         parser.error(f"argument --root: {args.root} holds a captions.csv, so it looks like "
@@ -432,7 +432,7 @@ def modality_data(parser: argparse.ArgumentParser, args) -> int:
                      f"hold English and Chinese captions side by side)")
     if args.modality == "video":
         return _video_data(parser, args)
-    from mmcourse import audio_data
+    from mmcourse.data import audio as audio_data
 
     sample_rate = audio_data.SAMPLE_RATE if args.sample_rate is None else args.sample_rate
     try:
@@ -453,7 +453,7 @@ def modality_data(parser: argparse.ArgumentParser, args) -> int:
 
 def _video_data(parser: argparse.ArgumentParser, args) -> int:
     """``data --modality video``: the clips and match records of notebook 13."""
-    from mmcourse import video_data
+    from mmcourse.data import video as video_data
 
     if args.sample_rate is not None:
         parser.error("argument --sample-rate: only with --modality audio")
@@ -503,7 +503,7 @@ def modality_train(parser: argparse.ArgumentParser, args) -> int:
         print(message, file=sys.stderr, flush=True)
 
     if args.modality == "audio":
-        from mmcourse import clap
+        from mmcourse.clip import clap
 
         result = clap.train_clap(seed=args.seed, epochs=args.epochs or clap.CLAP_EPOCHS,
                                  log=log)
@@ -511,7 +511,7 @@ def modality_train(parser: argparse.ArgumentParser, args) -> int:
                    f"text->audio {result['recall_at_1']['text_to_audio']:.3f}, zero-shot "
                    f"{result['zero_shot_accuracy']:.3f}")
     else:
-        from mmcourse import video
+        from mmcourse.clip import video
 
         result = video.train_video(args.fusion, seed=args.seed,
                                    epochs=args.epochs or video.VIDEO_EPOCHS, log=log)
@@ -539,9 +539,9 @@ def file_system_error(error: OSError, flag: str, path) -> str:
 
 
 def train_data_dir(parser: argparse.ArgumentParser, args) -> int:
-    """``train --data-dir FOLDER``: your own data (``mmcourse.owndata``, notebook 09)."""
+    """``train --data-dir FOLDER``: your own data (``mmcourse.apps.owndata``, notebook 09)."""
     _check_data_dir_arguments(parser, args)
-    from mmcourse import owndata
+    from mmcourse.apps import owndata
 
     try:
         return owndata.main_train(args)
@@ -567,14 +567,14 @@ def predict(parser: argparse.ArgumentParser, args) -> int:
             parser.error(f"argument --out: {out} should be a .csv file name")
         if not out.resolve().parent.is_dir():
             parser.error(f"argument --out: the folder {out.parent} does not exist")
-    from mmcourse import deploy
+    from mmcourse.apps import deploy
 
     return deploy.main_predict(args)
 
 
 def export(parser: argparse.ArgumentParser, args) -> int:
     """``export --model M.keras --out DIR [--tflite] [--json]``: a SavedModel for raw inputs
-    (``mmcourse.deploy``, notebook 10). 2 for bad arguments, 1 for a bad model file."""
+    (``mmcourse.apps.deploy``, notebook 10). 2 for bad arguments, 1 for a bad model file."""
     import json
 
     out = Path(args.out)
@@ -589,7 +589,7 @@ def export(parser: argparse.ArgumentParser, args) -> int:
     if args.vocabulary is not None and not Path(args.vocabulary).exists():
         parser.error(f"argument --vocabulary: {args.vocabulary} not found; give the vocab.json "
                      f"of the data the model was trained on (e.g. data/vocab.json)")
-    from mmcourse import deploy
+    from mmcourse.apps import deploy
 
     try:
         report = deploy.export(args.model, out, tflite=args.tflite, vocabulary=args.vocabulary)
@@ -627,7 +627,7 @@ def _check_data(args) -> int:
     import json
     import time
 
-    from mmcourse import folders
+    from mmcourse.data import folders
 
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -642,7 +642,7 @@ def _check_data(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - start
-    from mmcourse import owndata  # issue 28: shared captions, a test split too small
+    from mmcourse.apps import owndata  # issue 28: shared captions, a test split too small
 
     warnings = owndata.folder_warnings(check.rows, check.captions.has_label,
                                        check.captions.has_group) if check.rows else []
@@ -679,7 +679,7 @@ def exercises(parser: argparse.ArgumentParser, args) -> int:
     if args.solutions is not None and Path(args.solutions).exists() and \
             not Path(args.solutions).is_dir():
         parser.error(f"argument --solutions: {args.solutions} is a file; give a folder")
-    from mmcourse import teaching
+    from mmcourse.classroom import teaching
 
     try:
         return teaching.main(args)
@@ -693,12 +693,12 @@ def exercises(parser: argparse.ArgumentParser, args) -> int:
 
 
 def grade(parser: argparse.ArgumentParser, args) -> int:
-    """``grade SUBMISSIONS [--out FILE] [--jobs N] [--timeout S]`` (mmcourse.grading)."""
+    """``grade SUBMISSIONS [--out FILE] [--jobs N] [--timeout S]`` (mmcourse.classroom.grading)."""
     submissions, out = Path(args.submissions), Path(args.out)
     if not submissions.is_dir():
         parser.error(f"argument SUBMISSIONS: {submissions} is not a folder; give the folder "
                      f"of student folders or of notebooks")
-    from mmcourse import grading
+    from mmcourse.classroom import grading
 
     if not grading.find_submissions(submissions):
         parser.error(f"argument SUBMISSIONS: no .ipynb notebooks in {submissions} or its "
@@ -718,7 +718,7 @@ def grade(parser: argparse.ArgumentParser, args) -> int:
 
 
 def serve(parser: argparse.ArgumentParser, args) -> int:
-    """``serve --model PATH [...]``: a real HTTP server (``mmcourse.serve``, notebook 10)."""
+    """``serve --model PATH [...]``: a real HTTP server (``mmcourse.apps.serve``, notebook 10)."""
     if args.port > 65535:
         parser.error(f"argument --port: must be from 1 to 65535, got {args.port}")
     if not Path(args.model).exists():
@@ -730,14 +730,14 @@ def serve(parser: argparse.ArgumentParser, args) -> int:
     if not args.name or "/" in args.name or ":" in args.name:
         parser.error(f"argument --name: must be a non-empty name without '/' or ':', got "
                      f"{args.name!r}")
-    from mmcourse import serve as serving
+    from mmcourse.apps import serve as serving
 
     return serving.main(args)
 
 
 def finetune(parser: argparse.ArgumentParser, args) -> int:
     """``finetune --model PRESET_DIR --data-dir FOLDER --lora RANK --save OUT.lora.h5
-    [--epochs N] [--json]`` (``mmcourse.finetune``). FOLDER is never written."""
+    [--epochs N] [--json]`` (``mmcourse.apps.finetune``). FOLDER is never written."""
     model, folder, save = Path(args.model), Path(args.data_dir), Path(args.save)
     if model.is_dir() and not (model / "config.json").is_file():
         parser.error(f"argument --model: {model} has no config.json; give a preset folder "
@@ -753,7 +753,7 @@ def finetune(parser: argparse.ArgumentParser, args) -> int:
     if save.resolve().is_relative_to(folder.resolve()):
         parser.error(f"argument --save: {save} is inside --data-dir {folder}; write the "
                      f"adapter elsewhere (your data folder is never written)")
-    from mmcourse import finetune as finetuning
+    from mmcourse.apps import finetune as finetuning
 
     return finetuning.main(args)
 
@@ -773,11 +773,11 @@ def _check_preset_and_images(parser: argparse.ArgumentParser, args) -> None:
 
 
 def caption(parser: argparse.ArgumentParser, args) -> int:
-    """``caption --model PRESET --images DIR [--prompt P] [--json]`` (``mmcourse.photos``)."""
+    """``caption --model PRESET --images DIR [--prompt P] [--json]`` (``mmcourse.apps.photos``)."""
     _check_preset_and_images(parser, args)
     if not args.prompt.strip():
         parser.error("argument --prompt: must not be empty (e.g. 'caption en')")
-    from mmcourse import photos
+    from mmcourse.apps import photos
 
     return photos.main(args)
 
@@ -785,9 +785,9 @@ def caption(parser: argparse.ArgumentParser, args) -> int:
 # --- zero-shot (issue 22, notebook 12) ---
 def zero_shot(parser: argparse.ArgumentParser, args) -> int:
     """``zero-shot --model PRESET --images DIR --labels L [--template T ...] [--json]``
-    (``mmcourse.zero_shot``)."""
+    (``mmcourse.apps.zero_shot``)."""
     _check_preset_and_images(parser, args)
-    from mmcourse import zero_shot as zero_shot_module
+    from mmcourse.apps import zero_shot as zero_shot_module
 
     for flag, check, value in (("--labels", zero_shot_module.parse_labels, args.labels),
                                ("--template", zero_shot_module.check_templates,
@@ -808,7 +808,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = parser.parse_args(argv)
     if args.command == "doctor":
-        from mmcourse import doctor
+        from mmcourse.cli import doctor
 
         return doctor.main(as_json=args.json)
     if args.command == "data" and args.modality != "image":  # issue 27 (notebook 13)
@@ -817,7 +817,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("argument --sample-rate: only with --modality audio")
     if args.command == "data":
         _check_data_arguments(parser, args)
-        from mmcourse import data
+        from mmcourse.data import scenes as data
 
         try:
             return data.main(root=args.root, seed=args.seed, verify=args.verify,
@@ -833,7 +833,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_train_arguments(parser, args)
         if args.data_dir is not None:
             return train_data_dir(parser, args)
-        from mmcourse import training
+        from mmcourse.train import tasks as training
 
         try:
             return training.main(args)
@@ -855,7 +855,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return serve(parser, args)
     if args.command == "plan":  # issue 22 (notebook 12)
-        from mmcourse import plan
+        from mmcourse.hub import plan
 
         try:
             return plan.main(args)

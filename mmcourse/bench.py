@@ -19,20 +19,20 @@ from dataclasses import asdict, dataclass, field
 
 # name -> "module:function"; the module is imported only when the benchmark runs.
 BENCHMARKS = {
-    "augment": "mmcourse.augment:benchmark",
+    "augment": "mmcourse.data.augment:benchmark",
     "conv": "mmcourse.scratch:benchmark",
     "audio": "mmcourse.scratch:audio_benchmark",
-    "fusion": "mmcourse.benchmarks:fusion",
-    "pipeline": "mmcourse.benchmarks:pipeline",
-    "relations": "mmcourse.benchmarks:relations",
-    "clip": "mmcourse.benchmarks:clip",
+    "fusion": "mmcourse.apps.benchmarks:fusion",
+    "pipeline": "mmcourse.apps.benchmarks:pipeline",
+    "relations": "mmcourse.apps.benchmarks:relations",
+    "clip": "mmcourse.apps.benchmarks:clip",
     "decode": "mmcourse.vlm:benchmark",
-    "serve": "mmcourse.benchmarks:serve",
-    "hub": "mmcourse.hub_training:benchmark",
-    "search": "mmcourse.serve:search_benchmark",
-    "serve-load": "mmcourse.serve_load:benchmark",
-    "lora": "mmcourse.finetune:benchmark",
-    "quantize": "mmcourse.quantize:benchmark",
+    "serve": "mmcourse.apps.benchmarks:serve",
+    "hub": "mmcourse.train.hub:benchmark",
+    "search": "mmcourse.apps.serve:search_benchmark",
+    "serve-load": "mmcourse.apps.serve_load:benchmark",
+    "lora": "mmcourse.apps.finetune:benchmark",
+    "quantize": "mmcourse.apps.quantize:benchmark",
 }
 
 

@@ -7,17 +7,17 @@ importing ``from mmcourse.course_exercises import notebook_NN``. Each function r
 exercise it finds here. A new notebook adds its module and one import line below.
 """
 
-from mmcourse.exercises_00 import notebook_00 as notebook_00
-from mmcourse.exercises_01 import notebook_01 as notebook_01
-from mmcourse.exercises_02 import notebook_02 as notebook_02
-from mmcourse.exercises_03 import notebook_03 as notebook_03
-from mmcourse.exercises_04 import notebook_04 as notebook_04
-from mmcourse.exercises_05 import notebook_05 as notebook_05
-from mmcourse.exercises_06 import notebook_06 as notebook_06
-from mmcourse.exercises_07 import notebook_07 as notebook_07
-from mmcourse.exercises_08 import notebook_08 as notebook_08
-from mmcourse.exercises_09 import notebook_09 as notebook_09
-from mmcourse.exercises_10 import notebook_10 as notebook_10
-from mmcourse.exercises_11 import notebook_11 as notebook_11
-from mmcourse.exercises_12 import notebook_12 as notebook_12
-from mmcourse.exercises_13 import notebook_13 as notebook_13
+from mmcourse.exercises.notebook_00 import notebook_00 as notebook_00
+from mmcourse.exercises.notebook_01 import notebook_01 as notebook_01
+from mmcourse.exercises.notebook_02 import notebook_02 as notebook_02
+from mmcourse.exercises.notebook_03 import notebook_03 as notebook_03
+from mmcourse.exercises.notebook_04 import notebook_04 as notebook_04
+from mmcourse.exercises.notebook_05 import notebook_05 as notebook_05
+from mmcourse.exercises.notebook_06 import notebook_06 as notebook_06
+from mmcourse.exercises.notebook_07 import notebook_07 as notebook_07
+from mmcourse.exercises.notebook_08 import notebook_08 as notebook_08
+from mmcourse.exercises.notebook_09 import notebook_09 as notebook_09
+from mmcourse.exercises.notebook_10 import notebook_10 as notebook_10
+from mmcourse.exercises.notebook_11 import notebook_11 as notebook_11
+from mmcourse.exercises.notebook_12 import notebook_12 as notebook_12
+from mmcourse.exercises.notebook_13 import notebook_13 as notebook_13

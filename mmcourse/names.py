@@ -15,13 +15,13 @@ MODEL_TASKS = ("match", "qa")
 NEW_TASKS = ("retrieval", "caption", "vqa")
 VLM_TASKS = ("caption", "vqa")
 
-#: The fusion methods, in the order notebook 04 teaches them (layers in ``mmcourse.fusion``).
+#: The fusion methods, in the order notebook 04 teaches them (layers in ``mmcourse.matcher.fusion``).
 FUSION_METHODS = ("image", "text", "concat", "multiply", "sum", "gated", "film", "bilinear",
                   "lowrank", "attention")
-#: Notebook 06's relational models (layers in ``mmcourse.relations``).
+#: Notebook 06's relational models (layers in ``mmcourse.blocks``).
 RELATIONAL_FUSIONS = ("cnn_mlp", "relation_network", "transformer")
 #: Notebook 06's contrast to pixels: a relation network over the object tokens of a classical
-#: detector (``mmcourse.objects``, layer in ``mmcourse.object_relations``).
+#: detector (``mmcourse.data.objects``, layer in ``mmcourse.matcher.object_relations``).
 OBJECT_FUSIONS = ("objects",)
 #: Every value of ``train --fusion`` for the image tasks.
 FUSIONS = (*FUSION_METHODS, *RELATIONAL_FUSIONS, *OBJECT_FUSIONS)

@@ -101,7 +101,7 @@ def accuracy_by_type(predictions, labels, kinds) -> dict:
     probabilities (N, num_answers), scored by their argmax; ``labels`` (N,); ``kinds``
     the records' ``kind`` (N,). Returns ``{"relational": ..., "non_relational": ...,
     kind: ...}`` with the kinds sorted; a group with no example is ``None``.
-    Introduced in notebook 06 (``mmcourse.training.accuracy_by_type``); notebook 08 scores
+    Introduced in notebook 06 (``mmcourse.train.tasks.accuracy_by_type``); notebook 08 scores
     generated answers with it.
     """
     predictions, labels = np.asarray(predictions), np.asarray(labels)

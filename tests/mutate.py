@@ -258,7 +258,7 @@ def run_tests(workspace: Path, data: Path, tests: list[str], timeout: float, pyt
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
            "MMCOURSE_DATA": str(_fresh_data(data, workspace)),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
-    # the copy first, also for child processes (`python -m mmcourse.grading`), which would
+    # the copy first, also for child processes (`python -m mmcourse.classroom.grading`), which would
     # otherwise import whatever checkout the venv's editable install points to
     env["PYTHONPATH"] = str(workspace)
     command = [python, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider",
@@ -312,7 +312,7 @@ def _module_path(repo: Path, module: str) -> Path:
     path = repo / "mmcourse" / f"{name}.py"
     if not path.is_file():
         raise SystemExit(f"mutate.py: module: no file {path}; give a module of mmcourse, "
-                         f"such as scratch or mmcourse/data.py")
+                         f"such as scratch or mmcourse/data/scenes.py")
     return path
 
 
@@ -326,7 +326,7 @@ def _default_tests(repo: Path, name: str) -> list[str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="Mutation operators: " + "; ".join(OPERATORS))
-    parser.add_argument("module", help="a module of mmcourse, e.g. scratch or mmcourse/data.py")
+    parser.add_argument("module", help="a module of mmcourse, e.g. scratch or mmcourse/data/scenes.py")
     parser.add_argument("--tests", nargs="+", default=None,
                         help="pytest arguments, relative to the repo (default: tests/test_<module>*.py)")
     parser.add_argument("--max", type=int, default=40, help="mutants to sample (default 40)")

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from mmcourse import audio_data, scratch
+from mmcourse import scratch
+from mmcourse.data import audio as audio_data
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mmcourse import augment, data
+from mmcourse.data import augment
+from mmcourse.data import scenes as data
 
 
 @pytest.fixture(scope="module")

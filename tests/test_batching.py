@@ -1,4 +1,4 @@
-"""``mmcourse.batching.DynamicBatcher``: concurrent submissions share a batch up to
+"""``mmcourse.apps.batching.DynamicBatcher``: concurrent submissions share a batch up to
 ``max_batch`` units, only with their own key, each caller gets its own result, an error
 reaches every caller of its batch; ``serve_load.load_test`` stays on this machine; and
 ``serve_load.ServerProcess`` sends one SIGTERM however often it is told to stop."""
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mmcourse import batching, serve_load
+from mmcourse.apps import batching, serve_load
 
 
 def _run(max_batch, timeout_ms, submissions):

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from mmcourse import REPO_ROOT, folders
+from mmcourse import REPO_ROOT
 from mmcourse.__main__ import main
+from mmcourse.data import folders
 
 
 def _folder(tmp_path, csv_text, encoding="utf-8", name="captions.csv"):

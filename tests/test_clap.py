@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmcourse import audio_data, clap
+from mmcourse.clip import clap
+from mmcourse.data import audio as audio_data
 
 
 def test_log_mel_features_equal_the_tensorflow_pipeline():
@@ -100,7 +101,7 @@ def test_train_clap_reports_what_the_command_line_promises():
 
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_no_caption_is_cut_short_in_either_language(language):
-    from mmcourse import text
+    from mmcourse.data import text
 
     captions = [audio_data.caption(pair, language) for pair in audio_data.PAIRS]
     ids = clap.vectorize(captions, clap.SEQUENCE_LENGTHS[language])

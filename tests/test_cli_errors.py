@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mmcourse import REPO_ROOT, data, owndata
+from mmcourse import REPO_ROOT
 from mmcourse.__main__ import main
+from mmcourse.apps import owndata
+from mmcourse.data import scenes as data
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -341,7 +343,7 @@ def test_data_when_opencv_cannot_write(tmp_path, monkeypatch, capsys):
 
 
 def test_train_when_the_disk_is_full(tmp_path, monkeypatch, capsys):
-    from mmcourse import training
+    from mmcourse.train import tasks as training
 
     def disk_full(args):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "best.keras"))

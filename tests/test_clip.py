@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmcourse import clip, data
-from mmcourse import text as data_text
+from mmcourse import clip
+from mmcourse.data import scenes as data
+from mmcourse.data import text as data_text
 from mmcourse.scratch import patchify
 
 TINY = {"stem_filters": (4,), "patch_size": 4, "width": 8, "image_depth": 1, "text_depth": 1,

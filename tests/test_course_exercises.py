@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from mmcourse import NOTEBOOKS_DIR, course_exercises
 from mmcourse.exercises import ____
-from mmcourse.training import train
+from mmcourse.train.tasks import train
 
 SETS = {
     name: factory
@@ -185,7 +185,7 @@ def _other_article_model():
 
 
 def _first_batch_positives_from_the_jsonl():
-    from mmcourse.data import ensure_data
+    from mmcourse.data.scenes import ensure_data
 
     path = ensure_data() / "relations" / "val" / "match.jsonl"
     lines = path.read_text(encoding="utf-8").splitlines()[:32]
@@ -329,7 +329,7 @@ def _order_gaps_by_keras_hub():
     """With RoPE: the gap measured with KerasHub's own forward pass. Without RoPE: 0, by
     reasoning: with no positions, attention over the all-prefix prompt is order-blind and
     the last token is the same."""
-    from mmcourse.exercises_11 import q4_model
+    from mmcourse.exercises.notebook_11 import q4_model
 
     backbone, images, first, second = q4_model()
     last = []
@@ -360,8 +360,8 @@ def _keras_int8_round_trip(kernel):
 
 def _lora_ranks_trained_by_keras():
     """Ranks 1 and 16 trained with KerasHub's backbone.enable_lora and Keras' own compile/fit
-    on the preprocessor's arrays (not mmcourse.finetune or hub_training)."""
-    from mmcourse.exercises_12 import Q3_EPOCHS, Q3_LEARNING_RATE, q3_base, q3_data
+    on the preprocessor's arrays (not mmcourse.apps.finetune or hub_training)."""
+    from mmcourse.exercises.notebook_12 import Q3_EPOCHS, Q3_LEARNING_RATE, q3_base, q3_data
 
     images, captions = q3_data()["train"]
     models = {}
@@ -386,7 +386,7 @@ def _rest_body_by_hand():
     """TF Serving's documented REST body, built with the standard library from the PNG."""
     import base64
 
-    from mmcourse.exercises_10 import Q2_PNG, Q2_TEXT
+    from mmcourse.exercises.notebook_10 import Q2_PNG, Q2_TEXT
 
     return json.loads(json.dumps({"signature_name": "serving_default", "instances": [
         {"image": {"b64": base64.standard_b64encode(Q2_PNG).decode()}, "text": Q2_TEXT}]}))
@@ -427,7 +427,7 @@ def _problem_lines_by_hand():
     import csv
     import io
 
-    from mmcourse.exercises_09 import Q2_CSV
+    from mmcourse.exercises.notebook_09 import Q2_CSV
 
     reader = csv.reader(io.StringIO(Q2_CSV, newline=""))
     next(reader)
@@ -442,7 +442,7 @@ def _problem_lines_by_hand():
 def _keras_train_once(seed):
     """notebook 00 q4 built another way: Keras' own seeding, the functional API, explicit
     optimizer and loss objects (SGD's default rate is 'sgd''s)."""
-    from mmcourse.exercises_00 import Q4_X, Q4_Y
+    from mmcourse.exercises.notebook_00 import Q4_X, Q4_Y
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((4,))
@@ -455,8 +455,8 @@ def _keras_train_once(seed):
 
 def _small_data_model_fit_on_arrays():
     """notebook 05 q3 another way: Keras' fit on NumPy arrays, another seed and batch size."""
-    from mmcourse.models import build_model
-    from mmcourse.training import load_split
+    from mmcourse.matcher.model import build_model
+    from mmcourse.train.tasks import load_split
 
     images, token_ids, labels = load_split("match", "attributes", "train", limit=64)
     keras.utils.set_random_seed(1)
@@ -469,7 +469,7 @@ def _small_data_model_fit_on_arrays():
 def _smallest_vocabulary_by_keras():
     """notebook 01 q5: Keras' TextVectorization ranks the words by frequency; the OOV rate is
     counted by hand with str.split (the captions are lower-case words)."""
-    from mmcourse.data import load_records
+    from mmcourse.data.scenes import load_records
 
     train, val = ([r["text"] for r in load_records("match", "relations", split)]
                   for split in ("train", "val"))
@@ -505,7 +505,8 @@ def _lstm_with_forget_bias_initializer():
 def _ablated_by_set_weights():
     """notebook 06 q4: the stored model through Keras' loader, hop2's scale weights zeroed
     by their paths with set_weights."""
-    from mmcourse import REPO_ROOT, models  # noqa: F401 - registers the course's layers
+    from mmcourse import REPO_ROOT
+    from mmcourse.matcher import model as models  # noqa: F401 - registers the course's layers
 
     model = keras.saving.load_model(REPO_ROOT / "docs" / "results" /
                                     "relations_transformer_qa.keras", safe_mode=True)
@@ -518,8 +519,9 @@ def _ablated_by_set_weights():
 
 def _stored_clip_losses_by_keras():
     """notebook 07 q4: the stored model's embeddings, scored by Keras' cross-entropy."""
-    from mmcourse import REPO_ROOT, clip, text
-    from mmcourse.data import load_arrays
+    from mmcourse import REPO_ROOT, clip
+    from mmcourse.data import text
+    from mmcourse.data.scenes import load_arrays
 
     model = keras.saving.load_model(REPO_ROOT / "docs" / "results" / "clip_attributes.keras",
                                     safe_mode=True)
@@ -535,7 +537,7 @@ def _another_image_only_run():
     import tempfile
     from pathlib import Path
 
-    from mmcourse import owndata
+    from mmcourse.apps import owndata
 
     folder = owndata.write_scan_folder(Path(tempfile.mkdtemp()) / "scans", count=30, seed=5)
     return owndata.train_folder(folder, fusion="image", epochs=2, seed=3, log=None,
@@ -550,7 +552,8 @@ def _best_batch_by_sorting(seconds_per_batch):
 
 def _files_of_a_larger_model():
     """notebook 10 q4: another model (a larger vocabulary), converted by the course's tool."""
-    from mmcourse import deploy, models
+    from mmcourse.apps import deploy
+    from mmcourse.matcher import model as models
 
     model = models.build_model("match", "concat", vocabulary_size=200, sequence_length=12)
     return [deploy.convert_tflite(model, quantize=False),

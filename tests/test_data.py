@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mmcourse import data
+from mmcourse.data import scenes as data
 
 TINY = {"attributes": {"train": 12, "val": 4, "test": 4},
         "relations": {"train": 12, "val": 4, "test": 4}}
@@ -444,7 +444,7 @@ def test_bad_arguments(tmp_path):
 
 _CHILD = """
 import sys
-from mmcourse import data
+from mmcourse.data import scenes as data
 sizes = {level: {"train": 3000, "val": 10, "test": 10} for level in data.LEVELS}
 data.generate(sys.argv[1], seed=7, progress=False, sizes=sizes)
 """

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from mmcourse import augment, data, text
 from mmcourse.__main__ import main
+from mmcourse.data import augment, text
+from mmcourse.data import scenes as data
 from tests.test_data import _assert_near_half, assert_balanced_per_token
 
 TINY = {level: {"train": 12, "val": 4, "test": 4} for level in data.LEVELS}

@@ -12,7 +12,12 @@ import keras
 import numpy as np
 import pytest
 
-from mmcourse import REPO_ROOT, data, deploy, models, owndata, text, training
+from mmcourse import REPO_ROOT
+from mmcourse.apps import deploy, owndata
+from mmcourse.data import scenes as data
+from mmcourse.data import text
+from mmcourse.matcher import model as models
+from mmcourse.train import tasks as training
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 TEXTS = ["a small red circle", "一个小的红色圆形", "Ａ LARGE blue square!", "a green, triangle",
@@ -103,7 +108,7 @@ def test_nfkc_table_holds_known_pairs():
 
 def test_signature_resizes_other_sizes_as_the_course_does(exported, tmp_path):
     """96x96 PNG and JPEG: the signature decodes and resizes in-graph by the image contract
-    (mmcourse.images), to the pixels of the course's reader, so the answers are equal."""
+    (mmcourse.data.images), to the pixels of the course's reader, so the answers are equal."""
     paths = []
     for index, source in enumerate(exported["images"][:3]):
         big = cv2.resize(cv2.imread(str(source)), (96, 96), interpolation=cv2.INTER_CUBIC)
@@ -353,7 +358,7 @@ def qa_exported(tmp_path_factory):
 
 def _qa_reference(qa_exported, images, questions):
     """The trained core model (image, token ids) on OpenCV pixels and the course's token ids;
-    the answer words of ``mmcourse.data.ANSWERS``."""
+    the answer words of ``mmcourse.data.scenes.ANSWERS``."""
     batch = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in images])
     ids = text.vectorize(questions, warn=False)
     probabilities = np.asarray(qa_exported["core"]([batch.astype(np.float32) / 255, ids]))

@@ -1,4 +1,4 @@
-"""tf.distribute helpers and `train --strategy` (mmcourse.distribute, notebook 05).
+"""tf.distribute helpers and `train --strategy` (mmcourse.train.distribute, notebook 05).
 
 Agreement tolerance, stated: with the same seed and the same global batch, the
 `mirrored` run (2 logical CPUs) and the `multiworker` run (2 processes on 127.0.0.1)
@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from mmcourse import distribute
+from mmcourse.train import distribute
 
 SMALL_RUN = ["--task", "match", "--fusion", "concat", "--epochs", "2", "--seed", "3",
              "--train-size", "256", "--test-size", "128", "--batch-size", "64"]

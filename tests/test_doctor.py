@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mmcourse import doctor
+from mmcourse.cli import doctor
 from mmcourse.paths import REPO_ROOT
 
 PY = sys.executable
@@ -38,7 +38,7 @@ def fake_tensorflow(tmp_path, body):
 
 
 def test_import_mmcourse_and_doctor_do_not_import_tensorflow():
-    code = ("import sys, mmcourse, mmcourse.doctor; "
+    code = ("import sys, mmcourse, mmcourse.cli.doctor; "
             "heavy = {'tensorflow', 'keras', 'cv2'} & set(sys.modules); "
             "assert not heavy, heavy")
     result = subprocess.run([PY, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)

@@ -19,32 +19,20 @@ import keras  # noqa: F401
 import keras_hub  # noqa: F401
 import pytest
 
-from mmcourse import (
-    REPO_ROOT,
-    audio_data,
-    bench,
-    clap,
-    clip,
-    data,
-    deploy,
-    doctor,
-    finetune,
-    folders,
-    grading,
-    hub_clip,
-    hub_training,
-    i18n,
-    owndata,
-    photos,
-    plan,
-    teaching,
-    training,
-    video,
-    vlm,
-    zero_shot,
-)
-from mmcourse import serve as serving
+from mmcourse import REPO_ROOT, bench, clip, i18n, vlm
 from mmcourse.__main__ import build_parser, main
+from mmcourse.apps import deploy, finetune, owndata, photos, zero_shot
+from mmcourse.apps import serve as serving
+from mmcourse.classroom import grading, teaching
+from mmcourse.cli import doctor
+from mmcourse.clip import clap, video
+from mmcourse.data import audio as audio_data
+from mmcourse.data import folders
+from mmcourse.data import scenes as data
+from mmcourse.hub import clip as hub_clip
+from mmcourse.hub import plan
+from mmcourse.train import hub as hub_training
+from mmcourse.train import tasks as training
 
 
 def _commands():
@@ -386,7 +374,7 @@ def test_data_verify_without_root_verifies_the_chinese_folder(recorded, capsys):
 
 def test_train_data_dir_patience_reaches_keras_early_stopping(monkeypatch, tmp_path, capsys):
     """Not a recorder: a real (tiny) run whose callbacks are inspected."""
-    from mmcourse import callbacks
+    from mmcourse.train import callbacks
 
     folder = owndata.write_scan_folder(tmp_path / "scans", count=30, seed=0, language="en")
     made = []

@@ -1,4 +1,4 @@
-"""Your own folder of images + captions.csv (mmcourse.folders, ``check-data``): every case of
+"""Your own folder of images + captions.csv (mmcourse.data.folders, ``check-data``): every case of
 issue 11 gets the right result or a clear error with the file line and column."""
 
 import json
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from matplotlib import cbook
 
-from mmcourse import data, folders, pipeline
 from mmcourse.__main__ import main
+from mmcourse.data import folders, pipeline
+from mmcourse.data import scenes as data
 
 
 def _folder(tmp_path, csv_text, encoding="utf-8", images=("red.png", "blue.png")):

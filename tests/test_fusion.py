@@ -1,4 +1,4 @@
-"""The fusion layers of mmcourse.fusion: shapes, parameter counts against the docstring
+"""The fusion layers of mmcourse.matcher.fusion: shapes, parameter counts against the docstring
 formulas, values against NumPy references, bad input and .keras round trips."""
 
 import warnings
@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from mmcourse import fusion
-from mmcourse.models import FUSIONS, build_model, load_model
+from mmcourse.matcher import fusion
+from mmcourse.matcher.model import FUSIONS, build_model, load_model
 
 D_IMG, D_TXT, D_OUT, BATCH = 5, 7, 3, 4
 RNG = np.random.default_rng(0)

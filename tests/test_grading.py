@@ -1,4 +1,4 @@
-"""Recording checks, exam mode and ``python -m mmcourse grade`` (mmcourse.grading), on tiny
+"""Recording checks, exam mode and ``python -m mmcourse grade`` (mmcourse.classroom.grading), on tiny
 made-up submissions that import the course's exercises, so a run takes seconds."""
 
 import csv
@@ -13,8 +13,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from mmcourse import exercises, grading
+from mmcourse import exercises
 from mmcourse.__main__ import main
+from mmcourse.classroom import grading
 from mmcourse.course_exercises import notebook_00
 from mmcourse.exercises import Exercise, ExerciseSet, ____, exam_mode, expect_value
 

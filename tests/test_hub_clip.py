@@ -1,4 +1,4 @@
-"""KerasHub's CLIP on notebook 07's inputs and loss (mmcourse.hub_clip, notebook 11). The
+"""KerasHub's CLIP on notebook 07's inputs and loss (mmcourse.hub.clip, notebook 11). The
 references are independent: the end token placed by hand, the images averaged over 2 x 2
 blocks by hand, and the embeddings of ``hub.clip_by_hand`` (NumPy)."""
 
@@ -7,7 +7,9 @@ import keras_hub  # noqa: F401
 import numpy as np
 import pytest
 
-from mmcourse import clip, hub, hub_clip, hub_presets
+from mmcourse import clip, hub
+from mmcourse.hub import clip as hub_clip
+from mmcourse.hub import presets as hub_presets
 
 END = 9
 

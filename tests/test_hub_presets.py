@@ -1,4 +1,4 @@
-"""Tiny KerasHub presets made offline (mmcourse.hub_presets, notebook 11): the SentencePiece
+"""Tiny KerasHub presets made offline (mmcourse.hub.presets, notebook 11): the SentencePiece
 tokenizer on the course's captions, the tiny PaliGemma and CLIP, and preset folders."""
 
 import keras_hub
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import requests
 
-from mmcourse import hub, hub_presets
+from mmcourse import hub
+from mmcourse.hub import presets as hub_presets
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,12 @@
-"""Training the tiny KerasHub PaliGemma on the course's captions (mmcourse.hub_training,
+"""Training the tiny KerasHub PaliGemma on the course's captions (mmcourse.train.hub,
 notebook 11): the response-only loss weights, a short fit that learns, clear errors."""
 
 import numpy as np
 import pytest
 
-from mmcourse import data, hub_presets, hub_training
+from mmcourse.data import scenes as data
+from mmcourse.hub import presets as hub_presets
+from mmcourse.train import hub as hub_training
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from mmcourse import REPO_ROOT, folders, i18n
+from mmcourse import REPO_ROOT, i18n
 from mmcourse.__main__ import main
+from mmcourse.data import folders
 
 PO = i18n.LOCALE_DIR / "zh" / "LC_MESSAGES" / "mmcourse.po"
 MO = PO.with_suffix(".mo")

@@ -1,4 +1,4 @@
-"""The image contract (mmcourse.images, notebook 10): every image kind gives the same pixels,
+"""The image contract (mmcourse.data.images, notebook 10): every image kind gives the same pixels,
 and the same answer, on every path (OpenCV reader, in-graph decoder, .keras, SavedModel in a
 process without mmcourse, TFLite), or a clear refusal. References: OpenCV's INTER_AREA,
 Pillow's EXIF transpose, hand-computed pixels."""
@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from mmcourse import deploy, images, models, owndata
-from mmcourse.folders import DataError, decode_image
+from mmcourse.apps import deploy, owndata
+from mmcourse.data import images
+from mmcourse.data.folders import DataError, decode_image
+from mmcourse.matcher import model as models
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 #: the untrained model's optimizer was never built: Keras says so on loading

@@ -1,9 +1,9 @@
-"""The from-disk tf.data pipeline and the naive generator of notebook 05 (mmcourse.pipeline)."""
+"""The from-disk tf.data pipeline and the naive generator of notebook 05 (mmcourse.data.pipeline)."""
 
 import numpy as np
 import pytest
 
-from mmcourse import pipeline
+from mmcourse.data import pipeline
 
 LIMIT = 96
 
@@ -23,7 +23,8 @@ def assert_same_batches(first, second):
 
 
 def test_disk_and_naive_pipelines_read_what_load_arrays_reads(course_data):
-    from mmcourse import data, text
+    from mmcourse.data import scenes as data
+    from mmcourse.data import text
 
     images, texts, labels = data.load_arrays("match", "attributes", "val", course_data)
     token_ids = text.vectorize(texts[:32], root=course_data)

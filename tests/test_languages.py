@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mmcourse import NOTEBOOKS_DIR, REPO_ROOT, augment, text
+from mmcourse import NOTEBOOKS_DIR, REPO_ROOT
+from mmcourse.data import augment, text
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

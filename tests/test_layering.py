@@ -1,6 +1,6 @@
-"""The package is layered: each mmcourse module imports only modules below it, in the order
-that CONTRIBUTING.md states ("Package layering"), and there is no import cycle. Imports
-inside functions count: they are delayed, not absent."""
+"""The package is a house of floors: each mmcourse module imports only modules below it, in
+the order that CONTRIBUTING.md states ("Package layering"), there is no import cycle, and the
+rules written there hold. Imports inside functions count: they are delayed, not absent."""
 
 import ast
 import re
@@ -8,11 +8,13 @@ import re
 from mmcourse import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "mmcourse"
-NOTEBOOK_MODULE = re.compile(r"exercises_\d\d")
+NOTEBOOK_MODULE = re.compile(r"exercises\.notebook_\d\d")
+MODEL_FLOOR = ("blocks", "matcher", "clip", "vlm", "hub")
+DATASET_READERS = {"paths", "data.scenes", "data.folders", "data.split_files", "data.audio",
+                   "data.video", "data.pipeline"}
 
 
-def _documented_order():
-    """The module list of CONTRIBUTING.md's "Package layering" section, bottom first."""
+def _layering_block():
     text = (REPO_ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
     section = re.search(r"^## Package layering\n(.*?)(?=^## |\Z)", text, re.M | re.S)
     assert section, "CONTRIBUTING.md needs a '## Package layering' section"
@@ -21,65 +23,93 @@ def _documented_order():
     return [line.split()[0] for line in block.group(1).splitlines() if line.strip()]
 
 
-ORDER = _documented_order()
+def _documented_order():
+    """(modules bottom first, {module: floor}) from CONTRIBUTING.md; ``[floor]`` lines open
+    a floor."""
+    order, floor_of, floor = [], {}, None
+    for word in _layering_block():
+        if word.startswith("["):
+            floor = word.strip("[]")
+            continue
+        order.append(word)
+        floor_of[word] = floor
+    return order, floor_of
+
+
+ORDER, FLOOR = _documented_order()
+
+
+def _name(path):
+    """mmcourse/data/text.py -> "data.text"; mmcourse/clip/__init__.py -> "clip"."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+MODULES = {_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+BARE_PACKAGES = {name for name, path in MODULES.items()
+                 if path.name == "__init__.py" and name != "__init__" and name not in ORDER}
 
 
 def _rank(module):
-    """Position in ORDER; __init__ sits just above paths and seeding (the only modules it
-    imports); every exercises_NN shares the rank of the exercises_NN entry."""
-    if module == "__init__":
-        return max(ORDER.index("paths"), ORDER.index("seeding")) + 0.5
+    """Position in ORDER. A notebook's exercises share the rank of ``exercises.notebook_NN``;
+    a subpackage __init__ that is not listed (a docstring only) sits just below the first
+    module of its folder."""
     if NOTEBOOK_MODULE.fullmatch(module):
-        module = "exercises_NN"
+        module = "exercises.notebook_NN"
+    if module in BARE_PACKAGES:
+        first = min(ORDER.index(m) for m in ORDER if m.startswith(module + "."))
+        return first - 0.5
     return ORDER.index(module) if module in ORDER else None
-
-
-def _modules():
-    return sorted(path.stem for path in PACKAGE.glob("*.py"))
-
-
-def _imports(module):
-    return _imports_in((PACKAGE / f"{module}.py").read_text(encoding="utf-8"), module)
 
 
 def _imports_in(source, module):
     """{imported mmcourse module: first line} for every import statement of ``source``, at
-    any depth (functions, methods, if blocks)."""
+    any depth (functions, methods, if blocks). ``from mmcourse.data import text`` imports
+    the module ``data.text``; ``from mmcourse.clip import ClipModel`` imports ``clip``."""
     found = {}
 
     def add(name, line):
         if name != module:
             found.setdefault(name, line)
 
+    def resolve(parts):
+        """The longest prefix of ``parts`` that is a module of the package."""
+        for end in range(len(parts), 0, -1):
+            if ".".join(parts[:end]) in MODULES:
+                return ".".join(parts[:end])
+        return "__init__"
+
+    package = module.split(".")[:-1] if not MODULES.get(module, PACKAGE).name == "__init__.py" \
+        else module.split(".")
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 parts = alias.name.split(".")
                 if parts[0] == "mmcourse":
-                    add(parts[1] if len(parts) > 1 else "__init__", node.lineno)
+                    add(resolve(parts[1:]), node.lineno)
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: from . import x, from .x import y
-                base = ["mmcourse", *(node.module.split(".") if node.module else [])]
+                base = package[:len(package) - node.level + 1] + (
+                    node.module.split(".") if node.module else [])
             elif node.module and node.module.split(".")[0] == "mmcourse":
-                base = node.module.split(".")
+                base = node.module.split(".")[1:]
             else:
                 continue
-            if len(base) > 1:
-                add(base[1], node.lineno)
-                continue
-            for alias in node.names:  # from mmcourse import x: a module, or a name of __init__
-                is_module = (PACKAGE / f"{alias.name}.py").is_file()
-                add(alias.name if is_module else "__init__", node.lineno)
+            for alias in node.names:  # a submodule, or a name defined in the module
+                add(resolve([*base, alias.name]), node.lineno)
     return found
 
 
-GRAPH = {module: _imports(module) for module in _modules()}
+GRAPH = {module: _imports_in(path.read_text(encoding="utf-8"), module)
+         for module, path in MODULES.items()}
 
 
 def test_the_documented_order_names_real_modules_once():
     assert len(ORDER) == len(set(ORDER)), ORDER
     for name in ORDER:
-        assert name == "exercises_NN" or (PACKAGE / f"{name}.py").is_file(), \
+        assert name == "exercises.notebook_NN" or name in MODULES, \
             f"CONTRIBUTING.md's layering lists {name!r}, which is not a module of mmcourse"
 
 
@@ -87,6 +117,17 @@ def test_every_module_has_a_place_in_the_order():
     missing = [m for m in GRAPH if _rank(m) is None]
     assert not missing, (f"add {missing} to the '## Package layering' list in CONTRIBUTING.md, "
                          f"above every module they import")
+
+
+def test_each_folder_lives_on_one_floor():
+    floors = {}
+    for module in ORDER:
+        if "." in module or module in BARE_PACKAGES or MODULES.get(module, PACKAGE).name == \
+                "__init__.py":
+            folder = module.split(".")[0]
+            floors.setdefault(folder, set()).add(FLOOR[module])
+    split = {folder: sorted(f) for folder, f in floors.items() if len(f) > 1}
+    assert not split, f"a folder spans floors: {split}"
 
 
 def test_init_imports_only_paths_and_seeding():
@@ -118,16 +159,43 @@ def test_each_module_imports_only_modules_below_it():
             if _rank(module) is None or _rank(target) is None:
                 continue  # reported by test_every_module_has_a_place_in_the_order
             if _rank(target) >= _rank(module):
-                upward.append(f"mmcourse/{module}.py:{line} imports {target}, which is not "
-                              f"below {module} in CONTRIBUTING.md's Package layering")
+                upward.append(f"{MODULES[module].relative_to(REPO_ROOT)}:{line} imports {target}, "
+                              f"which is not below {module} in CONTRIBUTING.md's Package layering")
     assert not upward, "\n".join(upward)
 
 
+def test_model_modules_never_read_datasets_from_disk():
+    readers = [f"{module} imports {target}" for module, imports in GRAPH.items()
+               if module.split(".")[0] in MODEL_FLOOR
+               for target in imports if target in DATASET_READERS]
+    assert not readers, "a model module reads data; move that code to train/ or apps/:\n" + \
+        "\n".join(readers)
+
+
+def _modules_mentioning(pattern):
+    return sorted(module for module, path in MODULES.items()
+                  if re.search(pattern, path.read_text(encoding="utf-8")))
+
+
+def test_only_exercises_knows_the_record():
+    outside = [m for m in _modules_mentioning(r"MMCOURSE_RECORD|RECORD_VARIABLE")
+               if m.split(".")[0] != "exercises"]
+    assert not outside, f"{outside} read or write the exercise record: use mmcourse.exercises.record"
+
+
+def test_only_the_command_line_parses_arguments():
+    outside = [m for m in _modules_mentioning(r"^\s*(import argparse|from argparse import)")
+               if m.split(".")[0] not in {"cli", "__main__"}]
+    assert not outside, f"{outside} parse command-line arguments: move that code to mmcourse/cli/"
+
+
 def test_the_parser_finds_every_import_form_at_any_depth():
-    source = ("import numpy\nimport mmcourse.data\nfrom mmcourse import text, DATA_DIR\n"
-              "def f():\n    from mmcourse.models import FUSIONS\n"
-              "    if True:\n        from . import plots\n        import mmcourse\n"
-              "class C:\n    def g(self):\n        from .scratch import dense\n")
-    assert _imports_in(source, "x") == {"data": 2, "text": 3, "__init__": 3, "models": 5,
-                                        "plots": 7, "scratch": 11}
-    assert "text" in GRAPH["data"] and "data" not in GRAPH["text"]
+    source = ("import numpy\nimport mmcourse.data.scenes\nfrom mmcourse import clip, DATA_DIR\n"
+              "def f():\n    from mmcourse.matcher.model import FUSIONS\n"
+              "    if True:\n        from mmcourse.data import text\n        import mmcourse\n"
+              "class C:\n    def g(self):\n        from mmcourse.scratch import conv2d\n")
+    assert _imports_in(source, "x") == {"data.scenes": 2, "clip": 3, "__init__": 3,
+                                        "matcher.model": 5, "data.text": 7, "scratch": 11}
+    assert _imports_in("from . import presets\nfrom .presets import x\n", "hub.clip") == \
+        {"hub.presets": 1}
+    assert "data.text" in GRAPH["data.scenes"] and "data.scenes" not in GRAPH["data.text"]

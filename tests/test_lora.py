@@ -7,8 +7,10 @@ import keras
 import numpy as np
 import pytest
 
-from mmcourse import REPO_ROOT, finetune, folders, owndata, scratch
+from mmcourse import REPO_ROOT, scratch
 from mmcourse.__main__ import main
+from mmcourse.apps import finetune, owndata
+from mmcourse.data import folders
 
 
 def _lora_layer(d_in, d_out, rank, alpha, use_bias, rng):
@@ -78,7 +80,7 @@ def test_lora_dense_rejects_bad_shapes():
         scratch.lora_dense(np.zeros((1, 3)), np.array([["a", "b"]] * 3), None, a, b, 1, 1)
 
 
-# --- LoRA on the tiny KerasHub PaliGemma (mmcourse.finetune) ----------------------------------
+# --- LoRA on the tiny KerasHub PaliGemma (mmcourse.apps.finetune) ----------------------------------
 
 
 TINY_PRESET = REPO_ROOT / "docs" / "results" / "tiny_paligemma_attributes"

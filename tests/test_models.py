@@ -1,12 +1,12 @@
-"""mmcourse.models: encoders, build_model for every fusion, the article's model,
+"""mmcourse.matcher.model: encoders, build_model for every fusion, the article's model,
 masking, and the bad-input errors of check_inputs."""
 
 import keras
 import numpy as np
 import pytest
 
-from mmcourse import fusion
-from mmcourse.models import (
+from mmcourse.matcher import fusion
+from mmcourse.matcher.model import (
     TASKS,
     build_article_model,
     build_image_encoder,
@@ -173,7 +173,7 @@ def test_importing_models_and_training_does_not_load_keras():
     import subprocess
     import sys
 
-    code = ("import sys, mmcourse, mmcourse.models, mmcourse.training; "
+    code = ("import sys, mmcourse, mmcourse.matcher.model, mmcourse.train.tasks; "
             "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules; "
-            "assert 'mmcourse.fusion' not in sys.modules")
+            "assert 'mmcourse.matcher.fusion' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

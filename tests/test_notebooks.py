@@ -1,9 +1,9 @@
-"""mmcourse.notebooks: TensorFlow's start-up log lines leave the stored stderr, nothing else."""
+"""mmcourse.classroom.notebooks: TensorFlow's start-up log lines leave the stored stderr, nothing else."""
 
 import json
 
 from mmcourse import NOTEBOOKS_DIR
-from mmcourse.notebooks import main, strip_tensorflow_logs
+from mmcourse.classroom.notebooks import main, strip_tensorflow_logs
 
 TF_LINES = [
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",

@@ -1,10 +1,11 @@
-"""The classical object extractor (mmcourse.objects) against the generator's own ground truth
+"""The classical object extractor (mmcourse.data.objects) against the generator's own ground truth
 (scenes.jsonl), and the ``objects`` fusion: masking, training, saving, refusals."""
 
 import numpy as np
 import pytest
 
-from mmcourse import data, objects
+from mmcourse.data import objects
+from mmcourse.data import scenes as data
 
 SCENES = 150  # per level: the first scenes of the test split
 
@@ -144,9 +145,9 @@ def test_bad_input_gets_a_clear_error(call, needle):
 
 def test_padding_slots_add_nothing_to_the_relation_sum():
     """Two objects in four slots give what the plain relation network gives on the two
-    objects alone (mmcourse.relations.RelationModule, same weights)."""
-    from mmcourse.object_relations import ObjectRelationModule
-    from mmcourse.relations import RelationModule
+    objects alone (mmcourse.blocks.RelationModule, same weights)."""
+    from mmcourse.blocks import RelationModule
+    from mmcourse.matcher.object_relations import ObjectRelationModule
 
     rng = np.random.default_rng(0)
     two = rng.normal(size=(3, 2, 14)).astype("float32")
@@ -166,7 +167,7 @@ def test_padding_slots_add_nothing_to_the_relation_sum():
 def test_each_pair_also_sees_its_offset_and_distance():
     """g's first layer against the formula, in NumPy: relu(W_i o_i + W_j o_j + W_g [x_j - x_i;
     y_j - y_i; |p_j - p_i|] + W_q q + b), then the ReLU layers; the sum over present pairs."""
-    from mmcourse.object_relations import ObjectRelationModule
+    from mmcourse.matcher.object_relations import ObjectRelationModule
 
     rng = np.random.default_rng(1)
     tokens = rng.normal(size=(2, 3, 6)).astype("float32")
@@ -194,7 +195,7 @@ def test_each_pair_also_sees_its_offset_and_distance():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from mmcourse import training
+    from mmcourse.train import tasks as training
 
     run_dir = tmp_path_factory.mktemp("objects_run")
     result = training.train(task="qa", fusion="objects", level="relations", epochs=1,
@@ -215,7 +216,7 @@ def test_the_objects_model_trains_on_tokens_and_reports_extraction_time(trained)
 
 
 def test_the_objects_model_round_trips_through_keras_files(trained):
-    from mmcourse.models import load_model
+    from mmcourse.matcher.model import load_model
 
     result, run_dir = trained
     tokens, token_ids, _, _ = objects.split_features("qa", "relations", "test", limit=16)
@@ -226,7 +227,9 @@ def test_the_objects_model_round_trips_through_keras_files(trained):
 
 
 def test_the_objects_model_refuses_raw_inputs(trained):
-    from mmcourse import models, text, training
+    from mmcourse.data import text
+    from mmcourse.matcher import model as models
+    from mmcourse.train import tasks as training
 
     with pytest.raises(ValueError, match="takes object tokens .* cannot be saved with raw "
                                          "inputs, exported or served"):
@@ -237,7 +240,7 @@ def test_the_objects_model_refuses_raw_inputs(trained):
 
 
 def test_build_model_checks_the_token_shape():
-    from mmcourse.models import build_model
+    from mmcourse.matcher.model import build_model
 
     with pytest.raises(ValueError, match=r"image_shape for fusion 'objects' must be \(slots, "
                                          r"14\) object tokens"):

@@ -1,4 +1,4 @@
-"""Training on your own folder, one-file models and predictions (mmcourse.owndata):
+"""Training on your own folder, one-file models and predictions (mmcourse.apps.owndata):
 ``train --data-dir``, ``predict``, the vocabulary inside the saved model, round trips."""
 
 import hashlib
@@ -13,8 +13,11 @@ import keras
 import numpy as np
 import pytest
 
-from mmcourse import REPO_ROOT, data, folders, owndata, text
+from mmcourse import REPO_ROOT
 from mmcourse.__main__ import main
+from mmcourse.apps import owndata
+from mmcourse.data import folders, text
+from mmcourse.data import scenes as data
 
 
 def _tree_digest(folder):
@@ -82,7 +85,7 @@ def test_scan_captions_by_hand():
 
 
 def test_build_model_takes_the_vocabulary_size_from_the_vocabulary():
-    from mmcourse import models
+    from mmcourse.matcher import model as models
 
     vocabulary = text.build_vocabulary(["左侧有一个小的亮斑", "a small dark spot"])
     model = models.build_model("match", "concat", vocabulary=vocabulary, sequence_length=12)
@@ -148,8 +151,8 @@ def test_saved_model_predicts_raw_strings_identically_after_reload(trained, scan
 def test_keras_load_model_with_safe_mode_alone_in_a_fresh_python(trained, tmp_path):
     script = (
         "import json, sys, numpy as np, keras\n"
-        "import mmcourse.owndata\n"
-        "mmcourse.owndata.register_keras_objects()\n"
+        "import mmcourse.apps.owndata\n"
+        "mmcourse.apps.owndata.register_keras_objects()\n"
         "model = keras.saving.load_model(sys.argv[1], safe_mode=True)\n"
         "images = np.load(sys.argv[2])\n"
         "texts = np.array(json.loads(sys.argv[3]), dtype=object)\n"
@@ -186,7 +189,7 @@ def test_predict_command_one_pair_and_csv(trained, scans, capsys):
 
 
 def test_predict_errors_are_clear(trained, scans, tmp_path, capsys):
-    from mmcourse import models
+    from mmcourse.matcher import model as models
 
     image = str(sorted((scans / "images").iterdir())[0])
     (tmp_path / "corrupt.keras").write_bytes(b"PK\x03\x04 not really a zip")
@@ -253,7 +256,7 @@ def test_course_data_is_never_generated_into_your_folder(scans):
 
 
 def test_planted_problems_are_each_found_on_their_line(tmp_path):
-    from mmcourse import folders
+    from mmcourse.data import folders
 
     folder = owndata.write_scan_folder(tmp_path / "scans", count=12, seed=3, language="zh")
     expected = owndata.plant_problems(folder)
@@ -275,7 +278,7 @@ def test_scan_captions_parse_back_in_both_languages():
 
 
 def test_shapes_folder_captions_describe_their_images(tmp_path):
-    from mmcourse import folders
+    from mmcourse.data import folders
 
     folder = owndata.write_shapes_folder(tmp_path / "shapes", count=6, seed=0, language="zh")
     check = folders.check_folder(folder)

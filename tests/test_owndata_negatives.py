@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from mmcourse import folders, owndata
 from mmcourse.__main__ import main
+from mmcourse.apps import owndata
+from mmcourse.data import folders
 
 NUMERALS = "零一二三四五六七八九"
 PHRASINGS = ("这是一个{}", "数字{}", "手写的{}", "一个手写数字{}")

@@ -1,5 +1,5 @@
 """``python -m mmcourse caption`` on the tiny PaliGemma preset, and offline with a real preset
-name (mmcourse.photos, notebook 12)."""
+name (mmcourse.apps.photos, notebook 12)."""
 
 import json
 
@@ -8,8 +8,10 @@ import keras_hub
 import pytest
 import requests
 
-from mmcourse import REPO_ROOT, data, finetune, photos
+from mmcourse import REPO_ROOT
 from mmcourse.__main__ import main
+from mmcourse.apps import finetune, photos
+from mmcourse.data import scenes as data
 
 TINY_PRESET = REPO_ROOT / "docs" / "results" / "tiny_paligemma_attributes"
 

@@ -1,9 +1,10 @@
-"""tf.data pipelines (mmcourse.pipeline)."""
+"""tf.data pipelines (mmcourse.data.pipeline)."""
 
 import numpy as np
 import pytest
 
-from mmcourse import data, pipeline, text
+from mmcourse.data import pipeline, text
+from mmcourse.data import scenes as data
 
 
 @pytest.fixture(scope="module")

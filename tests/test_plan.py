@@ -1,4 +1,4 @@
-"""Memory and compute planning (mmcourse.plan, notebook 12): the parameter formula against
+"""Memory and compute planning (mmcourse.hub.plan, notebook 12): the parameter formula against
 ``count_params()`` of KerasHub models built from random tiny configs of each family, the real
 presets against their published counts, the KV cache against KerasHub's own cache, and the
 verdicts against hand-computed figures."""
@@ -9,7 +9,8 @@ import keras_hub
 import numpy as np
 import pytest
 
-from mmcourse import REPO_ROOT, plan
+from mmcourse import REPO_ROOT
+from mmcourse.hub import plan
 
 TINY_PRESET = REPO_ROOT / "docs" / "results" / "tiny_paligemma_attributes"
 

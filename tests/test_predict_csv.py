@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmcourse import REPO_ROOT, deploy, models, owndata
+from mmcourse import REPO_ROOT
 from mmcourse.__main__ import main
+from mmcourse.apps import deploy, owndata
+from mmcourse.matcher import model as models
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 #: the untrained model's optimizer was never built: Keras says so on loading

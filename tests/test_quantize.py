@@ -1,11 +1,13 @@
 """int8 by hand against Keras' Dense.quantize("int8"), and the quantized tiny PaliGemma
-(mmcourse.quantize, notebook 12)."""
+(mmcourse.apps.quantize, notebook 12)."""
 
 import keras
 import numpy as np
 import pytest
 
-from mmcourse import REPO_ROOT, data, quantize
+from mmcourse import REPO_ROOT
+from mmcourse.apps import quantize
+from mmcourse.data import scenes as data
 
 TINY_PRESET = REPO_ROOT / "docs" / "results" / "tiny_paligemma_attributes"
 
@@ -72,7 +74,8 @@ def test_paired_difference_by_hand():
 def test_quantized_generator_stays_close():
     """The tiny PaliGemma in int8: a quarter of the float bytes for the quantized kernels, and
     logits within a stated bound of the float model's on real test images."""
-    from mmcourse import finetune, hub_training
+    from mmcourse.apps import finetune
+    from mmcourse.train import hub as hub_training
 
     images, captions, _ = data.load_arrays("retrieval", "attributes", "test")
     images, captions = images[:16], captions[:16]
@@ -104,7 +107,8 @@ def test_int4_generator_is_smaller_and_stays_within_a_looser_bound():
     tiny PaliGemma: under 40% of the float bytes (int8: 45%, docs/results/quantize_table.json),
     logits further from float than int8's bound (test above) but within a stated one, the
     next token still agreeing at least 95% of the time (issue 22)."""
-    from mmcourse import finetune, hub_training
+    from mmcourse.apps import finetune
+    from mmcourse.train import hub as hub_training
 
     images, captions, _ = data.load_arrays("retrieval", "attributes", "test")
     images, captions = images[:16], captions[:16]
@@ -144,7 +148,8 @@ def test_quantize_modes_are_checked():
 def test_compare_generators_gives_a_row_per_mode(monkeypatch):
     """The bookkeeping, with loading, quantizing and captioning replaced by fakes (each is
     slow; make_quantize_table.py does them for real)."""
-    from mmcourse import finetune, hub_training
+    from mmcourse.apps import finetune
+    from mmcourse.train import hub as hub_training
 
     scores = {"float32": [1, 1, 0, 0], "int8": [1, 1, 0, 0], "int4": [1, 0, 1, 1]}
     texts = {"float32": ["a", "b", "c", "d"], "int8": ["a", "b", "c", "d"],

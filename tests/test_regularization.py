@@ -1,15 +1,15 @@
-"""Overfitting remedies: L2 and dropout added to a fusion model (mmcourse.regularization)."""
+"""Overfitting remedies: L2 and dropout added to a fusion model (mmcourse.train.regularization)."""
 
 import numpy as np
 import pytest
 
-from mmcourse import regularization
+from mmcourse.train import regularization
 
 
 def small_model():
     import keras
 
-    from mmcourse.models import build_model
+    from mmcourse.matcher.model import build_model
 
     keras.utils.set_random_seed(0)
     return build_model("match", "concat", vocabulary_size=20, sequence_length=6)

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from mmcourse import relations
-from mmcourse.models import RELATIONAL_FUSIONS, build_model, load_model
-from mmcourse.training import RELATIONAL_KINDS, accuracy_by_type
+from mmcourse import blocks as relations
+from mmcourse.matcher.model import RELATIONAL_FUSIONS, build_model, load_model
+from mmcourse.train.tasks import RELATIONAL_KINDS, accuracy_by_type
 
 
 def test_coordinate_features_by_hand():
@@ -190,7 +190,7 @@ def test_accuracy_by_type_by_hand():
 def test_train_reports_accuracy_by_type(course_data, tmp_path):
     import json
 
-    from mmcourse import training
+    from mmcourse.train import tasks as training
 
     quick = {"epochs": 1, "train_size": 200, "test_size": 100, "validate": False, "log": None}
     qa = training.train("qa", "transformer", "relations", root=course_data, run_dir=tmp_path,

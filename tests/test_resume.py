@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from mmcourse import callbacks
+from mmcourse.train import callbacks
 
 EPOCHS = 30
 TIMEOUT_S = 240

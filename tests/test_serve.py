@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import requests
 
-from mmcourse import REPO_ROOT, deploy, owndata
+from mmcourse import REPO_ROOT
+from mmcourse.apps import deploy, owndata
 from tests.serve_process import ENV, Server, assert_error
 
 TEXTS = ["a small red circle", "一个小的红色圆形", "Ａ LARGE blue square!", "a green, triangle",

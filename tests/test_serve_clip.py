@@ -10,7 +10,9 @@ import keras
 import numpy as np
 import pytest
 
-from mmcourse import REPO_ROOT, clip, data, text
+from mmcourse import REPO_ROOT, clip
+from mmcourse.data import scenes as data
+from mmcourse.data import text
 from tests.serve_process import Server, assert_error
 
 MODEL = REPO_ROOT / "docs" / "results" / "clip_attributes.keras"

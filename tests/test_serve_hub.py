@@ -15,7 +15,9 @@ import keras_hub
 import pytest
 import requests
 
-from mmcourse import REPO_ROOT, data, finetune, serve, serve_load
+from mmcourse import REPO_ROOT
+from mmcourse.apps import finetune, serve, serve_load
+from mmcourse.data import scenes as data
 from tests.serve_process import Server, assert_error, chat_content, sse_events
 
 PRESET = REPO_ROOT / "docs" / "results" / "tiny_paligemma_pretrained_attributes"

@@ -1,5 +1,5 @@
 """Teacher copies (``python -m mmcourse exercises --solutions``), the starter-cell mapping they
-rest on, and the generated exercise list and schedule (mmcourse.teaching).
+rest on, and the generated exercise list and schedule (mmcourse.classroom.teaching).
 
 ``make test`` executes the teacher copies: the root conftest.py runs each course notebook
 under nbval with its starter cells swapped for their solutions, and a last item per notebook
@@ -14,8 +14,9 @@ import sys
 
 import pytest
 
-from mmcourse import NOTEBOOKS_DIR, REPO_ROOT, teaching
+from mmcourse import NOTEBOOKS_DIR, REPO_ROOT
 from mmcourse.__main__ import main
+from mmcourse.classroom import teaching
 
 LESSONS = teaching.lesson_notebooks()
 SETS = teaching.exercise_sets()

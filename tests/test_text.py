@@ -1,11 +1,12 @@
-"""Fixed-vocabulary text vectorisation (mmcourse.text)."""
+"""Fixed-vocabulary text vectorisation (mmcourse.data.text)."""
 
 import json
 
 import numpy as np
 import pytest
 
-from mmcourse import data, text
+from mmcourse.data import scenes as data
+from mmcourse.data import text
 
 
 @pytest.fixture(scope="module")

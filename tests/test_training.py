@@ -1,4 +1,4 @@
-"""mmcourse.training: determinism of train(), the result dict, and the CLI contract
+"""mmcourse.train.tasks: determinism of train(), the result dict, and the CLI contract
 (`python -m mmcourse train`): JSON on stdout, exit code 2 with the valid names."""
 
 import argparse
@@ -10,7 +10,8 @@ import keras  # noqa: F401
 import numpy as np
 import pytest
 
-from mmcourse import REPO_ROOT, training
+from mmcourse import REPO_ROOT
+from mmcourse.train import tasks as training
 
 QUICK = {"epochs": 1, "train_size": 256, "test_size": 128, "validate": False, "log": None}
 

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from mmcourse import video, video_data
+from mmcourse.clip import video
+from mmcourse.data import video as video_data
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +145,7 @@ def test_half_the_clips_are_played_backwards(split):
 
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_no_statement_is_cut_short_in_either_language(language):
-    from mmcourse import text
+    from mmcourse.data import text
 
     _, records = video_data.make_split("test", seed=0, clips=60)
     key = "statement" if language == "en" else "statement_zh"

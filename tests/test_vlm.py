@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import tensorflow  # noqa: F401
 
-from mmcourse import clip, data, text, vlm
+from mmcourse import clip, vlm
+from mmcourse.data import scenes as data
+from mmcourse.data import text
 
 VOCAB = vlm.decoder_vocabulary(vocabulary=[text.PAD_TOKEN, text.OOV_TOKEN, *data.WORDS])
 V = len(VOCAB)

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import tensorflow  # noqa: F401
 
-from mmcourse import clip, data, stats, text, vlm
+from mmcourse import clip, stats, vlm
+from mmcourse.data import scenes as data
+from mmcourse.data import text
 from tests.test_vlm import TINY, TINY_VISION, VOCAB, _decoder, _images, _vision
 
 INDEX = {word: i for i, word in enumerate(VOCAB)}

@@ -1,5 +1,5 @@
 """``python -m mmcourse zero-shot`` on a tiny KerasHub CLIP preset, and offline with a real
-preset name (mmcourse.zero_shot, notebook 12). The references are KerasHub's own CLIP head
+preset name (mmcourse.apps.zero_shot, notebook 12). The references are KerasHub's own CLIP head
 (its logits for one template per label) and the NumPy forward pass of ``hub.clip_by_hand``
 (for prompt ensembling)."""
 
@@ -12,8 +12,12 @@ import numpy as np
 import pytest
 import requests
 
-from mmcourse import REPO_ROOT, clip, data, hub, hub_presets, photos, text, zero_shot
+from mmcourse import REPO_ROOT, clip, hub
 from mmcourse.__main__ import main
+from mmcourse.apps import photos, zero_shot
+from mmcourse.data import scenes as data
+from mmcourse.data import text
+from mmcourse.hub import presets as hub_presets
 
 LABELS = ["small red circle", "large blue square", "small green triangle"]
 WORDS = text.load_vocabulary()[2:] + ["photo", "picture", "drawing"]
@@ -207,7 +211,7 @@ def test_preset_is_plain_kerashub_and_training_fits_through_its_preprocessor(tmp
     """``hub_clip.fit_clip_backbone`` trains the backbone in place on captions through its
     own preprocessor; saved with it, the preset loads with KerasHub's own classes and gives
     the same embeddings."""
-    from mmcourse import hub_clip
+    from mmcourse.hub import clip as hub_clip
 
     tokenizer = hub_presets.clip_tokenizer(WORDS)
     backbone = hub_presets.tiny_clip(tokenizer.vocabulary_size(), seed=2)

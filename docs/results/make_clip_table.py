@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcourse import clip, data, text
+from mmcourse import clip
+from mmcourse.data import scenes as data
+from mmcourse.data import text
 
 HERE = Path(__file__).parent
 VARIANTS = {"hybrid": {}, "vit": {"model_options": {"stem_filters": (), "patch_size": 8}},

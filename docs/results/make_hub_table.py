@@ -21,7 +21,8 @@ import json
 import sys
 from pathlib import Path
 
-from mmcourse import hub_presets, hub_training
+from mmcourse.hub import presets as hub_presets
+from mmcourse.train import hub as hub_training
 
 HERE = Path(__file__).parent
 TABLE = HERE / "hub_caption_table.jsonl"

@@ -20,7 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mmcourse import finetune, hub_presets, owndata
+from mmcourse.apps import finetune, owndata
+from mmcourse.hub import presets as hub_presets
 
 HERE = Path(__file__).parent
 TABLE = HERE / "lora_table.jsonl"

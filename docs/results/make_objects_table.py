@@ -32,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcourse import REPO_ROOT, data, objects, stats, text
+from mmcourse import REPO_ROOT, stats
+from mmcourse.data import objects, text
+from mmcourse.data import scenes as data
 
 OUT = REPO_ROOT / "docs" / "results" / "objects_table.jsonl"
 SEEDS = (0, 1, 2)
@@ -132,7 +134,7 @@ def overlap_rows(qa_model):
 
 
 def main():
-    from mmcourse.models import load_model
+    from mmcourse.matcher.model import load_model
 
     rows = []
     with tempfile.TemporaryDirectory() as runs:

@@ -15,7 +15,8 @@ import json
 import os
 from pathlib import Path
 
-from mmcourse import data, quantize
+from mmcourse.apps import quantize
+from mmcourse.data import scenes as data
 
 HERE = Path(__file__).parent
 TABLE = HERE / "quantize_table.json"

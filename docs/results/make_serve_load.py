@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from mmcourse import serve_load
+from mmcourse.apps import serve_load
 
 OUT = Path(__file__).with_name("serve_load.json")
 

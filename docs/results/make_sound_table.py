@@ -1,5 +1,5 @@
 """Regenerates docs/results/sound_table.jsonl: the audio-text model of notebook 13
-(``mmcourse.clap.train_clap``, what ``train --task retrieval --modality audio --json``
+(``mmcourse.clip.clap.train_clap``, what ``train --task retrieval --modality audio --json``
 prints), one JSON object per line, for the small CNN and the AST-style transformer over the
 log-mel, seeds 0, 1 and 2 each. Keeps the seed-0 CNN as docs/results/clap_audio.keras
 (notebook 13 loads it). About 8 minutes on 2 CPU cores.
@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from mmcourse import clap
+from mmcourse.clip import clap
 
 HERE = Path(__file__).parent
 

@@ -25,7 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcourse import clip, data, hub_clip, hub_presets, text, zero_shot
+from mmcourse import clip
+from mmcourse.apps import zero_shot
+from mmcourse.data import scenes as data
+from mmcourse.data import text
+from mmcourse.hub import clip as hub_clip
+from mmcourse.hub import presets as hub_presets
 
 HERE = Path(__file__).parent
 PRESET = HERE / "tiny_clip_attributes"

@@ -1,6 +1,6 @@
 """Regenerates notebook 05's multi-seed results (one JSON object per line):
 
-- docs/results/remedies.jsonl: every remedy of `mmcourse.regularization.compare_remedies`
+- docs/results/remedies.jsonl: every remedy of `mmcourse.train.regularization.compare_remedies`
   (baseline, augmentation, L2, dropout, early stopping, combined) on notebook 05's
   over-fitting set-up (256 training pairs, 20 epochs, batch 32, Adam 5e-3, 128 hidden units;
   L2 1e-3, dropout 0.3, patience 5), seeds 0-4. Early stopping chooses its epoch on the 256
@@ -27,9 +27,15 @@ import time
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from mmcourse import REPO_ROOT, data, pipeline, regularization, text  # noqa: E402
-from mmcourse.models import build_model  # noqa: E402
-from mmcourse.training import load_split  # noqa: E402
+from mmcourse import REPO_ROOT
+from mmcourse.data import (
+    pipeline,
+    text,  # noqa: E402
+)
+from mmcourse.data import scenes as data
+from mmcourse.matcher.model import build_model  # noqa: E402
+from mmcourse.train import regularization
+from mmcourse.train.tasks import load_split  # noqa: E402
 
 RESULTS = REPO_ROOT / "docs" / "results"
 REMEDY_SEEDS = (0, 1, 2, 3, 4)

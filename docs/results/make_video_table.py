@@ -1,5 +1,5 @@
 """Regenerates docs/results/video_table.jsonl: the video match models of notebook 13
-(``mmcourse.video.train_video``, what ``train --task match --modality video --fusion F
+(``mmcourse.clip.video.train_video``, what ``train --task match --modality video --fusion F
 --json`` prints), the temporal model and the frame-averaging baseline, seeds 0, 1 and 2.
 About 15 to 25 minutes on 2 CPU cores shared with other jobs (train_seconds in the table).
 
@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from mmcourse import video
+from mmcourse.clip import video
 
 HERE = Path(__file__).parent
 

@@ -84,7 +84,7 @@ def summarise() -> None:
 
 def blind_relational() -> float:
     """The relational accuracy of a model that never looks (``vlm.question_only_accuracy``)."""
-    from mmcourse import data
+    from mmcourse.data import scenes as data
 
     return vlm.question_only_accuracy(data.load_records("qa", "relations", "train"),
                                       data.load_records("qa", "relations", "test"))["relational"]

@@ -1,0 +1,736 @@
+"""Your own data, end to end: a folder of images + ``captions.csv`` to a trained match
+model, its evaluation, one saved file and predictions from raw strings (notebook 09).
+
+- ``load_own_data(folder)``: every check of ``mmcourse.data.folders`` first (one ``DataError``
+  lists all problems), then a deterministic train/val/test split **by image** (no image
+  in two splits). Without a label column each caption is a true pair and every image
+  also gets one false pair, the caption of another image of its split that is none of
+  its own captions: balanced, and said so (``pairs == "shuffled captions"``).
+- ``train_folder(folder, ...)``: vocabulary built from the training captions only
+  (``text.build_vocabulary``), ``models.build_model(vocabulary=...)``, fit, evaluate on the
+  test split. It never writes into ``folder``; ``save`` writes one ``.keras`` file.
+- ``export_model``: the trained model behind a ``TextVectorization`` layer (the vocabulary
+  and ``text.standardize`` inside), so the saved file takes raw strings:
+  ``{"image": float32 (B, 64, 64, 3) in [0, 1], "text": strings (B,)}`` -> P(match) (B, 1).
+- ``load_model(path)`` and ``predict(model, images, texts)``: probabilities from image
+  files or arrays and raw texts.
+
+In a fresh Python, ``register_keras_objects()`` (``load_model`` calls it) makes the
+standardisation and the course's layers known to Keras; then
+``keras.saving.load_model(path, safe_mode=True)`` alone loads the model: no vocabulary
+file, no custom_objects, no code of yours.
+Keras and TensorFlow are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mmcourse.data import folders, text
+from mmcourse.data import images as image_contract
+from mmcourse.data.folders import DataError
+from mmcourse.i18n import _
+
+IMAGE_SIZE = 64
+SPLITS = ("train", "val", "test")
+#: Share of the images in validation and test (at least one image each).
+SPLIT_FRACTIONS = {"val": 0.1, "test": 0.1}
+DEFAULT_EPOCHS = 25  # with the negative rounds: about 100,000 examples seen at least
+#: The longest sequence a vocabulary-derived default allows.
+MAX_SEQUENCE_LENGTH = 64
+#: Without labels, the training split gets fresh false pairs in several rounds (each round
+#: all true pairs plus a new shuffled caption per pair) until it holds this many pairs, at
+#: most ``MAX_NEGATIVE_ROUNDS`` rounds: a small folder then gives the model enough steps.
+MIN_TRAIN_PAIRS = 4000
+MAX_NEGATIVE_ROUNDS = 8
+#: Warn when at least this share of the images has a caption that other images have too: the
+#: folder then names classes, and a "false" pair (another image's caption) may be true.
+SHARED_CAPTION_WARNING = 0.2
+#: Warn when the test split has fewer pairs: the 95% interval of an accuracy near 0.5 on
+#: n pairs is about +-1.96 * 0.5 / sqrt(n), +-0.10 at 100 pairs (50 images without labels,
+#: so a folder of about 500 images).
+MIN_TEST_PAIRS = 100
+
+
+@dataclass
+class OwnData:
+    """A checked folder as arrays, split by image. ``splits[name]`` holds that split's
+    ``images`` uint8 (N, 64, 64, 3), ``texts``, ``labels`` float32 0/1 and ``image_names``;
+    ``pairs`` is ``"labels"`` or ``"shuffled captions"``; ``notes`` what was done."""
+
+    folder: Path
+    pairs: str
+    splits: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+    #: Per split, without labels: ``false_pairs``, ``may_be_true`` (false pairs whose caption
+    #: other images share and no group rules out) and ``in_own_group`` (0: never drawn).
+    negatives: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+
+    def sizes(self) -> dict:
+        """Per split: how many images and how many (image, text) pairs (all rounds)."""
+        return {name: {"images": len(set(split["image_names"])), "pairs": len(split["texts"])}
+                for name, split in self.splits.items()}
+
+
+def split_images(names, seed: int = 0) -> dict:
+    """Assign each distinct image name to train, val or test, deterministically under
+    ``seed`` (sorted names, then a seeded permutation): ``{split: set of names}``. Val and
+    test get ``SPLIT_FRACTIONS`` of the images, at least one each. Introduced in notebook 09."""
+    unique = sorted(set(names))
+    if len(unique) < 3:
+        raise DataError(f"need at least 3 different images to split into train, val and "
+                        f"test, got {len(unique)}")
+    order = np.random.default_rng(seed).permutation(len(unique))
+    shuffled = [unique[i] for i in order]
+    n_val, n_test = (max(1, round(len(unique) * SPLIT_FRACTIONS[s])) for s in ("val", "test"))
+    return {"test": set(shuffled[:n_test]), "val": set(shuffled[n_test:n_test + n_val]),
+            "train": set(shuffled[n_test + n_val:])}
+
+
+def caption_sharing(image_names, texts) -> dict:
+    """How many images share captions: ``images``, ``captions`` (distinct), ``shared_images``
+    (images with a caption that another image has too), ``share`` (their fraction),
+    ``shared`` ({caption: number of images} for captions of two or more images) and
+    ``most`` ((caption, images) of the most shared, or None). Introduced in notebook 09."""
+    images_of: dict[str, set] = {}
+    for name, caption in zip(image_names, texts, strict=True):
+        images_of.setdefault(caption, set()).add(name)
+    shared = {caption: len(names) for caption, names in images_of.items() if len(names) > 1}
+    shared_images = set().union(*(images_of[c] for c in shared)) if shared else set()
+    images = len(set(image_names))
+    most = max(shared.items(), key=lambda item: (item[1], item[0])) if shared else None
+    return {"images": images, "captions": len(images_of), "shared_images": len(shared_images),
+            "share": len(shared_images) / max(images, 1), "shared": shared, "most": most}
+
+
+def folder_warnings(rows, has_label: bool, has_group: bool = False) -> list[str]:
+    """What ``check-data`` and ``train --data-dir`` warn about in a readable folder: captions
+    shared by many images (without labels or groups, a false pair may then be true) and a
+    test split too small to measure (fewer than ``MIN_TEST_PAIRS`` pairs). Introduced in
+    notebook 09."""
+    warnings = []
+    names = [row.image for row in rows]
+    if not has_label:
+        sharing = caption_sharing(names, [row.text for row in rows])
+        if sharing["share"] >= SHARED_CAPTION_WARNING and not has_group:
+            caption, count = sharing["most"]
+            warnings.append(_(
+                "warning: captions repeat: {captions:,} different captions for {images:,} "
+                "images, {share:.0%} of the images share a caption with others (most: "
+                "{caption} on {count} images). A false pair is another image's caption; it is "
+                "never one of the image's own, but where two different captions can describe "
+                "the same image (paraphrases, translations, one class) the 'false' pair is "
+                "true and the measured accuracy is too low. Add a column group (the same value "
+                "for captions that mean the same), or a label column with your own false pairs"
+            ).format(captions=sharing["captions"], images=sharing["images"],
+                     share=sharing["share"], caption=repr(caption), count=count))
+    if len(set(names)) >= 3:
+        test_images = len(split_images(names)["test"])
+        per_image = (len(rows) / max(len(set(names)), 1)) * (1 if has_label else 2)
+        test_pairs = int(round(test_images * per_image))
+        if test_pairs < MIN_TEST_PAIRS:
+            half_width = 1.96 * 0.5 / np.sqrt(max(test_pairs, 1))
+            warnings.append(_(
+                "warning: the test split is too small to measure: {images} image(s), about "
+                "{pairs} pair(s), so the test accuracy moves in steps of {step:.0%} and its 95% "
+                "interval is about +-{half_width:.2f}; use at least {minimum} test pairs "
+                "(about {needed:,} images)").format(
+                    images=test_images, pairs=test_pairs, step=1 / max(test_pairs, 1),
+                    half_width=half_width, minimum=MIN_TEST_PAIRS,
+                    needed=int(np.ceil(MIN_TEST_PAIRS / per_image / SPLIT_FRACTIONS["test"]))))
+    return warnings
+
+
+def shuffled_pairs(image_names, texts, rng: np.random.Generator, groups=None):
+    """True pairs plus one false pair per true pair: the image with the caption of another
+    image that is none of its own captions, nor a caption of a row in one of its groups
+    (``groups``: one group value or None per row; equal values declare the captions
+    equivalent). Returns (image_names, texts, labels float32), true and false interleaved.
+    ``DataError`` when no such caption exists. Introduced in notebook 09."""
+    own: dict[str, set] = {}
+    for name, caption in zip(image_names, texts, strict=True):
+        own.setdefault(name, set()).add(caption)
+    if groups is not None:
+        groups = list(groups)
+        by_group: dict[str, set] = {}
+        for group, caption in zip(groups, texts, strict=True):
+            if group is not None:
+                by_group.setdefault(group, set()).add(caption)
+        for name, group in zip(image_names, groups, strict=True):
+            if group is not None:
+                own[name] = own[name] | by_group[group]
+    names_out, texts_out, labels = [], [], []
+    texts = list(texts)
+    for name, caption in zip(image_names, texts, strict=True):
+        negative = None
+        for index in rng.integers(len(texts), size=32):  # a few random draws first
+            if texts[index] not in own[name]:
+                negative = texts[index]
+                break
+        if negative is None:  # rare: scan every caption in a random order
+            order = rng.permutation(len(texts))
+            negative = next((texts[i] for i in order if texts[i] not in own[name]), None)
+        if negative is None:
+            raise DataError(f"cannot make a false pair for image {name!r}: every caption of "
+                            f"its split is one of its own (or of its group); add images with "
+                            f"other captions, or a label column")
+        names_out += [name, name]
+        texts_out += [caption, negative]
+        labels += [1.0, 0.0]
+    return names_out, texts_out, np.array(labels, np.float32)
+
+
+def load_own_data(folder, seed: int = 0, size: int = IMAGE_SIZE,
+                  negative_rounds: int | None = None) -> OwnData:
+    """Check and read ``folder`` (see the module docstring). Without labels the training
+    split repeats its true pairs ``negative_rounds`` times, each time with fresh shuffled
+    captions (default: enough rounds for ``MIN_TRAIN_PAIRS`` pairs, at most
+    ``MAX_NEGATIVE_ROUNDS``); validation and test get one round. Introduced in notebook 09."""
+    check = folders.check_folder(folder, size=size)
+    if not check.ok:
+        raise DataError(f"{Path(folder) / folders.CAPTIONS}: {len(check.problems)} problem(s) "
+                        f"(`python -m mmcourse check-data {folder}` lists them):\n"
+                        + "\n".join(str(p) for p in check.problems))
+    rows = check.rows
+    assignment = split_images([row.image for row in rows], seed)
+    has_label, has_group = check.captions.has_label, check.captions.has_group
+    result = OwnData(Path(folder), "labels" if has_label else "shuffled captions")
+    result.warnings = folder_warnings(rows, has_label, has_group)
+    if not has_label:
+        result.notes.append("no label column: every caption is a true pair, and each image "
+                            "also gets the caption of another image of its split as a false "
+                            "pair (balanced 1:1)" + (", never one of its group" if has_group
+                                                     else ""))
+    shared = caption_sharing([row.image for row in rows], [row.text for row in rows])["shared"]
+    groups_of: dict[str, set] = {}
+    for row in rows:
+        groups_of.setdefault(row.image, set()).add(row.group)
+    group_of_caption: dict[str, set] = {}
+    for row in rows:
+        group_of_caption.setdefault(row.text, set()).add(row.group)
+    for index, split in enumerate(SPLITS):
+        chosen = [row for row in rows if row.image in assignment[split]]
+        names = [row.image for row in chosen]
+        captions = [row.text for row in chosen]
+        if has_label:
+            labels = np.array([row.label for row in chosen], np.float32)
+        else:
+            rounds = 1
+            if split == "train":
+                rounds = negative_rounds or int(min(MAX_NEGATIVE_ROUNDS, max(
+                    1, np.ceil(MIN_TRAIN_PAIRS / (2 * max(len(chosen), 1))))))
+                result.notes.append(f"training pairs: {rounds} round(s) of true pairs, each "
+                                    f"with fresh shuffled captions as false pairs")
+            groups = [row.group for row in chosen] if has_group else None
+            parts = [shuffled_pairs(names, captions, np.random.default_rng([seed, index, r]),
+                                    groups) for r in range(rounds)]
+            names = [name for part in parts for name in part[0]]
+            captions = [caption for part in parts for caption in part[1]]
+            labels = np.concatenate([part[2] for part in parts])
+            result.negatives[split] = _negative_audit(names, captions, labels, shared,
+                                                      groups_of, group_of_caption)
+        result.splits[split] = {
+            "images": np.stack([check.images[name] for name in names]),
+            "texts": captions, "labels": labels, "image_names": names}
+    if result.negatives:
+        counts = {key: sum(n[key] for n in result.negatives.values())
+                  for key in ("false_pairs", "may_be_true")}
+        result.notes.append(
+            f"false pairs that may be true: {counts['may_be_true']:,} of "
+            f"{counts['false_pairs']:,} ({counts['may_be_true'] / counts['false_pairs']:.1%}) "
+            f"have a caption that other images share and no group rules out"
+            + ("" if counts["may_be_true"] else " (none)"))
+    if has_label:
+        train_labels = result.splits["train"]["labels"]
+        if train_labels.min() == train_labels.max():
+            raise DataError(f"every training label is {train_labels[0]:g}: the model needs "
+                            f"true (1) and false (0) pairs; add the other kind, or drop the "
+                            f"label column to have false pairs made by shuffling captions")
+    return result
+
+
+def _negative_audit(names, captions, labels, shared, groups_of, group_of_caption) -> dict:
+    """Count a split's false pairs: all, those that may be true (a caption shared by several
+    images, with no declared group on either side) and those inside the image's own group."""
+    audit = {"false_pairs": 0, "may_be_true": 0, "in_own_group": 0}
+    for name, caption, label in zip(names, captions, labels, strict=True):
+        if label > 0.5:
+            continue
+        audit["false_pairs"] += 1
+        image_groups = groups_of[name] - {None}
+        caption_groups = group_of_caption[caption] - {None}
+        if image_groups & caption_groups:
+            audit["in_own_group"] += 1
+        elif caption in shared and not (image_groups and caption_groups):
+            audit["may_be_true"] += 1
+    return audit
+
+
+def default_sequence_length(texts) -> int:
+    """The longest tokenised text (``text.split_words``), between 1 and
+    ``MAX_SEQUENCE_LENGTH``. Introduced in notebook 09."""
+    longest = max((len(text.split_words(t)) for t in texts), default=1)
+    return int(min(max(longest, 1), MAX_SEQUENCE_LENGTH))
+
+
+def export_model(model, vocabulary, sequence_length: int):
+    """A model that takes raw inputs: ``{"image": float32 (B, 64, 64, 3) in [0, 1],
+    "text": strings (B,)}``. It runs the ``TextVectorization`` layer (vocabulary and
+    standardisation inside) and then ``model`` (image, token ids): see
+    ``models.raw_input_model``, which also wraps qa models. Introduced in notebook 09."""
+    from mmcourse.matcher import model as models
+
+    return models.raw_input_model(model, vocabulary, sequence_length)
+
+
+def register_keras_objects() -> None:
+    """Make Keras know the course's registered pieces (``text.standardize``, the fusion
+    and relational layers) before ``keras.saving.load_model``. Introduced in notebook 09."""
+    import mmcourse.blocks  # noqa: F401
+    import mmcourse.matcher.fusion  # noqa: F401  (registers the custom layers)
+
+    text.register_keras_objects()
+
+
+def load_model(path, tasks=("match",)):
+    """Load a raw-input model saved by ``train_folder(save=...)`` (or by ``train --save``, a
+    qa model too when ``tasks`` holds "qa"; any model for ``tasks=None``) with
+    ``safe_mode=True``; a clear ``ValueError`` for a missing or corrupt file or a model of
+    another kind. Introduced in notebook 09."""
+    from mmcourse.matcher import model as models
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model file not found: {path}")
+    register_keras_objects()
+    try:
+        model = models.load_model(path)
+    except Exception as error:  # noqa: BLE001  (zip, h5py, JSON and Keras errors alike)
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise ValueError(f"cannot load model {path}: it is not a .keras file that Keras can "
+                         f"read ({type(error).__name__}: {reason}); save one with "
+                         f"`python -m mmcourse train --data-dir FOLDER --save {path.name}`"
+                         ) from None
+    if tasks is not None:
+        check_raw_model(model, path, tasks)
+    return model
+
+
+def check_raw_model(model, name="model", tasks=("match",)) -> str:
+    """``ValueError`` unless ``model`` takes {"image", "text"} raw inputs and is a model of
+    one of ``tasks`` (what ``export_model`` and ``models.raw_input_model`` make: one match
+    probability, or a qa model's answer and probabilities); returns its task.
+    Introduced in notebook 09; qa in notebook 10."""
+    from mmcourse.matcher import model as models
+
+    task = models.raw_model_task(model)
+    if task not in tasks:
+        inputs = getattr(model, "inputs", [])
+        outputs = getattr(model, "outputs", [])
+        names = [getattr(t, "name", "?").split(":")[0] for t in inputs]
+        shapes = [tuple(o.shape) for o in outputs]
+        found = f"a raw-input {task} model" if task else \
+            f"a model with inputs {names} and outputs {shapes}"
+        hint = ("it takes token ids, so it carries no vocabulary: save a model with `python -m "
+                "mmcourse train ... --save model.keras`" if "token_ids" in names else
+                "use a model saved by `python -m mmcourse train --data-dir FOLDER --save "
+                "model.keras`")
+        raise ValueError(f"{name} is not a raw-input {' or '.join(tasks)} model (inputs image "
+                         f"and text): it is {found}; {hint}")
+    return task
+
+
+def _image_batch(images) -> np.ndarray:
+    batch = []
+    for index, image in enumerate(images):
+        if isinstance(image, (str, Path)):
+            image = folders.read_image(image, IMAGE_SIZE)
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"images[{index}] must be an image file or an RGB uint8 array "
+                             f"(H, W, 3), got {image.dtype} {image.shape}")
+        image = image_contract.area_resize(image, IMAGE_SIZE)  # the image contract
+        batch.append(image)
+    return np.stack(batch).astype(np.float32) / 255.0
+
+
+def check_pairs(images, texts) -> tuple[list, list[str]]:
+    """``images`` and ``texts`` as lists of the same, non-zero length, every text a str with
+    at least one word after standardisation; a clear error otherwise. Introduced in
+    notebook 09."""
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, got one str: wrap it as [text]")
+    texts, images = list(texts), list(images)
+    if len(texts) != len(images):
+        raise ValueError(f"images and texts must have the same length, got {len(images)} "
+                         f"and {len(texts)}")
+    if not texts:
+        raise ValueError("images and texts are empty: give at least one pair")
+    for index, caption in enumerate(texts):
+        if not isinstance(caption, str):
+            raise TypeError(f"texts[{index}] must be a str, got {type(caption).__name__}")
+        if not text.split_words(caption):
+            raise ValueError(f"texts[{index}] is empty (no word after standardisation): "
+                             f"{caption!r}")
+    return images, texts
+
+
+def predict(model, images, texts) -> np.ndarray:
+    """P(text matches image) float (N,) for image files or RGB uint8 arrays and raw texts,
+    with a raw-input model (``export_model``, or a path that ``load_model`` reads).
+    Introduced in notebook 09."""
+    if isinstance(model, (str, Path)):
+        model = load_model(model)
+    check_raw_model(model)
+    images, texts = check_pairs(images, texts)
+    image_batch, text_batch = _image_batch(images), np.array(texts, dtype=object)
+    chunks = [np.asarray(model({"image": image_batch[start:start + 256],
+                                "text": text_batch[start:start + 256]}, training=False))
+              for start in range(0, len(texts), 256)]  # eager calls: no retracing per model
+    return np.concatenate(chunks).reshape(-1)
+
+
+def _log_to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def train_folder(folder, task: str = "match", fusion: str = "concat",
+                 epochs: int | None = None, seed: int = 0, save=None, *,
+                 batch_size: int = 64, learning_rate: float = 2e-3,
+                 sequence_length: int | None = None, max_tokens: int | None = None,
+                 augment: bool = False, log=_log_to_stderr, keep_model: bool = False,
+                 model_options: dict | None = None,
+                 negative_rounds: int | None = None, patience: int | None = None) -> dict:
+    """Train a match model on your own folder and evaluate it on its test split.
+
+    Returns the dict of ``mmcourse.train.tasks.train`` (test_accuracy, test_loss,
+    accuracy_by_type by true/false pair, params, train_seconds, ...) plus ``data_dir``,
+    ``pairs``, ``split_sizes``, ``oov_rate`` (test tokens unknown to the training
+    vocabulary), ``vocabulary_size``, ``sequence_length``, ``notes``, ``warnings``
+    (``folder_warnings``), ``negatives`` (``OwnData.negatives``) and ``saved`` (the
+    ``.keras`` path, or None). ``keep_model`` adds ``model`` (raw inputs) and ``data``
+    (the ``OwnData``). ``model_options`` go to ``build_model``; by default the image encoder
+    gets CoordConv channels (``coordinates=True``), because captions often say *where*
+    ("on the left", 左侧) and pooled features forget where. ``patience``: early stopping on
+    the validation loss, restoring the best weights (``callbacks.fit``). Introduced in
+    notebook 09.
+    """
+    from mmcourse.matcher.model import FUSIONS
+
+    if task != "match":
+        raise ValueError(f"--task {task!r}: a folder of captions trains the match task only "
+                         f"(does the text describe the image?)")
+    if fusion not in FUSIONS:
+        raise ValueError(f"unknown fusion {fusion!r}; valid names: {', '.join(FUSIONS)}")
+    if fusion == "objects":
+        raise ValueError("fusion 'objects' reads the course scenes' object tokens "
+                         "(mmcourse.data.objects), not your own images: choose another fusion")
+    epochs = DEFAULT_EPOCHS if epochs is None else epochs
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int)
+                                 or patience < 1):
+        raise ValueError(f"patience must be a positive int, got {patience!r}")
+    if save is not None and Path(save).suffix != ".keras":
+        raise ValueError(f"--save {save}: the file name must end in .keras")
+    log = log or (lambda message: None)
+    own = load_own_data(folder, seed, negative_rounds=negative_rounds)
+    for note in [*own.warnings, *own.notes]:
+        log(note)
+    sizes = own.sizes()
+    log("split by image: " + ", ".join(f"{name} {s['images']} images / {s['pairs']} pairs"
+                                       for name, s in sizes.items()))
+
+    import keras
+
+    from mmcourse.data import pipeline
+    from mmcourse.matcher.model import build_model
+    from mmcourse.seeding import seed_everything
+    from mmcourse.train import callbacks as course_callbacks
+    from mmcourse.train import distribute
+    from mmcourse.train.tasks import accuracy_by_type
+
+    train_split = own.splits["train"]
+    vocabulary = text.build_vocabulary(train_split["texts"], max_tokens=max_tokens)
+    if sequence_length is None:
+        sequence_length = default_sequence_length(train_split["texts"])
+    oov = text.oov_rate(own.splits["test"]["texts"], vocabulary)
+    if oov > text.OOV_WARNING:
+        log(f"warning: {oov:.0%} of the test tokens are not in the training vocabulary")
+    seed_everything(seed)
+
+    def dataset(split, shuffle, with_augment=False):
+        part = own.splits[split]
+        ids = text.vectorize(part["texts"], vocabulary=vocabulary,
+                             sequence_length=sequence_length, warn=False)
+        return pipeline.dataset_from_arrays(part["images"], ids, part["labels"],
+                                            batch_size=batch_size, shuffle=shuffle, seed=seed,
+                                            augment=with_augment, vocabulary=vocabulary)
+
+    train_data = dataset("train", True, augment)
+    val_data, test_data = dataset("val", False), dataset("test", False)
+    options = {"coordinates": True, "learning_rate": learning_rate, **(model_options or {})}
+    model = build_model(task, fusion, vocabulary=vocabulary, sequence_length=sequence_length,
+                        **options)
+    log(f"training {task}/{fusion} on {own.folder.name}: {model.count_params():,} parameters, "
+        f"{len(vocabulary)} tokens, sequence length {sequence_length}, {epochs} epochs")
+
+    def log_epoch(epoch, logs):
+        metrics = "  ".join(f"{name} {value:.4f}" for name, value in logs.items())
+        log(f"[{own.folder.name}] epoch {epoch + 1}/{epochs}  {metrics}")
+
+    start = time.perf_counter()
+    fitted = course_callbacks.fit(model, train_data, val_data, epochs=epochs, checkpoint=False,
+                                  patience=patience, callbacks=[keras.callbacks.LambdaCallback(
+                                      on_epoch_end=log_epoch)])
+    train_seconds = time.perf_counter() - start
+    test_loss, test_accuracy = model.evaluate(test_data, verbose=0)
+    test_labels = own.splits["test"]["labels"]
+    kinds = ["true pair" if label > 0.5 else (
+        "false pair" if own.pairs == "labels" else "shuffled caption") for label in test_labels]
+    by_type = accuracy_by_type(model.predict(test_data, verbose=0), test_labels, kinds)
+    raw_model = export_model(model, vocabulary, sequence_length)
+    saved = None
+    if save is not None:
+        Path(save).parent.mkdir(parents=True, exist_ok=True)
+        raw_model.save(save)
+        saved = str(save)
+        log(f"saved {save}: vocabulary and standardisation inside; load it with "
+            f"mmcourse.apps.owndata.load_model or keras.saving.load_model(path, safe_mode=True)")
+    epochs_run = fitted["epochs_run"]
+    result = {
+        "task": task, "fusion": fusion, "level": "own data",
+        "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
+        "accuracy_by_type": by_type, "params": int(model.count_params()),
+        "train_seconds": train_seconds, "seconds_per_epoch": train_seconds / max(epochs_run, 1),
+        "epochs_run": epochs_run, "seed": seed, "batch_size": batch_size,
+        "learning_rate": learning_rate, "train_examples": sizes["train"]["pairs"],
+        "test_examples": sizes["test"]["pairs"], "history": fitted["history"],
+        "strategy": "default", "replicas": 1, "initial_epoch": fitted["initial_epoch"],
+        "stopped_early": fitted["stopped_early"],
+        "weights_sha256": distribute.weights_fingerprint(model),
+        "data_dir": str(own.folder), "pairs": own.pairs, "split_sizes": sizes,
+        "oov_rate": oov, "vocabulary_size": len(vocabulary),
+        "sequence_length": int(sequence_length), "notes": own.notes, "saved": saved,
+        "warnings": own.warnings, "negatives": own.negatives,
+    }
+    log(f"[{own.folder.name}] test accuracy {test_accuracy:.4f} after {epochs_run} epochs in "
+        f"{train_seconds:.1f} s")
+    if keep_model:
+        result["model"], result["data"] = raw_model, own
+    return result
+
+
+def main_train(args) -> int:
+    """``python -m mmcourse train --data-dir FOLDER``: 0 on success, 1 on data problems,
+    2 on bad arguments. Introduced in notebook 09."""
+    try:
+        result = train_folder(args.data_dir, task=args.task, fusion=args.fusion,
+                              epochs=args.epochs, seed=args.seed, save=args.save,
+                              batch_size=args.batch_size or 64,
+                              sequence_length=args.sequence_length, patience=args.patience)
+    except DataError as error:
+        print(f"error: --data-dir {args.data_dir}: {error}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        sizes = ", ".join(f"{name} {s['images']} images / {s['pairs']} pairs"
+                          for name, s in result["split_sizes"].items())
+        print(f"{result['task']}/{result['fusion']} on {result['data_dir']} ({result['pairs']}): "
+              f"test accuracy {result['test_accuracy']:.4f}, {result['params']:,} parameters, "
+              f"{result['epochs_run']} epochs in {result['train_seconds']:.1f} s")
+        print(f"split by image: {sizes}; out-of-vocabulary rate {result['oov_rate']:.1%}")
+    return 0
+
+
+# --- a synthetic domain dataset for notebook 09 ----------------------------------------------
+
+#: What the synthetic "scans" show: a bright or dark spot, small or large, in one of four
+#: places of a grey oval, or nothing. SYNTHETIC: drawn with OpenCV, not medical data.
+SCAN_KINDS = {"bright": ("bright", "亮斑", 230), "dark": ("dark", "暗斑", 35)}
+SCAN_PLACES = {"left": ("on the left", "左侧", (-1, 0)), "right": ("on the right", "右侧", (1, 0)),
+               "top": ("at the top", "上方", (0, -1)), "bottom": ("at the bottom", "下方", (0, 1))}
+SCAN_SIZES = {"small": ("small", "小", 5), "large": ("large", "大", 10)}
+NO_FINDING = ("no finding", "未见异常")
+LANGUAGES = ("en", "zh", "both")
+
+
+def scan_caption(finding: dict | None, language: str) -> str:
+    """The caption of a scan's finding (``None``: no finding) in ``en`` or ``zh``:
+    "a small bright spot on the left" / "左侧有一个小的亮斑". Introduced in notebook 09."""
+    if language not in ("en", "zh"):
+        raise ValueError(f"language must be 'en' or 'zh', got {language!r}")
+    if finding is None:
+        return NO_FINDING[language == "zh"]
+    kind, place, size = (SCAN_KINDS[finding["kind"]], SCAN_PLACES[finding["place"]],
+                         SCAN_SIZES[finding["size"]])
+    if language == "en":
+        return f"a {size[0]} {kind[0]} spot {place[0]}"
+    return f"{place[1]}有一个{size[1]}的{kind[1]}"
+
+
+def draw_scan(finding: dict | None, rng: np.random.Generator, size: int = 96) -> np.ndarray:
+    """A synthetic grey "scan" (uint8 (size, size)): a textured oval and the finding's spot.
+    Introduced in notebook 09."""
+    import cv2
+
+    scale = size / 96
+    image = np.zeros((size, size), np.float32)
+    centre = (size // 2, size // 2)
+    axes = (int((34 + rng.integers(-3, 4)) * scale), int((30 + rng.integers(-3, 4)) * scale))
+    cv2.ellipse(image, centre, axes, 0, 0, 360, float(110 + rng.integers(-10, 11)), -1,
+                cv2.LINE_AA)
+    if finding is not None:
+        dx, dy = SCAN_PLACES[finding["place"]][2]
+        offset = (19 + rng.integers(-2, 3)) * scale
+        x = int(centre[0] + dx * offset + rng.integers(-3, 4) * scale * (dx == 0))
+        y = int(centre[1] + dy * offset + rng.integers(-3, 4) * scale * (dy == 0))
+        radius = int(SCAN_SIZES[finding["size"]][2] * scale)
+        cv2.circle(image, (x, y), radius, float(SCAN_KINDS[finding["kind"]][2]), -1, cv2.LINE_AA)
+    image += rng.normal(0, 8, image.shape).astype(np.float32) * (image > 0)
+    image = cv2.GaussianBlur(image, (3, 3), 0)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def random_finding(rng: np.random.Generator) -> dict | None:
+    """One of the 16 findings or, with probability 1/17, none. Introduced in notebook 09."""
+    choice = int(rng.integers(17))
+    if choice == 16:
+        return None
+    kind, place, size = np.unravel_index(choice, (2, 4, 2))
+    return {"kind": tuple(SCAN_KINDS)[kind], "place": tuple(SCAN_PLACES)[place],
+            "size": tuple(SCAN_SIZES)[size]}
+
+
+def write_scan_folder(folder, count: int = 200, seed: int = 0, language: str = "zh",
+                      labels: bool = False, size: int = 96) -> Path:
+    """Write ``count`` SYNTHETIC scans (PNG, grey) and ``captions.csv`` into ``folder``:
+    one caption per image, in ``language`` (``both``: Chinese and English alternating). With
+    ``labels``, each image gets a true row and a false one (another finding's caption,
+    label 0). Deterministic under ``seed``. Introduced in notebook 09."""
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
+    _check_count(count)
+    rng = np.random.default_rng(seed)
+
+    def scans():
+        for index in range(count):
+            finding = random_finding(rng)
+            image = draw_scan(finding, rng, size)
+            lang = language if language != "both" else ("zh", "en")[index % 2]
+            name, caption = f"images/scan_{index:05d}.png", scan_caption(finding, lang)
+            if not labels:
+                yield name, image, [[name, caption]]
+                continue
+            other = finding
+            while other == finding:
+                other = random_finding(rng)
+            yield name, image, [[name, caption, 1], [name, scan_caption(other, lang), 0]]
+
+    return _write_folder(folder, scans(), ["image", "text", "label"] if labels
+                         else ["image", "text"])
+
+
+def write_shapes_folder(folder, count: int = 1000, seed: int = 0, language: str = "en") -> Path:
+    """Write ``count`` course scenes (one shape each, ``data.random_scene``) as PNG files and
+    ``captions.csv`` without labels ("a small red circle" / "一个小的红色圆形"): a generated
+    folder of image-caption pairs, as an instructor's would be. Introduced in notebook 09."""
+    import cv2
+
+    from mmcourse.data import scenes as data
+
+    data._check_language(language)
+    _check_count(count)
+    rng = np.random.default_rng(seed)
+
+    def shapes():
+        for index in range(count):
+            objects = data.random_scene(rng, "attributes")
+            name = f"images/shape_{index:05d}.png"
+            yield name, cv2.cvtColor(data.render_scene(objects), cv2.COLOR_RGB2BGR), [[
+                name, data.statement_text({"kind": "attribute", **objects[0]}, language)]]
+
+    return _write_folder(folder, shapes(), ["image", "text"])
+
+
+def _check_count(count) -> None:
+    if isinstance(count, bool) or not isinstance(count, int) or count < 3:
+        raise ValueError(f"count must be an int >= 3, got {count!r}")
+
+
+def _write_folder(folder, items, header) -> Path:
+    """Write each (relative name, BGR image, CSV rows) of ``items``, then ``captions.csv``
+    with ``header``: the folders of notebook 09."""
+    import csv
+
+    import cv2
+
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, image, item_rows in items:
+        if not cv2.imwrite(str(folder / name), image):
+            raise OSError(f"OpenCV could not write {folder / name}")
+        rows += item_rows
+    with open(folder / folders.CAPTIONS, "w", encoding="utf-8", newline="") as file:
+        csv.writer(file).writerows([header, *rows])
+    return folder
+
+
+def _all_findings():
+    return [None, *({"kind": k, "place": p, "size": s} for k in SCAN_KINDS for p in SCAN_PLACES
+                    for s in SCAN_SIZES)]
+
+
+def parse_scan_caption(caption: str) -> dict | None:
+    """The finding a scan caption states (inverse of ``scan_caption``, either language);
+    ``None`` for "no finding"; ``ValueError`` for a caption of another grammar.
+    Introduced in notebook 09."""
+    for finding in _all_findings():
+        if caption in (scan_caption(finding, "en"), scan_caption(finding, "zh")):
+            return finding
+    raise ValueError(f"caption {caption!r} is not a scan caption")
+
+
+def plant_problems(folder) -> dict:
+    """Plant typical problems into a scan folder (appended rows and files): a missing image,
+    an empty caption, an unbalanced quote, a corrupt JPEG and a 40000x40000 PNG. Returns
+    ``{line: what}`` for the lines ``check-data`` must report. Introduced in notebook 09."""
+    import struct
+    import zlib
+
+    import cv2
+
+    folder = Path(folder)
+    csv_path = folder / folders.CAPTIONS
+    content = csv_path.read_text(encoding="utf-8")
+    first = content.count("\n") + 1  # the line the first appended row gets
+    ok, jpeg = cv2.imencode(".jpg", draw_scan(None, np.random.default_rng(0), 96))
+    corrupt = bytearray(jpeg.tobytes())
+    start = len(corrupt) // 2
+    corrupt[start:start + 40] = bytes(np.random.default_rng(1).integers(0, 256, 40, np.uint8))
+    (folder / "images" / "corrupt.jpg").write_bytes(bytes(corrupt))
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
+    (folder / "images" / "huge.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr)))
+    rows = ["images/scan_09999.png,左侧有一个小的亮斑",  # missing image
+            "images/scan_00001.png,",  # empty caption
+            'images/scan_00002.png,"a small bright spot on the left',  # quote opened ...
+            "images/scan_00003.png,a large dark spot at the top",
+            'images/scan_00004.png,no finding"',  # ... closed here
+            "images/corrupt.jpg,未见异常",
+            "images/huge.png,未见异常"]
+    csv_path.write_text(content + "\n".join(rows) + "\n", encoding="utf-8")
+    return {first: "missing image", first + 1: "empty caption", first + 2: "unbalanced quote",
+            first + 5: "corrupt JPEG", first + 6: "image too large"}

@@ -1,0 +1,1 @@
+"""For teachers and authors: exercise lists, grading, and cleaning executed notebooks."""

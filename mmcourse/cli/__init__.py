@@ -1,0 +1,1 @@
+"""The command line: ``python -m mmcourse COMMAND`` (``mmcourse/__main__.py`` calls it)."""

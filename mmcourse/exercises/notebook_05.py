@@ -1,0 +1,177 @@
+"""Exercises of notebook 05 (training and overfitting): global batch size, the train-validation
+gap, an experiment that shrinks the training set, a cosine schedule.
+
+``notebook_05()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
+(``from mmcourse.course_exercises import notebook_05``); see ``mmcourse.exercises`` for the
+API and ``tests/test_course_exercises.py`` for how each exercise is tested.
+"""
+
+from __future__ import annotations
+
+from mmcourse.exercises import Exercise, ExerciseSet, expect_function, expect_value
+
+#: q3: the training pairs the experiment keeps, and the bounds on what the checker measures.
+Q3_PAIRS = 64
+Q3_MIN_TRAIN_ACCURACY = 0.9
+Q3_MIN_GAP = 0.35
+
+_Q3_SOLUTION = """\
+small_images, small_ids, small_labels = load_split("match", "attributes", "train", limit=64)
+seed_everything(0)
+small_model = build_model("match", "concat", learning_rate=0.005, hidden_units=128)
+small_model.fit(pipeline.dataset_from_arrays(small_images, small_ids, small_labels,
+                                             batch_size=32, shuffle=True, seed=0),
+                epochs=20, shuffle=False, verbose=0)  # the dataset shuffles itself
+ex.q3.check(small_model)"""
+
+
+def small_data_generalization(model) -> dict:
+    """q3: train accuracy on the first ``Q3_PAIRS`` attributes training pairs, validation
+    accuracy on the first 256 validation pairs, and their gap."""
+    from mmcourse.data import pipeline
+    from mmcourse.train import regularization
+    from mmcourse.train.tasks import load_split
+
+    train = pipeline.dataset_from_arrays(*load_split("match", "attributes", "train",
+                                                     limit=Q3_PAIRS), batch_size=128)
+    val = pipeline.dataset_from_arrays(*load_split("match", "attributes", "val", limit=256),
+                                       batch_size=128)
+    return regularization.generalization(model, train, val)
+
+
+def _small_model(epochs=20):
+    """q3's reference (and, trained briefly, a wrong answer); cached: it takes seconds."""
+    if epochs not in _Q3_MODELS:
+        from mmcourse.data import pipeline
+        from mmcourse.matcher.model import build_model
+        from mmcourse.seeding import seed_everything
+        from mmcourse.train.tasks import load_split
+
+        seed_everything(0)
+        model = build_model("match", "concat", learning_rate=0.005, hidden_units=128)
+        if epochs:
+            model.fit(pipeline.dataset_from_arrays(
+                *load_split("match", "attributes", "train", limit=Q3_PAIRS), batch_size=32,
+                shuffle=True, seed=0), epochs=epochs, shuffle=False, verbose=0)
+        _Q3_MODELS[epochs] = model
+    return _Q3_MODELS[epochs]
+
+
+_Q3_MODELS: dict = {}
+
+
+def notebook_05() -> ExerciseSet:
+    """Exercises of notebook 05: global batch size, the train-validation gap, the callback
+    that restores the best weights, the learning rate of a cosine schedule."""
+    from mmcourse.exercises import Incorrect
+
+    def global_batch(per_replica_batch, replicas):
+        return per_replica_batch * replicas
+
+    batch_cases = [(32, 2), (64, 8), (16, 1), (8, 3)]
+
+    history = {"accuracy": [0.61, 0.78, 0.90, 0.97], "val_accuracy": [0.60, 0.70, 0.72, 0.71],
+               "loss": [0.66, 0.48, 0.29, 0.12], "val_loss": [0.67, 0.58, 0.57, 0.63]}
+
+    def train_val_gap(history):
+        return history["accuracy"][-1] - history["val_accuracy"][-1]
+
+    gap_cases = [(history,), ({"accuracy": [0.5, 0.9], "val_accuracy": [0.5, 0.6]},),
+                 ({"accuracy": [0.8], "val_accuracy": [0.85]},)]
+
+    def check_small_data(model):
+        if not (hasattr(model, "evaluate") and hasattr(model, "inputs")):
+            raise Incorrect(f"pass the trained Keras model, got {type(model).__name__}.")
+        measured = small_data_generalization(model)
+        if measured["train_accuracy"] < Q3_MIN_TRAIN_ACCURACY:
+            raise Incorrect(f"the checker measures a training accuracy of "
+                            f"{measured['train_accuracy']:.3f} on the first {Q3_PAIRS} pairs; "
+                            f"the bound is at least {Q3_MIN_TRAIN_ACCURACY}: train on exactly "
+                            f"those pairs, for 20 epochs.")
+        if measured["gap"] < Q3_MIN_GAP:
+            raise Incorrect(f"the checker measures a gap of {measured['gap']:.3f} (train "
+                            f"{measured['train_accuracy']:.3f}, validation "
+                            f"{measured['val_accuracy']:.3f}); the bound is at least "
+                            f"{Q3_MIN_GAP}. Train on the first {Q3_PAIRS} pairs only.")
+
+    def cosine_at(initial, epochs, epoch):
+        import math
+
+        return initial * 0.5 * (1 + math.cos(math.pi * epoch / (epochs - 1)))
+
+    return ExerciseSet("05", [
+        Exercise(
+            name="q1",
+            prompt="A function global_batch(per_replica_batch, replicas): the batch one "
+                   "synchronous MirroredStrategy step consumes.",
+            checker=expect_function(global_batch, batch_cases),
+            hints=["Every replica processes its own per-replica batch in the same step.",
+                   "Multiply: per_replica_batch * replicas (strategy.num_replicas_in_sync)."],
+            solution_code="def global_batch(per_replica_batch, replicas):\n"
+                          "    return per_replica_batch * replicas\n\n"
+                          "ex.q1.check(global_batch)",
+            reference=lambda: global_batch,
+            wrong=lambda: [lambda b, r: b, lambda b, r: b // r, lambda b, r: b + r,
+                           lambda b, r: b * (r + 1), lambda b, r: None],
+        ),
+        Exercise(
+            name="q2",
+            prompt="A function train_val_gap(history) returning the training accuracy minus "
+                   "the validation accuracy at the last epoch of a History.history dict.",
+            checker=expect_function(train_val_gap, gap_cases),
+            hints=["history['accuracy'] and history['val_accuracy'] are lists, one value per "
+                   "epoch; [-1] is the last.",
+                   "history['accuracy'][-1] - history['val_accuracy'][-1]"],
+            solution_code="def train_val_gap(history):\n"
+                          "    return history['accuracy'][-1] - history['val_accuracy'][-1]\n\n"
+                          "ex.q2.check(train_val_gap)",
+            reference=lambda: train_val_gap,
+            wrong=lambda: [
+                lambda h: h["val_accuracy"][-1] - h["accuracy"][-1],  # sign flipped
+                lambda h: h["accuracy"][0] - h["val_accuracy"][0],  # first epoch
+                lambda h: max(h["accuracy"]) - max(h["val_accuracy"]),  # best, not last
+                lambda h: h["loss"][-1] - h["val_loss"][-1],  # losses
+                lambda h: h["accuracy"][-2] - h["val_accuracy"][-2],  # off by one epoch
+                lambda h: None,  # forgot the return
+            ],
+        ),
+        Exercise(
+            name="q3",
+            prompt=f"Experiment. Section 3's model learned 256 training pairs with a gap of "
+                   f"about 0.26. Predict first: what does a quarter of the data do to the gap? "
+                   f"Train the same model (seed_everything(0), build_model('match', 'concat', "
+                   f"learning_rate=0.005, hidden_units=128)) for 20 epochs on the first "
+                   f"{Q3_PAIRS} training pairs only (batch_size=32, shuffled, no augmentation) "
+                   f"and pass it. The checker measures its accuracy on those {Q3_PAIRS} pairs "
+                   f"and on the first 256 validation pairs itself: the bounds are a training "
+                   f"accuracy of at least {Q3_MIN_TRAIN_ACCURACY} and a gap of at least "
+                   f"{Q3_MIN_GAP}.",
+            checker=check_small_data,
+            hints=["load_split('match', 'attributes', 'train', limit=64) gives the 64 pairs; "
+                   "pipeline.dataset_from_arrays(..., batch_size=32, shuffle=True, seed=0) "
+                   "batches them.",
+                   "Fewer pairs are easier to memorise and say less about new pairs: the "
+                   "training accuracy rises, the validation accuracy falls towards chance."],
+            solution_code=_Q3_SOLUTION,
+            reference=_small_model,
+            wrong=lambda: [_small_model(epochs=0),  # untrained: no gap, nothing learnt
+                           _small_model(epochs=2),  # too short to memorise
+                           0.45,  # a gap typed in: not a measurement
+                           None],
+        ),
+        Exercise(
+            name="q4",
+            prompt="With mmcourse.train.callbacks.cosine_schedule(0.01, epochs=11) (no warm-up), "
+                   "what learning rate does epoch 5 (counting from 0) get?",
+            checker=expect_value(cosine_at(0.01, 11, 5), atol=1e-9),
+            hints=["The cosine goes from the initial rate at epoch 0 to 0 at the last epoch, "
+                   "epoch 10.",
+                   "Halfway there: 0.01 * 0.5 * (1 + cos(pi * 5 / 10))."],
+            solution_code="from mmcourse.train.callbacks import cosine_schedule\n"
+                          "ex.q4.check(cosine_schedule(0.01, epochs=11)(5))",
+            reference=lambda: cosine_at(0.01, 11, 5),
+            wrong=lambda: [0.01, 0.0, cosine_at(0.01, 11, 6), 0.01 * 5 / 10 + 1e-4,
+                           cosine_at(0.01, 12, 5),  # divides by epochs, not epochs - 1
+                           cosine_at(0.01, 11, 4), None],
+        ),
+    ])

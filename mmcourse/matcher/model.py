@@ -1,0 +1,574 @@
+"""The course's models: encoders, fusion models and the article's model (notebook 04).
+
+Keras and TensorFlow are imported inside the functions, so ``import mmcourse.matcher.model``
+stays light.
+
+- ``build_image_encoder``: the course's small CNN (also shown in notebook 02).
+- ``build_text_encoder``: ``Embedding(mask_zero=True)`` followed by an LSTM.
+- ``build_model(task, fusion)``: image encoder + text encoder + a fusion method from
+  ``mmcourse.matcher.fusion`` + a small head, compiled.
+- ``build_article_model()``: the source article's model, with only its bugs fixed.
+- ``check_inputs``: a clear ``ValueError`` for batches of the wrong shape.
+"""
+
+from __future__ import annotations
+
+from mmcourse.names import (  # noqa: F401  (re-exported)
+    FUSIONS,
+    MODEL_TASKS,
+    OBJECT_FUSIONS,
+    RELATIONAL_FUSIONS,
+)
+
+IMAGE_SHAPE = (64, 64, 3)
+POOLINGS = ("avg", "max", "avgmax")
+TASKS = MODEL_TASKS
+#: Defaults of the build_model keywords that differ between models (None in the call).
+MODEL_DEFAULTS = {"filters": (16, 32, 32), "width": None, "coordinates": False,
+                  "batch_norm": False, "anchored": False, "hops": 2}
+#: The relational models' own defaults (notebook 06): CoordConv and batch normalisation
+#: for every one of them, so the baselines get the same image encoder.
+RELATIONAL_DEFAULTS = {
+    "cnn_mlp": {"width": 256, "coordinates": True, "batch_norm": True},
+    "relation_network": {"filters": (16, 32, 32, 32), "width": 64, "coordinates": True,
+                         "batch_norm": True},
+    "transformer": {"width": 64, "coordinates": True, "batch_norm": True, "anchored": True},
+}
+
+
+def build_image_encoder(filters=(16, 32, 32), kernel_size: int = 3, pooling: str = "avg",
+                        output: str = "vector", image_shape=IMAGE_SHAPE,
+                        batch_norm: bool = False, normalize: bool = False,
+                        coordinates: bool = False, name: str = "image_encoder"):
+    """The course's small CNN: a functional ``keras.Model`` from an image batch
+    (B, 64, 64, 3) float32 in [0, 1] to features.
+
+    A ``Rescaling`` layer named ``centre`` first maps [0, 1] to [-1, 1], so the grey
+    background is close to 0 and the first ReLUs start out silent on it. Then each entry
+    of ``filters`` adds a ``Conv2D(f, kernel_size, strides=2, padding="same",
+    activation="relu")`` named ``conv1``, ``conv2``, ...; every one halves the height and
+    width, so with the default three layers the 64x64 image becomes an 8x8 grid of
+    32-dimensional region features (each region sees a 15x15 pixel receptive field).
+    ``batch_norm`` puts a ``BatchNormalization`` between each convolution and its ReLU.
+    ``coordinates`` appends each pixel's x and y as two more input channels
+    (``mmcourse.blocks.CoordinateChannels``, notebook 06).
+
+    ``output``:
+      - ``"vector"``: the grid pooled by ``pooling`` (see ``pool_regions``: ``"avg"``
+        (B, C), ``"max"`` (B, C) or ``"avgmax"`` (B, 2C)), followed by a
+        ``LayerNormalization`` named ``norm`` when ``normalize``;
+      - ``"grid"``: (B, H', W', filters[-1]), the region features (for attention, FiLM);
+      - ``"both"``: the list ``[grid, vector]``.
+
+    Parameters: sum over conv layers of (k*k*C_in + 1) * C_out, 14,336 with the
+    defaults, plus 2 * width for ``normalize``. ``build_model`` uses
+    ``pooling="avgmax", normalize=True``.
+    Introduced in notebook 02 (feature maps); used in notebook 04.
+    """
+    import keras  # noqa: PLC0415
+
+    if output not in ("vector", "grid", "both"):
+        raise ValueError(f"output must be 'vector', 'grid' or 'both', got {output!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    filters = tuple(filters)
+    if not filters or not all(isinstance(f, int) and f > 0 for f in filters):
+        raise ValueError(f"filters must be a non-empty sequence of positive ints, got {filters!r}")
+    image_shape = tuple(image_shape)
+    if len(image_shape) != 3:
+        raise ValueError(f"image_shape must be (height, width, channels), got {image_shape!r}")
+
+    image = keras.Input(shape=image_shape, name="image")
+    grid = keras.layers.Rescaling(2.0, offset=-1.0, name="centre")(image)  # [0, 1] -> [-1, 1]
+    if coordinates:  # notebook 06: every pixel also gets its x and y
+        from mmcourse.blocks import CoordinateChannels  # noqa: PLC0415
+
+        grid = CoordinateChannels(name="coordinates")(grid)
+    for index, count in enumerate(filters, start=1):
+        if batch_norm:
+            grid = keras.layers.Conv2D(count, kernel_size, strides=2, padding="same",
+                                       use_bias=False, name=f"conv{index}")(grid)
+            grid = keras.layers.BatchNormalization(name=f"bn{index}")(grid)
+            grid = keras.layers.ReLU(name=f"relu{index}")(grid)
+        else:
+            grid = keras.layers.Conv2D(count, kernel_size, strides=2, padding="same",
+                                       activation="relu", name=f"conv{index}")(grid)
+    if output == "grid":
+        return keras.Model(image, grid, name=name)
+    vector = pool_regions(grid, pooling)
+    if normalize:
+        vector = keras.layers.LayerNormalization(name="norm")(vector)
+    outputs = vector if output == "vector" else [grid, vector]
+    return keras.Model(image, outputs, name=name)
+
+
+def pool_regions(grid, pooling: str = "avgmax", name: str = "pool"):
+    """Pool a region grid (B, H, W, C) into a vector: ``"avg"`` (B, C), ``"max"`` (B, C)
+    or ``"avgmax"``, both side by side (B, 2C). The average keeps how much of each
+    feature there is (colour, size); the maximum keeps whether a feature occurs at all,
+    however small the object (shape). Introduced in notebook 04."""
+    import keras  # noqa: PLC0415
+
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name=name)(grid)
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(name=name)(grid)
+    if pooling == "avgmax":
+        average = keras.layers.GlobalAveragePooling2D(name=f"{name}_avg")(grid)
+        maximum = keras.layers.GlobalMaxPooling2D(name=f"{name}_max")(grid)
+        return keras.layers.Concatenate(name=name)([average, maximum])
+    raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+
+
+def build_text_encoder(vocabulary_size: int, embedding_dim: int = 32, units: int = 32,
+                       sequence_length: int | None = None, return_sequences: bool = False,
+                       normalize: bool = False, name: str = "text_encoder"):
+    """The course's text encoder: ``Embedding(vocabulary_size, embedding_dim,
+    mask_zero=True)`` then ``LSTM(units)``, a functional ``keras.Model`` from token ids
+    (B, L) int32 (0 = padding) to a vector (B, units), or to (B, L, units) with
+    ``return_sequences``.
+
+    ``mask_zero=True`` makes the LSTM skip the padding: a caption gives the same vector
+    however much padding follows it. ``normalize`` adds a ``LayerNormalization`` named
+    ``norm``. Parameters: vocabulary_size * embedding_dim + 4 (embedding_dim + units + 1)
+    units (+ 2 units for ``normalize``). Introduced in notebook 03; used in notebook 04.
+    """
+    import keras  # noqa: PLC0415
+
+    for arg, value in (("vocabulary_size", vocabulary_size), ("embedding_dim", embedding_dim),
+                       ("units", units)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{arg} must be a positive int, got {value!r}")
+    if vocabulary_size < 2:
+        raise ValueError(f"vocabulary_size must be >= 2 (index 0 is padding), got "
+                         f"{vocabulary_size}")
+    token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+    embedded = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True,
+                                      name="embedding")(token_ids)
+    encoded = keras.layers.LSTM(units, return_sequences=return_sequences, name="lstm")(embedded)
+    if normalize:
+        encoded = keras.layers.LayerNormalization(name="norm")(encoded)
+    return keras.Model(token_ids, encoded, name=name)
+
+
+def _check_choice(arg: str, value, valid) -> None:
+    if value not in valid:
+        raise ValueError(f"unknown {arg} {value!r}; valid names: {', '.join(valid)}")
+
+
+def _default_vocabulary_size(root) -> int:
+    from mmcourse.data import text  # noqa: PLC0415
+
+    return len(text.load_vocabulary(root))
+
+
+def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size: int | None = None,
+                vocabulary=None,
+                num_answers: int | None = None, sequence_length: int | None = None,
+                image_shape=IMAGE_SHAPE, filters=None, pooling: str = "avgmax",
+                batch_norm: bool | None = None, normalize: bool = True,
+                embedding_dim: int = 32,
+                text_units: int = 32, fusion_units: int = 32, hidden_units: int = 64,
+                learning_rate: float = 2e-3, rank: int = 4, num_heads: int = 2,
+                key_dim: int = 16, multiply_activation=None, width: int | None = None,
+                hops: int | None = None, frequencies: int = 3, dropout: float = 0.0,
+                coordinates: bool | None = None, anchored: bool | None = None, root=None):
+    """A compiled two-input model: image encoder + text encoder + ``fusion`` + head.
+
+    Inputs ``image`` (B, 64, 64, 3) float32 in [0, 1] and ``token_ids`` (B, L) int32.
+    ``task="match"``: one sigmoid unit (does the text describe the image?), binary
+    cross-entropy. ``task="qa"``: softmax over ``num_answers`` answer words (default:
+    ``len(mmcourse.data.text.answer_vocabulary(root))``), sparse categorical cross-entropy.
+    ``fusion`` is one of ``FUSIONS`` (see ``mmcourse.matcher.fusion`` for each formula);
+    ``image`` and ``text`` are the unimodal baselines (the other input is ignored).
+    ``film`` and ``attention`` work on the CNN's 8x8 region grid, the others on the
+    pooled image vector (``pooling``, default average and maximum side by side, 2 x 32
+    wide). With ``normalize`` (default) both encoders end in a ``LayerNormalization``,
+    so the two vectors reach the fusion on the same scale: without it the product in
+    ``multiply`` starts tiny and every fusion learns several times slower.
+    Head: ``Dense(hidden_units, relu)`` then the output layer.
+
+    Notebook 06 adds the relational models (``RELATIONAL_FUSIONS``), and keywords whose
+    default (None) depends on the model: ``filters``, ``width``, ``coordinates`` (CoordConv
+    channels), ``batch_norm`` and ``anchored`` (``MODEL_DEFAULTS``, overridden by
+    ``RELATIONAL_DEFAULTS``). ``cnn_mlp``, the CNN+MLP baseline of Santoro et al. (2017):
+    the whole region grid, flattened, beside the question, then ``Dense(width)``;
+    ``relation_network``: a 4x4 grid of region tokens with coordinates,
+    ``RelationModule(width)`` over all 256 pairs conditioned on the question;
+    ``transformer``: region tokens with coordinates projected to ``width``, one
+    self-attention block over the regions, then the question as one query token through
+    ``hops`` cross-attention blocks (``num_heads`` heads of ``key_dim``; ``dropout`` in the
+    attention), the second an ``AnchoredAttention`` when ``anchored``: hop 1 reads the
+    object the question names, hop 2 finds the object at the asked distance from it.
+    ``frequencies`` sets the coordinates' sines and cosines (0: x and y only).
+    ``objects`` (``OBJECT_FUSIONS``) takes no pixels: its first input, ``objects``, holds
+    the object tokens of a classical detector (``mmcourse.data.objects``), float32
+    (B, ``objects.MAX_OBJECTS``, ``objects.FEATURES``), or ``image_shape`` when it is given
+    as (slots, features); a relation network over the present pairs
+    (``object_relations.ObjectRelationModule(width)``, width 64 by default, g also given each
+    pair's offset and distance) conditioned on the question vector replaces the image encoder and the fusion.
+    ``vocabulary_size`` is taken from the vocabulary: ``len(vocabulary)`` when a token list
+    is given (your own data, notebook 09), else the course vocabulary's size; a
+    ``vocabulary_size`` that disagrees with ``vocabulary`` is a ``ValueError``. Optimizer: Adam.
+    Unknown names raise a ``ValueError`` that lists the valid ones.
+    Introduced in notebook 04.
+    """
+    import keras  # noqa: PLC0415
+
+    from mmcourse.matcher import fusion as fusion_layers  # noqa: PLC0415
+
+    _check_choice("task", task, TASKS)
+    _check_choice("fusion", fusion, FUSIONS)
+    if vocabulary is not None:
+        if isinstance(vocabulary, (str, int)):
+            raise TypeError(f"vocabulary must be a list of tokens (\"\", \"[UNK]\", ...), got "
+                            f"{type(vocabulary).__name__}; pass a size as vocabulary_size=")
+        if vocabulary_size is not None and vocabulary_size != len(vocabulary):
+            raise ValueError(f"vocabulary_size={vocabulary_size} disagrees with the vocabulary "
+                             f"of {len(vocabulary)} tokens: pass only vocabulary=")
+        vocabulary_size = len(vocabulary)
+    if vocabulary_size is None:
+        vocabulary_size = _default_vocabulary_size(root)
+    if task == "qa" and num_answers is None:
+        from mmcourse.data import text  # noqa: PLC0415
+
+        num_answers = len(text.answer_vocabulary(root))
+
+    if fusion in OBJECT_FUSIONS:
+        return _objects_model(task, vocabulary_size, num_answers, sequence_length,
+                              image_shape, embedding_dim, text_units, normalize, hidden_units,
+                              64 if width is None else width, learning_rate)
+    image = keras.Input(shape=tuple(image_shape), name="image")
+    token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+    defaults = {**MODEL_DEFAULTS, **RELATIONAL_DEFAULTS.get(fusion, {})}
+    filters, width, coordinates, batch_norm, anchored, hops = (
+        defaults[name] if value is None else value for name, value in (
+            ("filters", filters), ("width", width), ("coordinates", coordinates),
+            ("batch_norm", batch_norm), ("anchored", anchored), ("hops", hops)))
+    on_grid = fusion in ("film", "attention", *RELATIONAL_FUSIONS)
+    image_encoder = build_image_encoder(filters, image_shape=image_shape, pooling=pooling,
+                                        batch_norm=batch_norm, normalize=normalize,
+                                        coordinates=coordinates,
+                                        output="grid" if on_grid else "vector")
+    text_encoder = build_text_encoder(vocabulary_size, embedding_dim, text_units,
+                                      sequence_length=sequence_length, normalize=normalize)
+    image_features = image_encoder(image)
+    text_vector = text_encoder(token_ids)
+    pair = [image_features, text_vector]
+    if fusion == "image":
+        fused = image_features
+    elif fusion == "text":
+        fused = text_vector
+    elif fusion == "concat":
+        fused = keras.layers.Concatenate(name="fusion")(pair)
+    elif fusion in RELATIONAL_FUSIONS:
+        fused = _relational_features(fusion, image_features, text_vector, width=width,
+                                     hops=hops, num_heads=num_heads, key_dim=key_dim,
+                                     frequencies=frequencies, dropout=dropout,
+                                     anchored=anchored)
+    elif fusion == "film":
+        modulated = fusion_layers.FiLM(name="fusion")(pair)
+        modulated = keras.layers.ReLU(name="film_relu")(modulated)
+        fused = pool_regions(modulated, pooling)
+    elif fusion == "attention":
+        fused = fusion_layers.CrossAttentionFusion(fusion_units, num_heads=num_heads,
+                                                   key_dim=key_dim, name="fusion")(pair)
+    elif fusion == "lowrank":
+        fused = fusion_layers.LowRankFusion(fusion_units, rank=rank, name="fusion")(pair)
+    elif fusion == "multiply":
+        fused = fusion_layers.MultiplyFusion(fusion_units, activation=multiply_activation,
+                                             name="fusion")(pair)
+    else:
+        layer = {"sum": fusion_layers.SumFusion, "gated": fusion_layers.GatedFusion,
+                 "bilinear": fusion_layers.TensorFusion}[fusion]
+        fused = layer(fusion_units, name="fusion")(pair)
+    return _head(task, [image, token_ids], fused, f"{task}_{fusion}", hidden_units=hidden_units,
+                 num_answers=num_answers, learning_rate=learning_rate)
+
+
+def _head(task, inputs, fused, name, *, hidden_units, num_answers, learning_rate):
+    """The head every course model shares: a hidden layer, then a match probability or an
+    answer distribution, compiled with Adam and its loss."""
+    import keras  # noqa: PLC0415
+
+    hidden = keras.layers.Dense(hidden_units, activation="relu", name="hidden")(fused)
+    if task == "match":
+        output = keras.layers.Dense(1, activation="sigmoid", name="match")(hidden)
+        loss = "binary_crossentropy"
+    else:
+        output = keras.layers.Dense(num_answers, activation="softmax", name="answer")(hidden)
+        loss = "sparse_categorical_crossentropy"
+    model = keras.Model(inputs, output, name=name)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
+                  metrics=["accuracy"])
+    return model
+
+
+def _relational_features(fusion: str, grid, question, *, width: int, hops: int,
+                         num_heads: int, key_dim: int, frequencies: int, dropout: float,
+                         anchored: bool):
+    """The fused vector of a relational model (see ``build_model``) from the region grid
+    (B, H, W, C) and the question vector (B, d_q). Introduced in notebook 06."""
+    import keras  # noqa: PLC0415
+
+    from mmcourse import blocks as relations  # noqa: PLC0415
+
+    if fusion == "cnn_mlp":
+        flat = keras.layers.Flatten(name="flatten")(grid)
+        both = keras.layers.Concatenate(name="fusion")([flat, question])
+        return keras.layers.Dense(width, activation="relu", name="mlp")(both)
+    tokens = relations.RegionTokens(frequencies, name="regions")(grid)
+    if fusion == "relation_network":
+        return relations.RelationModule(width, name="fusion")([tokens, question])
+    tokens = keras.layers.Dense(width, name="region_embedding")(tokens)
+    tokens = relations.TransformerBlock(num_heads, key_dim, 2 * width, dropout,
+                                        name="region_attention")(tokens)
+    query = keras.layers.Dense(width, name="question_embedding")(question)
+    query = keras.layers.Reshape((1, width), name="question_token")(query)
+    for hop in range(1, hops + 1):
+        if anchored and hop == 2:
+            query = relations.AnchoredAttention(tuple(grid.shape[1:3]), num_heads, key_dim,
+                                                2 * width, name=f"hop{hop}")([query, tokens])
+        else:
+            query = relations.TransformerBlock(num_heads, key_dim, 2 * width, dropout,
+                                               name=f"hop{hop}")(query, tokens)
+    return keras.layers.Flatten(name="fusion")(query)
+
+
+def _objects_model(task, vocabulary_size, num_answers, sequence_length, image_shape,
+                   embedding_dim, text_units, normalize, hidden_units, width, learning_rate):
+    """The ``objects`` fusion of ``build_model``: object tokens + question, compiled.
+    Introduced in notebook 06."""
+    import keras  # noqa: PLC0415
+
+    from mmcourse.data import objects  # noqa: PLC0415
+    from mmcourse.matcher import object_relations
+
+    shape = tuple(image_shape)
+    if shape == IMAGE_SHAPE:
+        shape = (objects.MAX_OBJECTS, objects.FEATURES)
+    if len(shape) != 2 or shape[1] != objects.FEATURES:
+        raise ValueError(f"image_shape for fusion 'objects' must be (slots, "
+                         f"{objects.FEATURES}) object tokens (mmcourse.data.objects), got {shape}")
+    tokens = keras.Input(shape=shape, name="objects")
+    token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+    text_encoder = build_text_encoder(vocabulary_size, embedding_dim, text_units,
+                                      sequence_length=sequence_length, normalize=normalize)
+    question = text_encoder(token_ids)
+    fused = object_relations.ObjectRelationModule(
+        width, centre_index=objects.TOKEN_FEATURES.index("x"), name="fusion")([tokens, question])
+    return _head(task, [tokens, token_ids], fused, f"{task}_objects", hidden_units=hidden_units,
+                 num_answers=num_answers, learning_rate=learning_rate)
+
+
+def build_article_model(vocabulary_size: int | None = None, image_shape=IMAGE_SHAPE,
+                        embedding_dim: int = 64, root=None):
+    """The source article's model (its section 5.2), kept faithful, compiled as it was
+    (``adam``, binary cross-entropy, accuracy):
+
+    Conv2D(64, 3x3, relu) -> MaxPool(2) -> Conv2D(128, 3x3, relu) -> MaxPool(2) -> Flatten;
+    LSTM(64); concatenate; Dense(128, relu) -> Dense(1, sigmoid).
+
+    Only its bugs are fixed: an ``Embedding(vocabulary_size, embedding_dim,
+    mask_zero=True)`` before the LSTM (the article fed 2-D token ids straight into it),
+    and the imports are Keras 3's. The images are the course's 64x64 (the article used
+    224x224, which would make its Flatten 30x wider). Its data pipeline and two-input
+    ``fit`` are fixed in ``mmcourse.train.tasks``. Introduced in notebook 04.
+    """
+    import keras  # noqa: PLC0415
+    from keras import layers  # noqa: PLC0415
+
+    if vocabulary_size is None:
+        vocabulary_size = _default_vocabulary_size(root)
+    input_img = keras.Input(shape=tuple(image_shape), name="image")
+    input_txt = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    x = layers.Conv2D(64, (3, 3), activation="relu")(input_img)
+    x = layers.MaxPooling2D((2, 2))(x)
+    x = layers.Conv2D(128, (3, 3), activation="relu")(x)
+    x = layers.MaxPooling2D((2, 2))(x)
+    x = layers.Flatten()(x)
+    y = layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True)(input_txt)  # fix 1
+    y = layers.LSTM(64)(y)
+    combined = layers.concatenate([x, y])
+    z = layers.Dense(128, activation="relu")(combined)
+    output = layers.Dense(1, activation="sigmoid")(z)
+    model = keras.Model(inputs=[input_img, input_txt], outputs=output, name="article_model")
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _find_embedding(model):
+    """The first Embedding layer in ``model`` or its nested models, or None."""
+    for layer in model.layers:
+        if type(layer).__name__ == "Embedding":
+            return layer
+        if hasattr(layer, "layers"):
+            found = _find_embedding(layer)
+            if found is not None:
+                return found
+    return None
+
+
+def _shape_text(shape) -> str:
+    return "(" + ", ".join("batch" if d is None else str(d) for d in shape) + ")"
+
+
+def _shape_matches(shape, expected) -> bool:
+    """Whether an array shape (with batch axis) fits ``expected`` (without; None = any)."""
+    return len(shape) == len(expected) + 1 and all(
+        want is None or got == want for got, want in zip(shape[1:], expected, strict=True))
+
+
+def check_inputs(model_or_shapes, image_batch, token_ids):
+    """Validate a batch for a two-input model; return it as (float32, int32) NumPy arrays.
+
+    ``model_or_shapes`` is a model built by ``build_model``/``build_article_model``, or a
+    pair of expected shapes without the batch axis, e.g. ``((64, 64, 3), (12,))``
+    (``None`` for any length). Raises a ``ValueError`` that names the argument and the
+    expected shape: images must be (batch, 64, 64, 3) float in [0, 1], token ids
+    (batch, L) integers in [0, vocabulary_size), with the same batch size.
+    Introduced in notebook 04.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    vocabulary_size = None
+    if hasattr(model_or_shapes, "inputs"):
+        inputs = model_or_shapes.inputs
+        if len(inputs) != 2:
+            raise ValueError(f"expected a model with two inputs (image, token_ids), got "
+                             f"{len(inputs)}")
+        image_shape, token_shape = (tuple(t.shape[1:]) for t in inputs)
+        embedding = _find_embedding(model_or_shapes)
+        if embedding is not None:
+            vocabulary_size = embedding.input_dim
+    else:
+        try:
+            image_shape, token_shape = (tuple(s) for s in model_or_shapes)
+        except (TypeError, ValueError):
+            raise TypeError("model_or_shapes must be a Keras model or a pair of shapes "
+                            f"(image_shape, token_shape), got {model_or_shapes!r}") from None
+    image_expected = f"(batch, {', '.join(str(d) for d in image_shape)})"
+    token_expected = _shape_text((None, *token_shape)).replace("(batch, batch)",
+                                                               "(batch, length)")
+
+    if hasattr(image_batch, "numpy") and not isinstance(image_batch, np.ndarray):
+        image_batch = image_batch.numpy()
+    if hasattr(token_ids, "numpy") and not isinstance(token_ids, np.ndarray):
+        token_ids = token_ids.numpy()
+    image_batch = np.asarray(image_batch)
+    token_ids = np.asarray(token_ids)
+    if not _shape_matches(image_batch.shape, image_shape):
+        hint = " (one image? use image[None] to add the batch axis)" if (
+            image_batch.shape == tuple(image_shape)) else ""
+        raise ValueError(f"image_batch must have shape {image_expected}, got "
+                         f"{image_batch.shape}{hint}")
+    if image_batch.dtype.kind != "f":
+        raise ValueError(f"image_batch must be float in [0, 1] with shape {image_expected}, "
+                         f"got dtype {image_batch.dtype}; convert uint8 images with "
+                         f"image_batch.astype('float32') / 255")
+    if not _shape_matches(token_ids.shape, token_shape):
+        raise ValueError(f"token_ids must have shape {token_expected} (integer ids, "
+                         f"0 = padding), got {token_ids.shape}")
+    if token_ids.dtype.kind not in "iu":
+        raise ValueError(f"token_ids must hold integer ids with shape {token_expected}, "
+                         f"got dtype {token_ids.dtype}; vectorize texts with "
+                         f"mmcourse.data.text.vectorize")
+    if image_batch.shape[0] != token_ids.shape[0]:
+        raise ValueError(f"image_batch and token_ids must have the same batch size, got "
+                         f"{image_batch.shape[0]} images and {token_ids.shape[0]} token rows")
+    if token_ids.size and (token_ids.min() < 0 or (
+            vocabulary_size is not None and token_ids.max() >= vocabulary_size)):
+        raise ValueError(f"token_ids must be in [0, {vocabulary_size}) (the vocabulary "
+                         f"size), got values from {token_ids.min()} to {token_ids.max()}")
+    return image_batch.astype("float32", copy=False), token_ids.astype("int32", copy=False)
+
+
+def predict(model, image_batch, token_ids):
+    """``model.predict`` on a checked batch (see ``check_inputs``): a NumPy array of
+    match probabilities (B, 1) or answer probabilities (B, num_answers).
+    Introduced in notebook 04."""
+    image_batch, token_ids = check_inputs(model, image_batch, token_ids)
+    return model.predict([image_batch, token_ids], verbose=0)
+
+
+def load_model(path):
+    """Load a ``.keras`` model saved from ``build_model``, with ``safe_mode=True``
+    (registers the fusion layers first). Introduced in notebook 04."""
+    import keras  # noqa: PLC0415
+
+    import mmcourse.blocks  # noqa: F401, PLC0415
+    import mmcourse.matcher.fusion  # noqa: F401, PLC0415  (registers the custom layers)
+    import mmcourse.matcher.object_relations  # noqa: F401, PLC0415
+
+    return keras.saving.load_model(path, safe_mode=True)
+
+
+def raw_input_model(model, vocabulary, sequence_length: int, answers=None):
+    """``model`` (image, token ids) behind a ``TextVectorization`` layer named ``vectorizer``
+    (the vocabulary and ``text.standardize`` inside), so that it takes raw inputs
+    ``{"image": float32 (B, 64, 64, 3) in [0, 1], "text": strings (B,)}`` and one ``.keras``
+    file holds everything a prediction needs. A match model gives P(match) (B, 1). A qa
+    model needs ``answers``, its answer words (one per output unit, as ``vocab.json``'s
+    ``answers``); it gives ``{"answer": the most probable answer (B,) string,
+    "probabilities": (B, A)}``, the words held by a ``StringLookup`` layer named ``answers``.
+    Introduced in notebook 09; qa in notebook 10."""
+    import keras  # noqa: PLC0415
+
+    from mmcourse.data import text  # noqa: PLC0415
+
+    task = core_task(model)
+    if model.inputs[0].name == "objects" or len(model.inputs[0].shape) != 4:
+        raise ValueError(f"the {model.name} model takes object tokens (mmcourse.data.objects), not "
+                         f"images: it cannot be saved with raw inputs, exported or served; "
+                         f"keep it with --run-dir and feed it objects.split_features")
+    units = int(model.outputs[0].shape[-1])
+    if (task == "qa") != (answers is not None):
+        raise ValueError(f"answers must be the qa model's {units} answer words, and None for a "
+                         f"match model; got {'none' if answers is None else len(answers)} for "
+                         f"a {task} model")
+    if answers is not None and len(answers) != units:
+        raise ValueError(f"the model has {units} answer units but answers holds "
+                         f"{len(answers)} words: the vocab.json of the data it was trained on?")
+    embedding = _find_embedding(model)
+    if embedding is not None and embedding.input_dim != len(vocabulary):
+        raise ValueError(f"the model's embedding has {embedding.input_dim} rows but the "
+                         f"vocabulary holds {len(vocabulary)} tokens: the vocab.json of the data "
+                         f"it was trained on?")
+    image = keras.Input(shape=tuple(model.inputs[0].shape[1:]), name="image")
+    raw_text = keras.Input(shape=(), dtype="string", name="text")
+    vectorizer = text.make_vectorizer(vocabulary=vocabulary, sequence_length=sequence_length,
+                                      name="vectorizer")
+    output = model([image, vectorizer(raw_text)])
+    if task == "qa":
+        words = keras.layers.StringLookup(vocabulary=list(answers), invert=True,
+                                          num_oov_indices=0, name="answers")
+        output = {"answer": words(keras.ops.argmax(output, axis=-1)), "probabilities": output}
+    return keras.Model({"image": image, "text": raw_text}, output,
+                       name=f"{model.name}_raw_inputs")
+
+
+def core_task(model) -> str:
+    """``"match"`` or ``"qa"`` for a model of ``build_model`` (inputs image and token ids;
+    one sigmoid unit, or one softmax unit per answer); a ``ValueError`` that describes any
+    other model. Introduced in notebook 10."""
+    inputs, outputs = getattr(model, "inputs", []), getattr(model, "outputs", [])
+    if len(inputs) == 2 and len(outputs) == 1 and len(outputs[0].shape) == 2 and \
+            inputs[1].dtype in ("int32", "int64") and outputs[0].shape[-1] is not None:
+        return "match" if outputs[0].shape[-1] == 1 else "qa"
+    raise ValueError(f"expected a model of build_model (inputs image and token ids, match or "
+                     f"qa output), got inputs {[tuple(t.shape) for t in inputs]} and outputs "
+                     f"{[tuple(t.shape) for t in outputs]}")
+
+
+def raw_model_task(model) -> str | None:
+    """``"match"`` or ``"qa"`` for a raw-input model (``raw_input_model``: inputs image and
+    text), else None. Introduced in notebook 10."""
+    inputs, output = getattr(model, "input", None), getattr(model, "output", None)
+    if not isinstance(inputs, dict) or sorted(inputs) != ["image", "text"]:
+        return None
+    if isinstance(output, dict) and sorted(output) == ["answer", "probabilities"]:
+        return "qa"
+    if not isinstance(output, dict) and len(model.outputs) == 1 and \
+            tuple(model.outputs[0].shape[1:]) == (1,):
+        return "match"
+    return None
