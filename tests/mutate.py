@@ -308,12 +308,15 @@ def hand_mutant(repo: Path, path: Path, data: Path, tests: list[str], old: str, 
 
 
 def _module_path(repo: Path, module: str) -> Path:
+    """``data.augment``, ``mmcourse.data.augment`` or ``mmcourse/data/augment.py`` -> that file;
+    a family's name (``clip``) -> its ``__init__.py``."""
     name = module.removeprefix("mmcourse.").removeprefix("mmcourse/").removesuffix(".py")
-    path = repo / "mmcourse" / f"{name}.py"
-    if not path.is_file():
-        raise SystemExit(f"mutate.py: module: no file {path}; give a module of mmcourse, "
-                         f"such as scratch or mmcourse/data/scenes.py")
-    return path
+    base = repo / "mmcourse" / name.replace(".", "/")
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    raise SystemExit(f"mutate.py: module: no file {base}.py; give a module of mmcourse, "
+                     f"such as data.augment or mmcourse/data/scenes.py")
 
 
 def _default_tests(repo: Path, name: str) -> list[str]:
@@ -326,7 +329,7 @@ def _default_tests(repo: Path, name: str) -> list[str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="Mutation operators: " + "; ".join(OPERATORS))
-    parser.add_argument("module", help="a module of mmcourse, e.g. scratch or mmcourse/data/scenes.py")
+    parser.add_argument("module", help="a module of mmcourse, e.g. data.augment or mmcourse/data/scenes.py")
     parser.add_argument("--tests", nargs="+", default=None,
                         help="pytest arguments, relative to the repo (default: tests/test_<module>*.py)")
     parser.add_argument("--max", type=int, default=40, help="mutants to sample (default 40)")
@@ -347,7 +350,8 @@ def main(argv=None) -> int:
         parser.error(f"--max must be >= 1, got {args.max}")
     repo = args.repo.resolve()
     path = _module_path(repo, args.module)
-    tests = args.tests or _default_tests(repo, path.stem)
+    tests = args.tests or _default_tests(repo, path.parent.name if path.stem == "__init__"
+                                         else path.stem)
     data = (args.data or repo / "data").resolve()
     if args.replace:
         return hand_mutant(repo, path, data, tests, *args.replace, timeout=args.timeout or 600)
