@@ -38,6 +38,7 @@ LESSONS = _lesson_cells()
 CHECKED = {
     "mmcourse.blocks.TransformerBlock": "06_attention_and_relations.ipynb",
     "mmcourse.clip.build_clip": "07_vit_and_clip.ipynb",
+    "mmcourse.vlm.decode_ids": "08_multimodal_language_models.ipynb",
 }
 
 
@@ -104,3 +105,18 @@ def test_the_clip_of_07_takes_the_same_training_step_as_the_packages_build_clip(
         for mine, theirs in zip(getattr(lesson, name).weights, package.get_layer(name).weights,
                                 strict=True):
             np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=1e-5)
+
+
+def test_the_cached_greedy_loop_of_08_writes_what_the_packages_decode_ids_writes():
+    from mmcourse import REPO_ROOT, vlm
+
+    llava = keras.saving.load_model(REPO_ROOT / "docs" / "results" / "vlm_llava.keras",
+                                    safe_mode=True)
+    images = np.random.default_rng(0).integers(0, 256, size=(6, 64, 64, 3), dtype=np.uint8)
+    images[:3] = np.flip(images[:3], axis=1)
+    lesson = _run("mmcourse.vlm.decode_ids")["greedy_with_cache"](llava, images, max_length=8)
+    expected = vlm.decode_ids(llava, images, max_length=8)
+    assert lesson.shape == expected.shape == (6, 8)
+    np.testing.assert_array_equal(lesson, expected)
+    np.testing.assert_array_equal(expected, vlm.decode_ids(llava, images, max_length=8,
+                                                           use_cache=False))
