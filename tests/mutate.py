@@ -295,7 +295,7 @@ def hand_mutant(repo: Path, path: Path, data: Path, tests: list[str], old: str, 
         raise SystemExit(f"mutate.py: --replace: the result is not valid Python: {error}") from None
     workspace = _workspace(repo)
     try:
-        (workspace / "mmcourse" / path.name).write_text(mutated, encoding="utf-8")
+        (workspace / path.relative_to(repo)).write_text(mutated, encoding="utf-8")
         outcome, seconds, failed = run_tests(workspace, data, tests, timeout, sys.executable,
                                              first_failure_only=False)
     finally:
@@ -366,7 +366,7 @@ def main(argv=None) -> int:
             print(f"  line {mutant.line}: {mutant.description}")
         return 0
     workspace = _workspace(repo)
-    target = workspace / "mmcourse" / path.name
+    target = workspace / path.relative_to(repo)
     try:
         outcome, seconds, _ = run_tests(workspace, data, tests, args.timeout or 600,
                                         sys.executable)

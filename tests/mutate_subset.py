@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     print(f"{path.name}: running {len(sample)} mutants against {' '.join(args.tests)}",
           flush=True)
     workspace = mutate._workspace(repo)
-    target = workspace / "mmcourse" / path.name
+    target = workspace / path.relative_to(repo)
     survivors, killed = [], 0
     try:
         for number, mutant in enumerate(sample, start=1):

@@ -36,6 +36,7 @@ def _lesson_cells():
 
 LESSONS = _lesson_cells()
 CHECKED = {
+    "mmcourse.matcher.model.build_model": "04_fusion.ipynb",
     "mmcourse.blocks.TransformerBlock": "06_attention_and_relations.ipynb",
     "mmcourse.clip.build_clip": "07_vit_and_clip.ipynb",
     "mmcourse.vlm.decode_ids": "08_multimodal_language_models.ipynb",
@@ -120,3 +121,24 @@ def test_the_cached_greedy_loop_of_08_writes_what_the_packages_decode_ids_writes
     np.testing.assert_array_equal(lesson, expected)
     np.testing.assert_array_equal(expected, vlm.decode_ids(llava, images, max_length=8,
                                                            use_cache=False))
+
+
+def test_the_concat_matcher_of_04_is_the_packages_build_model():
+    from mmcourse.matcher.model import build_model
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    package = build_model("match", "concat", vocabulary_size=30)
+    lesson = _run("mmcourse.matcher.model.build_model")["concat_matcher"](30)
+    weights = [rng.normal(scale=0.3, size=w.shape).astype("float32")
+               for w in package.get_weights()]  # random norms too, not the identity
+    package.set_weights(weights)
+    lesson.set_weights(weights)
+    images = rng.random((8, 64, 64, 3)).astype("float32")
+    token_ids = rng.integers(1, 30, size=(8, 6)).astype("int32")
+    token_ids[:4, 3:] = 0  # padding, which the mask must hide from the LSTM
+    np.testing.assert_allclose(lesson.predict([images, token_ids], verbose=0),
+                               package.predict([images, token_ids], verbose=0), atol=1e-5)
+    assert lesson.loss == package.loss == "binary_crossentropy"
+    assert float(lesson.optimizer.learning_rate) == pytest.approx(
+        float(package.optimizer.learning_rate))
