@@ -503,18 +503,19 @@ def modality_train(parser: argparse.ArgumentParser, args) -> int:
         print(message, file=sys.stderr, flush=True)
 
     if args.modality == "audio":
-        from mmcourse.clip import clap
+        from mmcourse.train import clap as clap_training
 
-        result = clap.train_clap(seed=args.seed, epochs=args.epochs or clap.CLAP_EPOCHS,
-                                 log=log)
+        result = clap_training.train_clap(
+            seed=args.seed, epochs=args.epochs or clap_training.CLAP_EPOCHS, log=log)
         summary = (f"audio->text recall@1 {result['recall_at_1']['audio_to_text']:.3f}, "
                    f"text->audio {result['recall_at_1']['text_to_audio']:.3f}, zero-shot "
                    f"{result['zero_shot_accuracy']:.3f}")
     else:
-        from mmcourse.clip import video
+        from mmcourse.train import video as video_training
 
-        result = video.train_video(args.fusion, seed=args.seed,
-                                   epochs=args.epochs or video.VIDEO_EPOCHS, log=log)
+        result = video_training.train_video(
+            args.fusion, seed=args.seed, epochs=args.epochs or video_training.VIDEO_EPOCHS,
+            log=log)
         by_type = ", ".join(f"{k} {v:.3f}" for k, v in result["accuracy_by_type"].items())
         summary = f"test accuracy {result['test_accuracy']:.3f} ({by_type})"
     if args.json:

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from mmcourse.clip import clap
 from mmcourse.data import audio as audio_data
+from mmcourse.train import clap as clap_training
 
 
 def test_log_mel_features_equal_the_tensorflow_pipeline():
@@ -53,7 +54,7 @@ def _embedder(embedding):
 def test_evaluate_perfect_embeddings_score_one_everywhere():
     records = _records()
     audio = np.stack([_ordered_embedding(r["events"]) for r in records])
-    result = clap.evaluate(audio, _embedder(_ordered_embedding), records)
+    result = clap_training.evaluate(audio, _embedder(_ordered_embedding), records)
     assert result["recall_at_1"] == {"audio_to_text": 1.0, "text_to_audio": 1.0}
     assert result["zero_shot_accuracy"] == 1.0 and result["zero_shot_chance"] == 1 / 8
     assert result["true_over_negative_by_change"] == dict.fromkeys(audio_data.CHANGE_KINDS,
@@ -69,7 +70,7 @@ def _bag_of_events(events):  # knows which sounds, not their order
 def test_evaluate_an_order_blind_model_fails_exactly_the_order_negatives():
     records = _records()
     audio = np.stack([_bag_of_events(r["events"]) for r in records])
-    result = clap.evaluate(audio, _embedder(_bag_of_events), records)
+    result = clap_training.evaluate(audio, _embedder(_bag_of_events), records)
     by_change = result["true_over_negative_by_change"]
     assert by_change["order"] == 0.0  # a tie is not a win
     assert by_change["pitch"] == by_change["direction"] == by_change["count"] == 1.0
@@ -89,7 +90,7 @@ def test_the_cnn_keeps_time_order():
 
 
 def test_train_clap_reports_what_the_command_line_promises():
-    result = clap.train_clap(seed=0, epochs=1, clips_per_pair=1, keep_model=True)
+    result = clap_training.train_clap(seed=0, epochs=1, clips_per_pair=1, keep_model=True)
     assert set(result["recall_at_1"]) == {"audio_to_text", "text_to_audio"}
     assert set(result["recall_at_5"]) == {"audio_to_text", "text_to_audio"}
     for key in ("zero_shot_accuracy", "train_seconds", "params", "true_over_negative"):
@@ -104,7 +105,7 @@ def test_no_caption_is_cut_short_in_either_language(language):
     from mmcourse.data import text
 
     captions = [audio_data.caption(pair, language) for pair in audio_data.PAIRS]
-    ids = clap.vectorize(captions, clap.SEQUENCE_LENGTHS[language])
+    ids = clap_training.vectorize(captions, clap.SEQUENCE_LENGTHS[language])
     assert [int(np.count_nonzero(row)) for row in ids] == \
         [len(text.split_words(c)) for c in captions]
     assert not np.any(ids == 1)  # no unknown token

@@ -15,6 +15,7 @@ from mmcourse import clip
 from mmcourse.data import scenes as data
 from mmcourse.data import text as data_text
 from mmcourse.scratch import patchify
+from mmcourse.train import clip as clip_training
 
 TINY = {"stem_filters": (4,), "patch_size": 4, "width": 8, "image_depth": 1, "text_depth": 1,
         "num_heads": 2, "key_dim": 4, "hidden_units": 8, "embedding_dim": 6}
@@ -224,10 +225,10 @@ def test_retrieval_recall_bad_input():
 
 
 def test_attribute_classes_cover_every_size_colour_and_shape():
-    classes = clip.attribute_classes()
+    classes = clip_training.attribute_classes()
     assert len(classes) == len(set(classes)) == 2 * 6 * 3
     assert ("small", "red", "circle") in classes
-    for colour, shape in clip.HELDOUT_COMBINATIONS:
+    for colour, shape in clip_training.HELDOUT_COMBINATIONS:
         assert colour in data.COLOURS and shape in data.SHAPES
 
 
@@ -274,7 +275,7 @@ def _zero_shot_by_hand(model, images, scenes, vocabulary):
 
 
 def test_train_clip_quick_run_reports_every_key(capsys):
-    result = clip.train_clip("attributes", epochs=1, train_size=128, batch_size=32,
+    result = clip_training.train_clip("attributes", epochs=1, train_size=128, batch_size=32,
                              model_options=TINY, keep_model=True)
     assert capsys.readouterr().out == ""  # no Keras progress bar: without log, it is silent
     model = result.pop("model")
@@ -286,7 +287,7 @@ def test_train_clip_quick_run_reports_every_key(capsys):
     test_scenes = data.load_records("scenes", "attributes", "test")
     train_scenes = data.load_records("scenes", "attributes", "train")
     held = lambda s: (s["objects"][0]["colour"], s["objects"][0]["shape"]) in \
-        clip.HELDOUT_COMBINATIONS  # noqa: E731
+        clip_training.HELDOUT_COMBINATIONS  # noqa: E731
     seen = np.array([not held(s) for s in test_scenes])
     images = _unit(model.get_layer("image_encoder")(test_images[seen].astype(np.float32) / 255))
     captions = [c for c, keep in zip(test_captions, seen, strict=True) if keep]
@@ -314,10 +315,10 @@ def test_train_clip_quick_run_reports_every_key(capsys):
     scenes = (data.load_records("scenes", "attributes", "train")
               + data.load_records("scenes", "attributes", "test"))
     assert result["heldout_examples"] == sum(
-        (s["objects"][0]["colour"], s["objects"][0]["shape"]) in clip.HELDOUT_COMBINATIONS
+        (s["objects"][0]["colour"], s["objects"][0]["shape"]) in clip_training.HELDOUT_COMBINATIONS
         for s in scenes)
     assert result["retrieval_pairs"] == 500 - sum(
-        (s["objects"][0]["colour"], s["objects"][0]["shape"]) in clip.HELDOUT_COMBINATIONS
+        (s["objects"][0]["colour"], s["objects"][0]["shape"]) in clip_training.HELDOUT_COMBINATIONS
         for s in data.load_records("scenes", "attributes", "test"))
     for key in ("zero_shot_accuracy", "zero_shot_heldout_accuracy", "params", "train_seconds",
                 "seed"):
@@ -417,7 +418,7 @@ def test_similarity_snapshots_record_cosines_before_training_and_after_the_named
     model = _KnownModel()
     images = _images(_bag("red"), _bag("red", "circle"))
     ids = np.array([[WORD["red"], 0], [WORD["circle"], WORD["circle"]]])
-    callback = clip.SimilaritySnapshots(images, ids, epochs=[1, 3])
+    callback = clip_training.SimilaritySnapshots(images, ids, epochs=[1, 3])
     callback.set_model(model)
     callback.on_train_begin()
     root = 1 / math.sqrt(2)
@@ -501,14 +502,15 @@ def test_train_clip_feeds_the_kept_pairs_with_their_caption_ids_and_flips_by_lev
         got["args"] = args
         raise _Stop
 
-    monkeypatch.setattr(clip, "_clip_dataset", catch)
+    monkeypatch.setattr(clip_training, "_clip_dataset", catch)
     with pytest.raises(_Stop):
-        clip.train_clip(level, seed=5, batch_size=16, train_size=40, flip=flip)
+        clip_training.train_clip(level, seed=5, batch_size=16, train_size=40, flip=flip)
     images, token_ids, caption_ids, batch_size, seed, flipped = got["args"]
     all_images, captions, _ = data.load_arrays("retrieval", level, "train")
     scenes = data.load_records("scenes", level, "train")
+    heldout = clip_training.HELDOUT_COMBINATIONS
     kept = [i for i, s in enumerate(scenes) if level != "attributes" or (
-        s["objects"][0]["colour"], s["objects"][0]["shape"]) not in clip.HELDOUT_COMBINATIONS][:40]
+        s["objects"][0]["colour"], s["objects"][0]["shape"]) not in heldout][:40]
     np.testing.assert_array_equal(images, all_images[kept])
     np.testing.assert_array_equal(token_ids, data_text.vectorize([captions[i] for i in kept]))
     names = sorted(set(captions))
@@ -524,7 +526,7 @@ def test_train_clip_at_the_relations_level_scores_retrieval_against_its_distinct
         model.fit = lambda *args, **kwargs: types.SimpleNamespace(history={"loss": [1.0]})
         return model
 
-    result = clip.train_clip("relations", epochs=1, train_size=16, batch_size=16,
+    result = clip_training.train_clip("relations", epochs=1, train_size=16, batch_size=16,
                              builder=builder)
     _, test_captions, _ = data.load_arrays("retrieval", "relations", "test")
     assert result["chance"] == 1 / len(set(test_captions))
@@ -582,8 +584,8 @@ def test_clip_dataset_flips_left_right_and_up_down_independently():
     # its own, so each of the four with probability 1/4: 50 +- 6 of 200 (binomial).
     image = np.array([[[0], [1]], [[2], [3]]], np.uint8)
     images = np.repeat(image[None], 200, axis=0)
-    dataset = clip._clip_dataset(images, np.zeros((200, 3), np.int32), np.zeros(200, np.int32),
-                                 200, 0, True)
+    dataset = clip_training._clip_dataset(images, np.zeros((200, 3), np.int32),
+                                          np.zeros(200, np.int32), 200, 0, True)
     (batch, _), _ = next(iter(dataset))
     batch = np.rint(batch.numpy()[..., 0] * 255).astype(int)
     variants = {"none": image[..., 0], "left-right": image[:, ::-1, 0],
@@ -603,5 +605,5 @@ def test_train_clip_learns_its_temperature_from_clips_0_07_unless_told():
         raise _Stop
 
     with pytest.raises(_Stop):
-        clip.train_clip("attributes", epochs=1, train_size=16, builder=builder)
+        clip_training.train_clip("attributes", epochs=1, train_size=16, builder=builder)
     assert (got["temperature"], got["learn_temperature"]) == (0.07, True)

@@ -19,20 +19,22 @@ import keras  # noqa: F401
 import keras_hub  # noqa: F401
 import pytest
 
-from mmcourse import REPO_ROOT, bench, clip, i18n, vlm
+from mmcourse import REPO_ROOT, bench, i18n, vlm
 from mmcourse.__main__ import build_parser, main
 from mmcourse.apps import deploy, finetune, owndata, photos, zero_shot
 from mmcourse.apps import serve as serving
 from mmcourse.classroom import grading, teaching
 from mmcourse.cli import doctor
-from mmcourse.clip import clap, video
 from mmcourse.data import audio as audio_data
 from mmcourse.data import folders
 from mmcourse.data import scenes as data
-from mmcourse.hub import clip as hub_clip
 from mmcourse.hub import plan
+from mmcourse.train import clap as clap_training
+from mmcourse.train import clip as clip_training
 from mmcourse.train import hub as hub_training
+from mmcourse.train import hub_clip
 from mmcourse.train import tasks as training
+from mmcourse.train import video as video_training
 
 
 def _commands():
@@ -95,15 +97,15 @@ def recorded(monkeypatch, tmp_path):
             result["model"] = FakeModel(calls)
         return result
 
-    for module, name in ((training, "train"), (clip, "train_clip"),
+    for module, name in ((training, "train"), (clip_training, "train_clip"),
                          (hub_clip, "train_hub_clip"), (vlm, "train_captioner"),
                          (vlm, "train_vqa"), (owndata, "train_folder"),
                          (hub_training, "train_paligemma_captioner")):
         record(module, name, train_result)
-    record(clap, "train_clap", dict(RESULT, recall_at_1={"audio_to_text": 0.5,
-                                                         "text_to_audio": 0.5},
-                                    zero_shot_accuracy=0.5))
-    record(video, "train_video", RESULT)
+    record(clap_training, "train_clap",
+           dict(RESULT, recall_at_1={"audio_to_text": 0.5, "text_to_audio": 0.5},
+                zero_shot_accuracy=0.5))
+    record(video_training, "train_video", RESULT)
     record(audio_data, "main", 0)
     record(serving, "main", 0)
     record(doctor, "main", 0)

@@ -10,6 +10,7 @@ import pytest
 from mmcourse import clip, hub
 from mmcourse.hub import clip as hub_clip
 from mmcourse.hub import presets as hub_presets
+from mmcourse.train import hub_clip as hub_clip_training
 
 END = 9
 
@@ -84,7 +85,7 @@ def test_the_seed_chooses_the_initial_weights():
 
 @pytest.mark.slow
 def test_train_hub_clip_reports_notebook_07s_keys():
-    result = hub_clip.train_hub_clip(epochs=1, seed=1, batch_size=16, train_size=32,
+    result = hub_clip_training.train_hub_clip(epochs=1, seed=1, batch_size=16, train_size=32,
                                      model_options={"hidden_dim": 16, "num_layers": 1,
                                                     "num_heads": 2, "intermediate_dim": 32})
     for key in ("recall_at_1", "recall_at_5", "recall_with_heldout", "zero_shot_accuracy",

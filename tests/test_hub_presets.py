@@ -1,5 +1,6 @@
 """Tiny KerasHub presets made offline (mmcourse.hub.presets, notebook 11): the SentencePiece
-tokenizer on the course's captions, the tiny PaliGemma and CLIP, and preset folders."""
+tokenizer on the course's captions (mmcourse.train.tokenizer), the tiny PaliGemma and CLIP,
+and preset folders."""
 
 import keras_hub
 import numpy as np
@@ -8,11 +9,12 @@ import requests
 
 from mmcourse import hub
 from mmcourse.hub import presets as hub_presets
+from mmcourse.train import tokenizer as course_tokenizer
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return hub_presets.train_tokenizer()
+    return course_tokenizer.train_tokenizer()
 
 
 def _pieces(tokenizer, text):
@@ -39,19 +41,19 @@ def test_tokenizer_splits_words_english_and_chinese(tokenizer):
 
 
 def test_mark_chinese_words():
-    assert hub_presets.mark_chinese_words("从左到右：品红色方形，黄色方形") == \
+    assert course_tokenizer.mark_chinese_words("从左到右：品红色方形，黄色方形") == \
         "从左到右|：|品红色|方形|，|黄色|方形"
-    assert hub_presets.mark_chinese_words("a large cyan square") == "a large cyan square"
+    assert course_tokenizer.mark_chinese_words("a large cyan square") == "a large cyan square"
 
 
 def test_sentencepiece_is_deterministic_and_checks_arguments():
     texts = ["a red circle", "a blue square", "一个小的红色圆形"] * 20
-    first = hub_presets.train_sentencepiece(texts, vocabulary_size=40)
-    assert first == hub_presets.train_sentencepiece(texts, vocabulary_size=40)
+    first = course_tokenizer.train_sentencepiece(texts, vocabulary_size=40)
+    assert first == course_tokenizer.train_sentencepiece(texts, vocabulary_size=40)
     with pytest.raises(ValueError, match="model_type must be"):
-        hub_presets.train_sentencepiece(texts, model_type="wordpiece")
+        course_tokenizer.train_sentencepiece(texts, model_type="wordpiece")
     with pytest.raises(ValueError, match="vocabulary_size must be an int"):
-        hub_presets.train_sentencepiece(texts, vocabulary_size=2)
+        course_tokenizer.train_sentencepiece(texts, vocabulary_size=2)
 
 
 def test_tiny_clip_numbers_its_positions():

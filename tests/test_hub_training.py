@@ -7,11 +7,12 @@ import pytest
 from mmcourse.data import scenes as data
 from mmcourse.hub import presets as hub_presets
 from mmcourse.train import hub as hub_training
+from mmcourse.train.tokenizer import train_tokenizer
 
 
 @pytest.fixture(scope="module")
 def model():
-    tokenizer = hub_presets.train_tokenizer()
+    tokenizer = train_tokenizer()
     return hub_presets.tiny_paligemma(tokenizer, sequence_length=16, num_layers=1,
                                       vit_num_layers=1)
 
@@ -50,7 +51,7 @@ def test_train_paligemma_captioner_checks_its_arguments():
 
 
 def test_pretrain_vision_trains_the_models_own_vision_tower_only():
-    tokenizer = hub_presets.train_tokenizer()
+    tokenizer = train_tokenizer()
     model = hub_presets.tiny_paligemma(tokenizer, sequence_length=16, num_layers=1,
                                        vit_num_layers=1)
     backbone = model.backbone

@@ -8,6 +8,9 @@ import pytest
 
 from mmcourse.clip import video
 from mmcourse.data import video as video_data
+from mmcourse.train import video as video_training
+
+SHAPE = {"frames": video_data.FRAMES, "size": video_data.FRAME_SIZE}
 
 
 @pytest.fixture(scope="module")
@@ -91,26 +94,26 @@ def test_text_alone_cannot_tell_true_from_false_statements():
 def test_the_averaging_encoder_cannot_see_the_order_and_the_temporal_one_can(split):
     videos, _ = split
     forwards, backwards = videos[:4].astype(np.float32), videos[:4, ::-1].astype(np.float32)
-    average = video.build_video_encoder("average")
+    average = video.build_video_encoder("average", **SHAPE)
     np.testing.assert_allclose(average(forwards).numpy(), average(backwards).numpy(),
                                atol=1e-5)
-    temporal = video.build_video_encoder("temporal")
+    temporal = video.build_video_encoder("temporal", **SHAPE)
     assert np.abs(temporal(forwards).numpy() - temporal(backwards).numpy()).max() > 1e-4
     with pytest.raises(ValueError, match="fusion must be one of"):
-        video.build_video_encoder("lstm")
+        video.build_video_encoder("lstm", **SHAPE)
 
 
 def test_accuracy_by_kind_by_hand():
     records = [{"label": 1, "kind": "order"}, {"label": 0, "kind": "order"},
                {"label": 1, "kind": "attribute"}, {"label": 0, "kind": "attribute"}]
-    result = video.accuracy_by_kind([0.9, 0.8, 0.7, 0.2], records)
+    result = video_training.accuracy_by_kind([0.9, 0.8, 0.7, 0.2], records)
     assert result == {"order": 0.5, "attribute": 1.0, "all": 0.75}
     with pytest.raises(ValueError, match="same length"):
-        video.accuracy_by_kind([0.5], records)
+        video_training.accuracy_by_kind([0.5], records)
 
 
 def test_train_video_reports_what_the_command_line_promises():
-    result = video.train_video("average", seed=0, epochs=1, train_clips=30, test_clips=30,
+    result = video_training.train_video("average", seed=0, epochs=1, train_clips=30, test_clips=30,
                                learning_rate=1e-3, keep_model=True)
     assert float(result.pop("model").optimizer.learning_rate) == pytest.approx(1e-3)
     assert set(result["accuracy_by_type"]) == {"order", "direction", "attribute"}
@@ -150,7 +153,7 @@ def test_no_statement_is_cut_short_in_either_language(language):
     _, records = video_data.make_split("test", seed=0, clips=60)
     key = "statement" if language == "en" else "statement_zh"
     statements = [r[key] for r in records]
-    ids = video.vectorize(statements, video.SEQUENCE_LENGTHS[language])
+    ids = video_training.vectorize(statements, video.SEQUENCE_LENGTHS[language])
     assert [int(np.count_nonzero(row)) for row in ids] == \
         [len(text.split_words(s)) for s in statements]
     assert not np.any(ids == 1)
@@ -159,11 +162,11 @@ def test_no_statement_is_cut_short_in_either_language(language):
 @pytest.mark.parametrize("learning_rate", [0, -1e-3, True, "1e-3"])
 def test_train_video_refuses_a_bad_learning_rate(learning_rate):
     with pytest.raises(ValueError, match="learning_rate must be a positive number"):
-        video.train_video("average", learning_rate=learning_rate)
+        video_training.train_video("average", learning_rate=learning_rate)
 
 
 def test_train_video_in_chinese():
-    result = video.train_video("temporal", seed=0, epochs=1, train_clips=30, test_clips=30,
+    result = video_training.train_video("temporal", seed=0, epochs=1, train_clips=30, test_clips=30,
                                language="zh")
     assert result["language"] == "zh" and 0 <= result["test_accuracy"] <= 1
 
@@ -186,16 +189,16 @@ def test_accuracy_by_change_by_hand():
     records = [{"label": 1, "change": "colour"}, {"label": 0, "change": "colour"},
                {"label": 1, "change": "shape"}, {"label": 0, "change": "shape"},
                {"label": 1, "change": "order"}, {"label": 0, "change": "order"}]
-    result = video.accuracy_by_change([0.9, 0.2, 0.7, 0.6, 0.4, 0.3], records)
+    result = video_training.accuracy_by_change([0.9, 0.2, 0.7, 0.6, 0.4, 0.3], records)
     assert result == {"order": 0.5, "colour": 1.0, "shape": 0.5}
     with pytest.raises(ValueError, match="same length"):
-        video.accuracy_by_change([0.5], records)
+        video_training.accuracy_by_change([0.5], records)
 
 
 def test_the_frame_cnn_reads_what_beside_a_coarse_where():
     # 32 channels of "what" (the grid's maximum) beside a 4 x 4 map of 8 channels: the full
     # 8 x 8 x 32 grid (2,048 numbers) drowned colour and shape (notebook 13).
-    frame_cnn = video.build_video_encoder("average").get_layer("per_frame").layer
+    frame_cnn = video.build_video_encoder("average", **SHAPE).get_layer("per_frame").layer
     assert frame_cnn.get_layer("what").output.shape[-1] == 32
     assert frame_cnn.get_layer("where").output.shape[-1] == 4 * 4 * video.WHERE_CHANNELS
 

@@ -18,6 +18,7 @@ from mmcourse.apps import photos, zero_shot
 from mmcourse.data import scenes as data
 from mmcourse.data import text
 from mmcourse.hub import presets as hub_presets
+from mmcourse.train import clip as clip_training
 
 LABELS = ["small red circle", "large blue square", "small green triangle"]
 WORDS = text.load_vocabulary()[2:] + ["photo", "picture", "drawing"]
@@ -211,7 +212,7 @@ def test_preset_is_plain_kerashub_and_training_fits_through_its_preprocessor(tmp
     """``hub_clip.fit_clip_backbone`` trains the backbone in place on captions through its
     own preprocessor; saved with it, the preset loads with KerasHub's own classes and gives
     the same embeddings."""
-    from mmcourse.hub import clip as hub_clip
+    from mmcourse.train import hub_clip
 
     tokenizer = hub_presets.clip_tokenizer(WORDS)
     backbone = hub_presets.tiny_clip(tokenizer.vocabulary_size(), seed=2)
@@ -250,11 +251,11 @@ def test_committed_tiny_preset_scores_what_its_table_says():
     combinations, as zero_shot_table.json states, and far above chance (1/36)."""
     table = json.loads((REPO_ROOT / "docs" / "results" / "zero_shot_table.json").read_text())
     model = zero_shot.load_clip(REPO_ROOT / table["preset"])
-    labels = [" ".join(c) for c in clip.attribute_classes()]
+    labels = [" ".join(c) for c in clip_training.attribute_classes()]
     images, _, _ = data.load_arrays("retrieval", "attributes", "test")
     scenes = data.load_records("scenes", "attributes", "test")
-    seen = np.array([not clip.is_heldout(s) for s in scenes])
-    truth = np.array([labels.index(" ".join(clip.scene_class(s))) for s in scenes])[seen]
+    seen = np.array([not clip_training.is_heldout(s) for s in scenes])
+    truth = np.array([labels.index(" ".join(clip_training.scene_class(s))) for s in scenes])[seen]
     probabilities = zero_shot.zero_shot_probabilities(model, images[seen], labels)
     accuracy = float((probabilities.argmax(axis=1) == truth).mean())
     assert abs(accuracy - table["zero_shot_accuracy_seen"]) <= 1 / seen.sum()

@@ -1,5 +1,5 @@
 """Regenerates docs/results/clip_table.jsonl: CLIP (notebook 07) trained with
-``mmcourse.clip.train_clip``, one JSON object per line (the ``train --task retrieval --json``
+``mmcourse.train.clip.train_clip``, one JSON object per line (the ``train --task retrieval --json``
 result plus a ``variant`` name and the model options).
 
 Run from the repository root:  .venv/bin/python docs/results/make_clip_table.py
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcourse import clip
 from mmcourse.data import scenes as data
 from mmcourse.data import text
+from mmcourse.train import clip
 
 HERE = Path(__file__).parent
 VARIANTS = {"hybrid": {}, "vit": {"model_options": {"stem_filters": (), "patch_size": 8}},

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from mmcourse.hub import clip as hub_clip
+from mmcourse.train import hub_clip
 
 HERE = Path(__file__).parent
 TABLE = HERE / "hub_clip_table.jsonl"

@@ -1,5 +1,5 @@
 """Regenerates docs/results/sound_table.jsonl: the audio-text model of notebook 13
-(``mmcourse.clip.clap.train_clap``, what ``train --task retrieval --modality audio --json``
+(``mmcourse.train.clap.train_clap``, what ``train --task retrieval --modality audio --json``
 prints), one JSON object per line, for the small CNN and the AST-style transformer over the
 log-mel, seeds 0, 1 and 2 each. Keeps the seed-0 CNN as docs/results/clap_audio.keras
 (notebook 13 loads it). About 8 minutes on 2 CPU cores.
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from mmcourse.clip import clap
+from mmcourse.train import clap as clap_training
 
 HERE = Path(__file__).parent
 
@@ -20,8 +21,8 @@ def main() -> None:
     rows = []
     for arch in clap.ARCHS:
         for seed in (0, 1, 2):
-            result = clap.train_clap(seed=seed, arch=arch, keep_model=True,
-                                     log=lambda m: print(m, file=sys.stderr))
+            result = clap_training.train_clap(seed=seed, arch=arch, keep_model=True,
+                                              log=lambda m: print(m, file=sys.stderr))
             model = result.pop("model")
             if arch == "cnn" and seed == 0:
                 model.save(HERE / "clap_audio.keras")

@@ -25,12 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcourse import clip
 from mmcourse.apps import zero_shot
 from mmcourse.data import scenes as data
 from mmcourse.data import text
-from mmcourse.hub import clip as hub_clip
 from mmcourse.hub import presets as hub_presets
+from mmcourse.train import clip, hub_clip
 
 HERE = Path(__file__).parent
 PRESET = HERE / "tiny_clip_attributes"

@@ -1,5 +1,5 @@
 """Regenerates docs/results/video_table.jsonl: the video match models of notebook 13
-(``mmcourse.clip.video.train_video``, what ``train --task match --modality video --fusion F
+(``mmcourse.train.video.train_video``, what ``train --task match --modality video --fusion F
 --json`` prints), the temporal model and the frame-averaging baseline, seeds 0, 1 and 2.
 About 15 to 25 minutes on 2 CPU cores shared with other jobs (train_seconds in the table).
 
@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from mmcourse.clip import video
+from mmcourse.train import video as video_training
 
 HERE = Path(__file__).parent
 
@@ -38,8 +39,8 @@ def main() -> None:
     rows = []
     for seed in (0, 1, 2):
         for fusion in video.FUSIONS:
-            result = video.train_video(fusion, seed=seed, learning_rate=learning_rate,
-                                       log=lambda m: print(m, file=sys.stderr))
+            result = video_training.train_video(fusion, seed=seed, learning_rate=learning_rate,
+                                                log=lambda m: print(m, file=sys.stderr))
             rows.append(result)
             (HERE / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
 

@@ -20,7 +20,8 @@ import json
 import sys
 from pathlib import Path
 
-from mmcourse import clip, vlm
+from mmcourse import vlm
+from mmcourse.train import clip
 
 TABLE = Path(__file__).parent / "vqa_table.jsonl"
 

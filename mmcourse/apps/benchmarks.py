@@ -207,16 +207,17 @@ def clip(seed: int = 0, root=None):
     from mmcourse import bench
     from mmcourse import clip as course_clip  # noqa: PLC0415
     from mmcourse.data import scenes as data
+    from mmcourse.train import clip as clip_training  # noqa: PLC0415
     from mmcourse.train import tasks as training  # noqa: PLC0415
 
-    clip_run = course_clip.train_clip("attributes", seed=seed, root=root)
+    clip_run = clip_training.train_clip("attributes", seed=seed, root=root)
     concat_run = training.train("match", "concat", "attributes", seed=seed, root=root,
                                 log=None)
     captions = [c for c, s in zip(data.load_arrays("retrieval", "attributes", "test",
                                                    root=root)[1],
                                   data.load_records("scenes", "attributes", "test", root=root),
                                   strict=True)
-                if not course_clip.is_heldout(s, course_clip.HELDOUT_COMBINATIONS)]
+                if not clip_training.is_heldout(s, clip_training.HELDOUT_COMBINATIONS)]
     rng = np.random.default_rng(seed)
     unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
     random_images, random_texts = (unit(rng.normal(size=(len(captions), 64))) for _ in "it")

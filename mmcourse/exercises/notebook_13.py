@@ -78,7 +78,8 @@ def measure_shuffle(function) -> dict:
     changes = {}
     for fusion in ("average", "temporal"):
         keras.utils.set_random_seed(0)
-        encoder = video.build_video_encoder(fusion)
+        encoder = video.build_video_encoder(fusion, frames=videos.shape[1],
+                                            size=videos.shape[2])
         before = encoder(videos.astype(np.float32)).numpy()
         after = encoder(shuffled.astype(np.float32)).numpy()
         changes[fusion] = float(np.abs(before - after).max())

@@ -5,8 +5,8 @@
 ``[images, token_ids] -> logits`` model whose sub-models ``image_encoder`` and
 ``text_encoder`` take notebook 07's inputs (images in [0, 1], the course's word ids padded
 with 0), ending in notebook 07's ``ContrastiveLogits`` and ``ContrastiveLoss``. So
-``clip.train_clip(..., builder=build_hub_clip)`` trains it, and retrieval and zero-shot are
-scored by notebook 07's own code. What KerasHub's CLIP adds:
+``train.clip.train_clip(..., builder=build_hub_clip)`` trains it (``train.hub_clip``), and
+retrieval and zero-shot are scored by notebook 07's own code. What KerasHub's CLIP adds:
 
 - its text transformer is causal and reads the caption out at the end token, found as the
   largest id of the sequence (``argmax``, as OpenAI's tokenizer numbers it last); the
@@ -19,10 +19,7 @@ scored by notebook 07's own code. What KerasHub's CLIP adds:
 
 from __future__ import annotations
 
-import functools
-
 import keras
-import numpy as np
 from keras import ops
 
 from mmcourse import clip
@@ -30,15 +27,15 @@ from mmcourse.data import text
 from mmcourse.hub import presets as hub_presets
 
 #: The KerasHub CLIP of ``train --task retrieval --arch keras_hub_clip`` (``tiny_clip``
-#: options) and its training, unless told otherwise: notebook 07's hybrid stem (three
-#: stride-2 convolutions to an 8 x 8 grid of 32 channels, one patch per cell) in front of
-#: KerasHub's ViT (3 seeds in docs/results/hub_clip_table.jsonl). ``stem_filters=(),
-#: patch_size=8`` is the plain ViT on 8 x 8 pixel patches, which learns these 2,000 images
-#: less well.
+#: options) unless told otherwise (its training: ``train.hub_clip.HUB_CLIP_TRAINING``):
+#: notebook 07's hybrid stem (three stride-2 convolutions to an 8 x 8 grid of 32 channels,
+#: one patch per cell) in front of KerasHub's ViT (3 seeds in
+#: docs/results/hub_clip_table.jsonl). ``stem_filters=(), patch_size=8`` is the plain ViT on
+#: 8 x 8 pixel patches, which learns these 2,000 images less well.
 HUB_CLIP_OPTIONS = {"image_size": 64, "patch_size": 1, "hidden_dim": 64, "num_layers": 2,
                     "num_heads": 4, "intermediate_dim": 128, "projection_dim": 64,
                     "stem_filters": (16, 32, 32)}
-HUB_CLIP_TRAINING = {"epochs": 25, "learning_rate": 3e-3, "batch_size": 64}
+
 
 
 @keras.saving.register_keras_serializable(package="mmcourse")
@@ -120,54 +117,3 @@ def build_hub_clip(vocabulary_size: int, *, max_length: int = text.SEQUENCE_LENG
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=1e-4),
                   loss=clip.ContrastiveLoss())
     return model
-
-
-def train_hub_clip(level: str = "attributes", epochs: int | None = None, seed: int = 0,
-                   root=None, *, batch_size: int | None = None,
-                   learning_rate: float | None = None, train_size: int | None = None,
-                   log=None, keep_model: bool = False, model_options: dict | None = None) -> dict:
-    """``clip.train_clip`` with ``build_hub_clip`` (``model_options`` override
-    ``HUB_CLIP_OPTIONS``) and ``HUB_CLIP_TRAINING`` where an argument is None: notebook 07's
-    data, loss, schedule and scores, with the same keys plus ``arch`` and ``model_options``.
-    Notebook 11."""
-    given = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
-    settings = {k: HUB_CLIP_TRAINING[k] if v is None else v for k, v in given.items()}
-    model_options = dict(model_options or {})
-    result = clip.train_clip(level, settings.pop("epochs"), seed, root, train_size=train_size,
-                             log=log, keep_model=keep_model, model_options=model_options,
-                             builder=functools.partial(build_hub_clip, seed=seed), **settings)
-    return {"arch": "keras_hub_clip", "model_options": {**HUB_CLIP_OPTIONS, **model_options},
-            **result}
-
-
-# --- a plain KerasHub CLIP preset, trained on captions (notebook 12) ---
-
-
-def fit_clip_backbone(backbone, preprocessor, images, captions, *, epochs: int = 30,
-                      batch_size: int = 64, learning_rate: float = 3e-3, seed: int = 0):
-    """Train a ``keras_hub.models.CLIPBackbone`` in place on uint8 ``images`` (N, H, W, 3)
-    and caption strings, through its own ``preprocessor`` (a ``CLIPPreprocessor``: image
-    converter and tokenizer), so that the backbone and preprocessor save as a plain KerasHub
-    preset (``hub_presets.save_preset``). Notebook 07's ``ContrastiveLoss`` on the backbone's
-    own logits (its ``CLIPHead``: exp(logit_scale) x cosine; the scale learns), identical
-    captions counted as positives, AdamW; random flips in training only (attribute captions
-    say nothing about left or up). Returns the Keras ``History``. Notebook 12."""
-    captions = [str(c) for c in captions]
-    if len(captions) != len(images):
-        raise ValueError(f"images and captions must have the same length, got {len(images)} "
-                         f"and {len(captions)}")
-    keras.utils.set_random_seed(seed)
-    pixels = np.asarray(preprocessor.image_converter(np.asarray(images)))
-    token_ids = np.concatenate([np.asarray(preprocessor({"prompts": captions[i:i + 256],
-                                                         "images": None})["token_ids"])
-                                for i in range(0, len(captions), 256)])
-    caption_ids = np.unique(captions, return_inverse=True)[1].astype("int32")
-    image_input = keras.Input(pixels.shape[1:], name="images")
-    token_input = keras.Input((None,), dtype="int32", name="token_ids")
-    flipped = keras.layers.RandomFlip("horizontal_and_vertical", seed=seed)(image_input)
-    logits = backbone({"images": flipped, "token_ids": token_input})["vision_logits"]
-    trainer = keras.Model([image_input, token_input], logits, name="clip_trainer")
-    trainer.compile(optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=1e-4),
-                    loss=clip.ContrastiveLoss(), jit_compile=False)  # XLA: a minute to compile
-    return trainer.fit([pixels, token_ids], caption_ids, batch_size=batch_size, epochs=epochs,
-                       shuffle=True, verbose=0)

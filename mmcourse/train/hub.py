@@ -18,6 +18,7 @@ from mmcourse import vlm
 from mmcourse.data import scenes as data
 from mmcourse.data import text
 from mmcourse.hub import presets as hub_presets
+from mmcourse.train.tokenizer import train_tokenizer
 
 #: Training of ``train_paligemma_captioner`` unless told otherwise: ``vision_epochs`` of
 #: ``pretrain_vision`` first, then ``epochs`` of captions; ``model_options`` over
@@ -153,7 +154,7 @@ def train_paligemma_captioner(level: str = "attributes", seed: int = 0, root=Non
                              + f", got {value!r}")
     root = data.ensure_data(root)
     seed_everything(seed)
-    tokenizer = tokenizer or hub_presets.train_tokenizer()
+    tokenizer = tokenizer or train_tokenizer()
     options = {**HUB_CAPTION_DEFAULTS["model_options"], **options}
     model = hub_presets.tiny_paligemma(
         tokenizer, sequence_length=HUB_CAPTION_DEFAULTS["sequence_length"][level],
@@ -203,7 +204,7 @@ def benchmark():
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
 
     rng = seed_everything(0)
-    tokenizer = hub_presets.train_tokenizer()
+    tokenizer = train_tokenizer()
     model = hub_presets.tiny_paligemma(tokenizer, sequence_length=16)
     images = rng.integers(0, 256, size=(64, 64, 64, 3), dtype=np.uint8)
     inputs, _, _ = caption_inputs(model, images[:8], ["a small red circle"] * 8)

@@ -259,7 +259,7 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
 def main(args) -> int:
     """``python -m mmcourse train``: exit 0 on success, 2 on unknown names or bad
     arguments (the valid names go to stderr). Introduced in notebook 04; ``--task
-    retrieval`` (``mmcourse.clip.train_clip``) in notebook 07; ``--task caption``
+    retrieval`` (``mmcourse.train.clip.train_clip``) in notebook 07; ``--task caption``
     (``mmcourse.vlm.train_captioner``) and ``--task vqa`` (``mmcourse.vlm.train_vqa``) in
     notebook 08."""
     if args.task == "retrieval":
@@ -324,19 +324,19 @@ def _train_and_save(args, train_function, *arguments, **options):
 
 
 def _main_retrieval(args) -> int:
-    """``train --task retrieval``: CLIP on the retrieval pairs (``mmcourse.clip``); with
-    ``--arch keras_hub_clip`` KerasHub's CLIP, same loss and scores (``mmcourse.hub.clip``,
-    notebook 11)."""
+    """``train --task retrieval``: CLIP on the retrieval pairs (``mmcourse.train.clip``);
+    with ``--arch keras_hub_clip`` KerasHub's CLIP, same loss and scores
+    (``mmcourse.train.hub_clip``, notebook 11)."""
     if args.arch == "keras_hub_clip":
-        from mmcourse.hub import clip as hub_clip  # noqa: PLC0415
+        from mmcourse.train import hub_clip  # noqa: PLC0415
 
         result = _train_and_save(args, hub_clip.train_hub_clip, args.level, args.epochs,
                                  args.seed, args.root, log=log_to_stderr)
     else:
-        from mmcourse import clip  # noqa: PLC0415
+        from mmcourse.train import clip as clip_training  # noqa: PLC0415
 
-        result = _train_and_save(args, clip.train_clip, args.level, args.epochs, args.seed,
-                                 args.root)
+        result = _train_and_save(args, clip_training.train_clip, args.level, args.epochs,
+                                 args.seed, args.root)
     if not isinstance(result, dict):
         return result
     recall = {k: result[k] for k in ("recall_at_1", "recall_at_5")}
