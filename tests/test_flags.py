@@ -104,7 +104,8 @@ def recorded(monkeypatch, tmp_path):
                                                          "text_to_audio": 0.5},
                                     zero_shot_accuracy=0.5))
     record(video, "train_video", RESULT)
-    record(audio_data, "main", 0)
+    record(audio_data, "generate", None)
+    record(audio_data, "verify", [])
     record(serving, "main", 0)
     record(doctor, "main", 0)
     record(data, "generate", None)
@@ -118,11 +119,15 @@ def recorded(monkeypatch, tmp_path):
     record(teaching, "exercise_list", "")
     record(teaching, "sync_docs", [])
     record(grading, "grade", [])
-    record(bench, "main", 0)
+    record(bench, "load", lambda a: lambda: bench.BenchResult(a["name"], "a recorded benchmark"))
     real_plan = plan.plan
     record(plan, "plan", lambda a: real_plan(a["model"], a["context"], a["batch"],
                                              memory={"ram_bytes": 10 ** 9}))
-    record(finetune, "main", 0)
+    record(finetune, "load_caption_folder", {"train": ([], ["a red circle"]),
+                                             "test": ([], ["a blue square"])})
+    record(finetune, "finetune", dict(RESULT, total_params=10, exact_match_before=0.0,
+                                      exact_match_after=0.5, test_examples=1))
+    record(finetune, "save_adapter", lambda a: Path(a["path"]).write_bytes(b"adapter"))
     record(photos, "caption_photos", [{"image": "a.png", "caption": "a red circle"}])
     monkeypatch.setattr(finetune, "load_with_adapter", lambda preset, adapter=None: None)
     record(zero_shot, "zero_shot_photos", [{"image": "a.png", "probabilities": [0.75, 0.25],
@@ -167,7 +172,7 @@ MODES = {
     "data": {"generate": (["--root", "ROOT"], "generate"),
              "verify": (["--verify", "--root", "ROOT"], "verify"),
              "verify data/zh": (["--verify"], "verify"),
-             "audio": (["--modality", "audio", "--root", "ROOT"], "main")},
+             "audio": (["--modality", "audio", "--root", "ROOT"], "generate")},
     "train": {"match": ([], "train"), "qa": (["--task", "qa"], "train"),
               "retrieval": (["--task", "retrieval"], "train_clip"),
               "retrieval keras_hub_clip": (["--task", "retrieval", "--arch", "keras_hub_clip"],
@@ -188,11 +193,11 @@ MODES = {
                   "solutions": (["--solutions", "NEW"], "write_teacher_copies"),
                   "sync": (["--sync"], "sync_docs")},
     "grade": {"grade": (["SUBS", "--out", "OUT"], "grade")},
-    "bench": {"bench": (["attention"], "main")},
+    "bench": {"bench": (["conv"], "load")},
     "serve": {"serve": (["--model", "SERVED"], "main")},
     "plan": {"plan": (["gemma3_4b"], "plan")},
     "finetune": {"finetune": (["--model", "PRESET", "--data-dir", "OWN", "--lora", "2",
-                               "--save", "LORA"], "main")},
+                               "--save", "LORA"], "finetune")},
     "caption": {"caption": (["--model", "PRESET", "--images", "ROOT"], "caption_photos")},
     "zero-shot": {"zero-shot": (["--model", "PRESET", "--images", "PHOTOS", "--labels",
                                  "cat,dog"], "zero_shot_photos")},
@@ -287,7 +292,7 @@ PROBES = {
     ("exercises", "--sync"): (["--sync"], lambda c, o, p: any(n == "sync_docs" for n, _ in c)),
     ("grade", "--jobs"): (["--jobs", "2"], _argument("jobs", 2)),
     ("grade", "--timeout"): (["--timeout", "9"], _argument("timeout", 9.0)),
-    ("bench", "--json"): (["--json"], _argument("as_json", True)),
+    ("bench", "--json"): (["--json"], _json_out),
     ("data", "--sample-rate"): (["--sample-rate", "8000"], _argument("sample_rate", 8000)),
     ("serve", "--name"): (["--name", "m2"], _namespace("name", "m2", "main")),
     ("serve", "--host"): (["--host", "localhost"], _namespace("host", "localhost", "main")),
@@ -302,9 +307,9 @@ PROBES = {
     ("plan", "--context"): (["--context", "64"], _argument("context", 64)),
     ("plan", "--batch"): (["--batch", "3"], _argument("batch", 3)),
     ("plan", "--json"): (["--json"], _json_out),
-    ("finetune", "--lora"): (["--lora", "3"], _namespace("lora", 3, "main")),
-    ("finetune", "--epochs"): (["--epochs", "2"], _namespace("epochs", 2, "main")),
-    ("finetune", "--json"): (["--json"], _namespace("json", True, "main")),
+    ("finetune", "--lora"): (["--lora", "3"], _argument("setting", 3)),
+    ("finetune", "--epochs"): (["--epochs", "2"], _argument("epochs", 2)),
+    ("finetune", "--json"): (["--json"], _json_out),
     ("caption", "--prompt"): (["--prompt", "caption zh"], _argument("prompt", "caption zh")),
     ("caption", "--json"): (["--json"], _json_out),
     ("zero-shot", "--template"): (["--template", "a {} here"],
