@@ -22,7 +22,9 @@ names a file, every check appends its outcome there as one JSON line (what
 
 from __future__ import annotations
 
+import inspect
 import os
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -220,6 +222,16 @@ class ExerciseSet:
 
     def __len__(self) -> int:
         return len(self.exercises)
+
+
+def solution_from(reference: Callable, check: str, imports: str = "") -> str:
+    """``solution_code`` written once: the source of ``reference``, the function the checker
+    and the tests use as the right answer, then ``check`` (e.g. ``"ex.q2.check(normalise)"``),
+    after ``imports`` if the notebook needs any. So the solution a learner is shown is the
+    code the tests run. ``reference`` is written as a learner would write it: its public name,
+    no docstring, names the notebook has (``np``)."""
+    source = textwrap.dedent(inspect.getsource(reference)).strip()
+    return "\n\n\n".join(part for part in (imports.strip(), source, check.strip()) if part)
 
 
 # --- checker builders -------------------------------------------------------
