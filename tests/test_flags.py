@@ -22,9 +22,8 @@ import pytest
 from mmcourse import REPO_ROOT, bench, clip, i18n, vlm
 from mmcourse.__main__ import build_parser, main
 from mmcourse.apps import deploy, finetune, owndata, photos, zero_shot
-from mmcourse.apps import serve as serving
 from mmcourse.classroom import grading, teaching
-from mmcourse.cli import doctor
+from mmcourse.cli import commands_deploy, doctor
 from mmcourse.clip import clap, video
 from mmcourse.data import audio as audio_data
 from mmcourse.data import folders
@@ -106,7 +105,7 @@ def recorded(monkeypatch, tmp_path):
     record(video, "train_video", RESULT)
     record(audio_data, "generate", None)
     record(audio_data, "verify", [])
-    record(serving, "main", 0)
+    record(commands_deploy, "run_server", 0)
     record(doctor, "main", 0)
     record(data, "generate", None)
     record(data, "verify", [])
@@ -194,7 +193,7 @@ MODES = {
                   "sync": (["--sync"], "sync_docs")},
     "grade": {"grade": (["SUBS", "--out", "OUT"], "grade")},
     "bench": {"bench": (["conv"], "load")},
-    "serve": {"serve": (["--model", "SERVED"], "main")},
+    "serve": {"serve": (["--model", "SERVED"], "run_server")},
     "plan": {"plan": (["gemma3_4b"], "plan")},
     "finetune": {"finetune": (["--model", "PRESET", "--data-dir", "OWN", "--lora", "2",
                                "--save", "LORA"], "finetune")},
@@ -294,16 +293,19 @@ PROBES = {
     ("grade", "--timeout"): (["--timeout", "9"], _argument("timeout", 9.0)),
     ("bench", "--json"): (["--json"], _json_out),
     ("data", "--sample-rate"): (["--sample-rate", "8000"], _argument("sample_rate", 8000)),
-    ("serve", "--name"): (["--name", "m2"], _namespace("name", "m2", "main")),
-    ("serve", "--host"): (["--host", "localhost"], _namespace("host", "localhost", "main")),
-    ("serve", "--port"): (["--port", "8600"], _namespace("port", 8600, "main")),
-    ("serve", "--max-batch"): (["--max-batch", "4"], _namespace("max_batch", 4, "main")),
+    ("serve", "--name"): (["--name", "m2"], _namespace("name", "m2", "run_server")),
+    ("serve", "--host"): (["--host", "localhost"],
+                          _namespace("host", "localhost", "run_server")),
+    ("serve", "--port"): (["--port", "8600"], _namespace("port", 8600, "run_server")),
+    ("serve", "--max-batch"): (["--max-batch", "4"],
+                               _namespace("max_batch", 4, "run_server")),
     ("serve", "--batch-timeout-ms"): (["--batch-timeout-ms", "2"],
-                                      _namespace("batch_timeout_ms", 2.0, "main")),
-    ("serve", "--index"): (["--index", "ROOT"], _namespace("index", "ROOT", "main")),
-    ("serve", "--max-body-mb"): (["--max-body-mb", "2"], _namespace("max_body_mb", 2.0, "main")),
+                                      _namespace("batch_timeout_ms", 2.0, "run_server")),
+    ("serve", "--index"): (["--index", "ROOT"], _namespace("index", "ROOT", "run_server")),
+    ("serve", "--max-body-mb"): (["--max-body-mb", "2"],
+                                 _namespace("max_body_mb", 2.0, "run_server")),
     ("serve", "--max-requests"): (["--max-requests", "3"],
-                                  _namespace("max_requests", 3, "main")),
+                                  _namespace("max_requests", 3, "run_server")),
     ("plan", "--context"): (["--context", "64"], _argument("context", 64)),
     ("plan", "--batch"): (["--batch", "3"], _argument("batch", 3)),
     ("plan", "--json"): (["--json"], _json_out),

@@ -10,8 +10,8 @@ of its cosine similarities to the labels, scaled by the model's learned ``logit_
 The same code runs a real preset (``clip_vit_base_patch32``, downloaded once, with a network
 or a mirror) and a tiny local one; photos are read as ``caption`` reads them
 (``photos.read_photos``), and a preset that cannot be loaded is reported as ``caption``
-reports it (``cli.commands_hub.load_or_report``). This module is apart from ``photos`` because it
-holds another model family (CLIP, a dual encoder) than PaliGemma's captioner.
+reports it (``cli.commands_hub.load_or_report``). This module is apart from ``photos``
+because it holds another model family (CLIP, a dual encoder) than PaliGemma's captioner.
 """
 
 from __future__ import annotations

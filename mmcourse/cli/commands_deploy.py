@@ -91,6 +91,49 @@ def serve(parser: argparse.ArgumentParser, args) -> int:
     if not args.name or "/" in args.name or ":" in args.name:
         parser.error(f"argument --name: must be a non-empty name without '/' or ':', got "
                      f"{args.name!r}")
-    from mmcourse.apps import serve as serving
+    return run_server(args)
 
-    return serving.main(args)
+
+def run_server(args) -> int:
+    """``python -m mmcourse serve --model PATH ...`` (``mmcourse.apps.serve``): load, warm up
+    and serve until SIGINT or SIGTERM; requests in flight are finished, then exit 0. 1 for a
+    model that cannot be served. Introduced in notebook 10."""
+    import os
+    import signal
+
+    import uvicorn
+
+    from mmcourse.apps import deploy
+    from mmcourse.apps import serve as serving
+    from mmcourse.data.folders import DataError
+
+    limits = serving.Limits(max_body_bytes=int(args.max_body_mb * 1_000_000),
+                            max_requests=args.max_requests)
+    try:
+        with deploy.quiet_tensorflow():
+            served = serving.load_model(args.model, args.index, limits)
+            serving.warm_up(served)
+    except (ValueError, DataError) as error:
+        print(f"error: --model {args.model}: {error}", file=sys.stderr)
+        return 1
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: binding to {args.host}: anyone who can reach this address can call "
+              f"the model; there is no authentication. Put a reverse proxy with TLS and "
+              f"authentication in front, or bind 127.0.0.1", file=sys.stderr)
+    app = serving.build_app(served, args.name, args.max_batch, args.batch_timeout_ms, limits)
+    routes = {"tfserving": f"/v1/models/{args.name}[:predict|/metadata]",
+              "chat": "/v1/chat/completions", "clip": "/v1/embeddings, /v1/search"}
+    print(f"serving {args.model} as {args.name!r} ({served.kind}: {routes[served.kind]}) on "
+          f"http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                            timeout_graceful_shutdown=None)
+    # uvicorn finishes the requests in flight on SIGTERM or SIGINT, then re-raises the signal
+    # to the handler it found: a handler that does nothing makes that a clean exit 0
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, lambda *_: None)
+    uvicorn.Server(config).run()
+    print("server stopped: every request in flight was answered", file=sys.stderr, flush=True)
+    # Leave now: every request is answered and nothing is left to save, while TensorFlow's
+    # native teardown at interpreter exit takes seconds (about 7 s on a loaded 2-core machine).
+    sys.stdout.flush()
+    os._exit(0)

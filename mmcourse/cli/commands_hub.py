@@ -36,13 +36,8 @@ def plan(parser: argparse.ArgumentParser, args) -> int:
 def finetune(parser: argparse.ArgumentParser, args) -> int:
     """``finetune --model PRESET_DIR --data-dir FOLDER --lora RANK --save OUT.lora.h5
     [--epochs N] [--json]`` (``mmcourse.apps.finetune``). FOLDER is never written."""
-    model, folder, save = Path(args.model), Path(args.data_dir), Path(args.save)
-    if model.is_dir() and not (model / "config.json").is_file():
-        parser.error(f"argument --model: {model} has no config.json; give a preset folder "
-                     f"(written by save_preset) or a KerasHub preset name")
-    if not model.is_dir() and ("/" in args.model and "://" not in args.model or model.suffix):
-        parser.error(f"argument --model: {model} is not a folder; give a preset folder or a "
-                     f"KerasHub preset name")
+    _check_preset(parser, args.model)
+    folder, save = Path(args.data_dir), Path(args.save)
     if not folder.is_dir():
         parser.error(f"argument --data-dir: {folder} is not a folder; give the folder that "
                      f"holds captions.csv and the images")
@@ -112,15 +107,20 @@ def adapt_preset(args) -> int:
     return 0
 
 
-def _check_preset_and_images(parser: argparse.ArgumentParser, args) -> None:
-    """``--model`` and ``--images`` of the commands on your photos (caption, zero-shot)."""
-    model = Path(args.model)
+def _check_preset(parser: argparse.ArgumentParser, preset: str) -> None:
+    """``--model``: a preset folder (with its config.json) or a KerasHub preset name."""
+    model = Path(preset)
     if model.is_dir() and not (model / "config.json").is_file():
         parser.error(f"argument --model: {model} has no config.json; give a preset folder "
                      f"(written by save_preset) or a KerasHub preset name")
-    if not model.is_dir() and ("/" in args.model and "://" not in args.model or model.suffix):
+    if not model.is_dir() and ("/" in preset and "://" not in preset or model.suffix):
         parser.error(f"argument --model: {model} is not a folder; give a preset folder or a "
                      f"KerasHub preset name")
+
+
+def _check_preset_and_images(parser: argparse.ArgumentParser, args) -> None:
+    """``--model`` and ``--images`` of the commands on your photos (caption, zero-shot)."""
+    _check_preset(parser, args.model)
     if not Path(args.images).is_dir():
         parser.error(f"argument --images: {args.images} is not a folder; give a folder of "
                      f"photos")
