@@ -34,10 +34,10 @@ class SolutionsCorrect(pytest.Item):
     def runtest(self):
         if self.problem:
             raise AssertionError(f"cannot build the teacher copy: {self.problem}")
-        from mmcourse.classroom.grading import read_records
+        from mmcourse.exercises import record
 
         last = {(entry["notebook"], entry["question"]): entry
-                for entry in read_records(self.record)}
+                for entry in record.read(self.record)}
         wrong = [f"{n} {q}: " + (f"{last[(n, q)]['status']}: {last[(n, q)]['message']}"
                                  if (n, q) in last else "never checked")
                  for n, q in self.expected if last.get((n, q), {}).get("status") != "correct"]

@@ -10,9 +10,7 @@ and is listed in ``BENCHMARKS`` below. Targets from the issues are printed as
 from __future__ import annotations
 
 import importlib
-import json
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -137,23 +135,3 @@ def format_result(result: BenchResult) -> str:
             target = f"  (target {sign} {r.target:g}: {r.verdict})"
         lines.append(f"  ratio {r.name:<22} {r.value:10.2f}{target}")
     return "\n".join(lines)
-
-
-def main(names: list[str], as_json: bool = False) -> int:
-    """Run the named benchmarks (all when none are named); print a report or JSON."""
-    names = names or list(BENCHMARKS)
-    for name in names:  # fail on a typo before spending minutes on the others
-        if name not in BENCHMARKS:
-            print(f"error: unknown benchmark {name!r}; choose from {sorted(BENCHMARKS)}",
-                  file=sys.stderr)
-            return 2
-    results = []
-    for name in names:
-        print(f"running benchmark {name} ...", file=sys.stderr)
-        result = load(name)()
-        results.append(result)
-        if not as_json:
-            print(format_result(result), flush=True)
-    if as_json:
-        print(json.dumps({r.name: r.to_dict() for r in results}, indent=2))
-    return 0

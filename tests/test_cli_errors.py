@@ -345,10 +345,10 @@ def test_data_when_opencv_cannot_write(tmp_path, monkeypatch, capsys):
 def test_train_when_the_disk_is_full(tmp_path, monkeypatch, capsys):
     from mmcourse.train import tasks as training
 
-    def disk_full(args):
+    def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "best.keras"))
 
-    monkeypatch.setattr(training, "main", disk_full)
+    monkeypatch.setattr(training, "train", disk_full)
     assert main(["train", "--run-dir", str(tmp_path), "--epochs", "1"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""

@@ -12,6 +12,8 @@ Each ``solution_code`` runs inside its notebook under nbval, which must record "
 import inspect
 import json
 import math
+import re
+import textwrap
 
 import keras
 import numpy as np
@@ -65,6 +67,29 @@ def test_wrong_answers_are_incorrect_with_a_reason(name, index):
         feedback = exercise.check(answer)
         assert feedback.status == "incorrect", f"{answer!r} was accepted"
         assert len(feedback.message) > 10
+
+
+#: references of a learner's function that are other code on purpose: the library's own
+REFERENCE_IS_OTHER_CODE = {("notebook_01", 0): "mmcourse.data.augment.swap_spatial_words"}
+
+
+@pytest.mark.parametrize(("name", "index"), EXERCISES)
+def test_a_solution_that_defines_the_reference_function_is_its_source(name, index):
+    """Issue 26: a solution is written once. When the solution defines a function of the
+    reference's name, it shows the reference's own source (``solution_from``), so the code a
+    learner is shown is the code this suite checks, and the two cannot drift apart."""
+    exercise = _exercise(name, index)
+    if (name, index) in REFERENCE_IS_OTHER_CODE:
+        return
+    # what ``reference`` returns, found without calling it (some references train a model)
+    lookup = exercise.reference
+    named = [cell.cell_contents for cell in lookup.__closure__ or ()] + [
+        lookup.__globals__.get(word) for word in lookup.__code__.co_names]
+    defined = set(re.findall(r"^def (\w+)\(", exercise.solution_code, re.M))
+    for function in named:
+        if inspect.isfunction(function) and function.__name__ in defined:
+            source = textwrap.dedent(inspect.getsource(function)).strip()
+            assert source in exercise.solution_code, function.__name__
 
 
 @pytest.mark.parametrize(("name", "index"), EXERCISES)

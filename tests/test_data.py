@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from mmcourse.cli import commands_data
 from mmcourse.data import scenes as data
 
 TINY = {"attributes": {"train": 12, "val": 4, "test": 4},
@@ -349,7 +350,7 @@ def _copy(tree, target):
 def test_verify_names_missing_extra_and_altered_files(tmp_path, tiny_root, capsys):
     root = _copy(tiny_root, tmp_path / "copy")
     assert data.verify(root) == []
-    assert data.main(root, verify=True) == 0
+    assert commands_data.scenes_data(root, verify=True) == 0
     image_name = "attributes/train/images/00003.png"
     image = data.read_image(root / image_name)
     image[5, 5] = 255 - image[5, 5]  # one pixel
@@ -362,7 +363,7 @@ def test_verify_names_missing_extra_and_altered_files(tmp_path, tiny_root, capsy
     assert sorted(problems) == sorted([
         f"altered: {image_name}", "altered: relations/val/match.jsonl",
         "missing: relations/test/images/00001.png", "extra: relations/test/images/extra.png"])
-    assert data.main(root, verify=True) == 1
+    assert commands_data.scenes_data(root, verify=True) == 1
     assert "altered: relations/val/match.jsonl" in capsys.readouterr().err
 
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from mmcourse.cli import doctor
+from mmcourse.cli import requirements as pins
 from mmcourse.paths import REPO_ROOT
 
 PY = sys.executable
@@ -56,27 +57,27 @@ Keras == 3.15.1
 opencv_python_headless==5.0.0.93 ; sys_platform != "win32"
 -r other.txt
 """
-    assert doctor.parse_requirements(text) == [
-        doctor.Requirement("tensorflow", "2.21.0"),
-        doctor.Requirement("keras", "3.15.1"),
-        doctor.Requirement("opencv-python-headless", "5.0.0.93"),
+    assert pins.parse_requirements(text) == [
+        pins.Requirement("tensorflow", "2.21.0"),
+        pins.Requirement("keras", "3.15.1"),
+        pins.Requirement("opencv-python-headless", "5.0.0.93"),
     ]
 
 
 def test_parse_requirements_rejects_a_loose_pin_naming_the_line():
     with pytest.raises(ValueError, match=r"line 2 is not an exact pin.*numpy>=2"):
-        doctor.parse_requirements("keras==3.15.1\nnumpy>=2\n")
+        pins.parse_requirements("keras==3.15.1\nnumpy>=2\n")
 
 
 def test_real_requirements_pin_every_essential_package():
-    names = {r.name for r in doctor.parse_requirements(doctor.REQUIREMENTS.read_text())}
-    assert set(doctor.ESSENTIAL) <= names
+    names = {r.name for r in pins.parse_requirements(pins.REQUIREMENTS.read_text())}
+    assert set(pins.ESSENTIAL) <= names
 
 
 def test_the_report_gives_the_keras_hub_version_against_its_pin():
     """Issue 21: doctor reports KerasHub (notebook 11), as pip sees it installed."""
     import importlib.metadata as importlib_metadata
-    rows = doctor.check_packages(doctor.parse_requirements(doctor.REQUIREMENTS.read_text()))
+    rows = pins.check_packages(pins.parse_requirements(pins.REQUIREMENTS.read_text()))
     row = next(r for r in rows if r["name"] == "keras-hub")
     assert row["pinned"] == "0.32.0"
     try:
@@ -90,14 +91,14 @@ def test_the_report_gives_the_keras_hub_version_against_its_pin():
     ("2.21.0", "2.21.0", "ok"), ("2.21.0", "2.20.0", "mismatch"), ("2.21.0", None, "missing"),
 ])
 def test_package_status(pinned, installed, status):
-    assert doctor.package_status(pinned, installed) == status
+    assert pins.package_status(pinned, installed) == status
 
 
 def test_check_packages_with_fake_installed_versions():
-    requirements = [doctor.Requirement("numpy", "2.4.6"), doctor.Requirement("tqdm", "4.70.1"),
-                    doctor.Requirement("keras", "3.15.1")]
+    requirements = [pins.Requirement("numpy", "2.4.6"), pins.Requirement("tqdm", "4.70.1"),
+                    pins.Requirement("keras", "3.15.1")]
     installed = {"numpy": "1.26.4", "tqdm": "4.70.1"}
-    rows = doctor.check_packages(requirements, lookup=installed.get)
+    rows = pins.check_packages(requirements, lookup=installed.get)
     assert [(r["name"], r["status"], r["essential"]) for r in rows] == [
         ("numpy", "mismatch", True), ("tqdm", "ok", False), ("keras", "missing", True)]
 
@@ -109,7 +110,7 @@ def healthy_report():
     """A report as `collect()` builds it, for a working environment (before `finish`)."""
     packages = [
         {"name": name, "pinned": pin, "installed": pin, "status": "ok",
-         "essential": name in doctor.ESSENTIAL}
+         "essential": name in pins.ESSENTIAL}
         for name, pin in [("tensorflow", "2.21.0"), ("keras", "3.15.1"), ("numpy", "2.4.6"),
                           ("opencv-python-headless", "5.0.0.93"), ("matplotlib", "3.11.2"),
                           ("jupyterlab", "4.6.6"), ("ipykernel", "7.4.0"), ("tqdm", "4.70.1")]
@@ -270,7 +271,7 @@ def test_unreadable_requirements_still_checks_the_essentials():
         row["pinned"] = None
     report["packages"][1].update(installed=None, status="missing")  # keras
     report = doctor.finish(report)
-    assert doctor.package_status(None, "1.0") == "ok"
+    assert pins.package_status(None, "1.0") == "ok"
     assert report["exit_code"] == 1
     assert [p["fix"] for p in report["problems"]] == [
         "git checkout -- requirements.txt", ".venv/bin/python -m pip install keras"]

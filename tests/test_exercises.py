@@ -12,6 +12,7 @@ from mmcourse.exercises import (
     expect_function,
     expect_model,
     expect_value,
+    solution_from,
 )
 
 
@@ -133,6 +134,23 @@ def test_hints_and_solution():
     with pytest.raises(TypeError, match="must be an int"):
         exercise.hint("2")
     assert "answer = 3" in exercise.solution()._repr_markdown_()
+
+
+def test_a_solution_written_once_is_its_reference_source_then_the_check():
+    def reference():  # indented, as the references inside notebook_NN() are
+        values = [1, 2]
+        return sum(values)
+
+    expected = ("def reference():  # indented, as the references inside notebook_NN() are\n"
+                "    values = [1, 2]\n"
+                "    return sum(values)\n\n\n"
+                "ex.q1.check(reference)")
+    assert solution_from(reference, "ex.q1.check(reference)") == expected
+    assert solution_from(reference, "ex.q1.check(reference)\n", imports="import math\n") == \
+        "import math\n\n\n" + expected
+    namespace = {}
+    exec(solution_from(reference, ""), namespace)  # the code shown runs as it is
+    assert namespace["reference"]() == 3
 
 
 def test_feedback_renders_as_markdown_and_text():

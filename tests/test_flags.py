@@ -22,9 +22,8 @@ import pytest
 from mmcourse import REPO_ROOT, bench, i18n, vlm
 from mmcourse.__main__ import build_parser, main
 from mmcourse.apps import deploy, finetune, owndata, photos, zero_shot
-from mmcourse.apps import serve as serving
 from mmcourse.classroom import grading, teaching
-from mmcourse.cli import doctor
+from mmcourse.cli import commands_deploy, doctor
 from mmcourse.data import audio as audio_data
 from mmcourse.data import folders
 from mmcourse.data import scenes as data
@@ -106,8 +105,9 @@ def recorded(monkeypatch, tmp_path):
            dict(RESULT, recall_at_1={"audio_to_text": 0.5, "text_to_audio": 0.5},
                 zero_shot_accuracy=0.5))
     record(video_training, "train_video", RESULT)
-    record(audio_data, "main", 0)
-    record(serving, "main", 0)
+    record(audio_data, "generate", None)
+    record(audio_data, "verify", [])
+    record(commands_deploy, "run_server", 0)
     record(doctor, "main", 0)
     record(data, "generate", None)
     record(data, "verify", [])
@@ -120,11 +120,15 @@ def recorded(monkeypatch, tmp_path):
     record(teaching, "exercise_list", "")
     record(teaching, "sync_docs", [])
     record(grading, "grade", [])
-    record(bench, "main", 0)
+    record(bench, "load", lambda a: lambda: bench.BenchResult(a["name"], "a recorded benchmark"))
     real_plan = plan.plan
     record(plan, "plan", lambda a: real_plan(a["model"], a["context"], a["batch"],
                                              memory={"ram_bytes": 10 ** 9}))
-    record(finetune, "main", 0)
+    record(finetune, "load_caption_folder", {"train": ([], ["a red circle"]),
+                                             "test": ([], ["a blue square"])})
+    record(finetune, "finetune", dict(RESULT, total_params=10, exact_match_before=0.0,
+                                      exact_match_after=0.5, test_examples=1))
+    record(finetune, "save_adapter", lambda a: Path(a["path"]).write_bytes(b"adapter"))
     record(photos, "caption_photos", [{"image": "a.png", "caption": "a red circle"}])
     monkeypatch.setattr(finetune, "load_with_adapter", lambda preset, adapter=None: None)
     record(zero_shot, "zero_shot_photos", [{"image": "a.png", "probabilities": [0.75, 0.25],
@@ -169,7 +173,7 @@ MODES = {
     "data": {"generate": (["--root", "ROOT"], "generate"),
              "verify": (["--verify", "--root", "ROOT"], "verify"),
              "verify data/zh": (["--verify"], "verify"),
-             "audio": (["--modality", "audio", "--root", "ROOT"], "main")},
+             "audio": (["--modality", "audio", "--root", "ROOT"], "generate")},
     "train": {"match": ([], "train"), "qa": (["--task", "qa"], "train"),
               "retrieval": (["--task", "retrieval"], "train_clip"),
               "retrieval keras_hub_clip": (["--task", "retrieval", "--arch", "keras_hub_clip"],
@@ -190,11 +194,11 @@ MODES = {
                   "solutions": (["--solutions", "NEW"], "write_teacher_copies"),
                   "sync": (["--sync"], "sync_docs")},
     "grade": {"grade": (["SUBS", "--out", "OUT"], "grade")},
-    "bench": {"bench": (["attention"], "main")},
-    "serve": {"serve": (["--model", "SERVED"], "main")},
+    "bench": {"bench": (["conv"], "load")},
+    "serve": {"serve": (["--model", "SERVED"], "run_server")},
     "plan": {"plan": (["gemma3_4b"], "plan")},
     "finetune": {"finetune": (["--model", "PRESET", "--data-dir", "OWN", "--lora", "2",
-                               "--save", "LORA"], "main")},
+                               "--save", "LORA"], "finetune")},
     "caption": {"caption": (["--model", "PRESET", "--images", "ROOT"], "caption_photos")},
     "zero-shot": {"zero-shot": (["--model", "PRESET", "--images", "PHOTOS", "--labels",
                                  "cat,dog"], "zero_shot_photos")},
@@ -289,24 +293,27 @@ PROBES = {
     ("exercises", "--sync"): (["--sync"], lambda c, o, p: any(n == "sync_docs" for n, _ in c)),
     ("grade", "--jobs"): (["--jobs", "2"], _argument("jobs", 2)),
     ("grade", "--timeout"): (["--timeout", "9"], _argument("timeout", 9.0)),
-    ("bench", "--json"): (["--json"], _argument("as_json", True)),
+    ("bench", "--json"): (["--json"], _json_out),
     ("data", "--sample-rate"): (["--sample-rate", "8000"], _argument("sample_rate", 8000)),
-    ("serve", "--name"): (["--name", "m2"], _namespace("name", "m2", "main")),
-    ("serve", "--host"): (["--host", "localhost"], _namespace("host", "localhost", "main")),
-    ("serve", "--port"): (["--port", "8600"], _namespace("port", 8600, "main")),
-    ("serve", "--max-batch"): (["--max-batch", "4"], _namespace("max_batch", 4, "main")),
+    ("serve", "--name"): (["--name", "m2"], _namespace("name", "m2", "run_server")),
+    ("serve", "--host"): (["--host", "localhost"],
+                          _namespace("host", "localhost", "run_server")),
+    ("serve", "--port"): (["--port", "8600"], _namespace("port", 8600, "run_server")),
+    ("serve", "--max-batch"): (["--max-batch", "4"],
+                               _namespace("max_batch", 4, "run_server")),
     ("serve", "--batch-timeout-ms"): (["--batch-timeout-ms", "2"],
-                                      _namespace("batch_timeout_ms", 2.0, "main")),
-    ("serve", "--index"): (["--index", "ROOT"], _namespace("index", "ROOT", "main")),
-    ("serve", "--max-body-mb"): (["--max-body-mb", "2"], _namespace("max_body_mb", 2.0, "main")),
+                                      _namespace("batch_timeout_ms", 2.0, "run_server")),
+    ("serve", "--index"): (["--index", "ROOT"], _namespace("index", "ROOT", "run_server")),
+    ("serve", "--max-body-mb"): (["--max-body-mb", "2"],
+                                 _namespace("max_body_mb", 2.0, "run_server")),
     ("serve", "--max-requests"): (["--max-requests", "3"],
-                                  _namespace("max_requests", 3, "main")),
+                                  _namespace("max_requests", 3, "run_server")),
     ("plan", "--context"): (["--context", "64"], _argument("context", 64)),
     ("plan", "--batch"): (["--batch", "3"], _argument("batch", 3)),
     ("plan", "--json"): (["--json"], _json_out),
-    ("finetune", "--lora"): (["--lora", "3"], _namespace("lora", 3, "main")),
-    ("finetune", "--epochs"): (["--epochs", "2"], _namespace("epochs", 2, "main")),
-    ("finetune", "--json"): (["--json"], _namespace("json", True, "main")),
+    ("finetune", "--lora"): (["--lora", "3"], _argument("setting", 3)),
+    ("finetune", "--epochs"): (["--epochs", "2"], _argument("epochs", 2)),
+    ("finetune", "--json"): (["--json"], _json_out),
     ("caption", "--prompt"): (["--prompt", "caption zh"], _argument("prompt", "caption zh")),
     ("caption", "--json"): (["--json"], _json_out),
     ("zero-shot", "--template"): (["--template", "a {} here"],

@@ -18,6 +18,7 @@ from mmcourse.__main__ import main
 from mmcourse.classroom import grading
 from mmcourse.course_exercises import notebook_00
 from mmcourse.exercises import Exercise, ExerciseSet, ____, exam_mode, expect_value
+from mmcourse.exercises import record as exercise_record
 
 # --- recording -------------------------------------------------------------------------------
 
@@ -299,7 +300,7 @@ def test_questions_sort_by_number_not_by_text():
         "q1", "q2", "q10", "07.q3", "07.q12", "extra"]
 
 
-def test_read_records_keeps_only_complete_records_in_order(tmp_path):
+def test_the_record_reads_back_only_complete_records_in_order(tmp_path):
     good = {"notebook": "00", "question": "q1", "status": "correct", "message": "yes"}
     lines = [json.dumps(good), "not json", "[1]", json.dumps({**good, "status": "error"}),
              json.dumps({**good, "message": 3}), json.dumps({**good, "question": "q2",
@@ -308,9 +309,9 @@ def test_read_records_keeps_only_complete_records_in_order(tmp_path):
              json.dumps({**good, "status": "incorrect"})[:-5]]  # cut short by a kill
     path = tmp_path / "record.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assert grading.read_records(path) == [good, {**good, "question": "q2",
+    assert exercise_record.read(path) == [good, {**good, "question": "q2",
                                                  "status": "not attempted"}]
-    assert grading.read_records(tmp_path / "none.jsonl") == []
+    assert exercise_record.read(tmp_path / "none.jsonl") == []
 
 
 def _rows(student, notebook, *statuses):

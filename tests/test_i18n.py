@@ -26,7 +26,7 @@ HAN = re.compile(r"[\u4e00-\u9fff]")
 def _marked_messages():
     """Every string literal passed to ``_(...)`` or ``N_(...)`` in the package's modules."""
     found = {}
-    for path in sorted((REPO_ROOT / "mmcourse").glob("*.py")):
+    for path in sorted((REPO_ROOT / "mmcourse").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
                     node.func.id in ("_", "N_"):

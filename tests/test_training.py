@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mmcourse import REPO_ROOT
+from mmcourse.cli import commands_train
 from mmcourse.train import tasks as training
 
 QUICK = {"epochs": 1, "train_size": 256, "test_size": 128, "validate": False, "log": None}
@@ -61,10 +62,10 @@ def test_train_rejects_bad_arguments():
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"fusion": "outer"}, "unknown fusion 'outer'; valid names: image, text, concat"),
     ({"task": "translate"}, "unknown task 'translate'; valid names: match, qa"),
-    ({"epochs": 0}, "--epochs must be >= 1"),
+    ({"epochs": 0}, "epochs must be a positive int"),
 ])
-def test_main_exits_2_with_the_valid_names(overrides, message, capsys):
-    assert training.main(_args(**overrides)) == 2
+def test_the_train_command_exits_2_with_the_valid_names(overrides, message, capsys):
+    assert commands_train.train_matcher(_args(**overrides)) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert message in captured.err
@@ -80,8 +81,8 @@ def test_cli_unknown_fusion_is_not_a_traceback():
 
 
 @pytest.mark.slow
-def test_main_json_prints_one_object(course_data, capsys):
-    assert training.main(_args(fusion="sum", root=str(course_data))) == 0
+def test_the_train_command_prints_one_json_object(course_data, capsys):
+    assert commands_train.train_matcher(_args(fusion="sum", root=str(course_data))) == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out)  # stdout is exactly one JSON object
     assert result["fusion"] == "sum" and result["epochs_run"] == 1

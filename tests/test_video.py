@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from mmcourse.cli import commands_data
 from mmcourse.clip import video
 from mmcourse.data import video as video_data
 from mmcourse.train import video as video_training
@@ -219,7 +220,7 @@ def test_generate_writes_what_make_split_makes_and_verify_finds_changes(tmp_path
         np.testing.assert_array_equal(videos, expected_videos)
         assert records == expected_records and videos.dtype == np.uint8
     assert video_data.verify(folder) == []
-    assert video_data.main(folder, verify=True) == 0
+    assert commands_data.video_clips(folder, verify=True) == 0
     raw = bytearray((folder / "train.npy").read_bytes())
     raw[-1] ^= 1
     (folder / "train.npy").write_bytes(bytes(raw))

@@ -164,71 +164,13 @@ def load_with_adapter(preset, adapter=None):
     return model
 
 
-def _preset_image_size(preset) -> int | None:
+def preset_image_size(preset) -> int | None:
     """The backbone's image size from a local preset folder's ``config.json``, or None."""
     try:
         config = json.loads((Path(preset) / "config.json").read_text(encoding="utf-8"))
         return int(config["config"]["image_size"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def main(args) -> int:
-    """``finetune --model PRESET_DIR --data-dir FOLDER --lora RANK --save OUT [--epochs N]
-    [--json]``: exit 1 for a folder with problems, a preset that cannot be loaded or a file
-    that cannot be written."""
-    import sys  # noqa: PLC0415
-
-    # the folder and --save are checked before the model loads and trains, so that a bad
-    # one fails in seconds (the image size comes from the preset's config.json when it has one)
-    size = _preset_image_size(args.model)
-    data = None
-    if size is not None:
-        try:
-            data = load_caption_folder(args.data_dir, size)
-        except folders.DataError as error:
-            print(f"error: argument --data-dir: {error}", file=sys.stderr)
-            return 1
-    existing = Path(args.save).absolute().parent  # the folders up to it are made on saving
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        print(f"error: --save {args.save}: cannot write under {existing}; choose a folder you "
-              f"can write to", file=sys.stderr)
-        return 1
-    try:
-        model = load_with_adapter(args.model)
-    except (OSError, ValueError) as error:  # FileNotFoundError, ConnectionError
-        print(f"error: argument --model: {error}", file=sys.stderr)
-        return 1
-    if data is None:
-        try:
-            data = load_caption_folder(args.data_dir, int(model.backbone.image_size))
-        except folders.DataError as error:
-            print(f"error: argument --data-dir: {error}", file=sys.stderr)
-            return 1
-    print(f"finetune: {len(data['train'][1])} training and {len(data['test'][1])} test "
-          f"captions, LoRA rank {args.lora}, {args.epochs or FINETUNE_DEFAULTS['epochs']} "
-          "epochs", file=sys.stderr)
-    prompt = prompt_for(data["train"][1])
-    result = finetune(model, data, args.lora, epochs=args.epochs, prompt=prompt)
-    try:
-        save_adapter(model, args.save)
-    except OSError as error:
-        print(f"error: --save {args.save}: cannot write there ({error.strerror or error})",
-              file=sys.stderr)
-        return 1
-    result.update(prompt=prompt, adapter=str(args.save), adapter_bytes=Path(args.save).stat().st_size,
-                  model=str(args.model), data_dir=str(args.data_dir))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"LoRA rank {args.lora}: {result['trainable_params']:,} of "
-              f"{result['total_params']:,} parameters trained in "
-              f"{result['train_seconds']:.1f} s; exact match {result['exact_match_before']:.3f} "
-              f"-> {result['exact_match_after']:.3f} on {result['test_examples']} test "
-              f"captions; adapter {args.save} ({result['adapter_bytes'] / 1e3:.0f} kB)")
-    return 0
 
 
 def benchmark():

@@ -24,7 +24,6 @@ Keras and TensorFlow are imported inside the functions.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -526,32 +525,6 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
     if keep_model:
         result["model"], result["data"] = raw_model, own
     return result
-
-
-def main_train(args) -> int:
-    """``python -m mmcourse train --data-dir FOLDER``: 0 on success, 1 on data problems,
-    2 on bad arguments. Introduced in notebook 09."""
-    try:
-        result = train_folder(args.data_dir, task=args.task, fusion=args.fusion,
-                              epochs=args.epochs, seed=args.seed, save=args.save,
-                              batch_size=args.batch_size or 64,
-                              sequence_length=args.sequence_length, patience=args.patience)
-    except DataError as error:
-        print(f"error: --data-dir {args.data_dir}: {error}", file=sys.stderr)
-        return 1
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False))
-    else:
-        sizes = ", ".join(f"{name} {s['images']} images / {s['pairs']} pairs"
-                          for name, s in result["split_sizes"].items())
-        print(f"{result['task']}/{result['fusion']} on {result['data_dir']} ({result['pairs']}): "
-              f"test accuracy {result['test_accuracy']:.4f}, {result['params']:,} parameters, "
-              f"{result['epochs_run']} epochs in {result['train_seconds']:.1f} s")
-        print(f"split by image: {sizes}; out-of-vocabulary rate {result['oov_rate']:.1%}")
-    return 0
 
 
 # --- a synthetic domain dataset for notebook 09 ----------------------------------------------

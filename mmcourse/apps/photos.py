@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmcourse.apps import finetune
 from mmcourse.data import folders, images
 from mmcourse.train import hub as hub_training
 
@@ -48,42 +47,3 @@ def caption_photos(model, folder, prompt: str = "caption en\n") -> list[dict]:
     names, photos = read_photos(folder, int(model.backbone.image_size))
     captions = hub_training.generate_captions(model, photos, prompt)
     return [{"image": n, "caption": c} for n, c in zip(names, captions, strict=True)]
-
-
-def load_or_report(load, preset) -> tuple[bool, object]:
-    """``(True, load(preset))``, or ``(False, None)`` after printing why it failed as
-    ``error: argument --model: ...`` on stderr: a folder that is not a preset, or a real
-    preset name that could not be downloaded (``hub_presets.load_preset``'s message: a
-    network, a local preset folder or a mirror). The commands on your photos (``caption``,
-    ``zero-shot``) share it. Notebook 12."""
-    import sys  # noqa: PLC0415
-
-    try:
-        return True, load(preset)
-    except (OSError, ValueError) as error:  # FileNotFoundError, ConnectionError
-        print(f"error: argument --model: {error}", file=sys.stderr)
-        return False, None
-
-
-def main(args) -> int:
-    """``caption --model PRESET --images DIR [--prompt P] [--json]``: exit 1 when the preset
-    cannot be loaded (offline with a real name: what to do instead) or a photo cannot be read.
-    """
-    import json  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    loaded, model = load_or_report(finetune.load_with_adapter, args.model)
-    if not loaded:
-        return 1
-    try:
-        results = caption_photos(model, args.images, args.prompt)
-    except ValueError as error:  # ImageError is a ValueError
-        print(f"error: argument --images: {error}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps({"model": str(args.model), "prompt": args.prompt,
-                          "captions": results}, ensure_ascii=False))
-    else:
-        for row in results:
-            print(f"{row['image']}: {row['caption']}")
-    return 0

@@ -39,10 +39,7 @@ import base64
 import binascii
 import itertools
 import json
-import os
 import secrets
-import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1096,42 +1093,3 @@ def warm_up(served) -> None:
     elif served.kind == "clip":
         served.embed([("text", "a red circle"), ("image", np.zeros(
             (served.image_size, served.image_size, 3), np.uint8))])
-
-
-def main(args) -> int:
-    """``python -m mmcourse serve --model PATH ...``: load, warm up and serve until SIGINT or
-    SIGTERM; requests in flight are finished, then exit 0. 1 for a model that cannot be
-    served. Introduced in notebook 10."""
-    import uvicorn
-
-    limits = Limits(max_body_bytes=int(args.max_body_mb * 1_000_000),
-                    max_requests=args.max_requests)
-    try:
-        with deploy.quiet_tensorflow():
-            served = load_model(args.model, args.index, limits)
-            warm_up(served)
-    except (ValueError, folders.DataError) as error:
-        print(f"error: --model {args.model}: {error}", file=sys.stderr)
-        return 1
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: binding to {args.host}: anyone who can reach this address can call "
-              f"the model; there is no authentication. Put a reverse proxy with TLS and "
-              f"authentication in front, or bind 127.0.0.1", file=sys.stderr)
-    app = build_app(served, args.name, args.max_batch, args.batch_timeout_ms, limits)
-    routes = {"tfserving": f"/v1/models/{args.name}[:predict|/metadata]",
-              "chat": "/v1/chat/completions", "clip": "/v1/embeddings, /v1/search"}
-    print(f"serving {args.model} as {args.name!r} ({served.kind}: {routes[served.kind]}) on "
-          f"http://{args.host}:{args.port}", file=sys.stderr, flush=True)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
-                            timeout_graceful_shutdown=None)
-    # uvicorn finishes the requests in flight on SIGTERM or SIGINT, then re-raises the signal
-    # to the handler it found: a handler that does nothing makes that a clean exit 0
-    for signal_number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signal_number, lambda *_: None)
-    uvicorn.Server(config).run()
-    print("server stopped: every request in flight was answered", file=sys.stderr, flush=True)
-    # Leave now: every request is answered and nothing is left to save, while TensorFlow's
-    # native teardown at interpreter exit takes seconds (about 7 s on a loaded 2-core machine).
-    sys.stdout.flush()
-    os._exit(0)
-

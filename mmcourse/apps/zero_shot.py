@@ -10,8 +10,8 @@ of its cosine similarities to the labels, scaled by the model's learned ``logit_
 The same code runs a real preset (``clip_vit_base_patch32``, downloaded once, with a network
 or a mirror) and a tiny local one; photos are read as ``caption`` reads them
 (``photos.read_photos``), and a preset that cannot be loaded is reported as ``caption``
-reports it (``photos.load_or_report``). This module is apart from ``photos`` because it
-holds another model family (CLIP, a dual encoder) than PaliGemma's captioner.
+reports it (``cli.commands_hub.load_or_report``). This module is apart from ``photos``
+because it holds another model family (CLIP, a dual encoder) than PaliGemma's captioner.
 """
 
 from __future__ import annotations
@@ -173,35 +173,3 @@ def format_table(labels, results) -> str:
             f"{p:.3f}".rjust(c) for p, c in zip(row["probabilities"], columns, strict=True)]
             + [row["label"]]))
     return "\n".join(lines)
-
-
-def main(args) -> int:
-    """``zero-shot --model PRESET --images DIR --labels "a,b" [--template T ...] [--json]``:
-    exit 1 when the preset cannot be loaded (offline with a real name: what to do instead)
-    or a photo cannot be read. The labels and templates were checked by ``__main__``."""
-    import json  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    from mmcourse.apps import photos as photo_folder  # noqa: PLC0415
-
-    labels = parse_labels(args.labels)
-    templates = check_templates(args.template or DEFAULT_TEMPLATES)
-    try:  # before the model loads (a real preset is a download): an empty folder fails now
-        photo_folder.photo_paths(args.images)
-    except ValueError as error:
-        print(f"error: argument --images: {error}", file=sys.stderr)
-        return 1
-    loaded, model = photo_folder.load_or_report(load_clip, args.model)
-    if not loaded:
-        return 1
-    try:
-        results = zero_shot_photos(model, args.images, labels, templates)
-    except ValueError as error:  # ImageError is a ValueError
-        print(f"error: argument --images: {error}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps({"model": str(args.model), "labels": labels, "templates": templates,
-                          "results": results}, ensure_ascii=False))
-    else:
-        print(format_table(labels, results))
-    return 0

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from mmcourse import i18n
 from mmcourse.classroom import teaching
+from mmcourse.exercises import record as exercise_record
 from mmcourse.i18n import _
 
 NO_QUESTION = "-"  # the question column of a row about the whole notebook
@@ -169,7 +170,7 @@ def _execute(notebook: Path, timeout: float, with_folder: bool) -> dict:
             shutil.copy2(notebook, work / notebook.name)
         copy = work / notebook.name
         record, result = scratch / "record.jsonl", scratch / "result.json"
-        env = dict(os.environ, MMCOURSE_EXAM="1", MMCOURSE_RECORD=str(record),
+        env = dict(os.environ, **exercise_record.environment(record), MMCOURSE_EXAM="1",
                    MMCOURSE_LANG=i18n.current(),
                    MMCOURSE_RUNS=str(scratch / "runs"), TF_CPP_MIN_LOG_LEVEL="2",
                    PATH=os.pathsep.join([str(Path(sys.executable).parent),
@@ -193,7 +194,8 @@ def _execute(notebook: Path, timeout: float, with_folder: bool) -> dict:
                        _("the run stopped (exit status {status}: {line})").format(
                            status=child.returncode, line=last_line))
         seconds = time.perf_counter() - start
-        return {"records": read_records(record), "cell_errors": report.get("cell_errors", {}),
+        return {"records": exercise_record.read(record),
+                "cell_errors": report.get("cell_errors", {}),
                 "failure": failure, "first_error": report.get("first_error"),
                 "seconds": seconds}
 
@@ -205,24 +207,6 @@ def _read_json(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return report if isinstance(report, dict) else {}
-
-
-def read_records(path: Path) -> list[dict]:
-    """The checks recorded in ``path`` (``MMCOURSE_RECORD``), in order; no file gives [].
-    Lines that are not records (one cut short by a kill) are skipped."""
-    records = []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines() \
-        if path.is_file() else []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and all(isinstance(record.get(key), str) for key in (
-                "notebook", "question", "status", "message")) and record["status"] in (
-                "correct", "incorrect", "not attempted"):
-            records.append(record)
-    return records
 
 
 def _kill(child: subprocess.Popen, result: Path) -> None:

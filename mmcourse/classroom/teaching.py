@@ -271,19 +271,3 @@ def sync_docs() -> list[Path]:
                                   encoding="utf-8")
         changed.append(INDEX_NOTEBOOK)
     return changed
-
-
-def main(args) -> int:
-    """``exercises (--list [--markdown] | --solutions OUT_DIR | --sync)``."""
-    if args.solutions is not None:
-        out = Path(args.solutions)
-        written = write_teacher_copies(out)
-        print(f"wrote {len(written)} teacher copies to {out}/ (solutions between "
-              f"'{BEGIN}' and '{END}')")
-    if args.list:
-        print(exercise_list(markdown=args.markdown), end="")
-    if args.sync:
-        changed = sync_docs()
-        shown = ", ".join(p.relative_to(REPO_ROOT).as_posix() for p in changed) or "nothing"
-        print(f"updated {shown} (the generated schedule and exercise list)")
-    return 0

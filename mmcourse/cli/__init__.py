@@ -1,1 +1,2 @@
-"""The command line: ``python -m mmcourse COMMAND`` (``mmcourse/__main__.py`` calls it)."""
+"""The command line: ``python -m mmcourse COMMAND`` (``mmcourse/__main__.py`` calls
+``cli.main.main``); one module of commands per topic (``cli.commands_*``)."""

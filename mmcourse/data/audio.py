@@ -250,18 +250,3 @@ def load_split(split: str, root=None) -> tuple[np.ndarray, list[dict]]:
     """The clips and records of one split from ``data/audio`` (written by ``generate``).
     Introduced in notebook 13."""
     return split_files.load(_folder(root), split, SPLITS, "audio", COMMAND)
-
-
-def main(root=None, seed: int = 0, verify: bool = False, sample_rate: int = SAMPLE_RATE) -> int:
-    """``python -m mmcourse data --modality audio [--root DIR] [--seed N] [--verify]
-    [--sample-rate HZ]``. Returns the exit status (1 when ``--verify`` finds problems).
-    Introduced in notebook 13."""
-    folder = _folder(root)
-    if verify:
-        return split_files.report(folder, globals()["verify"](folder), COMMAND)
-    generate(folder, seed, sample_rate)
-    sizes = ", ".join(f"{split} {len(PAIRS) * n}" for split, n in CLIPS_PER_PAIR.items())
-    print(f"audio: clips {sizes} ({len(PAIRS)} ordered pairs of {len(EVENTS)} events, "
-          f"{sample_rate} Hz, {CLIP_SECONDS:g} s)")
-    print(f"wrote {len(SPLITS) * 2 + 1} files under {folder}")
-    return 0

@@ -798,44 +798,6 @@ def verify(root=None) -> list[str]:
     return problems
 
 
-def main(root=None, seed: int = 0, verify: bool = False, language: str = "en") -> int:
-    """``python -m mmcourse data [--root DIR] [--seed N] [--verify] [--language zh]``: build
-    or verify. Chinese data goes to ``data/zh`` unless ``root`` is given.
-
-    Returns the exit status: 0, 1 when ``--verify`` finds problems (each printed on
-    stderr), 2 when ``root`` is not a folder. File-system errors (read-only folder, disk
-    full) are raised as ``OSError``; the command line reports them. Introduced in notebook 01.
-    """
-    _check_language(language)
-    root = _root(root) if root is not None or language == "en" else DATA_DIR / "zh"
-    for folder in (root, *root.parents):  # the first one that exists must be a folder
-        if folder.exists():
-            if not folder.is_dir():
-                print(f"error: --root {root}: {folder} is a file, not a folder; give a folder "
-                      f"(it is created if missing)", file=sys.stderr)
-                return 2
-            break
-    if verify:
-        problems = globals()["verify"](root)
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        if problems:
-            print(f"{root}: {len(problems)} problem(s); regenerate with "
-                  f"`python -m mmcourse data --root {root}`", file=sys.stderr)
-            return 1
-        count = len(read_manifest(root)["files"])
-        print(f"{root}: all {count} files match manifest.json")
-        return 0
-    generate(root, seed=seed, language=language)
-    manifest = read_manifest(root)
-    for level, splits in manifest["sizes"].items():
-        sizes = ", ".join(f"{split} {n}" for split, n in splits.items())
-        print(f"{level}: scenes {sizes} (per scene: {2 * MATCH_PAIRS_PER_SCENE[level]} match "
-              f"records, {QA_PER_SCENE[level]} qa)")
-    print(f"wrote {len(manifest['files'])} files under {root}")
-    return 0
-
-
 # --- loading ------------------------------------------------------------------------------
 
 

@@ -204,18 +204,3 @@ def load_split(split: str, root=None) -> tuple[np.ndarray, list[dict]]:
     """The clips and match records of one split from ``data/video`` (written by
     ``generate``). Introduced in notebook 13."""
     return split_files.load(_folder(root), split, SPLITS, "video", COMMAND)
-
-
-def main(root=None, seed: int = 0, verify: bool = False) -> int:
-    """``python -m mmcourse data --modality video [--root DIR] [--seed N] [--verify]``.
-    Returns the exit status (1 when ``--verify`` finds problems). Introduced in notebook
-    13."""
-    folder = _folder(root)
-    if verify:
-        return split_files.report(folder, globals()["verify"](folder), COMMAND)
-    generate(folder, seed)
-    sizes = ", ".join(f"{split} {n}" for split, n in CLIPS.items())
-    print(f"video: clips {sizes} ({FRAMES} frames of {FRAME_SIZE} x {FRAME_SIZE}), each with "
-          f"a true and a false statement")
-    print(f"wrote {len(SPLITS) * 2 + 1} files under {folder}")
-    return 0

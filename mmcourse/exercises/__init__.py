@@ -22,13 +22,16 @@ names a file, every check appends its outcome there as one JSON line (what
 
 from __future__ import annotations
 
-import json
+import inspect
 import os
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from mmcourse.exercises import record
 
 
 class _Placeholder:
@@ -115,8 +118,8 @@ class Feedback:
         return text
 
 
-#: Environment variables read at each call: the record file, and exam mode ("1" or "nohints").
-RECORD_VARIABLE = "MMCOURSE_RECORD"
+#: Environment variable read at each call: exam mode ("1" or "nohints"). The record's
+#: variable and format live in ``mmcourse.exercises.record``.
 EXAM_VARIABLE = "MMCOURSE_EXAM"
 _exam_override: tuple[bool, bool] | None = None  # set by exam_mode(): (exam on, hints on)
 
@@ -144,22 +147,6 @@ def _exam_state() -> tuple[bool, bool]:
     return True, value != "nohints"
 
 
-def _record(notebook: str, question: str, feedback: Feedback) -> None:
-    """Append one check's outcome to the file named by ``MMCOURSE_RECORD``, if set. Never
-    raises: a record that cannot be written must not break the learner's cell."""
-    path = os.environ.get(RECORD_VARIABLE)
-    if not path:
-        return
-    try:
-        line = json.dumps({"notebook": notebook, "question": question,
-                           "status": feedback.status, "message": feedback.message},
-                          ensure_ascii=False)
-        with open(path, "a", encoding="utf-8") as record:
-            record.write(line + "\n")
-    except Exception:  # recording is best effort: the learner's cell goes on
-        pass
-
-
 @dataclass
 class Exercise:
     """One auto-checked question.
@@ -182,7 +169,7 @@ class Exercise:
 
     def check(self, answer: Any = ____) -> Feedback:
         feedback = self._judge(answer)
-        _record(self.notebook, self.name, feedback)
+        record.write(self.notebook, self.name, feedback.status, feedback.message)
         return feedback
 
     def _judge(self, answer: Any) -> Feedback:
@@ -235,6 +222,16 @@ class ExerciseSet:
 
     def __len__(self) -> int:
         return len(self.exercises)
+
+
+def solution_from(reference: Callable, check: str, imports: str = "") -> str:
+    """``solution_code`` written once: the source of ``reference``, the function the checker
+    and the tests use as the right answer, then ``check`` (e.g. ``"ex.q2.check(normalise)"``),
+    after ``imports`` if the notebook needs any. So the solution a learner is shown is the
+    code the tests run. ``reference`` is written as a learner would write it: its public name,
+    no docstring, names the notebook has (``np``)."""
+    source = textwrap.dedent(inspect.getsource(reference)).strip()
+    return "\n\n\n".join(part for part in (imports.strip(), source, check.strip()) if part)
 
 
 # --- checker builders -------------------------------------------------------

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.exercises import Exercise, ExerciseSet, expect_function, expect_value
+from mmcourse.exercises import (
+    Exercise,
+    ExerciseSet,
+    expect_function,
+    expect_value,
+    solution_from,
+)
 
 #: q4: the data the tiny model trains on (64 examples of 4 features; the target is their sum).
 Q4_X = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
@@ -66,7 +72,7 @@ def notebook_00() -> ExerciseSet:
 
     from mmcourse.exercises import Incorrect
 
-    def reference_draws(seed):
+    def seeded_draws(seed):
         return np.random.default_rng(seed).normal(size=3)
 
     def check_cpu_device(answer):
@@ -127,14 +133,12 @@ def notebook_00() -> ExerciseSet:
             name="q3",
             prompt="A function seeded_draws(seed) returning 3 draws from "
                    "np.random.default_rng(seed).normal(): the same numbers for the same seed.",
-            checker=expect_function(reference_draws, [(0,), (42,), (2026,)]),
+            checker=expect_function(seeded_draws, [(0,), (42,), (2026,)]),
             hints=["Make a new Generator inside the function from the seed: "
                    "np.random.default_rng(seed).",
                    "Generator.normal(size=3) returns an array of 3 draws."],
-            solution_code="def seeded_draws(seed):\n"
-                          "    return np.random.default_rng(seed).normal(size=3)\n\n"
-                          "ex.q3.check(seeded_draws)",
-            reference=lambda: reference_draws,
+            solution_code=solution_from(seeded_draws, "ex.q3.check(seeded_draws)"),
+            reference=lambda: seeded_draws,
             wrong=lambda: [
                 lambda seed: np.random.normal(size=3),  # global state: ignores the seed
                 lambda seed: np.random.default_rng(0).normal(size=3),  # always seed 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.exercises import Exercise, ExerciseSet, expect_function
+from mmcourse.exercises import Exercise, ExerciseSet, expect_function, solution_from
 
 #: q5: the largest share of validation tokens the vocabulary may leave unknown ([UNK]).
 MAX_OOV_RATE = 0.05
@@ -57,7 +57,8 @@ def notebook_01() -> ExerciseSet:
     check_normalise = expect_function(normalise, images, dtype=np.float32)  # what Keras expects
 
     def pad_or_truncate(token_ids, length):
-        return np.array((list(token_ids) + [0] * length)[:length], dtype=np.int32)
+        padded = list(token_ids) + [0] * length
+        return np.array(padded[:length], dtype=np.int32)
 
     pad_cases = [([5, 7, 2], 5), ([3, 4, 5, 6, 7, 8], 4), ([], 3), ([9], 1)]
 
@@ -135,8 +136,7 @@ def notebook_01() -> ExerciseSet:
             checker=check_normalise,
             hints=["uint8 pixels run from 0 to 255.",
                    "Convert first, then divide: image.astype(np.float32) / 255."],
-            solution_code="def normalise(image):\n    return image.astype(np.float32) / 255.0\n\n"
-                          "ex.q2.check(normalise)",
+            solution_code=solution_from(normalise, "ex.q2.check(normalise)"),
             reference=lambda: normalise,
             wrong=lambda: [
                 lambda image: image.astype(np.float32),  # still 0..255
@@ -156,10 +156,7 @@ def notebook_01() -> ExerciseSet:
             checker=expect_function(pad_or_truncate, pad_cases, dtype=np.int32),
             hints=["Padding id 0 goes after the tokens; a too-long list loses its tail.",
                    "np.array((list(token_ids) + [0] * length)[:length], dtype=np.int32)"],
-            solution_code="def pad_or_truncate(token_ids, length):\n"
-                          "    padded = list(token_ids) + [0] * length\n"
-                          "    return np.array(padded[:length], dtype=np.int32)\n\n"
-                          "ex.q3.check(pad_or_truncate)",
+            solution_code=solution_from(pad_or_truncate, "ex.q3.check(pad_or_truncate)"),
             reference=lambda: pad_or_truncate,
             wrong=lambda: [
                 lambda ids, n: np.array(([0] * n + list(ids))[-n:], np.int32),  # pads in front

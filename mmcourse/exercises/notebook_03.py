@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.exercises import Exercise, ExerciseSet, expect_function, expect_value
+from mmcourse.exercises import (
+    Exercise,
+    ExerciseSet,
+    expect_function,
+    expect_value,
+    solution_from,
+)
 
 #: q5: the largest allowed decay ||dL/dx_49|| / ||dL/dx_0|| over 50 steps (a fresh LSTM: ~1e4).
 MAX_GRADIENT_DECAY = 100.0
@@ -74,7 +80,7 @@ def notebook_03() -> ExerciseSet:
                     (rng.normal(size=(8, 8)),)]
 
     def padding_mask(token_ids):
-        return np.asarray(token_ids) != 0
+        return token_ids != 0
 
     token_cases = [(np.array([[4, 9, 2, 0, 0], [1, 7, 0, 0, 0]]),),
                    (np.array([[3, 1, 5, 6, 8, 2]]),),
@@ -140,9 +146,7 @@ def notebook_03() -> ExerciseSet:
             hints=["The gates sit side by side along the last axis, units columns each; "
                    "the forget gate is the second block (index 1).",
                    "units = kernel.shape[1] // 4; return kernel[:, units:2 * units]"],
-            solution_code="def forget_kernel(kernel):\n"
-                          "    units = kernel.shape[1] // 4\n"
-                          "    return kernel[:, units:2 * units]\n\nex.q3.check(forget_kernel)",
+            solution_code=solution_from(forget_kernel, "ex.q3.check(forget_kernel)"),
             reference=lambda: forget_kernel,
             wrong=lambda: [
                 lambda k: k[:, :k.shape[1] // 4],  # the input gate
@@ -161,8 +165,7 @@ def notebook_03() -> ExerciseSet:
             hints=["Token id 0 is the padding; every other id is a real token, even 1 "
                    "([UNK]).",
                    "token_ids != 0"],
-            solution_code="def padding_mask(token_ids):\n    return token_ids != 0\n\n"
-                          "ex.q4.check(padding_mask)",
+            solution_code=solution_from(padding_mask, "ex.q4.check(padding_mask)"),
             reference=lambda: padding_mask,
             wrong=lambda: [
                 lambda ids: ids == 0,  # inverted

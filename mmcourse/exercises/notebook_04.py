@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.exercises import Exercise, ExerciseSet, expect_function, expect_model, expect_value
+from mmcourse.exercises import (
+    Exercise,
+    ExerciseSet,
+    expect_function,
+    expect_model,
+    expect_value,
+    solution_from,
+)
 
 #: q6: the budget (epochs of the 4,000 attributes training pairs, batch 64) and the test
 #: accuracy the checker wants within it (section 4 trains 15 epochs).
@@ -67,7 +74,8 @@ def notebook_04() -> ExerciseSet:
 
     def tensor_features(x, y):
         ones = np.ones((len(x), 1))
-        x_1, y_1 = np.concatenate([ones, x], axis=1), np.concatenate([ones, y], axis=1)
+        x_1 = np.concatenate([ones, x], axis=1)
+        y_1 = np.concatenate([ones, y], axis=1)
         return np.einsum("bi,bj->bij", x_1, y_1).reshape(len(x), -1)
 
     from mmcourse.exercises import Incorrect
@@ -99,9 +107,7 @@ def notebook_04() -> ExerciseSet:
                                                     (x1, y1, w_x[:2], b_x, w_y[:1], b_y)]),
             hints=["Project each modality to the same width first: x @ w_x + b_x is (B, d_out).",
                    "Then multiply the two projections with *, element by element."],
-            solution_code="def fuse_multiply(x, y, w_x, b_x, w_y, b_y):\n"
-                          "    return (x @ w_x + b_x) * (y @ w_y + b_y)\n\n"
-                          "ex.q1.check(fuse_multiply)",
+            solution_code=solution_from(fuse_multiply, "ex.q1.check(fuse_multiply)"),
             reference=lambda: fuse_multiply,
             wrong=lambda: [
                 lambda x, y, w_x, b_x, w_y, b_y: (x @ w_x + b_x) + (y @ w_y + b_y),  # sum
@@ -119,12 +125,7 @@ def notebook_04() -> ExerciseSet:
             hints=["Prepend a column of ones: np.concatenate([np.ones((len(x), 1)), x], axis=1).",
                    "The outer product per example is np.einsum('bi,bj->bij', x_1, y_1); "
                    "reshape it to (B, -1)."],
-            solution_code="def tensor_features(x, y):\n"
-                          "    ones = np.ones((len(x), 1))\n"
-                          "    x_1 = np.concatenate([ones, x], axis=1)\n"
-                          "    y_1 = np.concatenate([ones, y], axis=1)\n"
-                          "    return np.einsum('bi,bj->bij', x_1, y_1).reshape(len(x), -1)\n\n"
-                          "ex.q2.check(tensor_features)",
+            solution_code=solution_from(tensor_features, "ex.q2.check(tensor_features)"),
             reference=lambda: tensor_features,
             wrong=lambda: [
                 lambda x, y: np.einsum("bi,bj->bij", x, y).reshape(len(x), -1),  # no 1s

@@ -8,7 +8,13 @@ API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 
 from __future__ import annotations
 
-from mmcourse.exercises import Exercise, ExerciseSet, expect_function, expect_value
+from mmcourse.exercises import (
+    Exercise,
+    ExerciseSet,
+    expect_function,
+    expect_value,
+    solution_from,
+)
 
 #: q3: the training pairs the experiment keeps, and the bounds on what the checker measures.
 Q3_PAIRS = 64
@@ -107,9 +113,7 @@ def notebook_05() -> ExerciseSet:
             checker=expect_function(global_batch, batch_cases),
             hints=["Every replica processes its own per-replica batch in the same step.",
                    "Multiply: per_replica_batch * replicas (strategy.num_replicas_in_sync)."],
-            solution_code="def global_batch(per_replica_batch, replicas):\n"
-                          "    return per_replica_batch * replicas\n\n"
-                          "ex.q1.check(global_batch)",
+            solution_code=solution_from(global_batch, "ex.q1.check(global_batch)"),
             reference=lambda: global_batch,
             wrong=lambda: [lambda b, r: b, lambda b, r: b // r, lambda b, r: b + r,
                            lambda b, r: b * (r + 1), lambda b, r: None],
@@ -122,9 +126,7 @@ def notebook_05() -> ExerciseSet:
             hints=["history['accuracy'] and history['val_accuracy'] are lists, one value per "
                    "epoch; [-1] is the last.",
                    "history['accuracy'][-1] - history['val_accuracy'][-1]"],
-            solution_code="def train_val_gap(history):\n"
-                          "    return history['accuracy'][-1] - history['val_accuracy'][-1]\n\n"
-                          "ex.q2.check(train_val_gap)",
+            solution_code=solution_from(train_val_gap, "ex.q2.check(train_val_gap)"),
             reference=lambda: train_val_gap,
             wrong=lambda: [
                 lambda h: h["val_accuracy"][-1] - h["accuracy"][-1],  # sign flipped

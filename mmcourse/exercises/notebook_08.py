@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.exercises import Exercise, ExerciseSet, expect_function
+from mmcourse.exercises import Exercise, ExerciseSet, expect_function, solution_from
 
 #: notebook 08 q3: visual tokens plus "[START]" read before the first generated token, and
 #: the number of tokens generated.
@@ -20,7 +20,7 @@ Q3_PREFIX, Q3_TOKENS = 66, 32
 Q4_IMAGES, Q4_MAX_CORRECT = 50, 0.2
 
 
-def _causal_mask(length):
+def causal_mask(length):
     return np.tril(np.ones((length, length), dtype=bool))
 
 
@@ -28,8 +28,8 @@ def notebook_08() -> ExerciseSet:
     """Exercises of notebook 08 (multimodal language models)."""
     from mmcourse.exercises import Incorrect, expect_value
 
-    same_values = expect_function(_causal_mask, [(1,), (4,), (7,)])
-    right_dtype = expect_function(_causal_mask, [(1,), (4,), (7,)], dtype=bool)
+    same_values = expect_function(causal_mask, [(1,), (4,), (7,)])
+    right_dtype = expect_function(causal_mask, [(1,), (4,), (7,)], dtype=bool)
 
     def check_mask(answer):
         if callable(answer):
@@ -38,7 +38,7 @@ def notebook_08() -> ExerciseSet:
             except Exception:  # reported by expect_function below
                 four = None
             if four is not None and four.shape == (4, 4):
-                if np.array_equal(four.astype(bool), _causal_mask(4).T):
+                if np.array_equal(four.astype(bool), causal_mask(4).T):
                     raise Incorrect("that is the transpose: row i is the query (position i), "
                                     "column j the key it may look at, so row 0 sees only "
                                     "column 0.")
@@ -110,19 +110,16 @@ def notebook_08() -> ExerciseSet:
             checker=check_mask,
             hints=["Position i may look at positions 0, 1, ..., i: itself and the past.",
                    "np.tril keeps the lower triangle, the diagonal included."],
-            solution_code="def causal_mask(length):\n"
-                          "    return np.tril(np.ones((length, length), dtype=bool))\n"
-                          "\n"
-                          "ex.q1.check(causal_mask)",
-            reference=lambda: _causal_mask,
+            solution_code=solution_from(causal_mask, "ex.q1.check(causal_mask)"),
+            reference=lambda: causal_mask,
             wrong=lambda: [
-                lambda n: _causal_mask(n).T,                                # transposed
+                lambda n: causal_mask(n).T,                                # transposed
                 lambda n: np.tril(np.ones((n, n), bool), -1),               # no diagonal
                 lambda n: np.tril(np.ones((n, n))),                         # float, not bool
                 lambda n: np.tril(np.ones((n, n), bool)).tolist(),          # a list
                 lambda n: np.tril(np.ones((n + 1, n + 1), bool)),           # off by one
                 lambda n: None,
-                _causal_mask(4)],
+                causal_mask(4)],
         ),
         Exercise(
             name="q2",

@@ -13,15 +13,16 @@ import base64
 
 import numpy as np
 
-from mmcourse.exercises import Exercise, ExerciseSet, Incorrect, expect_function
+from mmcourse.exercises import Exercise, ExerciseSet, Incorrect, expect_function, solution_from
 
 #: q1: the latency budget per request, in seconds.
 Q1_BUDGET = 0.05
 
 
-def best_batch(seconds_per_batch: dict) -> int:
-    """q1's reference: the batch size of highest throughput whose latency is within budget."""
-    allowed = {size: s for size, s in seconds_per_batch.items() if s <= Q1_BUDGET}
+# q1's reference and solution: the batch size of highest throughput within the budget
+def best_batch(seconds_per_batch):
+    allowed = {size: seconds for size, seconds in seconds_per_batch.items()
+               if seconds <= Q1_BUDGET}
     return max(allowed, key=lambda size: size / allowed[size])
 
 #: q2: the text of the request, and a tiny valid PNG (1x1, red) as its image.
@@ -150,13 +151,9 @@ def notebook_10() -> ExerciseSet:
             hints=["Throughput is batch_size / seconds; latency is the seconds themselves.",
                    "Keep the sizes with seconds <= Q1_BUDGET, then take the one with the "
                    "largest size / seconds."],
-            solution_code=("from mmcourse.exercises.notebook_10 import Q1_BUDGET\n\n\n"
-                           "def best_batch(seconds_per_batch):\n"
-                           "    allowed = {size: seconds for size, seconds in "
-                           "seconds_per_batch.items()\n"
-                           "               if seconds <= Q1_BUDGET}\n"
-                           "    return max(allowed, key=lambda size: size / allowed[size])\n\n\n"
-                           "ex.q1.check(best_batch)"),
+            solution_code=solution_from(
+                best_batch, "ex.q1.check(best_batch)",
+                imports="from mmcourse.exercises.notebook_10 import Q1_BUDGET"),
             reference=lambda: best_batch,
             wrong=lambda: [
                 lambda d: max(d, key=lambda size: size / d[size]),  # ignores the budget

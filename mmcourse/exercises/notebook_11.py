@@ -19,6 +19,7 @@ from mmcourse.exercises import (
     _contains_placeholder,
     expect_function,
     expect_value,
+    solution_from,
 )
 
 #: q3: the sequence whose prefix-LM mask is asked for.
@@ -28,16 +29,18 @@ Q3_IMAGE_TOKENS, Q3_PROMPT, Q3_RESPONSE = 2, 2, 2
 Q4_MIN_GAP_WITH, Q4_MAX_GAP_WITHOUT = 1e-3, 1e-6
 
 
+# q1's reference and solution: Gemma's RMSNorm
 def rms_norm(x, scale, epsilon):
-    """q1's reference: Gemma's RMSNorm."""
     x = np.asarray(x, dtype=np.float64)
-    return x / np.sqrt(np.mean(x ** 2, axis=-1, keepdims=True) + epsilon) * (1 + np.asarray(scale))
+    mean_square = np.mean(x ** 2, axis=-1, keepdims=True)
+    return x / np.sqrt(mean_square + epsilon) * (1 + scale)
 
 
+# q2's reference and solution: a key and a value vector per layer, K/V head and position
 def kv_cache_bytes(num_layers, num_query_heads, num_key_value_heads, head_dim,
                    sequence_length, bytes_per_value=2):
-    """q2's reference: a key and a value vector per layer, K/V head and position."""
-    return 2 * num_layers * num_key_value_heads * head_dim * sequence_length * bytes_per_value
+    values = 2 * num_layers * num_key_value_heads * head_dim * sequence_length
+    return values * bytes_per_value
 
 
 def q3_mask():
@@ -129,11 +132,7 @@ def notebook_11() -> ExerciseSet:
             checker=expect_function(rms_norm, q1_cases),
             hints=["x / sqrt(mean(x**2) + epsilon), then times (1 + scale).",
                    "Keep the last axis for the mean: np.mean(..., axis=-1, keepdims=True)."],
-            solution_code=("def rms_norm(x, scale, epsilon):\n"
-                           "    x = np.asarray(x, dtype=np.float64)\n"
-                           "    mean_square = np.mean(x ** 2, axis=-1, keepdims=True)\n"
-                           "    return x / np.sqrt(mean_square + epsilon) * (1 + scale)\n\n\n"
-                           "ex.q1.check(rms_norm)"),
+            solution_code=solution_from(rms_norm, "ex.q1.check(rms_norm)"),
             reference=lambda: rms_norm,
             wrong=lambda: [
                 lambda x, s, e: (x - x.mean(-1, keepdims=True))  # LayerNorm's centring
@@ -153,13 +152,7 @@ def notebook_11() -> ExerciseSet:
                    "head and per position.",
                    "The query heads take no cache: 2 * layers * kv_heads * head_dim * length "
                    "* bytes."],
-            solution_code=("def kv_cache_bytes(num_layers, num_query_heads, num_key_value_heads,"
-                           " head_dim,\n"
-                           "                   sequence_length, bytes_per_value=2):\n"
-                           "    values = 2 * num_layers * num_key_value_heads * head_dim * "
-                           "sequence_length\n"
-                           "    return values * bytes_per_value\n\n\n"
-                           "ex.q2.check(kv_cache_bytes)"),
+            solution_code=solution_from(kv_cache_bytes, "ex.q2.check(kv_cache_bytes)"),
             reference=lambda: kv_cache_bytes,
             wrong=lambda: [
                 lambda n, q, k, h, t, b=2: n * k * h * t * b,  # keys only

@@ -19,6 +19,7 @@ from mmcourse.exercises import (
     NotAttempted,
     _contains_placeholder,
     expect_function,
+    solution_from,
 )
 
 #: q3: training and held-out scenes (Chinese captions, generated in memory), their seed,
@@ -29,15 +30,14 @@ Q3_MIN_GAP = 0.3
 _Q3: dict = {}
 
 
-def lora_parameters(d_in: int, d_out: int, rank: int) -> int:
-    """q1's reference: A is (d_in, rank), B is (rank, d_out)."""
+# q1's reference and solution: A is (d_in, rank), B is (rank, d_out)
+def lora_parameters(d_in, d_out, rank):
     return rank * (d_in + d_out)
 
 
+# q2's reference and solution: per output column, scale = 127 / max |column|, round, clip
+# to [-127, 127], divide by the scale again (Keras' epsilon 1e-7 included); float32 kernels
 def int8_round_trip(kernel):
-    """q2's reference: per output column, scale = 127 / max |column|, round, clip to
-    [-127, 127], divide by the scale again (Keras' epsilon 1e-7 included)."""
-    kernel = np.asarray(kernel, np.float32)
     scale = np.float32(127) / (np.abs(kernel).max(axis=0) + np.float32(1e-7))
     return np.clip(np.round(kernel * scale), -127, 127) / scale
 
@@ -164,9 +164,7 @@ def notebook_12() -> ExerciseSet:
             checker=expect_function(lora_parameters, q1_cases),
             hints=["The update is A @ B: what are the shapes of A and B?",
                    "A is (d_in, rank) and B is (rank, d_out); the kernel itself is frozen."],
-            solution_code=("def lora_parameters(d_in, d_out, rank):\n"
-                           "    return rank * (d_in + d_out)\n\n\n"
-                           "ex.q1.check(lora_parameters)"),
+            solution_code=solution_from(lora_parameters, "ex.q1.check(lora_parameters)"),
             reference=lambda: lora_parameters,
             wrong=lambda: [
                 lambda d_in, d_out, rank: d_in * d_out,  # the kernel
@@ -184,11 +182,7 @@ def notebook_12() -> ExerciseSet:
             checker=expect_function(int8_round_trip, _q2_kernels()),
             hints=["np.abs(kernel).max(axis=0) is one maximum per output column.",
                    "np.round, then np.clip(..., -127, 127), then divide by the same scale."],
-            solution_code=("def int8_round_trip(kernel):\n"
-                           "    scale = np.float32(127) / (np.abs(kernel).max(axis=0) + "
-                           "np.float32(1e-7))\n"
-                           "    return np.clip(np.round(kernel * scale), -127, 127) / scale\n\n\n"
-                           "ex.q2.check(int8_round_trip)"),
+            solution_code=solution_from(int8_round_trip, "ex.q2.check(int8_round_trip)"),
             reference=lambda: int8_round_trip,
             wrong=lambda: [
                 lambda k: k,  # nothing lost: not stored in int8

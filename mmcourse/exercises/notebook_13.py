@@ -21,6 +21,7 @@ from mmcourse.exercises import (
     _contains_placeholder,
     expect_function,
     expect_value,
+    solution_from,
 )
 
 #: q2: Whisper's front end at 16 kHz on a 1 s clip: 25 ms window, 10 ms hop, 80 mel bins.
@@ -30,13 +31,13 @@ Q3_CLIPS = 6
 Q3_AVERAGE_BOUND, Q3_TEMPORAL_BOUND = 1e-4, 1e-3
 
 
-def frame_count(num_samples: int, frame_length: int, frame_step: int) -> int:
-    """q1's reference: the frames of ``tf.signal.stft`` without end padding."""
+# q1's reference and solution: the frames of ``tf.signal.stft`` without end padding
+def frame_count(num_samples, frame_length, frame_step):
     return 1 + (num_samples - frame_length) // frame_step
 
 
+# q3's reference and solution: each clip's frames in a new random order
 def shuffle_frames(videos, seed):
-    """q3's reference: each clip's frames in a new random order."""
     rng = np.random.default_rng(seed)
     return np.stack([clip[rng.permutation(len(clip))] for clip in videos])
 
@@ -111,9 +112,7 @@ def notebook_13() -> ExerciseSet:
             checker=expect_function(frame_count, q1_cases),
             hints=["Frame i starts at sample i * frame_step and must end by num_samples.",
                    "The last start is at most num_samples - frame_length."],
-            solution_code=("def frame_count(num_samples, frame_length, frame_step):\n"
-                           "    return 1 + (num_samples - frame_length) // frame_step\n\n\n"
-                           "ex.q1.check(frame_count)"),
+            solution_code=solution_from(frame_count, "ex.q1.check(frame_count)"),
             reference=lambda: frame_count,
             wrong=lambda: [
                 lambda n, length, step: n // step,  # ignores the frame's length
@@ -150,14 +149,11 @@ def notebook_13() -> ExerciseSet:
             checker=check_shuffle,
             hints=["rng.permutation(T) gives a new order of the frames of one clip.",
                    "Index each clip, not the batch: clip[order], then np.stack them."],
-            solution_code=("def shuffle_frames(videos, seed):\n"
-                           "    rng = np.random.default_rng(seed)\n"
-                           "    return np.stack([clip[rng.permutation(len(clip))] "
-                           "for clip in videos])\n\n\n"
-                           "from mmcourse.exercises.notebook_13 import measure_shuffle\n"
-                           "print({k: f'{v:.1e}' for k, v in "
-                           "measure_shuffle(shuffle_frames).items()})\n"
-                           "ex.q3.check(shuffle_frames)"),
+            solution_code=solution_from(
+                shuffle_frames,
+                "from mmcourse.exercises.notebook_13 import measure_shuffle\n"
+                "print({k: f'{v:.1e}' for k, v in measure_shuffle(shuffle_frames).items()})\n"
+                "ex.q3.check(shuffle_frames)"),
             reference=lambda: shuffle_frames,
             wrong=lambda: [
                 lambda videos, seed: videos,  # nothing shuffled

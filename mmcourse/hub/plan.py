@@ -355,20 +355,5 @@ def format_plan(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(args) -> int:
-    """``plan MODEL [--context N] [--batch B] [--json]``; a ``PlanError`` (a MODEL that cannot
-    be read) goes to the caller, which exits 2 naming MODEL."""
-    import sys  # noqa: PLC0415
-
-    try:
-        result = plan(args.model, context=args.context, batch=args.batch)
-    except OSError as error:  # a config.json that cannot be read (permissions)
-        print(f"error: argument MODEL: cannot read {args.model} ({error.strerror or error})",
-              file=sys.stderr)
-        return 1
-    print(json.dumps(result) if args.json else format_plan(result))
-    return 0
-
-
 __all__ = ["DTYPE_BYTES", "FAMILIES", "HEADROOM", "REAL_CONFIGS", "PlanError", "free_memory",
-           "format_plan", "load_config", "main", "parameter_count", "plan", "verdict"]
+           "format_plan", "load_config", "parameter_count", "plan", "verdict"]
