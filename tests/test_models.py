@@ -238,7 +238,7 @@ def test_config_is_frozen_and_unknown_options_list_the_fields():
     assert hash(config) == hash(MatcherConfig(filters=(4, 8)))
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.hidden_units = 3
-    with pytest.raises(TypeError, match=r"unknown model option\(s\) \['units'\]; the options "
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \[.units.\]; the options "
                                         r"are MatcherConfig's fields: image_shape, filters"):
         build_model("match", "concat", vocabulary_size=VOCAB, units=3)
     with pytest.raises(TypeError, match="config must be a MatcherConfig, got dict"):

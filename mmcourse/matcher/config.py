@@ -11,10 +11,10 @@ and to compare.
 from __future__ import annotations
 
 import dataclasses
-import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from mmcourse.configs import check_positive_ints, is_int, is_number
 from mmcourse.names import OBJECT_FUSIONS
 
 IMAGE_SHAPE = (64, 64, 3)
@@ -37,14 +37,6 @@ _POSITIVE_INTS = ("embedding_dim", "text_units", "fusion_units", "hidden_units",
                   "num_heads", "key_dim")
 _OPTIONAL_POSITIVE_INTS = ("width", "hops")
 _OPTIONAL_BOOLS = ("batch_norm", "coordinates", "anchored")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -89,55 +81,36 @@ class MatcherConfig:
         except TypeError:
             image_shape = None
         if image_shape is None or len(image_shape) not in (2, 3) or not all(
-                _is_int(d) and d > 0 for d in image_shape):
+                is_int(d) and d > 0 for d in image_shape):
             raise ValueError(f"image_shape must be (height, width, channels), or (slots, "
                              f"features) for the objects fusion, got {self.image_shape!r}")
         object.__setattr__(self, "image_shape", image_shape)
         if self.filters is not None:
             filters = tuple(self.filters) if not isinstance(self.filters, (str, int)) else ()
-            if not filters or not all(_is_int(f) and f > 0 for f in filters):
+            if not filters or not all(is_int(f) and f > 0 for f in filters):
                 raise ValueError(f"filters must be a non-empty sequence of positive ints, got "
                                  f"{self.filters!r}")
             object.__setattr__(self, "filters", filters)
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got "
                              f"{self.pooling!r}")
-        for name in _POSITIVE_INTS + _OPTIONAL_POSITIVE_INTS:
-            value = getattr(self, name)
-            if (value is not None or name in _POSITIVE_INTS) and not (
-                    _is_int(value) and value > 0):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_ints(self, _POSITIVE_INTS, _OPTIONAL_POSITIVE_INTS)
         for name in ("normalize", *_OPTIONAL_BOOLS):
             value = getattr(self, name)
             if not isinstance(value, bool) and (value is not None or name == "normalize"):
                 raise ValueError(f"{name} must be True or False, got {value!r}")
-        if not _is_int(self.frequencies) or self.frequencies < 0:
+        if not is_int(self.frequencies) or self.frequencies < 0:
             raise ValueError(f"frequencies must be an int >= 0, got {self.frequencies!r}")
-        if not _is_number(self.dropout) or not 0 <= self.dropout < 1:
+        if not is_number(self.dropout) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not (callable(self.learning_rate) or (
-                _is_number(self.learning_rate) and self.learning_rate > 0)):
+                is_number(self.learning_rate) and self.learning_rate > 0)):
             raise ValueError(f"learning_rate must be a positive number (or a Keras learning "
                              f"rate schedule), got {self.learning_rate!r}")
         if not (self.multiply_activation is None or isinstance(self.multiply_activation, str)
                 or callable(self.multiply_activation)):
             raise ValueError(f"multiply_activation must be None, an activation name or a "
                              f"function, got {self.multiply_activation!r}")
-
-    @classmethod
-    def from_options(cls, config: MatcherConfig | None = None,
-                     options: Mapping | None = None) -> MatcherConfig:
-        """``config`` (default: all defaults) with ``options`` replacing its fields; a
-        ``TypeError`` that lists the fields for a name that is none of them."""
-        if config is not None and not isinstance(config, cls):
-            raise TypeError(f"config must be a MatcherConfig, got {type(config).__name__}")
-        options = dict(options or {})
-        fields = [field.name for field in dataclasses.fields(cls)]
-        unknown = sorted(set(options) - set(fields))
-        if unknown:
-            raise TypeError(f"unknown model option(s) {unknown}; the options are "
-                            f"MatcherConfig's fields: {', '.join(fields)}")
-        return dataclasses.replace(config or cls(), **options)
 
     def resolved(self, fusion: str) -> MatcherConfig:
         """This config with its None fields set to ``fusion``'s defaults."""

@@ -13,6 +13,7 @@ stays light.
 
 from __future__ import annotations
 
+from mmcourse.configs import with_options
 from mmcourse.matcher.config import (  # noqa: F401  (re-exported)
     IMAGE_SHAPE,
     MODEL_DEFAULTS,
@@ -211,7 +212,7 @@ def build_model(task: str = "match", fusion: str = "concat",
 
     _check_choice("task", task, TASKS)
     _check_choice("fusion", fusion, FUSIONS)
-    config = MatcherConfig.from_options(config, options).resolved(fusion)
+    config = with_options(MatcherConfig, config, options).resolved(fusion)
     if vocabulary is not None:
         if isinstance(vocabulary, (str, int)):
             raise TypeError(f"vocabulary must be a list of tokens (\"\", \"[UNK]\", ...), got "
