@@ -202,6 +202,7 @@ def test_a_config_and_its_fields_as_keywords_build_the_same_model():
 
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("hidden_units", 0, "hidden_units must be a positive int, got 0"),
+    ("embedding_dim", None, "embedding_dim must be a positive int, got None"),
     ("text_units", 2.0, "text_units must be a positive int, got 2.0"),
     ("num_heads", True, "num_heads must be a positive int, got True"),
     ("width", -1, "width must be a positive int, got -1"),
