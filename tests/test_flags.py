@@ -217,10 +217,13 @@ MODE_FLAGS = {("train", "--task"), ("train", "--data-dir"), ("data", "--verify")
 
 
 def _argument(name, value):
-    """A probe: some recorded call has ``name`` == ``value``."""
+    """A probe: some recorded call has ``name`` == ``value``, as an argument or as a field of
+    its ``config`` argument (a ``TrainConfig``: ``train``'s --epochs, --seed, ...)."""
     def probe(calls, out, places):
         wanted = places.get(value, value) if isinstance(value, str) else value
-        return any(_same(arguments.get(name), wanted) for _, arguments in calls)
+        return any(_same(arguments[name] if name in arguments else
+                         getattr(arguments.get("config"), name, None), wanted)
+                   for _, arguments in calls)
     return probe
 
 

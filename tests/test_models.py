@@ -177,3 +177,85 @@ def test_importing_models_and_training_does_not_load_keras():
             "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules; "
             "assert 'mmcourse.matcher.fusion' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# --- MatcherConfig: the architecture options in one checked object (issue 26) ---------------
+
+
+def test_a_config_and_its_fields_as_keywords_build_the_same_model():
+    from mmcourse.matcher.config import MatcherConfig
+
+    options = {key: value for key, value in SMALL.items() if key != "vocabulary_size"}
+    by_config = build_model("match", "lowrank", MatcherConfig(**options), vocabulary_size=VOCAB)
+    by_keywords = build_model("match", "lowrank", vocabulary_size=VOCAB, **options)
+    shapes = [tuple(w.shape) for w in by_config.weights]
+    assert shapes == [tuple(w.shape) for w in by_keywords.weights]
+    # hand count of the head: Dense(9) on the rank-4 fusion's 7 units, then Dense(1)
+    assert by_config.get_layer("hidden").kernel.shape == (7, 9)
+    assert by_config.get_layer("match").kernel.shape == (9, 1)
+    # a keyword replaces the config's field, and the rest of the config stays
+    wider = build_model("match", "lowrank", MatcherConfig(**options), vocabulary_size=VOCAB,
+                        hidden_units=5)
+    assert wider.get_layer("hidden").kernel.shape == (7, 5)
+    assert wider.get_layer("image_encoder").get_layer("conv3").kernel.shape[-1] == 8
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("hidden_units", 0, "hidden_units must be a positive int, got 0"),
+    ("embedding_dim", None, "embedding_dim must be a positive int, got None"),
+    ("text_units", 2.0, "text_units must be a positive int, got 2.0"),
+    ("num_heads", True, "num_heads must be a positive int, got True"),
+    ("width", -1, "width must be a positive int, got -1"),
+    ("pooling", "mean", "pooling must be one of avg, max, avgmax, got 'mean'"),
+    ("filters", (), r"filters must be a non-empty sequence of positive ints, got \(\)"),
+    ("filters", (8, 0), r"filters must be a non-empty sequence of positive ints"),
+    ("dropout", 1.0, r"dropout must be in \[0, 1\), got 1.0"),
+    ("frequencies", -1, "frequencies must be an int >= 0, got -1"),
+    ("learning_rate", 0, "learning_rate must be a positive number"),
+    ("image_shape", (64, 64), None),  # (slots, features) is valid: the objects fusion
+    ("image_shape", (64, 0, 3), r"image_shape must be \(height, width, channels\)"),
+    ("coordinates", "yes", "coordinates must be True or False, got 'yes'"),
+    ("normalize", None, "normalize must be True or False, got None"),
+])
+def test_config_checks_each_field_when_it_is_made(field, value, message):
+    from mmcourse.matcher.config import MatcherConfig
+
+    if message is None:
+        assert getattr(MatcherConfig(**{field: value}), field) == value
+        return
+    with pytest.raises(ValueError, match=message):
+        MatcherConfig(**{field: value})
+    with pytest.raises(ValueError, match=message):  # the keyword goes through the same check
+        build_model("match", "concat", vocabulary_size=VOCAB, **{field: value})
+
+
+def test_config_is_frozen_and_unknown_options_list_the_fields():
+    import dataclasses
+
+    from mmcourse.matcher.config import MatcherConfig
+
+    config = MatcherConfig(filters=[4, 8])
+    assert config.filters == (4, 8)  # a list becomes a tuple: the config compares and hashes
+    assert hash(config) == hash(MatcherConfig(filters=(4, 8)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.hidden_units = 3
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \[.units.\]; the options "
+                                        r"are MatcherConfig's fields: image_shape, filters"):
+        build_model("match", "concat", vocabulary_size=VOCAB, units=3)
+    with pytest.raises(TypeError, match="config must be a MatcherConfig, got dict"):
+        build_model("match", "concat", {"hidden_units": 3}, vocabulary_size=VOCAB)
+
+
+def test_resolved_fills_only_the_unset_fields_with_the_fusions_defaults():
+    from mmcourse.matcher.config import MatcherConfig
+
+    # the values notebook 06 states for its models (Santoro et al.'s CNN+MLP is 256 wide)
+    assert MatcherConfig().resolved("concat").filters == (16, 32, 32)
+    assert MatcherConfig().resolved("concat").coordinates is False
+    cnn_mlp = MatcherConfig().resolved("cnn_mlp")
+    assert (cnn_mlp.width, cnn_mlp.coordinates, cnn_mlp.batch_norm) == (256, True, True)
+    network = MatcherConfig(width=32).resolved("relation_network")
+    assert (network.width, network.filters) == (32, (16, 32, 32, 32))
+    transformer = MatcherConfig(anchored=False).resolved("transformer")
+    assert (transformer.anchored, transformer.hops, transformer.width) == (False, 2, 64)
+    assert MatcherConfig().resolved("objects").width == 64

@@ -7,8 +7,9 @@ model, its evaluation, one saved file and predictions from raw strings (notebook
   also gets one false pair, the caption of another image of its split that is none of
   its own captions: balanced, and said so (``pairs == "shuffled captions"``).
 - ``train_folder(folder, ...)``: vocabulary built from the training captions only
-  (``text.build_vocabulary``), ``models.build_model(vocabulary=...)``, fit, evaluate on the
-  test split. It never writes into ``folder``; ``save`` writes one ``.keras`` file.
+  (``text.build_vocabulary``), ``models.build_model(vocabulary=...)``, then the trainer core
+  (``mmcourse.train.core.fit_and_evaluate``) fits and evaluates on the test split. It never
+  writes into ``folder``; ``save`` writes one ``.keras`` file.
 - ``export_model``: the trained model behind a ``TextVectorization`` layer (the vocabulary
   and ``text.standardize`` inside), so the saved file takes raw strings:
   ``{"image": float32 (B, 64, 64, 3) in [0, 1], "text": strings (B,)}`` -> P(match) (B, 1).
@@ -25,16 +26,17 @@ Keras and TensorFlow are imported inside the functions.
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from mmcourse.configs import with_options
 from mmcourse.data import folders, text
 from mmcourse.data import images as image_contract
 from mmcourse.data.folders import DataError
 from mmcourse.i18n import _
+from mmcourse.train.core import TrainConfig
 
 IMAGE_SIZE = 64
 SPLITS = ("train", "val", "test")
@@ -401,25 +403,28 @@ def _log_to_stderr(message: str) -> None:
 
 
 def train_folder(folder, task: str = "match", fusion: str = "concat",
-                 epochs: int | None = None, seed: int = 0, save=None, *,
-                 batch_size: int = 64, learning_rate: float = 2e-3,
+                 config: TrainConfig | None = None, *, save=None,
                  sequence_length: int | None = None, max_tokens: int | None = None,
                  augment: bool = False, log=_log_to_stderr, keep_model: bool = False,
-                 model_options: dict | None = None,
-                 negative_rounds: int | None = None, patience: int | None = None) -> dict:
+                 model_options: dict | None = None, negative_rounds: int | None = None,
+                 **options) -> dict:
     """Train a match model on your own folder and evaluate it on its test split.
 
-    Returns the dict of ``mmcourse.train.tasks.train`` (test_accuracy, test_loss,
-    accuracy_by_type by true/false pair, params, train_seconds, ...) plus ``data_dir``,
-    ``pairs``, ``split_sizes``, ``oov_rate`` (test tokens unknown to the training
-    vocabulary), ``vocabulary_size``, ``sequence_length``, ``notes``, ``warnings``
-    (``folder_warnings``), ``negatives`` (``OwnData.negatives``) and ``saved`` (the
-    ``.keras`` path, or None). ``keep_model`` adds ``model`` (raw inputs) and ``data``
-    (the ``OwnData``). ``model_options`` go to ``build_model``; by default the image encoder
-    gets CoordConv channels (``coordinates=True``), because captions often say *where*
-    ("on the left", 左侧) and pooled features forget where. ``patience``: early stopping on
-    the validation loss, restoring the best weights (``callbacks.fit``). Introduced in
-    notebook 09.
+    How to fit is ``config``, a ``mmcourse.train.core.TrainConfig``, with ``options`` (its
+    field names as keywords: ``epochs=10, seed=0, patience=3``) replacing fields; left at
+    None, ``epochs`` is ``DEFAULT_EPOCHS``, ``batch_size`` 64 and ``learning_rate`` 2e-3.
+    ``patience``: early stopping on the validation loss, restoring the best weights.
+
+    Returns the result of ``mmcourse.train.core.fit_and_evaluate`` (test_accuracy,
+    test_loss, accuracy_by_type by true/false pair, params, train_seconds, ...; the same
+    keys as ``mmcourse.train.tasks.train``) plus ``data_dir``, ``pairs``, ``split_sizes``,
+    ``oov_rate`` (test tokens unknown to the training vocabulary), ``vocabulary_size``,
+    ``sequence_length``, ``notes``, ``warnings`` (``folder_warnings``), ``negatives``
+    (``OwnData.negatives``) and ``saved`` (the ``.keras`` path, or None). ``keep_model``
+    adds ``model`` (raw inputs) and ``data`` (the ``OwnData``). ``model_options`` go to
+    ``build_model``; by default the image encoder gets CoordConv channels
+    (``coordinates=True``), because captions often say *where* ("on the left", 左侧) and
+    pooled features forget where. Introduced in notebook 09.
     """
     from mmcourse.matcher.model import FUSIONS
 
@@ -431,30 +436,22 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
     if fusion == "objects":
         raise ValueError("fusion 'objects' reads the course scenes' object tokens "
                          "(mmcourse.data.objects), not your own images: choose another fusion")
-    epochs = DEFAULT_EPOCHS if epochs is None else epochs
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int)
-                                 or patience < 1):
-        raise ValueError(f"patience must be a positive int, got {patience!r}")
+    config = with_options(TrainConfig, config, options).resolved(
+        epochs=DEFAULT_EPOCHS, batch_size=64, learning_rate=2e-3)
     if save is not None and Path(save).suffix != ".keras":
         raise ValueError(f"--save {save}: the file name must end in .keras")
     log = log or (lambda message: None)
-    own = load_own_data(folder, seed, negative_rounds=negative_rounds)
+    own = load_own_data(folder, config.seed, negative_rounds=negative_rounds)
     for note in [*own.warnings, *own.notes]:
         log(note)
     sizes = own.sizes()
     log("split by image: " + ", ".join(f"{name} {s['images']} images / {s['pairs']} pairs"
                                        for name, s in sizes.items()))
 
-    import keras
-
     from mmcourse.data import pipeline
     from mmcourse.matcher.model import build_model
     from mmcourse.seeding import seed_everything
-    from mmcourse.train import callbacks as course_callbacks
-    from mmcourse.train import distribute
-    from mmcourse.train.tasks import accuracy_by_type
+    from mmcourse.train.core import Splits, fit_and_evaluate
 
     train_split = own.splits["train"]
     vocabulary = text.build_vocabulary(train_split["texts"], max_tokens=max_tokens)
@@ -463,38 +460,33 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
     oov = text.oov_rate(own.splits["test"]["texts"], vocabulary)
     if oov > text.OOV_WARNING:
         log(f"warning: {oov:.0%} of the test tokens are not in the training vocabulary")
-    seed_everything(seed)
+    seed_everything(config.seed)
 
     def dataset(split, shuffle, with_augment=False):
         part = own.splits[split]
         ids = text.vectorize(part["texts"], vocabulary=vocabulary,
                              sequence_length=sequence_length, warn=False)
         return pipeline.dataset_from_arrays(part["images"], ids, part["labels"],
-                                            batch_size=batch_size, shuffle=shuffle, seed=seed,
-                                            augment=with_augment, vocabulary=vocabulary)
+                                            batch_size=config.batch_size, shuffle=shuffle,
+                                            seed=config.seed, augment=with_augment,
+                                            vocabulary=vocabulary)
 
-    train_data = dataset("train", True, augment)
-    val_data, test_data = dataset("val", False), dataset("test", False)
-    options = {"coordinates": True, "learning_rate": learning_rate, **(model_options or {})}
+    splits = Splits(dataset("train", True, augment),
+                    dataset("val", False) if config.validate else None, dataset("test", False),
+                    {"train": sizes["train"]["pairs"],
+                     "validation": sizes["val"]["pairs"] if config.validate else 0,
+                     "test": sizes["test"]["pairs"]})
+    model_options = {"coordinates": True, "learning_rate": config.learning_rate,
+                     **(model_options or {})}
     model = build_model(task, fusion, vocabulary=vocabulary, sequence_length=sequence_length,
-                        **options)
+                        **model_options)
     log(f"training {task}/{fusion} on {own.folder.name}: {model.count_params():,} parameters, "
-        f"{len(vocabulary)} tokens, sequence length {sequence_length}, {epochs} epochs")
-
-    def log_epoch(epoch, logs):
-        metrics = "  ".join(f"{name} {value:.4f}" for name, value in logs.items())
-        log(f"[{own.folder.name}] epoch {epoch + 1}/{epochs}  {metrics}")
-
-    start = time.perf_counter()
-    fitted = course_callbacks.fit(model, train_data, val_data, epochs=epochs, checkpoint=False,
-                                  patience=patience, callbacks=[keras.callbacks.LambdaCallback(
-                                      on_epoch_end=log_epoch)])
-    train_seconds = time.perf_counter() - start
-    test_loss, test_accuracy = model.evaluate(test_data, verbose=0)
+        f"{len(vocabulary)} tokens, sequence length {sequence_length}, {config.epochs} epochs")
     test_labels = own.splits["test"]["labels"]
     kinds = ["true pair" if label > 0.5 else (
         "false pair" if own.pairs == "labels" else "shuffled caption") for label in test_labels]
-    by_type = accuracy_by_type(model.predict(test_data, verbose=0), test_labels, kinds)
+    fitted = fit_and_evaluate(model, splits, config, test_labels=test_labels,
+                              test_kinds=kinds, name=own.folder.name, log=log)
     raw_model = export_model(model, vocabulary, sequence_length)
     saved = None
     if save is not None:
@@ -503,25 +495,13 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
         saved = str(save)
         log(f"saved {save}: vocabulary and standardisation inside; load it with "
             f"mmcourse.apps.owndata.load_model or keras.saving.load_model(path, safe_mode=True)")
-    epochs_run = fitted["epochs_run"]
     result = {
-        "task": task, "fusion": fusion, "level": "own data",
-        "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
-        "accuracy_by_type": by_type, "params": int(model.count_params()),
-        "train_seconds": train_seconds, "seconds_per_epoch": train_seconds / max(epochs_run, 1),
-        "epochs_run": epochs_run, "seed": seed, "batch_size": batch_size,
-        "learning_rate": learning_rate, "train_examples": sizes["train"]["pairs"],
-        "test_examples": sizes["test"]["pairs"], "history": fitted["history"],
-        "strategy": "default", "replicas": 1, "initial_epoch": fitted["initial_epoch"],
-        "stopped_early": fitted["stopped_early"],
-        "weights_sha256": distribute.weights_fingerprint(model),
+        "task": task, "fusion": fusion, "level": "own data", **fitted,
         "data_dir": str(own.folder), "pairs": own.pairs, "split_sizes": sizes,
         "oov_rate": oov, "vocabulary_size": len(vocabulary),
         "sequence_length": int(sequence_length), "notes": own.notes, "saved": saved,
         "warnings": own.warnings, "negatives": own.negatives,
     }
-    log(f"[{own.folder.name}] test accuracy {test_accuracy:.4f} after {epochs_run} epochs in "
-        f"{train_seconds:.1f} s")
     if keep_model:
         result["model"], result["data"] = raw_model, own
     return result

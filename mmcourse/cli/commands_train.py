@@ -52,17 +52,28 @@ def log_to_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def train_config(args):
+    """The command line's fit options (--epochs, --seed, --batch-size, --patience) as a
+    ``mmcourse.train.core.TrainConfig``; flags left out stay None, for the trainer's
+    defaults."""
+    from mmcourse.train.core import TrainConfig
+
+    return TrainConfig(epochs=args.epochs, seed=args.seed,
+                       **{name: getattr(args, name) for name in ("batch_size", "patience")
+                          if getattr(args, name, None) is not None})
+
+
 def train_matcher(args) -> int:
     """``train --task match|qa``: the matcher of notebooks 04-06 (``mmcourse.train.tasks``);
     2 when the trainer refuses a value (its message names it)."""
     from mmcourse.train import tasks as training
 
     extra = {name: getattr(args, name) for name in (
-        "strategy", "run_dir", "resume", "patience", "batch_size", "train_size", "test_size",
-        "save") if getattr(args, name, None) is not None}
+        "strategy", "run_dir", "resume", "train_size", "test_size", "save")
+        if getattr(args, name, None) is not None}
     try:
-        result = training.train(task=args.task, fusion=args.fusion, level=args.level,
-                                epochs=args.epochs, seed=args.seed, root=args.root, **extra)
+        result = training.train(args.task, args.fusion, args.level, train_config(args),
+                                root=args.root, **extra)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -362,11 +373,8 @@ def train_own_folder(args) -> int:
     from mmcourse.data.folders import DataError
 
     try:
-        result = owndata.train_folder(args.data_dir, task=args.task, fusion=args.fusion,
-                                      epochs=args.epochs, seed=args.seed, save=args.save,
-                                      batch_size=args.batch_size or 64,
-                                      sequence_length=args.sequence_length,
-                                      patience=args.patience)
+        result = owndata.train_folder(args.data_dir, args.task, args.fusion, train_config(args),
+                                      save=args.save, sequence_length=args.sequence_length)
     except DataError as error:
         print(f"error: --data-dir {args.data_dir}: {error}", file=sys.stderr)
         return 1

@@ -13,6 +13,14 @@ stays light.
 
 from __future__ import annotations
 
+from mmcourse.configs import with_options
+from mmcourse.matcher.config import (  # noqa: F401  (re-exported)
+    IMAGE_SHAPE,
+    MODEL_DEFAULTS,
+    POOLINGS,
+    RELATIONAL_DEFAULTS,
+    MatcherConfig,
+)
 from mmcourse.names import (  # noqa: F401  (re-exported)
     FUSIONS,
     MODEL_TASKS,
@@ -20,20 +28,7 @@ from mmcourse.names import (  # noqa: F401  (re-exported)
     RELATIONAL_FUSIONS,
 )
 
-IMAGE_SHAPE = (64, 64, 3)
-POOLINGS = ("avg", "max", "avgmax")
 TASKS = MODEL_TASKS
-#: Defaults of the build_model keywords that differ between models (None in the call).
-MODEL_DEFAULTS = {"filters": (16, 32, 32), "width": None, "coordinates": False,
-                  "batch_norm": False, "anchored": False, "hops": 2}
-#: The relational models' own defaults (notebook 06): CoordConv and batch normalisation
-#: for every one of them, so the baselines get the same image encoder.
-RELATIONAL_DEFAULTS = {
-    "cnn_mlp": {"width": 256, "coordinates": True, "batch_norm": True},
-    "relation_network": {"filters": (16, 32, 32, 32), "width": 64, "coordinates": True,
-                         "batch_norm": True},
-    "transformer": {"width": 64, "coordinates": True, "batch_norm": True, "anchored": True},
-}
 
 
 def build_image_encoder(filters=(16, 32, 32), kernel_size: int = 3, pooling: str = "avg",
@@ -162,17 +157,10 @@ def _default_vocabulary_size(root) -> int:
     return len(text.load_vocabulary(root))
 
 
-def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size: int | None = None,
-                vocabulary=None,
-                num_answers: int | None = None, sequence_length: int | None = None,
-                image_shape=IMAGE_SHAPE, filters=None, pooling: str = "avgmax",
-                batch_norm: bool | None = None, normalize: bool = True,
-                embedding_dim: int = 32,
-                text_units: int = 32, fusion_units: int = 32, hidden_units: int = 64,
-                learning_rate: float = 2e-3, rank: int = 4, num_heads: int = 2,
-                key_dim: int = 16, multiply_activation=None, width: int | None = None,
-                hops: int | None = None, frequencies: int = 3, dropout: float = 0.0,
-                coordinates: bool | None = None, anchored: bool | None = None, root=None):
+def build_model(task: str = "match", fusion: str = "concat",
+                config: MatcherConfig | None = None, *, vocabulary_size: int | None = None,
+                vocabulary=None, num_answers: int | None = None,
+                sequence_length: int | None = None, root=None, **options):
     """A compiled two-input model: image encoder + text encoder + ``fusion`` + head.
 
     Inputs ``image`` (B, 64, 64, 3) float32 in [0, 1] and ``token_ids`` (B, L) int32.
@@ -188,7 +176,7 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     ``multiply`` starts tiny and every fusion learns several times slower.
     Head: ``Dense(hidden_units, relu)`` then the output layer.
 
-    Notebook 06 adds the relational models (``RELATIONAL_FUSIONS``), and keywords whose
+    Notebook 06 adds the relational models (``RELATIONAL_FUSIONS``), and options whose
     default (None) depends on the model: ``filters``, ``width``, ``coordinates`` (CoordConv
     channels), ``batch_norm`` and ``anchored`` (``MODEL_DEFAULTS``, overridden by
     ``RELATIONAL_DEFAULTS``). ``cnn_mlp``, the CNN+MLP baseline of Santoro et al. (2017):
@@ -211,6 +199,11 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     is given (your own data, notebook 09), else the course vocabulary's size; a
     ``vocabulary_size`` that disagrees with ``vocabulary`` is a ``ValueError``. Optimizer: Adam.
     Unknown names raise a ``ValueError`` that lists the valid ones.
+
+    The architecture is ``config``, a ``MatcherConfig`` (default: its defaults), with
+    ``options`` (its field names as keywords: ``hidden_units=128``) replacing fields; the
+    data decide the rest: ``vocabulary_size`` or ``vocabulary``, ``num_answers``,
+    ``sequence_length`` (None: any length) and ``root`` (the course data, for the defaults).
     Introduced in notebook 04.
     """
     import keras  # noqa: PLC0415
@@ -219,6 +212,7 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
 
     _check_choice("task", task, TASKS)
     _check_choice("fusion", fusion, FUSIONS)
+    config = with_options(MatcherConfig, config, options).resolved(fusion)
     if vocabulary is not None:
         if isinstance(vocabulary, (str, int)):
             raise TypeError(f"vocabulary must be a list of tokens (\"\", \"[UNK]\", ...), got "
@@ -235,26 +229,22 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
         num_answers = len(text.answer_vocabulary(root))
 
     if fusion in OBJECT_FUSIONS:
-        return _objects_model(task, vocabulary_size, num_answers, sequence_length,
-                              image_shape, embedding_dim, text_units, normalize, hidden_units,
-                              64 if width is None else width, learning_rate)
-    image = keras.Input(shape=tuple(image_shape), name="image")
+        return _objects_model(task, config, vocabulary_size, num_answers, sequence_length)
+    image = keras.Input(shape=config.image_shape, name="image")
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
-    defaults = {**MODEL_DEFAULTS, **RELATIONAL_DEFAULTS.get(fusion, {})}
-    filters, width, coordinates, batch_norm, anchored, hops = (
-        defaults[name] if value is None else value for name, value in (
-            ("filters", filters), ("width", width), ("coordinates", coordinates),
-            ("batch_norm", batch_norm), ("anchored", anchored), ("hops", hops)))
     on_grid = fusion in ("film", "attention", *RELATIONAL_FUSIONS)
-    image_encoder = build_image_encoder(filters, image_shape=image_shape, pooling=pooling,
-                                        batch_norm=batch_norm, normalize=normalize,
-                                        coordinates=coordinates,
+    image_encoder = build_image_encoder(config.filters, image_shape=config.image_shape,
+                                        pooling=config.pooling, batch_norm=config.batch_norm,
+                                        normalize=config.normalize,
+                                        coordinates=config.coordinates,
                                         output="grid" if on_grid else "vector")
-    text_encoder = build_text_encoder(vocabulary_size, embedding_dim, text_units,
-                                      sequence_length=sequence_length, normalize=normalize)
+    text_encoder = build_text_encoder(vocabulary_size, config.embedding_dim, config.text_units,
+                                      sequence_length=sequence_length,
+                                      normalize=config.normalize)
     image_features = image_encoder(image)
     text_vector = text_encoder(token_ids)
     pair = [image_features, text_vector]
+    units, heads = config.fusion_units, {"num_heads": config.num_heads, "key_dim": config.key_dim}
     if fusion == "image":
         fused = image_features
     elif fusion == "text":
@@ -262,36 +252,31 @@ def build_model(task: str = "match", fusion: str = "concat", *, vocabulary_size:
     elif fusion == "concat":
         fused = keras.layers.Concatenate(name="fusion")(pair)
     elif fusion in RELATIONAL_FUSIONS:
-        fused = _relational_features(fusion, image_features, text_vector, width=width,
-                                     hops=hops, num_heads=num_heads, key_dim=key_dim,
-                                     frequencies=frequencies, dropout=dropout,
-                                     anchored=anchored)
+        fused = _relational_features(fusion, image_features, text_vector, config)
     elif fusion == "film":
         modulated = fusion_layers.FiLM(name="fusion")(pair)
         modulated = keras.layers.ReLU(name="film_relu")(modulated)
-        fused = pool_regions(modulated, pooling)
+        fused = pool_regions(modulated, config.pooling)
     elif fusion == "attention":
-        fused = fusion_layers.CrossAttentionFusion(fusion_units, num_heads=num_heads,
-                                                   key_dim=key_dim, name="fusion")(pair)
+        fused = fusion_layers.CrossAttentionFusion(units, **heads, name="fusion")(pair)
     elif fusion == "lowrank":
-        fused = fusion_layers.LowRankFusion(fusion_units, rank=rank, name="fusion")(pair)
+        fused = fusion_layers.LowRankFusion(units, rank=config.rank, name="fusion")(pair)
     elif fusion == "multiply":
-        fused = fusion_layers.MultiplyFusion(fusion_units, activation=multiply_activation,
+        fused = fusion_layers.MultiplyFusion(units, activation=config.multiply_activation,
                                              name="fusion")(pair)
     else:
         layer = {"sum": fusion_layers.SumFusion, "gated": fusion_layers.GatedFusion,
                  "bilinear": fusion_layers.TensorFusion}[fusion]
-        fused = layer(fusion_units, name="fusion")(pair)
-    return _head(task, [image, token_ids], fused, f"{task}_{fusion}", hidden_units=hidden_units,
-                 num_answers=num_answers, learning_rate=learning_rate)
+        fused = layer(units, name="fusion")(pair)
+    return _head(task, [image, token_ids], fused, f"{task}_{fusion}", config, num_answers)
 
 
-def _head(task, inputs, fused, name, *, hidden_units, num_answers, learning_rate):
+def _head(task, inputs, fused, name, config, num_answers):
     """The head every course model shares: a hidden layer, then a match probability or an
     answer distribution, compiled with Adam and its loss."""
     import keras  # noqa: PLC0415
 
-    hidden = keras.layers.Dense(hidden_units, activation="relu", name="hidden")(fused)
+    hidden = keras.layers.Dense(config.hidden_units, activation="relu", name="hidden")(fused)
     if task == "match":
         output = keras.layers.Dense(1, activation="sigmoid", name="match")(hidden)
         loss = "binary_crossentropy"
@@ -299,25 +284,27 @@ def _head(task, inputs, fused, name, *, hidden_units, num_answers, learning_rate
         output = keras.layers.Dense(num_answers, activation="softmax", name="answer")(hidden)
         loss = "sparse_categorical_crossentropy"
     model = keras.Model(inputs, output, name=name)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss,
                   metrics=["accuracy"])
     return model
 
 
-def _relational_features(fusion: str, grid, question, *, width: int, hops: int,
-                         num_heads: int, key_dim: int, frequencies: int, dropout: float,
-                         anchored: bool):
+def _relational_features(fusion: str, grid, question, config: MatcherConfig):
     """The fused vector of a relational model (see ``build_model``) from the region grid
-    (B, H, W, C) and the question vector (B, d_q). Introduced in notebook 06."""
+    (B, H, W, C) and the question vector (B, d_q), with ``config`` resolved for ``fusion``.
+    Introduced in notebook 06."""
     import keras  # noqa: PLC0415
 
     from mmcourse import blocks as relations  # noqa: PLC0415
+
+    width, num_heads, key_dim, dropout = (config.width, config.num_heads, config.key_dim,
+                                          config.dropout)
 
     if fusion == "cnn_mlp":
         flat = keras.layers.Flatten(name="flatten")(grid)
         both = keras.layers.Concatenate(name="fusion")([flat, question])
         return keras.layers.Dense(width, activation="relu", name="mlp")(both)
-    tokens = relations.RegionTokens(frequencies, name="regions")(grid)
+    tokens = relations.RegionTokens(config.frequencies, name="regions")(grid)
     if fusion == "relation_network":
         return relations.RelationModule(width, name="fusion")([tokens, question])
     tokens = keras.layers.Dense(width, name="region_embedding")(tokens)
@@ -325,8 +312,8 @@ def _relational_features(fusion: str, grid, question, *, width: int, hops: int,
                                         name="region_attention")(tokens)
     query = keras.layers.Dense(width, name="question_embedding")(question)
     query = keras.layers.Reshape((1, width), name="question_token")(query)
-    for hop in range(1, hops + 1):
-        if anchored and hop == 2:
+    for hop in range(1, config.hops + 1):
+        if config.anchored and hop == 2:
             query = relations.AnchoredAttention(tuple(grid.shape[1:3]), num_heads, key_dim,
                                                 2 * width, name=f"hop{hop}")([query, tokens])
         else:
@@ -335,8 +322,7 @@ def _relational_features(fusion: str, grid, question, *, width: int, hops: int,
     return keras.layers.Flatten(name="fusion")(query)
 
 
-def _objects_model(task, vocabulary_size, num_answers, sequence_length, image_shape,
-                   embedding_dim, text_units, normalize, hidden_units, width, learning_rate):
+def _objects_model(task, config: MatcherConfig, vocabulary_size, num_answers, sequence_length):
     """The ``objects`` fusion of ``build_model``: object tokens + question, compiled.
     Introduced in notebook 06."""
     import keras  # noqa: PLC0415
@@ -344,7 +330,7 @@ def _objects_model(task, vocabulary_size, num_answers, sequence_length, image_sh
     from mmcourse.data import objects  # noqa: PLC0415
     from mmcourse.matcher import object_relations
 
-    shape = tuple(image_shape)
+    shape = config.image_shape
     if shape == IMAGE_SHAPE:
         shape = (objects.MAX_OBJECTS, objects.FEATURES)
     if len(shape) != 2 or shape[1] != objects.FEATURES:
@@ -352,13 +338,13 @@ def _objects_model(task, vocabulary_size, num_answers, sequence_length, image_sh
                          f"{objects.FEATURES}) object tokens (mmcourse.data.objects), got {shape}")
     tokens = keras.Input(shape=shape, name="objects")
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
-    text_encoder = build_text_encoder(vocabulary_size, embedding_dim, text_units,
-                                      sequence_length=sequence_length, normalize=normalize)
+    text_encoder = build_text_encoder(vocabulary_size, config.embedding_dim, config.text_units,
+                                      sequence_length=sequence_length,
+                                      normalize=config.normalize)
     question = text_encoder(token_ids)
     fused = object_relations.ObjectRelationModule(
-        width, centre_index=objects.TOKEN_FEATURES.index("x"), name="fusion")([tokens, question])
-    return _head(task, [tokens, token_ids], fused, f"{task}_objects", hidden_units=hidden_units,
-                 num_answers=num_answers, learning_rate=learning_rate)
+        config.width, centre_index=objects.TOKEN_FEATURES.index("x"), name="fusion")([tokens, question])
+    return _head(task, [tokens, token_ids], fused, f"{task}_objects", config, num_answers)
 
 
 def build_article_model(vocabulary_size: int | None = None, image_shape=IMAGE_SHAPE,

@@ -1,24 +1,28 @@
 """Train and evaluate one fusion model: ``train()`` and the CLI ``python -m mmcourse train``
 (introduced in notebook 04).
 
-``train(task, fusion, level, epochs, seed, root)`` seeds everything, builds the
-datasets (``mmcourse.data.pipeline.make_dataset``, or in-memory arrays for a subset),
-builds the model (``mmcourse.matcher.model.build_model``), fits it, evaluates it on the test
-split and returns a JSON-ready dict. ``main(args)`` is the thin command-line wrapper:
-with ``--json`` stdout carries one JSON object and logs go to stderr.
+``train(task, fusion, level, config)`` seeds everything, builds the ``Splits``
+(``mmcourse.data.pipeline.make_dataset``, or in-memory arrays for a subset), builds the
+model (``mmcourse.matcher.model.build_model``), and lets the trainer core
+(``mmcourse.train.core.fit_and_evaluate``) fit it, evaluate it on the test split and build
+the JSON-ready result. ``config`` is a ``TrainConfig`` (or its fields as keywords:
+``epochs=5, seed=0``). ``main(args)`` is the thin command-line wrapper: with ``--json``
+stdout carries one JSON object and logs go to stderr.
 
 TensorFlow and Keras are imported inside the functions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mmcourse.configs import with_options
 from mmcourse.names import LEVELS  # noqa: F401  (re-exported)
 from mmcourse.stats import RELATIONAL_KINDS, accuracy_by_type  # noqa: F401  (re-exported)
+from mmcourse.train.core import TrainConfig
 
 # Epochs used when ``epochs`` is None: enough for the default model to converge.
 DEFAULT_EPOCHS = {"attributes": 15, "relations": 15}
@@ -58,16 +62,17 @@ def load_split(task: str, level: str, split: str, root=None, limit: int | None =
     return images, text.vectorize(texts, root=root, sequence_length=length), labels
 
 
-def _datasets(task, level, seed, root, batch_size, train_size, test_size, validate,
-              fusion=None):
-    """(train, val or None, test) datasets, the numbers of train and test examples, and the
-    seconds the object extractor took (0 unless ``fusion`` is ``objects``): make_dataset for
-    whole splits, in-memory arrays for subsets, object tokens for ``objects``."""
+def _splits(task, level, root, config, train_size, test_size, fusion=None):
+    """The run's ``Splits`` and the seconds the object extractor took (0 unless ``fusion``
+    is ``objects``): make_dataset for whole splits, in-memory arrays for subsets, object
+    tokens for ``objects``; no validation split unless ``config.validate``."""
     from mmcourse.data import pipeline  # noqa: PLC0415
     from mmcourse.data import scenes as data
     from mmcourse.names import OBJECT_FUSIONS  # noqa: PLC0415
+    from mmcourse.train.core import Splits  # noqa: PLC0415
 
     extract_seconds = []
+    batch_size, seed = config.batch_size, config.seed
 
     def split_dataset(split, limit, shuffle):
         if fusion in OBJECT_FUSIONS:  # notebook 06: the detector runs once per scene
@@ -88,29 +93,33 @@ def _datasets(task, level, seed, root, batch_size, train_size, test_size, valida
                                             shuffle=shuffle, seed=seed), len(labels)
 
     train, train_examples = split_dataset("train", train_size, True)
-    val = split_dataset("val", test_size, False)[0] if validate else None
+    val, val_examples = split_dataset("val", test_size, False) if config.validate else (None, 0)
     test, test_examples = split_dataset("test", test_size, False)
-    return train, val, test, train_examples, test_examples, sum(extract_seconds)
+    sizes = {"train": train_examples, "validation": val_examples, "test": test_examples}
+    return Splits(train, val, test, sizes), sum(extract_seconds)
 
 
 def train(task: str = "match", fusion: str = "concat", level: str = "attributes",
-          epochs: int | None = None, seed: int = 0, root=None, *,
-          strategy: str = "default", run_dir=None, resume: bool = False,
-          patience: int | None = None, schedule=None,
-          batch_size: int | None = None, learning_rate: float | None = None,
-          train_size: int | None = None, test_size: int | None = None,
-          validate: bool = True, callbacks: list | None = None,
+          config: TrainConfig | None = None, *, root=None, strategy: str = "default",
+          run_dir=None, resume: bool = False, train_size: int | None = None,
+          test_size: int | None = None, callbacks: list | None = None,
           log: Callable[[str], None] | None = log_to_stderr, keep_model: bool = False,
-          model_options: dict | None = None, save=None) -> dict:
+          model_options: dict | None = None, save=None, **options) -> dict:
     """Train ``fusion`` on ``task``/``level`` and evaluate on the test split.
+
+    How to fit is ``config``, a ``mmcourse.train.core.TrainConfig`` (epochs, batch_size,
+    learning_rate, seed, patience, schedule, validate), with ``options`` (its field names as
+    keywords: ``epochs=5, seed=0``) replacing fields. ``epochs``, ``batch_size`` and
+    ``learning_rate`` left at None take ``DEFAULT_EPOCHS``, ``BATCH_SIZE`` and
+    ``LEARNING_RATE``, or the model's ``FUSION_DEFAULTS``.
 
     Deterministic under ``seed`` on a given machine: ``seed_everything(seed)`` (which
     turns on TensorFlow op determinism), seeded shuffling and deterministic pipelines.
     ``train_size``/``test_size`` keep the first N examples of each split (for quick runs);
-    ``callbacks`` go to ``fit``; ``model_options`` to ``build_model``. ``train_seconds``
-    is the wall time of ``fit`` alone (validation included when ``validate``).
-    ``epochs``, ``batch_size`` and ``learning_rate`` default (None) to ``DEFAULT_EPOCHS``,
-    ``BATCH_SIZE`` and ``LEARNING_RATE``, or the model's ``FUSION_DEFAULTS``.
+    ``callbacks`` go to ``fit``; ``model_options`` (a dict of ``MatcherConfig`` fields) to
+    ``build_model``. Fitting and evaluating is ``mmcourse.train.core.fit_and_evaluate``:
+    ``train_seconds`` is the wall time of ``fit`` alone (validation included when
+    ``validate``).
 
     Returns a dict: task, fusion, level, test_accuracy, test_loss, accuracy_by_type (see
     ``accuracy_by_type``; notebook 06), params, train_seconds,
@@ -142,13 +151,9 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     result's ``saved`` is that path (or None).
     """
     _check_names(task, fusion, level)
-    defaults = {"epochs": DEFAULT_EPOCHS[level], "batch_size": BATCH_SIZE,
-                "learning_rate": LEARNING_RATE, **FUSION_DEFAULTS.get(fusion, {})}
-    epochs = defaults["epochs"] if epochs is None else epochs
-    batch_size = defaults["batch_size"] if batch_size is None else batch_size
-    learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    config = with_options(TrainConfig, config, options).resolved(
+        **{"epochs": DEFAULT_EPOCHS[level], "batch_size": BATCH_SIZE,
+           "learning_rate": LEARNING_RATE, **FUSION_DEFAULTS.get(fusion, {})})
     if save is not None and Path(save).suffix != ".keras":
         raise ValueError(f"save {save}: the file name must end in .keras")
     if save is not None and fusion == "objects":
@@ -162,11 +167,9 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     # The strategy first: logical CPU devices must exist before TensorFlow starts.
     strategy_object = distribute.make_strategy(strategy)
     replicas = int(strategy_object.num_replicas_in_sync)
-    if batch_size % replicas:
-        raise ValueError(f"batch_size {batch_size} (the global batch) must be divisible by "
-                         f"the {replicas} replicas of strategy {strategy!r}")
-
-    import keras  # noqa: PLC0415
+    if config.batch_size % replicas:
+        raise ValueError(f"batch_size {config.batch_size} (the global batch) must be divisible "
+                         f"by the {replicas} replicas of strategy {strategy!r}")
 
     from mmcourse.data import scenes as data
     from mmcourse.data import text  # noqa: PLC0415
@@ -178,52 +181,37 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     )
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
     from mmcourse.train import callbacks as course_callbacks  # noqa: PLC0415
+    from mmcourse.train.core import fit_and_evaluate  # noqa: PLC0415
 
     root = data.ensure_data(root)
-    seed_everything(seed)
-    train_data, val_data, test_data, train_examples, test_examples, extract_seconds = _datasets(
-        task, level, seed, root, batch_size, train_size, test_size, validate, fusion)
-    if schedule is None and fusion in (*RELATIONAL_FUSIONS, "objects"):
-        schedule = course_callbacks.cosine_schedule(learning_rate, epochs, min(1, epochs - 1),
-                                                    final_fraction=0.02)
+    seed_everything(config.seed)
+    splits, extract_seconds = _splits(task, level, root, config, train_size, test_size, fusion)
+    if config.schedule is None and fusion in (*RELATIONAL_FUSIONS, "objects"):
+        config = dataclasses.replace(config, schedule=course_callbacks.cosine_schedule(
+            config.learning_rate, config.epochs, min(1, config.epochs - 1), final_fraction=0.02))
     if strategy == "multiworker":  # each worker reads its share of every global batch
         import tensorflow as tf  # noqa: PLC0415
 
         shard = tf.data.Options()
         shard.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        train_data, test_data = train_data.with_options(shard), test_data.with_options(shard)
-        val_data = val_data.with_options(shard) if val_data is not None else None
+        splits = splits.with_options(shard)
     options = {"vocabulary_size": len(text.load_vocabulary(root)),
-               "learning_rate": learning_rate, "root": root, **(model_options or {})}
+               "learning_rate": config.learning_rate, "root": root, **(model_options or {})}
     with strategy_object.scope():
         model = build_model(task, fusion, **options)
-    distribute.prepare_model(model, train_data, strategy_object)
-    (image_batch, token_batch), _ = next(iter(train_data.take(1)))
+    distribute.prepare_model(model, splits.train, strategy_object)
+    (image_batch, token_batch), _ = next(iter(splits.train.take(1)))
     check_inputs(model, image_batch, token_batch)  # a clear error before fit's traceback
 
-    def log_epoch(epoch, logs):
-        metrics = "  ".join(f"{name} {value:.4f}" for name, value in logs.items())
-        log(f"[{task}/{fusion}/{level}] epoch {epoch + 1}/{epochs}  {metrics}")
-
     log(f"training {task}/{fusion} on {level}: {model.count_params():,} parameters, "
-        f"{epochs} epochs, seed {seed}, strategy {strategy} ({replicas} replicas)")
-    all_callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=log_epoch),
-                     *(callbacks or [])]
+        f"{config.epochs} epochs, seed {config.seed}, strategy {strategy} ({replicas} replicas)")
+    test_records = data.load_records(task, level, "test", root=root)[:splits.sizes["test"]]
     worker_dir = distribute.worker_dir(run_dir) if run_dir is not None else None
-    start = time.perf_counter()
-    fitted = course_callbacks.fit(model, train_data, val_data, epochs=epochs,
-                                  run_dir=worker_dir, resume=resume, patience=patience,
-                                  monitor="val_loss" if val_data is not None else "loss",
-                                  schedule=schedule, progress=True, callbacks=all_callbacks)
-    train_seconds = time.perf_counter() - start
-    test_loss, test_accuracy = model.evaluate(test_data, verbose=0)
-    test_records = data.load_records(task, level, "test", root=root)[:test_examples]
-    by_type = accuracy_by_type(model.predict(test_data, verbose=0),
-                               [record["label"] for record in test_records],
-                               [record["kind"] for record in test_records])
-    epochs_run = fitted["epochs_run"]
-    if worker_dir is not None:
-        model.save(Path(worker_dir) / "model.keras")
+    fitted = fit_and_evaluate(
+        model, splits, config, test_labels=[record["label"] for record in test_records],
+        test_kinds=[record["kind"] for record in test_records], name=f"{task}/{fusion}/{level}",
+        log=log, run_dir=worker_dir, resume=resume, callbacks=callbacks, strategy=strategy,
+        replicas=replicas)
     if save is not None:
         raw_model = models.raw_input_model(
             model, text.load_vocabulary(root), text.saved_sequence_length(root, level),
@@ -232,23 +220,8 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
         raw_model.save(save)
         log(f"saved {save}: it takes raw images and texts, the vocabulary"
             f"{' and the answer words' if task == 'qa' else ''} inside")
-    result = {
-        "task": task, "fusion": fusion, "level": level,
-        "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
-        "accuracy_by_type": by_type,
-        "params": int(model.count_params()), "train_seconds": train_seconds,
-        "seconds_per_epoch": train_seconds / max(epochs_run, 1), "epochs_run": epochs_run,
-        "seed": seed, "batch_size": batch_size, "learning_rate": learning_rate,
-        "train_examples": train_examples, "test_examples": test_examples,
-        "history": fitted["history"],
-        "strategy": strategy, "replicas": replicas, "initial_epoch": fitted["initial_epoch"],
-        "stopped_early": fitted["stopped_early"],
-        "weights_sha256": distribute.weights_fingerprint(model),
-        "saved": None if save is None else str(save),
-        "extract_seconds": extract_seconds,
-    }
-    log(f"[{task}/{fusion}/{level}] test accuracy {test_accuracy:.4f} after {epochs_run} "
-        f"epochs in {train_seconds:.1f} s")
+    result = {"task": task, "fusion": fusion, "level": level, **fitted,
+              "saved": None if save is None else str(save), "extract_seconds": extract_seconds}
     if keep_model:
         result["model"] = model
     return result

@@ -1,0 +1,139 @@
+"""The trainer core that the matcher's trainers share (notebook 04; your own folder in
+notebook 09): ``TrainConfig`` (the fit options), ``Splits`` (the three datasets and their
+sizes) and ``fit_and_evaluate`` (fit, evaluate on the test split, and the result every
+trainer returns, built here once).
+
+``mmcourse.train.tasks.train`` brings the course data, ``mmcourse.apps.owndata.train_folder``
+a folder of your own; each builds its splits and its model, then calls ``fit_and_evaluate``
+and adds its own keys to the result. TensorFlow and Keras are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmcourse.configs import check_positive_ints, is_int, is_number
+
+#: The keys of ``fit_and_evaluate``'s result, in order: what every trainer's result holds.
+RESULT_KEYS = ("test_accuracy", "test_loss", "accuracy_by_type", "params", "train_seconds",
+               "seconds_per_epoch", "epochs_run", "seed", "batch_size", "learning_rate",
+               "train_examples", "test_examples", "history", "strategy", "replicas",
+               "initial_epoch", "stopped_early", "weights_sha256")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to fit: ``epochs``, ``batch_size`` (the global batch), Adam's ``learning_rate``,
+    ``seed``, ``patience`` (early stopping on the validation loss, best weights restored;
+    None: off), ``schedule`` (epoch -> learning rate, e.g. ``callbacks.cosine_schedule``;
+    None: constant) and ``validate`` (evaluate the validation split after each epoch).
+    ``epochs``, ``batch_size`` and ``learning_rate`` left at None take the trainer's defaults
+    (``resolved``). A bad value is a ``ValueError`` naming the field. Introduced in
+    notebook 04."""
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    seed: int = 0
+    patience: int | None = None
+    schedule: Callable | None = None
+    validate: bool = True
+
+    def __post_init__(self):
+        check_positive_ints(self, (), ("epochs", "batch_size", "patience"))
+        if self.learning_rate is not None and not (
+                is_number(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive number, got "
+                             f"{self.learning_rate!r}")
+        if not is_int(self.seed):
+            raise ValueError(f"seed must be an int, got {self.seed!r}")
+        if self.schedule is not None and not callable(self.schedule):
+            raise ValueError(f"schedule must be a function epoch -> learning rate, got "
+                             f"{self.schedule!r}")
+        if not isinstance(self.validate, bool):
+            raise ValueError(f"validate must be True or False, got {self.validate!r}")
+
+    def resolved(self, **defaults) -> TrainConfig:
+        """This config with its None fields among ``defaults`` set to their default."""
+        return dataclasses.replace(self, **{
+            name: value for name, value in defaults.items() if getattr(self, name) is None})
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The datasets of one run, batched ``tf.data`` datasets of ((inputs, token_ids),
+    labels): ``train``, ``validation`` (None when the run does not validate) and ``test``;
+    ``sizes``: how many examples each holds, ``{"train": n, "validation": n, "test": n}``
+    (0 for a missing validation split). Introduced in notebook 04."""
+
+    train: object
+    validation: object | None
+    test: object
+    sizes: dict
+
+    def with_options(self, options) -> Splits:
+        """The same splits with ``tf.data.Options`` applied to each dataset (sharding)."""
+        return dataclasses.replace(self, **{
+            name: getattr(self, name).with_options(options)
+            for name in ("train", "validation", "test") if getattr(self, name) is not None})
+
+
+def fit_and_evaluate(model, splits: Splits, config: TrainConfig, *, test_labels, test_kinds,
+                     name: str, log: Callable[[str], None], run_dir=None, resume: bool = False,
+                     callbacks: list | None = None, strategy: str = "default",
+                     replicas: int = 1) -> dict:
+    """Fit the compiled ``model`` on ``splits`` under ``config`` (resolved: no None epochs,
+    batch size or learning rate), then evaluate it on the test split.
+
+    ``mmcourse.train.callbacks.fit`` does the fitting: early stopping on the validation
+    loss (the training loss without a validation split), ``config.schedule``, and with
+    ``run_dir`` the best checkpoint, the backup (``resume`` continues from it), progress and
+    ``model.keras`` at the end. ``log`` gets one line per epoch and the test accuracy, each
+    starting ``[name]``; ``callbacks`` run after the epoch log. ``test_labels`` and
+    ``test_kinds`` (one per test example) give ``accuracy_by_type``.
+
+    Returns the keys of ``RESULT_KEYS``: test_accuracy, test_loss, accuracy_by_type,
+    params, train_seconds (``fit`` alone), seconds_per_epoch, epochs_run, seed,
+    batch_size, learning_rate, train_examples, test_examples, history (per-epoch metrics),
+    strategy, replicas, initial_epoch, stopped_early and weights_sha256 (fingerprint of
+    the final weights). Introduced in notebook 04."""
+    import keras  # noqa: PLC0415
+
+    from mmcourse.stats import accuracy_by_type  # noqa: PLC0415
+    from mmcourse.train import callbacks as course_callbacks  # noqa: PLC0415
+    from mmcourse.train import distribute  # noqa: PLC0415
+
+    def log_epoch(epoch, logs):
+        metrics = "  ".join(f"{metric} {value:.4f}" for metric, value in logs.items())
+        log(f"[{name}] epoch {epoch + 1}/{config.epochs}  {metrics}")
+
+    start = time.perf_counter()
+    fitted = course_callbacks.fit(
+        model, splits.train, splits.validation, epochs=config.epochs, run_dir=run_dir,
+        resume=resume, patience=config.patience,
+        monitor="val_loss" if splits.validation is not None else "loss",
+        schedule=config.schedule, progress=True,
+        callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=log_epoch), *(callbacks or [])])
+    train_seconds = time.perf_counter() - start
+    test_loss, test_accuracy = model.evaluate(splits.test, verbose=0)
+    by_type = accuracy_by_type(model.predict(splits.test, verbose=0), test_labels, test_kinds)
+    epochs_run = fitted["epochs_run"]
+    if run_dir is not None:
+        model.save(Path(run_dir) / "model.keras")
+    log(f"[{name}] test accuracy {test_accuracy:.4f} after {epochs_run} epochs in "
+        f"{train_seconds:.1f} s")
+    return {
+        "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
+        "accuracy_by_type": by_type, "params": int(model.count_params()),
+        "train_seconds": train_seconds, "seconds_per_epoch": train_seconds / max(epochs_run, 1),
+        "epochs_run": epochs_run, "seed": config.seed, "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate, "train_examples": splits.sizes["train"],
+        "test_examples": splits.sizes["test"], "history": fitted["history"],
+        "strategy": strategy, "replicas": replicas, "initial_epoch": fitted["initial_epoch"],
+        "stopped_early": fitted["stopped_early"],
+        "weights_sha256": distribute.weights_fingerprint(model),
+    }
