@@ -25,6 +25,7 @@ from mmcourse.apps import owndata
 from mmcourse.data import folders, text
 from mmcourse.hub import presets as hub_presets
 from mmcourse.train import hub as hub_training
+from mmcourse.train import tokenizer
 
 #: Training of ``finetune`` unless told otherwise: the tiny PaliGemma's rate (notebook 11).
 FINETUNE_DEFAULTS = {"epochs": 10, "batch_size": 32, "learning_rate": 2e-3}
@@ -58,7 +59,7 @@ def load_caption_folder(folder, image_size: int, seed: int = 0) -> dict:
 def prompt_for(captions) -> str:
     """PaliGemma's task prompt for ``captions``' language: ``PROMPTS["zh"]`` when most of them
     hold Chinese characters, else ``PROMPTS["en"]``. Notebook 12."""
-    chinese = sum(bool(hub_presets._HAN.search(str(c))) for c in captions)
+    chinese = sum(bool(tokenizer.HAN_CHARACTER.search(str(c))) for c in captions)
     return hub_presets.PROMPTS["zh" if 2 * chinese > len(captions) else "en"]
 
 

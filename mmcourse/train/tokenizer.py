@@ -31,7 +31,7 @@ WORD_BOUNDARY = "|"
 _ZH_WORDS = sorted({"一个", "从左到右", *data.SIZES_ZH.values(), *data.COLOURS_ZH.values(),
                     *data.SHAPES_ZH.values()}, key=len, reverse=True)
 _ZH_WORD = re.compile("|".join(map(re.escape, _ZH_WORDS)) + "|.")
-_HAN = re.compile(r"[\u4e00-\u9fff]")
+HAN_CHARACTER = re.compile(r"[\u4e00-\u9fff]")
 
 
 def mark_chinese_words(text: str) -> str:
@@ -39,7 +39,7 @@ def mark_chinese_words(text: str) -> str:
     ("一个|小的|红色|圆形"; other characters alone); English text unchanged. Chinese has no
     spaces, so without this BPE would merge whole frequent captions into one piece.
     Only the training text is marked: encoding needs no marks. Notebook 11."""
-    if not _HAN.search(text):
+    if not HAN_CHARACTER.search(text):
         return text
     return WORD_BOUNDARY.join(_ZH_WORD.findall(text))
 
