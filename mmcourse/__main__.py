@@ -567,9 +567,9 @@ def predict(parser: argparse.ArgumentParser, args) -> int:
             parser.error(f"argument --out: {out} should be a .csv file name")
         if not out.resolve().parent.is_dir():
             parser.error(f"argument --out: the folder {out.parent} does not exist")
-    from mmcourse.apps import deploy
+    from mmcourse.apps import predict_csv
 
-    return deploy.main_predict(args)
+    return predict_csv.main_predict(args)
 
 
 def export(parser: argparse.ArgumentParser, args) -> int:
