@@ -91,7 +91,7 @@ def test_saved_model_runs_without_mmcourse_and_agrees_with_predict(exported, tmp
     assert sorted(served) == ["inputs", "modules", "probability"]
     reference = _keras_reference(exported, exported["images"], TEXTS)
     np.testing.assert_allclose(served["probability"], reference, atol=1e-5)
-    predicted = owndata.predict(owndata.load_model(exported["keras"]), exported["images"], TEXTS)
+    predicted = owndata.predict(owndata.load_raw_model(exported["keras"]), exported["images"], TEXTS)
     np.testing.assert_allclose(served["probability"], predicted, atol=1e-5)
 
 
@@ -126,7 +126,7 @@ def test_signature_resizes_other_sizes_as_the_course_does(exported, tmp_path):
             paths.append(path)
     texts = TEXTS[:len(paths)]
     served = predictors.predict(exported["saved"], paths, texts)
-    course = owndata.predict(owndata.load_model(exported["keras"]), paths, texts)
+    course = owndata.predict(owndata.load_raw_model(exported["keras"]), paths, texts)
     np.testing.assert_allclose(served, course, atol=1e-6)
     opencv = _keras_reference(exported, paths, texts)  # INTER_AREA: within a level of it
     assert np.abs(served - opencv).max() < 0.02
@@ -162,7 +162,7 @@ def test_tflite_variants_agree_with_the_keras_model(exported, kind, atol):
     np.testing.assert_allclose(predictors.predict(path, exported["images"], TEXTS), reference,
                                atol=atol)
     # batch sizes change between calls: the interpreter's inputs are resized each time
-    predictor = predictors.load(path)
+    predictor = predictors.load_predictor(path)
     np.testing.assert_allclose(predictor(exported["images"][:1], TEXTS[:1]), reference[:1],
                                atol=atol)
 
@@ -413,7 +413,7 @@ def test_qa_answers_agree_across_formats(qa_exported, kind, atol):
     np.testing.assert_allclose(predicted["probabilities"], probabilities, atol=atol)
     if kind != "int8":  # int8 may swap two close answers; its probabilities are bounded above
         assert predicted["answer"] == answers
-    assert predictors.load(path).answers == list(data.ANSWERS)
+    assert predictors.load_predictor(path).answers == list(data.ANSWERS)
     with pytest.raises(ValueError, match="qa model, not a match model: use predictors.answer"):
         predictors.predict(path, qa_exported["images"], QUESTIONS)
 

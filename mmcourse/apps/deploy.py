@@ -186,7 +186,7 @@ def read_vocabulary_file(path) -> dict:
             "answers": content.get("answers")}
 
 
-def load_raw(model, vocabulary=None):
+def exportable_model(model, vocabulary=None):
     """A raw-input model (match or qa) from a model or a ``.keras`` path. A model that takes
     token ids carries no vocabulary: it gets the one of ``vocabulary`` (a ``vocab.json`` or
     its folder, ``read_vocabulary_file``) wrapped around it (``models.raw_input_model``), or a
@@ -195,7 +195,7 @@ def load_raw(model, vocabulary=None):
 
     name = model if isinstance(model, (str, Path)) else "model"
     if isinstance(model, (str, Path)):
-        model = owndata.load_model(model, tasks=None)
+        model = owndata.load_raw_model(model, tasks=None)
     task = models.raw_model_task(model)
     if task is not None and vocabulary is not None:
         raise ValueError(f"{name} is a raw-input {task} model that carries its vocabulary: "
@@ -227,13 +227,13 @@ def load_raw(model, vocabulary=None):
 
 def export(model, out_dir, tflite: bool = False, vocabulary=None) -> dict:
     """Write ``model`` (a raw-input match or qa model, or its ``.keras`` path; a model that
-    takes token ids with ``vocabulary``, see ``load_raw``) as a SavedModel in ``out_dir``
+    takes token ids with ``vocabulary``, see ``exportable_model``) as a SavedModel in ``out_dir``
     (see the module docstring); with ``tflite`` also the two ``.tflite`` files and
     ``text_preprocessing.json``. Returns what was written, with sizes in bytes, and the
     ``task``. Introduced in notebook 10."""
     import tensorflow as tf
 
-    model = load_raw(model, vocabulary)
+    model = exportable_model(model, vocabulary)
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ValueError(f"out_dir {out_dir} exists and is not an empty folder; give a new "

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mmcourse.apps.deploy import IMAGE_SIZE
-from mmcourse.apps.predictors import _outputs, load, model_kind
+from mmcourse.apps.predictors import _outputs, load_predictor, model_kind
 from mmcourse.data import folders
 from mmcourse.data import images as image_contract
 
@@ -137,7 +137,7 @@ def main_predict(args) -> int:
             print(f"--skip-bad: skipped {len(problems)} problem(s); predicting the other "
                   f"{len(rows)} row(s)", file=sys.stderr)
         texts = [row.text for row in rows] if rows is not None else [args.text]
-        model = load(args.model)
+        model = load_predictor(args.model)
         outputs = _outputs(model, inputs, texts, model.task)
     except (folders.DataError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -74,10 +74,10 @@ def _decoded(images) -> list:
 
 
 class Predictor:
-    """What ``load`` returns: ``task`` ("match" or "qa") and ``outputs(images, texts)``, a
-    dict with ``probability`` (N,) and, for qa, ``answer`` (N strings) and ``probabilities``
-    (N, A) (columns: ``answers``). Calling it gives the match probabilities (N,).
-    Introduced in notebook 10."""
+    """What ``load_predictor`` returns: ``task`` ("match" or "qa") and ``outputs(images,
+    texts)``, a dict with ``probability`` (N,) and, for qa, ``answer`` (N strings) and
+    ``probabilities`` (N, A) (columns: ``answers``). Calling it gives the match
+    probabilities (N,). Introduced in notebook 10."""
 
     task, answers = "match", None
 
@@ -105,7 +105,7 @@ class KerasPredictor(Predictor):
     Introduced in notebook 10."""
 
     def __init__(self, path):
-        self.model = owndata.load_model(path, tasks=TASKS)
+        self.model = owndata.load_raw_model(path, tasks=TASKS)
         self.task = models.raw_model_task(self.model)
         self.answers = answer_words(self.model)
 
@@ -248,7 +248,7 @@ class TFLitePredictor(Predictor):
             _answer_outputs(result, self.answers)
 
 
-def load(path) -> Predictor:
+def load_predictor(path) -> Predictor:
     """A ``Predictor`` for a ``.keras`` file, an exported SavedModel folder or a ``.tflite``
     file, match or qa: ``predictor(images, texts)`` gives match probabilities (N,),
     ``predictor.outputs(images, texts)`` every output. Introduced in notebook 10."""
@@ -263,7 +263,7 @@ def load(path) -> Predictor:
 def _outputs(model, images, texts, task: str) -> dict:
     images, texts = owndata.check_pairs(images, texts)
     if isinstance(model, (str, Path)):
-        model = load(model)
+        model = load_predictor(model)
     if model.task != task:
         use = "predictors.predict(model, images, texts)" if model.task == "match" else \
             "predictors.answer(model, images, questions)"
@@ -272,15 +272,16 @@ def _outputs(model, images, texts, task: str) -> dict:
 
 
 def predict(model, images, texts) -> np.ndarray:
-    """P(text matches image) (N,) with a match model's path of any kind (``load``) or a
-    loaded ``Predictor``; images are files, bytes or RGB uint8 arrays. Introduced in
-    notebook 10."""
+    """P(text matches image) (N,) with a match model's path of any kind (``load_predictor``)
+    or a loaded ``Predictor``; images are files, bytes or RGB uint8 arrays. The contract of
+    ``owndata.predict`` (notebook 09, a Keras model in memory), for every exported format.
+    Introduced in notebook 10."""
     return np.asarray(_outputs(model, images, texts, "match")["probability"], np.float64)
 
 
 def answer(model, images, questions) -> dict:
     """A qa model's answers: ``{"answer": N strings, "probability": (N,) of each answer,
-    "probabilities": (N, A)}`` with a path of any kind (``load``) or a loaded ``Predictor``
-    (its ``answers`` name the columns). Introduced in notebook 10."""
+    "probabilities": (N, A)}`` with a path of any kind (``load_predictor``) or a loaded
+    ``Predictor`` (its ``answers`` name the columns). Introduced in notebook 10."""
     return _outputs(model, images, questions, "qa")
 

@@ -56,7 +56,7 @@ from mmcourse.apps.serve_tfserving import PredictModel
 from mmcourse.data import folders, text
 
 
-def load_model(path, index=None, limits: Limits | None = None):
+def load_served(path, index=None, limits: Limits | None = None):
     """The served model for ``path``: a SavedModel folder (``PredictModel``), a KerasHub
     ``PaliGemmaCausalLM`` preset folder (``HubChatModel``), or a ``.keras`` file of a
     vision-language model (``ChatModel``) or a CLIP model (``ClipModel``, with ``index`` a
@@ -140,7 +140,7 @@ async def read_json(request, limits: Limits):
 
 def build_app(served, name: str = "mmcourse", max_batch: int = 32,
               batch_timeout_ms: float = 5.0, limits: Limits | None = None):
-    """The FastAPI application for a model of ``load_model``. Introduced in notebook 10."""
+    """The FastAPI application for a model of ``load_served``. Introduced in notebook 10."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -346,7 +346,7 @@ def main(args) -> int:
                     max_requests=args.max_requests)
     try:
         with quiet_tensorflow():
-            served = load_model(args.model, args.index, limits)
+            served = load_served(args.model, args.index, limits)
             warm_up(served)
     except (ValueError, folders.DataError) as error:
         print(f"error: --model {args.model}: {error}", file=sys.stderr)

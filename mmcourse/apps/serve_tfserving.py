@@ -47,7 +47,8 @@ class PredictModel:
         for index, instance in enumerate(instances):
             where = f"instances[{index}]"
             image = request_field(instance, "image", where, dict)
-            data = b64_bytes(request_field(image, "b64", f"{where}.image", str), f"{where}.image.b64")
+            data = b64_bytes(request_field(image, "b64", f"{where}.image", str),
+                             f"{where}.image.b64")
             check_image(data, f"{where}.image", limits)
             rows.append((data, check_text(request_field(instance, "text", where, str),
                                           f"{where}.text", limits)))
