@@ -27,7 +27,7 @@ BENCHMARKS = {
     "decode": "mmcourse.vlm:benchmark",
     "serve": "mmcourse.apps.benchmarks:serve",
     "hub": "mmcourse.train.hub:benchmark",
-    "search": "mmcourse.apps.serve:search_benchmark",
+    "search": "mmcourse.apps.serve_clip:search_benchmark",
     "serve-load": "mmcourse.apps.serve_load:benchmark",
     "lora": "mmcourse.apps.finetune:benchmark",
     "quantize": "mmcourse.apps.quantize:benchmark",

@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 
 from mmcourse import REPO_ROOT
-from mmcourse.apps import deploy, owndata
+from mmcourse.apps import (
+    deploy,
+    owndata,
+    predict_csv,
+    predictors,
+    safe_loading,
+    tf_text,
+    tfserving_rest,
+)
 from mmcourse.data import scenes as data
 from mmcourse.data import text
 from mmcourse.matcher import model as models
@@ -83,7 +91,7 @@ def test_saved_model_runs_without_mmcourse_and_agrees_with_predict(exported, tmp
     assert sorted(served) == ["inputs", "modules", "probability"]
     reference = _keras_reference(exported, exported["images"], TEXTS)
     np.testing.assert_allclose(served["probability"], reference, atol=1e-5)
-    predicted = owndata.predict(owndata.load_model(exported["keras"]), exported["images"], TEXTS)
+    predicted = owndata.predict(owndata.load_raw_model(exported["keras"]), exported["images"], TEXTS)
     np.testing.assert_allclose(served["probability"], predicted, atol=1e-5)
 
 
@@ -94,14 +102,14 @@ def test_saved_model_runs_without_mmcourse_and_agrees_with_predict(exported, tmp
 def test_tf_standardize_matches_the_python_standardize(sample):
     import tensorflow as tf
 
-    keys, values = deploy.nfkc_table()
+    keys, values = tf_text.nfkc_table()
     table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), "")
-    result = deploy.tf_standardize(tf.constant([sample]), table).numpy()[0].decode("utf-8")
+    result = tf_text.tf_standardize(tf.constant([sample]), table).numpy()[0].decode("utf-8")
     assert result == text.standardize(sample)
 
 
 def test_nfkc_table_holds_known_pairs():
-    pairs = dict(zip(*deploy.nfkc_table(), strict=True))
+    pairs = dict(zip(*tf_text.nfkc_table(), strict=True))
     assert pairs["Ａ"] == "A" and pairs["，"] == "," and pairs["\u3000"] == " "
     assert pairs["ﬁ"] == "fi" and "a" not in pairs and "红" not in pairs
 
@@ -117,8 +125,8 @@ def test_signature_resizes_other_sizes_as_the_course_does(exported, tmp_path):
             cv2.imwrite(str(path), big)
             paths.append(path)
     texts = TEXTS[:len(paths)]
-    served = deploy.predict(exported["saved"], paths, texts)
-    course = owndata.predict(owndata.load_model(exported["keras"]), paths, texts)
+    served = predictors.predict(exported["saved"], paths, texts)
+    course = owndata.predict(owndata.load_raw_model(exported["keras"]), paths, texts)
     np.testing.assert_allclose(served, course, atol=1e-6)
     opencv = _keras_reference(exported, paths, texts)  # INTER_AREA: within a level of it
     assert np.abs(served - opencv).max() < 0.02
@@ -151,10 +159,10 @@ def test_tflite_variants_agree_with_the_keras_model(exported, kind, atol):
     path = exported["saved"] / deploy.TFLITE_FILES[kind]
     assert path.stat().st_size == exported["report"][f"tflite_{kind}_bytes"]
     reference = _keras_reference(exported, exported["images"], TEXTS)
-    np.testing.assert_allclose(deploy.predict(path, exported["images"], TEXTS), reference,
+    np.testing.assert_allclose(predictors.predict(path, exported["images"], TEXTS), reference,
                                atol=atol)
     # batch sizes change between calls: the interpreter's inputs are resized each time
-    predictor = deploy.load(path)
+    predictor = predictors.load_predictor(path)
     np.testing.assert_allclose(predictor(exported["images"][:1], TEXTS[:1]), reference[:1],
                                atol=atol)
 
@@ -183,22 +191,22 @@ def test_predict_cli_with_tflite_matches_the_keras_model(exported):
 def test_rest_request_is_what_the_signature_accepts(exported):
     import tensorflow as tf
 
-    request = json.loads(json.dumps(deploy.rest_request(exported["images"][:2], TEXTS[:2])))
+    request = json.loads(json.dumps(tfserving_rest.rest_request(exported["images"][:2], TEXTS[:2])))
     assert request["signature_name"] == "serving_default"
     first = request["instances"][0]
     assert set(first) == {"image", "text"} and set(first["image"]) == {"b64"}
     assert base64.b64decode(first["image"]["b64"]) == exported["images"][0].read_bytes()
     assert first["text"] == TEXTS[0]
     signature = tf.saved_model.load(str(exported["saved"])).signatures["serving_default"]
-    response = json.loads(json.dumps(deploy.rest_response(signature, request)))
+    response = json.loads(json.dumps(tfserving_rest.rest_response(signature, request)))
     reference = _keras_reference(exported, exported["images"][:2], TEXTS[:2])
     assert len(response["predictions"]) == 2
     np.testing.assert_allclose([p["probability"] for p in response["predictions"]], reference,
                                atol=1e-5)
     with pytest.raises(ValueError, match="signature_name must be 'serving_default'"):
-        deploy.rest_response(signature, {**request, "signature_name": "predict"})
+        tfserving_rest.rest_response(signature, {**request, "signature_name": "predict"})
     with pytest.raises(ValueError, match="non-empty list 'instances'"):
-        deploy.rest_response(signature, {"instances": []})
+        tfserving_rest.rest_response(signature, {"instances": []})
 
 
 def _run(*arguments):
@@ -265,14 +273,14 @@ def test_export_refuses_a_non_empty_out_folder(exported):
 
 def test_a_lambda_layer_is_refused_in_safe_mode_and_runs_code_otherwise(tmp_path):
     marker = tmp_path / "marker.txt"
-    path = deploy.lambda_model(tmp_path / "lambda.keras", marker)
+    path = safe_loading.lambda_model(tmp_path / "lambda.keras", marker)
     marker.unlink(missing_ok=True)  # building the model ran the payload once already
     with pytest.raises(ValueError, match="safe_mode"):
         keras.saving.load_model(path, safe_mode=True)
     with pytest.raises(ValueError, match="Lambda"):
-        deploy.load_keras(path, safe_mode=True)
+        safe_loading.load_keras(path, safe_mode=True)
     assert not marker.exists()
-    model = deploy.load_keras(path, safe_mode=False)
+    model = safe_loading.load_keras(path, safe_mode=False)
     assert marker.read_text() == "code ran"
     assert model.layers[-1].name == "dense"
 
@@ -282,14 +290,14 @@ def test_a_lambda_layer_is_refused_in_safe_mode_and_runs_code_otherwise(tmp_path
 def test_the_course_models_load_in_safe_mode(tmp_path, task, fusion):
     model = models.build_model(task, fusion, vocabulary_size=20, num_answers=5)
     model.save(tmp_path / "m.keras")
-    loaded = deploy.load_keras(tmp_path / "m.keras", safe_mode=True)
+    loaded = safe_loading.load_keras(tmp_path / "m.keras", safe_mode=True)
     assert len(loaded.weights) == len(model.weights)
     for saved, restored in zip(model.weights, loaded.weights, strict=True):
         np.testing.assert_array_equal(np.asarray(restored), np.asarray(saved))
 
 
 def test_the_exported_raw_model_loads_in_safe_mode(exported):
-    model = deploy.load_keras(exported["keras"], safe_mode=True)
+    model = safe_loading.load_keras(exported["keras"], safe_mode=True)
     assert sorted(model.input) == ["image", "text"]
 
 
@@ -329,7 +337,7 @@ def test_export_command_writes_the_saved_model_and_tflite_files(exported, tmp_pa
             *deploy.TFLITE_FILES.values()} <= set(written)
     for kind, name in deploy.TFLITE_FILES.items():
         assert report[f"tflite_{kind}_bytes"] == (tmp_path / "out" / name).stat().st_size
-    served = deploy.predict(tmp_path / "out", exported["images"][:2], TEXTS[:2])
+    served = predictors.predict(tmp_path / "out", exported["images"][:2], TEXTS[:2])
     np.testing.assert_allclose(served, _keras_reference(exported, exported["images"][:2],
                                                         TEXTS[:2]), atol=1e-5)
 
@@ -388,7 +396,7 @@ def test_qa_saved_model_runs_without_mmcourse_and_agrees_with_predict(qa_exporte
     np.testing.assert_allclose(served["probabilities"], probabilities, atol=1e-5)
     np.testing.assert_allclose(served["probability"], probabilities.max(1), atol=1e-5)
     for images in (qa_exported["images"], [p.read_bytes() for p in qa_exported["images"]]):
-        predicted = deploy.answer(qa_exported["keras"], images, QUESTIONS)
+        predicted = predictors.answer(qa_exported["keras"], images, QUESTIONS)
         assert predicted["answer"] == served["answer"]
         np.testing.assert_allclose(predicted["probabilities"], served["probabilities"],
                                    atol=1e-5)
@@ -401,24 +409,24 @@ def test_qa_answers_agree_across_formats(qa_exported, kind, atol):
         qa_exported["saved"] / deploy.TFLITE_FILES[kind]
     answers, probabilities = _qa_reference(qa_exported, qa_exported["images"], QUESTIONS)
     encoded = [p.read_bytes() for p in qa_exported["images"]]  # bytes, as a server gets them
-    predicted = deploy.answer(path, encoded, QUESTIONS)
+    predicted = predictors.answer(path, encoded, QUESTIONS)
     np.testing.assert_allclose(predicted["probabilities"], probabilities, atol=atol)
     if kind != "int8":  # int8 may swap two close answers; its probabilities are bounded above
         assert predicted["answer"] == answers
-    assert deploy.load(path).answers == list(data.ANSWERS)
-    with pytest.raises(ValueError, match="qa model, not a match model: use deploy.answer"):
-        deploy.predict(path, qa_exported["images"], QUESTIONS)
+    assert predictors.load_predictor(path).answers == list(data.ANSWERS)
+    with pytest.raises(ValueError, match="qa model, not a match model: use predictors.answer"):
+        predictors.predict(path, qa_exported["images"], QUESTIONS)
 
 
 def test_predict_command_answers_with_the_keras_file_and_the_saved_model(qa_exported, capsys):
-    """``predict --model M --image F --text Q --json`` (``deploy.main_predict``, in process)."""
+    """``predict --model M --image F --text Q --json`` (``predict_csv.main_predict``, in process)."""
     import argparse
 
     outputs = []
     for model in (qa_exported["keras"], qa_exported["saved"]):
         args = argparse.Namespace(model=str(model), image=str(qa_exported["images"][0]),
                                   text=QUESTIONS[0], csv=None, json=True)
-        assert deploy.main_predict(args) == 0
+        assert predict_csv.main_predict(args) == 0
         outputs.append(json.loads(capsys.readouterr().out))
     answers, probabilities = _qa_reference(qa_exported, qa_exported["images"][:1],
                                            QUESTIONS[:1])
@@ -431,12 +439,12 @@ def test_predict_command_answers_with_the_keras_file_and_the_saved_model(qa_expo
 def test_qa_rest_request_gives_the_answer_words(qa_exported):
     import tensorflow as tf
 
-    request = json.loads(json.dumps(deploy.rest_request(qa_exported["images"][:2],
+    request = json.loads(json.dumps(tfserving_rest.rest_request(qa_exported["images"][:2],
                                                         QUESTIONS[:2])))
     assert set(request["instances"][0]) == {"image", "text"}
     assert request["instances"][1]["text"] == QUESTIONS[1]
     signature = tf.saved_model.load(str(qa_exported["saved"])).signatures["serving_default"]
-    response = json.loads(json.dumps(deploy.rest_response(signature, request)))
+    response = json.loads(json.dumps(tfserving_rest.rest_response(signature, request)))
     answers, probabilities = _qa_reference(qa_exported, qa_exported["images"][:2],
                                            QUESTIONS[:2])
     assert [p["answer"] for p in response["predictions"]] == answers
@@ -451,7 +459,7 @@ def test_export_wraps_a_token_id_qa_model_with_a_vocab_json(qa_exported, tmp_pat
     qa_exported["core"].save(tmp_path / "core.keras")
     report = deploy.export(tmp_path / "core.keras", tmp_path / "out", vocabulary=data.DATA_DIR)
     assert report["task"] == "qa" and report["vocabulary_size"] == len(text.load_vocabulary())
-    predicted = deploy.answer(tmp_path / "out", qa_exported["images"], QUESTIONS)
+    predicted = predictors.answer(tmp_path / "out", qa_exported["images"], QUESTIONS)
     answers, probabilities = _qa_reference(qa_exported, qa_exported["images"], QUESTIONS)
     assert predicted["answer"] == answers
     np.testing.assert_allclose(predicted["probabilities"], probabilities, atol=1e-5)
@@ -479,8 +487,8 @@ def test_export_of_a_qa_model_with_a_wrong_vocabulary_says_what_does_not_fit(bad
 
 
 def test_answer_refuses_a_match_model(exported):
-    with pytest.raises(ValueError, match="match model, not a qa model: use deploy.predict"):
-        deploy.answer(exported["saved"], exported["images"][:1], TEXTS[:1])
+    with pytest.raises(ValueError, match="match model, not a qa model: use predictors.predict"):
+        predictors.answer(exported["saved"], exported["images"][:1], TEXTS[:1])
 
 
 def test_tflite_names_the_ops_that_block_the_relational_transformer(tmp_path):
@@ -504,9 +512,9 @@ def _tf_standardize(samples):
     import tensorflow as tf
 
     tables = [tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(*pairs), "")
-              for pairs in (deploy.nfkc_table(), deploy.composition_table())]
+              for pairs in (tf_text.nfkc_table(), tf_text.composition_table())]
     return [t.decode("utf-8") for t in
-            deploy.tf_standardize(tf.constant(samples), *tables).numpy()]
+            tf_text.tf_standardize(tf.constant(samples), *tables).numpy()]
 
 
 @pytest.mark.parametrize(("sample", "expected"), [
@@ -568,7 +576,7 @@ def test_keras_predictor_answers_more_than_256_questions_in_order(tmp_path):
     colours = np.random.default_rng(0).integers(0, 256, (300, 1, 1, 3), dtype=np.uint8)
     images = list(np.broadcast_to(colours, (300, 64, 64, 3)).copy())  # one colour each
     questions = [QUESTIONS[i % len(QUESTIONS)] + " " * (i % 3) for i in range(300)]
-    predictor = deploy.KerasPredictor(tmp_path / "qa.keras")
+    predictor = predictors.KerasPredictor(tmp_path / "qa.keras")
     assert (predictor.task, predictor.answers) == ("qa", answers)
     outputs = predictor.outputs(images, questions)
     token_ids = text.vectorize(questions, vocabulary=vocabulary, warn=False)
@@ -580,7 +588,7 @@ def test_keras_predictor_answers_more_than_256_questions_in_order(tmp_path):
 
 
 def test_first_line_keeps_the_useful_line_of_a_tensorflow_message():
-    first = deploy._first_line
+    first = predictors._first_line
     assert first("\n  the file is empty  \nsecond line") == "the file is empty"
     assert first("{{function_node __inference_serve_1}} {{node DecodeImage}} Unknown image "
                  "file format.\n\t [[x]]") == "Unknown image file format."

@@ -21,7 +21,7 @@ import pytest
 
 from mmcourse import REPO_ROOT, bench, i18n, vlm
 from mmcourse.__main__ import build_parser, main
-from mmcourse.apps import deploy, finetune, owndata, photos, zero_shot
+from mmcourse.apps import deploy, finetune, owndata, photos, predict_csv, zero_shot
 from mmcourse.classroom import grading, teaching
 from mmcourse.cli import commands_deploy, doctor
 from mmcourse.data import audio as audio_data
@@ -112,7 +112,7 @@ def recorded(monkeypatch, tmp_path):
     record(data, "generate", None)
     record(data, "verify", [])
     record(data, "read_manifest", {"files": {}, "sizes": {}})
-    record(deploy, "main_predict", 0)
+    record(predict_csv, "main_predict", 0)
     record(deploy, "export", lambda a: {"task": "match", "saved_model_bytes": 1e6, **{
         f"tflite_{kind}{end}": 1 for kind in deploy.TFLITE_FILES for end in ("", "_bytes")},
         "tflite_note": "note"})

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mmcourse.matcher import fusion
-from mmcourse.matcher.model import FUSIONS, build_model, load_model
+from mmcourse.matcher.model import FUSIONS, build_model, load_matcher
 
 D_IMG, D_TXT, D_OUT, BATCH = 5, 7, 3, 4
 RNG = np.random.default_rng(0)
@@ -235,7 +235,7 @@ def test_model_with_each_custom_layer_saves_and_loads_safely(name, tmp_path):
     model.save(path)
     with warnings.catch_warnings():  # an unfitted optimizer has no variables to restore
         warnings.simplefilter("ignore", UserWarning)
-        loaded = load_model(path)
+        loaded = load_matcher(path)
     assert loaded.get_layer("fusion").__class__ is model.get_layer("fusion").__class__
     np.testing.assert_allclose(loaded.predict([images, tokens], verbose=0),
                                model.predict([images, tokens], verbose=0), atol=1e-6)

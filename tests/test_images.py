@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from mmcourse.apps import deploy, owndata
+from mmcourse.apps import deploy, owndata, predictors
 from mmcourse.data import images
 from mmcourse.data.folders import DataError, decode_image
 from mmcourse.matcher import model as models
@@ -245,9 +245,9 @@ def _served(table_model):
 
 def test_every_kind_gives_the_same_answer_on_every_path_or_a_clear_refusal(table_model):
     paths = [table_model["folder"] / kind for kind in KINDS]
-    course = dict(zip(KINDS, deploy.predict(table_model["keras"], paths, [TEXT] * len(paths)),
+    course = dict(zip(KINDS, predictors.predict(table_model["keras"], paths, [TEXT] * len(paths)),
                       strict=True))
-    tflite = dict(zip(KINDS, deploy.predict(table_model["tflite"], paths, [TEXT] * len(paths)),
+    tflite = dict(zip(KINDS, predictors.predict(table_model["tflite"], paths, [TEXT] * len(paths)),
                       strict=True))
     served = _served(table_model)
     for kind in KINDS:
@@ -262,16 +262,16 @@ def test_every_kind_gives_the_same_answer_on_every_path_or_a_clear_refusal(table
     # the model sees the difference: the 7 on its side or a black square would score otherwise
     sideways = np.ascontiguousarray(np.rot90(decode_image(KINDS["png"]), 1))
     black = np.zeros((48, 40, 3), np.uint8)
-    others = deploy.predict(table_model["keras"], [sideways, black], [TEXT] * 2)
+    others = predictors.predict(table_model["keras"], [sideways, black], [TEXT] * 2)
     assert np.abs(others - course["png"]).min() > 1e-4, (others, course["png"])
     assert course["jpeg_exif_6"] == pytest.approx(course["png"], abs=0.02)
 
 
 def test_the_predictor_names_the_refused_file(table_model):
     with pytest.raises(ValueError, match=r"tiff\): it is a TIFF file.*convert it to PNG"):
-        deploy.predict(table_model["saved"], [table_model["folder"] / "tiff"], [TEXT])
+        predictors.predict(table_model["saved"], [table_model["folder"] / "tiff"], [TEXT])
     with pytest.raises(ValueError, match="exported model refused an image"):  # in-graph
-        deploy.predict(table_model["saved"], [KINDS["png"][:200]], [TEXT])
+        predictors.predict(table_model["saved"], [KINDS["png"][:200]], [TEXT])
 
 
 # --- headers written byte by byte (issue 28, section 7) -----------------------------------------

@@ -13,7 +13,7 @@ from mmcourse.matcher.model import (
     build_model,
     build_text_encoder,
     check_inputs,
-    predict,
+    predict_batch,
 )
 
 VOCAB, LENGTH, BATCH = 30, 12, 3
@@ -141,7 +141,7 @@ def small_model():
 def test_check_inputs_accepts_a_good_batch(small_model):
     images, tokens = check_inputs(small_model, IMAGES.astype("float64"), TOKENS.astype("int64"))
     assert images.dtype == np.float32 and tokens.dtype == np.int32
-    assert predict(small_model, IMAGES, TOKENS).shape == (BATCH, 1)
+    assert predict_batch(small_model, IMAGES, TOKENS).shape == (BATCH, 1)
     check_inputs(((64, 64, 3), (None,)), IMAGES, TOKENS)  # shapes instead of a model
 
 
@@ -161,7 +161,7 @@ def test_check_inputs_names_the_expected_shape(small_model, images, tokens, mess
     with pytest.raises(ValueError, match=message):
         check_inputs(small_model, images, tokens)
     with pytest.raises(ValueError, match=message.split(",")[0]):
-        predict(small_model, images, tokens)
+        predict_batch(small_model, images, tokens)
 
 
 def test_check_inputs_rejects_a_non_model():

@@ -216,11 +216,11 @@ def test_the_objects_model_trains_on_tokens_and_reports_extraction_time(trained)
 
 
 def test_the_objects_model_round_trips_through_keras_files(trained):
-    from mmcourse.matcher.model import load_model
+    from mmcourse.matcher.model import load_matcher
 
     result, run_dir = trained
     tokens, token_ids, _, _ = objects.split_features("qa", "relations", "test", limit=16)
-    loaded = load_model(run_dir / "model.keras")
+    loaded = load_matcher(run_dir / "model.keras")
     np.testing.assert_allclose(loaded.predict([tokens, token_ids], verbose=0),
                                result["model"].predict([tokens, token_ids], verbose=0),
                                atol=1e-6)

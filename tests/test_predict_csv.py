@@ -17,7 +17,7 @@ from PIL import Image
 
 from mmcourse import REPO_ROOT
 from mmcourse.__main__ import main
-from mmcourse.apps import deploy, owndata
+from mmcourse.apps import deploy, owndata, predict_csv, predictors
 from mmcourse.matcher import model as models
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -122,7 +122,7 @@ def test_skip_bad_predicts_the_other_rows_with_their_accuracy(cases, capsys, mod
     assert "skipped" in captured.err
     labels = {2: 1, 5: 0, 8: 0, 9: 1}
     images = [cases["folder"] / row["image"] for row in report["predictions"]]
-    probabilities = deploy.predict(cases["keras"], images,
+    probabilities = predictors.predict(cases["keras"], images,
                                    [row["text"] for row in report["predictions"]])
     for row, probability in zip(report["predictions"], probabilities, strict=True):
         assert row["probability"] == pytest.approx(probability, abs=1e-5)
@@ -158,10 +158,10 @@ def test_an_interrupted_write_leaves_the_old_results(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        deploy.write_results_csv(out, [{"line": 2, "image": "a.png"}, {"line": 3, "image": Boom()}])
+        predict_csv.write_results_csv(out, [{"line": 2, "image": "a.png"}, {"line": 3, "image": Boom()}])
     assert out.read_text(encoding="utf-8") == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
-    deploy.write_results_csv(out, [{"line": 2, "text": "张伟"}])
+    predict_csv.write_results_csv(out, [{"line": 2, "text": "张伟"}])
     assert out.read_bytes() == "\ufeffline,text\r\n2,张伟\r\n".encode()
 
 

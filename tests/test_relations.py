@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mmcourse import blocks as relations
-from mmcourse.matcher.model import RELATIONAL_FUSIONS, build_model, load_model
+from mmcourse.matcher.model import RELATIONAL_FUSIONS, build_model, load_matcher
 from mmcourse.train.tasks import RELATIONAL_KINDS, accuracy_by_type
 
 
@@ -159,7 +159,7 @@ def test_relational_models_build_save_and_load(fusion, tmp_path):
     model.save(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        loaded = load_model(path)
+        loaded = load_matcher(path)
     np.testing.assert_allclose(loaded.predict([images, tokens], verbose=0), probabilities,
                                atol=1e-6)
 
@@ -204,7 +204,7 @@ def test_train_reports_accuracy_by_type(course_data, tmp_path):
         json.dumps(result)
     assert qa["test_examples"] == 100 and qa["epochs_run"] == 1
     assert match["accuracy_by_type"]["non_relational"] is None  # no attribute statements
-    assert load_model(tmp_path / "model.keras").count_params() == qa["params"]
+    assert load_matcher(tmp_path / "model.keras").count_params() == qa["params"]
 
 
 def test_transformer_block_self_attention_ignores_padding():

@@ -131,7 +131,7 @@ def test_rows_batched_together_each_sample_with_their_own_seed(model, images):
     """One batch of generations, as the batcher hands it to ``ChatModel.run``: each row
     draws from ``default_rng`` of its own seed, so each text equals ``vlm.generate`` of that
     request alone (a batch sharing the first row's generator fails this)."""
-    from mmcourse.apps.serve import ChatModel, Generation
+    from mmcourse.apps.serve_chat import ChatModel, Generation
 
     served = ChatModel(model)
     seeds, images_used = [5, 6, 7, 8], [images[0], images[0], images[3], images[4]]

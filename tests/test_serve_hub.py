@@ -269,9 +269,9 @@ def test_load_model_takes_a_paligemma_preset_folder_only(tmp_path):
     task["class_name"] = "GemmaCausalLM"
     (other / "task.json").write_text(json.dumps(task))
     with pytest.raises(ValueError, match="task.json names GemmaCausalLM.*PaliGemmaCausalLM"):
-        serve.load_model(other)
+        serve.load_served(other)
     (other / "task.json").unlink()
     with pytest.raises(ValueError, match="names no task"):
-        serve.load_model(other)
+        serve.load_served(other)
     with pytest.raises(ValueError, match="--index is for a CLIP model"):
-        serve.load_model(PRESET, index=tmp_path)
+        serve.load_served(PRESET, index=tmp_path)

@@ -134,14 +134,14 @@ def overlap_rows(qa_model):
 
 
 def main():
-    from mmcourse.matcher.model import load_model
+    from mmcourse.matcher.model import load_matcher
 
     rows = []
     with tempfile.TemporaryDirectory() as runs:
         for row in train_rows(Path(runs)):
             print(json.dumps(row)[:300], flush=True)
             rows.append(row)
-        models = {task: load_model(Path(runs) / f"{task}-0" / "model.keras")
+        models = {task: load_matcher(Path(runs) / f"{task}-0" / "model.keras")
                   for task in ("qa", "match")}
         for row in [*noise_rows(models), *overlap_rows(models["qa"])]:
             print(json.dumps(row), flush=True)

@@ -282,7 +282,7 @@ def serve(epochs: int | None = None, seed: int = 0, root=None, latency_repeats: 
     import numpy as np  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
 
-    from mmcourse.apps import deploy, owndata
+    from mmcourse.apps import deploy, owndata, predictors
     from mmcourse.bench import BenchResult, Ratio, Timing  # noqa: PLC0415
     from mmcourse.data import folders, text
     from mmcourse.data import scenes as data
@@ -298,8 +298,8 @@ def serve(epochs: int | None = None, seed: int = 0, root=None, latency_repeats: 
                for image in images]
     folder = Path(tempfile.mkdtemp(prefix="serve_"))
     report = deploy.export(raw_model, folder / "saved", tflite=True)
-    signature = deploy.SavedModelPredictor(folder / "saved").signature
-    tflite = {kind: deploy.TFLitePredictor(folder / "saved" / name)
+    signature = predictors.SavedModelPredictor(folder / "saved").signature
+    tflite = {kind: predictors.TFLitePredictor(folder / "saved" / name)
               for kind, name in deploy.TFLITE_FILES.items()}
 
     def opencv_batch(batch_bytes):

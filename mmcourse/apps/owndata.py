@@ -13,10 +13,10 @@ model, its evaluation, one saved file and predictions from raw strings (notebook
 - ``export_model``: the trained model behind a ``TextVectorization`` layer (the vocabulary
   and ``text.standardize`` inside), so the saved file takes raw strings:
   ``{"image": float32 (B, 64, 64, 3) in [0, 1], "text": strings (B,)}`` -> P(match) (B, 1).
-- ``load_model(path)`` and ``predict(model, images, texts)``: probabilities from image
+- ``load_raw_model(path)`` and ``predict(model, images, texts)``: probabilities from image
   files or arrays and raw texts.
 
-In a fresh Python, ``register_keras_objects()`` (``load_model`` calls it) makes the
+In a fresh Python, ``register_keras_objects()`` (``load_raw_model`` calls it) makes the
 standardisation and the course's layers known to Keras; then
 ``keras.saving.load_model(path, safe_mode=True)`` alone loads the model: no vocabulary
 file, no custom_objects, no code of yours.
@@ -300,7 +300,7 @@ def register_keras_objects() -> None:
     text.register_keras_objects()
 
 
-def load_model(path, tasks=("match",)):
+def load_raw_model(path, tasks=("match",)):
     """Load a raw-input model saved by ``train_folder(save=...)`` (or by ``train --save``, a
     qa model too when ``tasks`` holds "qa"; any model for ``tasks=None``) with
     ``safe_mode=True``; a clear ``ValueError`` for a missing or corrupt file or a model of
@@ -312,7 +312,7 @@ def load_model(path, tasks=("match",)):
         raise ValueError(f"model file not found: {path}")
     register_keras_objects()
     try:
-        model = models.load_model(path)
+        model = models.load_matcher(path)
     except Exception as error:  # noqa: BLE001  (zip, h5py, JSON and Keras errors alike)
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         raise ValueError(f"cannot load model {path}: it is not a .keras file that Keras can "
@@ -385,10 +385,10 @@ def check_pairs(images, texts) -> tuple[list, list[str]]:
 
 def predict(model, images, texts) -> np.ndarray:
     """P(text matches image) float (N,) for image files or RGB uint8 arrays and raw texts,
-    with a raw-input model (``export_model``, or a path that ``load_model`` reads).
+    with a raw-input model (``export_model``, or a path that ``load_raw_model`` reads).
     Introduced in notebook 09."""
     if isinstance(model, (str, Path)):
-        model = load_model(model)
+        model = load_raw_model(model)
     check_raw_model(model)
     images, texts = check_pairs(images, texts)
     image_batch, text_batch = _image_batch(images), np.array(texts, dtype=object)
@@ -494,7 +494,7 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
         raw_model.save(save)
         saved = str(save)
         log(f"saved {save}: vocabulary and standardisation inside; load it with "
-            f"mmcourse.apps.owndata.load_model or keras.saving.load_model(path, safe_mode=True)")
+            f"mmcourse.apps.owndata.load_raw_model or keras.saving.load_model(path, safe_mode=True)")
     result = {
         "task": task, "fusion": fusion, "level": "own data", **fitted,
         "data_dir": str(own.folder), "pairs": own.pairs, "split_sizes": sizes,

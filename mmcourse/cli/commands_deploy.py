@@ -30,9 +30,9 @@ def predict(parser: argparse.ArgumentParser, args) -> int:
             parser.error(f"argument --out: {out} should be a .csv file name")
         if not out.resolve().parent.is_dir():
             parser.error(f"argument --out: the folder {out.parent} does not exist")
-    from mmcourse.apps import deploy
+    from mmcourse.apps import predict_csv
 
-    return deploy.main_predict(args)
+    return predict_csv.main_predict(args)
 
 
 def export(parser: argparse.ArgumentParser, args) -> int:
@@ -111,7 +111,7 @@ def run_server(args) -> int:
                             max_requests=args.max_requests)
     try:
         with deploy.quiet_tensorflow():
-            served = serving.load_model(args.model, args.index, limits)
+            served = serving.load_served(args.model, args.index, limits)
             serving.warm_up(served)
     except (ValueError, DataError) as error:
         print(f"error: --model {args.model}: {error}", file=sys.stderr)

@@ -40,9 +40,9 @@ def ablation_scores(model) -> dict:
 def _stored_model(zero=("hop2",), weights=("scale_kernel", "scale_bias")):
     """q4's reference (the stored model with hop2's distance scale zeroed) and wrong answers."""
     from mmcourse import REPO_ROOT
-    from mmcourse.matcher.model import load_model
+    from mmcourse.matcher.model import load_matcher
 
-    model = load_model(REPO_ROOT / "docs" / "results" / "relations_transformer_qa.keras")
+    model = load_matcher(REPO_ROOT / "docs" / "results" / "relations_transformer_qa.keras")
     for name in zero:
         for weight in weights:
             variable = getattr(model.get_layer(name), weight)
@@ -101,7 +101,7 @@ def notebook_06() -> ExerciseSet:
             hop = model.get_layer("hop2")
         except ValueError:
             raise Incorrect("the model has no layer named 'hop2': load the stored model with "
-                            "load_model(STORED_MODEL).") from None
+                            "load_matcher(STORED_MODEL).") from None
         left = [w.name for w in (hop.scale_kernel, hop.scale_bias) if np.any(np.asarray(w))]
         if left:
             raise Incorrect(f"hop2's {' and '.join(left)} still hold non-zero values: assign "
@@ -185,7 +185,7 @@ def notebook_06() -> ExerciseSet:
                    "To see the scores: predict on images / 255 and ids of load_split('qa', "
                    "'relations', 'test', limit=500), then accuracy_by_type(probabilities, "
                    "labels, kinds)."],
-            solution_code="ablated = load_model(REPO_ROOT / 'docs' / 'results' / "
+            solution_code="ablated = load_matcher(REPO_ROOT / 'docs' / 'results' / "
                           "'relations_transformer_qa.keras')\n"
                           "hop = ablated.get_layer('hop2')\n"
                           "for weight in (hop.scale_kernel, hop.scale_bias):\n"

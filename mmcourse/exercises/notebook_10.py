@@ -171,7 +171,7 @@ def notebook_10() -> ExerciseSet:
             hints=["{'signature_name': ..., 'instances': [{'image': ..., 'text': ...}]}",
                    "Binary values are written {'b64': base64.b64encode(data).decode('ascii')}."],
             solution_code=("from mmcourse.exercises.notebook_10 import Q2_PNG, Q2_TEXT\n"
-                           "ex.q2.check(deploy.rest_request([Q2_PNG], [Q2_TEXT]))"),
+                           "ex.q2.check(tfserving_rest.rest_request([Q2_PNG], [Q2_TEXT]))"),
             reference=lambda: {"signature_name": "serving_default", "instances": [
                 {"image": {"b64": base64.b64encode(Q2_PNG).decode("ascii")}, "text": Q2_TEXT}]},
             wrong=lambda: [

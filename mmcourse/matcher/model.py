@@ -469,7 +469,7 @@ def check_inputs(model_or_shapes, image_batch, token_ids):
     return image_batch.astype("float32", copy=False), token_ids.astype("int32", copy=False)
 
 
-def predict(model, image_batch, token_ids):
+def predict_batch(model, image_batch, token_ids):
     """``model.predict`` on a checked batch (see ``check_inputs``): a NumPy array of
     match probabilities (B, 1) or answer probabilities (B, num_answers).
     Introduced in notebook 04."""
@@ -477,7 +477,7 @@ def predict(model, image_batch, token_ids):
     return model.predict([image_batch, token_ids], verbose=0)
 
 
-def load_model(path):
+def load_matcher(path):
     """Load a ``.keras`` model saved from ``build_model``, with ``safe_mode=True``
     (registers the fusion layers first). Introduced in notebook 04."""
     import keras  # noqa: PLC0415
