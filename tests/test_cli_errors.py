@@ -14,7 +14,7 @@ import pytest
 
 from mmcourse import REPO_ROOT
 from mmcourse.__main__ import main
-from mmcourse.apps import owndata
+from mmcourse.data import scans
 from mmcourse.data import scenes as data
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -59,8 +59,8 @@ def paths(tmp_path_factory):
             "IN_EMPTY": str(folder / "empty" / "a.lora.h5"),
             "NEW_LORA": str(folder / "new.lora.h5"),
             "LORA_UNDER_FILE": str(folder / "a_file.txt" / "x.lora.h5"),
-            "OWN_OK": str(owndata.write_scan_folder(folder / "scans", count=12, seed=0,
-                                                    language="en"))}
+            "OWN_OK": str(scans.write_scan_folder(folder / "scans", count=12, seed=0,
+                                                  language="en"))}
 
 
 #: zero-shot with a preset folder (its flags are checked before the model loads; issue 22)

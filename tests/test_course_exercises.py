@@ -538,8 +538,9 @@ def _another_image_only_run():
     from pathlib import Path
 
     from mmcourse.apps import owndata
+    from mmcourse.data import scans
 
-    folder = owndata.write_scan_folder(Path(tempfile.mkdtemp()) / "scans", count=30, seed=5)
+    folder = scans.write_scan_folder(Path(tempfile.mkdtemp()) / "scans", count=30, seed=5)
     return owndata.train_folder(folder, fusion="image", epochs=2, seed=3, log=None,
                                 keep_model=True)
 

@@ -14,8 +14,8 @@ import pytest
 
 from mmcourse import REPO_ROOT
 from mmcourse.apps import deploy, owndata
+from mmcourse.data import scans, text
 from mmcourse.data import scenes as data
-from mmcourse.data import text
 from mmcourse.matcher import model as models
 from mmcourse.train import tasks as training
 
@@ -27,7 +27,7 @@ TEXTS = ["a small red circle", "一个小的红色圆形", "Ａ LARGE blue squar
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("deploy")
-    folder = owndata.write_shapes_folder(root / "shapes", count=60, seed=0)
+    folder = scans.write_shapes_folder(root / "shapes", count=60, seed=0)
     owndata.train_folder(folder, epochs=1, seed=0, save=root / "m.keras", log=None)
     report = deploy.export(root / "m.keras", root / "saved", tflite=True)
     images = sorted((folder / "images").glob("*.png"))[:len(TEXTS)]

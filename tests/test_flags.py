@@ -27,7 +27,7 @@ from mmcourse.classroom import grading, teaching
 from mmcourse.cli import doctor
 from mmcourse.clip import clap, video
 from mmcourse.data import audio as audio_data
-from mmcourse.data import folders
+from mmcourse.data import folders, scans
 from mmcourse.data import scenes as data
 from mmcourse.hub import clip as hub_clip
 from mmcourse.hub import plan
@@ -376,7 +376,7 @@ def test_train_data_dir_patience_reaches_keras_early_stopping(monkeypatch, tmp_p
     """Not a recorder: a real (tiny) run whose callbacks are inspected."""
     from mmcourse.train import callbacks
 
-    folder = owndata.write_scan_folder(tmp_path / "scans", count=30, seed=0, language="en")
+    folder = scans.write_scan_folder(tmp_path / "scans", count=30, seed=0, language="en")
     made = []
     real = callbacks.make_callbacks
 
