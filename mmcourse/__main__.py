@@ -817,7 +817,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("argument --sample-rate: only with --modality audio")
     if args.command == "data":
         _check_data_arguments(parser, args)
-        from mmcourse.data import scenes as data
+        from mmcourse.data import store as data
 
         try:
             return data.main(root=args.root, seed=args.seed, verify=args.verify,

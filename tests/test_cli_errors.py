@@ -14,7 +14,7 @@ import pytest
 
 from mmcourse import REPO_ROOT
 from mmcourse.__main__ import main
-from mmcourse.data import scans
+from mmcourse.data import scans, store
 from mmcourse.data import scenes as data
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -315,7 +315,7 @@ TINY = {level: {"train": 3, "val": 2, "test": 2} for level in data.LEVELS}
 
 
 def test_data_when_the_disk_is_full(tmp_path, monkeypatch, capsys):
-    root = data.generate(tmp_path / "data", seed=0, progress=False, sizes=TINY)
+    root = store.generate(tmp_path / "data", seed=0, progress=False, sizes=TINY)
     before = (root / "manifest.json").read_bytes()
 
     def disk_full(path, records):
@@ -330,7 +330,7 @@ def test_data_when_the_disk_is_full(tmp_path, monkeypatch, capsys):
     assert "free some space or choose another folder with --root" in captured.err
     assert "previous dataset, if any, is unchanged" in captured.err
     monkeypatch.undo()
-    assert (root / "manifest.json").read_bytes() == before and data.verify(root) == []
+    assert (root / "manifest.json").read_bytes() == before and store.verify(root) == []
     assert not list(root.glob(".partial-*"))
 
 

@@ -185,7 +185,7 @@ def _other_article_model():
 
 
 def _first_batch_positives_from_the_jsonl():
-    from mmcourse.data.scenes import ensure_data
+    from mmcourse.data.store import ensure_data
 
     path = ensure_data() / "relations" / "val" / "match.jsonl"
     lines = path.read_text(encoding="utf-8").splitlines()[:32]

@@ -16,7 +16,7 @@ import pytest
 from mmcourse import REPO_ROOT
 from mmcourse.__main__ import main
 from mmcourse.apps import owndata
-from mmcourse.data import folders, text
+from mmcourse.data import draw, folders, statements, store, text
 from mmcourse.data import scans as scan_data
 from mmcourse.data import scenes as data
 
@@ -58,7 +58,7 @@ def test_split_by_image_is_deterministic_disjoint_and_sized():
     assert sum(len(v) for v in splits.values()) == 20  # disjoint
     assert owndata.split_images(list(reversed(names)), seed=3) == splits  # order-free
     assert owndata.split_images(names, seed=4) != splits
-    with pytest.raises(data.DataError, match="at least 3 different images"):
+    with pytest.raises(folders.DataError, match="at least 3 different images"):
         owndata.split_images(["a.png", "b.png", "a.png"])
 
 
@@ -73,7 +73,7 @@ def test_shuffled_pairs_are_balanced_and_never_an_own_caption():
     assert negatives[0] not in ("red", "round") and negatives[1] not in ("red", "round")
     assert negatives[0] == negatives[1] == "blue"  # a's only other caption
     assert negatives[3] not in ("red",)
-    with pytest.raises(data.DataError, match="cannot make a false pair for image 'a'"):
+    with pytest.raises(folders.DataError, match="cannot make a false pair for image 'a'"):
         owndata.shuffled_pairs(["a", "b"], ["same", "same"], np.random.default_rng(0))
 
 
@@ -249,10 +249,10 @@ def test_train_data_dir_command_errors(scans, tmp_path, capsys):
 
 def test_course_data_is_never_generated_into_your_folder(scans):
     before = _tree_digest(scans)
-    with pytest.raises(data.DataError, match="holds a captions.csv: it is your own data"):
-        data.ensure_data(scans)
-    with pytest.raises(data.DataError, match="--data-dir"):
-        data.generate(scans, progress=False)
+    with pytest.raises(folders.DataError, match="holds a captions.csv: it is your own data"):
+        store.ensure_data(scans)
+    with pytest.raises(folders.DataError, match="--data-dir"):
+        store.generate(scans, progress=False)
     assert _tree_digest(scans) == before
 
 
@@ -287,8 +287,8 @@ def test_shapes_folder_captions_describe_their_images(tmp_path):
     rng = np.random.default_rng(0)  # the same draws, checked against the rendered pixels
     for row in check.rows:
         objects = data.random_scene(rng, "attributes")
-        assert row.text == data.statement_text({"kind": "attribute", **objects[0]}, "zh")
-        np.testing.assert_array_equal(check.images[row.image], data.render_scene(objects))
+        assert row.text == statements.statement_text({"kind": "attribute", **objects[0]}, "zh")
+        np.testing.assert_array_equal(check.images[row.image], draw.render_scene(objects))
 
 
 # --- the labelled scan folder (issue 28, section 7) ---------------------------------------------

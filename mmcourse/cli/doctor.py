@@ -183,10 +183,10 @@ elif name == "jupyter":
         record_error("kernel", "jupyter_client", error)
 elif name == "data":
     try:
-        from mmcourse.data import scenes as data
-        out["problems"] = [str(problem) for problem in data.verify()]
+        from mmcourse.data import store
+        out["problems"] = [str(problem) for problem in store.verify()]
     except BaseException as error:
-        record_error("data", "mmcourse.data.scenes", error)
+        record_error("data", "mmcourse.data.store", error)
 sys.stdout.flush()
 print("\n''' + _MARKER + r'''" + json.dumps(out), flush=True)
 '''

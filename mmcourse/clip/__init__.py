@@ -37,8 +37,8 @@ import numpy as np
 from keras import ops
 
 from mmcourse.blocks import TransformerBlock, _positive_int
+from mmcourse.data import draw, store, text
 from mmcourse.data import scenes as data
-from mmcourse.data import text
 
 #: CLIP initialises the temperature at 0.07 and clips the logit scale 1 / temperature at 100.
 INITIAL_TEMPERATURE = 0.07
@@ -474,7 +474,7 @@ def retrieval_recall(similarity, image_captions, text_captions, ks=(1, 5)) -> di
 def attribute_classes() -> list[tuple[str, str, str]]:
     """Every (size, colour, shape) of the attributes level: 2 x 6 x 3 = 36 classes.
     Introduced in notebook 07."""
-    return list(product(data.SIZES, data.COLOURS, data.SHAPES))
+    return list(product(draw.SIZES, draw.COLOURS, draw.SHAPES))
 
 
 def class_embeddings(model, classes, templates=PROMPT_TEMPLATES, root=None,
@@ -601,11 +601,11 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     heldout = tuple(tuple(pair) for pair in heldout) if level == "attributes" else ()
     for colour, shape in heldout:
-        if colour not in data.COLOURS or shape not in data.SHAPES:
+        if colour not in draw.COLOURS or shape not in draw.SHAPES:
             raise ValueError(f"heldout must hold (colour, shape) pairs of the course data, got "
                              f"{(colour, shape)!r}")
     log = log or (lambda message: None)
-    root = data.ensure_data(root)
+    root = store.ensure_data(root)
     seed_everything(seed)
     vocabulary = text.load_vocabulary(root)
 

@@ -42,13 +42,13 @@ WHERE_CHANNELS = 8
 def build_vocabulary() -> list[str]:
     """The tokens of every statement the video data can make, English and Chinese.
     Introduced in notebook 13."""
-    from mmcourse.data import scenes as data
+    from mmcourse.data import draw
 
     paths = [(d,) for d in video_data.DIRECTIONS] + [
         (a, b) for a in video_data.DIRECTIONS for b in video_data.DIRECTIONS
         if b not in (a, video_data.OPPOSITE[a])]
     statements = [video_data.statement(colour, shape, path, language)
-                  for colour in data.COLOURS for shape in data.SHAPES for path in paths
+                  for colour in draw.COLOURS for shape in draw.SHAPES for path in paths
                   for language in ("en", "zh")]
     return text.build_vocabulary(statements)
 

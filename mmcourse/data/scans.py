@@ -108,9 +108,11 @@ def write_shapes_folder(folder, count: int = 1000, seed: int = 0, language: str 
     folder of image-caption pairs, as an instructor's would be. Introduced in notebook 09."""
     import cv2
 
+    from mmcourse.data import draw, statements
     from mmcourse.data import scenes as data
+    from mmcourse.data.grammar_zh import _check_language
 
-    data._check_language(language)
+    _check_language(language)
     _check_count(count)
     rng = np.random.default_rng(seed)
 
@@ -118,8 +120,8 @@ def write_shapes_folder(folder, count: int = 1000, seed: int = 0, language: str 
         for index in range(count):
             objects = data.random_scene(rng, "attributes")
             name = f"images/shape_{index:05d}.png"
-            yield name, cv2.cvtColor(data.render_scene(objects), cv2.COLOR_RGB2BGR), [[
-                name, data.statement_text({"kind": "attribute", **objects[0]}, language)]]
+            yield name, cv2.cvtColor(draw.render_scene(objects), cv2.COLOR_RGB2BGR), [[
+                name, statements.statement_text({"kind": "attribute", **objects[0]}, language)]]
 
     return _write_folder(folder, shapes(), ["image", "text"])
 

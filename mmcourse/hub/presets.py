@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmcourse.data import grammar_zh, statements, store
 from mmcourse.data import scenes as data
 
 #: The tokenizer's special tokens, as Gemma numbers them.
@@ -53,10 +54,10 @@ REAL_PRESETS = {
 
 def caption_corpus(level: str = "attributes", split: str = "train", root=None) -> list[str]:
     """The course's captions of ``level`` and ``split``: the English retrieval captions, then
-    the same scenes' Chinese captions (``data.retrieval_caption(..., "zh")``). Notebook 11."""
-    root = data.ensure_data(root)
+    the same scenes' Chinese captions (``statements.retrieval_caption(..., "zh")``). Notebook 11."""
+    root = store.ensure_data(root)
     english = [r["text"] for r in data.load_records("retrieval", level, split, root=root)]
-    chinese = [data.retrieval_caption(s["objects"], level, "zh")
+    chinese = [statements.retrieval_caption(s["objects"], level, "zh")
                for s in data.load_records("scenes", level, split, root=root)]
     return english + chinese
 
@@ -65,8 +66,9 @@ def caption_corpus(level: str = "attributes", split: str = "train", root=None) -
 PROMPTS = {"en": "caption en\n", "zh": "caption zh\n"}
 #: Marks word boundaries in Chinese training text; pieces never cross it.
 WORD_BOUNDARY = "|"
-_ZH_WORDS = sorted({"一个", "从左到右", *data.SIZES_ZH.values(), *data.COLOURS_ZH.values(),
-                    *data.SHAPES_ZH.values()}, key=len, reverse=True)
+_ZH_WORDS = sorted({"一个", "从左到右", *grammar_zh.SIZES_ZH.values(),
+                    *grammar_zh.COLOURS_ZH.values(), *grammar_zh.SHAPES_ZH.values()},
+                   key=len, reverse=True)
 _ZH_WORD = re.compile("|".join(map(re.escape, _ZH_WORDS)) + "|.")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 

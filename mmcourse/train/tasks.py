@@ -171,7 +171,7 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     import keras  # noqa: PLC0415
 
     from mmcourse.data import scenes as data
-    from mmcourse.data import text  # noqa: PLC0415
+    from mmcourse.data import store, text  # noqa: PLC0415
     from mmcourse.matcher import model as models
     from mmcourse.matcher.model import (  # noqa: PLC0415
         RELATIONAL_FUSIONS,
@@ -181,7 +181,7 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
     from mmcourse.train import callbacks as course_callbacks  # noqa: PLC0415
 
-    root = data.ensure_data(root)
+    root = store.ensure_data(root)
     seed_everything(seed)
     train_data, val_data, test_data, train_examples, test_examples, extract_seconds = _datasets(
         task, level, seed, root, batch_size, train_size, test_size, validate, fusion)
