@@ -27,7 +27,7 @@ from mmcourse.classroom import grading, teaching
 from mmcourse.cli import doctor
 from mmcourse.clip import clap, video
 from mmcourse.data import audio as audio_data
-from mmcourse.data import folders, scans
+from mmcourse.data import folders, scans, store
 from mmcourse.data import scenes as data
 from mmcourse.hub import clip as hub_clip
 from mmcourse.hub import plan
@@ -107,9 +107,9 @@ def recorded(monkeypatch, tmp_path):
     record(audio_data, "main", 0)
     record(serving, "main", 0)
     record(doctor, "main", 0)
-    record(data, "generate", None)
-    record(data, "verify", [])
-    record(data, "read_manifest", {"files": {}, "sizes": {}})
+    record(store, "generate", None)
+    record(store, "verify", [])
+    record(store, "read_manifest", {"files": {}, "sizes": {}})
     record(deploy, "main_predict", 0)
     record(deploy, "export", lambda a: {"task": "match", "saved_model_bytes": 1e6, **{
         f"tflite_{kind}{end}": 1 for kind in deploy.TFLITE_FILES for end in ("", "_bytes")},
