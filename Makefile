@@ -27,7 +27,8 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # Regenerate the course data when it is missing or its generator changed.
-$(DATA): $(STAMP) mmcourse/data/scenes.py
+$(DATA): $(STAMP) mmcourse/data/scenes.py mmcourse/data/draw.py mmcourse/data/statements.py \
+		mmcourse/data/grammar_zh.py mmcourse/data/store.py
 	$(PY) -m mmcourse data
 
 data: $(DATA)

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 # name -> "module:function"; the module is imported only when the benchmark runs.
 BENCHMARKS = {
     "augment": "mmcourse.data.augment:benchmark",
-    "conv": "mmcourse.scratch:benchmark",
-    "audio": "mmcourse.scratch:audio_benchmark",
+    "conv": "mmcourse.scratch.cnn:benchmark",
+    "audio": "mmcourse.scratch.audio:audio_benchmark",
     "fusion": "mmcourse.apps.benchmarks:fusion",
     "pipeline": "mmcourse.apps.benchmarks:pipeline",
     "relations": "mmcourse.apps.benchmarks:relations",

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mmcourse.data import augment
+from mmcourse.data import augment, draw, statements
 from mmcourse.data import scenes as data
 
 
@@ -17,7 +17,7 @@ def photo():
 
 @pytest.fixture(scope="module")
 def scene():
-    return data.render_scene(data.random_scene(np.random.default_rng(0), "relations"))
+    return draw.render_scene(data.random_scene(np.random.default_rng(0), "relations"))
 
 
 def test_data_augment_is_the_articles_function(photo):
@@ -249,7 +249,7 @@ def test_swap_spatial_words_in_one_pass():
 
 def _mirror(objects, horizontal):
     key = "x" if horizontal else "y"
-    return [{**o, key: data.IMAGE_SIZE - 1 - o[key]} for o in objects]
+    return [{**o, key: draw.IMAGE_SIZE - 1 - o[key]} for o in objects]
 
 
 def _true_spatial_texts(objects, relations):
@@ -258,8 +258,8 @@ def _true_spatial_texts(objects, relations):
         for b in objects:
             for relation in relations:
                 statement = {"kind": "spatial", "a": a, "relation": relation, "b": b}
-                if a is not b and data.is_true(statement, objects):
-                    texts.append(data.statement_text(statement))
+                if a is not b and statements.is_true(statement, objects):
+                    texts.append(statements.statement_text(statement))
     return sorted(texts)
 
 
@@ -270,7 +270,7 @@ def test_flip_pair_keeps_relational_captions_true(horizontal):
     rng = np.random.default_rng(11)
     for _ in range(20):
         objects = data.random_scene(rng, "relations")
-        image = data.render_scene(objects)
+        image = draw.render_scene(objects)
         mirrored = _mirror(objects, horizontal)
         captions = _true_spatial_texts(objects, relations)
         assert captions
@@ -279,17 +279,17 @@ def test_flip_pair_keeps_relational_captions_true(horizontal):
             flipped_image, flipped_caption = augment.flip_pair(image, caption, horizontal)
             flipped_captions.append(flipped_caption)
             assert flipped_caption != caption
-            assert data.is_true(data.parse_statement(flipped_caption), mirrored)
-            assert not data.is_true(data.parse_statement(caption), mirrored)  # the lie
+            assert statements.is_true(statements.parse_statement(flipped_caption), mirrored)
+            assert not statements.is_true(statements.parse_statement(caption), mirrored)  # the lie
         assert sorted(flipped_captions) == _true_spatial_texts(mirrored, relations)
         expected = image[:, ::-1] if horizontal else image[::-1]
         np.testing.assert_array_equal(flipped_image, expected)
         if horizontal:  # shapes are left-right symmetric: the flip equals the mirrored render
-            rendered = data.render_scene(mirrored).astype(int)
+            rendered = draw.render_scene(mirrored).astype(int)
             assert np.abs(rendered - flipped_image).mean() < 0.5
-            caption = data.retrieval_caption(objects, "relations")
+            caption = statements.retrieval_caption(objects, "relations")
             _, flipped_caption = augment.flip_pair(image, caption, horizontal)
-            names = data.retrieval_caption(mirrored, "relations").split(": ")[1].split(", ")
+            names = statements.retrieval_caption(mirrored, "relations").split(": ")[1].split(", ")
             assert flipped_caption == "right to left: " + ", ".join(reversed(names))
 
 
@@ -298,7 +298,7 @@ def test_augment_pair_keeps_text_true_and_is_seeded():
     seen = set()
     for _ in range(30):
         objects = data.random_scene(rng, "relations")
-        image = data.render_scene(objects)
+        image = draw.render_scene(objects)
         caption = _true_spatial_texts(objects, ("left of", "above"))[0]
         out_image, out_text = augment.augment_pair(image, caption, rng, photometric=False)
         flips = [(h, v) for h in (False, True) for v in (False, True)
@@ -308,7 +308,7 @@ def test_augment_pair_keeps_text_true_and_is_seeded():
         seen.add((h, v))
         objects_after = _mirror(objects, True) if h else objects
         objects_after = _mirror(objects_after, False) if v else objects_after
-        assert data.is_true(data.parse_statement(out_text), objects_after)
+        assert statements.is_true(statements.parse_statement(out_text), objects_after)
     assert len(seen) == 4
     first = augment.augment_pair(image, caption, np.random.default_rng(1))
     second = augment.augment_pair(image, caption, np.random.default_rng(1))

@@ -14,7 +14,7 @@ import pytest
 
 from mmcourse import REPO_ROOT
 from mmcourse.__main__ import main
-from mmcourse.apps import owndata
+from mmcourse.data import scans, store
 from mmcourse.data import scenes as data
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -59,8 +59,8 @@ def paths(tmp_path_factory):
             "IN_EMPTY": str(folder / "empty" / "a.lora.h5"),
             "NEW_LORA": str(folder / "new.lora.h5"),
             "LORA_UNDER_FILE": str(folder / "a_file.txt" / "x.lora.h5"),
-            "OWN_OK": str(owndata.write_scan_folder(folder / "scans", count=12, seed=0,
-                                                    language="en"))}
+            "OWN_OK": str(scans.write_scan_folder(folder / "scans", count=12, seed=0,
+                                                  language="en"))}
 
 
 #: zero-shot with a preset folder (its flags are checked before the model loads; issue 22)
@@ -315,7 +315,7 @@ TINY = {level: {"train": 3, "val": 2, "test": 2} for level in data.LEVELS}
 
 
 def test_data_when_the_disk_is_full(tmp_path, monkeypatch, capsys):
-    root = data.generate(tmp_path / "data", seed=0, progress=False, sizes=TINY)
+    root = store.generate(tmp_path / "data", seed=0, progress=False, sizes=TINY)
     before = (root / "manifest.json").read_bytes()
 
     def disk_full(path, records):
@@ -330,7 +330,7 @@ def test_data_when_the_disk_is_full(tmp_path, monkeypatch, capsys):
     assert "free some space or choose another folder with --root" in captured.err
     assert "previous dataset, if any, is unchanged" in captured.err
     monkeypatch.undo()
-    assert (root / "manifest.json").read_bytes() == before and data.verify(root) == []
+    assert (root / "manifest.json").read_bytes() == before and store.verify(root) == []
     assert not list(root.glob(".partial-*"))
 
 

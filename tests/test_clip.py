@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from mmcourse import clip
+from mmcourse.data import draw
 from mmcourse.data import scenes as data
 from mmcourse.data import text as data_text
 from mmcourse.scratch import patchify
@@ -229,7 +230,7 @@ def test_attribute_classes_cover_every_size_colour_and_shape():
     assert len(classes) == len(set(classes)) == 2 * 6 * 3
     assert ("small", "red", "circle") in classes
     for colour, shape in clip_training.HELDOUT_COMBINATIONS:
-        assert colour in data.COLOURS and shape in data.SHAPES
+        assert colour in draw.COLOURS and shape in draw.SHAPES
 
 
 # --- the model ------------------------------------------------------------------------------
@@ -262,7 +263,7 @@ def _unit(x):
 def _zero_shot_by_hand(model, images, scenes, vocabulary):
     """Zero-shot accuracy from the two encoders, as the CLIP paper describes it: each class
     prompt in every template, normalised, averaged, normalised; the closest class wins."""
-    classes = [(s, c, h) for s in data.SIZES for c in data.COLOURS for h in data.SHAPES]
+    classes = [(s, c, h) for s in draw.SIZES for c in draw.COLOURS for h in draw.SHAPES]
     prompts = [template.format(size=s, colour=c, shape=h) for s, c, h in classes
                for template in clip.PROMPT_TEMPLATES]
     texts = _unit(model.get_layer("text_encoder")(data_text.vectorize(prompts,

@@ -210,7 +210,7 @@ def _other_article_model():
 
 
 def _first_batch_positives_from_the_jsonl():
-    from mmcourse.data.scenes import ensure_data
+    from mmcourse.data.store import ensure_data
 
     path = ensure_data() / "relations" / "val" / "match.jsonl"
     lines = path.read_text(encoding="utf-8").splitlines()[:32]
@@ -563,8 +563,9 @@ def _another_image_only_run():
     from pathlib import Path
 
     from mmcourse.apps import owndata
+    from mmcourse.data import scans
 
-    folder = owndata.write_scan_folder(Path(tempfile.mkdtemp()) / "scans", count=30, seed=5)
+    folder = scans.write_scan_folder(Path(tempfile.mkdtemp()) / "scans", count=30, seed=5)
     return owndata.train_folder(folder, fusion="image", epochs=2, seed=3, log=None,
                                 keep_model=True)
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from mmcourse.cli import commands_data
+from mmcourse.data import draw, folders, statements, store
 from mmcourse.data import scenes as data
 
 TINY = {"attributes": {"train": 12, "val": 4, "test": 4},
@@ -22,7 +23,7 @@ TINY = {"attributes": {"train": 12, "val": 4, "test": 4},
 
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory):
-    return data.generate(tmp_path_factory.mktemp("tiny"), seed=0, progress=False, sizes=TINY)
+    return store.generate(tmp_path_factory.mktemp("tiny"), seed=0, progress=False, sizes=TINY)
 
 
 def _scenes(level, split, root):
@@ -62,7 +63,7 @@ def test_layout_records_and_arrays(tiny_root):
                     "count", "nearest shape", "nearest colour", "furthest shape",
                     "furthest colour"))
                 assert set(relational.values()) == {QUESTIONS[level] // 2}
-            assert qa_labels.min() >= 0 and qa_labels.max() < len(data.ANSWERS)
+            assert qa_labels.min() >= 0 and qa_labels.max() < len(statements.ANSWERS)
             _, _, pair_ids = data.load_arrays("retrieval", level, split, tiny_root)
             assert pair_ids.dtype == np.int32 and len(set(pair_ids.tolist())) == scenes
 
@@ -72,20 +73,21 @@ def test_match_labels_are_true_of_their_scene(tiny_root):
         for split in data.SPLITS:
             scenes = _scenes(level, split, tiny_root)
             for record in data.load_records("match", level, split, tiny_root):
-                statement = data.parse_statement(record["text"])
-                assert data.is_true(statement, scenes[record["scene"]]) == bool(record["label"])
+                statement = statements.parse_statement(record["text"])
+                assert statements.is_true(statement, scenes[record["scene"]]) == \
+                    bool(record["label"])
 
 
 def test_stored_images_are_the_rendered_scenes(tiny_root):
     for record in data.load_records("scenes", "relations", "val", tiny_root):
         stored = data.read_image(tiny_root / "relations" / "val" / record["image"])
-        np.testing.assert_array_equal(stored, data.render_scene(record["objects"]))
+        np.testing.assert_array_equal(stored, draw.render_scene(record["objects"]))
 
 
 def test_qa_answers_and_labels_agree(tiny_root):
     for level in data.LEVELS:
         for record in data.load_records("qa", level, "train", tiny_root):
-            assert data.ANSWERS[record["label"]] == record["answer"]
+            assert statements.ANSWERS[record["label"]] == record["answer"]
 
 
 def test_relations_scenes_are_unambiguous(tiny_root):
@@ -95,23 +97,24 @@ def test_relations_scenes_are_unambiguous(tiny_root):
         assert len(set(colours)) == len(colours)  # at most one object per colour
         for i, a in enumerate(objects):
             for b in objects[i + 1:]:
-                assert abs(a["x"] - b["x"]) >= data.MARGIN and abs(a["y"] - b["y"]) >= data.MARGIN
+                margin = statements.MARGIN
+                assert abs(a["x"] - b["x"]) >= margin and abs(a["y"] - b["y"]) >= margin
 
 
 # --- determinism and leakage --------------------------------------------------------------
 
 
 def test_same_seed_same_dataset_other_seed_differs(tmp_path, tiny_root):
-    again = data.generate(tmp_path / "again", seed=0, progress=False, sizes=TINY)
-    other = data.generate(tmp_path / "other", seed=1, progress=False, sizes=TINY)
+    again = store.generate(tmp_path / "again", seed=0, progress=False, sizes=TINY)
+    other = store.generate(tmp_path / "other", seed=1, progress=False, sizes=TINY)
     assert (again / "manifest.json").read_bytes() == (tiny_root / "manifest.json").read_bytes()
-    for name in data.read_manifest(again)["files"]:
+    for name in store.read_manifest(again)["files"]:
         if name.endswith(".jsonl"):
             assert (again / name).read_bytes() == (tiny_root / name).read_bytes(), name
     first, _, _ = data.load_arrays("match", "relations", "train", tiny_root)
     second, _, _ = data.load_arrays("match", "relations", "train", again)
     np.testing.assert_array_equal(first, second)
-    ours, theirs = data.read_manifest(tiny_root)["files"], data.read_manifest(other)["files"]
+    ours, theirs = store.read_manifest(tiny_root)["files"], store.read_manifest(other)["files"]
     changed = [n for n in ours if ours[n]["sha256"] != theirs[n]["sha256"]]
     assert len(changed) > 0.9 * len(ours)
     texts = data.load_records("match", "relations", "train", tiny_root)
@@ -133,13 +136,13 @@ def test_generated_bytes_are_pinned(tiny_root, course_data):
         return hashlib.sha256((root / "manifest.json").read_bytes()).hexdigest()
 
     assert digest(tiny_root) == TINY_MANIFEST_SHA256
-    manifest = data.read_manifest(course_data)
+    manifest = store.read_manifest(course_data)
     if manifest["seed"] == 0 and manifest["sizes"] == data.DEFAULT_SIZES:  # not `--seed N` data
         assert digest(course_data) == COURSE_MANIFEST_SHA256
 
 
 def _pairs(level, split, root):
-    manifest = data.read_manifest(root)["files"]
+    manifest = store.read_manifest(root)["files"]
     pairs = set()
     for task in data.TASKS:
         for record in data.load_records(task, level, split, root):
@@ -166,8 +169,8 @@ FRESH = {level: {"train": 120, "val": 30, "test": 30} for level in data.LEVELS}
 
 @pytest.fixture(scope="module")
 def fresh_roots(tmp_path_factory):
-    return [data.generate(tmp_path_factory.mktemp(f"fresh{seed}"), seed=seed, progress=False,
-                          sizes=FRESH) for seed in FRESH_SEEDS]
+    return [store.generate(tmp_path_factory.mktemp(f"fresh{seed}"), seed=seed, progress=False,
+                           sizes=FRESH) for seed in FRESH_SEEDS]
 
 
 def test_fresh_datasets_never_share_an_image_or_pair_between_splits(fresh_roots):
@@ -191,8 +194,8 @@ def test_generator_draws_again_when_a_scene_repeats(tmp_path, monkeypatch):
 
     monkeypatch.setattr(data, "random_scene", one_of_twelve)
     sizes = {level: {"train": 6, "val": 3, "test": 3} for level in data.LEVELS}
-    root = data.generate(tmp_path, seed=4, progress=False, sizes=sizes)
-    files = data.read_manifest(root)["files"]
+    root = store.generate(tmp_path, seed=4, progress=False, sizes=sizes)
+    files = store.read_manifest(root)["files"]
     for level in data.LEVELS:
         digests = [entry["sha256"] for name, entry in files.items()
                    if name.startswith(f"{level}/") and name.endswith(".png")]
@@ -224,8 +227,8 @@ def test_fresh_datasets_are_balanced_per_word(fresh_roots):
 
 def test_false_values_are_uniform_among_the_other_values():
     rng = np.random.default_rng(0)
-    colours = tuple(data.COLOURS)
-    draws = collections.Counter(data._other(colours, "red", rng) for _ in range(3000))
+    colours = tuple(draw.COLOURS)
+    draws = collections.Counter(statements._other(colours, "red", rng) for _ in range(3000))
     assert set(draws) == set(colours) - {"red"}
     for colour, count in draws.items():  # 600 expected each; 4.5 standard deviations
         assert abs(count - 600) < 4.5 * np.sqrt(3000 * 0.2 * 0.8), (colour, count)
@@ -242,7 +245,7 @@ def test_fresh_negatives_change_each_part_uniformly(fresh_roots):
             for record in records:
                 by_scene[record["scene"]][record["label"]] = record
             for pair in by_scene.values():
-                true, false = (data.parse_statement(pair[label]["text"]) for label in (1, 0))
+                true, false = (statements.parse_statement(pair[label]["text"]) for label in (1, 0))
                 changed[pair[0]["changed"]] += 1
                 if pair[0]["changed"] == "colour":
                     assert false["colour"] != true["colour"]
@@ -251,8 +254,8 @@ def test_fresh_negatives_change_each_part_uniformly(fresh_roots):
     assert total == len(FRESH_SEEDS) * sum(FRESH["attributes"].values())
     for part in ("colour", "shape", "size"):
         assert abs(changed[part] / total - 1 / 3) < 4.5 * np.sqrt(2 / 9 / total), changed
-    assert set(new_colours) == set(data.COLOURS)
-    expected = sum(new_colours.values()) / len(data.COLOURS)
+    assert set(new_colours) == set(draw.COLOURS)
+    expected = sum(new_colours.values()) / len(draw.COLOURS)
     assert max(abs(count - expected) for count in new_colours.values()) < \
         4.5 * np.sqrt(expected), new_colours
 
@@ -328,7 +331,7 @@ def test_negatives_change_exactly_one_part(tiny_root):
         by_scene = collections.defaultdict(lambda: ([], []))
         for record in records:
             by_scene[record["scene"]][record["label"] == 1].append(
-                data.parse_statement(record["text"]))
+                statements.parse_statement(record["text"]))
         for false_ones, true_ones in by_scene.values():
             assert len(false_ones) == len(true_ones) == MATCH_PAIRS[level]
             for false in false_ones:
@@ -349,7 +352,7 @@ def _copy(tree, target):
 
 def test_verify_names_missing_extra_and_altered_files(tmp_path, tiny_root, capsys):
     root = _copy(tiny_root, tmp_path / "copy")
-    assert data.verify(root) == []
+    assert store.verify(root) == []
     assert commands_data.scenes_data(root, verify=True) == 0
     image_name = "attributes/train/images/00003.png"
     image = data.read_image(root / image_name)
@@ -359,7 +362,7 @@ def test_verify_names_missing_extra_and_altered_files(tmp_path, tiny_root, capsy
     jsonl.write_text(jsonl.read_text().replace('"label": 1', '"label": 0', 1))
     (root / "relations/test/images/00001.png").unlink()
     (root / "relations/test/images/extra.png").write_bytes(b"")
-    problems = data.verify(root)
+    problems = store.verify(root)
     assert sorted(problems) == sorted([
         f"altered: {image_name}", "altered: relations/val/match.jsonl",
         "missing: relations/test/images/00001.png", "extra: relations/test/images/extra.png"])
@@ -372,23 +375,23 @@ def test_verify_ignores_png_encoding_but_not_pixels(tmp_path, tiny_root):
     name = "relations/train/images/00000.png"
     image = cv2.imread(str(root / name))
     cv2.imwrite(str(root / name), image, [cv2.IMWRITE_PNG_COMPRESSION, 9])  # same pixels
-    assert data.verify(root) == []
+    assert store.verify(root) == []
     (root / name).write_bytes(b"\x89PNG garbage")
-    assert data.verify(root) == [f"altered: {name}"]
+    assert store.verify(root) == [f"altered: {name}"]
 
 
 def test_verify_without_manifest(tmp_path):
-    problems = data.verify(tmp_path)
+    problems = store.verify(tmp_path)
     assert len(problems) == 1 and problems[0].startswith("missing: manifest.json")
     (tmp_path / "manifest.json").write_text("{not json")
-    assert data.verify(tmp_path) == ["altered: manifest.json (not a valid manifest)"]
+    assert store.verify(tmp_path) == ["altered: manifest.json (not a valid manifest)"]
 
 
 def test_cli_builds_and_verifies(tmp_path):
     from mmcourse.__main__ import main
 
     root = tmp_path / "cli"
-    data.generate(root, seed=3, progress=False, sizes=TINY)
+    store.generate(root, seed=3, progress=False, sizes=TINY)
     assert main(["data", "--root", str(root), "--verify"]) == 0
     (root / "vocab.json").write_text("{}")
     assert main(["data", "--root", str(root), "--verify"]) == 1
@@ -401,12 +404,12 @@ def test_ensure_data_generates_only_when_missing(tmp_path, monkeypatch):
         calls.append(sizes)
         return real_sizes(TINY)
 
-    monkeypatch.setattr(data, "_sizes", tiny_sizes)
-    root = data.ensure_data(tmp_path / "new" / "nested" / "d")  # parents are created
-    assert calls == [None] and data.verify(root) == []
-    assert data.read_manifest(root)["seed"] == 0  # the course data is always seed 0
+    monkeypatch.setattr(store, "_sizes", tiny_sizes)
+    root = store.ensure_data(tmp_path / "new" / "nested" / "d")  # parents are created
+    assert calls == [None] and store.verify(root) == []
+    assert store.read_manifest(root)["seed"] == 0  # the course data is always seed 0
     before = (root / "manifest.json").stat().st_mtime_ns
-    data.ensure_data(root)
+    store.ensure_data(root)
     assert calls == [None] and (root / "manifest.json").stat().st_mtime_ns == before
 
 
@@ -420,25 +423,25 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m mmcourse data"):
         data.load_records("match", "attributes", "train", root="/nonexistent/dir")
     with pytest.raises(ValueError, match="sizes"):
-        data.generate(tmp_path / "never", sizes={"attributes": {"train": 0}})
+        store.generate(tmp_path / "never", sizes={"attributes": {"train": 0}})
     with pytest.raises(ValueError, match="seed"):
-        data.generate(tmp_path / "never", seed=-1)
+        store.generate(tmp_path / "never", seed=-1)
     for splits in ({"dev": 5}, {"train": True}, {"train": 2.0}, {"val": -1}):
         with pytest.raises(ValueError, match=r"sizes\['relations'\] must map splits"):
-            data.generate(tmp_path / "never", sizes={"relations": splits})
+            store.generate(tmp_path / "never", sizes={"relations": splits})
     with pytest.raises(ValueError, match="sizes has level 'objects'"):
-        data.generate(tmp_path / "never", sizes={"objects": {"train": 2}})
+        store.generate(tmp_path / "never", sizes={"objects": {"train": 2}})
     assert not (tmp_path / "never").exists()  # rejected before anything is written
     with pytest.raises(ValueError, match=r"objects\[0\] has shape 'star'"):
-        data.render_scene([{"shape": "star", "colour": "red", "x": 5, "y": 5, "r": 3}])
+        draw.render_scene([{"shape": "star", "colour": "red", "x": 5, "y": 5, "r": 3}])
     with pytest.raises(ValueError, match="colour 'pink'"):
-        data.render_scene([{"shape": "circle", "colour": "pink", "x": 5, "y": 5, "r": 3}])
+        draw.render_scene([{"shape": "circle", "colour": "pink", "x": 5, "y": 5, "r": 3}])
     with pytest.raises(ValueError, match="must be a dict with shape"):
-        data.render_scene([("circle", "red")])
+        draw.render_scene([("circle", "red")])
     with pytest.raises(TypeError, match="numpy.random.Generator"):
         data.random_scene(0, "relations")
     with pytest.raises(ValueError, match="not a statement"):
-        data.parse_statement("a red circle near a blue square")
+        statements.parse_statement("a red circle near a blue square")
 
 
 # --- atomic generation ----------------------------------------------------------------------
@@ -446,8 +449,9 @@ def test_bad_arguments(tmp_path):
 _CHILD = """
 import sys
 from mmcourse.data import scenes as data
+from mmcourse.data import store
 sizes = {level: {"train": 3000, "val": 10, "test": 10} for level in data.LEVELS}
-data.generate(sys.argv[1], seed=7, progress=False, sizes=sizes)
+store.generate(sys.argv[1], seed=7, progress=False, sizes=sizes)
 """
 
 
@@ -470,9 +474,9 @@ def test_killed_generation_leaves_previous_dataset(tmp_path, tiny_root):
     assert list(root.glob(".partial-*")), "expected the killed run's temporary folder"
     # The previous dataset is intact (or, had the kill hit the final renames, absent).
     if (root / "manifest.json").exists():
-        assert data.verify(root) == [] and data.read_manifest(root)["seed"] == 0
-    data.generate(root, seed=1, progress=False, sizes=TINY)
-    assert data.verify(root) == [] and data.read_manifest(root)["seed"] == 1
+        assert store.verify(root) == [] and store.read_manifest(root)["seed"] == 0
+    store.generate(root, seed=1, progress=False, sizes=TINY)
+    assert store.verify(root) == [] and store.read_manifest(root)["seed"] == 1
     assert not list(root.glob(".partial-*")) and not list(root.glob(".previous-*"))
 
 
@@ -488,11 +492,11 @@ def test_interrupted_commit_keeps_previous_dataset(tmp_path, tiny_root, monkeypa
             raise KeyboardInterrupt  # Ctrl-C between two renames
         return real_replace(source, target)
 
-    monkeypatch.setattr(data.os, "replace", interrupted_replace)
+    monkeypatch.setattr(store.os, "replace", interrupted_replace)
     with pytest.raises(KeyboardInterrupt):
-        data.generate(root, seed=5, progress=False, sizes=TINY)
+        store.generate(root, seed=5, progress=False, sizes=TINY)
     monkeypatch.undo()
-    assert data.verify(root) == [] and data.read_manifest(root)["seed"] == 0
+    assert store.verify(root) == [] and store.read_manifest(root)["seed"] == 0
     assert not list(root.glob(".partial-*")) and not list(root.glob(".previous-*"))
 
 
@@ -501,10 +505,10 @@ def test_generation_keeps_readme_and_samples(tmp_path):
     (root / "samples").mkdir(parents=True)
     (root / "README.md").write_text("card")
     (root / "samples" / "a.png").write_bytes(b"x")
-    data.generate(root, progress=False, sizes=TINY)
-    data.generate(root, progress=False, sizes=TINY)
+    store.generate(root, progress=False, sizes=TINY)
+    store.generate(root, progress=False, sizes=TINY)
     assert (root / "README.md").read_text() == "card" and (root / "samples" / "a.png").exists()
-    assert data.verify(root) == []
+    assert store.verify(root) == []
 
 
 # --- bring your own data --------------------------------------------------------------------
@@ -556,27 +560,27 @@ def test_load_folder_errors_are_clear(tmp_path, content, message):
     folder = _folder(tmp_path, [])
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
     (folder / "captions.csv").write_bytes(content)
-    with pytest.raises(data.DataError, match=message):
+    with pytest.raises(folders.DataError, match=message):
         data.load_folder(folder)
 
 
 def test_load_folder_missing_folder_or_csv(tmp_path):
-    with pytest.raises(data.DataError, match="folder not found"):
+    with pytest.raises(folders.DataError, match="folder not found"):
         data.load_folder(tmp_path / "nope")
-    with pytest.raises(data.DataError, match="captions.csv not found"):
+    with pytest.raises(folders.DataError, match="captions.csv not found"):
         data.load_folder(tmp_path)
 
 
 def test_read_image_errors(tmp_path):
-    with pytest.raises(data.DataError, match="image file not found"):
+    with pytest.raises(folders.DataError, match="image file not found"):
         data.read_image(tmp_path / "none.png")
     (tmp_path / "empty.png").write_bytes(b"")
-    with pytest.raises(data.DataError, match="cannot decode image file .*empty.png"):
+    with pytest.raises(folders.DataError, match="cannot decode image file .*empty.png"):
         data.read_image(tmp_path / "empty.png")
 
 
 def test_default_sizes_match_the_contract():
-    assert data.IMAGE_SIZE == 64
+    assert draw.IMAGE_SIZE == 64
     assert {lv: 2 * MATCH_PAIRS[lv] * s["train"] for lv, s in data.DEFAULT_SIZES.items()} == {
         "attributes": 4000, "relations": 40000}
     assert {lv: QUESTIONS[lv] * s["train"] for lv, s in data.DEFAULT_SIZES.items()} == {

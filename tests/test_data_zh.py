@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mmcourse.__main__ import main
-from mmcourse.data import augment, text
+from mmcourse.data import augment, grammar_zh, statements, store, text
 from mmcourse.data import scenes as data
 from tests.test_data import _assert_near_half, assert_balanced_per_token
 
@@ -21,14 +21,14 @@ FRESH = {level: {"train": 120, "val": 30, "test": 30} for level in data.LEVELS}
 def pair(tmp_path_factory):
     """The English and the Chinese data of the same seed and sizes."""
     folder = tmp_path_factory.mktemp("languages")
-    return (data.generate(folder / "en", seed=0, progress=False, sizes=TINY),
-            data.generate(folder / "zh", seed=0, progress=False, sizes=TINY, language="zh"))
+    return (store.generate(folder / "en", seed=0, progress=False, sizes=TINY),
+            store.generate(folder / "zh", seed=0, progress=False, sizes=TINY, language="zh"))
 
 
 @pytest.fixture(scope="module")
 def fresh_zh(tmp_path_factory):
-    return [data.generate(tmp_path_factory.mktemp(f"zh{seed}"), seed=seed, progress=False,
-                          sizes=FRESH, language="zh") for seed in FRESH_SEEDS]
+    return [store.generate(tmp_path_factory.mktemp(f"zh{seed}"), seed=seed, progress=False,
+                           sizes=FRESH, language="zh") for seed in FRESH_SEEDS]
 
 
 @pytest.mark.parametrize(("statement", "expected"), [
@@ -42,16 +42,16 @@ def fresh_zh(tmp_path_factory):
     ({"kind": "count", "number": 2}, "有两个物体"),
 ])
 def test_chinese_grammar_by_hand(statement, expected):
-    assert data.statement_text(statement, "zh") == expected
+    assert statements.statement_text(statement, "zh") == expected
 
 
 def test_same_scenes_images_and_labels_as_english(pair):
     english, chinese = pair
-    en_files, zh_files = (data.read_manifest(r)["files"] for r in pair)
+    en_files, zh_files = (store.read_manifest(r)["files"] for r in pair)
     images = [name for name in en_files if name.endswith(".png")]
     assert images and all(en_files[n] == zh_files[n] for n in images)
-    assert data.read_manifest(chinese)["language"] == "zh"
-    assert "language" not in data.read_manifest(english)
+    assert store.read_manifest(chinese)["language"] == "zh"
+    assert "language" not in store.read_manifest(english)
     for level in data.LEVELS:
         for split in data.SPLITS:
             for task in data.TASKS:
@@ -61,11 +61,11 @@ def test_same_scenes_images_and_labels_as_english(pair):
                     [(r["scene"], r["label"], r.get("kind")) for r in zh]
                 for a, b in zip(en, zh, strict=True):
                     if task == "match":  # the same statement, in Chinese
-                        assert data.statement_text(data.parse_statement(a["text"]), "zh") == \
-                            b["text"]
+                        said = statements.parse_statement(a["text"])
+                        assert statements.statement_text(said, "zh") == b["text"]
                     if task == "qa":
-                        assert b["answer"] == data.ANSWERS_ZH[b["label"]]
-                        assert b["answer"] == data.answer_word(a["answer"], "zh")
+                        assert b["answer"] == grammar_zh.ANSWERS_ZH[b["label"]]
+                        assert b["answer"] == statements.answer_word(a["answer"], "zh")
 
 
 def test_every_chinese_text_fits_the_vocabulary_and_its_level_length(pair):
@@ -75,7 +75,7 @@ def test_every_chinese_text_fits_the_vocabulary_and_its_level_length(pair):
     assert len(set(tokens)) == len(tokens) and all(text.is_han(t) for t in tokens[2:])
     for level in data.LEVELS:
         length = text.saved_sequence_length(chinese, level)
-        assert length == vocab["sequence_lengths"][level] == data.SEQUENCE_LENGTHS_ZH[level]
+        assert length == vocab["sequence_lengths"][level] == grammar_zh.SEQUENCE_LENGTHS_ZH[level]
         for task in data.TASKS:
             texts = [r["text"] for r in data.load_records(task, level, "train", chinese)]
             ids = text.vectorize(texts, root=chinese, sequence_length=length)
@@ -91,14 +91,14 @@ def test_chinese_texts_are_flip_safe_and_flips_swap_their_answers(pair):
             assert augment.flip_safe(record["text"], True), record["text"]
             assert augment.flip_safe(record["text"], False), record["text"]
     table = augment.swap_table(text.answer_vocabulary(chinese), horizontal=True)
-    answers = list(data.ANSWERS_ZH)
+    answers = list(grammar_zh.ANSWERS_ZH)
     assert answers[table[answers.index("左")]] == "右"
     vertical = augment.swap_table(answers, horizontal=False)
     assert answers[vertical[answers.index("上")]] == "下"
 
 
 def _pairs(level, split, root):
-    manifest = data.read_manifest(root)["files"]
+    manifest = store.read_manifest(root)["files"]
     return {(manifest[f"{level}/{split}/{r['image']}"]["sha256"], r["text"])
             for task in data.TASKS for r in data.load_records(task, level, split, root)}
 
@@ -134,13 +134,13 @@ def test_data_command_in_chinese_builds_and_verifies(tmp_path, monkeypatch, caps
     assert main(["data", "--language", "zh", "--root", str(tmp_path)]) == 0
     assert main(["data", "--verify", "--root", str(tmp_path)]) == 0
     capsys.readouterr()
-    assert data.read_manifest(tmp_path)["language"] == "zh"
-    assert data.ensure_data(tmp_path) == tmp_path
+    assert store.read_manifest(tmp_path)["language"] == "zh"
+    assert store.ensure_data(tmp_path) == tmp_path
     (tmp_path / "manifest.json").unlink()  # regenerated in its own language
-    data.ensure_data(tmp_path)
-    assert data.read_manifest(tmp_path)["language"] == "zh"
+    store.ensure_data(tmp_path)
+    assert store.read_manifest(tmp_path)["language"] == "zh"
     with pytest.raises(SystemExit):
         main(["data", "--language", "fr"])
     assert "invalid choice: 'fr'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="language must be one of"):
-        data.generate(tmp_path, language="fr")
+        store.generate(tmp_path, language="fr")

@@ -22,8 +22,8 @@ from mmcourse.apps import (
     tf_text,
     tfserving_rest,
 )
+from mmcourse.data import scans, statements, text
 from mmcourse.data import scenes as data
-from mmcourse.data import text
 from mmcourse.matcher import model as models
 from mmcourse.train import tasks as training
 
@@ -35,7 +35,7 @@ TEXTS = ["a small red circle", "一个小的红色圆形", "Ａ LARGE blue squar
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("deploy")
-    folder = owndata.write_shapes_folder(root / "shapes", count=60, seed=0)
+    folder = scans.write_shapes_folder(root / "shapes", count=60, seed=0)
     owndata.train_folder(folder, epochs=1, seed=0, save=root / "m.keras", log=None)
     report = deploy.export(root / "m.keras", root / "saved", tflite=True)
     images = sorted((folder / "images").glob("*.png"))[:len(TEXTS)]
@@ -366,18 +366,18 @@ def qa_exported(tmp_path_factory):
 
 def _qa_reference(qa_exported, images, questions):
     """The trained core model (image, token ids) on OpenCV pixels and the course's token ids;
-    the answer words of ``mmcourse.data.scenes.ANSWERS``."""
+    the answer words of ``mmcourse.data.statements.ANSWERS``."""
     batch = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in images])
     ids = text.vectorize(questions, warn=False)
     probabilities = np.asarray(qa_exported["core"]([batch.astype(np.float32) / 255, ids]))
-    return [data.ANSWERS[i] for i in probabilities.argmax(1)], probabilities
+    return [statements.ANSWERS[i] for i in probabilities.argmax(1)], probabilities
 
 
 def test_train_save_stores_a_qa_model_with_its_vocabulary_and_answers(qa_exported):
     text.register_keras_objects()
     model = keras.saving.load_model(qa_exported["keras"], safe_mode=True)
     assert sorted(model.input) == ["image", "text"]
-    assert deploy.answer_words(model) == list(data.ANSWERS)
+    assert deploy.answer_words(model) == list(statements.ANSWERS)
     assert deploy.split_raw_model(model)[1] == text.load_vocabulary()
     answers, probabilities = _qa_reference(qa_exported, qa_exported["images"], QUESTIONS)
     batch = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
@@ -390,7 +390,7 @@ def test_train_save_stores_a_qa_model_with_its_vocabulary_and_answers(qa_exporte
 def test_qa_saved_model_runs_without_mmcourse_and_agrees_with_predict(qa_exported, tmp_path):
     served = _serve_without_mmcourse(qa_exported["saved"], qa_exported["images"], QUESTIONS,
                                      tmp_path)
-    assert served["answers"] == list(data.ANSWERS)
+    assert served["answers"] == list(statements.ANSWERS)
     answers, probabilities = _qa_reference(qa_exported, qa_exported["images"], QUESTIONS)
     assert served["answer"] == answers
     np.testing.assert_allclose(served["probabilities"], probabilities, atol=1e-5)
@@ -413,7 +413,7 @@ def test_qa_answers_agree_across_formats(qa_exported, kind, atol):
     np.testing.assert_allclose(predicted["probabilities"], probabilities, atol=atol)
     if kind != "int8":  # int8 may swap two close answers; its probabilities are bounded above
         assert predicted["answer"] == answers
-    assert predictors.load_predictor(path).answers == list(data.ANSWERS)
+    assert predictors.load_predictor(path).answers == list(statements.ANSWERS)
     with pytest.raises(ValueError, match="qa model, not a match model: use predictors.answer"):
         predictors.predict(path, qa_exported["images"], QUESTIONS)
 

@@ -25,7 +25,7 @@ from mmcourse.apps import deploy, finetune, owndata, photos, predict_csv, zero_s
 from mmcourse.classroom import grading, teaching
 from mmcourse.cli import commands_deploy, doctor
 from mmcourse.data import audio as audio_data
-from mmcourse.data import folders
+from mmcourse.data import folders, scans, store
 from mmcourse.data import scenes as data
 from mmcourse.hub import plan
 from mmcourse.train import clap as clap_training
@@ -109,9 +109,9 @@ def recorded(monkeypatch, tmp_path):
     record(audio_data, "verify", [])
     record(commands_deploy, "run_server", 0)
     record(doctor, "main", 0)
-    record(data, "generate", None)
-    record(data, "verify", [])
-    record(data, "read_manifest", {"files": {}, "sizes": {}})
+    record(store, "generate", None)
+    record(store, "verify", [])
+    record(store, "read_manifest", {"files": {}, "sizes": {}})
     record(predict_csv, "main_predict", 0)
     record(deploy, "export", lambda a: {"task": "match", "saved_model_bytes": 1e6, **{
         f"tflite_{kind}{end}": 1 for kind in deploy.TFLITE_FILES for end in ("", "_bytes")},
@@ -388,7 +388,7 @@ def test_train_data_dir_patience_reaches_keras_early_stopping(monkeypatch, tmp_p
     """Not a recorder: a real (tiny) run whose callbacks are inspected."""
     from mmcourse.train import callbacks
 
-    folder = owndata.write_scan_folder(tmp_path / "scans", count=30, seed=0, language="en")
+    folder = scans.write_scan_folder(tmp_path / "scans", count=30, seed=0, language="en")
     made = []
     real = callbacks.make_callbacks
 

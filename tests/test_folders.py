@@ -184,7 +184,7 @@ def test_corrupt_jpeg_is_an_error_not_a_grey_picture(tmp_path, offset):
         garbage = bytes(rng.integers(0, 256, 40).astype(np.uint8))
     raw[start:start + 40] = garbage
     assert cv2.imdecode(np.frombuffer(bytes(raw), np.uint8), cv2.IMREAD_COLOR) is not None
-    with pytest.raises(data.DataError, match="has corrupt JPEG data"):
+    with pytest.raises(folders.DataError, match="has corrupt JPEG data"):
         folders.decode_image(bytes(raw), "scan.jpg")
     intact = folders.decode_image(bytes(_grace_hopper_bytes()), "scan.jpg")
     assert intact.shape == (600, 512, 3)
@@ -227,7 +227,7 @@ def test_every_bad_image_is_reported_at_once(tmp_path):
 
 def test_load_folder_raises_one_error_listing_all_problems(tmp_path):
     folder = _folder(tmp_path, "image,text,label\nred.png,,1\nnope.png,x,1\nblue.png,y,7\n")
-    with pytest.raises(data.DataError) as caught:
+    with pytest.raises(folders.DataError) as caught:
         data.load_folder(folder)
     message = str(caught.value)
     assert "3 problem(s)" in message
@@ -236,7 +236,7 @@ def test_load_folder_raises_one_error_listing_all_problems(tmp_path):
 
 def test_a_folder_without_labels_is_not_trained_on_pair_ids(tmp_path):
     folder = _folder(tmp_path, "image,text\nred.png,a red thing\nblue.png,a blue thing\n")
-    with pytest.raises(data.DataError, match="has no label column.*--data-dir"):
+    with pytest.raises(folders.DataError, match="has no label column.*--data-dir"):
         pipeline.make_dataset(folder=folder)
 
 

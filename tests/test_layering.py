@@ -10,8 +10,8 @@ from mmcourse import REPO_ROOT
 PACKAGE = REPO_ROOT / "mmcourse"
 NOTEBOOK_MODULE = re.compile(r"exercises\.notebook_\d\d")
 MODEL_FLOOR = ("blocks", "matcher", "clip", "vlm", "hub")
-DATASET_READERS = {"paths", "data.scenes", "data.folders", "data.split_files", "data.audio",
-                   "data.video", "data.pipeline"}
+DATASET_READERS = {"paths", "data.scenes", "data.store", "data.folders", "data.split_files",
+                   "data.audio", "data.video", "data.pipeline"}
 
 
 def _layering_block():

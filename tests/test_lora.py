@@ -9,8 +9,8 @@ import pytest
 
 from mmcourse import REPO_ROOT, scratch
 from mmcourse.__main__ import main
-from mmcourse.apps import finetune, owndata
-from mmcourse.data import folders
+from mmcourse.apps import finetune
+from mmcourse.data import folders, scans
 
 
 def _lora_layer(d_in, d_out, rank, alpha, use_bias, rng):
@@ -88,8 +88,8 @@ TINY_PRESET = REPO_ROOT / "docs" / "results" / "tiny_paligemma_attributes"
 
 @pytest.fixture(scope="module")
 def zh_folder(tmp_path_factory):
-    return owndata.write_shapes_folder(tmp_path_factory.mktemp("zh") / "own", count=24, seed=3,
-                                       language="zh")
+    return scans.write_shapes_folder(tmp_path_factory.mktemp("zh") / "own", count=24, seed=3,
+                                     language="zh")
 
 
 @pytest.fixture(scope="module")

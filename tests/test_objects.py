@@ -4,14 +4,14 @@
 import numpy as np
 import pytest
 
-from mmcourse.data import objects
+from mmcourse.data import draw, objects, store
 from mmcourse.data import scenes as data
 
 SCENES = 150  # per level: the first scenes of the test split
 
 
 def _scenes(level, count=SCENES):
-    data.ensure_data()
+    store.ensure_data()
     folder = data.DATA_DIR / level / "test"
     scenes = data.load_records("scenes", level, "test")[:count]
     return [(data.read_image(folder / s["image"]), s["objects"]) for s in scenes]
@@ -73,11 +73,11 @@ def test_compare_with_scene_scores_a_detection_against_the_drawing():
 def test_a_token_holds_colour_shape_centre_size_and_presence():
     scene = [{"shape": "circle", "colour": "blue", "x": 45, "y": 20, "r": 8},
              {"shape": "square", "colour": "red", "x": 15, "y": 40, "r": 7}]
-    tokens = objects.object_tokens(data.render_scene(scene))
+    tokens = objects.object_tokens(draw.render_scene(scene))
     assert tokens.shape == (objects.MAX_OBJECTS, objects.FEATURES) == (4, 14)
     assert tokens.dtype == np.float32
     names = objects.TOKEN_FEATURES
-    red, blue = tokens[0], tokens[1]  # ordered by colour: red before blue in data.COLOURS
+    red, blue = tokens[0], tokens[1]  # ordered by colour: red before blue in draw.COLOURS
     assert red[names.index("colour_red")] == 1 and red[:6].sum() == 1
     assert blue[names.index("colour_blue")] == 1 and blue[:6].sum() == 1
     for token, obj in ((red, scene[1]), (blue, scene[0])):
@@ -97,8 +97,8 @@ def test_extra_objects_beyond_the_slots_keep_the_largest():
     scene = [{"shape": "circle", "colour": colour, "x": x, "y": 32, "r": r}
              for colour, x, r in (("red", 10, 4), ("green", 26, 7), ("blue", 42, 5),
                                   ("cyan", 56, 6))]
-    tokens = objects.object_tokens(data.render_scene(scene), max_objects=2)
-    colours = [tuple(data.COLOURS)[int(row[:6].argmax())] for row in tokens]
+    tokens = objects.object_tokens(draw.render_scene(scene), max_objects=2)
+    colours = [tuple(draw.COLOURS)[int(row[:6].argmax())] for row in tokens]
     assert colours == ["green", "cyan"]
 
 
@@ -107,7 +107,7 @@ def test_where_it_breaks_an_occluded_object_moves_its_centre():
     top, so its centroid moves away by more than the 1-pixel tolerance."""
     under = {"shape": "square", "colour": "red", "x": 24, "y": 32, "r": 8}
     over = {"shape": "circle", "colour": "blue", "x": 24 + 8 + 7 - 6, "y": 32, "r": 8}
-    found = objects.detect_objects(data.render_scene([under, over]))
+    found = objects.detect_objects(draw.render_scene([under, over]))
     score = objects.compare_with_scene(found, [under, over])
     assert score["count_ok"] and score["colours_ok"]
     assert not score["centres_ok"] and score["max_error"] > 1.0

@@ -16,7 +16,8 @@ import pytest
 from mmcourse import REPO_ROOT
 from mmcourse.__main__ import main
 from mmcourse.apps import owndata
-from mmcourse.data import folders, text
+from mmcourse.data import draw, folders, statements, store, text
+from mmcourse.data import scans as scan_data
 from mmcourse.data import scenes as data
 
 
@@ -32,8 +33,8 @@ def _tree_digest(folder):
 
 @pytest.fixture(scope="module")
 def scans(tmp_path_factory):
-    return owndata.write_scan_folder(tmp_path_factory.mktemp("own") / "scans", count=40, seed=1,
-                                     language="both")
+    return scan_data.write_scan_folder(tmp_path_factory.mktemp("own") / "scans", count=40, seed=1,
+                                       language="both")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def test_split_by_image_is_deterministic_disjoint_and_sized():
     assert sum(len(v) for v in splits.values()) == 20  # disjoint
     assert owndata.split_images(list(reversed(names)), seed=3) == splits  # order-free
     assert owndata.split_images(names, seed=4) != splits
-    with pytest.raises(data.DataError, match="at least 3 different images"):
+    with pytest.raises(folders.DataError, match="at least 3 different images"):
         owndata.split_images(["a.png", "b.png", "a.png"])
 
 
@@ -72,16 +73,16 @@ def test_shuffled_pairs_are_balanced_and_never_an_own_caption():
     assert negatives[0] not in ("red", "round") and negatives[1] not in ("red", "round")
     assert negatives[0] == negatives[1] == "blue"  # a's only other caption
     assert negatives[3] not in ("red",)
-    with pytest.raises(data.DataError, match="cannot make a false pair for image 'a'"):
+    with pytest.raises(folders.DataError, match="cannot make a false pair for image 'a'"):
         owndata.shuffled_pairs(["a", "b"], ["same", "same"], np.random.default_rng(0))
 
 
 def test_scan_captions_by_hand():
     finding = {"kind": "bright", "place": "left", "size": "small"}
-    assert owndata.scan_caption(finding, "en") == "a small bright spot on the left"
-    assert owndata.scan_caption(finding, "zh") == "左侧有一个小的亮斑"
-    assert owndata.scan_caption(None, "zh") == "未见异常"
-    assert text.split_words(owndata.scan_caption(finding, "zh")) == list("左侧有一个小的亮斑")
+    assert scan_data.scan_caption(finding, "en") == "a small bright spot on the left"
+    assert scan_data.scan_caption(finding, "zh") == "左侧有一个小的亮斑"
+    assert scan_data.scan_caption(None, "zh") == "未见异常"
+    assert text.split_words(scan_data.scan_caption(finding, "zh")) == list("左侧有一个小的亮斑")
 
 
 def test_build_model_takes_the_vocabulary_size_from_the_vocabulary():
@@ -248,18 +249,18 @@ def test_train_data_dir_command_errors(scans, tmp_path, capsys):
 
 def test_course_data_is_never_generated_into_your_folder(scans):
     before = _tree_digest(scans)
-    with pytest.raises(data.DataError, match="holds a captions.csv: it is your own data"):
-        data.ensure_data(scans)
-    with pytest.raises(data.DataError, match="--data-dir"):
-        data.generate(scans, progress=False)
+    with pytest.raises(folders.DataError, match="holds a captions.csv: it is your own data"):
+        store.ensure_data(scans)
+    with pytest.raises(folders.DataError, match="--data-dir"):
+        store.generate(scans, progress=False)
     assert _tree_digest(scans) == before
 
 
 def test_planted_problems_are_each_found_on_their_line(tmp_path):
     from mmcourse.data import folders
 
-    folder = owndata.write_scan_folder(tmp_path / "scans", count=12, seed=3, language="zh")
-    expected = owndata.plant_problems(folder)
+    folder = scan_data.write_scan_folder(tmp_path / "scans", count=12, seed=3, language="zh")
+    expected = scan_data.plant_problems(folder)
     assert sorted(expected) == [14, 15, 16, 19, 20]  # 12 rows + header: appended from line 14
     check = folders.check_folder(folder)
     assert sorted(p.line for p in check.problems) == sorted(expected)
@@ -270,24 +271,24 @@ def test_planted_problems_are_each_found_on_their_line(tmp_path):
 
 
 def test_scan_captions_parse_back_in_both_languages():
-    for finding in owndata._all_findings():
+    for finding in scan_data._all_findings():
         for language in ("en", "zh"):
-            assert owndata.parse_scan_caption(owndata.scan_caption(finding, language)) == finding
+            assert scan_data.parse_scan_caption(scan_data.scan_caption(finding, language)) == finding
     with pytest.raises(ValueError, match="not a scan caption"):
-        owndata.parse_scan_caption("a red circle")
+        scan_data.parse_scan_caption("a red circle")
 
 
 def test_shapes_folder_captions_describe_their_images(tmp_path):
     from mmcourse.data import folders
 
-    folder = owndata.write_shapes_folder(tmp_path / "shapes", count=6, seed=0, language="zh")
+    folder = scan_data.write_shapes_folder(tmp_path / "shapes", count=6, seed=0, language="zh")
     check = folders.check_folder(folder)
     assert check.ok and not check.captions.has_label and len(check.rows) == 6
     rng = np.random.default_rng(0)  # the same draws, checked against the rendered pixels
     for row in check.rows:
         objects = data.random_scene(rng, "attributes")
-        assert row.text == data.statement_text({"kind": "attribute", **objects[0]}, "zh")
-        np.testing.assert_array_equal(check.images[row.image], data.render_scene(objects))
+        assert row.text == statements.statement_text({"kind": "attribute", **objects[0]}, "zh")
+        np.testing.assert_array_equal(check.images[row.image], draw.render_scene(objects))
 
 
 # --- the labelled scan folder (issue 28, section 7) ---------------------------------------------
@@ -315,8 +316,8 @@ def test_labelled_scan_folder_pairs_each_image_with_its_true_and_one_false_capti
 
     import cv2
 
-    folder = owndata.write_scan_folder(tmp_path / "labelled", count=30, seed=5,
-                                       language="both", labels=True)
+    folder = scan_data.write_scan_folder(tmp_path / "labelled", count=30, seed=5,
+                                         language="both", labels=True)
     with open(folder / "captions.csv", encoding="utf-8", newline="") as file:
         header, *rows = list(csv.reader(file))
     assert header == ["image", "text", "label"]
@@ -330,21 +331,21 @@ def test_labelled_scan_folder_pairs_each_image_with_its_true_and_one_false_capti
         assert (true_row[0], true_row[2], false_row[0], false_row[2]) == (name, "1", name, "0")
         image = cv2.imread(str(folder / name), cv2.IMREAD_UNCHANGED)
         assert image.shape == (96, 96)
-        said = owndata.parse_scan_caption(true_row[1])
+        said = scan_data.parse_scan_caption(true_row[1])
         assert said == _finding_seen(image), f"{name}: {true_row[1]!r}"
-        assert owndata.parse_scan_caption(false_row[1]) != said  # another finding
+        assert scan_data.parse_scan_caption(false_row[1]) != said  # another finding
         language = "zh" if index % 2 == 0 else "en"  # both: Chinese first, then English
-        assert true_row[1] == owndata.scan_caption(said, language)
-        assert false_row[1] in (owndata.scan_caption(f, language)
-                                for f in owndata._all_findings())
+        assert true_row[1] == scan_data.scan_caption(said, language)
+        assert false_row[1] in (scan_data.scan_caption(f, language)
+                                for f in scan_data._all_findings())
         findings.append(said)
     assert None in findings and len({str(f) for f in findings}) >= 10  # varied
     # deterministic under the seed, different under another
-    again = owndata.write_scan_folder(tmp_path / "again", count=30, seed=5, language="both",
-                                      labels=True)
+    again = scan_data.write_scan_folder(tmp_path / "again", count=30, seed=5, language="both",
+                                        labels=True)
     assert (again / "captions.csv").read_bytes() == (folder / "captions.csv").read_bytes()
-    other = owndata.write_scan_folder(tmp_path / "other", count=30, seed=6, language="both",
-                                      labels=True)
+    other = scan_data.write_scan_folder(tmp_path / "other", count=30, seed=6, language="both",
+                                        labels=True)
     assert (other / "captions.csv").read_bytes() != (folder / "captions.csv").read_bytes()
 
 
@@ -353,7 +354,7 @@ def test_load_own_data_splits_by_image_and_reads_64_pixel_rgb_images(tmp_path):
 
     import cv2
 
-    folder = owndata.write_scan_folder(tmp_path / "labelled", count=30, seed=5, labels=True)
+    folder = scan_data.write_scan_folder(tmp_path / "labelled", count=30, seed=5, labels=True)
     with open(folder / "captions.csv", encoding="utf-8", newline="") as file:
         rows = list(csv.reader(file))[1:]
     own = owndata.load_own_data(folder, seed=2)
@@ -377,7 +378,7 @@ def test_load_own_data_splits_by_image_and_reads_64_pixel_rgb_images(tmp_path):
             small = cv2.resize(grey, (64, 64), interpolation=cv2.INTER_AREA)  # 96 -> 64
             assert np.abs(image.astype(int) - small[..., None]).max() <= 1
 
-    plain = owndata.write_scan_folder(tmp_path / "plain", count=30, seed=5)
+    plain = scan_data.write_scan_folder(tmp_path / "plain", count=30, seed=5)
     own = owndata.load_own_data(plain, seed=2)
     # without labels each image has one caption; training: ceil(4000 / 48) = 84 rounds,
     # capped at 8, of a true and a false pair per image
@@ -409,8 +410,8 @@ def test_a_scan_drawn_twice_as_large_shows_the_same_scan_twice_as_large():
 
     finding = {"kind": "dark", "place": "left", "size": "large"}
     for case in (None, finding):
-        small = owndata.draw_scan(case, np.random.default_rng(4), 96)
-        large = owndata.draw_scan(case, np.random.default_rng(4), 192)
+        small = scan_data.draw_scan(case, np.random.default_rng(4), 96)
+        large = scan_data.draw_scan(case, np.random.default_rng(4), 192)
         assert large.shape == (192, 192)
         for one, two in zip(extent(small), extent(large), strict=True):
             assert abs(two - 2 * one) <= 3, (extent(small), extent(large))
@@ -440,8 +441,8 @@ def test_a_scans_oval_is_opencvs_whole_ellipse_of_the_documented_size():
         assert len(found) == 1, (size, found)
         return found[0]
 
-    jitters = [half_axes(owndata.draw_scan(None, np.random.default_rng(seed), 96))
+    jitters = [half_axes(scan_data.draw_scan(None, np.random.default_rng(seed), 96))
                for seed in range(30)]
     assert {a for a, _ in jitters} == {b for _, b in jitters} == set(range(-3, 4)), jitters
     for seed in range(2):
-        half_axes(owndata.draw_scan(None, np.random.default_rng(seed), 192))
+        half_axes(scan_data.draw_scan(None, np.random.default_rng(seed), 192))

@@ -11,6 +11,7 @@ import requests
 from mmcourse import REPO_ROOT
 from mmcourse.__main__ import main
 from mmcourse.apps import finetune, photos
+from mmcourse.data import draw
 from mmcourse.data import scenes as data
 
 TINY_PRESET = REPO_ROOT / "docs" / "results" / "tiny_paligemma_attributes"
@@ -39,7 +40,7 @@ def test_caption_command_captions_each_photo_in_name_order(photo_folder, capsys)
     assert [row["caption"] for row in result["captions"]] == direct
     # a tiny model trained on the course's shapes: its captions use the course's words
     words = {w for c in direct for w in c.split()}
-    assert words <= {"a", "small", "large", *data.COLOURS, *data.SHAPES}, words
+    assert words <= {"a", "small", "large", *draw.COLOURS, *draw.SHAPES}, words
 
 
 def test_bad_photo_is_named(tmp_path, capsys):

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from mmcourse.data import pipeline, text
+from mmcourse.data import draw, pipeline, statements, store, text
 from mmcourse.data import scenes as data
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     sizes = {level: {"train": 40, "val": 10, "test": 10} for level in data.LEVELS}
-    return data.generate(tmp_path_factory.mktemp("pipe"), progress=False, sizes=sizes)
+    return store.generate(tmp_path_factory.mktemp("pipe"), progress=False, sizes=sizes)
 
 
 def _batches(dataset):
@@ -84,7 +84,7 @@ def test_augmented_texts_stay_true(root):
             index += 1
             augmented_text = text.decode(row, vocabulary=vocabulary)[0]
             objects = [dict(o) for o in scenes[record["scene"]]]
-            original = data.render_scene(objects).astype(np.float32) / 255
+            original = draw.render_scene(objects).astype(np.float32) / 255
             # Which flip happened? The closest of the four flips of the original image.
             flips = {(h, v): original[::-1 if v else 1, ::-1 if h else 1]
                      for h in (False, True) for v in (False, True)}
@@ -92,8 +92,8 @@ def test_augmented_texts_stay_true(root):
             for obj in objects:
                 obj["x"] = 63 - obj["x"] if h else obj["x"]
                 obj["y"] = 63 - obj["y"] if v else obj["y"]
-            statement = data.parse_statement(augmented_text)
-            assert data.is_true(statement, objects) == bool(label), (record, h, v)
+            statement = statements.parse_statement(augmented_text)
+            assert statements.is_true(statement, objects) == bool(label), (record, h, v)
             flipped_texts += augmented_text != record["text"]
     assert flipped_texts > 10
 

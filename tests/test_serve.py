@@ -19,6 +19,7 @@ import requests
 
 from mmcourse import REPO_ROOT
 from mmcourse.apps import deploy, owndata
+from mmcourse.data import scans
 from tests.serve_process import ENV, Server, assert_error
 
 TEXTS = ["a small red circle", "一个小的红色圆形", "Ａ LARGE blue square!", "a green, triangle",
@@ -28,7 +29,7 @@ TEXTS = ["a small red circle", "一个小的红色圆形", "Ａ LARGE blue squar
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
-    folder = owndata.write_shapes_folder(root / "shapes", count=60, seed=0)
+    folder = scans.write_shapes_folder(root / "shapes", count=60, seed=0)
     owndata.train_folder(folder, epochs=1, seed=0, save=root / "m.keras", log=None)
     deploy.export(root / "m.keras", root / "saved")
     images = sorted((folder / "images").glob("*.png"))[:len(TEXTS)]

@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 
 from mmcourse.data import scenes as data
-from mmcourse.data import text
+from mmcourse.data import statements, store, text
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     sizes = {level: {"train": 6, "val": 3, "test": 3} for level in data.LEVELS}
-    return data.generate(tmp_path_factory.mktemp("text"), progress=False, sizes=sizes)
+    return store.generate(tmp_path_factory.mktemp("text"), progress=False, sizes=sizes)
 
 
 #: The ids every saved model and dataset relies on: id = index in this list. Pinned here, by
-#: hand, so that reordering ``data.WORDS`` (swapping "left" and "right", say) fails a test
+#: hand, so that reordering ``statements.WORDS`` (swapping "left" and "right", say) fails a test
 #: instead of silently changing what every trained model's token ids mean.
 PINNED_TOKENS = [
     "", "[UNK]", "a", "the", "is", "are", "there", "of", "to", "from", "on", "at", "or", "it",
@@ -45,11 +45,11 @@ def test_vocabulary_ids_are_pinned(root, course_data):
 
 def test_vocabulary_is_fixed_and_saved_beside_the_data(root):
     tokens = text.load_vocabulary(root)
-    assert tokens == ["", "[UNK]", *data.WORDS]
+    assert tokens == ["", "[UNK]", *statements.WORDS]
     assert len(set(tokens)) == len(tokens)
     saved = json.loads((root / "vocab.json").read_text())
     assert saved["sequence_length"] == text.SEQUENCE_LENGTH
-    assert text.answer_vocabulary(root) == list(data.ANSWERS)
+    assert text.answer_vocabulary(root) == list(statements.ANSWERS)
 
 
 def test_vectorizer_uses_the_saved_vocabulary(root):

@@ -13,9 +13,9 @@ import tensorflow  # noqa: F401
 
 from mmcourse import clip, vlm
 from mmcourse.data import scenes as data
-from mmcourse.data import text
+from mmcourse.data import statements, text
 
-VOCAB = vlm.decoder_vocabulary(vocabulary=[text.PAD_TOKEN, text.OOV_TOKEN, *data.WORDS])
+VOCAB = vlm.decoder_vocabulary(vocabulary=[text.PAD_TOKEN, text.OOV_TOKEN, *statements.WORDS])
 V = len(VOCAB)
 START, END = V - 2, V - 1
 TINY = {"width": 16, "depth": 2, "num_heads": 2, "key_dim": 8, "hidden_units": 24}
@@ -484,7 +484,7 @@ def test_caption_statements_and_correct_statements(course_data):
     # The reference captions of the data are all correct, shuffled ones mostly not.
     for level in data.LEVELS:
         scenes = data.load_records("scenes", level, "test", root=course_data)[:200]
-        captions = [data.retrieval_caption(s["objects"], level) for s in scenes]
+        captions = [statements.retrieval_caption(s["objects"], level) for s in scenes]
         assert vlm.correct_statements(captions, scenes) == 1.0
         assert vlm.correct_statements(captions[1:] + captions[:1], scenes) < 0.3
     assert vlm.correct_statements(["a small red circle", "a large red circle", "garbage"],

@@ -6,7 +6,7 @@ Run from the repository root (about 15 minutes on 2 CPU cores):
     .venv/bin/python docs/results/make_lora_table.py                 # seeds 0 1 2
     .venv/bin/python docs/results/make_lora_table.py --seeds 3
 
-The data: ``owndata.write_shapes_folder(count=400, seed=5, language="zh")`` in a temporary
+The data: ``scans.write_shapes_folder(count=400, seed=5, language="zh")`` in a temporary
 folder, split by image (``finetune.load_caption_folder``). Every setting trains for the same
 epochs and batches; LoRA at learning rate 1e-2 (its adapter starts at zero and is small),
 full fine-tuning at notebook 11's 2e-3. One JSON object per line and per (setting, seed); a
@@ -20,7 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mmcourse.apps import finetune, owndata
+from mmcourse.apps import finetune
+from mmcourse.data import scans
 from mmcourse.hub import presets as hub_presets
 
 HERE = Path(__file__).parent
@@ -39,8 +40,8 @@ def main(argv=None):
     rows = [json.loads(line) for line in TABLE.read_text().splitlines()] \
         if TABLE.exists() else []
     with tempfile.TemporaryDirectory() as folder:
-        own = owndata.write_shapes_folder(Path(folder) / "zh", count=400, seed=5,
-                                          language="zh")
+        own = scans.write_shapes_folder(Path(folder) / "zh", count=400, seed=5,
+                                        language="zh")
         data = finetune.load_caption_folder(own, 64)
         for seed in args.seeds:
             for setting in SETTINGS:

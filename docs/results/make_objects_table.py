@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from mmcourse import REPO_ROOT, stats
-from mmcourse.data import objects, text
+from mmcourse.data import draw, objects, statements, text
 from mmcourse.data import scenes as data
 
 OUT = REPO_ROOT / "docs" / "results" / "objects_table.jsonl"
@@ -104,12 +104,12 @@ def moved_scene(rng, gap):
     while True:
         scene = data.random_scene(rng, "relations")
         a, b = scene[0], scene[1]
-        reach = data._extent(a) + data._extent(b) + gap
+        reach = draw._extent(a) + draw._extent(b) + gap
         angle = rng.uniform(0, 2 * np.pi)
         b["x"] = int(round(a["x"] + reach * np.cos(angle)))
         b["y"] = int(round(a["y"] + reach * np.sin(angle)))
         inside = all(12 <= o["x"] <= 51 and 12 <= o["y"] <= 51 for o in scene)
-        clear = all(data._distance(o, p) >= data._extent(o) + data._extent(p) + 2
+        clear = all(statements._distance(o, p) >= draw._extent(o) + draw._extent(p) + 2
                     for i, o in enumerate(scene) for p in scene[i + 1:] if {id(o), id(p)}
                     != {id(a), id(b)})
         if inside and clear:
@@ -120,14 +120,14 @@ def overlap_rows(qa_model):
     for gap in GAPS:
         rng = np.random.default_rng(100 + gap)
         scenes = [moved_scene(rng, gap) for _ in range(SCENES)]
-        images = [data.render_scene(scene) for scene in scenes]
+        images = [draw.render_scene(scene) for scene in scenes]
         yield {"experiment": "extractor_overlap", "gap": gap, "scenes": SCENES,
                **extractor_scores(images, scenes)}
         records = []
         for index, scene in enumerate(scenes):
-            for kind, question, answer in data._questions(scene, rng, "relations", 10):
+            for kind, question, answer in statements._questions(scene, rng, "relations", 10):
                 records.append({"image": index, "text": question, "kind": kind,
-                                "label": data.ANSWERS.index(answer)})
+                                "label": statements.ANSWERS.index(answer)})
         yield {"experiment": "model_overlap", "task": "qa", "gap": gap, "seed": 0,
                "records": len(records),
                "accuracy_by_type": model_scores(qa_model, dict(enumerate(images)), records)}

@@ -30,9 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from mmcourse import REPO_ROOT
 from mmcourse.data import (
     pipeline,
+    store,
     text,  # noqa: E402
 )
-from mmcourse.data import scenes as data
 from mmcourse.matcher.model import build_model  # noqa: E402
 from mmcourse.train import regularization
 from mmcourse.train.tasks import load_split  # noqa: E402
@@ -124,7 +124,7 @@ def optimisers(root) -> list[dict]:
 
 
 def main(which) -> None:
-    root = data.ensure_data()
+    root = store.ensure_data()
     for name in which:
         rows = {"remedies": remedies, "optimisers": optimisers}[name](root)
         path = RESULTS / f"{name}.jsonl"

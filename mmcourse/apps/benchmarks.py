@@ -44,13 +44,12 @@ def fusion(article_epochs: int = 2, seed: int = 0, root=None):
 
     from mmcourse.bench import BenchResult, Ratio, Timing  # noqa: PLC0415
     from mmcourse.data import pipeline as pipelines  # noqa: PLC0415
-    from mmcourse.data import scenes as data
-    from mmcourse.data import text
+    from mmcourse.data import store, text
     from mmcourse.matcher.model import build_article_model, build_model  # noqa: PLC0415
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
     from mmcourse.train import tasks as training  # noqa: PLC0415
 
-    root = data.ensure_data(root)
+    root = store.ensure_data(root)
     vocabulary_size = len(text.load_vocabulary(root))
     train_arrays = training.load_split("match", "attributes", "train", root=root)
     test_arrays = training.load_split("match", "attributes", "test", root=root)
@@ -114,13 +113,13 @@ def pipeline():
     prefetch), over the same number of steps; the ratio is optimised / naive.
     Introduced in notebook 05."""
     from mmcourse import bench
-    from mmcourse.data import scenes as data  # noqa: PLC0415
+    from mmcourse.data import store
     from mmcourse.data.pipeline import make_disk_dataset, make_naive_dataset, repeat_batch  # noqa: PLC0415
     from mmcourse.matcher.model import build_model  # noqa: PLC0415
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
 
     seed_everything(0)
-    root = data.ensure_data()
+    root = store.ensure_data()
     steps, batch_size, limit = 40, 64, 1280
     model = build_model("match", "concat", root=root)
     naive = iter(make_naive_dataset(batch_size=batch_size, root=root, limit=limit).repeat())
@@ -284,11 +283,11 @@ def serve(epochs: int | None = None, seed: int = 0, root=None, latency_repeats: 
 
     from mmcourse.apps import deploy, owndata, predictors
     from mmcourse.bench import BenchResult, Ratio, Timing  # noqa: PLC0415
-    from mmcourse.data import folders, text
+    from mmcourse.data import folders, store, text
     from mmcourse.data import scenes as data
     from mmcourse.train import tasks as training  # noqa: PLC0415
 
-    root = data.ensure_data(root)
+    root = store.ensure_data(root)
     trained = training.train("match", "concat", "attributes", epochs=epochs, seed=seed,
                              root=root, keep_model=True, log=None)
     raw_model = owndata.export_model(trained["model"], text.load_vocabulary(root),

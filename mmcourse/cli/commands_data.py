@@ -40,10 +40,10 @@ def scenes_data(root=None, seed: int = 0, verify: bool = False, language: str = 
     stderr), 2 when ``root`` is not a folder. File-system errors (read-only folder, disk
     full) are raised as ``OSError``; ``data`` reports them. Introduced in notebook 01.
     """
-    from mmcourse.data import scenes
+    from mmcourse.data import grammar_zh, scenes, store
 
-    if language not in scenes.LANGUAGES:
-        raise ValueError(f"language must be one of {scenes.LANGUAGES}, got {language!r}")
+    if language not in grammar_zh.LANGUAGES:
+        raise ValueError(f"language must be one of {grammar_zh.LANGUAGES}, got {language!r}")
     root = Path(root) if root is not None else DATA_DIR if language == "en" else DATA_DIR / "zh"
     for folder in (root, *root.parents):  # the first one that exists must be a folder
         if folder.exists():
@@ -53,18 +53,18 @@ def scenes_data(root=None, seed: int = 0, verify: bool = False, language: str = 
                 return 2
             break
     if verify:
-        problems = scenes.verify(root)
+        problems = store.verify(root)
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
             print(f"{root}: {len(problems)} problem(s); regenerate with "
                   f"`python -m mmcourse data --root {root}`", file=sys.stderr)
             return 1
-        count = len(scenes.read_manifest(root)["files"])
+        count = len(store.read_manifest(root)["files"])
         print(f"{root}: all {count} files match manifest.json")
         return 0
-    scenes.generate(root, seed=seed, language=language)
-    manifest = scenes.read_manifest(root)
+    store.generate(root, seed=seed, language=language)
+    manifest = store.read_manifest(root)
     for level, splits in manifest["sizes"].items():
         sizes = ", ".join(f"{split} {n}" for split, n in splits.items())
         print(f"{level}: scenes {sizes} (per scene: "

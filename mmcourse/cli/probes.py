@@ -77,7 +77,8 @@ elif name == "jupyter":
 elif name == "data":
     try:
         from mmcourse.data import scenes as data
-        out["problems"] = [str(problem) for problem in data.verify()]
+        from mmcourse.data import store
+        out["problems"] = [str(problem) for problem in store.verify()]
     except BaseException as error:
         record_error("data", "mmcourse.data.scenes", error)
 sys.stdout.flush()

@@ -357,7 +357,8 @@ def benchmark():
     import tensorflow as tf
 
     from mmcourse import bench
-    from mmcourse.data.scenes import random_scene, render_scene
+    from mmcourse.data.draw import render_scene
+    from mmcourse.data.scenes import random_scene
 
     rng = np.random.default_rng(0)
     count = 256

@@ -7,7 +7,7 @@ OpenCV colour segmentation and contours turn a scene into a fixed-size set of ob
 tokens, which the ``objects`` fusion (``mmcourse.matcher.model.build_model``) reasons over.
 
 For each pixel, the nearest of the background and the six palette colours
-(``mmcourse.data.scenes.COLOURS``) after a 3x3 median blur; each colour's mask is split into
+(``mmcourse.data.draw.COLOURS``) after a 3x3 median blur; each colour's mask is split into
 connected components, and every component of at least ``min_area`` pixels is an object.
 Its token (``TOKEN_FEATURES``, float32):
 
@@ -32,10 +32,11 @@ import time
 import cv2
 import numpy as np
 
+from mmcourse.data import draw
 from mmcourse.data import scenes as data
 
 #: The features of one object token, in order (see the module docstring).
-TOKEN_FEATURES = (*(f"colour_{name}" for name in data.COLOURS), "vertices", "circularity",
+TOKEN_FEATURES = (*(f"colour_{name}" for name in draw.COLOURS), "vertices", "circularity",
                   "extent", "aspect", "x", "y", "size", "present")
 FEATURES = len(TOKEN_FEATURES)
 #: The most objects a relations scene holds: the default number of token slots.
@@ -43,7 +44,7 @@ MAX_OBJECTS = 4
 #: Components smaller than this many pixels are noise, not objects (the smallest object
 #: the generator draws, a triangle of r = 6, covers about 65 pixels).
 MIN_AREA = 12
-_PALETTE = np.array([data.BACKGROUND, *data.COLOURS.values()], np.float32)  # (7, 3)
+_PALETTE = np.array([draw.BACKGROUND, *draw.COLOURS.values()], np.float32)  # (7, 3)
 _PALETTE_NORMS = (_PALETTE**2).sum(axis=1)
 
 
@@ -62,7 +63,7 @@ def _positive_int(name: str, value) -> int:
 
 def colour_labels(image, blur: int = 3) -> np.ndarray:
     """Each pixel's nearest palette entry, int (H, W): 0 the background, 1 + i the i-th of
-    ``data.COLOURS``. ``blur`` is the median filter's size (odd, 0 or 1 for none), which
+    ``draw.COLOURS``. ``blur`` is the median filter's size (odd, 0 or 1 for none), which
     removes pixel noise before the colours are compared. Introduced in notebook 06."""
     image = _check_image(image)
     if isinstance(blur, bool) or not isinstance(blur, (int, np.integer)) or blur < 0 \
@@ -78,13 +79,13 @@ def colour_labels(image, blur: int = 3) -> np.ndarray:
 
 def detect_objects(image, min_area: int = MIN_AREA, blur: int = 3) -> list[dict]:
     """The objects of one scene image (RGB uint8, H x W x 3) as dicts: colour (a name of
-    ``data.COLOURS``), x, y (pixel centroid), area (pixels), vertices, circularity, extent,
+    ``draw.COLOURS``), x, y (pixel centroid), area (pixels), vertices, circularity, extent,
     aspect (see the module docstring). Ordered by colour, then x. Introduced in notebook 06.
     """
     min_area = _positive_int("min_area", min_area)
     labels = colour_labels(image, blur)
     found = []
-    for index, colour in enumerate(data.COLOURS, start=1):
+    for index, colour in enumerate(draw.COLOURS, start=1):
         mask = (labels == index).astype(np.uint8)
         if not mask.any():
             continue
@@ -123,7 +124,7 @@ def object_tokens(image, max_objects: int = MAX_OBJECTS, min_area: int = MIN_ARE
         found = keep
     tokens = np.zeros((max_objects, FEATURES), np.float32)
     height, width = image.shape[:2]
-    colours = tuple(data.COLOURS)
+    colours = tuple(draw.COLOURS)
     for row, obj in zip(tokens, found, strict=False):
         row[colours.index(obj["colour"])] = 1.0
         row[len(colours):] = (obj["vertices"] / 6, obj["circularity"], obj["extent"],
@@ -185,7 +186,7 @@ def split_features(task: str, level: str, split: str, root=None, limit: int | No
     cache: dict[str, np.ndarray] = {}
     for record in records:
         if record["image"] not in cache:
-            image = data.read_image(folder / record["image"], data.IMAGE_SIZE)
+            image = data.read_image(folder / record["image"], draw.IMAGE_SIZE)
             cache[record["image"]] = object_tokens(image, max_objects)
     seconds = time.perf_counter() - start
     tokens = np.stack([cache[record["image"]] for record in records])

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from mmcourse.data import augment as augment_module
+from mmcourse.data import draw, folders, store, text
 from mmcourse.data import scenes as data
-from mmcourse.data import text
 
 
 def dataset_from_arrays(images, token_ids, labels, batch_size: int = 64, shuffle: bool = False,
@@ -85,14 +85,14 @@ def make_dataset(task: str = "match", level: str = "attributes", split: str = "t
     if folder is not None:
         images, texts, labels = data.load_folder(folder)
         if labels.dtype != np.float32:  # pair ids, not 0/1: training on them is nonsense
-            raise data.DataError(
+            raise folders.DataError(
                 f"{Path(folder) / 'captions.csv'} has no label column: make_dataset(folder=...) "
                 f"needs labels 0/1 for the match task. Add a label column, or let "
                 f"`python -m mmcourse train --data-dir {folder}` (mmcourse.apps.owndata) build "
                 f"the false pairs by shuffling captions")
         vocab_root = folder if (Path(folder) / "vocab.json").is_file() else root
         if vocab_root is None:
-            data.ensure_data()
+            store.ensure_data()
         vocabulary = text.load_vocabulary(vocab_root)
         answers, rotate = None, False
         shuffle = True if shuffle is None else shuffle
@@ -145,7 +145,7 @@ def _split_files(task: str, level: str, split: str, root=None, limit: int | None
         if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
             raise ValueError(f"limit must be a positive int or None, got {limit!r}")
         records = records[:limit]
-    folder = data.ensure_data(root) / level / split
+    folder = store.ensure_data(root) / level / split
     paths = [str(folder / record["image"]) for record in records]
     dtype = np.float32 if task == "match" else np.int32
     labels = np.array([record["label"] for record in records], dtype=dtype)
@@ -181,7 +181,7 @@ def make_disk_dataset(task: str = "match", level: str = "attributes", split: str
 
     def decode(path, ids, label):
         image = tf.io.decode_png(tf.io.read_file(path), channels=3)
-        image.set_shape((data.IMAGE_SIZE, data.IMAGE_SIZE, 3))
+        image.set_shape((draw.IMAGE_SIZE, draw.IMAGE_SIZE, 3))
         return image, ids, label
 
     dataset = tf.data.Dataset.from_tensor_slices((paths, token_ids, labels))
@@ -218,12 +218,12 @@ def make_naive_dataset(task: str = "match", level: str = "attributes", split: st
     def batches():
         for start in range(0, len(paths), batch_size):
             stop = start + batch_size
-            image_batch = np.stack([data.read_image(path, data.IMAGE_SIZE)
+            image_batch = np.stack([data.read_image(path, draw.IMAGE_SIZE)
                                     for path in paths[start:stop]])
             yield ((image_batch.astype(np.float32) / 255.0, token_ids[start:stop]),
                    labels[start:stop])
 
-    size, length = data.IMAGE_SIZE, token_ids.shape[1]
+    size, length = draw.IMAGE_SIZE, token_ids.shape[1]
     signature = ((tf.TensorSpec((None, size, size, 3), tf.float32),
                   tf.TensorSpec((None, length), tf.int32)),
                  tf.TensorSpec((None,), tf.as_dtype(labels.dtype)))

@@ -112,7 +112,7 @@ def _read_vocab_file(root=None) -> dict:
     path = (Path(root) if root is not None else paths.DATA_DIR) / "vocab.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `python -m mmcourse data` or "
-                                f"mmcourse.data.scenes.ensure_data()")
+                                f"mmcourse.data.store.ensure_data()")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

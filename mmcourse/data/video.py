@@ -2,7 +2,7 @@
 statements about its motion, for the match task (notebook 13).
 
 A clip is 8 RGB frames of 32 x 32 pixels (uint8, (8, 32, 32, 3)), drawn by
-``mmcourse.data.scenes.render_scene``: a shape of some colour that either moves in one direction
+``mmcourse.data.draw.render_scene``: a shape of some colour that either moves in one direction
 ("the red circle moves left") or in two, one after the other ("the red circle moves left,
 then up"). Each clip gives two match records, one true statement and one false, and the
 false one is of one of three kinds:
@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcourse.data import scenes as data
-from mmcourse.data import split_files
+from mmcourse.data import draw, grammar_zh, split_files
 from mmcourse.paths import DATA_DIR
 
 FRAMES = 8
@@ -53,7 +52,7 @@ DATA_VERSION = 1
 def statement(colour: str, shape: str, path, language: str = "en") -> str:
     """"the red circle moves left, then up" (or 红色圆形向左移动，然后向上) for ``path``, a
     tuple of one or two directions. Introduced in notebook 13."""
-    if colour not in data.COLOURS or shape not in data.SHAPES:
+    if colour not in draw.COLOURS or shape not in draw.SHAPES:
         raise ValueError(f"colour and shape must be the course's, got {colour!r} {shape!r}")
     if not 1 <= len(path) <= 2 or any(d not in DIRECTIONS for d in path):
         raise ValueError(f"path must be one or two of {tuple(DIRECTIONS)}, got {path!r}")
@@ -61,7 +60,7 @@ def statement(colour: str, shape: str, path, language: str = "en") -> str:
         return f"the {colour} {shape} moves " + ", then ".join(path)
     if language == "zh":
         moves = "，然后".join(f"向{DIRECTIONS_ZH[d]}移动" for d in path)
-        return f"{data.COLOURS_ZH[colour]}{data.SHAPES_ZH[shape]}{moves}"
+        return f"{grammar_zh.COLOURS_ZH[colour]}{grammar_zh.SHAPES_ZH[shape]}{moves}"
     raise ValueError(f"language must be 'en' or 'zh', got {language!r}")
 
 
@@ -88,7 +87,7 @@ def _positions(path, rng: np.random.Generator) -> np.ndarray:
 def render_clip(colour: str, shape: str, positions, radius: float) -> np.ndarray:
     """Frames uint8 (T, 32, 32, 3) of one shape at the given centres. Introduced in
     notebook 13."""
-    return np.stack([data.render_scene([{"shape": shape, "colour": colour, "x": x, "y": y,
+    return np.stack([draw.render_scene([{"shape": shape, "colour": colour, "x": x, "y": y,
                                          "r": radius}], size=FRAME_SIZE)
                      for x, y in positions])
 
@@ -96,8 +95,8 @@ def render_clip(colour: str, shape: str, positions, radius: float) -> np.ndarray
 def make_clip(rng: np.random.Generator, kind: str):
     """One clip (8, 32, 32, 3), its record ``{"colour", "shape", "path"}`` and, for the
     given negative ``kind``, a false statement's record. Played backwards with chance 1/2."""
-    colour = list(data.COLOURS)[int(rng.integers(len(data.COLOURS)))]
-    shape = data.SHAPES[int(rng.integers(len(data.SHAPES)))]
+    colour = list(draw.COLOURS)[int(rng.integers(len(draw.COLOURS)))]
+    shape = draw.SHAPES[int(rng.integers(len(draw.SHAPES)))]
     first = list(DIRECTIONS)[int(rng.integers(4))]
     if kind == "direction":
         path = (first,)
@@ -113,10 +112,10 @@ def make_clip(rng: np.random.Generator, kind: str):
         false = {**true, "path": list(reverse_path(path))}
     else:
         if rng.random() < 0.5:
-            others = [c for c in data.COLOURS if c != colour]
+            others = [c for c in draw.COLOURS if c != colour]
             false = {**true, "colour": others[int(rng.integers(len(others)))]}
         else:
-            others = [s for s in data.SHAPES if s != shape]
+            others = [s for s in draw.SHAPES if s != shape]
             false = {**true, "shape": others[int(rng.integers(len(others)))]}
     return frames, true, false
 

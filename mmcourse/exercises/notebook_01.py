@@ -63,7 +63,8 @@ def notebook_01() -> ExerciseSet:
     pad_cases = [([5, 7, 2], 5), ([3, 4, 5, 6, 7, 8], 4), ([], 3), ([9], 1)]
 
     def first_batch_positives():
-        from mmcourse.data.scenes import ensure_data, load_records
+        from mmcourse.data.scenes import load_records
+        from mmcourse.data.store import ensure_data
 
         records = load_records("match", "relations", "val", ensure_data())
         return int(sum(record["label"] for record in records[:32]))

@@ -48,9 +48,9 @@ def train_q4(folder, fusion="image"):
 def _q4_folder():
     import tempfile
 
-    from mmcourse.apps import owndata
+    from mmcourse.data import scans
 
-    return owndata.write_scan_folder(Path(tempfile.mkdtemp()) / "scans", count=40, seed=2)
+    return scans.write_scan_folder(Path(tempfile.mkdtemp()) / "scans", count=40, seed=2)
 
 
 def write_q2_folder(folder) -> Path:
@@ -193,7 +193,7 @@ def notebook_09() -> ExerciseSet:
                    "image.",
                    "So for each image exactly one of its two pairs is right, whatever it "
                    "learnt."],
-            solution_code="q4_folder = owndata.write_scan_folder(Path(tempfile.mkdtemp()) / "
+            solution_code="q4_folder = scan_data.write_scan_folder(Path(tempfile.mkdtemp()) / "
                           "'scans', count=40, seed=2)\n"
                           "result = owndata.train_folder(q4_folder, fusion='image', epochs=1, "
                           "seed=0, log=None, keep_model=True)\n"

@@ -54,13 +54,14 @@ def q3_data() -> dict:
     one shape each with its Chinese caption ("一个小的红色圆形"), drawn with seed
     ``Q3_SEED``; the tiny PaliGemma preset learned English captions only."""
     if not _Q3:
+        from mmcourse.data import draw, statements
         from mmcourse.data import scenes as data
 
         rng = np.random.default_rng(Q3_SEED)
         for split, count in (("train", Q3_TRAIN), ("test", Q3_TEST)):
             scenes = [data.random_scene(rng, "attributes") for _ in range(count)]
-            _Q3[split] = (np.stack([data.render_scene(s) for s in scenes]),
-                          [data.statement_text({"kind": "attribute", **s[0]}, "zh")
+            _Q3[split] = (np.stack([draw.render_scene(s) for s in scenes]),
+                          [statements.statement_text({"kind": "attribute", **s[0]}, "zh")
                            for s in scenes])
     return _Q3
 

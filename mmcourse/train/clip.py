@@ -24,7 +24,7 @@ from mmcourse.clip import (
     zero_shot_predict,
 )
 from mmcourse.data import scenes as data
-from mmcourse.data import text
+from mmcourse.data import store, text
 
 #: Colour-shape combinations kept out of training at the attributes level (each colour and
 #: each shape is still seen, with other partners), to test compositional zero-shot.
@@ -146,7 +146,7 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
             raise ValueError(f"heldout must hold (colour, shape) pairs of the course data, got "
                              f"{(colour, shape)!r}")
     log = log or (lambda message: None)
-    root = data.ensure_data(root)
+    root = store.ensure_data(root)
     seed_everything(seed)
     vocabulary = text.load_vocabulary(root)
 

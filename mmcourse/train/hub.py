@@ -16,7 +16,7 @@ import numpy as np
 
 from mmcourse import vlm
 from mmcourse.data import scenes as data
-from mmcourse.data import text
+from mmcourse.data import store, text
 from mmcourse.hub import presets as hub_presets
 from mmcourse.train.tokenizer import train_tokenizer
 
@@ -152,7 +152,7 @@ def train_paligemma_captioner(level: str = "attributes", seed: int = 0, root=Non
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{name} must be " + ("a positive int" if least else "an int >= 0")
                              + f", got {value!r}")
-    root = data.ensure_data(root)
+    root = store.ensure_data(root)
     seed_everything(seed)
     tokenizer = tokenizer or train_tokenizer()
     options = {**HUB_CAPTION_DEFAULTS["model_options"], **options}
@@ -215,7 +215,7 @@ def benchmark():
             inputs["response_mask"]),
         "KerasHub b8": lambda: backbone.token_embedding(backbone(inputs), reverse=True)},
         repeats=5, warmup=1, items=8)
-    vocabulary = vlm.decoder_vocabulary(data.ensure_data())
+    vocabulary = vlm.decoder_vocabulary(store.ensure_data())
     course = vlm.build_vlm(vlm.build_decoder(len(vocabulary), max_length=40),
                            vlm.vision_tokens(clip.build_image_encoder()), "llava")
     prompt_length = len(np.asarray(tokenizer.tokenize(hub_presets.PROMPTS["en"]))) + 1

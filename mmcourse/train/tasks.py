@@ -51,7 +51,9 @@ def load_split(task: str, level: str, split: str, root=None, limit: int | None =
     """One split as in-memory arrays: (images uint8 (N, 64, 64, 3), token_ids int32 (N, L),
     labels). ``limit`` keeps the first ``limit`` examples. Introduced in notebook 04."""
     from mmcourse.data import scenes as data
-    from mmcourse.data import text  # noqa: PLC0415
+    from mmcourse.data import (
+        text,  # noqa: PLC0415
+    )
 
     images, texts, labels = data.load_arrays(task, level, split, root=root)
     if limit is not None:
@@ -172,7 +174,7 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
                          f"by the {replicas} replicas of strategy {strategy!r}")
 
     from mmcourse.data import scenes as data
-    from mmcourse.data import text  # noqa: PLC0415
+    from mmcourse.data import store, text  # noqa: PLC0415
     from mmcourse.matcher import model as models
     from mmcourse.matcher.model import (  # noqa: PLC0415
         RELATIONAL_FUSIONS,
@@ -183,7 +185,7 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     from mmcourse.train import callbacks as course_callbacks  # noqa: PLC0415
     from mmcourse.train.core import fit_and_evaluate  # noqa: PLC0415
 
-    root = data.ensure_data(root)
+    root = store.ensure_data(root)
     seed_everything(config.seed)
     splits, extract_seconds = _splits(task, level, root, config, train_size, test_size, fusion)
     if config.schedule is None and fusion in (*RELATIONAL_FUSIONS, "objects"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 
+from mmcourse.data import grammar_zh, store
 from mmcourse.data import scenes as data
 from mmcourse.hub.presets import PROMPTS
 
@@ -19,7 +20,7 @@ from mmcourse.hub.presets import PROMPTS
 def caption_corpus(level: str = "attributes", split: str = "train", root=None) -> list[str]:
     """The course's captions of ``level`` and ``split``: the English retrieval captions, then
     the same scenes' Chinese captions (``data.retrieval_caption(..., "zh")``). Notebook 11."""
-    root = data.ensure_data(root)
+    root = store.ensure_data(root)
     english = [r["text"] for r in data.load_records("retrieval", level, split, root=root)]
     chinese = [data.retrieval_caption(s["objects"], level, "zh")
                for s in data.load_records("scenes", level, split, root=root)]
@@ -28,8 +29,8 @@ def caption_corpus(level: str = "attributes", split: str = "train", root=None) -
 
 #: Marks word boundaries in Chinese training text; pieces never cross it.
 WORD_BOUNDARY = "|"
-_ZH_WORDS = sorted({"一个", "从左到右", *data.SIZES_ZH.values(), *data.COLOURS_ZH.values(),
-                    *data.SHAPES_ZH.values()}, key=len, reverse=True)
+_ZH_WORDS = sorted({"一个", "从左到右", *grammar_zh.SIZES_ZH.values(), *grammar_zh.COLOURS_ZH.values(),
+                    *grammar_zh.SHAPES_ZH.values()}, key=len, reverse=True)
 _ZH_WORD = re.compile("|".join(map(re.escape, _ZH_WORDS)) + "|.")
 HAN_CHARACTER = re.compile(r"[\u4e00-\u9fff]")
 

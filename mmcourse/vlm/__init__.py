@@ -20,7 +20,7 @@ visual tokens, Flamingo's gated cross-attention and fast decoding (notebook 08).
   ``caption_backbone`` trains the first two once for both architectures, ``GateTrace``
   records Flamingo's gates during training.
 - ``correct_statements``: parses generated captions back into statements of the course
-  grammar (``mmcourse.data.scenes``) and judges them against the scene, so a caption counts when
+  grammar (``mmcourse.data.statements``) and judges them against the scene, so a caption counts when
   it is true, whatever its wording.
 
 The decoder's vocabulary (``decoder_vocabulary``) is ``text.load_vocabulary()`` (index 0
@@ -45,8 +45,9 @@ from keras import ops
 from mmcourse import stats
 from mmcourse.blocks import _positive_int, coordinate_features
 from mmcourse.clip import TokenAndPositionEmbedding
+from mmcourse.data import draw, store, text
 from mmcourse.data import scenes as data
-from mmcourse.data import text
+from mmcourse.data import statements as grammar
 from mmcourse.names import CAPTION_ARCHS
 
 #: Appended to ``text.load_vocabulary()``: the decoder's vocabulary ends with these.
@@ -694,13 +695,13 @@ _ARTICLES = (("there", "is", "a"), ("a",), ("the",), ())
 
 
 def caption_statements(caption: str) -> list[dict]:
-    """The statements (``mmcourse.data.scenes``'s dicts) a caption makes; ValueError if it is not
-    in the grammar. Accepted, after ``text.split_words`` (case and punctuation ignored):
+    """The statements (``mmcourse.data.statements``' dicts) a caption makes; ValueError if it is
+    not in the grammar. Accepted, after ``text.split_words`` (case and punctuation ignored):
 
-    - a statement of the match grammar (``data.parse_statement``);
+    - a statement of the match grammar (``grammar.parse_statement``);
     - an object's size, colour and shape in any order, after "a", "the", "there is a" or
       nothing ("a red small circle"): an attribute statement;
-    - "left to right: c1 s1, c2 s2, ..." (``data.retrieval_caption``), or right to left,
+    - "left to right: c1 s1, c2 s2, ..." (``grammar.retrieval_caption``), or right to left,
       top to bottom, bottom to top: the count of objects plus one spatial statement per
       neighbouring pair, so the listing must name exactly the scene's objects in order.
 
@@ -710,15 +711,15 @@ def caption_statements(caption: str) -> list[dict]:
     words = text.split_words(caption)
     sentence = " ".join(words)
     try:
-        return [data.parse_statement(sentence)]
+        return [grammar.parse_statement(sentence)]
     except ValueError:
         pass
     for order, relation in _ORDERS.items():
         if sentence.startswith(order + " "):
             rest = words[len(order.split()):]
             pairs = [rest[i:i + 2] for i in range(0, len(rest), 2)]
-            if len(rest) % 2 or len(pairs) > len(data.NUMBER_WORDS) - 1 or not all(
-                    c in data.COLOURS and s in data.SHAPES for c, s in pairs):
+            if len(rest) % 2 or len(pairs) > len(grammar.NUMBER_WORDS) - 1 or not all(
+                    c in draw.COLOURS and s in draw.SHAPES for c, s in pairs):
                 break
             names = [{"colour": c, "shape": s} for c, s in pairs]
             return [{"kind": "count", "number": len(names)}] + [
@@ -727,9 +728,9 @@ def caption_statements(caption: str) -> list[dict]:
     for article in _ARTICLES:
         if tuple(words[:len(article)]) == article and len(words) == len(article) + 3:
             rest = words[len(article):]
-            sizes = [w for w in rest if w in data.SIZES]
-            colours = [w for w in rest if w in data.COLOURS]
-            shapes = [w for w in rest if w in data.SHAPES]
+            sizes = [w for w in rest if w in draw.SIZES]
+            colours = [w for w in rest if w in draw.COLOURS]
+            shapes = [w for w in rest if w in draw.SHAPES]
             if len(sizes) == len(colours) == len(shapes) == 1:
                 return [{"kind": "attribute", "size": sizes[0], "colour": colours[0],
                          "shape": shapes[0]}]
@@ -738,12 +739,12 @@ def caption_statements(caption: str) -> list[dict]:
 
 def caption_is_true(caption: str, objects) -> bool:
     """Whether a caption parses (``caption_statements``) and every statement it makes holds
-    in the scene's ``objects`` (``data.is_true``). Introduced in notebook 08."""
+    in the scene's ``objects`` (``grammar.is_true``). Introduced in notebook 08."""
     try:
         statements = caption_statements(caption)
     except ValueError:
         return False
-    return all(data.is_true(statement, objects) for statement in statements)
+    return all(grammar.is_true(statement, objects) for statement in statements)
 
 
 def correct_statements(captions, scenes) -> float:
@@ -774,7 +775,7 @@ def benchmark():
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
 
     rng = seed_everything(0)
-    vocabulary = decoder_vocabulary(data.ensure_data())
+    vocabulary = decoder_vocabulary(store.ensure_data())
     decoder = build_decoder(len(vocabulary), max_length=40)
     model = build_vlm(decoder, vision_tokens(clip.build_image_encoder()), "llava")
     images = rng.integers(0, 256, size=(64, 64, 64, 3), dtype=np.uint8)
@@ -1016,7 +1017,7 @@ def caption_backbone(level: str = "attributes", seed: int = 0, root=None, *,
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
 
     epochs = _check_run(level, epochs, CAPTION_EPOCHS)
-    root = data.ensure_data(root)
+    root = store.ensure_data(root)
     seed_everything(seed)
     images, ids, vocabulary = _caption_data(level, root, train_size)
     return _backbone("caption", level, seed, root, vocabulary=vocabulary, epochs=epochs,
@@ -1051,7 +1052,7 @@ def train_captioner(level: str = "attributes", arch: str = "llava", seed: int = 
 
     _check_arch(arch)
     epochs = _check_run(level, epochs, CAPTION_EPOCHS)
-    root = data.ensure_data(root)
+    root = store.ensure_data(root)
     seed_everything(seed)
     images, ids, vocabulary = _caption_data(level, root, train_size)
     if backbone is not None and clip_model is not None:
@@ -1176,7 +1177,7 @@ def train_vqa(level: str = "relations", arch: str = "llava", seed: int = 0, root
 
     _check_arch(arch)
     epochs = _check_run(level, epochs, VQA_EPOCHS)
-    root = data.ensure_data(root)
+    root = store.ensure_data(root)
     seed_everything(seed)
     vocabulary = decoder_vocabulary(root)
 
