@@ -408,7 +408,7 @@ def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
             and args.arch not in HUB_CAPTION_ARCHS:
         steps = "CAPTION_EPOCHS" if args.task == "caption" else "VQA_EPOCHS"
         parser.error(f"argument --epochs: not available with --task {args.task} (it trains "
-                     f"in four steps; see mmcourse.vlm.{steps})")
+                     f"in four steps; see mmcourse.train.vlm.{steps})")
     if args.resume and args.run_dir is None:
         parser.error("argument --resume: needs --run-dir DIR, the folder of the interrupted run "
                      "(its backup is there)")

@@ -260,8 +260,8 @@ def main(args) -> int:
     """``python -m mmcourse train``: exit 0 on success, 2 on unknown names or bad
     arguments (the valid names go to stderr). Introduced in notebook 04; ``--task
     retrieval`` (``mmcourse.clip.train_clip``) in notebook 07; ``--task caption``
-    (``mmcourse.vlm.train_captioner``) and ``--task vqa`` (``mmcourse.vlm.train_vqa``) in
-    notebook 08."""
+    (``mmcourse.train.vlm.train_captioner``) and ``--task vqa``
+    (``mmcourse.train.vlm.train_vqa``) in notebook 08."""
     if args.task == "retrieval":
         return _main_retrieval(args)
     if args.task == "caption":
@@ -384,8 +384,8 @@ def _main_hub_caption(args) -> int:
 
 
 def _main_caption(args) -> int:
-    """``train --task caption``: an image captioner (``mmcourse.vlm.train_captioner``)."""
-    from mmcourse import vlm  # noqa: PLC0415
+    """``train --task caption``: an image captioner (``mmcourse.train.vlm.train_captioner``)."""
+    from mmcourse.train import vlm  # noqa: PLC0415
 
     if args.arch == "paligemma":
         return _main_hub_caption(args)
@@ -404,8 +404,8 @@ def _main_caption(args) -> int:
 
 
 def _main_vqa(args) -> int:
-    """``train --task vqa``: answers written by a VLM (``mmcourse.vlm.train_vqa``)."""
-    from mmcourse import vlm  # noqa: PLC0415
+    """``train --task vqa``: answers written by a VLM (``mmcourse.train.vlm.train_vqa``)."""
+    from mmcourse.train import vlm  # noqa: PLC0415
 
     result = _train_and_save(args, vlm.train_vqa, args.level, args.arch or "llava", args.seed,
                              args.root, log=log_to_stderr)
