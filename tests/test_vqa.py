@@ -160,16 +160,16 @@ def test_train_vqa_quick_run():
     encoder = clip.build_image_encoder(**TINY_VISION)
     steps = {"pretrain": 1, "stage1": 1, "stage2": 1}
     result = train_vlm.train_vqa("relations", "flamingo", epochs=steps, train_size=64,
-                                 test_size=30, batch_size=32, clip_model=encoder,
+                                 test_size=60, batch_size=32, clip_model=encoder,
                                  keep_model=True)
     model = result.pop("model")
     assert result["task"] == "vqa" and result["arch"] == "flamingo"
-    assert result["train_examples"] == 64 and result["test_examples"] == 30
+    assert result["train_examples"] == 64 and result["test_examples"] == 60
     assert set(result["seconds"]) == {"pretrain", "stage1", "stage2"}  # CLIP given
-    # the scores (float32), recomputed from the trained model one question at a time: the first 30
+    # the scores (float32), recomputed from the trained model one question at a time: the first 60
     # test questions, each about its own scene's image, greedy answers compared as words
     images = data.load_arrays("retrieval", "relations", "test")[0]
-    records = data.load_records("qa", "relations", "test")[:30]
+    records = data.load_records("qa", "relations", "test")[:60]
     vocabulary = vlm.decoder_vocabulary()
     right = {}
     for record in records:
