@@ -625,6 +625,10 @@ def test_train_captioner_quick_run_reports_every_stage(arch, request):
     else:
         assert stage2["trainable_params"] == stage1["trainable_params"]
     assert result["train_seconds"] == pytest.approx(sum(result["seconds"].values()))
+    # LLaVA's backbone trained a CLIP; Flamingo's clip_model was given, its decoder
+    # pre-trained by train_captioner itself
+    assert set(result["seconds"]) == {"clip", "pretrain", "stage1", "stage2"} - (
+        {"clip"} if arch == "flamingo" else set())
 
 
 def test_train_captioner_bad_arguments():
