@@ -24,7 +24,7 @@ BENCHMARKS = {
     "pipeline": "mmcourse.apps.benchmarks:pipeline",
     "relations": "mmcourse.apps.benchmarks:relations",
     "clip": "mmcourse.apps.benchmarks:clip",
-    "decode": "mmcourse.vlm:benchmark",
+    "decode": "mmcourse.apps.benchmarks:decode",
     "serve": "mmcourse.apps.benchmarks:serve",
     "hub": "mmcourse.train.hub:benchmark",
     "search": "mmcourse.apps.serve_clip:search_benchmark",

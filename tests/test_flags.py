@@ -19,7 +19,7 @@ import keras  # noqa: F401
 import keras_hub  # noqa: F401
 import pytest
 
-from mmcourse import REPO_ROOT, bench, i18n, vlm
+from mmcourse import REPO_ROOT, bench, i18n
 from mmcourse.__main__ import build_parser, main
 from mmcourse.apps import deploy, finetune, owndata, photos, predict_csv, zero_shot
 from mmcourse.classroom import grading, teaching
@@ -34,6 +34,7 @@ from mmcourse.train import hub as hub_training
 from mmcourse.train import hub_clip
 from mmcourse.train import tasks as training
 from mmcourse.train import video as video_training
+from mmcourse.train import vlm as train_vlm
 
 
 def _commands():
@@ -97,8 +98,8 @@ def recorded(monkeypatch, tmp_path):
         return result
 
     for module, name in ((training, "train"), (clip_training, "train_clip"),
-                         (hub_clip, "train_hub_clip"), (vlm, "train_captioner"),
-                         (vlm, "train_vqa"), (owndata, "train_folder"),
+                         (hub_clip, "train_hub_clip"), (train_vlm, "train_captioner"),
+                         (train_vlm, "train_vqa"), (owndata, "train_folder"),
                          (hub_training, "train_paligemma_captioner")):
         record(module, name, train_result)
     record(clap_training, "train_clap",

@@ -14,6 +14,7 @@ import tensorflow  # noqa: F401
 from mmcourse import clip, vlm
 from mmcourse.data import scenes as data
 from mmcourse.data import statements, text
+from mmcourse.train import vlm as train_vlm
 
 VOCAB = vlm.decoder_vocabulary(vocabulary=[text.PAD_TOKEN, text.OOV_TOKEN, *statements.WORDS])
 V = len(VOCAB)
@@ -558,11 +559,41 @@ def test_the_command_line_offers_the_captioner_architectures():
     assert set(vlm.ARCHS) == {"llava", "flamingo"} and set(vlm.ARCHS) <= set(arch.choices)
 
 
+STEPS = dict.fromkeys(train_vlm.CAPTION_EPOCHS, 1)  # one epoch of every step
+
+
+@pytest.fixture(scope="module")
+def shared_backbone():
+    """One CLIP and pre-trained decoder (``caption_backbone``, 1 epoch each on 64 captions),
+    with a copy of the decoder's weights before any captioner is trained on it."""
+    backbone = train_vlm.caption_backbone("attributes", seed=3, epochs=STEPS, train_size=64,
+                                          batch_size=32)
+    return backbone, [w.copy() for w in backbone["decoder"].get_weights()]
+
+
+@pytest.fixture(scope="module")
+def llava_run(shared_backbone):
+    """LLaVA trained on the shared backbone: the quick run below and the backbone's test
+    share it."""
+    return train_vlm.train_captioner("attributes", "llava", seed=3, epochs=STEPS,
+                                     train_size=64, batch_size=32,
+                                     backbone=shared_backbone[0], keep_model=True)
+
+
+@pytest.fixture(scope="module")
+def flamingo_run():
+    """Flamingo trained without a backbone (``train_captioner`` pre-trains its own decoder)
+    on a tiny untrained image encoder given as ``clip_model``."""
+    keras.utils.set_random_seed(1)
+    encoder = clip.build_image_encoder(**TINY_VISION)
+    return train_vlm.train_captioner("attributes", "flamingo", seed=3, epochs=STEPS,
+                                     train_size=64, batch_size=32, clip_model=encoder,
+                                     keep_model=True)
+
+
 @pytest.mark.parametrize("arch", vlm.ARCHS)
-def test_train_captioner_quick_run_reports_every_stage(arch):
-    steps = dict.fromkeys(vlm.CAPTION_EPOCHS, 1)
-    result = vlm.train_captioner("attributes", arch, epochs=steps, train_size=96,
-                                 batch_size=32, keep_model=True)
+def test_train_captioner_quick_run_reports_every_stage(arch, request):
+    result = dict(request.getfixturevalue(f"{arch}_run"))
     model = result.pop("model")
     assert result["task"] == "caption" and result["arch"] == arch
     assert set(result["stages"]) == {"stage1", "stage2"}
@@ -584,7 +615,7 @@ def test_train_captioner_quick_run_reports_every_stage(arch):
     assert result["token_accuracy"] == pytest.approx(
         (logits.argmax(-1) == ids[:, 1:])[real].mean(), abs=1e-6)
     assert [s["generated"] for s in result["samples"]] == generated[:5]
-    assert result["test_examples"] == 500 and result["train_examples"] == 96
+    assert result["test_examples"] == 500 and result["train_examples"] == 64
     assert len(result["samples"]) == 5
     stage1, stage2 = result["stages"]["stage1"], result["stages"]["stage2"]
     # Stage 1 trains only the new layers; LLaVA's stage 2 adds the decoder, Flamingo's not.
@@ -594,15 +625,19 @@ def test_train_captioner_quick_run_reports_every_stage(arch):
     else:
         assert stage2["trainable_params"] == stage1["trainable_params"]
     assert result["train_seconds"] == pytest.approx(sum(result["seconds"].values()))
+    # LLaVA's backbone trained a CLIP; Flamingo's clip_model was given, its decoder
+    # pre-trained by train_captioner itself
+    assert set(result["seconds"]) == {"clip", "pretrain", "stage1", "stage2"} - (
+        {"clip"} if arch == "flamingo" else set())
 
 
 def test_train_captioner_bad_arguments():
     with pytest.raises(ValueError, match="arch must be one of"):
-        vlm.train_captioner("attributes", "gpt")
+        train_vlm.train_captioner("attributes", "gpt")
     with pytest.raises(ValueError, match="level must be one of"):
-        vlm.train_captioner("colours")
+        train_vlm.train_captioner("colours")
     with pytest.raises(ValueError, match="unknown step 'stage3'"):
-        vlm.train_captioner(epochs={"stage3": 1})
+        train_vlm.train_captioner(epochs={"stage3": 1})
 
 
 def test_gate_trace_records_every_gate_before_and_after_each_batch():
@@ -610,7 +645,7 @@ def test_gate_trace_records_every_gate_before_and_after_each_batch():
     model = vlm.build_vlm(decoder, vision, "flamingo")
     model.compile(optimizer=keras.optimizers.SGD(0.5),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    trace = vlm.GateTrace()
+    trace = train_vlm.GateTrace()
     images, ids = _images(8) / 255.0, _words((8, 5))
     model.fit([images, ids[:, :-1]], ids[:, 1:], batch_size=4, epochs=1, verbose=0,
               callbacks=[trace])
@@ -628,27 +663,23 @@ def test_gate_trace_records_every_gate_before_and_after_each_batch():
     assert trace.stage_starts == [0, 2]
     with pytest.raises(ValueError, match="GateTrace needs a model with GatedCrossAttention"):
         decoder.compile(optimizer="sgd", loss="mse")
-        decoder.fit(ids[:, :-1], np.zeros((8, 4, V)), verbose=0, callbacks=[vlm.GateTrace()])
+        decoder.fit(ids[:, :-1], np.zeros((8, 4, V)), verbose=0,
+                    callbacks=[train_vlm.GateTrace()])
 
 
-def test_a_shared_backbone_is_copied_not_changed():
-    steps = dict.fromkeys(vlm.CAPTION_EPOCHS, 1)
-    backbone = vlm.caption_backbone("attributes", seed=3, epochs=steps, train_size=64,
-                                    batch_size=32)
-    before = [w.copy() for w in backbone["decoder"].get_weights()]
-    result = vlm.train_captioner("attributes", "llava", seed=3, epochs=steps, train_size=64,
-                                 batch_size=32, backbone=backbone, keep_model=True)
+def test_a_shared_backbone_is_copied_not_changed(shared_backbone, llava_run):
+    backbone, before = shared_backbone
     # LLaVA's stage 2 fine-tunes its decoder: a copy, so the backbone's stays as it was.
     assert all(np.array_equal(a, b) for a, b in zip(before, backbone["decoder"].get_weights(),
                                                     strict=True))
-    tuned = result["model"].get_layer("block1").get_weights()
+    tuned = llava_run["model"].get_layer("block1").get_weights()
     assert not all(np.array_equal(a, b) for a, b in zip(
         tuned, backbone["decoder"].get_layer("block1").get_weights(), strict=True))
-    assert set(result["seconds"]) == {"clip", "pretrain", "stage1", "stage2"}
-    assert result["seconds"]["clip"] == backbone["seconds"]["clip"]
+    assert set(llava_run["seconds"]) == {"clip", "pretrain", "stage1", "stage2"}
+    assert llava_run["seconds"]["clip"] == backbone["seconds"]["clip"]
     with pytest.raises(ValueError, match="backbone was trained for level 'attributes', seed 3"):
-        vlm.train_captioner("attributes", "llava", seed=4, epochs=steps, train_size=64,
-                            backbone=backbone)
+        train_vlm.train_captioner("attributes", "llava", seed=4, epochs=STEPS, train_size=64,
+                                  backbone=backbone)
 
 
 # --- caption_metrics on captions and logits known by hand (issue 28, section 7) --------------
@@ -677,7 +708,7 @@ def test_caption_metrics_by_hand(monkeypatch):
     # first and the second (no article is still the grammar); the third is false
     generated = ["a small red circle", "large blue square", "a large red circle"]
     calls = []
-    monkeypatch.setattr(vlm, "generate", lambda model, images, max_length, vocabulary: (
+    monkeypatch.setattr(train_vlm, "generate", lambda model, images, max_length, vocabulary: (
         calls.append(max_length) or generated))
     # targets (ids[:, 1:]) of each row: a, size, colour, shape, [END], padding
     # 10 of 15 right; the padding's 0s are "right" too, and must not count (13 of 18)
@@ -686,7 +717,7 @@ def test_caption_metrics_by_hand(monkeypatch):
                  [start, 3, 6, 7, end, 0]]  # 4 of 5
     model = _KnownLogits(predicted)
     images = np.full((3, 2, 2, 3), 51, np.uint8)
-    metrics = vlm.caption_metrics(model, images, captions, scenes, vocabulary, length=7)
+    metrics = train_vlm.caption_metrics(model, images, captions, scenes, vocabulary, length=7)
     assert calls == [7]
     assert metrics["generated"] == generated
     assert metrics["exact_match"] == pytest.approx(1 / 3)

@@ -14,6 +14,7 @@ import tensorflow  # noqa: F401
 from mmcourse import clip, stats, vlm
 from mmcourse.data import scenes as data
 from mmcourse.data import text
+from mmcourse.train import vlm as train_vlm
 from tests.test_vlm import TINY, TINY_VISION, VOCAB, _decoder, _images, _vision
 
 INDEX = {word: i for i, word in enumerate(VOCAB)}
@@ -24,7 +25,7 @@ ANSWERS = ["circle", "two", "left", "square"]
 
 
 def test_encode_answers_weighs_the_answer_and_end_only():
-    ids, weights = vlm.encode_answers(QUESTIONS[:2], ANSWERS[:2], VOCAB, 10)
+    ids, weights = train_vlm.encode_answers(QUESTIONS[:2], ANSWERS[:2], VOCAB, 10)
     words = "what shape is the red object circle".split()
     assert ids[0].tolist() == [START, *[INDEX[w] for w in words], END, 0]
     # Targets ids[:, 1:]: 6 (then 5) question words, the answer and [END], padding.
@@ -32,13 +33,13 @@ def test_encode_answers_weighs_the_answer_and_end_only():
                                             [0, 0, 0, 0, 0, 1, 1, 0, 0]])
     assert weights.dtype == np.float32
     with pytest.raises(ValueError, match="same length, got 2 and 1"):
-        vlm.encode_answers(QUESTIONS[:2], ANSWERS[:1], VOCAB)
+        train_vlm.encode_answers(QUESTIONS[:2], ANSWERS[:1], VOCAB)
     with pytest.raises(TypeError, match="questions and answers must be lists"):
-        vlm.encode_answers("how many circles are there", ["two"], VOCAB)
+        train_vlm.encode_answers("how many circles are there", ["two"], VOCAB)
 
 
 def test_the_question_tokens_get_no_gradient():
-    ids, weights = vlm.encode_answers(QUESTIONS, ANSWERS, VOCAB, 12)
+    ids, weights = train_vlm.encode_answers(QUESTIONS, ANSWERS, VOCAB, 12)
     inputs, targets = ids[:, :-1], ids[:, 1:]
     other = targets.copy()  # the question's target words replaced by others
     question = (weights == 0) & (targets != 0)
@@ -48,7 +49,7 @@ def test_the_question_tokens_get_no_gradient():
     def trained(stage_targets):
         decoder = _decoder(seed=3)
         names = {layer.name for layer in decoder.layers}
-        vlm._fit_stage(decoder, names, inputs, stage_targets, weights, 1, 1e-2, 2, 0)
+        train_vlm._fit_stage(decoder, names, inputs, stage_targets, weights, 1, 1e-2, 2, 0)
         return [np.asarray(w) for w in decoder.weights]
 
     for mine, theirs in zip(trained(targets), trained(other), strict=True):
@@ -95,18 +96,18 @@ def answerer():
     images = _images(2, seed=5)
     copies = 150  # one epoch of 150 steps: cheaper than 150 epochs
     rows = np.tile(np.array([0, 0, 1, 1], np.int32), copies)
-    ids, weights = vlm.encode_answers(QUESTIONS * copies, ANSWERS * copies, VOCAB)
+    ids, weights = train_vlm.encode_answers(QUESTIONS * copies, ANSWERS * copies, VOCAB)
     tokens = np.asarray(vision(images / 255.0))
     names = {layer.name for layer in model.layers} - {"vision"}
-    vlm._fit_stage(vlm.on_vision_tokens(model), names, (rows, ids[:, :-1]), ids[:, 1:],
-                   weights, 1, 1e-2, 4, 0, tokens)
+    train_vlm._fit_stage(vlm.on_vision_tokens(model), names, (rows, ids[:, :-1]), ids[:, 1:],
+                         weights, 1, 1e-2, 4, 0, tokens)
     return model, images[rows[:4]]
 
 
 def test_answers_are_generated_and_stop_at_end(answerer):
     model, images = answerer
     kinds = ["shape", "count", "side", "shape"]
-    metrics = vlm.vqa_metrics(model, images, QUESTIONS, ANSWERS, kinds, VOCAB)
+    metrics = train_vlm.vqa_metrics(model, images, QUESTIONS, ANSWERS, kinds, VOCAB)
     assert metrics["generated"] == ANSWERS and metrics["accuracy"] == 1.0
     # Room for 4 more tokens after the answer, yet decoding stops at [END].
     ids = vlm.decode_ids(model, images[:1], [[INDEX[w] for w in QUESTIONS[0].split()]],
@@ -119,7 +120,7 @@ def test_vqa_model_saves_and_loads_with_safe_mode(answerer, tmp_path):
     model.save(tmp_path / "vqa.keras")
     loaded = keras.saving.load_model(tmp_path / "vqa.keras", safe_mode=True)
     kinds = ["shape", "count", "side", "shape"]
-    assert vlm.vqa_metrics(loaded, images, QUESTIONS, ANSWERS, kinds, VOCAB)["generated"] \
+    assert train_vlm.vqa_metrics(loaded, images, QUESTIONS, ANSWERS, kinds, VOCAB)["generated"] \
         == ANSWERS
 
 
@@ -139,9 +140,9 @@ def test_vqa_metrics_against_hand_computed_accuracies(monkeypatch):
         calls.append((len(prompt), max_length))
         return [written[p] for p in prompt]
 
-    monkeypatch.setattr(vlm, "generate", fake_generate)
-    metrics = vlm.vqa_metrics(None, _images(6), questions, answers, kinds, VOCAB,
-                              batch_size=1)
+    monkeypatch.setattr(train_vlm, "generate", fake_generate)
+    metrics = train_vlm.vqa_metrics(None, _images(6), questions, answers, kinds, VOCAB,
+                                    batch_size=1)
     # Correct: "Two." (standardised), green, square, right; wrong: blue, the first "right".
     assert metrics["accuracy"] == pytest.approx(4 / 6)
     assert metrics["accuracy_by_type"] == pytest.approx({
@@ -152,14 +153,15 @@ def test_vqa_metrics_against_hand_computed_accuracies(monkeypatch):
     # Every question alone (batch_size=1), the room left in 13 tokens after [START] and it.
     assert sorted(calls) == sorted((1, 12 - len(q.split())) for q in questions)
     with pytest.raises(ValueError, match="same length, got 6, 6, 5 and 6"):
-        vlm.vqa_metrics(None, _images(6), questions, answers[:5], kinds, VOCAB)
+        train_vlm.vqa_metrics(None, _images(6), questions, answers[:5], kinds, VOCAB)
 
 
 def test_train_vqa_quick_run():
     encoder = clip.build_image_encoder(**TINY_VISION)
     steps = {"pretrain": 1, "stage1": 1, "stage2": 1}
-    result = vlm.train_vqa("relations", "flamingo", epochs=steps, train_size=64,
-                           test_size=60, batch_size=32, clip_model=encoder, keep_model=True)
+    result = train_vlm.train_vqa("relations", "flamingo", epochs=steps, train_size=64,
+                                 test_size=60, batch_size=32, clip_model=encoder,
+                                 keep_model=True)
     model = result.pop("model")
     assert result["task"] == "vqa" and result["arch"] == "flamingo"
     assert result["train_examples"] == 64 and result["test_examples"] == 60
@@ -171,7 +173,7 @@ def test_train_vqa_quick_run():
     vocabulary = vlm.decoder_vocabulary()
     right = {}
     for record in records:
-        room = vlm.VQA_LENGTH - 1 - len(text.split_words(record["text"]))
+        room = train_vlm.VQA_LENGTH - 1 - len(text.split_words(record["text"]))
         answer = vlm.generate(model, images[[record["scene"]]], [record["text"]],
                               max_length=room, vocabulary=vocabulary)[0]
         right.setdefault(record["kind"], []).append(
@@ -189,9 +191,9 @@ def test_train_vqa_quick_run():
     assert {"question", "answer", "generated"} <= set(result["samples"][0])
     assert result["stages"]["stage2"]["trainable_params"] < result["params"]
     with pytest.raises(ValueError, match="unknown step 'stage3'"):
-        vlm.train_vqa(epochs={"stage3": 1})
+        train_vlm.train_vqa(epochs={"stage3": 1})
     with pytest.raises(ValueError, match="test_size must be"):
-        vlm.train_vqa(test_size=0)
+        train_vlm.train_vqa(test_size=0)
 
 
 def test_the_command_prints_what_train_vqa_returns(monkeypatch, capsys):
@@ -208,7 +210,7 @@ def test_the_command_prints_what_train_vqa_returns(monkeypatch, capsys):
                 "samples": [{"kind": "count", "question": "how many circles are there",
                              "answer": "two", "generated": "one"}]}
 
-    monkeypatch.setattr(vlm, "train_vqa", fake_train_vqa)
+    monkeypatch.setattr(train_vlm, "train_vqa", fake_train_vqa)
     assert main(["train", "--task", "vqa", "--level", "relations", "--arch", "flamingo",
                  "--seed", "3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy_by_type"]["relational"] == 0.5
@@ -234,7 +236,7 @@ def test_question_only_accuracy_answers_each_question_with_its_commonest_trainin
             record("how many circles are there", "two", "count"),        # right
             record("what shape is the red object", "square", "shape"),   # right (tie)
             record("what shape is the blue object", "square", "shape")]  # unseen: wrong
-    by_type = vlm.question_only_accuracy(train, test)
+    by_type = train_vlm.question_only_accuracy(train, test)
     # count is relational, shape is not (stats.RELATIONAL_KINDS): by hand, 2/2 and 1/2
     assert by_type["count"] == 1.0 and by_type["shape"] == 0.5
     assert by_type["relational"] == 1.0 and by_type["non_relational"] == 0.5

@@ -4,11 +4,11 @@ Run from the repository root:
     .venv/bin/python docs/results/make_vlm_results.py                     # everything
     .venv/bin/python docs/results/make_vlm_results.py relations --seeds 1 2   # only those
 
-For each level and seed it trains one ``vlm.caption_backbone`` (the CLIP whose ViT gives the
-frozen visual tokens, and the text decoder pre-trained on the captions) and on it both
-architectures with ``vlm.train_captioner(..., backbone=...)``. One JSON object per line and
-per (level, arch, seed): the ``train --task caption --json`` result; a rerun replaces the rows
-it trains and keeps the others.
+For each level and seed it trains one ``train.vlm.caption_backbone`` (the CLIP whose ViT
+gives the frozen visual tokens, and the text decoder pre-trained on the captions) and on it
+both architectures with ``train.vlm.train_captioner(..., backbone=...)``. One JSON object per
+line and per (level, arch, seed): the ``train --task caption --json`` result; a rerun replaces
+the rows it trains and keeps the others.
 
 LLaVA and Flamingo get the same training: the same backbone, data, batch size and epochs per
 stage, so the same number of optimizer steps. Steps, not seconds, because wall-clock time on
@@ -22,7 +22,7 @@ state, loadable with ``safe_mode=True``):
   model is the frozen decoder and vision encoder, unchanged by stage 1);
 - vlm_llava.keras and vlm_flamingo.keras: the captioners after stage 2;
 - vlm_gate_trace.npz: tanh of every Flamingo gate before training and after every batch
-  (``vlm.GateTrace``).
+  (``train.vlm.GateTrace``).
 On 2 CPU cores shared with other jobs the attributes level (3 seeds, both architectures) took
 30 minutes, and each relations seed about 10 more. ``bench_decode.json`` next to it is
 ``python -m mmcourse bench decode --json`` (notebook 08 reads it too).
@@ -37,6 +37,7 @@ import keras
 import numpy as np
 
 from mmcourse import vlm
+from mmcourse.train import vlm as train_vlm
 
 HERE = Path(__file__).parent
 TABLE = HERE / "caption_table.jsonl"
@@ -74,7 +75,7 @@ def write(rows):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("levels", nargs="*", default=list(vlm.CAPTION_LENGTHS))
+    parser.add_argument("levels", nargs="*", default=list(train_vlm.CAPTION_LENGTHS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     args = parser.parse_args()
     rows = {}
@@ -86,14 +87,15 @@ def main() -> None:
             def log(message):
                 print(message, file=sys.stderr, flush=True)
 
-            backbone = vlm.caption_backbone(level, seed, log=log)
+            backbone = train_vlm.caption_backbone(level, seed, log=log)
             keep = level == "attributes" and seed == 0
             if keep:
                 save(backbone["decoder"], "vlm_decoder.keras")
             for arch in vlm.ARCHS:
-                callbacks = [Stage1Projector() if arch == "llava" else vlm.GateTrace()]
-                result = vlm.train_captioner(level, arch, seed, backbone=backbone,
-                                             callbacks=callbacks, keep_model=keep, log=log)
+                callbacks = [Stage1Projector() if arch == "llava" else train_vlm.GateTrace()]
+                result = train_vlm.train_captioner(level, arch, seed, backbone=backbone,
+                                                   callbacks=callbacks, keep_model=keep,
+                                                   log=log)
                 if keep:
                     save(result.pop("model"), f"vlm_{arch}.keras")
                     if arch == "llava":

@@ -1,5 +1,5 @@
 """Regenerates docs/results/vqa_table.jsonl: VQA by generation (notebook 08) with
-``mmcourse.vlm.train_vqa`` at the relations level, one JSON object per line: the
+``mmcourse.train.vlm.train_vqa`` at the relations level, one JSON object per line: the
 ``python -m mmcourse train --task vqa --level relations --arch ARCH --seed SEED --json``
 result (accuracy, accuracy_by_type, params, trainable_params, train_seconds, seconds per
 step, stages, epochs, seed, samples, ...).
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from mmcourse import vlm
 from mmcourse.train import clip
+from mmcourse.train import vlm as train_vlm
 
 TABLE = Path(__file__).parent / "vqa_table.jsonl"
 
@@ -44,12 +45,12 @@ def main() -> None:
     if not args.append:
         TABLE.write_text("")
     for seed in args.seeds:
-        log(f"CLIP for seed {seed}, {vlm.VQA_EPOCHS['clip']} epochs")
-        clip_run = clip.train_clip("relations", vlm.VQA_EPOCHS["clip"], seed, heldout=(),
+        log(f"CLIP for seed {seed}, {train_vlm.VQA_EPOCHS['clip']} epochs")
+        clip_run = clip.train_clip("relations", train_vlm.VQA_EPOCHS["clip"], seed, heldout=(),
                                    keep_model=True)
         for arch in args.archs:
-            result = vlm.train_vqa("relations", arch, seed, clip_model=clip_run["model"],
-                                   log=log)
+            result = train_vlm.train_vqa("relations", arch, seed,
+                                         clip_model=clip_run["model"], log=log)
             result.pop("model", None)
             result["seconds"] = {"clip": clip_run["train_seconds"], **result["seconds"]}
             result["train_seconds"] = float(sum(result["seconds"].values()))
@@ -84,11 +85,13 @@ def summarise() -> None:
 
 
 def blind_relational() -> float:
-    """The relational accuracy of a model that never looks (``vlm.question_only_accuracy``)."""
+    """The relational accuracy of a model that never looks
+    (``train_vlm.question_only_accuracy``)."""
     from mmcourse.data import scenes as data
 
-    return vlm.question_only_accuracy(data.load_records("qa", "relations", "train"),
-                                      data.load_records("qa", "relations", "test"))["relational"]
+    return train_vlm.question_only_accuracy(
+        data.load_records("qa", "relations", "train"),
+        data.load_records("qa", "relations", "test"))["relational"]
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Benchmarks of whole models (``python -m mmcourse bench fusion|pipeline|relations|clip``).
+"""Benchmarks of whole models (``python -m mmcourse bench fusion|pipeline|relations|clip|decode``).
 
 They sit at the top of the package, above ``mmcourse.train.tasks``, because they build and
 train models: keeping them here means no module imports a module above it. Benchmarks of
@@ -395,3 +395,53 @@ def serve(epochs: int | None = None, seed: int = 0, root=None, latency_repeats: 
     return BenchResult("serve", "serving the attributes match model from raw inputs: "
                        "latency at batch 1 (p50; p95 in facts), throughput at batch 64",
                        timings, ratios, facts)
+
+
+def decode():
+    """``python -m mmcourse bench decode``: tokens per second of greedy decoding with the
+    KV cache against recomputing the whole sequence at every step, for a LLaVA-style model
+    (random weights: speed does not depend on them) with CLIP's 65 visual tokens, at batch
+    1 and 64 and 16 and 32 generated tokens. Introduced in notebook 08."""
+    import numpy as np  # noqa: PLC0415
+
+    from mmcourse import bench  # noqa: PLC0415
+    from mmcourse import clip as course_clip  # noqa: PLC0415
+    from mmcourse.data import store  # noqa: PLC0415
+    from mmcourse.seeding import seed_everything  # noqa: PLC0415
+    from mmcourse.vlm import (  # noqa: PLC0415
+        DECODER_DEFAULTS,
+        build_decoder,
+        build_vlm,
+        decode_ids,
+        decoder_vocabulary,
+        vision_tokens,
+    )
+
+    rng = seed_everything(0)
+    vocabulary = decoder_vocabulary(store.ensure_data())
+    decoder = build_decoder(len(vocabulary), max_length=40)
+    model = build_vlm(decoder, vision_tokens(course_clip.build_image_encoder()), "llava")
+    images = rng.integers(0, 256, size=(64, 64, 64, 3), dtype=np.uint8)
+    timings, ratios = [], []
+    for batch in (1, 64):
+        for length in (16, 32):
+            def run(use_cache, batch=batch, length=length):
+                return decode_ids(model, images[:batch], max_length=length,
+                                  use_cache=use_cache, stop_at_end=False)
+
+            same = np.array_equal(run(True), run(False))
+            names = {True: f"cache b{batch} L{length}", False: f"recompute b{batch} L{length}"}
+            measured = bench.time_candidates({names[c]: (lambda c=c: run(c)) for c in names},
+                                             repeats=5, warmup=1, items=batch * length)
+            timings += measured
+            ratios.append(bench.Ratio(
+                f"cache b{batch} L{length}" + ("" if same else " (tokens differ!)"),
+                bench.speedup(measured, names[False], names[True]),
+                target=3.0 if length == 32 else None))
+    return bench.BenchResult(
+        "decode", "greedy decoding with a KV cache vs recomputing (tokens/s, LLaVA-style, "
+                  "65 visual tokens)",
+        timings=timings, ratios=ratios,
+        facts={"params": int(model.count_params()), "visual_tokens": 65,
+               "decoder": {**DECODER_DEFAULTS}})
+

@@ -136,7 +136,7 @@ def train_paligemma_captioner(level: str = "attributes", seed: int = 0, root=Non
     ``HUB_CAPTION_DEFAULTS["model_options"]``, overridden by ``options``) on ``level``'s
     training captions, its vision tower pre-trained first (``vision_epochs`` of
     ``pretrain_vision``, counted in ``train_seconds``), and score it on the test split,
-    with the keys of ``vlm.train_captioner``: ``exact_match``, ``correct_statements``,
+    with the keys of ``train.vlm.train_captioner``: ``exact_match``, ``correct_statements``,
     ``token_accuracy``, ``params``, ``train_seconds``. Notebook 11."""
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
 
