@@ -177,12 +177,12 @@ def train_hub_caption(args) -> int:
 
 
 def train_caption(args) -> int:
-    """``train --task caption``: an image captioner (``mmcourse.vlm.train_captioner``)."""
-    from mmcourse import vlm  # noqa: PLC0415
+    """``train --task caption``: an image captioner (``mmcourse.train.vlm.train_captioner``)."""
+    from mmcourse.train import vlm as vlm_training  # noqa: PLC0415
 
     if args.arch == "paligemma":
         return train_hub_caption(args)
-    result = _train_and_save(args, vlm.train_captioner, args.level, args.arch or "llava",
+    result = _train_and_save(args, vlm_training.train_captioner, args.level, args.arch or "llava",
                              args.seed, args.root, log=log_to_stderr)
     if not isinstance(result, dict):
         return result
@@ -197,11 +197,11 @@ def train_caption(args) -> int:
 
 
 def train_vqa(args) -> int:
-    """``train --task vqa``: answers written by a VLM (``mmcourse.vlm.train_vqa``)."""
-    from mmcourse import vlm  # noqa: PLC0415
+    """``train --task vqa``: answers written by a VLM (``mmcourse.train.vlm.train_vqa``)."""
+    from mmcourse.train import vlm as vlm_training  # noqa: PLC0415
 
-    result = _train_and_save(args, vlm.train_vqa, args.level, args.arch or "llava", args.seed,
-                             args.root, log=log_to_stderr)
+    result = _train_and_save(args, vlm_training.train_vqa, args.level, args.arch or "llava",
+                             args.seed, args.root, log=log_to_stderr)
     if not isinstance(result, dict):
         return result
     print(f"vqa/{result['arch']} on {result['level']}: accuracy {result['accuracy']:.3f}; "

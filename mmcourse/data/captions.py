@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.data import draw, statements, text
+from mmcourse.data import draw, text
+from mmcourse.data import statements as grammar
 
 _ORDERS = {"left to right": "left of", "right to left": "right of",
            "top to bottom": "above", "bottom to top": "below"}
@@ -20,10 +21,10 @@ def caption_statements(caption: str) -> list[dict]:
     """The statements (``mmcourse.data.statements``'s dicts) a caption makes; ValueError if it is not
     in the grammar. Accepted, after ``text.split_words`` (case and punctuation ignored):
 
-    - a statement of the match grammar (``statements.parse_statement``);
+    - a statement of the match grammar (``grammar.parse_statement``);
     - an object's size, colour and shape in any order, after "a", "the", "there is a" or
       nothing ("a red small circle"): an attribute statement;
-    - "left to right: c1 s1, c2 s2, ..." (``statements.retrieval_caption``), or right to left,
+    - "left to right: c1 s1, c2 s2, ..." (``grammar.retrieval_caption``), or right to left,
       top to bottom, bottom to top: the count of objects plus one spatial statement per
       neighbouring pair, so the listing must name exactly the scene's objects in order.
 
@@ -33,14 +34,14 @@ def caption_statements(caption: str) -> list[dict]:
     words = text.split_words(caption)
     sentence = " ".join(words)
     try:
-        return [statements.parse_statement(sentence)]
+        return [grammar.parse_statement(sentence)]
     except ValueError:
         pass
     for order, relation in _ORDERS.items():
         if sentence.startswith(order + " "):
             rest = words[len(order.split()):]
             pairs = [rest[i:i + 2] for i in range(0, len(rest), 2)]
-            if len(rest) % 2 or len(pairs) > len(statements.NUMBER_WORDS) - 1 or not all(
+            if len(rest) % 2 or len(pairs) > len(grammar.NUMBER_WORDS) - 1 or not all(
                     c in draw.COLOURS and s in draw.SHAPES for c, s in pairs):
                 break
             names = [{"colour": c, "shape": s} for c, s in pairs]
@@ -61,12 +62,12 @@ def caption_statements(caption: str) -> list[dict]:
 
 def caption_is_true(caption: str, objects) -> bool:
     """Whether a caption parses (``caption_statements``) and every statement it makes holds
-    in the scene's ``objects`` (``statements.is_true``). Introduced in notebook 08."""
+    in the scene's ``objects`` (``grammar.is_true``). Introduced in notebook 08."""
     try:
         statements = caption_statements(caption)
     except ValueError:
         return False
-    return all(statements.is_true(statement, objects) for statement in statements)
+    return all(grammar.is_true(statement, objects) for statement in statements)
 
 
 def correct_statements(captions, scenes) -> float:
