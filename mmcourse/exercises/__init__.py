@@ -183,7 +183,7 @@ class Prediction:
         return float(value)
 
     def show(self, value: Any) -> str:
-        """A predicted or measured value as the feedback writes it: ``4x``, ``0.812``, ``"both"``."""
+        """A value as the feedback writes it: ``4x``, ``0.812``, ``"both"``."""
         if self.choices or isinstance(value, str):
             return f'"{value}"'
         return f"{float(value):.3g}{self.unit}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.exercises import Exercise, ExerciseSet, expect_function, expect_value
+from mmcourse.exercises import Exercise, ExerciseSet, Prediction, expect_function, expect_value
 
 #: notebook 06 q1: one query, three keys of width 4.
 Q1_QUERY = np.array([[1.0, 0.0, 1.0, 0.0]])
@@ -115,6 +115,7 @@ def notebook_06() -> ExerciseSet:
         if fallen > ABLATION_MAX_FALLEN:
             raise Incorrect(f"nearest/furthest colour is still {fallen:.3f}: zero the scale "
                             f"weights of the stored model's layer 'hop2'.")
+        return fallen
 
     return ExerciseSet("notebook_06", [
         Exercise(
@@ -185,7 +186,11 @@ def notebook_06() -> ExerciseSet:
                    "To see the scores: predict on images / 255 and ids of load_split('qa', "
                    "'relations', 'test', limit=500), then accuracy_by_type(probabilities, "
                    "labels, kinds)."],
-            solution_code="ablated = load_model(REPO_ROOT / 'docs' / 'results' / "
+            prediction=Prediction(
+                "without distances, what accuracy do the nearest- and furthest-colour questions "
+                "fall to (their mean)?"),
+            solution_code="ex.q4.predict(0.5)\n" +
+            "ablated = load_model(REPO_ROOT / 'docs' / 'results' / "
                           "'relations_transformer_qa.keras')\n"
                           "hop = ablated.get_layer('hop2')\n"
                           "for weight in (hop.scale_kernel, hop.scale_bias):\n"
