@@ -193,7 +193,8 @@ def notebook_04() -> ExerciseSet:
         Exercise(
             name="q6",
             prompt=f"Experiment. Section 4 trains every fusion for 15 epochs. Predict first: "
-                   f"which fusion gets furthest in a third of that? Train one with "
+                   f"which fusion gets furthest in a third of that, and to what test accuracy? "
+                   f"Record that accuracy with ex.q6.predict(...), then train your fusion with "
                    f"train('match', fusion, epochs={Q6_EPOCHS}, seed=0, keep_model=True, "
                    f"log=None, validate=False) and pass result['model']. The checker reads its "
                    f"optimiser's step count (at most {Q6_EPOCHS} epochs) and scores it on the "

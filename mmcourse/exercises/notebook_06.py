@@ -173,7 +173,9 @@ def notebook_06() -> ExerciseSet:
         Exercise(
             name="q4",
             prompt="Experiment. Predict first: if the trained transformer could no longer "
-                   "use distances, which question types would fail? Then load the stored "
+                   "use distances, which question types would fail, and how far? Record the "
+                   "mean accuracy you expect on the nearest- and furthest-colour questions "
+                   "with ex.q4.predict(...). Then load the stored "
                    "model, set the weights scale_kernel and scale_bias of its layer 'hop2' "
                    "to zero, and pass the ablated model: the checker scores it on the first "
                    f"{ABLATION_QUESTIONS} relations test questions with accuracy_by_type. It "
