@@ -9,9 +9,9 @@ Each ``solution_code`` runs inside its notebook under nbval, which must record "
 (the ``solutions correct`` item of the root ``conftest.py``).
 """
 
+import ast
 import inspect
 import json
-import math
 import re
 import textwrap
 
@@ -54,8 +54,52 @@ def test_placeholder_is_not_attempted(name, index):
 @pytest.mark.parametrize(("name", "index"), EXERCISES)
 def test_reference_answer_is_correct(name, index):
     exercise = _exercise(name, index)
+    if exercise.prediction is not None:  # the solution's prediction, then its measurement
+        exercise.predict(_solution_prediction(exercise))
     feedback = exercise.check(exercise.reference())
     assert feedback.correct, str(feedback)
+    if exercise.prediction is not None:
+        predicted = exercise.prediction.show(exercise.predicted)
+        assert re.search(f"You predicted {re.escape(predicted)}; the measurement is .+\\.$",
+                         feedback.message), feedback.message
+
+
+def _solution_prediction(exercise):
+    """The value the solution passes to ``ex.qN.predict(...)``, a literal."""
+    found = re.findall(rf"^ex\.{exercise.name}\.predict\((.+)\)$", exercise.solution_code, re.M)
+    assert len(found) == 1, f"the solution of {exercise.name} predicts {len(found)} times"
+    return ast.literal_eval(found[0])
+
+
+@pytest.mark.parametrize(("name", "index"), EXERCISES)
+def test_an_experiment_that_says_predict_first_records_the_prediction(name, index):
+    """Issue 24, section 5: "Predict first" in a prompt or its notebook means a Prediction,
+    a solution that predicts before it measures, and a starter cell with ex.qN.predict(____)."""
+    from mmcourse.classroom import teaching
+
+    exercise = _exercise(name, index)
+    number = name.removeprefix("notebook_")
+    notebook = json.loads(next(NOTEBOOKS_DIR.glob(f"{number}_*.ipynb")).read_text("utf-8"))
+    cells = notebook["cells"]
+    starter = teaching.source(cells[teaching.starter_cells(
+        notebook, [e.name for e in SETS[name]()])[exercise.name]])
+    task = teaching.source(next(cell for cell in reversed(cells[:cells.index(next(
+        cell for cell in cells if teaching.source(cell) == starter))])
+        if cell["cell_type"] == "markdown"))
+    says_predict = "predict first" in (exercise.prompt + task).lower()
+    assert says_predict == (exercise.prediction is not None), \
+        f"{exercise.name}: says 'Predict first' {says_predict}, has a Prediction " \
+        f"{exercise.prediction is not None}"
+    if exercise.prediction is None:
+        assert f"ex.{exercise.name}.predict(" not in starter
+        return
+    exercise.prediction.validate(_solution_prediction(exercise))
+    solution = exercise.solution_code
+    assert solution.index(f"ex.{exercise.name}.predict(") < \
+        solution.index(f"ex.{exercise.name}.check(")
+    assert f"ex.{exercise.name}.predict(____)" in starter
+    assert starter.index(f"ex.{exercise.name}.predict(____)") < \
+        starter.index(f"ex.{exercise.name}.check(")
 
 
 @pytest.mark.parametrize(("name", "index"), EXERCISES)
@@ -270,9 +314,7 @@ INDEPENDENT = {
         lambda h: {(0.97, 0.71): 0.26, (0.9, 0.6): 0.3, (0.8, 0.85): -0.05}[
             (h["accuracy"][-1], h["val_accuracy"][-1])]],
     ("notebook_05", "q3"): lambda: [_small_data_model_fit_on_arrays()],
-    ("notebook_05", "q4"): lambda: [0.005, 0.01 * 0.5 * (1 + math.cos(math.pi / 2)),
-                                    float(keras.optimizers.schedules.CosineDecay(
-                                        0.01, decay_steps=10)(5))],
+    ("notebook_05", "q4"): lambda: [_cosine_by_keras],
     ("notebook_06", "q1"): lambda: [  # scores 2, 0, 1 halved, by hand; and by TensorFlow
         np.exp([1.0, 0.0, 0.5]) / np.exp([1.0, 0.0, 0.5]).sum(),
         tf.nn.softmax(tf.matmul(tf.constant([[1.0, 0.0, 1.0, 0.0]]), tf.constant(
@@ -311,13 +353,28 @@ INDEPENDENT = {
     ("notebook_12", "q3"): lambda: [_lora_ranks_trained_by_keras()],
     ("notebook_13", "q1"): lambda: [
         lambda n, length, step: int(tf.signal.frame(tf.zeros(n), length, step).shape[0])],
-    ("notebook_13", "q2"): lambda: [tuple(tf.matmul(
-        tf.abs(tf.signal.stft(tf.zeros(16000), 400, 160, 512)),
-        tf.signal.linear_to_mel_weight_matrix(80, 257, 16000)).shape), [98, 80]],
+    ("notebook_13", "q2"): lambda: [_whisper_log_mel_by_tf()],
     ("notebook_13", "q3"): lambda: [
         lambda videos, seed: np.stack([np.roll(clip, 3, axis=0) for clip in videos]),
         lambda videos, seed: tf.reverse(tf.constant(videos), axis=[1]).numpy()],
 }
+
+
+def _whisper_log_mel_by_tf():
+    """Whisper's log-mel of q2's second of white noise (seed 13, std 0.1) by tf.signal."""
+    noise = (0.1 * np.random.default_rng(13).standard_normal(16000)).astype(np.float32)
+    magnitude = tf.abs(tf.signal.stft(noise, 400, 160, 512))
+    mel = tf.signal.linear_to_mel_weight_matrix(80, 257, 16000, 0.0, 8000.0)
+    return tf.math.log(tf.matmul(magnitude, mel) + 1e-6).numpy()
+
+
+def _cosine_by_keras(initial, epochs, warmup_epochs, epoch):
+    """Notebook 05's schedule by Keras: CosineDecay after the warm-up, whose rate is
+    initial * (epoch + 1) / (warmup_epochs + 1) written as np.interp over the warm-up."""
+    if epoch < warmup_epochs:
+        return float(np.interp(epoch + 1, [0, warmup_epochs + 1], [0.0, initial]))
+    decay = keras.optimizers.schedules.CosineDecay(initial, decay_steps=epochs - 1 - warmup_epochs)
+    return float(decay(epoch - warmup_epochs))
 
 
 def _keras_hub_rms_norm(x, scale, epsilon):

@@ -1,5 +1,7 @@
 """The exercise API (mmcourse.exercises) itself."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -7,11 +9,14 @@ from mmcourse.exercises import (
     Exercise,
     ExerciseSet,
     Feedback,
+    Incorrect,
+    Prediction,
     ____,
     compare,
     expect_function,
     expect_model,
     expect_value,
+    record,
     solution_from,
 )
 
@@ -197,3 +202,91 @@ def test_model_check_output_activation_and_what_feeds_a_layer():
     raw = keras.Input((6, 1))
     direct = keras.Model(raw, keras.layers.Dense(1, "sigmoid")(keras.layers.LSTM(3)(raw)))
     assert "from the model input" in make_exercise(checker).check(direct).message
+
+
+def make_experiment(prediction):
+    """An experiment whose checker measures twice the answer (its return value)."""
+
+    def checker(answer):
+        if answer < 0:
+            raise Incorrect("a negative answer measures nothing.")
+        return 2 * answer
+
+    exercise = Exercise("q4", "prompt", checker, ["hint"], "ex.q4.check(1)",
+                        reference=lambda: 1, wrong=lambda: [-1], prediction=prediction)
+    ExerciseSet("07", [Exercise("q1", "p", expect_value(1), ["h"], "", lambda: 1, lambda: []),
+                       Exercise("q2", "p", expect_value(1), ["h"], "", lambda: 1, lambda: []),
+                       Exercise("q3", "p", expect_value(1), ["h"], "", lambda: 1, lambda: []),
+                       exercise])
+    return exercise
+
+
+def test_prediction_is_compared_with_the_measurement_and_recorded(tmp_path, monkeypatch):
+    path = tmp_path / "record.jsonl"
+    monkeypatch.setenv(record.RECORD_VARIABLE, str(path))
+    exercise = make_experiment(Prediction("how many times larger?", unit="x"))
+    assert str(exercise.check(1.5)) == ("Correct: well done. No prediction recorded "
+                                        "(ex.q4.predict(...) before the experiment).")
+    assert str(exercise.predict(____)) == ("Not attempted: replace `____` with your "
+                                           "prediction: how many times larger?")
+    assert str(exercise.predict(4)) == ("Prediction recorded: you predicted 4x. Now run the "
+                                        "experiment and check it.")
+    assert str(exercise.check(1.55)) == ("Correct: well done. You predicted 4x; the "
+                                         "measurement is 3.1x.")
+    wrong = exercise.check(-1)  # a prediction never makes a wrong answer right
+    assert str(wrong) == ("Incorrect: a negative answer measures nothing. You predicted 4x; "
+                          "the measurement comes with a correct answer.")
+    assert str(exercise.check(____)) == "Not attempted: replace `____` with your answer to q4."
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert lines == [
+        {"notebook": "07", "question": "q4", "status": "correct",
+         "message": "well done. No prediction recorded (ex.q4.predict(...) before the "
+                    "experiment).", "prediction": None, "measurement": 3.0},
+        {"notebook": "07", "question": "q4", "status": "predicted", "prediction": 4.0},
+        {"notebook": "07", "question": "q4", "status": "correct",
+         "message": "well done. You predicted 4x; the measurement is 3.1x.",
+         "prediction": 4.0, "measurement": 3.1},
+        {"notebook": "07", "question": "q4", "status": "incorrect",
+         "message": "a negative answer measures nothing. You predicted 4x; the measurement "
+                    "comes with a correct answer.", "prediction": 4.0, "measurement": None},
+        {"notebook": "07", "question": "q4", "status": "not attempted",
+         "message": "replace `____` with your answer to q4."},
+    ]
+    assert record.read_predictions(path) == [lines[1]]
+    assert exercise.check(0.406).message == ("well done. You predicted 4x; the measurement "
+                                             "is 0.812x.")  # three significant digits
+    with path.open("a", encoding="utf-8") as file:  # a line cut short, and one not a record
+        file.write('{"notebook": "07", "question": "q4", "status": "pre\n[4]\n')
+    assert record.read_predictions(path) == [lines[1]]
+    assert [entry["status"] for entry in record.read(path)] == \
+        ["correct", "correct", "incorrect", "not attempted", "correct"]  # no prediction
+
+
+def test_a_choice_prediction_and_a_measure_from_the_answer():
+    exercise = make_experiment(Prediction("which grows?", choices=("left", "right"),
+                                          measure=lambda answer: "right" if answer else "left"))
+    assert exercise.predict(" LEFT ").message.startswith('you predicted "left".')
+    assert exercise.check(3).message == ('well done. You predicted "left"; the measurement '
+                                         'is "right".')
+    assert exercise.check(0).message == ('well done. You predicted "left"; the measurement '
+                                         'is "left".')
+
+
+def test_predict_rejects_a_value_of_the_wrong_kind():
+    number = make_experiment(Prediction("how many times larger?", unit="x"))
+    with pytest.raises(TypeError, match=r'takes a number for "how many times larger\?", got '
+                                        r"str '4x'"):
+        number.predict("4x")
+    with pytest.raises(TypeError, match="got bool True"):
+        number.predict(True)
+    with pytest.raises(ValueError, match="takes a finite number"):
+        number.predict(float("nan"))
+    choice = make_experiment(Prediction("which grows?", choices=("left", "right")))
+    with pytest.raises(ValueError, match=r"takes one of \['left', 'right'\] for \"which "
+                                         r"grows\?\", got 'up'"):
+        choice.predict("up")
+    assert choice.predicted is None and number.predicted is None  # nothing kept
+    plain = make_exercise(expect_value(3))
+    with pytest.raises(ValueError, match="Question 1 asks for no prediction"):
+        plain.predict(3)
+    assert plain.check(3).message == "well done."  # no prediction sentence without one

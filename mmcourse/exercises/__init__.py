@@ -5,6 +5,11 @@ A notebook gets its exercises from ``mmcourse.course_exercises`` and calls::
     ex.q1.check(answer)   # Correct / Incorrect / Not attempted, with a reason
     ex.q1.hint()          # first hint; ex.q1.hint(2) for the second
     ex.q1.solution()      # the worked solution
+    ex.q4.predict(2.0)    # an experiment's prediction, before running it
+
+An experiment may ask for a ``Prediction`` first: ``predict(value)`` checks the value's kind,
+remembers it and records it; ``check()`` then says in one sentence what was predicted and
+what was measured. A prediction never changes whether the answer is correct.
 
 A starter cell that still holds the placeholder ``____`` runs and reports
 "not attempted". Results render as coloured Markdown in Jupyter and as plain
@@ -85,6 +90,7 @@ _STYLE = {
     "hint": ("#ef6c00", "Hint"),
     "solution": ("#6a1b9a", "Solution"),
     "exam": ("#455a64", "Exam mode"),
+    "predicted": ("#00838f", "Prediction recorded"),
 }
 
 
@@ -147,6 +153,52 @@ def _exam_state() -> tuple[bool, bool]:
     return True, value != "nohints"
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """What a learner predicts before an experiment: a number (``choices`` empty, shown with
+    ``unit``, e.g. ``"x"``) or one of ``choices``. ``measure(answer)`` gives the measured
+    quantity from what the learner passes to ``check()``; without it, the measurement is what
+    the checker returns. Introduced in notebook 00 (issue 24, section 5)."""
+
+    question: str
+    choices: tuple[str, ...] = ()
+    unit: str = ""
+    measure: Callable[[Any], Any] | None = None
+
+    def validate(self, value: Any) -> float | str:
+        """The prediction as stored: a float or one of ``choices``; else a clear error."""
+        if self.choices:
+            if not isinstance(value, str) or value.strip().lower() not in \
+                    [choice.lower() for choice in self.choices]:
+                raise ValueError(f"predict() takes one of {list(self.choices)} for "
+                                 f"\"{self.question}\", got {value!r}")
+            return next(c for c in self.choices if c.lower() == value.strip().lower())
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                             np.floating)):
+            raise TypeError(f"predict() takes a number for \"{self.question}\", got "
+                            f"{type(value).__name__} {value!r}")
+        if not np.isfinite(value):
+            raise ValueError(f"predict() takes a finite number for \"{self.question}\", "
+                             f"got {value!r}")
+        return float(value)
+
+    def show(self, value: Any) -> str:
+        """A value as the feedback writes it: ``4x``, ``0.812``, ``"both"``."""
+        if self.choices or isinstance(value, str):
+            return f'"{value}"'
+        return f"{float(value):.3g}{self.unit}"
+
+    def compare(self, name: str, predicted: Any, measured: Any) -> str:
+        """The one sentence ``check()`` of question ``name`` adds: prediction against
+        measurement (None: not measured, because the answer was not correct)."""
+        if predicted is None:
+            return f"No prediction recorded (ex.{name}.predict(...) before the experiment)."
+        if measured is None:
+            return (f"You predicted {self.show(predicted)}; the measurement comes with a "
+                    f"correct answer.")
+        return f"You predicted {self.show(predicted)}; the measurement is {self.show(measured)}."
+
+
 @dataclass
 class Exercise:
     """One auto-checked question.
@@ -166,22 +218,48 @@ class Exercise:
     wrong: Callable[[], list]
     correct_message: str = "well done."
     notebook: str = ""  # set by its ExerciseSet: "04" for notebook 04
+    prediction: Prediction | None = None  # asked for before the experiment, if any
+    predicted: float | str | None = field(default=None, repr=False)  # set by predict()
+
+    def predict(self, value: Any = ____) -> Feedback:
+        """Record the learner's prediction (before the experiment); the placeholder records
+        nothing. A value of the wrong kind raises an error that says what is expected."""
+        if self.prediction is None:
+            raise ValueError(f"{self.name} asks for no prediction; call ex.{self.name}.check()")
+        if _contains_placeholder(value):
+            return Feedback("not attempted", f"replace `____` with your prediction: "
+                                             f"{self.prediction.question}")
+        self.predicted = self.prediction.validate(value)
+        record.write_prediction(self.notebook, self.name, self.predicted)
+        return Feedback("predicted", f"you predicted {self.prediction.show(self.predicted)}. "
+                                     f"Now run the experiment and check it.")
 
     def check(self, answer: Any = ____) -> Feedback:
-        feedback = self._judge(answer)
-        record.write(self.notebook, self.name, feedback.status, feedback.message)
+        feedback, measured = self._judge(answer)
+        if self.prediction is None or feedback.status == "not attempted":
+            record.write(self.notebook, self.name, feedback.status, feedback.message)
+            return feedback
+        sentence = self.prediction.compare(self.name, self.predicted, measured)
+        feedback = Feedback(feedback.status, f"{feedback.message} {sentence}")
+        record.write(self.notebook, self.name, feedback.status, feedback.message,
+                     prediction=self.predicted, measurement=measured)
         return feedback
 
-    def _judge(self, answer: Any) -> Feedback:
+    def _judge(self, answer: Any) -> tuple[Feedback, Any]:
+        """The feedback, and the measurement for the prediction (None unless correct)."""
+        not_attempted = Feedback("not attempted",
+                                 f"replace `____` with your answer to {self.name}.")
         if _contains_placeholder(answer):
-            return Feedback("not attempted", f"replace `____` with your answer to {self.name}.")
+            return not_attempted, None
         try:
-            self.checker(answer)
+            measured = self.checker(answer)
         except NotAttempted:
-            return Feedback("not attempted", f"replace `____` with your answer to {self.name}.")
+            return not_attempted, None
         except Incorrect as wrong:
-            return Feedback("incorrect", str(wrong))
-        return Feedback("correct", self.correct_message)
+            return Feedback("incorrect", str(wrong)), None
+        if self.prediction is not None and self.prediction.measure is not None:
+            measured = self.prediction.measure(answer)
+        return Feedback("correct", self.correct_message), measured
 
     def hint(self, n: int = 1) -> Feedback:
         if isinstance(n, bool) or not isinstance(n, int):

@@ -13,6 +13,7 @@ import numpy as np
 from mmcourse.exercises import (
     Exercise,
     ExerciseSet,
+    Prediction,
     expect_function,
     expect_value,
     solution_from,
@@ -103,6 +104,7 @@ def notebook_00() -> ExerciseSet:
             raise Incorrect(f"seed 0 ends at loss {first:.6f}; the model of the prompt ends at "
                             f"{reference_loss['loss']:.6f}: check the layers, optimizer, "
                             f"epochs and batch size.")
+        return "identical" if first == second else "different"
 
     return ExerciseSet("00", [
         Exercise(
@@ -162,7 +164,11 @@ def notebook_00() -> ExerciseSet:
             hints=["Call seed_everything(seed) first, inside the function, before the model is "
                    "built: the seed sets the initial weights and the batch order.",
                    "history = model.fit(...); return history.history['loss'][-1]"],
-            solution_code=_Q4_SOLUTION,
+            prediction=Prediction(
+                'two runs after seed_everything(0): are their final losses "identical" to the last'
+                ' digit, or "different"?',
+                choices=("identical", "different")),
+            solution_code="ex.q4.predict('identical')\n" + _Q4_SOLUTION,
             reference=lambda: _train_once,
             wrong=lambda: [
                 lambda seed: 0.5,  # a constant: every seed "agrees"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.exercises import Exercise, ExerciseSet, expect_function, solution_from
+from mmcourse.exercises import Exercise, ExerciseSet, Prediction, expect_function, solution_from
 
 #: q5: the largest share of validation tokens the vocabulary may leave unknown ([UNK]).
 MAX_OOV_RATE = 0.05
@@ -102,6 +102,7 @@ def notebook_01() -> ExerciseSet:
         if len(vocabulary) > smallest:
             raise Incorrect(f"{len(vocabulary)} tokens meet the bound, but so do {smallest}: "
                             f"find the smallest vocabulary.")
+        return len(train_words) - len(vocabulary)  # the words it dropped
 
     return ExerciseSet("01", [
         Exercise(
@@ -200,7 +201,11 @@ def notebook_01() -> ExerciseSet:
                    "build_vocabulary sorts the words by frequency, so "
                    "text.build_vocabulary(train_captions)[:m] is the vocabulary of max_tokens=m: "
                    "build it once and try every m."],
-            solution_code="train_captions = [r['text'] for r in data.load_records('match', "
+            prediction=Prediction(
+                "how many of the 27 words can the vocabulary drop?",
+                unit=" words"),
+            solution_code="ex.q5.predict(10)\n" +
+            "train_captions = [r['text'] for r in data.load_records('match', "
                           "'relations', 'train')]\n"
                           "val_captions = [r['text'] for r in data.load_records('match', "
                           "'relations', 'val')]\n"

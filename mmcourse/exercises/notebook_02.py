@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.exercises import Exercise, ExerciseSet, expect_function, expect_value
+from mmcourse.exercises import Exercise, ExerciseSet, Prediction, expect_function, expect_value
 
 #: q5: the receptive field to reach, with at most MAX_CONVS 3x3 convolutions.
 MIN_RECEPTIVE_FIELD = 16
@@ -123,6 +123,7 @@ def notebook_02() -> ExerciseSet:
             raise Incorrect(f"the checker measures a receptive field of {field} pixels; the "
                             f"bound is at least {MIN_RECEPTIVE_FIELD}. Where does a pooling "
                             f"layer multiply the most?")
+        return stack.count((2, 2))  # its pooling layers
 
     return ExerciseSet("notebook_02", [
         Exercise(
@@ -214,7 +215,10 @@ def notebook_02() -> ExerciseSet:
                    "in steps of 2 input pixels, after two poolings in steps of 4.",
                    "Put a MaxPooling2D(2) between the convolutions: conv, pool, conv, pool, "
                    "conv."],
-            solution_code=_Q5_SOLUTION,
+            prediction=Prediction(
+                "how many MaxPooling2D layers does it take?",
+                unit=" pooling layers"),
+            solution_code="ex.q5.predict(2)\n" + _Q5_SOLUTION,
             reference=lambda: _design("c", "p", "c", "p", "c"),
             wrong=lambda: [_design("c", "c", "c"),  # 7
                            _design("c", "p", "c"),  # 8, the stack of section 5

@@ -13,6 +13,7 @@ import numpy as np
 from mmcourse.exercises import (
     Exercise,
     ExerciseSet,
+    Prediction,
     expect_function,
     expect_value,
     solution_from,
@@ -99,6 +100,7 @@ def notebook_03() -> ExerciseSet:
             raise Incorrect(f"the checker measures a decay of {decay:.3g} over 50 steps; the "
                             f"bound is at most {MAX_GRADIENT_DECAY:g}. Which gate multiplies "
                             f"the cell state from one step to the next?")
+        return decay
 
     return ExerciseSet("03", [
         Exercise(
@@ -191,7 +193,11 @@ def notebook_03() -> ExerciseSet:
                    "closer to 1, the less the gradient shrinks per step.",
                    "kernel, recurrent_kernel, bias = layer.get_weights(); "
                    "bias[32:64] = 3.0; layer.set_weights([kernel, recurrent_kernel, bias])"],
-            solution_code=_Q5_SOLUTION,
+            prediction=Prediction(
+                "with your forget-gate bias, how many times smaller is the gradient at t=0 than at"
+                " t=49 (a fresh LSTM: about 10^4)?",
+                unit="x"),
+            solution_code="ex.q5.predict(1000)\n" + _Q5_SOLUTION,
             reference=lambda: _lstm((1, 3.0)),
             wrong=lambda: [_lstm(),  # Keras' default forget bias, 1
                            _lstm((0, 3.0)),  # the input gate

@@ -13,6 +13,7 @@ import numpy as np
 from mmcourse.exercises import (
     Exercise,
     ExerciseSet,
+    Prediction,
     expect_function,
     expect_model,
     expect_value,
@@ -96,6 +97,7 @@ def notebook_04() -> ExerciseSet:
             raise Incorrect(f"the checker measures a test accuracy of {accuracy:.3f}; the bound "
                             f"is at least {Q6_MIN_ACCURACY}. Did it train for {Q6_EPOCHS} "
                             f"epochs, on both modalities?")
+        return accuracy
 
     return ExerciseSet("04", [
         Exercise(
@@ -191,7 +193,8 @@ def notebook_04() -> ExerciseSet:
         Exercise(
             name="q6",
             prompt=f"Experiment. Section 4 trains every fusion for 15 epochs. Predict first: "
-                   f"which fusion gets furthest in a third of that? Train one with "
+                   f"which fusion gets furthest in a third of that, and to what test accuracy? "
+                   f"Record that accuracy with ex.q6.predict(...), then train your fusion with "
                    f"train('match', fusion, epochs={Q6_EPOCHS}, seed=0, keep_model=True, "
                    f"log=None, validate=False) and pass result['model']. The checker reads its "
                    f"optimiser's step count (at most {Q6_EPOCHS} epochs) and scores it on the "
@@ -202,7 +205,10 @@ def notebook_04() -> ExerciseSet:
                    "accuracy rises first?",
                    "fast = train('match', 'concat', epochs=5, seed=0, keep_model=True, "
                    "log=None, validate=False); fast['model']"],
-            solution_code="fast = train('match', 'concat', epochs=5, seed=0, keep_model=True, "
+            prediction=Prediction(
+                f"what test accuracy does your fusion reach after {Q6_EPOCHS} epochs?"),
+            solution_code="ex.q6.predict(0.8)\n" +
+            "fast = train('match', 'concat', epochs=5, seed=0, keep_model=True, "
                           "log=None, validate=False)\n"
                           "print(round(fast['test_accuracy'], 3))\n"
                           "ex.q6.check(fast['model'])",

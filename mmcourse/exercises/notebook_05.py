@@ -1,5 +1,6 @@
 """Exercises of notebook 05 (training and overfitting): global batch size, the train-validation
-gap, an experiment that shrinks the training set, a cosine schedule.
+gap, an experiment that shrinks the training set, and the cosine schedule with warm-up written
+by hand.
 
 ``notebook_05()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
 (``from mmcourse.course_exercises import notebook_05``); see ``mmcourse.exercises`` for the
@@ -8,11 +9,13 @@ API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 
 from __future__ import annotations
 
+import math
+
 from mmcourse.exercises import (
     Exercise,
     ExerciseSet,
+    Prediction,
     expect_function,
-    expect_value,
     solution_from,
 )
 
@@ -65,6 +68,39 @@ def _small_model(epochs=20):
 
 _Q3_MODELS: dict = {}
 
+#: q4: (initial learning rate, epochs, warm-up epochs) the schedule is checked on, every epoch.
+Q4_SETTINGS = ((0.01, 11, 0), (0.003, 30, 3), (0.1, 5, 1), (0.02, 2, 0))
+
+
+# q4's reference and solution: warm-up, then half a cosine down to 0 at the last epoch
+def cosine_lr(initial_learning_rate, epochs, warmup_epochs, epoch):
+    if epoch < warmup_epochs:
+        return initial_learning_rate * (epoch + 1) / (warmup_epochs + 1)
+    progress = (epoch - warmup_epochs) / (epochs - 1 - warmup_epochs)
+    return initial_learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _course_schedule(initial_learning_rate, epochs, warmup_epochs, epoch):
+    """What q4 is checked against: the course's own schedule (notebook 05, section 2)."""
+    from mmcourse.train.callbacks import cosine_schedule
+
+    return cosine_schedule(initial_learning_rate, epochs, warmup_epochs)(epoch)
+
+
+def _cosine_variant(warmup="ramp", span="epochs - 1", half=True):
+    """Wrong answers to q4: the warm-up, the cosine's span or its half changed."""
+
+    def schedule(initial, epochs, warmup_epochs, epoch):
+        if epoch < warmup_epochs and warmup != "none":
+            step = epoch + 1 if warmup == "ramp" else epoch
+            return initial * step / (warmup_epochs + 1 if warmup == "ramp" else warmup_epochs)
+        start = warmup_epochs if warmup != "none" else 0
+        length = {"epochs - 1": epochs - 1 - start, "epochs": epochs - start}[span]
+        cosine = math.cos(math.pi * (epoch - start) / length)
+        return initial * (0.5 * (1 + cosine) if half else cosine)
+
+    return schedule
+
 
 def notebook_05() -> ExerciseSet:
     """Exercises of notebook 05: global batch size, the train-validation gap, the callback
@@ -99,6 +135,7 @@ def notebook_05() -> ExerciseSet:
                             f"{measured['train_accuracy']:.3f}, validation "
                             f"{measured['val_accuracy']:.3f}); the bound is at least "
                             f"{Q3_MIN_GAP}. Train on the first {Q3_PAIRS} pairs only.")
+        return measured["gap"]
 
     def cosine_at(initial, epochs, epoch):
         import math
@@ -154,7 +191,10 @@ def notebook_05() -> ExerciseSet:
                    "batches them.",
                    "Fewer pairs are easier to memorise and say less about new pairs: the "
                    "training accuracy rises, the validation accuracy falls towards chance."],
-            solution_code=_Q3_SOLUTION,
+            prediction=Prediction(
+                f"what gap (training minus validation accuracy) do {Q3_PAIRS} pairs give? (256 "
+                f"pairs: about 0.26)"),
+            solution_code="ex.q3.predict(0.4)\n" + _Q3_SOLUTION,
             reference=_small_model,
             wrong=lambda: [_small_model(epochs=0),  # untrained: no gap, nothing learnt
                            _small_model(epochs=2),  # too short to memorise
@@ -163,17 +203,29 @@ def notebook_05() -> ExerciseSet:
         ),
         Exercise(
             name="q4",
-            prompt="With mmcourse.train.callbacks.cosine_schedule(0.01, epochs=11) (no warm-up), "
-                   "what learning rate does epoch 5 (counting from 0) get?",
-            checker=expect_value(cosine_at(0.01, 11, 5), atol=1e-9),
-            hints=["The cosine goes from the initial rate at epoch 0 to 0 at the last epoch, "
-                   "epoch 10.",
-                   "Halfway there: 0.01 * 0.5 * (1 + cos(pi * 5 / 10))."],
-            solution_code="from mmcourse.train.callbacks import cosine_schedule\n"
-                          "ex.q4.check(cosine_schedule(0.01, epochs=11)(5))",
-            reference=lambda: cosine_at(0.01, 11, 5),
-            wrong=lambda: [0.01, 0.0, cosine_at(0.01, 11, 6), 0.01 * 5 / 10 + 1e-4,
-                           cosine_at(0.01, 12, 5),  # divides by epochs, not epochs - 1
-                           cosine_at(0.01, 11, 4), None],
+            prompt="Mechanism. Write cosine_lr(initial_learning_rate, epochs, warmup_epochs, "
+                   "epoch): the learning rate of section 2's schedule at an epoch (counting "
+                   "from 0). During the warm-up it climbs linearly, initial * (epoch + 1) / "
+                   "(warmup_epochs + 1); then it follows half a cosine from the initial rate "
+                   "to 0 at the last epoch. The checker compares it with the course's "
+                   "mmcourse.train.callbacks.cosine_schedule at every epoch of "
+                   f"{len(Q4_SETTINGS)} settings (no warm-up, and warm-ups of 1 and 3 epochs).",
+            checker=expect_function(_course_schedule, [
+                (initial, epochs, warmup, epoch) for initial, epochs, warmup in Q4_SETTINGS
+                for epoch in range(epochs)], atol=1e-9, rtol=1e-6),
+            hints=["After the warm-up, progress = (epoch - warmup_epochs) / (epochs - 1 - "
+                   "warmup_epochs) runs from 0 to 1.",
+                   "0.5 * (1 + cos(pi * progress)) runs from 1 to 0: multiply it by the initial "
+                   "rate."],
+            solution_code=solution_from(cosine_lr, "ex.q4.check(cosine_lr)",
+                                        imports="import math"),
+            reference=lambda: cosine_lr,
+            wrong=lambda: [
+                lambda initial, epochs, warmup, epoch: cosine_at(initial, epochs, epoch),
+                _cosine_variant(warmup="none"),  # the cosine from epoch 0, no warm-up
+                _cosine_variant(warmup="from zero"),  # warm-up starts at 0, not initial / (w+1)
+                _cosine_variant(span="epochs"),  # never reaches 0
+                _cosine_variant(half=False),  # a whole cosine: negative rates
+                lambda initial, epochs, warmup, epoch: None],
         ),
     ])

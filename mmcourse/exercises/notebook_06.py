@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.exercises import Exercise, ExerciseSet, expect_function, expect_value
+from mmcourse.exercises import Exercise, ExerciseSet, Prediction, expect_function, expect_value
 
 #: notebook 06 q1: one query, three keys of width 4.
 Q1_QUERY = np.array([[1.0, 0.0, 1.0, 0.0]])
@@ -115,6 +115,7 @@ def notebook_06() -> ExerciseSet:
         if fallen > ABLATION_MAX_FALLEN:
             raise Incorrect(f"nearest/furthest colour is still {fallen:.3f}: zero the scale "
                             f"weights of the stored model's layer 'hop2'.")
+        return fallen
 
     return ExerciseSet("notebook_06", [
         Exercise(
@@ -172,7 +173,9 @@ def notebook_06() -> ExerciseSet:
         Exercise(
             name="q4",
             prompt="Experiment. Predict first: if the trained transformer could no longer "
-                   "use distances, which question types would fail? Then load the stored "
+                   "use distances, which question types would fail, and how far? Record the "
+                   "mean accuracy you expect on the nearest- and furthest-colour questions "
+                   "with ex.q4.predict(...). Then load the stored "
                    "model, set the weights scale_kernel and scale_bias of its layer 'hop2' "
                    "to zero, and pass the ablated model: the checker scores it on the first "
                    f"{ABLATION_QUESTIONS} relations test questions with accuracy_by_type. It "
@@ -185,7 +188,11 @@ def notebook_06() -> ExerciseSet:
                    "To see the scores: predict on images / 255 and ids of load_split('qa', "
                    "'relations', 'test', limit=500), then accuracy_by_type(probabilities, "
                    "labels, kinds)."],
-            solution_code="ablated = load_matcher(REPO_ROOT / 'docs' / 'results' / "
+            prediction=Prediction(
+                "without distances, what accuracy do the nearest- and furthest-colour questions "
+                "fall to (their mean)?"),
+            solution_code="ex.q4.predict(0.5)\n" +
+            "ablated = load_matcher(REPO_ROOT / 'docs' / 'results' / "
                           "'relations_transformer_qa.keras')\n"
                           "hop = ablated.get_layer('hop2')\n"
                           "for weight in (hop.scale_kernel, hop.scale_bias):\n"

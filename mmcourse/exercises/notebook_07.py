@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.exercises import Exercise, ExerciseSet, expect_function
+from mmcourse.exercises import Exercise, ExerciseSet, Prediction, expect_function
 
 #: notebook 07 q3: four images and their four captions (two read the same).
 Q3_CAPTIONS = ("a small red circle", "a small red circle", "a large blue square",
@@ -123,6 +123,7 @@ def notebook_07() -> ExerciseSet:
                 raise Incorrect(f"{name} loss is {value:.4f}; the checker measures "
                                 f"{expected:.4f} on the first {Q4_PAIRS} test pairs. Divide by "
                                 f"the temperature, and pass no caption_ids.")
+        return fixed
 
     return ExerciseSet("notebook_07", [
         Exercise(
@@ -206,7 +207,11 @@ def notebook_07() -> ExerciseSet:
                    "token ids: text.vectorize(list(captions[:64])).",
                    "At temperature 1 the logits are cosines in [-1, 1]: however well the model "
                    "separates the pairs, the softmax cannot be confident."],
-            solution_code="stored = keras.saving.load_model(REPO_ROOT / 'docs' / 'results' / "
+            prediction=Prediction(
+                f"what loss do the first {Q4_PAIRS} test pairs give at temperature 1.0? (ln "
+                f"{Q4_PAIRS} = {np.log(Q4_PAIRS):.2f} is chance)"),
+            solution_code="ex.q4.predict(2.0)\n" +
+            "stored = keras.saving.load_model(REPO_ROOT / 'docs' / 'results' / "
                           "'clip_attributes.keras', safe_mode=True)\n"
                           "images, captions, _ = load_arrays('retrieval', 'attributes', 'test')\n"
                           "image_embeddings = clip.embed_images(stored, images[:64])\n"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.exercises import Exercise, ExerciseSet, expect_function, solution_from
+from mmcourse.exercises import Exercise, ExerciseSet, Prediction, expect_function, solution_from
 
 #: notebook 08 q3: visual tokens plus "[START]" read before the first generated token, and
 #: the number of tokens generated.
@@ -100,6 +100,7 @@ def notebook_08() -> ExerciseSet:
             raise Incorrect(f"{len(set(answer))} different captions: with every gate closed "
                             f"the model cannot tell the images apart; close every gate of "
                             f"every GatedCrossAttention layer, and decode greedily.")
+        return correct
 
     return ExerciseSet("notebook_08", [
         Exercise(
@@ -170,7 +171,9 @@ def notebook_08() -> ExerciseSet:
                    "vlm.GatedCrossAttention)]; layer.alpha.assign(0.0).",
                    "Section 4 showed what the layer is with tanh(0) = 0 in front of both "
                    "branches."],
-            solution_code="flamingo = keras.saving.load_model(\n"
+            prediction=Prediction(
+                f"what share of the {Q4_IMAGES} captions is still true of its image?"),
+            solution_code="ex.q4.predict(0.1)\n" + "flamingo = keras.saving.load_model(\n"
                           "    REPO_ROOT / 'docs' / 'results' / 'vlm_flamingo.keras', "
                           "safe_mode=True)\n"
                           "for layer in flamingo.layers:\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcourse.exercises import Exercise, ExerciseSet, Incorrect
+from mmcourse.exercises import Exercise, ExerciseSet, Incorrect, Prediction
 
 #: q1: the caption to tokenise, and its tokens worked out by hand.
 Q1_CAPTION = "红色圆形，在左边！"
@@ -129,6 +129,7 @@ def notebook_09() -> ExerciseSet:
             raise Incorrect(f"the checker measures a test accuracy of {accuracy:.3f}; the bound "
                             f"is exactly 0.5. Was this model trained on a folder without "
                             f"labels?")
+        return accuracy
 
     return ExerciseSet("notebook_09", [
         Exercise(
@@ -139,7 +140,12 @@ def notebook_09() -> ExerciseSet:
             hints=["The standardisation removes punctuation (，！) and puts a space around "
                    "every Han character.",
                    "So 红色圆形 gives four tokens: 红 色 圆 形."],
-            solution_code=f"tokens = text.split_words({Q1_CAPTION!r})\nex.q1.check(tokens)",
+            prediction=Prediction(
+                f"how many tokens does split_words make of {Q1_CAPTION!r}?",
+                unit=" tokens",
+                measure=len),
+            solution_code="ex.q1.predict(7)\n" +
+            f"tokens = text.split_words({Q1_CAPTION!r})\nex.q1.check(tokens)",
             reference=lambda: list(Q1_TOKENS),
             wrong=lambda: [[Q1_CAPTION], ["红色圆形", "在左边"], [*Q1_TOKENS, "！"],
                            Q1_TOKENS[:-1], "红 色 圆 形 在 左 边", None],
@@ -193,7 +199,9 @@ def notebook_09() -> ExerciseSet:
                    "image.",
                    "So for each image exactly one of its two pairs is right, whatever it "
                    "learnt."],
-            solution_code="q4_folder = scan_data.write_scan_folder(Path(tempfile.mkdtemp()) / "
+            prediction=Prediction("what test accuracy does the image-only baseline reach?"),
+            solution_code="ex.q4.predict(0.5)\n" +
+            "q4_folder = scan_data.write_scan_folder(Path(tempfile.mkdtemp()) / "
                           "'scans', count=40, seed=2)\n"
                           "result = owndata.train_folder(q4_folder, fusion='image', epochs=1, "
                           "seed=0, log=None, keep_model=True)\n"

@@ -13,7 +13,14 @@ import base64
 
 import numpy as np
 
-from mmcourse.exercises import Exercise, ExerciseSet, Incorrect, expect_function, solution_from
+from mmcourse.exercises import (
+    Exercise,
+    ExerciseSet,
+    Incorrect,
+    Prediction,
+    expect_function,
+    solution_from,
+)
 
 #: q1: the latency budget per request, in seconds.
 Q1_BUDGET = 0.05
@@ -138,6 +145,7 @@ def notebook_10() -> ExerciseSet:
         if not Q4_MIN_RATIO <= ratio < Q4_MAX_RATIO:
             raise Incorrect(f"the files' size ratio measures {ratio:.2f}, outside the bounds "
                             f"[{Q4_MIN_RATIO}, {Q4_MAX_RATIO}): convert the prompt's model.")
+        return ratio
 
     return ExerciseSet("notebook_10", [
         Exercise(
@@ -215,7 +223,11 @@ def notebook_10() -> ExerciseSet:
             hints=["convert_tflite returns the file's bytes: len() is its size.",
                    "Dynamic-range quantisation stores large weight tensors as int8; biases, "
                    "small tensors and the graph stay float32."],
-            solution_code=("q4_model = models.build_model('match', 'concat', "
+            prediction=Prediction(
+                "how many times smaller is the int8 file than the float32 one?",
+                unit="x"),
+            solution_code="ex.q4.predict(4)\n" +
+            ("q4_model = models.build_model('match', 'concat', "
                            "vocabulary_size=40, sequence_length=12)\n"
                            "q4_files = [deploy.convert_tflite(q4_model, quantize=q) "
                            "for q in (False, True)]\n"

@@ -16,6 +16,7 @@ from mmcourse.exercises import (
     ExerciseSet,
     Incorrect,
     NotAttempted,
+    Prediction,
     _contains_placeholder,
     expect_function,
     expect_value,
@@ -123,6 +124,7 @@ def notebook_11() -> ExerciseSet:
                             "Q4's two prompts, with rotary=True and rotary=False.")
         if not (measured[0] > Q4_MIN_GAP_WITH and measured[1] < Q4_MAX_GAP_WITHOUT):
             raise Incorrect(f"measured {measured}: outside the stated bounds.")
+        return "yes" if measured[1] >= Q4_MAX_GAP_WITHOUT else "no"
 
     return ExerciseSet("notebook_11", [
         Exercise(
@@ -194,7 +196,10 @@ def notebook_11() -> ExerciseSet:
             hints=["backbone, images, first, second = q4_model(); logits[0, -1] is the last "
                    "position.",
                    "gap = np.abs(logits_first - logits_second).max(), once per rotary value."],
-            solution_code=(
+            prediction=Prediction(
+                "without the rotary embedding, can the decoder tell the two prompts apart?",
+                choices=("yes", "no")),
+            solution_code="ex.q4.predict('no')\n" + (
                 "from mmcourse.exercises.notebook_11 import q4_model\n\n"
                 "backbone, images, first, second = q4_model()\n"
                 "gaps = []\n"

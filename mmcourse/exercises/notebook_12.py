@@ -17,6 +17,7 @@ from mmcourse.exercises import (
     ExerciseSet,
     Incorrect,
     NotAttempted,
+    Prediction,
     _contains_placeholder,
     expect_function,
     solution_from,
@@ -156,6 +157,7 @@ def notebook_12() -> ExerciseSet:
             raise Incorrect(f"held-out loss {losses[1]:.3f} at rank 1 and {losses[16]:.3f} at "
                             f"rank 16: train each for {Q3_EPOCHS} epochs at learning rate "
                             f"{Q3_LEARNING_RATE:g} on q3_data()['train'].")
+        return losses[1] - losses[16]
 
     return ExerciseSet("notebook_12", [
         Exercise(
@@ -212,7 +214,8 @@ def notebook_12() -> ExerciseSet:
                    "finetune.adapt(model, rank)",
                    "hub_training.fit_captioner(model, *q3_data()['train'], epochs=2, "
                    "learning_rate=1e-2, prompt=hub_presets.PROMPTS['zh']); return model"],
-            solution_code=(
+            prediction=Prediction("how much lower is the held-out loss at rank 16 than at rank 1?"),
+            solution_code="ex.q3.predict(0.5)\n" + (
                 "def train_lora(rank):\n"
                 "    model = q3_base()\n"
                 "    keras.utils.set_random_seed(0)\n"

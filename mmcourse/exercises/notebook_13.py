@@ -1,6 +1,6 @@
-"""Exercises of notebook 13 (sound and motion): how many frames an STFT makes, the shape of
-Whisper's log-mel for one second, and an experiment that shuffles the frames of video clips
-and lets the checker measure what each video model sees.
+"""Exercises of notebook 13 (sound and motion): how many frames an STFT makes, Whisper's
+log-mel of one second (its frame count predicted, then measured), and an experiment that
+shuffles the frames of video clips and lets the checker measure what each video model sees.
 
 ``notebook_13()`` returns the ``ExerciseSet`` of the notebook's ``## Exercises`` section
 (``from mmcourse.course_exercises import notebook_13``); see ``mmcourse.exercises`` for the
@@ -18,9 +18,10 @@ from mmcourse.exercises import (
     ExerciseSet,
     Incorrect,
     NotAttempted,
+    Prediction,
     _contains_placeholder,
+    compare,
     expect_function,
-    expect_value,
     solution_from,
 )
 
@@ -34,6 +35,20 @@ Q3_AVERAGE_BOUND, Q3_TEMPORAL_BOUND = 1e-4, 1e-3
 # q1's reference and solution: the frames of ``tf.signal.stft`` without end padding
 def frame_count(num_samples, frame_length, frame_step):
     return 1 + (num_samples - frame_length) // frame_step
+
+
+def q2_signal() -> np.ndarray:
+    """q2's one second of audio at 16 kHz: white noise (seed 13, standard deviation 0.1), so
+    every mel bin holds energy; float32."""
+    return (0.1 * np.random.default_rng(13).standard_normal(Q2_SAMPLES)).astype(np.float32)
+
+
+def whisper_log_mel(signal, num_mel_bins=Q2_MELS):
+    """q2: Whisper's front end by the course's scratch.log_mel_spectrogram (section 2)."""
+    from mmcourse import scratch
+
+    return scratch.log_mel_spectrogram(signal, 16000, Q2_FRAME, Q2_HOP, 512, num_mel_bins,
+                                       0.0, 8000.0)
 
 
 # q3's reference and solution: each clip's frames in a new random order
@@ -87,10 +102,24 @@ def measure_shuffle(function) -> dict:
     return changes
 
 
+def scratch_stft(signal):
+    """A wrong answer to q2: the STFT of Whisper's window and hop, without the mel filters."""
+    from mmcourse import scratch
+
+    return scratch.stft(signal, Q2_FRAME, Q2_HOP, 512)
+
+
 def notebook_13() -> ExerciseSet:
     """Exercises of notebook 13 (sound and motion)."""
     q1_cases = [(16000, 400, 160), (1000, 256, 128), (400, 400, 160), (1023, 100, 7),
                 (5000, 512, 512)]
+
+    def check_log_mel(answer):
+        if isinstance(answer, tuple) and all(isinstance(a, int) for a in answer):
+            raise Incorrect(f"{answer} is a shape typed in: pass the log-mel array itself, the "
+                            f"checker measures its shape.")
+        compare(answer, whisper_log_mel(q2_signal()), atol=1e-3, rtol=1e-4,
+                what="your log-mel")
 
     def check_shuffle(answer):
         if not callable(answer):
@@ -102,6 +131,7 @@ def notebook_13() -> ExerciseSet:
                             f"shuffle keeps each clip's frames, so their mean cannot change.")
         if not changes["temporal"] > Q3_TEMPORAL_BOUND:
             raise Incorrect(f"the temporal encoder changed by only {changes['temporal']:.2e}.")
+        return "the temporal one"  # what the bounds above just measured
 
     return ExerciseSet("notebook_13", [
         Exercise(
@@ -122,19 +152,33 @@ def notebook_13() -> ExerciseSet:
                 lambda n, length, step: None]),
         Exercise(
             name="q2",
-            prompt=f"Whisper's front end reads 16 kHz audio with a {Q2_FRAME}-sample (25 ms) "
-                   f"window every {Q2_HOP} samples (10 ms) and {Q2_MELS} mel bins. What is the "
-                   f"shape (frames, mel bins) of the log-mel spectrogram of one second "
-                   f"({Q2_SAMPLES} samples), without end padding? Give a tuple.",
-            checker=expect_value((1 + (Q2_SAMPLES - Q2_FRAME) // Q2_HOP, Q2_MELS)),
+            prompt=f"Measurement. Predict first: Whisper's front end reads 16 kHz audio with a "
+                   f"{Q2_FRAME}-sample (25 ms) window every {Q2_HOP} samples (10 ms) and "
+                   f"{Q2_MELS} mel bins; how many frames does one second ({Q2_SAMPLES} "
+                   f"samples) give, without end padding? Then measure: compute the log-mel of "
+                   f"q2_signal() with scratch.log_mel_spectrogram(signal, 16000, {Q2_FRAME}, "
+                   f"{Q2_HOP}, 512, {Q2_MELS}, 0.0, 8000.0) and pass the array. The checker "
+                   f"computes it with its own front end and compares shape (frames, mel bins) "
+                   f"and values.",
+            checker=check_log_mel,
             hints=["Use your frame_count of q1 for the frames.",
                    "The columns are the mel bins, not the fft_length // 2 + 1 = 257 "
                    "frequency bins."],
-            solution_code=("from mmcourse.exercises.notebook_13 import Q2_FRAME, Q2_HOP, Q2_MELS, "
-                           "Q2_SAMPLES\n"
-                           "ex.q2.check((frame_count(Q2_SAMPLES, Q2_FRAME, Q2_HOP), Q2_MELS))"),
-            reference=lambda: (98, 80),
-            wrong=lambda: [(100, 80), (80, 98), (98, 257), (97, 80), (101, 80), 98, None]),
+            prediction=Prediction("how many frames does one second give?", unit=" frames",
+                                  measure=lambda answer: int(np.shape(answer)[0])),
+            solution_code=("from mmcourse.exercises.notebook_13 import q2_signal\n"
+                           "ex.q2.predict(98)\n"
+                           "log_mel = scratch.log_mel_spectrogram(q2_signal(), 16000, 400, 160, "
+                           "512, 80, 0.0, 8000.0)\n"
+                           "print(log_mel.shape)\n"
+                           "ex.q2.check(log_mel)"),
+            reference=lambda: whisper_log_mel(q2_signal()),
+            wrong=lambda: [whisper_log_mel(q2_signal()).T,  # (mel bins, frames)
+                           whisper_log_mel(q2_signal(), 64),  # the CLAP front end's 64 bins
+                           np.abs(scratch_stft(q2_signal())),  # no mel filters, no log
+                           np.exp(whisper_log_mel(q2_signal())),  # the log left out
+                           whisper_log_mel(q2_signal()[:Q2_SAMPLES - Q2_HOP]),  # 97 frames
+                           (98, 80), None]),
         Exercise(
             name="q3",
             prompt="Experiment. Predict first: if the frames of every clip are shuffled, how "
@@ -149,7 +193,10 @@ def notebook_13() -> ExerciseSet:
             checker=check_shuffle,
             hints=["rng.permutation(T) gives a new order of the frames of one clip.",
                    "Index each clip, not the batch: clip[order], then np.stack them."],
-            solution_code=solution_from(
+            prediction=Prediction(
+                "which encoder's output changes when the frames are shuffled?",
+                choices=("neither", "the averaging one", "the temporal one", "both")),
+            solution_code="ex.q3.predict('the temporal one')\n" + solution_from(
                 shuffle_frames,
                 "from mmcourse.exercises.notebook_13 import measure_shuffle\n"
                 "print({k: f'{v:.1e}' for k, v in measure_shuffle(shuffle_frames).items()})\n"
