@@ -11,6 +11,11 @@ An experiment may ask for a ``Prediction`` first: ``predict(value)`` checks the 
 remembers it and records it; ``check()`` then says in one sentence what was predicted and
 what was measured. A prediction never changes whether the answer is correct.
 
+Each notebook's exercises are one function, ``notebook_NN()`` in
+``mmcourse/exercises/notebook_NN.py``, returning the ``ExerciseSet`` of its
+``## Exercises`` section; ``mmcourse.course_exercises`` re-exports them for the
+notebooks, and ``tests/test_course_exercises.py`` tests every exercise.
+
 A starter cell that still holds the placeholder ``____`` runs and reports
 "not attempted". Results render as coloured Markdown in Jupyter and as plain
 text elsewhere. Checks are built from three helpers: ``expect_value`` (numbers

@@ -1,9 +1,5 @@
 """Exercises of notebook 00 (environment setup): shapes, devices, seeds, and an experiment on
 reproducible training.
-
-``notebook_00()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
-(``from mmcourse.course_exercises import notebook_00``); see ``mmcourse.exercises`` for the
-API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 """
 
 from __future__ import annotations

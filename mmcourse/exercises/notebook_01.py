@@ -1,9 +1,5 @@
 """Exercises of notebook 01 (data and augmentation): word swaps for flips, normalisation, padding,
 label counts, and an experiment on how small a vocabulary can be.
-
-``notebook_01()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
-(``from mmcourse.course_exercises import notebook_01``); see ``mmcourse.exercises`` for the
-API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
 """Exercises of notebook 02 (CNN math): dense layer, same padding, output shapes, parameters,
 and an experiment: a stack of layers designed to a receptive field.
-
-``notebook_02()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
-(``from mmcourse.course_exercises import notebook_02``); see ``mmcourse.exercises`` for the
-API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
 """Exercises of notebook 03 (RNN math): one SimpleRNN step, LSTM parameters and gates, padding
 masks, and an experiment with the forget gate's bias and vanishing gradients.
-
-``notebook_03()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
-(``from mmcourse.course_exercises import notebook_03``); see ``mmcourse.exercises`` for the
-API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
 """Exercises of notebook 04 (fusion): product fusion, tensor-fusion features, bilinear and low-rank
 costs, the article's model, and an experiment: a fusion trained on a third of the budget.
-
-``notebook_04()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
-(``from mmcourse.course_exercises import notebook_04``); see ``mmcourse.exercises`` for the
-API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 """
 
 from __future__ import annotations

@@ -1,23 +1,13 @@
 """Exercises of notebook 05 (training and overfitting): global batch size, the train-validation
 gap, an experiment that shrinks the training set, and the cosine schedule with warm-up written
 by hand.
-
-``notebook_05()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
-(``from mmcourse.course_exercises import notebook_05``); see ``mmcourse.exercises`` for the
-API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 """
 
 from __future__ import annotations
 
 import math
 
-from mmcourse.exercises import (
-    Exercise,
-    ExerciseSet,
-    Prediction,
-    expect_function,
-    solution_from,
-)
+from mmcourse.exercises import Exercise, ExerciseSet, Prediction, expect_function, solution_from
 
 #: q3: the training pairs the experiment keeps, and the bounds on what the checker measures.
 Q3_PAIRS = 64

@@ -1,9 +1,5 @@
 """Exercises of notebook 06 (attention and relations): attention weights by hand, attention as
 a function, the relation network's pairs, and an ablation experiment on the trained model.
-
-``notebook_06()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
-(``from mmcourse.course_exercises import notebook_06``); see ``mmcourse.exercises`` for the
-API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 """
 
 from __future__ import annotations

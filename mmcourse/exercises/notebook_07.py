@@ -1,9 +1,5 @@
 """Exercises of notebook 07 (ViT and CLIP): a ViT's patch arithmetic, the contrastive loss as a
 function, recall with repeated captions, and an experiment with the trained model's temperature.
-
-``notebook_07()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
-(``from mmcourse.course_exercises import notebook_07``); see ``mmcourse.exercises`` for the
-API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
 """Exercises of notebook 08 (multimodal language models): the causal mask as a function, the
 size of LLaVA-1.5's projector, the work a KV cache saves, and an experiment that closes
 Flamingo's gates.
-
-``notebook_08()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
-(``from mmcourse.course_exercises import notebook_08``); see ``mmcourse.exercises`` for the
-API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
 """Exercises of notebook 09 (your own data, in your own language): Chinese tokens, the lines
 check-data reports, which captions may be flipped, and an experiment with the image-only
 baseline on shuffled-caption pairs.
-
-``notebook_09()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
-(``from mmcourse.course_exercises import notebook_09``); see ``mmcourse.exercises`` for the
-API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 """
 
 from __future__ import annotations

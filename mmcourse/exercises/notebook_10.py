@@ -1,10 +1,6 @@
 """Exercises of notebook 10 (deployment): the batch size a latency budget allows, a TensorFlow
 Serving REST request, what ``safe_mode`` refuses, and an experiment with the size of a
 dynamic-range int8 TFLite file, measured by the checker.
-
-``notebook_10()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
-(``from mmcourse.course_exercises import notebook_10``); see ``mmcourse.exercises`` for the
-API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 """
 
 from __future__ import annotations

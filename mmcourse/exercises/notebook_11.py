@@ -1,10 +1,6 @@
 """Exercises of notebook 11 (real model families): RMSNorm by hand, the KV-cache memory that
 grouped-query attention saves, the prefix-LM mask, and an experiment that removes the rotary
 embedding from a tiny PaliGemma and measures what the decoder can still tell apart.
-
-``notebook_11()`` returns the ``ExerciseSet`` that the notebook's ``## Exercises`` section uses
-(``from mmcourse.course_exercises import notebook_11``); see ``mmcourse.exercises`` for the
-API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 """
 
 from __future__ import annotations

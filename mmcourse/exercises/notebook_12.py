@@ -2,10 +2,6 @@
 int8 round trip of a kernel with per-column scales, and an experiment that adapts the tiny
 PaliGemma to Chinese captions with LoRA at rank 1 and rank 16 and lets the checker measure
 what the rank buys.
-
-``notebook_12()`` returns the ``ExerciseSet`` of the notebook's ``## Exercises`` section
-(``from mmcourse.course_exercises import notebook_12``); see ``mmcourse.exercises`` for the
-API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
 """Exercises of notebook 13 (sound and motion): how many frames an STFT makes, Whisper's
 log-mel of one second (its frame count predicted, then measured), and an experiment that
 shuffles the frames of video clips and lets the checker measure what each video model sees.
-
-``notebook_13()`` returns the ``ExerciseSet`` of the notebook's ``## Exercises`` section
-(``from mmcourse.course_exercises import notebook_13``); see ``mmcourse.exercises`` for the
-API and ``tests/test_course_exercises.py`` for how each exercise is tested.
 """
 
 from __future__ import annotations
