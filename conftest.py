@@ -43,7 +43,7 @@ class SolutionsCorrect(pytest.Item):
                  for n, q in self.expected if last.get((n, q), {}).get("status") != "correct"]
         if wrong:
             raise AssertionError("reference solutions that did not get Correct in the notebook "
-                                 "(mmcourse/exercises_NN.py):\n" + "\n".join(wrong))
+                                 "(mmcourse/exercises/notebook_NN.py):\n" + "\n".join(wrong))
 
     def repr_failure(self, excinfo):
         if excinfo.errisinstance(AssertionError):

@@ -1,6 +1,6 @@
 """The course's exercises, one ``notebook_NN()`` function per notebook.
 
-Each notebook's exercises live in their own module, ``mmcourse/exercises_NN.py`` (after
+Each notebook's exercises live in their own module, ``mmcourse/exercises/notebook_NN.py`` (after
 learntools' ``exN.py`` files); this module re-exports them, so notebooks and graders keep
 importing ``from mmcourse.course_exercises import notebook_NN``. Each function returns an
 ``ExerciseSet`` (see ``mmcourse.exercises``); ``tests/test_course_exercises.py`` checks every

@@ -36,7 +36,7 @@ def test_every_exercise_set_has_its_notebook_and_every_notebook_its_set():
         assert number in LESSONS, f"notebook_{number}() has no notebooks/{number}_*.ipynb"
         assert teaching.sets_used(_load(LESSONS[number])) == [number], LESSONS[number].name
     for number, path in LESSONS.items():
-        assert number in SETS, f"{path.name} has no exercises (mmcourse/exercises_{number}.py)"
+        assert number in SETS, f"{path.name} has no exercises (mmcourse/exercises/notebook_{number}.py)"
 
 
 @pytest.mark.parametrize("number", sorted(SETS))
