@@ -67,7 +67,8 @@ def _rank(module):
 def _imports_in(source, module):
     """{imported mmcourse module: first line} for every import statement of ``source``, at
     any depth (functions, methods, if blocks). ``from mmcourse.data import text`` imports
-    the module ``data.text``; ``from mmcourse.clip import ClipModel`` imports ``clip``."""
+    the module ``data.text`` and the package ``data`` (its ``__init__`` runs first);
+    ``from mmcourse.clip import ClipModel`` imports ``clip``."""
     found = {}
 
     def add(name, line):
@@ -97,6 +98,8 @@ def _imports_in(source, module):
                 base = node.module.split(".")[1:]
             else:
                 continue
+            if base:  # the package or module named after "from" runs first: it is imported too
+                add(resolve(base), node.lineno)
             for alias in node.names:  # a submodule, or a name defined in the module
                 add(resolve([*base, alias.name]), node.lineno)
     return found
@@ -195,7 +198,11 @@ def test_the_parser_finds_every_import_form_at_any_depth():
               "    if True:\n        from mmcourse.data import text\n        import mmcourse\n"
               "class C:\n    def g(self):\n        from mmcourse.scratch import conv2d\n")
     assert _imports_in(source, "x") == {"data.scenes": 2, "clip": 3, "__init__": 3,
-                                        "matcher.model": 5, "data.text": 7, "scratch": 11}
+                                        "matcher.model": 5, "data": 7, "data.text": 7,
+                                        "scratch": 11}
     assert _imports_in("from . import presets\nfrom .presets import x\n", "hub.clip") == \
-        {"hub.presets": 1}
+        {"hub": 1, "hub.presets": 1}
     assert "data.text" in GRAPH["data.scenes"] and "data.scenes" not in GRAPH["data.text"]
+    # a family's own module reaching a sibling through the family's face imports the face
+    assert _imports_in("from mmcourse.clip import layers\n", "clip.model") == \
+        {"clip": 1, "clip.layers": 1}

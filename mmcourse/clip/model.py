@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import keras
 
+import mmcourse.clip.layers as clip_layers
 from mmcourse.blocks import TransformerBlock
-from mmcourse.clip import layers as clip_layers
 from mmcourse.clip.loss import ContrastiveLoss
 from mmcourse.data import text
 
