@@ -26,7 +26,6 @@ from mmcourse.scratch.audio import (
     mel_weight_matrix,
     stft,
 )
-from mmcourse.scratch.checks import _check_array  # noqa: F401  (mmcourse.hub checks images)
 from mmcourse.scratch.cnn import (
     avg_pool2d,
     benchmark,

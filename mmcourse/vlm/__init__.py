@@ -28,7 +28,7 @@ functions.
 """
 
 from mmcourse.data.captions import caption_is_true, caption_statements, correct_statements
-from mmcourse.vlm.decode import METHODS, _choose, _decoder_of, decode_ids, generate
+from mmcourse.vlm.decode import METHODS, decode_ids, generate
 from mmcourse.vlm.layers import (
     DecoderBlock,
     DecoderEmbedding,
@@ -40,7 +40,6 @@ from mmcourse.vlm.model import (
     ARCHS,
     DECODER_DEFAULTS,
     DECODER_MAX_LENGTH,
-    _parts,
     build_decoder,
     build_projector,
     build_vlm,
@@ -55,6 +54,4 @@ __all__ = [
     "build_decoder", "build_projector", "build_vlm", "caption_is_true", "caption_statements",
     "correct_statements", "decode_ids", "decoder_vocabulary", "encode_texts", "generate",
     "ids_to_texts", "on_vision_tokens", "vision_tokens",
-    # private, for apps.serve's batched decoding
-    "_choose", "_decoder_of", "_parts",
 ]
