@@ -239,9 +239,8 @@ def export(model, out_dir, tflite: bool = False, vocabulary=None) -> dict:
         raise ValueError(f"out_dir {out_dir} exists and is not an empty folder; give a new "
                          f"folder")
     module = serving_module(model)
-    tflite_files = {kind: convert_tflite(module.core, quantize=kind == "int8",
-                                         sequence_length=module.sequence_length)
-                    for kind in TFLITE_FILES} if tflite else {}  # before writing anything
+    tflite_files = convert_tflite_files(module.core, module.sequence_length) if tflite \
+        else {}  # before writing anything
     signatures = {SIGNATURE: module.serve.get_concrete_function()}
     if module.answer_words is not None:
         signatures["answers"] = module.answer_list.get_concrete_function()
@@ -306,12 +305,23 @@ def convert_tflite(core, quantize: bool = False, sequence_length: int | None = N
     fixes L when the core's token-id input leaves it open. Keras' export archive,
     then ``TFLiteConverter.from_saved_model`` with builtin ops only. Introduced in
     notebook 10."""
+    kind = "int8" if quantize else "float32"
+    return convert_tflite_files(core, sequence_length, kinds=(kind,))[kind]
+
+
+def convert_tflite_files(core, sequence_length: int | None = None,
+                         kinds=tuple(TFLITE_FILES)) -> dict:
+    """``convert_tflite`` for each of ``kinds`` ("float32", "int8") from one unrolled copy and
+    one export archive: ``{kind: bytes}``. ``export`` writes both files this way.
+    Introduced in notebook 10."""
     import functools
     import tempfile
 
     import keras
     import tensorflow as tf
 
+    if not kinds or set(kinds) - set(TFLITE_FILES):
+        raise ValueError(f"kinds must be some of {sorted(TFLITE_FILES)}, got {kinds!r}")
     length = core.inputs[1].shape[1] if len(core.inputs) == 2 else None
     length = length or sequence_length
     if len(core.inputs) != 2 or length is None:
@@ -321,22 +331,26 @@ def convert_tflite(core, quantize: bool = False, sequence_length: int | None = N
     model = unrolled(core, length)
     specs = [keras.InputSpec(shape=(None, *core.inputs[0].shape[1:]), dtype="float32"),
              keras.InputSpec(shape=(None, length), dtype="int32")]
+    files = {}
     with tempfile.TemporaryDirectory() as folder, quiet_tensorflow():
         archive = keras.export.ExportArchive()
         archive.track(model)
         archive.add_endpoint("serve", functools.partial(model.__call__, training=False),
                              input_signature=[specs])
         archive.write_out(folder, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
-        if quantize:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        try:
-            return converter.convert()
-        except Exception as error:  # noqa: BLE001  (ConverterError and others)
-            raise ValueError(f"--tflite: the model's numeric core does not convert to TFLite "
-                             f"builtins, blocked by {_blocking_ops(error)}; these would need "
-                             f"TF Select (Flex) ops, which the interpreter of tf.lite lacks. "
-                             f"Export without --tflite: the SavedModel serves it") from None
+        for kind in kinds:
+            converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+            if kind == "int8":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            try:
+                files[kind] = converter.convert()
+            except Exception as error:  # noqa: BLE001  (ConverterError and others)
+                raise ValueError(
+                    f"--tflite: the model's numeric core does not convert to TFLite builtins, "
+                    f"blocked by {_blocking_ops(error)}; these would need TF Select (Flex) "
+                    f"ops, which the interpreter of tf.lite lacks. Export without --tflite: "
+                    f"the SavedModel serves it") from None
+    return files
 
 
 def _blocking_ops(error) -> str:
