@@ -114,7 +114,7 @@ def train_clap(seed: int = 0, epochs: int = CLAP_EPOCHS, arch: str = "cnn",
     """Train ``build_clap`` on the generated train clips (built in memory, seeded) and
     evaluate it on the test clips: the CLI ``python -m mmcourse train --task retrieval
     --modality audio``. ``clips_per_pair`` shrinks the training set (notebook demos).
-    Returns a JSON-ready dict (plus ``model`` with ``keep_model``). Introduced in
+    ``log`` gets a line per epoch (``train.core.fit_logged``) and the scores. Returns a JSON-ready dict (plus ``model`` with ``keep_model``). Introduced in
     notebook 13."""
     from mmcourse.seeding import seed_everything
 

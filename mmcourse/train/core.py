@@ -38,8 +38,8 @@ class TrainConfig:
     None: off), ``schedule`` (epoch -> learning rate, e.g. ``callbacks.cosine_schedule``;
     None: constant) and ``validate`` (evaluate the validation split after each epoch).
     ``epochs``, ``batch_size`` and ``learning_rate`` left at None take the trainer's defaults
-    (``resolved``). A bad value is a ``ValueError`` naming the field. Introduced in
-    notebook 04."""
+    (``resolved``). A bad value is a ``ValueError`` naming the field. The CLIP, CLAP, video
+    and VLM trainers (``fit_logged``) use the first four fields. Introduced in notebook 04."""
 
     epochs: int | None = None
     batch_size: int | None = None

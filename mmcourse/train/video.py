@@ -97,8 +97,8 @@ def train_video(fusion: str = "temporal", seed: int = 0, epochs: int = VIDEO_EPO
     --fusion temporal|average``. Returns a JSON-ready dict with ``test_accuracy`` and
     ``accuracy_by_type`` (``order``, ``direction``, ``attribute``), ``accuracy_by_change``
     (the attribute ones split into ``colour`` and ``shape``), plus ``model`` with
-    ``keep_model``. ``learning_rate`` is Adam's (``VIDEO_LEARNING_RATE``). Introduced in
-    notebook 13."""
+    ``keep_model``. ``learning_rate`` is Adam's (``VIDEO_LEARNING_RATE``); ``log`` gets a
+    line per epoch (``train.core.fit_logged``) and the scores. Introduced in notebook 13."""
     from mmcourse.seeding import seed_everything
 
     if fusion not in FUSIONS:

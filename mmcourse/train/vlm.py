@@ -268,7 +268,8 @@ def train_captioner(level: str = "attributes", arch: str = "llava", seed: int = 
 
     ``backbone`` (``caption_backbone``, same level, seed and train size) supplies steps 1
     and 2 instead of training them; ``callbacks`` (e.g. ``GateTrace``) follow stages 1 and 2,
-    which train on the vision tokens computed once per image (``on_vision_tokens``).
+    which train on the vision tokens computed once per image (``on_vision_tokens``); ``log``
+    gets a line per epoch of each step (``train.core.fit_logged``) and the scores after each.
     ``epochs`` overrides ``CAPTION_EPOCHS``. The metrics (``caption_metrics``) are reported
     after each stage; the top level holds those after stage 2, ``train_seconds`` the whole
     pipeline's fitting time (a shared backbone's counted in full). Introduced in notebook 08.
