@@ -162,9 +162,17 @@ def test_vqa_metrics_against_hand_computed_accuracies(monkeypatch):
 def test_train_vqa_quick_run():
     encoder = clip.build_image_encoder(**TINY_VISION)
     steps = {"pretrain": 1, "stage1": 1, "stage2": 1}
+    lines = []
     result = train_vlm.train_vqa("relations", "flamingo", epochs=steps, train_size=64,
                                  test_size=60, batch_size=32, clip_model=encoder,
-                                 keep_model=True)
+                                 keep_model=True, log=lines.append)
+    # one line per epoch of each step (train.core.fit_logged); a stage's last is its train_loss
+    epoch_lines = [line for line in lines if " epoch " in line]
+    assert [line.split("  ")[0] for line in epoch_lines] == [
+        "[vqa/relations pretrain] epoch 1/1", "[vqa/relations/flamingo stage1] epoch 1/1",
+        "[vqa/relations/flamingo stage2] epoch 1/1"]
+    for line, stage in zip(epoch_lines[1:], ("stage1", "stage2"), strict=True):
+        assert line.endswith(f"  loss {result['stages'][stage]['train_loss']:.4f}")
     model = result.pop("model")
     assert result["task"] == "vqa" and result["arch"] == "flamingo"
     assert result["train_examples"] == 64 and result["test_examples"] == 60
