@@ -90,7 +90,12 @@ def test_the_cnn_keeps_time_order():
 
 
 def test_train_clap_reports_what_the_command_line_promises():
-    result = clap_training.train_clap(seed=0, epochs=1, clips_per_pair=1, keep_model=True)
+    lines = []
+    result = clap_training.train_clap(seed=0, epochs=1, clips_per_pair=1, keep_model=True,
+                                      log=lines.append)
+    # one line per epoch (train.core.fit_logged), its loss the one the result reports
+    assert [line for line in lines if " epoch " in line] == [
+        f"[retrieval/audio] epoch 1/1  loss {result['loss'][0]:.4f}"]
     assert set(result["recall_at_1"]) == {"audio_to_text", "text_to_audio"}
     assert set(result["recall_at_5"]) == {"audio_to_text", "text_to_audio"}
     for key in ("zero_shot_accuracy", "train_seconds", "params", "true_over_negative"):

@@ -149,3 +149,140 @@ def test_splits_with_options_keeps_a_missing_validation_split():
     assert sharded.validation is None and sharded.sizes == splits.sizes
     assert sharded.train.options().deterministic is True
     assert sharded.test is not data
+
+
+# --- fit_logged and warmup_cosine, the pieces the CLIP, CLAP, video and VLM trainers share ---
+
+
+def _arrays_model(seed):
+    keras.utils.set_random_seed(seed)
+    return _tiny_model()
+
+
+def test_fit_logged_on_arrays_is_keras_fit_with_the_config_and_one_line_per_epoch():
+    images, token_ids, labels = _tiny_problem(40, 0)
+    config = core.TrainConfig(epochs=3, batch_size=16, learning_rate=0.05, seed=0)
+    lines, batches = [], []
+
+    class Count(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            batches.append(batch)
+
+    mine = _arrays_model(7)
+    fitted = core.fit_logged(mine, [images, token_ids], config, targets=labels, name="tiny",
+                             log=lines.append, callbacks=[Count()],
+                             extras=lambda: {"answer": 42})
+    # Keras itself, from the same seed: the same shuffled batches give the same history
+    theirs = _arrays_model(7)
+    history = theirs.fit([images, token_ids], labels, batch_size=16, epochs=3, shuffle=True,
+                         verbose=0).history
+    assert fitted["history"] == {key: [float(v) for v in values]
+                                 for key, values in history.items()}
+    for a, b in zip(mine.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert batches == [0, 1, 2] * 3  # ceil(40 / 16) = 3 batches in each of 3 epochs
+    assert fitted["epochs_run"] == 3 and set(fitted) == {"history", "epochs_run",
+                                                         "train_seconds"}
+    assert lines == ["  ".join([f"[tiny] epoch {n}/3", *(
+        f"{key} {values[n - 1]:.4f}" for key, values in history.items()), "answer 42.0000"])
+        for n in (1, 2, 3)]
+    assert sorted(history) == ["accuracy", "loss"]
+
+
+def test_fit_logged_on_a_dataset_takes_its_batches_as_they_come_and_times_the_fit():
+    import time
+
+    images, token_ids, labels = _tiny_problem(20, 1)
+    batches = []
+
+    class Count(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            batches.append(batch)
+
+    model = _arrays_model(3)
+    dataset = tf.data.Dataset.from_tensor_slices(((images, token_ids), labels)).batch(8)
+    start = time.perf_counter()
+    fitted = core.fit_logged(model, dataset, core.TrainConfig(epochs=2, batch_size=64),
+                             name="tiny", log=None, callbacks=[Count()])
+    elapsed = time.perf_counter() - start
+    assert batches == [0, 1, 2] * 2  # the dataset's batches of 8 (ceil(20 / 8) = 3), not 64
+    assert fitted["epochs_run"] == 2 and len(fitted["history"]["loss"]) == 2
+    assert 0 < fitted["train_seconds"] <= elapsed
+    # unshuffled batches in order: the same as Keras on the same dataset from the same seed
+    theirs = _arrays_model(3)
+    history = theirs.fit(dataset, epochs=2, shuffle=False, verbose=0).history
+    assert fitted["history"]["loss"] == [float(v) for v in history["loss"]]
+
+
+def test_fit_logged_hands_the_epochs_and_its_callbacks_to_the_given_fit():
+    seen = {}
+
+    def fit(model, data, *, epochs, callbacks):
+        seen.update(model=model, data=data, epochs=epochs, callbacks=callbacks)
+        for epoch in range(2):  # stopped early after 2 of 5 epochs
+            callbacks[0].on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
+        return {"history": {"loss": [1.0, 0.5]}, "stopped_early": True}
+
+    lines = []
+    fitted = core.fit_logged("model", "data", core.TrainConfig(epochs=5), name="x",
+                             log=lines.append, callbacks=["mine"], fit=fit)
+    assert (seen["model"], seen["data"], seen["epochs"]) == ("model", "data", 5)
+    assert seen["callbacks"][1:] == ["mine"]  # after the epoch log
+    assert lines == ["[x] epoch 1/5  loss 1.0000", "[x] epoch 2/5  loss 0.5000"]
+    assert (fitted["epochs_run"], fitted["stopped_early"]) == (2, True)
+
+
+@pytest.mark.parametrize(("examples", "epochs", "steps", "decay_steps"), [
+    (100, 4, 4, 12),  # ceil(100 / 32) = 4 steps an epoch; 3 epochs of decay
+    (64, 3, 2, 4),
+    (10, 1, 1, 1),  # one epoch: all warm-up, decay over one step
+])
+def test_warmup_cosine_by_hand(examples, epochs, steps, decay_steps):
+    model = _tiny_model()
+    config = core.TrainConfig(epochs=epochs, batch_size=32, learning_rate=0.01)
+    core.warmup_cosine(model, config, examples)
+
+    def rate(step):  # Keras' own reading of the rate at an optimizer step
+        model.optimizer.iterations.assign(step)
+        return float(model.optimizer.learning_rate)
+
+    def by_hand(step):  # linear from 0 to 0.01 over `steps`, then cosine to 2 % of 0.01
+        if step < steps:
+            return 0.01 * step / steps
+        progress = min(step - steps, decay_steps) / decay_steps
+        return 0.01 * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress)))
+
+    for step in (0, steps // 2, steps, steps + decay_steps // 2, steps + decay_steps,
+                 steps + decay_steps + 5):
+        assert rate(step) == pytest.approx(by_hand(step), rel=1e-5, abs=1e-9), step
+
+
+def test_the_trainers_check_their_options_with_train_config_before_reading_data():
+    from mmcourse.train import clap, video
+    from mmcourse.train import clip as clip_training
+
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        clip_training.train_clip("attributes", epochs=1, batch_size=0)
+    with pytest.raises(ValueError, match="learning_rate must be a positive number, got -1"):
+        clap.train_clap(epochs=1, learning_rate=-1)
+    with pytest.raises(ValueError, match="epochs must be a positive int, got 0"):
+        video.train_video("average", epochs=0)
+
+
+def test_train_hub_clip_fills_only_the_unset_options_from_its_defaults(monkeypatch):
+    from mmcourse.train import clip as clip_training
+    from mmcourse.train import hub_clip
+
+    calls = []
+
+    def fake(level, epochs, seed, root, **options):
+        calls.append({"epochs": epochs, "seed": seed, **options})
+        return {}
+
+    monkeypatch.setattr(clip_training, "train_clip", fake)
+    hub_clip.train_hub_clip("attributes", None, 4, batch_size=8)
+    hub_clip.train_hub_clip("attributes", 2, 4, learning_rate=1e-4)
+    assert [(c["epochs"], c["batch_size"], c["learning_rate"]) for c in calls] == [
+        (25, 8, 3e-3), (2, 64, 1e-4)]
+    with pytest.raises(ValueError, match="epochs must be a positive int, got 0"):
+        hub_clip.train_hub_clip("attributes", 0)

@@ -114,8 +114,13 @@ def test_accuracy_by_kind_by_hand():
 
 
 def test_train_video_reports_what_the_command_line_promises():
+    lines = []
     result = video_training.train_video("average", seed=0, epochs=1, train_clips=30, test_clips=30,
-                               learning_rate=1e-3, keep_model=True)
+                               learning_rate=1e-3, keep_model=True, log=lines.append)
+    # one line per epoch (train.core.fit_logged), its loss the one the result reports
+    (epoch_line,) = [line for line in lines if " epoch " in line]
+    assert epoch_line.startswith("[match/video/average] epoch 1/1  ")
+    assert f"loss {result['loss'][0]:.4f}" in epoch_line.split("  ")
     assert float(result.pop("model").optimizer.learning_rate) == pytest.approx(1e-3)
     assert set(result["accuracy_by_type"]) == {"order", "direction", "attribute"}
     for key in ("test_accuracy", "train_seconds", "params"):

@@ -15,6 +15,7 @@ from mmcourse import clip, stats, vlm
 from mmcourse.data import scenes as data
 from mmcourse.data import text
 from mmcourse.train import vlm as train_vlm
+from mmcourse.train.core import TrainConfig
 from tests.test_vlm import TINY, TINY_VISION, VOCAB, _decoder, _images, _vision
 
 INDEX = {word: i for i, word in enumerate(VOCAB)}
@@ -49,7 +50,8 @@ def test_the_question_tokens_get_no_gradient():
     def trained(stage_targets):
         decoder = _decoder(seed=3)
         names = {layer.name for layer in decoder.layers}
-        train_vlm._fit_stage(decoder, names, inputs, stage_targets, weights, 1, 1e-2, 2, 0)
+        train_vlm._fit_stage(decoder, names, inputs, stage_targets, weights, TrainConfig(
+            epochs=1, batch_size=2, learning_rate=1e-2, seed=0), name="answers", log=None)
         return [np.asarray(w) for w in decoder.weights]
 
     for mine, theirs in zip(trained(targets), trained(other), strict=True):
@@ -100,7 +102,8 @@ def answerer():
     tokens = np.asarray(vision(images / 255.0))
     names = {layer.name for layer in model.layers} - {"vision"}
     train_vlm._fit_stage(vlm.on_vision_tokens(model), names, (rows, ids[:, :-1]), ids[:, 1:],
-                         weights, 1, 1e-2, 4, 0, tokens)
+                         weights, TrainConfig(epochs=1, batch_size=4, learning_rate=1e-2, seed=0),
+                         name="answerer", log=None, tokens=tokens)
     return model, images[rows[:4]]
 
 
@@ -159,9 +162,17 @@ def test_vqa_metrics_against_hand_computed_accuracies(monkeypatch):
 def test_train_vqa_quick_run():
     encoder = clip.build_image_encoder(**TINY_VISION)
     steps = {"pretrain": 1, "stage1": 1, "stage2": 1}
+    lines = []
     result = train_vlm.train_vqa("relations", "flamingo", epochs=steps, train_size=64,
                                  test_size=60, batch_size=32, clip_model=encoder,
-                                 keep_model=True)
+                                 keep_model=True, log=lines.append)
+    # one line per epoch of each step (train.core.fit_logged); a stage's last is its train_loss
+    epoch_lines = [line for line in lines if " epoch " in line]
+    assert [line.split("  ")[0] for line in epoch_lines] == [
+        "[vqa/relations pretrain] epoch 1/1", "[vqa/relations/flamingo stage1] epoch 1/1",
+        "[vqa/relations/flamingo stage2] epoch 1/1"]
+    for line, stage in zip(epoch_lines[1:], ("stage1", "stage2"), strict=True):
+        assert line.endswith(f"  loss {result['stages'][stage]['train_loss']:.4f}")
     model = result.pop("model")
     assert result["task"] == "vqa" and result["arch"] == "flamingo"
     assert result["train_examples"] == 64 and result["test_examples"] == 60

@@ -6,9 +6,6 @@ zero-shot and one-change scores, and ``train_clap``. The model and its log-mel f
 
 from __future__ import annotations
 
-import math
-import time
-
 import numpy as np
 
 from mmcourse.clip.clap import (
@@ -23,6 +20,7 @@ from mmcourse.clip.clap import (
 )
 from mmcourse.data import audio as audio_data
 from mmcourse.data import text
+from mmcourse.train.core import TrainConfig, fit_logged, warmup_cosine
 
 CLAP_EPOCHS = 20
 
@@ -116,14 +114,11 @@ def train_clap(seed: int = 0, epochs: int = CLAP_EPOCHS, arch: str = "cnn",
     """Train ``build_clap`` on the generated train clips (built in memory, seeded) and
     evaluate it on the test clips: the CLI ``python -m mmcourse train --task retrieval
     --modality audio``. ``clips_per_pair`` shrinks the training set (notebook demos).
-    Returns a JSON-ready dict (plus ``model`` with ``keep_model``). Introduced in
+    ``log`` gets a line per epoch (``train.core.fit_logged``) and the scores. Returns a JSON-ready dict (plus ``model`` with ``keep_model``). Introduced in
     notebook 13."""
-    import keras
-
     from mmcourse.seeding import seed_everything
 
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    config = TrainConfig(epochs, batch_size, learning_rate, seed)
     if language not in ("en", "zh"):
         raise ValueError(f"language must be 'en' or 'zh', got {language!r}")
     if arch not in ARCHS:
@@ -142,16 +137,12 @@ def train_clap(seed: int = 0, epochs: int = CLAP_EPOCHS, arch: str = "cnn",
     vocabulary = build_vocabulary()
     length = SEQUENCE_LENGTHS[language]
     model = build_clap(train_features.shape[1:], len(vocabulary), arch, learning_rate, length)
-    steps = math.ceil(len(captions) / batch_size)
-    model.optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, (epochs - 1) * steps), warmup_target=learning_rate,
-        warmup_steps=steps, alpha=0.02)
+    warmup_cosine(model, config, len(captions))
     log(f"training CLAP ({arch}) on {len(captions)} clips: {model.count_params():,} "
         f"parameters, {epochs} epochs, seed {seed}")
-    start = time.perf_counter()
-    history = model.fit([train_features, vectorize(captions, length)], caption_ids,
-                        batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
-    train_seconds = time.perf_counter() - start
+    fitted = fit_logged(model, [train_features, vectorize(captions, length)], config,
+                        targets=caption_ids, name="retrieval/audio", log=log)
+    train_seconds = fitted["train_seconds"]
     result = evaluate(embed_audio(model, test_features), lambda c: embed_captions(model, c),
                       test_records, language)
     result.pop("similarity")
@@ -159,7 +150,7 @@ def train_clap(seed: int = 0, epochs: int = CLAP_EPOCHS, arch: str = "cnn",
                   epochs=epochs, params=int(model.count_params()), train_seconds=train_seconds,
                   train_examples=len(captions), test_examples=len(test_records),
                   temperature=model.get_layer("logits").temperature,
-                  loss=[float(v) for v in history.history["loss"]])
+                  loss=fitted["history"]["loss"])
     log(f"[retrieval/audio] audio->text recall@1 "
         f"{result['recall_at_1']['audio_to_text']:.3f} in {train_seconds:.1f} s")
     if keep_model:

@@ -6,8 +6,6 @@ zero-shot accuracy, the tf.data pipeline, similarity snapshots during training, 
 
 from __future__ import annotations
 
-import math
-import time
 from itertools import product
 
 import keras
@@ -25,6 +23,7 @@ from mmcourse.clip import (
 )
 from mmcourse.data import scenes as data
 from mmcourse.data import store, text
+from mmcourse.train.core import TrainConfig, fit_logged, warmup_cosine
 
 #: Colour-shape combinations kept out of training at the attributes level (each colour and
 #: each shape is still seen, with other partners), to test compositional zero-shot.
@@ -137,9 +136,8 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
 
     if level not in data.LEVELS:
         raise ValueError(f"level must be one of {data.LEVELS}, got {level!r}")
-    epochs = CLIP_EPOCHS[level] if epochs is None else epochs
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    config = TrainConfig(epochs, batch_size, learning_rate, seed).resolved(
+        epochs=CLIP_EPOCHS[level])
     heldout = tuple(tuple(pair) for pair in heldout) if level == "attributes" else ()
     for colour, shape in heldout:
         if colour not in data.COLOURS or shape not in data.SHAPES:
@@ -164,26 +162,19 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
     caption_ids = np.array([names.index(c) for c in train_captions])
     token_ids = text.vectorize(train_captions, vocabulary=vocabulary)
     dataset = _clip_dataset(train_images[keep], token_ids[keep], caption_ids[keep],
-                            batch_size, seed, level == "attributes" if flip is None else flip)
+                            config.batch_size, seed,
+                            level == "attributes" if flip is None else flip)
 
     model = (builder or build_clip)(len(vocabulary), temperature=temperature,
                                     learn_temperature=learn_temperature,
-                                    learning_rate=learning_rate, **(model_options or {}))
-    steps = math.ceil(int(keep.sum()) / batch_size)
-    model.optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, (epochs - 1) * steps), warmup_target=learning_rate,
-        warmup_steps=steps, alpha=0.02)
-
-    def log_epoch(epoch, logs):
-        log(f"[retrieval/{level}] epoch {epoch + 1}/{epochs}  loss {logs['loss']:.4f}  "
-            f"temperature {model.get_layer('logits').temperature:.4f}")
-
+                                    learning_rate=config.learning_rate, **(model_options or {}))
+    warmup_cosine(model, config, int(keep.sum()))
     log(f"training CLIP on {level}: {model.count_params():,} parameters, {int(keep.sum())} "
-        f"pairs, {epochs} epochs, seed {seed}")
-    start = time.perf_counter()
-    history = model.fit(dataset, epochs=epochs, verbose=0, shuffle=False, callbacks=[
-        keras.callbacks.LambdaCallback(on_epoch_end=log_epoch), *(callbacks or [])])
-    train_seconds = time.perf_counter() - start
+        f"pairs, {config.epochs} epochs, seed {seed}")
+    fitted = fit_logged(model, dataset, config, name=f"retrieval/{level}", log=log,
+                        callbacks=callbacks, extras=lambda: {
+                            "temperature": model.get_layer("logits").temperature})
+    train_seconds = fitted["train_seconds"]
 
     test_images, test_captions, test_scenes = split("test")
     test_seen = np.array([not is_heldout(s, heldout) for s in test_scenes], bool)
@@ -219,11 +210,10 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
                       heldout_combinations=[], heldout_examples=0)
     result.update(
         params=int(model.count_params()), train_seconds=train_seconds,
-        epochs_run=len(history.history["loss"]), seed=seed, batch_size=batch_size,
-        learning_rate=learning_rate, temperature=model.get_layer("logits").temperature,
+        epochs_run=fitted["epochs_run"], seed=seed, batch_size=config.batch_size,
+        learning_rate=config.learning_rate, temperature=model.get_layer("logits").temperature,
         learn_temperature=learn_temperature, train_examples=int(keep.sum()),
-        test_examples=len(test_images),
-        history={name: [float(v) for v in values] for name, values in history.history.items()})
+        test_examples=len(test_images), history=fitted["history"])
     log(f"[retrieval/{level}] image->text recall@1 {result['recall_at_1']['image_to_text']:.3f}"
         f" in {train_seconds:.1f} s")
     if keep_model:

@@ -1,16 +1,22 @@
-"""The trainer core that the matcher's trainers share (notebook 04; your own folder in
-notebook 09): ``TrainConfig`` (the fit options), ``Splits`` (the three datasets and their
-sizes) and ``fit_and_evaluate`` (fit, evaluate on the test split, and the result every
-trainer returns, built here once).
+"""The trainer core that every trainer shares (notebook 04; your own folder in notebook 09;
+CLIP in 07, the VLM in 08, CLAP and video in 13): ``TrainConfig`` (the fit options),
+``Splits`` (the three datasets and their sizes), ``fit_logged`` (fit, one log line per
+epoch, timed), ``warmup_cosine`` (the contrastive trainers' learning-rate schedule) and
+``fit_and_evaluate`` (``fit_logged``, then the test split and the result the matcher's
+trainers return, built here once).
 
 ``mmcourse.train.tasks.train`` brings the course data, ``mmcourse.apps.owndata.train_folder``
 a folder of your own; each builds its splits and its model, then calls ``fit_and_evaluate``
-and adds its own keys to the result. TensorFlow and Keras are imported inside the functions.
+and adds its own keys to the result. ``train.clip``, ``train.clap``, ``train.video`` and the
+stages of ``train.vlm`` take their options as a ``TrainConfig`` and fit with ``fit_logged``.
+TensorFlow and Keras are imported inside the functions.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,8 +38,8 @@ class TrainConfig:
     None: off), ``schedule`` (epoch -> learning rate, e.g. ``callbacks.cosine_schedule``;
     None: constant) and ``validate`` (evaluate the validation split after each epoch).
     ``epochs``, ``batch_size`` and ``learning_rate`` left at None take the trainer's defaults
-    (``resolved``). A bad value is a ``ValueError`` naming the field. Introduced in
-    notebook 04."""
+    (``resolved``). A bad value is a ``ValueError`` naming the field. The CLIP, CLAP, video
+    and VLM trainers (``fit_logged``) use the first four fields. Introduced in notebook 04."""
 
     epochs: int | None = None
     batch_size: int | None = None
@@ -82,6 +88,64 @@ class Splits:
             for name in ("train", "validation", "test") if getattr(self, name) is not None})
 
 
+def fit_logged(model, data, config: TrainConfig, *, name: str,
+               log: Callable[[str], None] | None, targets=None, callbacks: list | None = None,
+               extras: Callable[[], dict] | None = None, fit: Callable | None = None) -> dict:
+    """Fit the compiled ``model`` for ``config.epochs`` epochs (``config`` resolved), timed,
+    with one ``log`` line per epoch: ``[name] epoch 3/10  loss 0.1234  ...`` (every metric
+    of the epoch, then ``extras()``, e.g. a learned temperature). Seeding stays with the
+    trainer, before it builds its data and model.
+
+    ``data`` is a batched ``tf.data.Dataset`` of (inputs, targets), which shuffles itself
+    (``fit`` does not); or, with ``targets``, in-memory inputs that ``model.fit`` shuffles
+    each epoch and cuts into batches of ``config.batch_size``. ``callbacks`` run after the
+    epoch log. ``fit`` replaces ``model.fit``: called as ``fit(model, data, epochs=...,
+    callbacks=...)``, it returns a dict with ``history`` (as ``train.callbacks.fit``).
+
+    Returns ``history`` (a list of floats per metric), ``epochs_run`` (epochs this call
+    ran: the length of the history), ``train_seconds`` (the fit alone) and any other key
+    ``fit`` returned.
+    Introduced in notebook 07."""
+    import keras  # noqa: PLC0415
+
+    log = log or (lambda message: None)
+
+    def log_epoch(epoch, logs):
+        values = {**logs, **(extras() if extras is not None else {})}
+        line = "  ".join(f"{metric} {float(value):.4f}" for metric, value in values.items())
+        log(f"[{name}] epoch {epoch + 1}/{config.epochs}  {line}")
+
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=log_epoch), *(callbacks or [])]
+    start = time.perf_counter()
+    if fit is not None:
+        fitted = dict(fit(model, data, epochs=config.epochs, callbacks=callbacks))
+    elif targets is None:
+        history = model.fit(data, epochs=config.epochs, callbacks=callbacks, shuffle=False,
+                            verbose=0)
+        fitted = {"history": history.history}
+    else:
+        history = model.fit(data, targets, batch_size=config.batch_size, epochs=config.epochs,
+                            callbacks=callbacks, shuffle=True, verbose=0)
+        fitted = {"history": history.history}
+    train_seconds = time.perf_counter() - start
+    history = {metric: [float(v) for v in values] for metric, values in fitted["history"].items()}
+    return {**fitted, "history": history, "epochs_run": len(next(iter(history.values()), [])),
+            "train_seconds": train_seconds}
+
+
+def warmup_cosine(model, config: TrainConfig, examples: int) -> None:
+    """Set the compiled ``model``'s learning rate to a schedule by optimizer step: a linear
+    warm-up from 0 to ``config.learning_rate`` over the first epoch (ceil(``examples`` /
+    ``config.batch_size``) steps), then a cosine decay to 2 % of it at the last epoch's
+    end. CLIP's and CLAP's schedule. Introduced in notebook 07."""
+    import keras  # noqa: PLC0415
+
+    steps = math.ceil(examples / config.batch_size)
+    model.optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, (config.epochs - 1) * steps),
+        warmup_target=config.learning_rate, warmup_steps=steps, alpha=0.02)
+
+
 def fit_and_evaluate(model, splits: Splits, config: TrainConfig, *, test_labels, test_kinds,
                      name: str, log: Callable[[str], None], run_dir=None, resume: bool = False,
                      callbacks: list | None = None, strategy: str = "default",
@@ -101,24 +165,18 @@ def fit_and_evaluate(model, splits: Splits, config: TrainConfig, *, test_labels,
     batch_size, learning_rate, train_examples, test_examples, history (per-epoch metrics),
     strategy, replicas, initial_epoch, stopped_early and weights_sha256 (fingerprint of
     the final weights). Introduced in notebook 04."""
-    import keras  # noqa: PLC0415
-
     from mmcourse.stats import accuracy_by_type  # noqa: PLC0415
     from mmcourse.train import callbacks as course_callbacks  # noqa: PLC0415
     from mmcourse.train import distribute  # noqa: PLC0415
 
-    def log_epoch(epoch, logs):
-        metrics = "  ".join(f"{metric} {value:.4f}" for metric, value in logs.items())
-        log(f"[{name}] epoch {epoch + 1}/{config.epochs}  {metrics}")
-
-    start = time.perf_counter()
-    fitted = course_callbacks.fit(
-        model, splits.train, splits.validation, epochs=config.epochs, run_dir=run_dir,
-        resume=resume, patience=config.patience,
-        monitor="val_loss" if splits.validation is not None else "loss",
-        schedule=config.schedule, progress=True,
-        callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=log_epoch), *(callbacks or [])])
-    train_seconds = time.perf_counter() - start
+    fitted = fit_logged(
+        model, splits.train, config, name=name, log=log, callbacks=callbacks,
+        fit=functools.partial(
+            course_callbacks.fit, validation_data=splits.validation, run_dir=run_dir,
+            resume=resume, patience=config.patience,
+            monitor="val_loss" if splits.validation is not None else "loss",
+            schedule=config.schedule, progress=True))
+    train_seconds = fitted["train_seconds"]
     test_loss, test_accuracy = model.evaluate(splits.test, verbose=0)
     by_type = accuracy_by_type(model.predict(splits.test, verbose=0), test_labels, test_kinds)
     epochs_run = fitted["epochs_run"]

@@ -14,6 +14,7 @@ import numpy as np
 from mmcourse import clip
 from mmcourse.hub.clip import HUB_CLIP_OPTIONS, build_hub_clip
 from mmcourse.train import clip as clip_training
+from mmcourse.train.core import TrainConfig
 
 HUB_CLIP_TRAINING = {"epochs": 25, "learning_rate": 3e-3, "batch_size": 64}
 
@@ -26,13 +27,13 @@ def train_hub_clip(level: str = "attributes", epochs: int | None = None, seed: i
     ``HUB_CLIP_OPTIONS``) and ``HUB_CLIP_TRAINING`` where an argument is None: notebook 07's
     data, loss, schedule and scores, with the same keys plus ``arch`` and ``model_options``.
     Notebook 11."""
-    given = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
-    settings = {k: HUB_CLIP_TRAINING[k] if v is None else v for k, v in given.items()}
+    config = TrainConfig(epochs, batch_size, learning_rate, seed).resolved(**HUB_CLIP_TRAINING)
     model_options = dict(model_options or {})
     result = clip_training.train_clip(
-        level, settings.pop("epochs"), seed, root, train_size=train_size, log=log,
+        level, config.epochs, seed, root, batch_size=config.batch_size,
+        learning_rate=config.learning_rate, train_size=train_size, log=log,
         keep_model=keep_model, model_options=model_options,
-        builder=functools.partial(build_hub_clip, seed=seed), **settings)
+        builder=functools.partial(build_hub_clip, seed=seed))
     return {"arch": "keras_hub_clip", "model_options": {**HUB_CLIP_OPTIONS, **model_options},
             **result}
 

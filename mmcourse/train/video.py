@@ -6,8 +6,6 @@ statements' vocabulary and token ids, accuracy by kind of statement and by chang
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from mmcourse.clip.video import (
@@ -19,6 +17,7 @@ from mmcourse.clip.video import (
 )
 from mmcourse.data import text
 from mmcourse.data import video as video_data
+from mmcourse.train.core import TrainConfig, fit_logged
 
 VIDEO_EPOCHS = 20
 
@@ -98,19 +97,15 @@ def train_video(fusion: str = "temporal", seed: int = 0, epochs: int = VIDEO_EPO
     --fusion temporal|average``. Returns a JSON-ready dict with ``test_accuracy`` and
     ``accuracy_by_type`` (``order``, ``direction``, ``attribute``), ``accuracy_by_change``
     (the attribute ones split into ``colour`` and ``shape``), plus ``model`` with
-    ``keep_model``. ``learning_rate`` is Adam's (``VIDEO_LEARNING_RATE``). Introduced in
-    notebook 13."""
+    ``keep_model``. ``learning_rate`` is Adam's (``VIDEO_LEARNING_RATE``); ``log`` gets a
+    line per epoch (``train.core.fit_logged``) and the scores. Introduced in notebook 13."""
     from mmcourse.seeding import seed_everything
 
     if fusion not in FUSIONS:
         raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    config = TrainConfig(epochs, batch_size, learning_rate, seed)
     if language not in ("en", "zh"):
         raise ValueError(f"language must be 'en' or 'zh', got {language!r}")
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
-            or not learning_rate > 0:
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
     log = log or (lambda message: None)
     seed_everything(seed)
     train_videos, train_records = video_data.make_split("train", seed, train_clips)
@@ -123,10 +118,9 @@ def train_video(fusion: str = "temporal", seed: int = 0, epochs: int = VIDEO_EPO
     log(f"training the {fusion} video model on {len(labels)} statements about "
         f"{len(train_videos)} clips: {model.count_params():,} parameters, {epochs} epochs, "
         f"seed {seed}")
-    start = time.perf_counter()
-    history = model.fit(inputs, labels, batch_size=batch_size, epochs=epochs, shuffle=True,
-                        verbose=0)
-    train_seconds = time.perf_counter() - start
+    fitted = fit_logged(model, inputs, config, targets=labels, name=f"match/video/{fusion}",
+                        log=log)
+    train_seconds = fitted["train_seconds"]
     test_inputs, _ = _inputs(test_videos, test_records, language)
     probabilities = model.predict(test_inputs, batch_size=256, verbose=0)
     by_kind = accuracy_by_kind(probabilities, test_records)
@@ -137,7 +131,7 @@ def train_video(fusion: str = "temporal", seed: int = 0, epochs: int = VIDEO_EPO
               "train_seconds": train_seconds, "seed": seed, "epochs": epochs,
               "language": language, "train_examples": len(labels),
               "test_examples": len(test_records),
-              "loss": [float(v) for v in history.history["loss"]]}
+              "loss": fitted["history"]["loss"]}
     log(f"[match/video/{fusion}] test accuracy {result['test_accuracy']:.3f}, order "
         f"{by_kind.get('order', float('nan')):.3f}, in {train_seconds:.1f} s")
     if keep_model:

@@ -24,6 +24,7 @@ from mmcourse.blocks import _positive_int
 from mmcourse.data import scenes as data
 from mmcourse.data import store, text
 from mmcourse.data.captions import correct_statements
+from mmcourse.train.core import TrainConfig, fit_logged
 from mmcourse.vlm import (
     GatedCrossAttention,
     build_decoder,
@@ -102,33 +103,29 @@ class GateTrace(keras.callbacks.Callback):
         self._record()
 
 
-def _fit_stage(model, trainable, inputs, targets, weights, epochs, learning_rate, batch_size,
-               seed, tokens=None, callbacks=None):
-    """Fit ``model`` with only the layers named in ``trainable`` trainable, on ``inputs``
-    (token ids (N, L), or with ``tokens`` (rows (N,), token ids): each example's vision
-    tokens ``tokens[rows]``, gathered per batch) and per-target loss ``weights``; (seconds,
+def _fit_stage(model, trainable, inputs, targets, weights, config, *, name, log, tokens=None,
+               callbacks=None):
+    """Fit ``model`` under ``config`` (``fit_logged``: one ``log`` line per epoch, tagged
+    ``name``) with only the layers named in ``trainable`` trainable, on ``inputs`` (token
+    ids (N, L), or with ``tokens`` (rows (N,), token ids): each example's vision tokens
+    ``tokens[rows]``, gathered per batch) and per-target loss ``weights``; (seconds,
     trainable parameter count, final loss)."""
-    import time  # noqa: PLC0415
-
     import tensorflow as tf  # noqa: PLC0415
 
     for layer in model.layers:
         layer.trainable = layer.name in trainable
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(config.seed)  # before the dataset: its shuffle reads it
     dataset = tf.data.Dataset.from_tensor_slices((inputs, targets, weights)).shuffle(
-        len(targets), seed=seed).batch(batch_size)
+        len(targets), seed=config.seed).batch(config.batch_size)
     if tokens is not None:
         table = tf.constant(tokens)
         dataset = dataset.map(lambda x, y, w: ((tf.gather(table, x[0]), x[1]), y, w))
-    start = time.perf_counter()
-    history = model.fit(dataset.prefetch(2), epochs=epochs, verbose=0, shuffle=False,
+    fitted = fit_logged(model, dataset.prefetch(2), config, name=name, log=log,
                         callbacks=callbacks)
     trainable_params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    return time.perf_counter() - start, trainable_params, float(history.history["loss"][-1])
-
-
+    return fitted["train_seconds"], trainable_params, fitted["history"]["loss"][-1]
 
 
 def _check_run(level, epochs, defaults) -> dict:
@@ -163,7 +160,8 @@ def _backbone(task, level, seed, root, *, vocabulary, epochs, batch_size, train_
     seconds["pretrain"], _, loss = _fit_stage(
         decoder, {layer.name for layer in decoder.layers}, pretrain_ids[:, :-1],
         pretrain_ids[:, 1:], (pretrain_ids[:, 1:] != 0).astype("float32"),
-        epochs["pretrain"], rates["pretrain"], batch_size, seed)
+        TrainConfig(epochs["pretrain"], batch_size, rates["pretrain"], seed),
+        name=f"{task}/{level} pretrain", log=log)
     log(f"[{task}/{level}] decoder pre-trained, loss {loss:.3f}")
     return {"level": level, "seed": seed, "train_size": len(pretrain_ids),
             "epochs": {k: epochs[k] for k in ("clip", "pretrain")},
@@ -194,8 +192,8 @@ def _train_stages(task, backbone, arch, seed, *, epochs, batch_size, log, images
     for stage, trainable in (("stage1", new), ("stage2", stage2)):
         seconds[stage], trainable_params, loss = _fit_stage(
             on_tokens, trainable, (np.asarray(rows, np.int32), ids[:, :-1]), ids[:, 1:],
-            weights, epochs[stage], rates[stage], batch_size,
-            seed + int(stage[-1]), tokens, callbacks)
+            weights, TrainConfig(epochs[stage], batch_size, rates[stage], seed + int(stage[-1])),
+            name=f"{tag[1:-1]} {stage}", log=log, tokens=tokens, callbacks=callbacks)
         stages[stage] = {**evaluate(model), "train_loss": loss,
                          "trainable_params": trainable_params, "seconds": seconds[stage]}
         log(f"{tag} after {stage}: " + ", ".join(
@@ -270,7 +268,8 @@ def train_captioner(level: str = "attributes", arch: str = "llava", seed: int = 
 
     ``backbone`` (``caption_backbone``, same level, seed and train size) supplies steps 1
     and 2 instead of training them; ``callbacks`` (e.g. ``GateTrace``) follow stages 1 and 2,
-    which train on the vision tokens computed once per image (``on_vision_tokens``).
+    which train on the vision tokens computed once per image (``on_vision_tokens``); ``log``
+    gets a line per epoch of each step (``train.core.fit_logged``) and the scores after each.
     ``epochs`` overrides ``CAPTION_EPOCHS``. The metrics (``caption_metrics``) are reported
     after each stage; the top level holds those after stage 2, ``train_seconds`` the whole
     pipeline's fitting time (a shared backbone's counted in full). Introduced in notebook 08.
