@@ -234,7 +234,7 @@ def test_the_objects_model_refuses_raw_inputs(trained):
     with pytest.raises(ValueError, match="takes object tokens .* cannot be saved with raw "
                                          "inputs, exported or served"):
         matcher_io.raw_input_model(trained[0]["model"], text.load_vocabulary(), 12,
-                               answers=text.answer_vocabulary())
+                                   answers=text.answer_vocabulary())
     with pytest.raises(ValueError, match="save: the objects model takes object tokens"):
         training.train(task="qa", fusion="objects", level="relations", save="m.keras")
 

@@ -118,7 +118,7 @@ def test_train_folder_result_has_the_train_keys_plus_splits_and_oov(trained):
     # the accuracy is over the 8 test pairs: that of the saved model's answers, thresholded
     labels = np.asarray(splits["test"]["labels"])
     answers = raw_model.predict(trained["model"], list(splits["test"]["images"]),
-                              list(splits["test"]["texts"])) > 0.5
+                                list(splits["test"]["texts"])) > 0.5
     assert trained["test_accuracy"] == pytest.approx(np.mean(answers == (labels > 0.5)))
     true_pairs = labels > 0.5
     assert trained["accuracy_by_type"]["true pair"] == pytest.approx(np.mean(answers[true_pairs]))
@@ -170,7 +170,7 @@ def test_keras_load_model_with_safe_mode_alone_in_a_fresh_python(trained, tmp_pa
     assert completed.returncode == 0, completed.stderr
     fresh = json.loads(completed.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(fresh, raw_model.predict(trained["model"], list(test["images"][:3]),
-                                                      texts), atol=1e-6)
+                                                        texts), atol=1e-6)
 
 
 def test_predict_command_one_pair_and_csv(trained, scans, capsys):

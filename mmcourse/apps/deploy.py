@@ -221,7 +221,7 @@ def exportable_model(model, vocabulary=None):
                          f"needs: give the vocab.json of the course data it was trained on")
     try:
         return matcher_io.raw_input_model(model, content["tokens"], content["sequence_length"],
-                                      content["answers"] if core == "qa" else None)
+                                          content["answers"] if core == "qa" else None)
     except ValueError as error:
         raise ValueError(f"vocabulary {vocabulary} does not fit {name}: {error}") from None
 

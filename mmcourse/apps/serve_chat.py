@@ -212,7 +212,7 @@ class ChatModel:
                     if finished[row]:
                         continue
                     chosen[row] = choose_tokens(scores[row:row + 1], generation.method,
-                                          generation.k, generation.temperature, rngs[row])[0]
+                                                generation.k, generation.temperature, rngs[row])[0]
                     generation.tokens.append(int(chosen[row]))
                     if generation.emit is not None:
                         generation.emit(int(chosen[row]))

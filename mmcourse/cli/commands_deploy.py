@@ -79,7 +79,7 @@ def run_predict(args) -> int:
                   f"{len(rows)} row(s)", file=sys.stderr)
         texts = [row.text for row in rows] if rows is not None else [args.text]
         task, results = predict_csv.predict_results(args.model, names, inputs, texts, rows,
-                                                     has_label)
+                                                    has_label)
     except (DataError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -32,7 +32,7 @@ def embed_images(model, images, batch_size: int = 256) -> np.ndarray:
     if images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
     embeddings = in_batches(model.get_layer("image_encoder"),
-                             images.astype(np.float32) / 255.0, batch_size)
+                            images.astype(np.float32) / 255.0, batch_size)
     return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
 
 
@@ -43,7 +43,7 @@ def embed_texts(model, token_ids, batch_size: int = 256) -> np.ndarray:
         raise ValueError(f"token_ids must be integers (N, L), got {token_ids.dtype} "
                          f"{token_ids.shape}")
     embeddings = in_batches(model.get_layer("text_encoder"), token_ids.astype(np.int32),
-                             batch_size)
+                            batch_size)
     return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
 
 

@@ -252,7 +252,7 @@ def _other(values, current, rng):
 
 
 def draw_questions(objects, rng, level: str, count: int,
-               language: str = "en") -> list[tuple[str, str, str]]:
+                   language: str = "en") -> list[tuple[str, str, str]]:
     """Draw ``count`` (kind, question, answer) triples about the scene; the question in
     ``language``, the answer in English (``answer_word`` translates it)."""
     zh = language == "zh"

@@ -63,9 +63,9 @@ def multi_head_attention(query, value, weights, num_heads: int, key=None, mask=N
                          f"{len(weights) if hasattr(weights, '__len__') else '?'}")
     query = check_array("query", query, 3, layout="(N, Tq, d_q)")
     value = check_array("value", value, 3, layout="(N, Tv, d_v)",
-                         context=f"query has shape {query.shape}")
+                        context=f"query has shape {query.shape}")
     key = value if key is None else check_array("key", key, 3, layout="(N, Tv, d_k)",
-                                                 context=f"value has shape {value.shape}")
+                                                context=f"value has shape {value.shape}")
     if value.shape[0] != query.shape[0] or key.shape[:2] != value.shape[:2]:
         raise ValueError(f"query, key and value must share N, and key and value their length "
                          f"Tv: query {query.shape}, key {key.shape}, value {value.shape}")

@@ -17,7 +17,7 @@ from mmcourse.scratch.checks import check_array, check_bias
 def _check_dense(x, kernel, bias):
     x = check_array("x", x, layout="(..., in_features)")
     kernel = check_array("kernel", kernel, 2, layout="(in_features, units)",
-                          context=f"x has shape {x.shape}")
+                         context=f"x has shape {x.shape}")
     if x.ndim == 0:
         raise ValueError(f"x must have at least 1 dimension (..., in_features), got shape "
                          f"{x.shape}; kernel {kernel.shape}")

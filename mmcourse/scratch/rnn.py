@@ -32,7 +32,7 @@ def _rnn_weights(kernel, recurrent_kernel, bias, features: int, gates: int, x_sh
                  x_name: str = "x"):
     """Validate Keras-layout RNN weights against ``features``; return them and ``units``."""
     kernel = check_array("kernel", kernel, 2, layout="(features, units)" if gates == 1
-                          else f"(features, {gates}*units)", context=f"{x_name} {x_shape}")
+                         else f"(features, {gates}*units)", context=f"{x_name} {x_shape}")
     if kernel.shape[0] != features:
         raise ValueError(f"kernel has input dim {kernel.shape[0]} but {x_name} has {features} "
                          f"features: {x_name} {x_shape}, kernel {kernel.shape}")
@@ -91,7 +91,7 @@ def _rnn_inputs(x, kernel, recurrent_kernel, bias, gates: int, states: dict, mas
     """Validate everything a recurrent layer gets; return arrays in one float dtype."""
     hint = f". {_EMBEDDING_HINT}" if np.ndim(x) == 2 else ""
     x = check_array("x", x, 3, layout="(batch, time, features)",
-                     context=f"kernel {_shape_of(kernel)}{hint}")
+                    context=f"kernel {_shape_of(kernel)}{hint}")
     kernel, recurrent_kernel, bias, units = _rnn_weights(
         kernel, recurrent_kernel, bias, x.shape[2], gates, x.shape)
     dtype = np.result_type(x, kernel, recurrent_kernel, bias)
@@ -105,7 +105,7 @@ def _rnn_inputs(x, kernel, recurrent_kernel, bias, gates: int, states: dict, mas
 def _step_inputs(x_t, h_prev, kernel, recurrent_kernel, bias, gates: int):
     """Validate the arguments of one recurrent step (x_t is (batch, features))."""
     x_t = check_array("x_t", x_t, 2, layout="(batch, features)",
-                       context=f"kernel {_shape_of(kernel)}")
+                      context=f"kernel {_shape_of(kernel)}")
     kernel, recurrent_kernel, bias, units = _rnn_weights(
         kernel, recurrent_kernel, bias, x_t.shape[1], gates, x_t.shape, x_name="x_t")
     h_prev = _rnn_state("h_prev", h_prev, x_t.shape[0], units, "x_t", x_t.shape, kernel.shape,

@@ -137,7 +137,7 @@ class GatedCrossAttention(_FeedForward, keras.layers.Layer):
         self.num_heads = positive_int("num_heads", num_heads)
         self.key_dim = positive_int("key_dim", key_dim)
         self.hidden_units = None if hidden_units is None else positive_int("hidden_units",
-                                                                            hidden_units)
+                                                                           hidden_units)
         self.query_norm = keras.layers.LayerNormalization(name="query_norm",
                                                           dtype=self.dtype_policy)
         self.attention = keras.layers.MultiHeadAttention(num_heads, key_dim, name="attention",
