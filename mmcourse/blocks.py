@@ -28,7 +28,8 @@ import numpy as np
 from keras import ops
 
 
-def _positive_int(name: str, value) -> int:
+def positive_int(name: str, value) -> int:
+    """``value`` as an int >= 1, or a ``ValueError`` naming ``name``. Notebook 04."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
@@ -43,7 +44,7 @@ def coordinate_features(height: int, width: int, frequencies: int = 3) -> np.nda
     dot product compare positions at several scales (as in the transformer's positional
     encoding). Introduced in notebook 06.
     """
-    height, width = _positive_int("height", height), _positive_int("width", width)
+    height, width = positive_int("height", height), positive_int("width", width)
     if isinstance(frequencies, bool) or not isinstance(frequencies, (int, np.integer)) \
             or frequencies < 0:
         raise ValueError(f"frequencies must be an int >= 0, got {frequencies!r}")
@@ -61,7 +62,7 @@ def relation_pair_count(height: int, width: int) -> int:
     """The number of ordered region pairs (i, j) a relation network evaluates g on:
     n^2 with n = H W (pairs with i = j included, as in Santoro et al. 2017).
     Introduced in notebook 06."""
-    n = _positive_int("height", height) * _positive_int("width", width)
+    n = positive_int("height", height) * positive_int("width", width)
     return n * n
 
 
@@ -138,9 +139,9 @@ class TransformerBlock(keras.layers.Layer):
     def __init__(self, num_heads: int = 4, key_dim: int = 16, hidden_units: int = 128,
                  dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        self.num_heads = _positive_int("num_heads", num_heads)
-        self.key_dim = _positive_int("key_dim", key_dim)
-        self.hidden_units = _positive_int("hidden_units", hidden_units)
+        self.num_heads = positive_int("num_heads", num_heads)
+        self.key_dim = positive_int("key_dim", key_dim)
+        self.hidden_units = positive_int("hidden_units", hidden_units)
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.dropout = float(dropout)
@@ -208,8 +209,8 @@ class RelationModule(keras.layers.Layer):
 
     def __init__(self, units: int = 64, depth: int = 3, **kwargs):
         super().__init__(**kwargs)
-        self.units = _positive_int("units", units)
-        self.depth = _positive_int("depth", depth)
+        self.units = positive_int("units", units)
+        self.depth = positive_int("depth", depth)
         self.pair_layers = [keras.layers.Dense(units, activation="relu", name=f"g{index}",
                                                dtype=self.dtype_policy)
                             for index in range(2, depth + 1)]
@@ -300,12 +301,12 @@ class AnchoredAttention(keras.layers.Layer):
     def __init__(self, grid_shape, num_heads: int = 4, key_dim: int = 16,
                  hidden_units: int = 128, **kwargs):
         super().__init__(**kwargs)
-        self.grid_shape = tuple(_positive_int("grid_shape", g) for g in grid_shape)
+        self.grid_shape = tuple(positive_int("grid_shape", g) for g in grid_shape)
         if len(self.grid_shape) != 2:
             raise ValueError(f"grid_shape must be (H, W), got {grid_shape!r}")
-        self.num_heads = _positive_int("num_heads", num_heads)
-        self.key_dim = _positive_int("key_dim", key_dim)
-        self.hidden_units = _positive_int("hidden_units", hidden_units)
+        self.num_heads = positive_int("num_heads", num_heads)
+        self.key_dim = positive_int("key_dim", key_dim)
+        self.hidden_units = positive_int("hidden_units", hidden_units)
         self.supports_masking = True
         dtype = self.dtype_policy
         self.query_norm = keras.layers.LayerNormalization(name="query_norm", dtype=dtype)

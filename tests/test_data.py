@@ -398,13 +398,13 @@ def test_cli_builds_and_verifies(tmp_path):
 
 
 def test_ensure_data_generates_only_when_missing(tmp_path, monkeypatch):
-    calls, real_sizes = [], data._sizes
+    calls, real_sizes = [], data.split_sizes
 
     def tiny_sizes(sizes):
         calls.append(sizes)
         return real_sizes(TINY)
 
-    monkeypatch.setattr(store, "_sizes", tiny_sizes)
+    monkeypatch.setattr(store, "split_sizes", tiny_sizes)
     root = store.ensure_data(tmp_path / "new" / "nested" / "d")  # parents are created
     assert calls == [None] and store.verify(root) == []
     assert store.read_manifest(root)["seed"] == 0  # the course data is always seed 0

@@ -16,14 +16,16 @@ from mmcourse import REPO_ROOT
 from mmcourse.apps import (
     deploy,
     owndata,
-    predict_csv,
     predictors,
+    raw_model,
     safe_loading,
     tf_text,
     tfserving_rest,
 )
+from mmcourse.cli import commands_deploy
 from mmcourse.data import scans, statements, text
 from mmcourse.data import scenes as data
+from mmcourse.matcher import io as matcher_io
 from mmcourse.matcher import model as models
 from mmcourse.train import tasks as training
 
@@ -91,7 +93,8 @@ def test_saved_model_runs_without_mmcourse_and_agrees_with_predict(exported, tmp
     assert sorted(served) == ["inputs", "modules", "probability"]
     reference = _keras_reference(exported, exported["images"], TEXTS)
     np.testing.assert_allclose(served["probability"], reference, atol=1e-5)
-    predicted = owndata.predict(owndata.load_raw_model(exported["keras"]), exported["images"], TEXTS)
+    predicted = raw_model.predict(raw_model.load_raw_model(exported["keras"]), exported["images"],
+                                  TEXTS)
     np.testing.assert_allclose(served["probability"], predicted, atol=1e-5)
 
 
@@ -126,7 +129,7 @@ def test_signature_resizes_other_sizes_as_the_course_does(exported, tmp_path):
             paths.append(path)
     texts = TEXTS[:len(paths)]
     served = predictors.predict(exported["saved"], paths, texts)
-    course = owndata.predict(owndata.load_raw_model(exported["keras"]), paths, texts)
+    course = raw_model.predict(raw_model.load_raw_model(exported["keras"]), paths, texts)
     np.testing.assert_allclose(served, course, atol=1e-6)
     opencv = _keras_reference(exported, paths, texts)  # INTER_AREA: within a level of it
     assert np.abs(served - opencv).max() < 0.02
@@ -419,14 +422,15 @@ def test_qa_answers_agree_across_formats(qa_exported, kind, atol):
 
 
 def test_predict_command_answers_with_the_keras_file_and_the_saved_model(qa_exported, capsys):
-    """``predict --model M --image F --text Q --json`` (``predict_csv.main_predict``, in process)."""
+    """``predict --model M --image F --text Q --json`` (``commands_deploy.run_predict``, in
+    process)."""
     import argparse
 
     outputs = []
     for model in (qa_exported["keras"], qa_exported["saved"]):
         args = argparse.Namespace(model=str(model), image=str(qa_exported["images"][0]),
                                   text=QUESTIONS[0], csv=None, json=True)
-        assert predict_csv.main_predict(args) == 0
+        assert commands_deploy.run_predict(args) == 0
         outputs.append(json.loads(capsys.readouterr().out))
     answers, probabilities = _qa_reference(qa_exported, qa_exported["images"][:1],
                                            QUESTIONS[:1])
@@ -572,7 +576,7 @@ def test_keras_predictor_answers_more_than_256_questions_in_order(tmp_path):
                                 .RandomNormal(stddev=3.0, seed=0))(
         keras.layers.Concatenate()([pooled, words]))
     core = keras.Model([image, ids], output)
-    models.raw_input_model(core, vocabulary, length, answers).save(tmp_path / "qa.keras")
+    matcher_io.raw_input_model(core, vocabulary, length, answers).save(tmp_path / "qa.keras")
     colours = np.random.default_rng(0).integers(0, 256, (300, 1, 1, 3), dtype=np.uint8)
     images = list(np.broadcast_to(colours, (300, 64, 64, 3)).copy())  # one colour each
     questions = [QUESTIONS[i % len(QUESTIONS)] + " " * (i % 3) for i in range(300)]

@@ -16,6 +16,7 @@ from mmcourse.exercises import (
     expect_function,
     expect_model,
     expect_value,
+    function_exercise,
     record,
     solution_from,
 )
@@ -156,6 +157,25 @@ def test_a_solution_written_once_is_its_reference_source_then_the_check():
     namespace = {}
     exec(solution_from(reference, ""), namespace)  # the code shown runs as it is
     assert namespace["reference"]() == 3
+
+
+def test_a_function_exercise_checks_shows_and_solves_with_its_one_function():
+    """``function_exercise`` (issue 26): the function is the checker's reference, the right
+    answer and the solution shown, which ends by checking it under the exercise's name."""
+    def halve(x):
+        return np.asarray(x, np.float32) / 2
+
+    exercise = function_exercise(name="q7", prompt="halve x", function=halve,
+                                 cases=[(np.array([2, 4]),), (np.array([1]),)], dtype=np.float32,
+                                 imports="import numpy as np", hints=["x / 2"], wrong=list)
+    assert exercise.solution_code == ("import numpy as np\n\n\n"
+                                      "def halve(x):\n    return np.asarray(x, np.float32) / 2"
+                                      "\n\n\nex.q7.check(halve)")
+    assert exercise.reference() is halve
+    assert exercise.check(lambda x: (x * 0.5).astype(np.float32)).status == "correct"
+    assert exercise.check(lambda x: x * 0.5).status == "incorrect"  # float64: dtype checked
+    assert exercise.check(lambda x: np.float32(x) / 3).status == "incorrect"
+    assert exercise.hints == ["x / 2"] and exercise.prompt == "halve x"
 
 
 def test_feedback_renders_as_markdown_and_text():

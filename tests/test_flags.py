@@ -21,7 +21,7 @@ import pytest
 
 from mmcourse import REPO_ROOT, bench, i18n
 from mmcourse.__main__ import build_parser, main
-from mmcourse.apps import deploy, finetune, owndata, photos, predict_csv, zero_shot
+from mmcourse.apps import deploy, finetune, owndata, photos, zero_shot
 from mmcourse.classroom import grading, teaching
 from mmcourse.cli import commands_deploy, doctor
 from mmcourse.data import audio as audio_data
@@ -113,7 +113,7 @@ def recorded(monkeypatch, tmp_path):
     record(store, "generate", None)
     record(store, "verify", [])
     record(store, "read_manifest", {"files": {}, "sizes": {}})
-    record(predict_csv, "main_predict", 0)
+    record(commands_deploy, "run_predict", 0)
     record(deploy, "export", lambda a: {"task": "match", "saved_model_bytes": 1e6, **{
         f"tflite_{kind}{end}": 1 for kind in deploy.TFLITE_FILES for end in ("", "_bytes")},
         "tflite_note": "note"})
@@ -187,8 +187,8 @@ MODES = {
               "audio": (["--task", "retrieval", "--modality", "audio"], "train_clap"),
               "video": (["--modality", "video", "--fusion", "temporal"], "train_video")},
     "predict": {"one pair": (["--model", "MODEL", "--image", "IMAGE", "--text", "t"],
-                             "main_predict"),
-                "csv": (["--model", "MODEL", "--csv", "CSV"], "main_predict")},
+                             "run_predict"),
+                "csv": (["--model", "MODEL", "--csv", "CSV"], "run_predict")},
     "export": {"export": (["--model", "MODEL", "--out", "NEW"], "export")},
     "check-data": {"check": (["OWN"], "check_folder")},
     "exercises": {"list": (["--list"], "exercise_list"),
@@ -249,7 +249,7 @@ def _run_dir(calls, out, places):
                for _, arguments in calls)
 
 
-def _namespace(dest, value, worker="main_predict"):
+def _namespace(dest, value, worker="run_predict"):
     """A probe for a worker that takes the parsed ``args`` whole."""
     def probe(calls, out, places):
         return any(_same(getattr(arguments.get("args"), dest, None), places.get(value, value))

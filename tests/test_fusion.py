@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from mmcourse.matcher import fusion
-from mmcourse.matcher.model import FUSIONS, build_model, load_matcher
+from mmcourse.matcher.io import load_matcher
+from mmcourse.matcher.model import FUSIONS, build_model
 
 D_IMG, D_TXT, D_OUT, BATCH = 5, 7, 3, 4
 RNG = np.random.default_rng(0)

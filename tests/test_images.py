@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from mmcourse.apps import deploy, owndata, predictors
+from mmcourse.apps import deploy, predictors, raw_model
 from mmcourse.data import images
 from mmcourse.data.folders import DataError, decode_image
 from mmcourse.matcher import model as models
@@ -202,7 +202,7 @@ def table_model(tmp_path_factory):
     keras.utils.set_random_seed(0)
     vocabulary = ["", "[UNK]", "这", "是", "一", "个", "七"]
     core = models.build_model("match", vocabulary_size=len(vocabulary), sequence_length=8)
-    owndata.export_model(core, vocabulary, 8).save(root / "m.keras")
+    raw_model.export_model(core, vocabulary, 8).save(root / "m.keras")
     deploy.export(root / "m.keras", root / "saved", tflite=True)
     folder = root / "kinds"
     folder.mkdir()

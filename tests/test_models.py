@@ -1,19 +1,18 @@
 """mmcourse.matcher.model: encoders, build_model for every fusion, the article's model,
-masking, and the bad-input errors of check_inputs."""
+masking; and mmcourse.matcher.io: the bad-input errors of check_inputs."""
 
 import keras
 import numpy as np
 import pytest
 
 from mmcourse.matcher import fusion
+from mmcourse.matcher.io import check_inputs, predict_batch
 from mmcourse.matcher.model import (
     TASKS,
     build_article_model,
     build_image_encoder,
     build_model,
     build_text_encoder,
-    check_inputs,
-    predict_batch,
 )
 
 VOCAB, LENGTH, BATCH = 30, 12, 3
@@ -173,7 +172,8 @@ def test_importing_models_and_training_does_not_load_keras():
     import subprocess
     import sys
 
-    code = ("import sys, mmcourse, mmcourse.matcher.model, mmcourse.train.tasks; "
+    code = ("import sys, mmcourse, mmcourse.matcher.model, mmcourse.matcher.io, "
+            "mmcourse.apps.raw_model, mmcourse.train.tasks; "
             "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules; "
             "assert 'mmcourse.matcher.fusion' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -216,7 +216,7 @@ def test_the_objects_model_trains_on_tokens_and_reports_extraction_time(trained)
 
 
 def test_the_objects_model_round_trips_through_keras_files(trained):
-    from mmcourse.matcher.model import load_matcher
+    from mmcourse.matcher.io import load_matcher
 
     result, run_dir = trained
     tokens, token_ids, _, _ = objects.split_features("qa", "relations", "test", limit=16)
@@ -228,13 +228,13 @@ def test_the_objects_model_round_trips_through_keras_files(trained):
 
 def test_the_objects_model_refuses_raw_inputs(trained):
     from mmcourse.data import text
-    from mmcourse.matcher import model as models
+    from mmcourse.matcher import io as matcher_io
     from mmcourse.train import tasks as training
 
     with pytest.raises(ValueError, match="takes object tokens .* cannot be saved with raw "
                                          "inputs, exported or served"):
-        models.raw_input_model(trained[0]["model"], text.load_vocabulary(), 12,
-                               answers=text.answer_vocabulary())
+        matcher_io.raw_input_model(trained[0]["model"], text.load_vocabulary(), 12,
+                                   answers=text.answer_vocabulary())
     with pytest.raises(ValueError, match="save: the objects model takes object tokens"):
         training.train(task="qa", fusion="objects", level="relations", save="m.keras")
 

@@ -15,7 +15,7 @@ import pytest
 
 from mmcourse import REPO_ROOT
 from mmcourse.__main__ import main
-from mmcourse.apps import owndata
+from mmcourse.apps import owndata, raw_model
 from mmcourse.data import draw, folders, statements, store, text
 from mmcourse.data import scans as scan_data
 from mmcourse.data import scenes as data
@@ -117,8 +117,8 @@ def test_train_folder_result_has_the_train_keys_plus_splits_and_oov(trained):
     assert trained["vocabulary_size"] == len(train_words) + 2  # and "" and "[UNK]"
     # the accuracy is over the 8 test pairs: that of the saved model's answers, thresholded
     labels = np.asarray(splits["test"]["labels"])
-    answers = owndata.predict(trained["model"], list(splits["test"]["images"]),
-                              list(splits["test"]["texts"])) > 0.5
+    answers = raw_model.predict(trained["model"], list(splits["test"]["images"]),
+                                list(splits["test"]["texts"])) > 0.5
     assert trained["test_accuracy"] == pytest.approx(np.mean(answers == (labels > 0.5)))
     true_pairs = labels > 0.5
     assert trained["accuracy_by_type"]["true pair"] == pytest.approx(np.mean(answers[true_pairs]))
@@ -136,7 +136,7 @@ def test_saved_model_predicts_raw_strings_identically_after_reload(trained, scan
     test = trained["data"].splits["test"]
     texts = list(test["texts"])
     images = list(test["images"])
-    before = owndata.predict(model, images, texts)
+    before = raw_model.predict(model, images, texts)
     # the raw-string model equals the token-id model fed with vectorize's ids
     layer = model.get_layer("vectorizer")
     vocabulary = layer.get_vocabulary()
@@ -145,15 +145,15 @@ def test_saved_model_predicts_raw_strings_identically_after_reload(trained, scan
     inner = [lyr for lyr in model.layers if isinstance(lyr, keras.Model)][0]
     by_ids = inner.predict([np.stack(images).astype(np.float32) / 255, ids], verbose=0)
     np.testing.assert_allclose(before, by_ids.reshape(-1), atol=1e-6)
-    reloaded = owndata.load_raw_model(trained["saved"])
-    np.testing.assert_allclose(owndata.predict(reloaded, images, texts), before, atol=1e-6)
+    reloaded = raw_model.load_raw_model(trained["saved"])
+    np.testing.assert_allclose(raw_model.predict(reloaded, images, texts), before, atol=1e-6)
 
 
 def test_keras_load_model_with_safe_mode_alone_in_a_fresh_python(trained, tmp_path):
     script = (
         "import json, sys, numpy as np, keras\n"
         "import mmcourse.apps.owndata\n"
-        "mmcourse.apps.owndata.register_keras_objects()\n"
+        "mmcourse.apps.raw_model.register_keras_objects()\n"
         "model = keras.saving.load_model(sys.argv[1], safe_mode=True)\n"
         "images = np.load(sys.argv[2])\n"
         "texts = np.array(json.loads(sys.argv[3]), dtype=object)\n"
@@ -169,8 +169,8 @@ def test_keras_load_model_with_safe_mode_alone_in_a_fresh_python(trained, tmp_pa
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert completed.returncode == 0, completed.stderr
     fresh = json.loads(completed.stdout.strip().splitlines()[-1])
-    np.testing.assert_allclose(fresh, owndata.predict(trained["model"], list(test["images"][:3]),
-                                                      texts), atol=1e-6)
+    np.testing.assert_allclose(fresh, raw_model.predict(trained["model"], list(test["images"][:3]),
+                                                        texts), atol=1e-6)
 
 
 def test_predict_command_one_pair_and_csv(trained, scans, capsys):
@@ -179,7 +179,7 @@ def test_predict_command_one_pair_and_csv(trained, scans, capsys):
     assert main(["predict", "--model", trained["saved"], "--image", image, "--text", caption,
                  "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    expected = owndata.predict(trained["model"], [image], [caption])[0]
+    expected = raw_model.predict(trained["model"], [image], [caption])[0]
     assert result["probability"] == pytest.approx(expected, abs=1e-5)
     assert result["predicted_label"] == int(expected > 0.5)
     assert main(["predict", "--model", trained["saved"], "--csv",

@@ -17,7 +17,7 @@ from PIL import Image
 
 from mmcourse import REPO_ROOT
 from mmcourse.__main__ import main
-from mmcourse.apps import deploy, owndata, predict_csv, predictors
+from mmcourse.apps import deploy, predict_csv, predictors, raw_model
 from mmcourse.matcher import model as models
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -46,7 +46,7 @@ def cases(tmp_path_factory):
     keras.utils.set_random_seed(1)
     vocabulary = ["", "[UNK]", "red", "circle", "红色", "圆形"]
     core = models.build_model("match", vocabulary_size=len(vocabulary), sequence_length=6)
-    owndata.export_model(core, vocabulary, 6).save(root / "m.keras")
+    raw_model.export_model(core, vocabulary, 6).save(root / "m.keras")
     deploy.export(root / "m.keras", root / "saved")
     folder = root / "cases"
     (folder / "images").mkdir(parents=True)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from mmcourse import blocks as relations
-from mmcourse.matcher.model import RELATIONAL_FUSIONS, build_model, load_matcher
+from mmcourse.matcher.io import load_matcher
+from mmcourse.matcher.model import RELATIONAL_FUSIONS, build_model
 from mmcourse.train.tasks import RELATIONAL_KINDS, accuracy_by_type
 
 

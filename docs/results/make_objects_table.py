@@ -104,12 +104,13 @@ def moved_scene(rng, gap):
     while True:
         scene = data.random_scene(rng, "relations")
         a, b = scene[0], scene[1]
-        reach = draw._extent(a) + draw._extent(b) + gap
+        reach = draw.object_extent(a) + draw.object_extent(b) + gap
         angle = rng.uniform(0, 2 * np.pi)
         b["x"] = int(round(a["x"] + reach * np.cos(angle)))
         b["y"] = int(round(a["y"] + reach * np.sin(angle)))
         inside = all(12 <= o["x"] <= 51 and 12 <= o["y"] <= 51 for o in scene)
-        clear = all(statements._distance(o, p) >= draw._extent(o) + draw._extent(p) + 2
+        clear = all(statements.centre_distance(o, p)
+                    >= draw.object_extent(o) + draw.object_extent(p) + 2
                     for i, o in enumerate(scene) for p in scene[i + 1:] if {id(o), id(p)}
                     != {id(a), id(b)})
         if inside and clear:
@@ -125,7 +126,7 @@ def overlap_rows(qa_model):
                **extractor_scores(images, scenes)}
         records = []
         for index, scene in enumerate(scenes):
-            for kind, question, answer in statements._questions(scene, rng, "relations", 10):
+            for kind, question, answer in statements.draw_questions(scene, rng, "relations", 10):
                 records.append({"image": index, "text": question, "kind": kind,
                                 "label": statements.ANSWERS.index(answer)})
         yield {"experiment": "model_overlap", "task": "qa", "gap": gap, "seed": 0,
@@ -134,7 +135,7 @@ def overlap_rows(qa_model):
 
 
 def main():
-    from mmcourse.matcher.model import load_matcher
+    from mmcourse.matcher.io import load_matcher
 
     rows = []
     with tempfile.TemporaryDirectory() as runs:

@@ -281,7 +281,8 @@ def serve(epochs: int | None = None, seed: int = 0, root=None, latency_repeats: 
     import numpy as np  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
 
-    from mmcourse.apps import deploy, owndata, predictors
+    from mmcourse.apps import deploy, predictors
+    from mmcourse.apps.raw_model import IMAGE_SIZE, export_model
     from mmcourse.bench import BenchResult, Ratio, Timing  # noqa: PLC0415
     from mmcourse.data import folders, store, text
     from mmcourse.data import scenes as data
@@ -290,8 +291,8 @@ def serve(epochs: int | None = None, seed: int = 0, root=None, latency_repeats: 
     root = store.ensure_data(root)
     trained = training.train("match", "concat", "attributes", epochs=epochs, seed=seed,
                              root=root, keep_model=True, log=None)
-    raw_model = owndata.export_model(trained["model"], text.load_vocabulary(root),
-                                     text.saved_sequence_length(root, "attributes"))
+    raw_model = export_model(trained["model"], text.load_vocabulary(root),
+                             text.saved_sequence_length(root, "attributes"))
     images, texts, labels = data.load_arrays("match", "attributes", "test", root=root)
     encoded = [cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
                for image in images]
@@ -302,7 +303,7 @@ def serve(epochs: int | None = None, seed: int = 0, root=None, latency_repeats: 
               for kind, name in deploy.TFLITE_FILES.items()}
 
     def opencv_batch(batch_bytes):
-        return np.stack([folders.decode_image(b, size=owndata.IMAGE_SIZE)
+        return np.stack([folders.decode_image(b, size=IMAGE_SIZE)
                          for b in batch_bytes]).astype(np.float32) / 255.0
 
     def candidates(start, size):

@@ -39,13 +39,13 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from mmcourse.apps import owndata
+from mmcourse.apps import raw_model
 from mmcourse.apps.tf_text import composition_table, nfkc_table, tf_standardize
 from mmcourse.data import images as image_contract
 from mmcourse.data import text
 from mmcourse.names import MODEL_TASKS
 
-IMAGE_SIZE = owndata.IMAGE_SIZE
+IMAGE_SIZE = raw_model.IMAGE_SIZE
 SIGNATURE = "serving_default"
 TFLITE_FILES = {"float32": "model_float32.tflite", "int8": "model_int8.tflite"}
 PREPROCESSING_FILE = "text_preprocessing.json"
@@ -76,17 +76,17 @@ def quiet_tensorflow():
 
 def split_raw_model(model):
     """(core model (image, token ids) -> P(match) or answer probabilities, vocabulary,
-    sequence length) of a raw-input model made by ``owndata.export_model`` or
-    ``models.raw_input_model``. Introduced in notebook 10."""
+    sequence length) of a raw-input model made by ``raw_model.export_model`` or
+    ``mmcourse.matcher.io.raw_input_model``. Introduced in notebook 10."""
     import keras
 
-    owndata.check_raw_model(model, tasks=TASKS)
+    raw_model.check_raw_model(model, tasks=TASKS)
     vectorizers = [layer for layer in model.layers
                    if isinstance(layer, keras.layers.TextVectorization)]
     cores = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     if len(vectorizers) != 1 or len(cores) != 1:
         raise ValueError(f"model must hold one TextVectorization layer and one inner model "
-                         f"(what owndata.export_model makes), got {len(vectorizers)} and "
+                         f"(what raw_model.export_model makes), got {len(vectorizers)} and "
                          f"{len(cores)}")
     vectorizer = vectorizers[0]
     sequence_length = int(vectorizer.get_config()["output_sequence_length"])
@@ -96,7 +96,7 @@ def split_raw_model(model):
 def answer_words(model) -> list[str] | None:
     """The answer words of a raw-input qa model (its ``StringLookup`` layer ``answers``), in
     the order of its probabilities; None for a match model. Introduced in notebook 10."""
-    if owndata.check_raw_model(model, tasks=TASKS) == "match":
+    if raw_model.check_raw_model(model, tasks=TASKS) == "match":
         return None
     return list(model.get_layer("answers").get_vocabulary())
 
@@ -189,25 +189,26 @@ def read_vocabulary_file(path) -> dict:
 def exportable_model(model, vocabulary=None):
     """A raw-input model (match or qa) from a model or a ``.keras`` path. A model that takes
     token ids carries no vocabulary: it gets the one of ``vocabulary`` (a ``vocab.json`` or
-    its folder, ``read_vocabulary_file``) wrapped around it (``models.raw_input_model``), or a
-    ``ValueError`` that says what is missing and how to fix it. Introduced in notebook 10."""
-    from mmcourse.matcher import model as models
+    its folder, ``read_vocabulary_file``) wrapped around it
+    (``mmcourse.matcher.io.raw_input_model``), or a ``ValueError`` that says what is missing
+    and how to fix it. Introduced in notebook 10."""
+    from mmcourse.matcher import io as matcher_io
 
     name = model if isinstance(model, (str, Path)) else "model"
     if isinstance(model, (str, Path)):
-        model = owndata.load_raw_model(model, tasks=None)
-    task = models.raw_model_task(model)
+        model = raw_model.load_raw_model(model, tasks=None)
+    task = matcher_io.raw_model_task(model)
     if task is not None and vocabulary is not None:
         raise ValueError(f"{name} is a raw-input {task} model that carries its vocabulary: "
                          f"drop --vocabulary (vocabulary=)")
     if task is not None:
         return model
     try:
-        core = models.core_task(model)
+        core = matcher_io.core_task(model)
     except ValueError:
         core = None
     if core is None:
-        owndata.check_raw_model(model, name, tasks=TASKS)  # raises, with what it found
+        raw_model.check_raw_model(model, name, tasks=TASKS)  # raises, with what it found
     if vocabulary is None:
         missing = "its vocabulary" + (" and answer words" if core == "qa" else "")
         raise ValueError(f"{name} is a {core} model that takes token ids: it lacks {missing}. "
@@ -219,8 +220,8 @@ def exportable_model(model, vocabulary=None):
         raise ValueError(f"vocabulary {vocabulary} has no 'answers' list, which a qa model "
                          f"needs: give the vocab.json of the course data it was trained on")
     try:
-        return models.raw_input_model(model, content["tokens"], content["sequence_length"],
-                                      content["answers"] if core == "qa" else None)
+        return matcher_io.raw_input_model(model, content["tokens"], content["sequence_length"],
+                                          content["answers"] if core == "qa" else None)
     except ValueError as error:
         raise ValueError(f"vocabulary {vocabulary} does not fit {name}: {error}") from None
 
@@ -293,7 +294,7 @@ def unrolled(core, sequence_length: int):
 
     config = core.get_config()
     edit(config)
-    owndata.register_keras_objects()
+    raw_model.register_keras_objects()
     copy = keras.Model.from_config(config)
     copy.set_weights(core.get_weights())
     return copy

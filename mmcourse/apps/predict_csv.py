@@ -1,24 +1,23 @@
-"""The ``python -m mmcourse predict`` command (notebooks 09 and 10): one image and text, or
-a CSV of them (``--csv``), every row checked by the image contract before anything is
-predicted, the results printed, as JSON or written to a CSV for Excel (``--out``).
+"""What the ``predict`` command does with a model and its pairs (notebooks 09 and 10): an
+image read as the model takes it, a CSV of pairs with every row checked by the image contract
+before anything is predicted, the predictions as result rows, and those rows written as a CSV
+for Excel. The command itself (flags, messages, output) is ``mmcourse.cli.commands_deploy``.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from mmcourse.apps.deploy import IMAGE_SIZE
-from mmcourse.apps.predictors import _outputs, load_predictor, model_kind
+from mmcourse.apps.predictors import load_predictor, model_kind, predict_outputs
 from mmcourse.data import folders
 from mmcourse.data import images as image_contract
 
 
-def _read_input(path: Path, kind: str) -> np.ndarray | bytes:
+def read_input(path: Path, kind: str) -> np.ndarray | bytes:
     """An image file as the model of ``kind`` takes it, checked by the image contract: RGB
     pixels (64, 64, 3) for a ``.keras`` or ``.tflite`` model, the file's bytes for a
     SavedModel (which must be able to read them). ``DataError`` saying what is wrong."""
@@ -40,7 +39,7 @@ def _read_input(path: Path, kind: str) -> np.ndarray | bytes:
 def predict_inputs(model_path, csv_path) -> tuple[list, list, list, bool]:
     """Read and check every row of a ``predict --csv`` file before predicting:
     (rows, inputs, problems, has_label). ``rows`` are the ``folders.Row`` records that can
-    be predicted, ``inputs`` their images as ``_read_input`` gives them; ``problems`` holds
+    be predicted, ``inputs`` their images as ``read_input`` gives them; ``problems`` holds
     a ``folders.Problem`` (with its file line) for every other row and for the CSV itself.
     Introduced in notebook 10."""
     kind = model_kind(model_path)
@@ -50,11 +49,11 @@ def predict_inputs(model_path, csv_path) -> tuple[list, list, list, bool]:
     rows, inputs = [], []
     for row in captions.rows:
         try:
-            inputs.append(_read_input(csv_path.parent / row.image, kind))
+            inputs.append(read_input(csv_path.parent / row.image, kind))
             rows.append(row)
         except folders.DataError as error:
             missing = not (csv_path.parent / row.image).is_file()
-            fix = (folders._missing_image_fix(csv_path.parent, row.image) if missing
+            fix = (folders.missing_image_fix(csv_path.parent, row.image) if missing
                    else "replace or convert the file")
             problems.append(folders.Problem(csv_path.name, row.line, "image", str(error), fix))
     problems.sort(key=lambda problem: problem.line or 0)
@@ -84,64 +83,17 @@ def write_results_csv(path, results: list[dict]) -> Path:
     return path
 
 
-def _print_results(results: list[dict], task: str) -> None:
-    for result in results:
-        if "problem" in result:
-            continue
-        if task == "qa":
-            print(f"{result['predicted_answer']}  (probability {result['probability']:.3f})  "
-                  f"{result['image']}  {result['text']!r}")
-            continue
-        verdict = "matches" if result["predicted_label"] else "does not match"
-        known = ""
-        if "label" in result:
-            known = f"  label {result['label']}, {'right' if result['correct'] else 'wrong'}"
-        print(f"{result['probability']:.3f}  predicted {result['predicted_label']} "
-              f"({verdict}){known}  {result['image']}  {result['text']!r}")
-
-
-def main_predict(args) -> int:
-    """``python -m mmcourse predict --model M (--image F --text T | --csv FILE) [--json]
-    [--skip-bad] [--out results.csv]``. 0 on success, 1 on a bad model, image or CSV (clear
-    messages, no traceback). MODEL is a ``.keras`` file, an exported SavedModel folder or a
-    ``.tflite`` file; for a qa model each text is a question, and the output its
-    ``predicted_answer`` and that answer's probability; a match model gives ``probability``
-    and ``predicted_label`` (1 when over 0.5).
-
-    With ``--csv``, every row is checked first (its image read by the image contract,
-    ``mmcourse.data.images``, as the model will read it), and every problem is reported with its
-    file line; nothing is predicted unless ``--skip-bad`` says to skip the bad rows and go
-    on. A ``label`` column (match models) is kept as ``label`` beside ``predicted_label``,
-    and the accuracy reported. ``--out`` writes the results, skipped rows included with
-    their ``problem``, as a CSV (``write_results_csv``). Introduced in notebook 09; the other
-    formats, qa and the checks in notebook 10."""
-    skip_bad = getattr(args, "skip_bad", False)
-    out = getattr(args, "out", None)
-    try:
-        kind = model_kind(args.model)
-        if args.csv is not None:
-            rows, inputs, problems, has_label = predict_inputs(args.model, args.csv)
-            names = [str(Path(args.csv).parent / row.image) for row in rows]
-        else:
-            rows, problems, has_label = None, [], False
-            inputs, names = [_read_input(Path(args.image), kind)], [str(args.image)]
-        if problems:
-            print("\n".join(str(problem) for problem in problems), file=sys.stderr)
-            if not skip_bad:
-                good = f"the other {len(rows)} row(s)" if rows else "the rows that are good"
-                raise folders.DataError(f"{len(problems)} problem(s) in {args.csv}: nothing "
-                                        f"predicted; fix them, or add --skip-bad to predict "
-                                        f"{good}")
-            if not rows:
-                raise folders.DataError(f"{args.csv}: no row left to predict")
-            print(f"--skip-bad: skipped {len(problems)} problem(s); predicting the other "
-                  f"{len(rows)} row(s)", file=sys.stderr)
-        texts = [row.text for row in rows] if rows is not None else [args.text]
-        model = load_predictor(args.model)
-        outputs = _outputs(model, inputs, texts, model.task)
-    except (folders.DataError, ValueError, TypeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+def predict_results(model_path, names, inputs, texts, rows=None,
+                    has_label: bool = False) -> tuple[str, list[dict]]:
+    """Load the model at ``model_path`` (``load_predictor``) and predict every pair: (its
+    task, one result per pair). A result holds the CSV ``line`` (when ``rows``, the
+    ``folders.Row`` records of ``predict_inputs``, are given), ``image`` (from ``names``),
+    ``text``, ``probability`` and, for a qa model, ``predicted_answer``; for a match model
+    ``predicted_label`` (1 when the probability is over 0.5) and, with ``has_label``, the
+    row's ``label`` and whether the prediction is ``correct``. Introduced in notebook 09; qa
+    and the CSV in notebook 10."""
+    model = load_predictor(model_path)
+    outputs = predict_outputs(model, inputs, texts, model.task)
     results = []
     for index, (name, caption) in enumerate(zip(names, texts, strict=True)):
         result = {"line": rows[index].line} if rows is not None else {}
@@ -156,28 +108,4 @@ def main_predict(args) -> int:
             if has_label:
                 result["correct"] = result["predicted_label"] == result["label"]
         results.append(result)
-    labelled = [result["correct"] for result in results if "correct" in result]
-    accuracy = round(float(np.mean(labelled)), 6) if labelled else None
-    skipped = [{"line": problem.line, "problem": str(problem)} for problem in problems]
-    if out is not None:
-        every = sorted(results + skipped, key=lambda result: result.get("line") or 0)
-        try:
-            write_results_csv(out, every)
-        except OSError as error:
-            print(f"error: --out {out}: cannot write it ({error.strerror})", file=sys.stderr)
-            return 1
-    if args.json:
-        summary = {"predictions": results}
-        if accuracy is not None:
-            summary.update(accuracy=accuracy, labelled=len(labelled))
-        if skipped:
-            summary["skipped"] = skipped
-        print(json.dumps(results[0] if rows is None else summary, ensure_ascii=False))
-    else:
-        _print_results(results, model.task)
-        if accuracy is not None:
-            print(f"accuracy {accuracy:.3f} on {len(labelled)} labelled row(s) (predicted 1 "
-                  f"when the probability is over 0.5)")
-        if out is not None:
-            print(f"results written to {out}")
-    return 0
+    return model.task, results

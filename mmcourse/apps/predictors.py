@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcourse.apps import owndata
+from mmcourse.apps import raw_model
 from mmcourse.apps.deploy import (
     IMAGE_SIZE,
     PREPROCESSING_FILE,
@@ -25,7 +25,7 @@ from mmcourse.apps.deploy import (
 )
 from mmcourse.data import folders, text
 from mmcourse.data import images as image_contract
-from mmcourse.matcher import model as models
+from mmcourse.matcher import io as matcher_io
 
 
 def model_kind(path) -> str:
@@ -105,15 +105,15 @@ class KerasPredictor(Predictor):
     Introduced in notebook 10."""
 
     def __init__(self, path):
-        self.model = owndata.load_raw_model(path, tasks=TASKS)
-        self.task = models.raw_model_task(self.model)
+        self.model = raw_model.load_raw_model(path, tasks=TASKS)
+        self.task = matcher_io.raw_model_task(self.model)
         self.answers = answer_words(self.model)
 
     def outputs(self, images, texts) -> dict:
         images = _decoded(images)
         if self.task == "match":
-            return {"probability": owndata.predict(self.model, images, texts)}
-        image_batch, text_batch = owndata._image_batch(images), np.array(texts, dtype=object)
+            return {"probability": raw_model.predict(self.model, images, texts)}
+        image_batch, text_batch = raw_model.stack_images(images), np.array(texts, dtype=object)
         chunks = [self.model({"image": image_batch[start:start + 256],
                               "text": text_batch[start:start + 256]}, training=False)
                   for start in range(0, len(texts), 256)]
@@ -243,7 +243,7 @@ class TFLitePredictor(Predictor):
     def outputs(self, images, texts) -> dict:
         ids = text.vectorize(list(texts), vocabulary=self.vocabulary,
                              sequence_length=self.sequence_length, warn=False)
-        result = self.run(owndata._image_batch(_decoded(images)), ids)
+        result = self.run(raw_model.stack_images(_decoded(images)), ids)
         return {"probability": result} if self.task == "match" else \
             _answer_outputs(result, self.answers)
 
@@ -260,8 +260,11 @@ def load_predictor(path) -> Predictor:
     return KerasPredictor(path)
 
 
-def _outputs(model, images, texts, task: str) -> dict:
-    images, texts = owndata.check_pairs(images, texts)
+def predict_outputs(model, images, texts, task: str) -> dict:
+    """The outputs of a ``task`` (``"match"`` or ``"qa"``) model for the pairs: ``predict``'s
+    and ``answer``'s common core, with a path of any kind or a loaded ``Predictor``;
+    ``ValueError`` when the model is of the other task. Introduced in notebook 10."""
+    images, texts = raw_model.check_pairs(images, texts)
     if isinstance(model, (str, Path)):
         model = load_predictor(model)
     if model.task != task:
@@ -274,14 +277,14 @@ def _outputs(model, images, texts, task: str) -> dict:
 def predict(model, images, texts) -> np.ndarray:
     """P(text matches image) (N,) with a match model's path of any kind (``load_predictor``)
     or a loaded ``Predictor``; images are files, bytes or RGB uint8 arrays. The contract of
-    ``owndata.predict`` (notebook 09, a Keras model in memory), for every exported format.
+    ``raw_model.predict`` (notebook 09, a Keras model in memory), for every exported format.
     Introduced in notebook 10."""
-    return np.asarray(_outputs(model, images, texts, "match")["probability"], np.float64)
+    return np.asarray(predict_outputs(model, images, texts, "match")["probability"], np.float64)
 
 
 def answer(model, images, questions) -> dict:
     """A qa model's answers: ``{"answer": N strings, "probability": (N,) of each answer,
     "probabilities": (N, A)}`` with a path of any kind (``load_predictor``) or a loaded
     ``Predictor`` (its ``answers`` name the columns). Introduced in notebook 10."""
-    return _outputs(model, images, questions, "qa")
+    return predict_outputs(model, images, questions, "qa")
 

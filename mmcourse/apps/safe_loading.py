@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmcourse.apps import owndata
+from mmcourse.apps import raw_model
 
 
 def lambda_model(path, marker) -> Path:
@@ -31,5 +31,5 @@ def load_keras(path, safe_mode: bool = True, compile: bool = True):  # noqa: A00
     ``ValueError`` that says so. Introduced in notebook 10."""
     import keras
 
-    owndata.register_keras_objects()
+    raw_model.register_keras_objects()
     return keras.saving.load_model(path, safe_mode=safe_mode, compile=compile)

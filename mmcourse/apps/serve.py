@@ -78,9 +78,9 @@ def load_served(path, index=None, limits: Limits | None = None):
 
     import mmcourse.clip  # noqa: F401  (registers CLIP's layers)
     import mmcourse.vlm  # noqa: F401  (registers the decoder's layers)
-    from mmcourse.apps import owndata
+    from mmcourse.apps import raw_model
 
-    owndata.register_keras_objects()
+    raw_model.register_keras_objects()
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # noqa: BLE001  (zip, JSON and Keras errors alike)

@@ -136,10 +136,10 @@ class ChatModel:
 
     def __init__(self, model, vocabulary=None):
         from mmcourse import vlm
-        from mmcourse.vlm.model import _parts
+        from mmcourse.vlm.model import model_parts
 
         self.model = model
-        self.parts = _parts(model)
+        self.parts = model_parts(model)
         if self.parts["vision"] is None:
             raise ValueError("model is a text decoder without a vision encoder; serve a "
                              "vision-language model (vlm.build_vlm)")
@@ -191,9 +191,9 @@ class ChatModel:
         batch of one, so each row's text equals ``vlm.generate`` of that request alone."""
         from keras import ops
 
-        from mmcourse.vlm.decode import _choose, _decoder_of
+        from mmcourse.vlm.decode import cached_decoder, choose_tokens
 
-        decoder = _decoder_of(self.model)
+        decoder = cached_decoder(self.model)
         start, end = len(self.vocabulary) - 2, self.end
         banned = [0, 1, start]
         pixels = np.stack([g.pixels for g in generations]).astype(np.float32) / 255.0
@@ -211,8 +211,8 @@ class ChatModel:
                 for row, generation in enumerate(generations):
                     if finished[row]:
                         continue
-                    chosen[row] = _choose(scores[row:row + 1], generation.method,
-                                          generation.k, generation.temperature, rngs[row])[0]
+                    chosen[row] = choose_tokens(scores[row:row + 1], generation.method,
+                                                generation.k, generation.temperature, rngs[row])[0]
                     generation.tokens.append(int(chosen[row]))
                     if generation.emit is not None:
                         generation.emit(int(chosen[row]))

@@ -98,7 +98,7 @@ def modality_data(parser: argparse.ArgumentParser, args) -> int:
 
     sample_rate = audio_data.SAMPLE_RATE if args.sample_rate is None else args.sample_rate
     try:
-        audio_data._check_sample_rate(sample_rate)
+        audio_data.check_sample_rate(sample_rate)
     except ValueError as error:
         parser.error(f"argument --sample-rate: {error}")
     root = args.root if args.root is not None else audio_data.DATA_DIR / audio_data.FOLDER

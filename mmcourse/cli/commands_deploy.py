@@ -1,7 +1,7 @@
 """The deployment commands: ``predict`` (notebook 09), ``export`` and ``serve`` (notebook 10).
 
-Each checks its flags and files, then calls ``mmcourse.apps.deploy`` or
-``mmcourse.apps.serve``.
+Each checks its flags and files, then calls ``mmcourse.apps.predict_csv``,
+``mmcourse.apps.deploy`` or ``mmcourse.apps.serve``, and reports what they did.
 """
 
 from __future__ import annotations
@@ -30,9 +30,99 @@ def predict(parser: argparse.ArgumentParser, args) -> int:
             parser.error(f"argument --out: {out} should be a .csv file name")
         if not out.resolve().parent.is_dir():
             parser.error(f"argument --out: the folder {out.parent} does not exist")
-    from mmcourse.apps import predict_csv
+    return run_predict(args)
 
-    return predict_csv.main_predict(args)
+
+def run_predict(args) -> int:
+    """``python -m mmcourse predict --model M (--image F --text T | --csv FILE) [--json]
+    [--skip-bad] [--out results.csv]``. 0 on success, 1 on a bad model, image or CSV (clear
+    messages, no traceback). MODEL is a ``.keras`` file, an exported SavedModel folder or a
+    ``.tflite`` file; for a qa model each text is a question, and the output its
+    ``predicted_answer`` and that answer's probability; a match model gives ``probability``
+    and ``predicted_label`` (1 when over 0.5).
+
+    With ``--csv``, every row is checked first (its image read by the image contract,
+    ``mmcourse.data.images``, as the model will read it), and every problem is reported with its
+    file line; nothing is predicted unless ``--skip-bad`` says to skip the bad rows and go
+    on. A ``label`` column (match models) is kept as ``label`` beside ``predicted_label``,
+    and the accuracy reported. ``--out`` writes the results, skipped rows included with
+    their ``problem``, as a CSV (``predict_csv.write_results_csv``). The work is
+    ``mmcourse.apps.predict_csv``'s. Introduced in notebook 09; the other formats, qa and the
+    checks in notebook 10."""
+    import json
+
+    import numpy as np
+
+    from mmcourse.apps import predict_csv
+    from mmcourse.apps.predictors import model_kind
+    from mmcourse.data.folders import DataError
+
+    skip_bad = getattr(args, "skip_bad", False)
+    out = getattr(args, "out", None)
+    try:
+        if args.csv is not None:
+            rows, inputs, problems, has_label = predict_csv.predict_inputs(args.model, args.csv)
+            names = [str(Path(args.csv).parent / row.image) for row in rows]
+        else:
+            rows, problems, has_label = None, [], False
+            inputs = [predict_csv.read_input(Path(args.image), model_kind(args.model))]
+            names = [str(args.image)]
+        if problems:
+            print("\n".join(str(problem) for problem in problems), file=sys.stderr)
+            if not skip_bad:
+                good = f"the other {len(rows)} row(s)" if rows else "the rows that are good"
+                raise DataError(f"{len(problems)} problem(s) in {args.csv}: nothing predicted; "
+                                f"fix them, or add --skip-bad to predict {good}")
+            if not rows:
+                raise DataError(f"{args.csv}: no row left to predict")
+            print(f"--skip-bad: skipped {len(problems)} problem(s); predicting the other "
+                  f"{len(rows)} row(s)", file=sys.stderr)
+        texts = [row.text for row in rows] if rows is not None else [args.text]
+        task, results = predict_csv.predict_results(args.model, names, inputs, texts, rows,
+                                                    has_label)
+    except (DataError, ValueError, TypeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    labelled = [result["correct"] for result in results if "correct" in result]
+    accuracy = round(float(np.mean(labelled)), 6) if labelled else None
+    skipped = [{"line": problem.line, "problem": str(problem)} for problem in problems]
+    if out is not None:
+        every = sorted(results + skipped, key=lambda result: result.get("line") or 0)
+        try:
+            predict_csv.write_results_csv(out, every)
+        except OSError as error:
+            print(f"error: --out {out}: cannot write it ({error.strerror})", file=sys.stderr)
+            return 1
+    if args.json:
+        summary = {"predictions": results}
+        if accuracy is not None:
+            summary.update(accuracy=accuracy, labelled=len(labelled))
+        if skipped:
+            summary["skipped"] = skipped
+        print(json.dumps(results[0] if rows is None else summary, ensure_ascii=False))
+    else:
+        _print_results(results, task)
+        if accuracy is not None:
+            print(f"accuracy {accuracy:.3f} on {len(labelled)} labelled row(s) (predicted 1 "
+                  f"when the probability is over 0.5)")
+        if out is not None:
+            print(f"results written to {out}")
+    return 0
+
+
+def _print_results(results: list[dict], task: str) -> None:
+    """``predict``'s text output: a line per result (a qa answer, or a match verdict)."""
+    for result in results:
+        if task == "qa":
+            print(f"{result['predicted_answer']}  (probability {result['probability']:.3f})  "
+                  f"{result['image']}  {result['text']!r}")
+            continue
+        verdict = "matches" if result["predicted_label"] else "does not match"
+        known = ""
+        if "label" in result:
+            known = f"  label {result['label']}, {'right' if result['correct'] else 'wrong'}"
+        print(f"{result['probability']:.3f}  predicted {result['predicted_label']} "
+              f"({verdict}){known}  {result['image']}  {result['text']!r}")
 
 
 def export(parser: argparse.ArgumentParser, args) -> int:

@@ -167,13 +167,20 @@ def train_hub_caption(args) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"caption/paligemma on {result['level']}: exact match {result['exact_match']:.3f}, "
+    _print_captions(result, "paligemma", f"{result['params']:,} parameters, "
+                                         f"{result['epochs']} epochs in "
+                                         f"{result['train_seconds']:.0f} s")
+    return 0
+
+
+def _print_captions(result: dict, arch: str, cost: str) -> None:
+    """A captioner's text output: notebook 08's three scores, ``cost`` (its parameters and
+    time), then each sample's reference and generated caption."""
+    print(f"caption/{arch} on {result['level']}: exact match {result['exact_match']:.3f}, "
           f"correct statements {result['correct_statements']:.3f}, token accuracy "
-          f"{result['token_accuracy']:.3f}; {result['params']:,} parameters, "
-          f"{result['epochs']} epochs in {result['train_seconds']:.0f} s")
+          f"{result['token_accuracy']:.3f}; {cost}")
     for sample in result["samples"]:
         print(f"  {sample['reference']!r} -> {sample['generated']!r}")
-    return 0
 
 
 def train_caption(args) -> int:
@@ -186,13 +193,9 @@ def train_caption(args) -> int:
                              args.seed, args.root, log=log_to_stderr)
     if not isinstance(result, dict):
         return result
-    print(f"caption/{result['arch']} on {result['level']}: exact match "
-          f"{result['exact_match']:.3f}, correct statements {result['correct_statements']:.3f}, "
-          f"token accuracy {result['token_accuracy']:.3f}; {result['params']:,} parameters "
-          f"({result['trainable_params']:,} trainable in stage 2), "
-          f"{result['train_seconds']:.0f} s")
-    for sample in result["samples"]:
-        print(f"  {sample['reference']!r} -> {sample['generated']!r}")
+    _print_captions(result, result["arch"], f"{result['params']:,} parameters "
+                                            f"({result['trainable_params']:,} trainable in "
+                                            f"stage 2), {result['train_seconds']:.0f} s")
     return 0
 
 

@@ -79,7 +79,7 @@ def build_audio_encoder(feature_shape, arch: str = "cnn", embedding_dim: int = 6
     import keras
 
     from mmcourse import clip
-    from mmcourse.clip.model import _blocks
+    from mmcourse.clip.model import transformer_blocks
 
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
@@ -99,7 +99,7 @@ def build_audio_encoder(feature_shape, arch: str = "cnn", embedding_dim: int = 6
         x = keras.layers.Cropping2D(((0, feature_shape[0] - frames), (0, 0)), name="crop")(x)
         x = clip.PatchEmbedding(16, options["width"], name="patches")(x)
         x = clip.ClassTokenAndPositions(name="class_and_positions")(x)
-        x = _blocks(x, 2, options, "ast")
+        x = transformer_blocks(x, 2, options, "ast")
         x = clip.ClassOutput(name="class_output")(x)
     embeddings = keras.layers.Dense(embedding_dim, use_bias=False, name="audio_projection")(x)
     return keras.Model(features, embeddings, name="audio_encoder")
@@ -129,13 +129,15 @@ def build_clap(feature_shape, vocabulary_size: int, arch: str = "cnn",
     return model
 
 
-def _embed(encoder, inputs, batch_size: int = 256) -> np.ndarray:
-    from mmcourse.clip.shared_space import _in_batches
+def embed_all(encoder, inputs, batch_size: int = 256) -> np.ndarray:
+    """L2-normalised embeddings (N, d) of ``inputs`` by ``encoder``, in batches.
+    Notebook 13."""
+    from mmcourse.clip.shared_space import in_batches
 
-    embeddings = _in_batches(encoder, inputs, batch_size)
+    embeddings = in_batches(encoder, inputs, batch_size)
     return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
 
 
 def embed_audio(model, features) -> np.ndarray:
     """L2-normalised audio embeddings (N, d) of log-mel features. Introduced in notebook 13."""
-    return _embed(model.get_layer("audio_encoder"), np.asarray(features, np.float32))
+    return embed_all(model.get_layer("audio_encoder"), np.asarray(features, np.float32))

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from mmcourse.blocks import _positive_int
+from mmcourse.blocks import positive_int
 
 #: CLIP initialises the temperature at 0.07 and clips the logit scale 1 / temperature at 100.
 INITIAL_TEMPERATURE = 0.07
@@ -32,8 +32,8 @@ class PatchEmbedding(keras.layers.Layer):
 
     def __init__(self, patch_size: int = 8, width: int = 64, **kwargs):
         super().__init__(**kwargs)
-        self.patch_size = _positive_int("patch_size", patch_size)
-        self.width = _positive_int("width", width)
+        self.patch_size = positive_int("patch_size", patch_size)
+        self.width = positive_int("width", width)
 
     def _grid(self, input_shape):
         if len(input_shape) != 4 or None in input_shape[1:]:
@@ -124,9 +124,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
     def __init__(self, vocabulary_size: int, max_length: int, width: int, **kwargs):
         super().__init__(**kwargs)
-        self.vocabulary_size = _positive_int("vocabulary_size", vocabulary_size)
-        self.max_length = _positive_int("max_length", max_length)
-        self.width = _positive_int("width", width)
+        self.vocabulary_size = positive_int("vocabulary_size", vocabulary_size)
+        self.max_length = positive_int("max_length", max_length)
+        self.width = positive_int("width", width)
         self.tokens = keras.layers.Embedding(vocabulary_size, width, name="tokens",
                                              dtype=self.dtype_policy)
         self.positions = keras.layers.Embedding(max_length, width, name="positions",
@@ -173,7 +173,8 @@ class MaskedMean(keras.layers.Layer):
         return (input_shape[0][0], input_shape[0][2])
 
 
-def _normalise(x):
+def l2_normalise(x):
+    """``x`` divided by its L2 norm along the last axis (Keras ops). Notebook 07."""
     return x / ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), 1e-12))
 
 
@@ -211,8 +212,8 @@ class ContrastiveLogits(keras.layers.Layer):
     def call(self, inputs):
         image_embeddings, text_embeddings = inputs
         scale = ops.minimum(ops.exp(self.log_scale), MAX_LOGIT_SCALE)
-        return scale * ops.matmul(_normalise(image_embeddings),
-                                  ops.transpose(_normalise(text_embeddings)))
+        return scale * ops.matmul(l2_normalise(image_embeddings),
+                                  ops.transpose(l2_normalise(text_embeddings)))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], input_shape[1][0])

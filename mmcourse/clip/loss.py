@@ -7,7 +7,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from mmcourse.clip.layers import _normalise
+from mmcourse.clip.layers import l2_normalise
 
 
 def _targets(logits, caption_ids):
@@ -51,8 +51,8 @@ def contrastive_loss(image_embeddings, text_embeddings, temperature, caption_ids
     if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) \
             or not temperature > 0:
         raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
-    logits = ops.matmul(_normalise(image_embeddings),
-                        ops.transpose(_normalise(text_embeddings))) / temperature
+    logits = ops.matmul(l2_normalise(image_embeddings),
+                        ops.transpose(l2_normalise(text_embeddings))) / temperature
     return ops.mean(contrastive_loss_per_pair(logits, caption_ids))
 
 

@@ -24,7 +24,9 @@ def _options(options: dict) -> dict:
     return {**CLIP_DEFAULTS, **options}
 
 
-def _blocks(x, depth, options, prefix):
+def transformer_blocks(x, depth, options, prefix):
+    """``depth`` transformer blocks named ``{prefix}_block1``, ..., then a final layer
+    normalisation: the trunk of CLIP's encoders. Notebook 07."""
     for index in range(depth):
         x = TransformerBlock(options["num_heads"], options["key_dim"], options["hidden_units"],
                              name=f"{prefix}_block{index + 1}")(x)
@@ -49,7 +51,7 @@ def build_image_encoder(image_shape=(64, 64, 3), **options):
     tokens = clip_layers.PatchEmbedding(options["patch_size"], options["width"],
                                         name="patches")(features)
     tokens = clip_layers.ClassTokenAndPositions(name="class_and_positions")(tokens)
-    tokens = _blocks(tokens, options["image_depth"], options, "vit")
+    tokens = transformer_blocks(tokens, options["image_depth"], options, "vit")
     summary = clip_layers.ClassOutput(name="class_output")(tokens)
     embeddings = keras.layers.Dense(options["embedding_dim"], use_bias=False,
                                     name="image_projection")(summary)
@@ -65,7 +67,7 @@ def build_text_encoder(vocabulary_size: int, max_length: int = text.SEQUENCE_LEN
     token_ids = keras.Input((None,), dtype="int32", name="token_ids")
     hidden = clip_layers.TokenAndPositionEmbedding(vocabulary_size, max_length,
                                                    options["width"], name="embedding")(token_ids)
-    hidden = _blocks(hidden, options["text_depth"], options, "text")
+    hidden = transformer_blocks(hidden, options["text_depth"], options, "text")
     pooled = clip_layers.MaskedMean(name="mean_over_tokens")([hidden, token_ids])
     embeddings = keras.layers.Dense(options["embedding_dim"], use_bias=False,
                                     name="text_projection")(pooled)

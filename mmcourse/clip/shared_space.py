@@ -15,7 +15,7 @@ PROMPT_TEMPLATES = ("a {size} {colour} {shape}", "the {size} {colour} {shape}",
                     "there is a {size} {colour} {shape}")
 
 
-def _in_batches(encoder, inputs, batch_size: int) -> np.ndarray:
+def in_batches(encoder, inputs, batch_size: int) -> np.ndarray:
     """The encoder called on slices of ``inputs`` (a direct call: ``predict`` would trace a
     new function for every new input size)."""
     if len(inputs) == 0:
@@ -31,8 +31,8 @@ def embed_images(model, images, batch_size: int = 256) -> np.ndarray:
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
-    embeddings = _in_batches(model.get_layer("image_encoder"),
-                             images.astype(np.float32) / 255.0, batch_size)
+    embeddings = in_batches(model.get_layer("image_encoder"),
+                            images.astype(np.float32) / 255.0, batch_size)
     return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
 
 
@@ -42,8 +42,8 @@ def embed_texts(model, token_ids, batch_size: int = 256) -> np.ndarray:
     if token_ids.ndim != 2 or not np.issubdtype(token_ids.dtype, np.integer):
         raise ValueError(f"token_ids must be integers (N, L), got {token_ids.dtype} "
                          f"{token_ids.shape}")
-    embeddings = _in_batches(model.get_layer("text_encoder"), token_ids.astype(np.int32),
-                             batch_size)
+    embeddings = in_batches(model.get_layer("text_encoder"), token_ids.astype(np.int32),
+                            batch_size)
     return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
 
 

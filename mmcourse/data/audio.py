@@ -77,7 +77,9 @@ def caption(events, language: str = "en") -> str:
     raise ValueError(f"language must be 'en' or 'zh', got {language!r}")
 
 
-def _check_sample_rate(sample_rate) -> int:
+def check_sample_rate(sample_rate) -> int:
+    """``sample_rate`` as an int of Hz from 8000 to 48000, or a ``ValueError`` saying
+    why. Notebook 13."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) \
             or not 8000 <= sample_rate <= 48000:
         raise ValueError(f"sample_rate must be a whole number of Hz from 8000 to 48000 (the "
@@ -126,7 +128,7 @@ def synthesize(events, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE)
     """One clip of ``CLIP_SECONDS``: ``events[0]`` starting in 30-100 ms, ``events[1]`` in
     520-580 ms, each at a random loudness (peak 0.25 to 0.9), over a faint hiss. Returns
     int16 samples. Introduced in notebook 13."""
-    sample_rate = _check_sample_rate(sample_rate)
+    sample_rate = check_sample_rate(sample_rate)
     clip = rng.standard_normal(int(CLIP_SECONDS * sample_rate)) * rng.uniform(0.002, 0.01)
     for event, (low, high) in zip(events, ((0.03, 0.10), (0.52, 0.58)), strict=True):
         if event not in EVENTS:
@@ -185,7 +187,7 @@ def make_split(split: str, seed: int = 0, sample_rate: int = SAMPLE_RATE,
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
-    sample_rate = _check_sample_rate(sample_rate)
+    sample_rate = check_sample_rate(sample_rate)
     per_pair = CLIPS_PER_PAIR[split] if clips_per_pair is None else clips_per_pair
     if isinstance(per_pair, bool) or not isinstance(per_pair, (int, np.integer)) or per_pair < 1:
         raise ValueError(f"clips_per_pair must be a positive int, got {per_pair!r}")
@@ -228,7 +230,7 @@ def generate(root=None, seed: int = 0, sample_rate: int = SAMPLE_RATE) -> Path:
     ``manifest.json`` (seed, sample rate, sha256 of each file), under ``root`` (default
     ``data/audio``), atomically (``split_files.write``). Returns the folder. Introduced in
     notebook 13."""
-    sample_rate = _check_sample_rate(sample_rate)
+    sample_rate = check_sample_rate(sample_rate)
     settings = {"version": DATA_VERSION, "seed": int(seed), "sample_rate": sample_rate,
                 "clips_per_pair": CLIPS_PER_PAIR}
     return split_files.write(_folder(root), SPLITS,

@@ -25,7 +25,7 @@ SIZES = {"small": (6, 9), "large": (15, 19)}
 BACKGROUND = (120, 120, 120)
 
 
-def _extent(obj: dict) -> float:
+def object_extent(obj: dict) -> float:
     """Half-width of the object's bounding box (triangles and squares reach a bit further)."""
     return {"circle": 1.0, "square": 0.89, "triangle": 1.2}[obj["shape"]] * obj["r"]
 

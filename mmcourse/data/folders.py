@@ -381,7 +381,9 @@ def read_image(path, size: int | None = None) -> np.ndarray:
 # --- the folder --------------------------------------------------------------------------------
 
 
-def _missing_image_fix(folder: Path, name: str) -> str:
+def missing_image_fix(folder: Path, name: str) -> str:
+    """How to fix a caption row whose image ``name`` is missing from ``folder``: the Windows
+    backslash, or a file of that name in other letter case. Introduced in notebook 09."""
     if "\\" in name:
         slashed = name.replace("\\", "/")
         return _("use / between folders, not the Windows backslash \\: {path}").format(
@@ -416,7 +418,7 @@ def check_folder(folder, size: int | None = None, workers: int | None = None) ->
             return name, None, Problem(CAPTIONS, lines[name][0], "image",
                                        _("image '{name}' not found at {path}").format(
                                            name=name, path=path),
-                                       _missing_image_fix(folder, name))
+                                       missing_image_fix(folder, name))
         try:
             return name, decode_image(path.read_bytes(), name, size), None
         except DataError as error:

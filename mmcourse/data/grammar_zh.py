@@ -24,7 +24,7 @@ _ZH_PHRASES = ("一个", *SIZES_ZH.values(), *COLOURS_ZH.values(), *SHAPES_ZH.va
 WORDS_ZH = tuple(dict.fromkeys(c for phrase in _ZH_PHRASES for c in phrase))
 #: Tokens per text in the Chinese data, per level (one token per Han character).
 SEQUENCE_LENGTHS_ZH = {"attributes": 10, "relations": 28}
-_QUESTIONS = {
+QUESTION_TEMPLATES = {
     "en": {"attribute": "what {0} is the object", "shape": "what shape is the {0} object",
            "side": "is the {0} object on the left or right",
            "height": "is the {0} object at the top or bottom",
@@ -34,9 +34,10 @@ _QUESTIONS = {
            "side": "{0}物体在左边还是右边", "height": "{0}物体在上面还是下面",
            "relational": "离{0}物体{1}的物体是什么{2}", "count": "有几个{0}"},
 }
-_ATTRIBUTE_ZH = {"colour": "颜色", "shape": "形状", "size": "大小"}
+ATTRIBUTE_ZH = {"colour": "颜色", "shape": "形状", "size": "大小"}
 
 
-def _check_language(language: str) -> None:
+def check_language(language: str) -> None:
+    """A ``ValueError`` unless ``language`` is one of ``LANGUAGES``. Notebook 09."""
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")

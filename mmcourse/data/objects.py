@@ -181,7 +181,7 @@ def split_features(task: str, level: str, split: str, root=None, limit: int | No
     records = data.load_records(task, level, split, root)
     if limit is not None:
         records = records[:_positive_int("limit", limit)]
-    folder = data._root(root) / level / split
+    folder = data.data_root(root) / level / split
     start = time.perf_counter()
     cache: dict[str, np.ndarray] = {}
     for record in records:

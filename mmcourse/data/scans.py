@@ -110,9 +110,9 @@ def write_shapes_folder(folder, count: int = 1000, seed: int = 0, language: str 
 
     from mmcourse.data import draw, statements
     from mmcourse.data import scenes as data
-    from mmcourse.data.grammar_zh import _check_language
+    from mmcourse.data.grammar_zh import check_language
 
-    _check_language(language)
+    check_language(language)
     _check_count(count)
     rng = np.random.default_rng(seed)
 

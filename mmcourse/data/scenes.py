@@ -15,7 +15,7 @@ true one, chosen uniformly, so neither the image alone nor the text alone predic
 label (see data/README.md). Files: PNG images, JSONL records, ``vocab.json`` and a
 ``manifest.json`` of hashes; ``python -m mmcourse data [--verify]`` builds or checks them.
 
-This module draws the scenes (``random_scene``), writes a dataset's files (``_build``)
+This module draws the scenes (``random_scene``), writes a dataset's files (``write_levels``)
 and loads them; ``data.draw`` renders a scene, ``data.statements`` holds the grammar and
 the truth, ``data.store`` generates and verifies a dataset folder atomically.
 """
@@ -32,16 +32,16 @@ import cv2
 import numpy as np
 
 from mmcourse.data import folders
-from mmcourse.data.draw import COLOURS, IMAGE_SIZE, SHAPES, SIZES, _extent, render_scene
+from mmcourse.data.draw import COLOURS, IMAGE_SIZE, SHAPES, SIZES, object_extent, render_scene
 from mmcourse.data.grammar_zh import ANSWERS_ZH, SEQUENCE_LENGTHS_ZH, WORDS_ZH
 from mmcourse.data.statements import (
     ANSWERS,
     MARGIN,
     WORDS,
-    _distance,
-    _match_pair,
-    _questions,
     answer_word,
+    centre_distance,
+    draw_questions,
+    match_pair,
     retrieval_caption,
     statement_text,
 )
@@ -83,7 +83,7 @@ def random_scene(rng: np.random.Generator, level: str) -> list[dict]:
         size = tuple(SIZES)[rng.integers(len(SIZES))]
         obj = {"shape": SHAPES[rng.integers(3)], "colour": tuple(COLOURS)[rng.integers(6)],
                "size": size, "r": int(rng.integers(SIZES[size][0], SIZES[size][1] + 1))}
-        reach = int(np.ceil(_extent(obj))) + 1
+        reach = int(np.ceil(object_extent(obj))) + 1
         obj["x"], obj["y"] = (int(v) for v in rng.integers(reach, IMAGE_SIZE - reach, size=2))
         return [{k: obj[k] for k in ("shape", "colour", "size", "x", "y", "r")}]
     if level != "relations":
@@ -102,7 +102,7 @@ def random_scene(rng: np.random.Generator, level: str) -> list[dict]:
         xs, ys = rng.permutation(xs), rng.permutation(ys)
         for obj, x, y in zip(objects, xs, ys, strict=True):
             obj["x"], obj["y"] = int(x), int(y)
-        if all(_distance(a, b) >= _extent(a) + _extent(b) + 2
+        if all(centre_distance(a, b) >= object_extent(a) + object_extent(b) + 2
                for i, a in enumerate(objects) for b in objects[i + 1:]):
             return [{k: o[k] for k in ("shape", "colour", "x", "y", "r")} for o in objects]
 
@@ -114,7 +114,9 @@ def pixel_hash(image: np.ndarray) -> str:
     return hashlib.sha256(repr(image.shape).encode() + image.tobytes()).hexdigest()
 
 
-def _sizes(sizes) -> dict:
+def split_sizes(sizes) -> dict:
+    """The examples per level and split: ``DEFAULT_SIZES`` with ``sizes``' entries
+    over them, each checked. Notebook 01."""
     result = {level: dict(DEFAULT_SIZES[level]) for level in LEVELS}
     for level, splits in (sizes or {}).items():
         if level not in LEVELS:
@@ -133,7 +135,8 @@ def _write_jsonl(path: Path, records) -> None:
             file.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def _build(folder: Path, seed: int, sizes: dict, progress: bool, language: str = "en") -> dict:
+def write_levels(folder: Path, seed: int, sizes: dict, progress: bool,
+                 language: str = "en") -> dict:
     """Write every level and split under ``folder``; return the manifest's file entries.
     ``language`` changes only the texts (and answer words): scenes, images, labels and the
     random draws are those of the English data."""
@@ -171,7 +174,7 @@ def _build(folder: Path, seed: int, sizes: dict, progress: bool, language: str =
                 records["scenes"].append({**base, "objects": objects})
                 # The scene's first match pair and first questions come from its stream,
                 # the others from a second one: more records per scene change no image.
-                pairs = [_match_pair(objects, stream, level) for stream in
+                pairs = [match_pair(objects, stream, level) for stream in
                          (rng, *[extra_rng] * (MATCH_PAIRS_PER_SCENE[level] - 1))]
                 for statement, false_statement, changed in pairs:
                     records["match"].append({**base, "text": statement_text(statement, language),
@@ -182,9 +185,9 @@ def _build(folder: Path, seed: int, sizes: dict, progress: bool, language: str =
                                              "label": 0, "kind": statement["kind"],
                                              "changed": changed})
                 first = QA_FROM_SCENE_STREAM[level]
-                questions = (_questions(objects, rng, level, first, language)
-                             + _questions(objects, extra_rng, level, QA_PER_SCENE[level] - first,
-                                          language))
+                questions = (draw_questions(objects, rng, level, first, language)
+                             + draw_questions(objects, extra_rng, level,
+                                              QA_PER_SCENE[level] - first, language))
                 for kind, question, answer in questions:
                     records["qa"].append({**base, "text": question,
                                           "answer": answer_word(answer, language),
@@ -229,7 +232,8 @@ def _file_entry(path: Path, records: int | None = None) -> dict:
     return entry
 
 
-def _root(root) -> Path:
+def data_root(root) -> Path:
+    """``root`` as a Path, or the course's ``DATA_DIR`` when it is None. Notebook 01."""
     return Path(root) if root is not None else DATA_DIR
 
 
@@ -261,7 +265,7 @@ def load_records(task: str, level: str, split: str, root=None) -> list[dict]:
     """The JSONL records of one task, level and split. ``image`` is relative to the JSONL
     file's folder. Introduced in notebook 01."""
     _check_names(task, level, split)
-    path = _root(root) / level / split / f"{task}.jsonl"
+    path = data_root(root) / level / split / f"{task}.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `python -m mmcourse data` or "
                                 f"mmcourse.data.store.ensure_data()")
@@ -276,7 +280,7 @@ def load_arrays(task: str, level: str, split: str, root=None):
     retrieval int32 pair ids. Introduced in notebook 01.
     """
     records = load_records(task, level, split, root)
-    folder = _root(root) / level / split
+    folder = data_root(root) / level / split
     cache = {}
     images = np.empty((len(records), IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     for index, record in enumerate(records):

@@ -15,15 +15,15 @@ import numpy as np
 
 from mmcourse.data.draw import COLOURS, IMAGE_SIZE, SHAPES, SIZES
 from mmcourse.data.grammar_zh import (
-    _ATTRIBUTE_ZH,
-    _QUESTIONS,
     ANSWERS_ZH,
+    ATTRIBUTE_ZH,
     COLOURS_ZH,
     NUMBER_WORDS_ZH,
+    QUESTION_TEMPLATES,
     RELATIONS_ZH,
     SHAPES_ZH,
     SIZES_ZH,
-    _check_language,
+    check_language,
 )
 
 #: Relations level: the clear margins.
@@ -45,7 +45,7 @@ ANSWERS = (*SHAPES, *COLOURS, *SIZES, "left", "right", "top", "bottom", *NUMBER_
 
 def answer_word(answer: str, language: str = "en") -> str:
     """A qa answer (English, as in ``ANSWERS``) in ``language``. Introduced in notebook 09."""
-    _check_language(language)
+    check_language(language)
     return answer if language == "en" else ANSWERS_ZH[ANSWERS.index(answer)]
 
 
@@ -78,7 +78,7 @@ def statement_text(statement: dict, language: str = "en") -> str:
     ``language="zh"`` in Chinese: "a small red circle" / "一个小的红色圆形", "a red circle left
     of a blue square" / "红色圆形在蓝色方形的左边". Introduced in notebook 01; Chinese in
     notebook 09."""
-    _check_language(language)
+    check_language(language)
     if language == "zh":
         return _statement_text_zh(statement)
     kind = statement["kind"]
@@ -130,14 +130,15 @@ def _find(objects, ref: dict):
     return None
 
 
-def _distance(a: dict, b: dict) -> float:
+def centre_distance(a: dict, b: dict) -> float:
+    """The distance between two objects' centres, in pixels. Notebook 01."""
     return float(np.hypot(a["x"] - b["x"], a["y"] - b["y"]))
 
 
 def _ranked_others(objects, anchor):
     """Other objects sorted by distance from ``anchor``, with the distances."""
     others = [o for o in objects if o is not anchor]
-    distances = [_distance(anchor, o) for o in others]
+    distances = [centre_distance(anchor, o) for o in others]
     order = np.argsort(distances, kind="stable")
     return [others[i] for i in order], [distances[i] for i in order]
 
@@ -239,7 +240,7 @@ def _false_statement(statement: dict, objects, rng) -> tuple[dict, str]:
     raise RuntimeError(f"could not make a false version of {statement}")  # pragma: no cover
 
 
-def _match_pair(objects, rng, level: str) -> tuple[dict, dict, str]:
+def match_pair(objects, rng, level: str) -> tuple[dict, dict, str]:
     """A true statement, its false twin and what the twin changed."""
     statement = _true_statement(objects, rng, level)
     return (statement, *_false_statement(statement, objects, rng))
@@ -250,17 +251,17 @@ def _other(values, current, rng):
     return choices[rng.integers(len(choices))]
 
 
-def _questions(objects, rng, level: str, count: int,
-               language: str = "en") -> list[tuple[str, str, str]]:
+def draw_questions(objects, rng, level: str, count: int,
+                   language: str = "en") -> list[tuple[str, str, str]]:
     """Draw ``count`` (kind, question, answer) triples about the scene; the question in
     ``language``, the answer in English (``answer_word`` translates it)."""
     zh = language == "zh"
-    templates = _QUESTIONS[language]
+    templates = QUESTION_TEMPLATES[language]
     if level == "attributes":
         obj = objects[0]
         kinds = ("colour", "shape", "size")
         chosen = rng.choice(3, size=count, replace=False)
-        return [(kinds[k], templates["attribute"].format(_ATTRIBUTE_ZH[kinds[k]] if zh
+        return [(kinds[k], templates["attribute"].format(ATTRIBUTE_ZH[kinds[k]] if zh
                                                          else kinds[k]), obj[kinds[k]])
                 for k in chosen]
     non_relational, relational = [], []
@@ -280,7 +281,7 @@ def _questions(objects, rng, level: str, count: int,
                                        ("furthest from", ranked[-1], distances[-1] - distances[-2])):
                 if gap >= DISTANCE_MARGIN:
                     for attribute in ("shape", "colour"):
-                        words = ((RELATIONS_ZH[which], _ATTRIBUTE_ZH[attribute]) if zh
+                        words = ((RELATIONS_ZH[which], ATTRIBUTE_ZH[attribute]) if zh
                                  else (which, attribute))
                         relational.append((f"{which.split()[0]} {attribute}",
                                            templates["relational"].format(colour, *words),
@@ -297,7 +298,7 @@ def _questions(objects, rng, level: str, count: int,
 def retrieval_caption(objects, level: str, language: str = "en") -> str:
     """The caption used for retrieval: the attribute caption, or the objects from left to
     right at the relations level ("从左到右：..." in Chinese). Introduced in notebook 01."""
-    _check_language(language)
+    check_language(language)
     if language == "zh":
         if level == "attributes":
             return statement_text({"kind": "attribute", **objects[0]}, "zh")

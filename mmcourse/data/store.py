@@ -21,13 +21,13 @@ import numpy as np
 from mmcourse.data import folders
 from mmcourse.data.draw import IMAGE_SIZE
 from mmcourse.data.folders import DataError
-from mmcourse.data.grammar_zh import _check_language
+from mmcourse.data.grammar_zh import check_language
 from mmcourse.data.scenes import (
-    _build,
-    _root,
-    _sizes,
+    data_root,
     pixel_hash,
     read_image,
+    split_sizes,
+    write_levels,
 )
 from mmcourse.paths import DATA_DIR
 
@@ -86,11 +86,11 @@ def generate(root=None, seed: int = 0, progress: bool = True, sizes: dict | None
     same scenes with Chinese texts (``manifest.json`` then says ``"language": "zh"``).
     Returns ``root``. Introduced in notebook 01.
     """
-    _check_language(language)
+    check_language(language)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
-    sizes = _sizes(sizes)  # before anything is created on disk
-    root = _root(root)
+    sizes = split_sizes(sizes)  # before anything is created on disk
+    root = data_root(root)
     _refuse_own_data(root)
     with _locked(root):
         _generate_locked(root, int(seed), progress, sizes, language)
@@ -103,7 +103,7 @@ def _generate_locked(root: Path, seed: int, progress: bool, sizes: dict,
     partial = root / f".partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     partial.mkdir()
     try:
-        files = _build(partial, seed, sizes, progress, language)
+        files = write_levels(partial, seed, sizes, progress, language)
         manifest = {"version": DATA_VERSION, "seed": seed, "image_size": IMAGE_SIZE,
                     "sizes": sizes, "files": dict(sorted(files.items()))}
         if language != "en":  # the English manifest stays byte for byte as it was
@@ -146,7 +146,7 @@ def _commit(root: Path, partial: Path) -> None:
 
 def read_manifest(root=None) -> dict:
     """The parsed manifest.json of a dataset folder. Introduced in notebook 01."""
-    path = _root(root) / "manifest.json"
+    path = data_root(root) / "manifest.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -155,7 +155,7 @@ def ensure_data(root=None) -> Path:
 
     Notebooks and tests call this first. Returns ``root``. Introduced in notebook 01.
     """
-    root = _root(root)
+    root = data_root(root)
     if _is_current(root):  # no lock needed to read: works on a read-only data folder too
         return root
     _refuse_own_data(root)
@@ -165,7 +165,7 @@ def ensure_data(root=None) -> Path:
         language = vocab.get("language", "en")
     with _locked(root):
         if not _is_current(root):  # another process may have generated it meanwhile
-            _generate_locked(root, 0, True, _sizes(None), language)
+            _generate_locked(root, 0, True, split_sizes(None), language)
     return root
 
 
@@ -182,7 +182,7 @@ def verify(root=None) -> list[str]:
     Each problem names one file: ``missing: PATH``, ``extra: PATH``, ``altered: PATH``.
     Introduced in notebook 01.
     """
-    root = _root(root)
+    root = data_root(root)
     try:
         manifest = read_manifest(root)
         expected = manifest["files"]

@@ -28,6 +28,9 @@ For classrooms (docs/TEACHING.md): when the environment variable ``MMCOURSE_RECO
 names a file, every check appends its outcome there as one JSON line (what
 ``python -m mmcourse grade`` reads); ``MMCOURSE_EXAM=1`` or ``exam_mode()`` turns
 ``solution()`` off, and ``MMCOURSE_EXAM=nohints`` or ``exam_mode(hints=False)`` hints too.
+
+It passes 500 lines because it is the family's one import: the checker, the record calls and
+the builders that every ``notebook_NN`` module (and a learner) imports from here.
 """
 
 from __future__ import annotations
@@ -78,13 +81,15 @@ class NotAttempted(Exception):
     whose body returns ``____``)."""
 
 
-def _contains_placeholder(answer: Any) -> bool:
+def contains_placeholder(answer: Any) -> bool:
+    """Whether ``answer`` is ``____`` or holds it in a list, tuple or dict: an
+    exercise not attempted. Notebook 00."""
     if answer is ____:
         return True
     if isinstance(answer, (list, tuple)):
-        return any(_contains_placeholder(item) for item in answer)
+        return any(contains_placeholder(item) for item in answer)
     if isinstance(answer, dict):
-        return any(_contains_placeholder(item) for item in answer.values())
+        return any(contains_placeholder(item) for item in answer.values())
     return False
 
 
@@ -231,7 +236,7 @@ class Exercise:
         nothing. A value of the wrong kind raises an error that says what is expected."""
         if self.prediction is None:
             raise ValueError(f"{self.name} asks for no prediction; call ex.{self.name}.check()")
-        if _contains_placeholder(value):
+        if contains_placeholder(value):
             return Feedback("not attempted", f"replace `____` with your prediction: "
                                              f"{self.prediction.question}")
         self.predicted = self.prediction.validate(value)
@@ -254,7 +259,7 @@ class Exercise:
         """The feedback, and the measurement for the prediction (None unless correct)."""
         not_attempted = Feedback("not attempted",
                                  f"replace `____` with your answer to {self.name}.")
-        if _contains_placeholder(answer):
+        if contains_placeholder(answer):
             return not_attempted, None
         try:
             measured = self.checker(answer)
@@ -315,6 +320,18 @@ def solution_from(reference: Callable, check: str, imports: str = "") -> str:
     no docstring, names the notebook has (``np``)."""
     source = textwrap.dedent(inspect.getsource(reference)).strip()
     return "\n\n\n".join(part for part in (imports.strip(), source, check.strip()) if part)
+
+
+def function_exercise(name: str, function: Callable, cases: Iterable[tuple], imports: str = "",
+                      atol: float = 1e-5, rtol: float = 1e-5, dtype: Any = None,
+                      **fields) -> Exercise:
+    """An ``Exercise`` whose answer is a function: checked against ``function`` on ``cases``
+    (``expect_function``), solved by its source then ``ex.<name>.check(<function>)``
+    (``solution_from``, after ``imports``); ``fields`` are the ``Exercise``'s others."""
+    return Exercise(name=name, checker=expect_function(function, cases, atol, rtol, dtype),
+                    solution_code=solution_from(function, f"ex.{name}.check({function.__name__})",
+                                                imports),
+                    reference=lambda: function, **fields)
 
 
 # --- checker builders -------------------------------------------------------
@@ -394,7 +411,7 @@ def expect_function(reference: Callable, cases: Iterable[tuple], atol: float = 1
             except Exception as error:  # the learner's bug, reported, not raised
                 raise Incorrect(f"calling it with ({shown}) raised "
                                 f"{type(error).__name__}: {error}") from None
-            if _contains_placeholder(actual):
+            if contains_placeholder(actual):
                 raise NotAttempted
             compare(actual, reference(*args), atol=atol, rtol=rtol,
                     what=f"the result for ({shown})")

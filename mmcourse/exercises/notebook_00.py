@@ -6,14 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.exercises import (
-    Exercise,
-    ExerciseSet,
-    Prediction,
-    expect_function,
-    expect_value,
-    solution_from,
-)
+from mmcourse.exercises import Exercise, ExerciseSet, Prediction, expect_value, function_exercise
 
 #: q4: the data the tiny model trains on (64 examples of 4 features; the target is their sum).
 Q4_X = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
@@ -127,16 +120,15 @@ def notebook_00() -> ExerciseSet:
             wrong=lambda: ["/GPU:0", "/CPU:1", "cpu", 0, "cpu:0:1", "/CPU:0:1", "/CPU:10",
                            "/device:CPU:1", None],
         ),
-        Exercise(
+        function_exercise(
             name="q3",
             prompt="A function seeded_draws(seed) returning 3 draws from "
                    "np.random.default_rng(seed).normal(): the same numbers for the same seed.",
-            checker=expect_function(seeded_draws, [(0,), (42,), (2026,)]),
+            function=seeded_draws,
+            cases=[(0,), (42,), (2026,)],
             hints=["Make a new Generator inside the function from the seed: "
                    "np.random.default_rng(seed).",
                    "Generator.normal(size=3) returns an array of 3 draws."],
-            solution_code=solution_from(seeded_draws, "ex.q3.check(seeded_draws)"),
-            reference=lambda: seeded_draws,
             wrong=lambda: [
                 lambda seed: np.random.normal(size=3),  # global state: ignores the seed
                 lambda seed: np.random.default_rng(0).normal(size=3),  # always seed 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.exercises import Exercise, ExerciseSet, Prediction, expect_function, solution_from
+from mmcourse.exercises import Exercise, ExerciseSet, Prediction, expect_function, function_exercise
 
 #: q5: the largest share of validation tokens the vocabulary may leave unknown ([UNK]).
 MAX_OOV_RATE = 0.05
@@ -50,7 +50,6 @@ def notebook_01() -> ExerciseSet:
 
     images = [(np.array([[[0, 128, 255]]], np.uint8),),
               (np.arange(48, dtype=np.uint8).reshape(4, 4, 3) * 5,)]
-    check_normalise = expect_function(normalise, images, dtype=np.float32)  # what Keras expects
 
     def pad_or_truncate(token_ids, length):
         padded = list(token_ids) + [0] * length
@@ -127,15 +126,15 @@ def notebook_01() -> ExerciseSet:
                 lambda text: None,  # forgot the return
             ],
         ),
-        Exercise(
+        function_exercise(
             name="q2",
             prompt="A function normalise(image) taking an RGB uint8 image to float32 values "
                    "in [0, 1].",
-            checker=check_normalise,
+            function=normalise,
+            cases=images,
+            dtype=np.float32,  # what Keras expects
             hints=["uint8 pixels run from 0 to 255.",
                    "Convert first, then divide: image.astype(np.float32) / 255."],
-            solution_code=solution_from(normalise, "ex.q2.check(normalise)"),
-            reference=lambda: normalise,
             wrong=lambda: [
                 lambda image: image.astype(np.float32),  # still 0..255
                 lambda image: image / 256,  # 255 -> 0.996
@@ -146,16 +145,16 @@ def notebook_01() -> ExerciseSet:
                 lambda image: None,  # forgot the return
             ],
         ),
-        Exercise(
+        function_exercise(
             name="q3",
             prompt="A function pad_or_truncate(token_ids, length) doing what TextVectorization's "
                    "output_sequence_length does: keep the first `length` ids, pad with 0 at the "
                    "end, return an int32 array.",
-            checker=expect_function(pad_or_truncate, pad_cases, dtype=np.int32),
+            function=pad_or_truncate,
+            cases=pad_cases,
+            dtype=np.int32,
             hints=["Padding id 0 goes after the tokens; a too-long list loses its tail.",
                    "np.array((list(token_ids) + [0] * length)[:length], dtype=np.int32)"],
-            solution_code=solution_from(pad_or_truncate, "ex.q3.check(pad_or_truncate)"),
-            reference=lambda: pad_or_truncate,
             wrong=lambda: [
                 lambda ids, n: np.array(([0] * n + list(ids))[-n:], np.int32),  # pads in front
                 lambda ids, n: np.array((list(ids) + [1] * n)[:n], np.int32),  # pads with [UNK]

@@ -12,7 +12,7 @@ from mmcourse.exercises import (
     Prediction,
     expect_function,
     expect_value,
-    solution_from,
+    function_exercise,
 )
 
 #: q5: the largest allowed decay ||dL/dx_49|| / ||dL/dx_0|| over 50 steps (a fresh LSTM: ~1e4).
@@ -136,16 +136,15 @@ def notebook_03() -> ExerciseSet:
                            None, 8 * 16 + 16 * 16 + 16, 4 * (8 * 16 + 16 * 16), 4 * (8 * 16 + 16),
                            16 * 16 + 8 * 16],
         ),
-        Exercise(
+        function_exercise(
             name="q3",
             prompt="A function forget_kernel(kernel) returning the forget gate's block of an "
                    "LSTM kernel of shape (features, 4*units), Keras gate order i, f, c, o.",
-            checker=expect_function(forget_kernel, kernel_cases),
+            function=forget_kernel,
+            cases=kernel_cases,
             hints=["The gates sit side by side along the last axis, units columns each; "
                    "the forget gate is the second block (index 1).",
                    "units = kernel.shape[1] // 4; return kernel[:, units:2 * units]"],
-            solution_code=solution_from(forget_kernel, "ex.q3.check(forget_kernel)"),
-            reference=lambda: forget_kernel,
             wrong=lambda: [
                 lambda k: k[:, :k.shape[1] // 4],  # the input gate
                 lambda k: k[:, 2 * (k.shape[1] // 4):3 * (k.shape[1] // 4)],  # candidate
@@ -155,16 +154,16 @@ def notebook_03() -> ExerciseSet:
                 lambda k: None,  # forgot the return
             ],
         ),
-        Exercise(
+        function_exercise(
             name="q4",
             prompt="A function padding_mask(token_ids) returning the boolean mask that "
                    "Embedding(mask_zero=True) passes to the LSTM (True = a real token).",
-            checker=expect_function(padding_mask, token_cases, dtype=bool),
+            function=padding_mask,
+            cases=token_cases,
+            dtype=bool,
             hints=["Token id 0 is the padding; every other id is a real token, even 1 "
                    "([UNK]).",
                    "token_ids != 0"],
-            solution_code=solution_from(padding_mask, "ex.q4.check(padding_mask)"),
-            reference=lambda: padding_mask,
             wrong=lambda: [
                 lambda ids: ids == 0,  # inverted
                 lambda ids: ids > 1,  # treats [UNK] as padding

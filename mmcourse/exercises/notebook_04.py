@@ -10,10 +10,9 @@ from mmcourse.exercises import (
     Exercise,
     ExerciseSet,
     Prediction,
-    expect_function,
     expect_model,
     expect_value,
-    solution_from,
+    function_exercise,
 )
 
 #: q6: the budget (epochs of the 4,000 attributes training pairs, batch 64) and the test
@@ -96,17 +95,16 @@ def notebook_04() -> ExerciseSet:
         return accuracy
 
     return ExerciseSet("04", [
-        Exercise(
+        function_exercise(
             name="q1",
             prompt="A function fuse_multiply(x, y, w_x, b_x, w_y, b_y) returning the "
                    "element-wise product fusion (x W_x + b_x) ⊙ (y W_y + b_y) for batches "
                    "x (B, d_img) and y (B, d_txt).",
-            checker=expect_function(fuse_multiply, [(x, y, w_x, b_x, w_y, b_y),
-                                                    (x1, y1, w_x[:2], b_x, w_y[:1], b_y)]),
+            function=fuse_multiply,
+            cases=[(x, y, w_x, b_x, w_y, b_y),
+                   (x1, y1, w_x[:2], b_x, w_y[:1], b_y)],
             hints=["Project each modality to the same width first: x @ w_x + b_x is (B, d_out).",
                    "Then multiply the two projections with *, element by element."],
-            solution_code=solution_from(fuse_multiply, "ex.q1.check(fuse_multiply)"),
-            reference=lambda: fuse_multiply,
             wrong=lambda: [
                 lambda x, y, w_x, b_x, w_y, b_y: (x @ w_x + b_x) + (y @ w_y + b_y),  # sum
                 lambda x, y, w_x, b_x, w_y, b_y: (x @ w_x) * (y @ w_y),  # no biases
@@ -114,17 +112,16 @@ def notebook_04() -> ExerciseSet:
                 lambda x, y, w_x, b_x, w_y, b_y: None,  # forgot the return
             ],
         ),
-        Exercise(
+        function_exercise(
             name="q2",
             prompt="A function tensor_features(x, y) returning, for batches x (B, d_img) and "
                    "y (B, d_txt), the flattened outer product [1; x] ⊗ [1; y] of tensor "
                    "fusion: shape (B, (d_img + 1) (d_txt + 1)), the 1 first in each vector.",
-            checker=expect_function(tensor_features, [(x, y), (x1, y1)]),
+            function=tensor_features,
+            cases=[(x, y), (x1, y1)],
             hints=["Prepend a column of ones: np.concatenate([np.ones((len(x), 1)), x], axis=1).",
                    "The outer product per example is np.einsum('bi,bj->bij', x_1, y_1); "
                    "reshape it to (B, -1)."],
-            solution_code=solution_from(tensor_features, "ex.q2.check(tensor_features)"),
-            reference=lambda: tensor_features,
             wrong=lambda: [
                 lambda x, y: np.einsum("bi,bj->bij", x, y).reshape(len(x), -1),  # no 1s
                 lambda x, y: np.concatenate([x, y], axis=1),

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import math
 
-from mmcourse.exercises import Exercise, ExerciseSet, Prediction, expect_function, solution_from
+from mmcourse.exercises import (
+    Exercise,
+    ExerciseSet,
+    Prediction,
+    expect_function,
+    function_exercise,
+    solution_from,
+)
 
 #: q3: the training pairs the experiment keeps, and the bounds on what the checker measures.
 Q3_PAIRS = 64
@@ -133,28 +140,26 @@ def notebook_05() -> ExerciseSet:
         return initial * 0.5 * (1 + math.cos(math.pi * epoch / (epochs - 1)))
 
     return ExerciseSet("05", [
-        Exercise(
+        function_exercise(
             name="q1",
             prompt="A function global_batch(per_replica_batch, replicas): the batch one "
                    "synchronous MirroredStrategy step consumes.",
-            checker=expect_function(global_batch, batch_cases),
+            function=global_batch,
+            cases=batch_cases,
             hints=["Every replica processes its own per-replica batch in the same step.",
                    "Multiply: per_replica_batch * replicas (strategy.num_replicas_in_sync)."],
-            solution_code=solution_from(global_batch, "ex.q1.check(global_batch)"),
-            reference=lambda: global_batch,
             wrong=lambda: [lambda b, r: b, lambda b, r: b // r, lambda b, r: b + r,
                            lambda b, r: b * (r + 1), lambda b, r: None],
         ),
-        Exercise(
+        function_exercise(
             name="q2",
             prompt="A function train_val_gap(history) returning the training accuracy minus "
                    "the validation accuracy at the last epoch of a History.history dict.",
-            checker=expect_function(train_val_gap, gap_cases),
+            function=train_val_gap,
+            cases=gap_cases,
             hints=["history['accuracy'] and history['val_accuracy'] are lists, one value per "
                    "epoch; [-1] is the last.",
                    "history['accuracy'][-1] - history['val_accuracy'][-1]"],
-            solution_code=solution_from(train_val_gap, "ex.q2.check(train_val_gap)"),
-            reference=lambda: train_val_gap,
             wrong=lambda: [
                 lambda h: h["val_accuracy"][-1] - h["accuracy"][-1],  # sign flipped
                 lambda h: h["accuracy"][0] - h["val_accuracy"][0],  # first epoch

@@ -36,7 +36,7 @@ def ablation_scores(model) -> dict:
 def _stored_model(zero=("hop2",), weights=("scale_kernel", "scale_bias")):
     """q4's reference (the stored model with hop2's distance scale zeroed) and wrong answers."""
     from mmcourse import REPO_ROOT
-    from mmcourse.matcher.model import load_matcher
+    from mmcourse.matcher.io import load_matcher
 
     model = load_matcher(REPO_ROOT / "docs" / "results" / "relations_transformer_qa.keras")
     for name in zero:

@@ -109,7 +109,7 @@ def notebook_09() -> ExerciseSet:
                             f"caption(s).")
 
     def check_baseline(result):
-        from mmcourse.apps import owndata
+        from mmcourse.apps import raw_model
 
         if not isinstance(result, dict) or "model" not in result or "data" not in result:
             raise Incorrect(f"pass the dict that owndata.train_folder(..., keep_model=True) "
@@ -119,7 +119,7 @@ def notebook_09() -> ExerciseSet:
             raise Incorrect(f"this run trained fusion={result.get('fusion')!r}; the experiment "
                             f"is about the image-only baseline, fusion='image'.")
         test = result["data"].splits["test"]
-        probabilities = owndata.predict(result["model"], test["images"], list(test["texts"]))
+        probabilities = raw_model.predict(result["model"], test["images"], list(test["texts"]))
         accuracy = float(np.mean((probabilities > 0.5) == (test["labels"] > 0.5)))
         if abs(accuracy - 0.5) > 1e-6:
             raise Incorrect(f"the checker measures a test accuracy of {accuracy:.3f}; the bound "

@@ -9,14 +9,7 @@ import base64
 
 import numpy as np
 
-from mmcourse.exercises import (
-    Exercise,
-    ExerciseSet,
-    Incorrect,
-    Prediction,
-    expect_function,
-    solution_from,
-)
+from mmcourse.exercises import Exercise, ExerciseSet, Incorrect, Prediction, function_exercise
 
 #: q1: the latency budget per request, in seconds.
 Q1_BUDGET = 0.05
@@ -144,21 +137,19 @@ def notebook_10() -> ExerciseSet:
         return ratio
 
     return ExerciseSet("notebook_10", [
-        Exercise(
+        function_exercise(
             name="q1",
             prompt="Section 8 measured seconds per batch for several batch sizes. Write "
                    "best_batch(seconds_per_batch) that takes such a dict {batch size: seconds} "
                    "and returns the batch size with the highest throughput (examples per "
                    f"second) among those whose latency is at most the budget Q1_BUDGET = "
                    f"{Q1_BUDGET} s.",
-            checker=expect_function(best_batch, q1_cases),
+            function=best_batch,
+            cases=q1_cases,
             hints=["Throughput is batch_size / seconds; latency is the seconds themselves.",
                    "Keep the sizes with seconds <= Q1_BUDGET, then take the one with the "
                    "largest size / seconds."],
-            solution_code=solution_from(
-                best_batch, "ex.q1.check(best_batch)",
-                imports="from mmcourse.exercises.notebook_10 import Q1_BUDGET"),
-            reference=lambda: best_batch,
+            imports="from mmcourse.exercises.notebook_10 import Q1_BUDGET",
             wrong=lambda: [
                 lambda d: max(d, key=lambda size: size / d[size]),  # ignores the budget
                 lambda d: min(d, key=d.get),  # the lowest latency
@@ -166,7 +157,8 @@ def notebook_10() -> ExerciseSet:
                 lambda d: max((size for size, s in d.items() if s < Q1_BUDGET),  # < not <=
                               key=lambda size: size / d[size]),
                 lambda d: max(size / s for size, s in d.items() if s <= Q1_BUDGET),  # the rate
-                lambda d: None]),
+                lambda d: None],
+        ),
         Exercise(
             name="q2",
             prompt="Write the JSON body (as a dict) that TensorFlow Serving's REST API takes "

@@ -13,10 +13,9 @@ from mmcourse.exercises import (
     Incorrect,
     NotAttempted,
     Prediction,
-    _contains_placeholder,
-    expect_function,
+    contains_placeholder,
     expect_value,
-    solution_from,
+    function_exercise,
 )
 
 #: q3: the sequence whose prefix-LM mask is asked for.
@@ -102,7 +101,7 @@ def notebook_11() -> ExerciseSet:
                 (1, 6, 2, 8, 10, 1)]
 
     def check_gaps(answer):
-        if _contains_placeholder(answer):
+        if contains_placeholder(answer):
             raise NotAttempted
         if isinstance(answer, (int, float, np.floating)) or not hasattr(answer, "__len__") \
                 or len(answer) != 2:
@@ -123,15 +122,14 @@ def notebook_11() -> ExerciseSet:
         return "yes" if measured[1] >= Q4_MAX_GAP_WITHOUT else "no"
 
     return ExerciseSet("notebook_11", [
-        Exercise(
+        function_exercise(
             name="q1",
             prompt="Write rms_norm(x, scale, epsilon) as Gemma computes it, over the last axis "
                    "of x: no mean subtracted, and the gain stored as scale around 0.",
-            checker=expect_function(rms_norm, q1_cases),
+            function=rms_norm,
+            cases=q1_cases,
             hints=["x / sqrt(mean(x**2) + epsilon), then times (1 + scale).",
                    "Keep the last axis for the mean: np.mean(..., axis=-1, keepdims=True)."],
-            solution_code=solution_from(rms_norm, "ex.q1.check(rms_norm)"),
-            reference=lambda: rms_norm,
             wrong=lambda: [
                 lambda x, s, e: (x - x.mean(-1, keepdims=True))  # LayerNorm's centring
                 / np.sqrt(x.var(-1, keepdims=True) + e) * (1 + s),
@@ -139,25 +137,26 @@ def notebook_11() -> ExerciseSet:
                 lambda x, s, e: x / np.sqrt(np.mean(x ** 2, -1, keepdims=True) + e) * s,
                 lambda x, s, e: x / (np.mean(x ** 2, -1, keepdims=True) + e) * (1 + s),
                 lambda x, s, e: x / np.sqrt(np.mean(x ** 2) + e) * (1 + s),  # over everything
-                lambda x, s, e: None]),
-        Exercise(
+                lambda x, s, e: None],
+        ),
+        function_exercise(
             name="q2",
             prompt="Write kv_cache_bytes(num_layers, num_query_heads, num_key_value_heads, "
                    "head_dim, sequence_length, bytes_per_value=2): the bytes of the KV cache "
                    "of one sequence.",
-            checker=expect_function(kv_cache_bytes, q2_cases),
+            function=kv_cache_bytes,
+            cases=q2_cases,
             hints=["Each layer keeps a key and a value vector of head_dim numbers per K/V "
                    "head and per position.",
                    "The query heads take no cache: 2 * layers * kv_heads * head_dim * length "
                    "* bytes."],
-            solution_code=solution_from(kv_cache_bytes, "ex.q2.check(kv_cache_bytes)"),
-            reference=lambda: kv_cache_bytes,
             wrong=lambda: [
                 lambda n, q, k, h, t, b=2: n * k * h * t * b,  # keys only
                 lambda n, q, k, h, t, b=2: 2 * n * q * h * t * b,  # the query heads
                 lambda n, q, k, h, t, b=2: 2 * n * k * h * t,  # values, not bytes
                 lambda n, q, k, h, t, b=2: 2 * k * h * t * b,  # one layer
-                lambda n, q, k, h, t, b=2: None]),
+                lambda n, q, k, h, t, b=2: None],
+        ),
         Exercise(
             name="q3",
             prompt=f"Write the prefix-LM attention mask (a boolean (T, T) array, rows are "

@@ -14,9 +14,8 @@ from mmcourse.exercises import (
     Incorrect,
     NotAttempted,
     Prediction,
-    _contains_placeholder,
-    expect_function,
-    solution_from,
+    contains_placeholder,
+    function_exercise,
 )
 
 #: q3: training and held-out scenes (Chinese captions, generated in memory), their seed,
@@ -117,7 +116,7 @@ def lora_ranks(model) -> set:
 def measure_ranks(models) -> dict:
     """Check ``{1: model, 16: model}`` (LoRA at those ranks, base weights untouched) and
     measure each one's ``heldout_loss``; ``Incorrect`` says what is wrong."""
-    if _contains_placeholder(models):
+    if contains_placeholder(models):
         raise NotAttempted
     if not isinstance(models, dict) or set(models) != {1, 16}:
         raise Incorrect("pass a dict {1: model_rank_1, 16: model_rank_16}, got "
@@ -156,33 +155,32 @@ def notebook_12() -> ExerciseSet:
         return losses[1] - losses[16]
 
     return ExerciseSet("notebook_12", [
-        Exercise(
+        function_exercise(
             name="q1",
             prompt="Write lora_parameters(d_in, d_out, rank): how many numbers LoRA of rank "
                    "`rank` trains in a Dense layer with a (d_in, d_out) kernel.",
-            checker=expect_function(lora_parameters, q1_cases),
+            function=lora_parameters,
+            cases=q1_cases,
             hints=["The update is A @ B: what are the shapes of A and B?",
                    "A is (d_in, rank) and B is (rank, d_out); the kernel itself is frozen."],
-            solution_code=solution_from(lora_parameters, "ex.q1.check(lora_parameters)"),
-            reference=lambda: lora_parameters,
             wrong=lambda: [
                 lambda d_in, d_out, rank: d_in * d_out,  # the kernel
                 lambda d_in, d_out, rank: rank * d_in * d_out,
                 lambda d_in, d_out, rank: rank * d_in,  # A only
                 lambda d_in, d_out, rank: rank * (d_in + d_out) + d_out,  # the bias too
                 lambda d_in, d_out, rank: 2 * rank * max(d_in, d_out),
-                lambda d_in, d_out, rank: None]),
-        Exercise(
+                lambda d_in, d_out, rank: None],
+        ),
+        function_exercise(
             name="q2",
             prompt="Write int8_round_trip(kernel): a Dense kernel (d_in, d_out) stored in int8 "
                    "with one scale per output column, as Keras' Dense.quantize('int8') stores "
                    "it, and read back as float32: scale = 127 / (max |column| + 1e-7), q = "
                    "round(kernel * scale) clipped to [-127, 127], then q / scale.",
-            checker=expect_function(int8_round_trip, _q2_kernels()),
+            function=int8_round_trip,
+            cases=_q2_kernels(),
             hints=["np.abs(kernel).max(axis=0) is one maximum per output column.",
                    "np.round, then np.clip(..., -127, 127), then divide by the same scale."],
-            solution_code=solution_from(int8_round_trip, "ex.q2.check(int8_round_trip)"),
-            reference=lambda: int8_round_trip,
             wrong=lambda: [
                 lambda k: k,  # nothing lost: not stored in int8
                 lambda k: np.round(k * (127 / np.abs(k).max())) / (127 / np.abs(k).max()),
@@ -191,7 +189,8 @@ def notebook_12() -> ExerciseSet:
                 lambda k: np.floor(k * (127 / np.abs(k).max(axis=0))) / (127 / np.abs(k).max(
                     axis=0)),  # truncated, not rounded
                 lambda k: np.round(k * (127 / np.abs(k).max(axis=0))),  # still in int8 units
-                lambda k: None]),
+                lambda k: None],
+        ),
         Exercise(
             name="q3",
             prompt="Experiment. Predict first: after the same short training, how much lower is "

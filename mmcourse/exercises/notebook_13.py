@@ -15,9 +15,9 @@ from mmcourse.exercises import (
     Incorrect,
     NotAttempted,
     Prediction,
-    _contains_placeholder,
     compare,
-    expect_function,
+    contains_placeholder,
+    function_exercise,
     solution_from,
 )
 
@@ -73,7 +73,7 @@ def measure_shuffle(function) -> dict:
     except Exception as error:  # the learner's bug, reported
         raise Incorrect(f"calling it with (videos, seed=0) raised {type(error).__name__}: "
                         f"{error}") from None
-    if _contains_placeholder(shuffled):
+    if contains_placeholder(shuffled):
         raise NotAttempted
     shuffled = np.asarray(shuffled)
     if shuffled.shape != videos.shape:
@@ -130,22 +130,22 @@ def notebook_13() -> ExerciseSet:
         return "the temporal one"  # what the bounds above just measured
 
     return ExerciseSet("notebook_13", [
-        Exercise(
+        function_exercise(
             name="q1",
             prompt="Write frame_count(num_samples, frame_length, frame_step): how many frames "
                    "tf.signal.stft (and scratch.stft) cuts from a signal of num_samples "
                    "samples, with no end padding (pad_end=False).",
-            checker=expect_function(frame_count, q1_cases),
+            function=frame_count,
+            cases=q1_cases,
             hints=["Frame i starts at sample i * frame_step and must end by num_samples.",
                    "The last start is at most num_samples - frame_length."],
-            solution_code=solution_from(frame_count, "ex.q1.check(frame_count)"),
-            reference=lambda: frame_count,
             wrong=lambda: [
                 lambda n, length, step: n // step,  # ignores the frame's length
                 lambda n, length, step: -(-n // step),  # pad_end=True
                 lambda n, length, step: (n - length) // step,  # off by one
                 lambda n, length, step: int(np.ceil((n - length) / step)) + 1,  # rounds up
-                lambda n, length, step: None]),
+                lambda n, length, step: None],
+        ),
         Exercise(
             name="q2",
             prompt=f"Measurement. Predict first: Whisper's front end reads 16 kHz audio with a "

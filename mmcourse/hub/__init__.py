@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from mmcourse import scratch
-from mmcourse.scratch.checks import _check_array
+from mmcourse.scratch.checks import check_array
 from mmcourse.scratch.realfamily import (
     MASKED_SCORE,
     geglu,
@@ -80,7 +80,7 @@ def clip_vision_by_hand(backbone, images) -> np.ndarray:
     the projection. Notebook 11."""
     encoder = backbone.vision_encoder
     embedding = encoder.embedding
-    images = _check_array("images", images, 4, layout="(N, H, W, 3)")
+    images = check_array("images", images, 4, layout="(N, H, W, 3)")
     if tuple(images.shape[1:]) != tuple(encoder.image_shape):
         raise ValueError(f"images must be (N, *{tuple(encoder.image_shape)}) for this "
                          f"backbone, got {images.shape}")
@@ -158,7 +158,7 @@ def paligemma_image_tokens_by_hand(backbone, images) -> np.ndarray:
     final LayerNorm) and the linear projector into the decoder's width. Notebook 11."""
     vit = backbone.vit_encoder
     encoder = vit.get_layer("image_encoder")
-    images = _check_array("images", images, 4, layout="(N, H, W, 3)")
+    images = check_array("images", images, 4, layout="(N, H, W, 3)")
     size = backbone.image_size
     if images.shape[1:] != (size, size, 3):
         raise ValueError(f"images must be (N, {size}, {size}, 3) for this backbone, "

@@ -4,7 +4,7 @@ This module imports Keras at module level, on purpose: it defines Keras layer su
 that must be registered for ``.keras`` saving. That keeps ``import mmcourse`` light
 because nothing that ``import mmcourse`` imports (only ``mmcourse.paths`` and
 ``mmcourse.seeding``) imports this module; ``mmcourse.matcher.model`` imports it inside its
-functions. Import it (or call ``mmcourse.matcher.model.load_matcher``) before
+functions. Import it (or call ``mmcourse.matcher.io.load_matcher``) before
 ``keras.saving.load_model`` so the classes are registered.
 
 Notation: x in R^{d_img} (image), y in R^{d_txt} (text), z in R^{d_out}; W and b are

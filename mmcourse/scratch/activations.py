@@ -42,7 +42,7 @@ def _identity(z):
 ACTIVATIONS = {"sigmoid": sigmoid, "relu": relu, "tanh": tanh, "softmax": softmax}
 
 
-def _activation(name):
+def activation_function(name):
     """The activation function called ``name`` (None or "linear": identity).
 
     Unknown names get a ValueError listing the choices. Introduced in notebook 02
@@ -59,14 +59,14 @@ def _activation(name):
     return ACTIVATIONS[name]
 
 
-def _activation_backward(name, output, grad_output):
+def activation_backward(name, output, grad_output):
     """dLoss/dz for ``output = activation(z)``, given dLoss/doutput.
 
     Written in terms of the output (sigmoid' = y(1-y), tanh' = 1-y², relu' = [y>0],
     softmax's Jacobian-vector product along the last axis). Introduced in notebook 02
     (shared with notebook 03).
     """
-    _activation(name)  # validates the name
+    activation_function(name)  # validates the name
     if name is None or name == "linear":
         return grad_output
     if name == "relu":

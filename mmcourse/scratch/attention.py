@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from mmcourse.scratch.activations import softmax
-from mmcourse.scratch.checks import _check_array
+from mmcourse.scratch.checks import check_array
 
 #: The score of a masked-out position, as in Keras: its weight becomes exp(-1e9) = 0, and
 #: a row with every position masked gets uniform weights.
@@ -22,9 +22,9 @@ def scaled_dot_product_attention(q, k, v, mask=None):
     score ``MASKED_SCORE``, as in Keras). Returns ``(output (N, Tq, dv), weights
     (N, Tq, Tk))``; every row of ``weights`` sums to 1. Introduced in notebook 06.
     """
-    q = _check_array("q", q, 3, layout="(N, Tq, d)")
-    k = _check_array("k", k, 3, layout="(N, Tk, d)", context=f"q has shape {q.shape}")
-    v = _check_array("v", v, 3, layout="(N, Tk, dv)", context=f"k has shape {k.shape}")
+    q = check_array("q", q, 3, layout="(N, Tq, d)")
+    k = check_array("k", k, 3, layout="(N, Tk, d)", context=f"q has shape {q.shape}")
+    v = check_array("v", v, 3, layout="(N, Tk, dv)", context=f"k has shape {k.shape}")
     if k.shape[0] != q.shape[0] or k.shape[2] != q.shape[2]:
         raise ValueError(f"k must be (N, Tk, d) with the N and d of q: q {q.shape}, k {k.shape}")
     if v.shape[:2] != k.shape[:2]:
@@ -61,15 +61,15 @@ def multi_head_attention(query, value, weights, num_heads: int, key=None, mask=N
                          "biases: 8 arrays (query, key, value kernels and biases, output "
                          f"kernel and bias), got {type(weights).__name__} of "
                          f"{len(weights) if hasattr(weights, '__len__') else '?'}")
-    query = _check_array("query", query, 3, layout="(N, Tq, d_q)")
-    value = _check_array("value", value, 3, layout="(N, Tv, d_v)",
-                         context=f"query has shape {query.shape}")
-    key = value if key is None else _check_array("key", key, 3, layout="(N, Tv, d_k)",
-                                                 context=f"value has shape {value.shape}")
+    query = check_array("query", query, 3, layout="(N, Tq, d_q)")
+    value = check_array("value", value, 3, layout="(N, Tv, d_v)",
+                        context=f"query has shape {query.shape}")
+    key = value if key is None else check_array("key", key, 3, layout="(N, Tv, d_k)",
+                                                context=f"value has shape {value.shape}")
     if value.shape[0] != query.shape[0] or key.shape[:2] != value.shape[:2]:
         raise ValueError(f"query, key and value must share N, and key and value their length "
                          f"Tv: query {query.shape}, key {key.shape}, value {value.shape}")
-    (wq, bq, wk, bk, wv, bv, wo, bo) = (_check_array(f"weights[{i}]", w)
+    (wq, bq, wk, bk, wv, bv, wo, bo) = (check_array(f"weights[{i}]", w)
                                         for i, w in enumerate(weights))
     for name, kernel, inputs in (("query", wq, query), ("key", wk, key), ("value", wv, value)):
         if kernel.ndim != 3 or kernel.shape[0] != inputs.shape[2] or kernel.shape[1] != num_heads:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _check_array(name: str, x, ndim=None, *, layout: str = "", context: str = "") -> np.ndarray:
+def check_array(name: str, x, ndim=None, *, layout: str = "", context: str = "") -> np.ndarray:
     """``x`` as a floating NumPy array, or a clear error that names ``name``.
 
     Accepts NumPy arrays, nested lists, tf.Tensors and Keras variables. Floating
@@ -43,11 +43,11 @@ def _check_array(name: str, x, ndim=None, *, layout: str = "", context: str = ""
     return array
 
 
-def _check_bias(bias, kernel, outputs_name: str):
+def check_bias(bias, kernel, outputs_name: str):
     """``bias`` as an array of shape (kernel.shape[-1],), or None; a clear error otherwise."""
     if bias is None:
         return None
-    bias = _check_array("bias", bias)
+    bias = check_array("bias", bias)
     outputs = kernel.shape[-1]
     if bias.shape != (outputs,):
         raise ValueError(f"bias must have shape ({outputs},) to match kernel {kernel.shape} "
@@ -55,7 +55,8 @@ def _check_bias(bias, kernel, outputs_name: str):
     return bias
 
 
-def _positive_integer(name: str, value) -> int:
+def positive_integer(name: str, value) -> int:
+    """``value`` as an int >= 1, or a ``ValueError`` naming ``name``. Notebook 02."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)

@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.scratch.activations import _activation, _activation_backward
-from mmcourse.scratch.checks import _check_array, _check_bias
+from mmcourse.scratch.activations import activation_backward, activation_function
+from mmcourse.scratch.checks import check_array, check_bias
 
 # Dense: f(x) = sigma(x W + b), Keras layout kernel (in_features, units).
 
 
 def _check_dense(x, kernel, bias):
-    x = _check_array("x", x, layout="(..., in_features)")
-    kernel = _check_array("kernel", kernel, 2, layout="(in_features, units)",
-                          context=f"x has shape {x.shape}")
+    x = check_array("x", x, layout="(..., in_features)")
+    kernel = check_array("kernel", kernel, 2, layout="(in_features, units)",
+                         context=f"x has shape {x.shape}")
     if x.ndim == 0:
         raise ValueError(f"x must have at least 1 dimension (..., in_features), got shape "
                          f"{x.shape}; kernel {kernel.shape}")
     if x.shape[-1] != kernel.shape[0]:
         raise ValueError(f"kernel expects in_features={kernel.shape[0]} but x has "
                          f"{x.shape[-1]} features: x {x.shape}, kernel {kernel.shape}")
-    return x, kernel, _check_bias(bias, kernel, "units")
+    return x, kernel, check_bias(bias, kernel, "units")
 
 
 def dense(x, kernel, bias=None, activation=None):
@@ -34,7 +34,7 @@ def dense(x, kernel, bias=None, activation=None):
     ``activation`` is None or "sigmoid", "relu", "tanh", "softmax". Pass
     ``keras.layers.Dense(...).get_weights()`` straight in. Introduced in notebook 02.
     """
-    act = _activation(activation)
+    act = activation_function(activation)
     x, kernel, bias = _check_dense(x, kernel, bias)
     z = x @ kernel
     if bias is not None:
@@ -50,15 +50,15 @@ def dense_backward(x, kernel, grad_output, bias=None, activation=None):
     returned even when ``bias`` is None (it is the gradient a bias would get).
     Introduced in notebook 02.
     """
-    _activation(activation)
+    activation_function(activation)
     x, kernel, bias = _check_dense(x, kernel, bias)
-    grad_output = _check_array("grad_output", grad_output)
+    grad_output = check_array("grad_output", grad_output)
     expected = x.shape[:-1] + (kernel.shape[1],)
     if grad_output.shape != expected:
         raise ValueError(f"grad_output must have the output's shape {expected}, got "
                          f"{grad_output.shape}: x {x.shape}, kernel {kernel.shape}")
     output = dense(x, kernel, bias, activation)
-    grad_z = _activation_backward(activation, output, grad_output)
+    grad_z = activation_backward(activation, output, grad_output)
     grad_x = grad_z @ kernel.T
     flat_x = x.reshape(-1, kernel.shape[0])
     flat_grad = grad_z.reshape(-1, kernel.shape[1])
@@ -167,8 +167,8 @@ def _pad(x, pads, value=0.0):
 def _check_conv(x, kernel, bias, strides, padding):
     padding = _check_padding(padding)
     strides = _pair("strides", strides)
-    x = _check_array("x", x)
-    kernel = _check_array("kernel", kernel)
+    x = check_array("x", x)
+    kernel = check_array("kernel", kernel)
     if x.ndim != 4:
         raise ValueError(f"x must be 4-D (N, H, W, C_in), got x {x.shape}; kernel {kernel.shape}")
     if kernel.ndim != 4:
@@ -177,7 +177,7 @@ def _check_conv(x, kernel, bias, strides, padding):
     if kernel.shape[2] != x.shape[3]:
         raise ValueError(f"kernel has C_in={kernel.shape[2]} but x has {x.shape[3]} channels: "
                          f"x {x.shape}, kernel {kernel.shape}")
-    bias = _check_bias(bias, kernel, "C_out")
+    bias = check_bias(bias, kernel, "C_out")
     geometry = _window_geometry(x.shape, kernel.shape[:2], strides, padding,
                                 f"kernel {kernel.shape}")
     return x, kernel, bias, strides, geometry
@@ -192,7 +192,7 @@ def im2col(x, kernel_size, strides=1, padding="valid"):
     Introduced in notebook 02.
     """
     kh, kw = _pair("kernel_size", kernel_size)
-    x = _check_array("x", x, 4, layout="(N, H, W, C)", context=f"kernel_size {(kh, kw)}")
+    x = check_array("x", x, 4, layout="(N, H, W, C)", context=f"kernel_size {(kh, kw)}")
     strides = _pair("strides", strides)
     padding = _check_padding(padding)
     (out_h, out_w), pads = _window_geometry(x.shape, (kh, kw), strides, padding,
@@ -273,7 +273,7 @@ def conv2d_backward(x, kernel, grad_output, strides=1, padding="valid"):
     x, kernel, _, (sh, sw), ((out_h, out_w), pads) = _check_conv(x, kernel, None, strides,
                                                                  padding)
     kh, kw, c_in, c_out = kernel.shape
-    grad_output = _check_array("grad_output", grad_output)
+    grad_output = check_array("grad_output", grad_output)
     expected = (x.shape[0], out_h, out_w, c_out)
     if grad_output.shape != expected:
         raise ValueError(f"grad_output must have the output's shape {expected}, got "
@@ -300,7 +300,7 @@ def _pool(x, pool_size, strides, padding, reduce):
     pool = _pair("pool_size", pool_size)
     strides = pool if strides is None else _pair("strides", strides)
     padding = _check_padding(padding)
-    x = _check_array("x", x, 4, layout="(N, H, W, C)", context=f"pool_size {pool}")
+    x = check_array("x", x, 4, layout="(N, H, W, C)", context=f"pool_size {pool}")
     (out_h, out_w), pads = _window_geometry(x.shape, pool, strides, padding,
                                             f"pool_size {pool}")
     return reduce(x, pool, strides, pads, out_h, out_w)
@@ -350,7 +350,7 @@ def numerical_gradient(f, x, eps: float = 1e-6) -> np.ndarray:
     """
     if not callable(f):
         raise TypeError(f"f must be a function of x returning a scalar, got {type(f).__name__}")
-    x = _check_array("x", x).astype(np.float64)  # a copy, perturbed in place below
+    x = check_array("x", x).astype(np.float64)  # a copy, perturbed in place below
     if not eps > 0:
         raise ValueError(f"eps must be positive, got {eps!r}")
     grad = np.zeros_like(x)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.scratch.activations import _activation, _activation_backward
-from mmcourse.scratch.checks import _check_array
+from mmcourse.scratch.activations import activation_backward, activation_function
+from mmcourse.scratch.checks import check_array
 
 # Keras layouts: kernel (features, G*units), recurrent_kernel (units, G*units),
 # bias (G*units,), with G = 1 for SimpleRNN and G = 4 for LSTM in the gate order
@@ -31,8 +31,8 @@ def _shape_of(value) -> tuple:
 def _rnn_weights(kernel, recurrent_kernel, bias, features: int, gates: int, x_shape: tuple,
                  x_name: str = "x"):
     """Validate Keras-layout RNN weights against ``features``; return them and ``units``."""
-    kernel = _check_array("kernel", kernel, 2, layout="(features, units)" if gates == 1
-                          else f"(features, {gates}*units)", context=f"{x_name} {x_shape}")
+    kernel = check_array("kernel", kernel, 2, layout="(features, units)" if gates == 1
+                         else f"(features, {gates}*units)", context=f"{x_name} {x_shape}")
     if kernel.shape[0] != features:
         raise ValueError(f"kernel has input dim {kernel.shape[0]} but {x_name} has {features} "
                          f"features: {x_name} {x_shape}, kernel {kernel.shape}")
@@ -41,14 +41,14 @@ def _rnn_weights(kernel, recurrent_kernel, bias, features: int, gates: int, x_sh
                          f"side), got kernel {kernel.shape}")
     units = kernel.shape[1] // gates
     wanted = "(units, units)" if gates == 1 else f"(units, {gates}*units)"
-    recurrent_kernel = _check_array("recurrent_kernel", recurrent_kernel)
+    recurrent_kernel = check_array("recurrent_kernel", recurrent_kernel)
     if recurrent_kernel.shape != (units, gates * units):
         raise ValueError(f"recurrent_kernel must be {wanted} = {(units, gates * units)} to "
                          f"match kernel {kernel.shape}, got recurrent_kernel "
                          f"{recurrent_kernel.shape}")
     if bias is None:  # a layer built with use_bias=False
         bias = np.zeros(gates * units, dtype=kernel.dtype)
-    bias = _check_array("bias", bias)
+    bias = check_array("bias", bias)
     if bias.shape != (gates * units,):
         length = "units" if gates == 1 else f"{gates}*units"
         raise ValueError(f"bias must have shape ({length},) = ({gates * units},) to match "
@@ -61,7 +61,7 @@ def _rnn_state(name: str, state, batch: int, units: int, x_name: str, x_shape: t
     """``state`` as a (batch, units) array of ``dtype``; zeros when None."""
     if state is None:
         return np.zeros((batch, units), dtype=dtype)
-    state = _check_array(name, state)
+    state = check_array(name, state)
     if state.shape != (batch, units):
         raise ValueError(f"{name} must have shape (batch, units) = {(batch, units)} for "
                          f"{x_name} {x_shape} and kernel {kernel_shape}, got {name} "
@@ -90,8 +90,8 @@ def _rnn_mask(mask, x_shape: tuple):
 def _rnn_inputs(x, kernel, recurrent_kernel, bias, gates: int, states: dict, mask):
     """Validate everything a recurrent layer gets; return arrays in one float dtype."""
     hint = f". {_EMBEDDING_HINT}" if np.ndim(x) == 2 else ""
-    x = _check_array("x", x, 3, layout="(batch, time, features)",
-                     context=f"kernel {_shape_of(kernel)}{hint}")
+    x = check_array("x", x, 3, layout="(batch, time, features)",
+                    context=f"kernel {_shape_of(kernel)}{hint}")
     kernel, recurrent_kernel, bias, units = _rnn_weights(
         kernel, recurrent_kernel, bias, x.shape[2], gates, x.shape)
     dtype = np.result_type(x, kernel, recurrent_kernel, bias)
@@ -104,8 +104,8 @@ def _rnn_inputs(x, kernel, recurrent_kernel, bias, gates: int, states: dict, mas
 
 def _step_inputs(x_t, h_prev, kernel, recurrent_kernel, bias, gates: int):
     """Validate the arguments of one recurrent step (x_t is (batch, features))."""
-    x_t = _check_array("x_t", x_t, 2, layout="(batch, features)",
-                       context=f"kernel {_shape_of(kernel)}")
+    x_t = check_array("x_t", x_t, 2, layout="(batch, features)",
+                      context=f"kernel {_shape_of(kernel)}")
     kernel, recurrent_kernel, bias, units = _rnn_weights(
         kernel, recurrent_kernel, bias, x_t.shape[1], gates, x_t.shape, x_name="x_t")
     h_prev = _rnn_state("h_prev", h_prev, x_t.shape[0], units, "x_t", x_t.shape, kernel.shape,
@@ -129,7 +129,7 @@ def simple_rnn(x, kernel, recurrent_kernel, bias, h0=None, *, mask=None, activat
     """
     x, kernel, recurrent_kernel, bias, units, initial, mask = _rnn_inputs(
         x, kernel, recurrent_kernel, bias, 1, {"h0": h0}, mask)
-    act = _activation(activation)
+    act = activation_function(activation)
     inputs_projected = x @ kernel + bias  # all time steps at once: (batch, time, units)
     h = initial["h0"]
     hidden_states = np.empty(x.shape[:2] + (units,), dtype=x.dtype)
@@ -148,7 +148,7 @@ def simple_rnn_step(x_t, h_prev, kernel, recurrent_kernel, bias, activation="tan
     """
     x_t, h_prev, kernel, recurrent_kernel, bias = _step_inputs(
         x_t, h_prev, kernel, recurrent_kernel, bias, 1)
-    return _activation(activation)(x_t @ kernel + h_prev @ recurrent_kernel + bias)
+    return activation_function(activation)(x_t @ kernel + h_prev @ recurrent_kernel + bias)
 
 
 def simple_rnn_backward(x, kernel, recurrent_kernel, bias, grad_hidden_states, h0=None, *,
@@ -167,13 +167,13 @@ def simple_rnn_backward(x, kernel, recurrent_kernel, bias, grad_hidden_states, h
     """
     x, kernel, recurrent_kernel, bias, units, initial, mask = _rnn_inputs(
         x, kernel, recurrent_kernel, bias, 1, {"h0": h0}, mask)
-    grad_hidden_states = _check_array("grad_hidden_states", grad_hidden_states)
+    grad_hidden_states = check_array("grad_hidden_states", grad_hidden_states)
     expected = x.shape[:2] + (units,)
     if grad_hidden_states.shape != expected:
         raise ValueError(f"grad_hidden_states must have the shape of the hidden states "
                          f"(batch, time, units) = {expected} for x {x.shape} and kernel "
                          f"{kernel.shape}, got grad_hidden_states {grad_hidden_states.shape}")
-    act = _activation(activation)
+    act = activation_function(activation)
     batch, steps, _ = x.shape
     inputs_projected = x @ kernel + bias
     previous = np.empty((batch, steps, units), dtype=x.dtype)  # h_{t-1} for every t
@@ -189,7 +189,7 @@ def simple_rnn_backward(x, kernel, recurrent_kernel, bias, grad_hidden_states, h
     for t in reversed(range(steps)):
         grad_h = grad_hidden_states[:, t] + carry
         keep = 1.0 if mask is None else mask[:, t, None]
-        grad_pre[:, t] = _activation_backward(activation, activated[:, t], grad_h * keep)
+        grad_pre[:, t] = activation_backward(activation, activated[:, t], grad_h * keep)
         carry = grad_pre[:, t] @ recurrent_kernel.T + grad_h * (1 - keep)
     grad_x = grad_pre @ kernel.T
     grad_kernel = np.einsum("ntf,ntu->fu", x, grad_pre)
@@ -216,7 +216,7 @@ def lstm_gates(x_t, h_prev, kernel, recurrent_kernel, bias, activation="tanh",
     x_t, h_prev, kernel, recurrent_kernel, bias = _step_inputs(
         x_t, h_prev, kernel, recurrent_kernel, bias, 4)
     return _lstm_gates(x_t @ kernel + bias, h_prev, recurrent_kernel,
-                       _activation(activation), _activation(recurrent_activation))
+                       activation_function(activation), activation_function(recurrent_activation))
 
 
 def lstm_step(x_t, h_prev, c_prev, kernel, recurrent_kernel, bias, activation="tanh",
@@ -232,7 +232,7 @@ def lstm_step(x_t, h_prev, c_prev, kernel, recurrent_kernel, bias, activation="t
     c_prev = _rnn_state("c_prev", c_prev, batch, units, "x_t", _shape_of(x_t),
                         _shape_of(kernel), gates["i"].dtype)
     c = gates["f"] * c_prev + gates["i"] * gates["c"]
-    return gates["o"] * _activation(activation)(c), c
+    return gates["o"] * activation_function(activation)(c), c
 
 
 def lstm(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, mask=None, activation="tanh",
@@ -249,7 +249,7 @@ def lstm(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, mask=None, acti
     """
     x, kernel, recurrent_kernel, bias, units, initial, mask = _rnn_inputs(
         x, kernel, recurrent_kernel, bias, 4, {"h0": h0, "c0": c0}, mask)
-    act, recurrent_act = _activation(activation), _activation(recurrent_activation)
+    act, recurrent_act = activation_function(activation), activation_function(recurrent_activation)
     inputs_projected = x @ kernel + bias  # (batch, time, 4*units)
     h, c = initial["h0"], initial["c0"]
     hidden_states = np.empty(x.shape[:2] + (units,), dtype=x.dtype)

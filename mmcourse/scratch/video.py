@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.scratch.checks import _check_array, _check_bias, _positive_integer
+from mmcourse.scratch.checks import check_array, check_bias, positive_integer
 
 
 def tubeletify(videos, tubelet_size) -> np.ndarray:
@@ -23,7 +23,7 @@ def tubeletify(videos, tubelet_size) -> np.ndarray:
         tubelet_size = (tubelet_size,) * 3
     if not isinstance(tubelet_size, (tuple, list)) or len(tubelet_size) != 3:
         raise ValueError(f"tubelet_size must be an int or (t, ph, pw), got {tubelet_size!r}")
-    t, ph, pw = (_positive_integer("tubelet_size", s) for s in tubelet_size)
+    t, ph, pw = (positive_integer("tubelet_size", s) for s in tubelet_size)
     n, frames, height, width, channels = videos.shape
     if frames % t or height % ph or width % pw:
         raise ValueError(f"videos (N, T, H, W, C) = {videos.shape} must split evenly into "
@@ -39,13 +39,13 @@ def tubelet_embedding(videos, kernel, bias=None) -> np.ndarray:
     kernel_size=(t, p, p), strides=(t, p, p))`` with the same ``kernel`` (t, p, p, C,
     filters) and ``bias`` (filters,), its output (N, T', H', W', filters) reshaped to
     (N, T' H' W', filters). Introduced in notebook 13."""
-    kernel = _check_array("kernel", kernel, 5, layout="(t, ph, pw, C, filters)")
-    videos = _check_array("videos", videos, 5, layout="(N, T, H, W, C)")
+    kernel = check_array("kernel", kernel, 5, layout="(t, ph, pw, C, filters)")
+    videos = check_array("videos", videos, 5, layout="(N, T, H, W, C)")
     if videos.shape[-1] != kernel.shape[3]:
         raise ValueError(f"kernel has C={kernel.shape[3]} but videos have {videos.shape[-1]} "
                          f"channels: videos {videos.shape}, kernel {kernel.shape}")
     tubelets = tubeletify(videos, kernel.shape[:3])
     tokens = tubelets @ kernel.reshape(-1, kernel.shape[-1])
     if bias is not None:
-        tokens = tokens + _check_bias(bias, kernel.reshape(-1, kernel.shape[-1]), "filters")
+        tokens = tokens + check_bias(bias, kernel.reshape(-1, kernel.shape[-1]), "filters")
     return tokens

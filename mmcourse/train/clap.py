@@ -13,8 +13,8 @@ from mmcourse.clip.clap import (
     CLAP_LEARNING_RATE,
     SEQUENCE_LENGTH,
     SEQUENCE_LENGTHS,
-    _embed,
     build_clap,
+    embed_all,
     embed_audio,
     log_mel_features,
 )
@@ -47,7 +47,7 @@ def embed_captions(model, captions) -> np.ndarray:
     """L2-normalised text embeddings (N, d) of caption strings, vectorised to the model's
     token length. Introduced in notebook 13."""
     length = model.get_layer("text_encoder").get_layer("embedding").max_length
-    return _embed(model.get_layer("text_encoder"), vectorize(captions, length))
+    return embed_all(model.get_layer("text_encoder"), vectorize(captions, length))
 
 
 # --- evaluation ----------------------------------------------------------------------------

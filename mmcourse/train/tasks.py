@@ -148,7 +148,7 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     weights: the same seed and strategy give the same value).
 
     Notebook 10 adds ``save``: a ``.keras`` path for the trained model behind its vocabulary
-    (and, for qa, its answer words): ``models.raw_input_model``, which takes raw images and
+    (and, for qa, its answer words): ``matcher.io.raw_input_model``, which takes raw images and
     texts, loads with ``safe_mode=True`` and exports with ``python -m mmcourse export``. The
     result's ``saved`` is that path (or None).
     """
@@ -175,11 +175,11 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
 
     from mmcourse.data import scenes as data
     from mmcourse.data import store, text  # noqa: PLC0415
-    from mmcourse.matcher import model as models
+    from mmcourse.matcher import io as matcher_io
+    from mmcourse.matcher.io import check_inputs  # noqa: PLC0415
     from mmcourse.matcher.model import (  # noqa: PLC0415
         RELATIONAL_FUSIONS,
         build_model,
-        check_inputs,
     )
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
     from mmcourse.train import callbacks as course_callbacks  # noqa: PLC0415
@@ -215,7 +215,7 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
         log=log, run_dir=worker_dir, resume=resume, callbacks=callbacks, strategy=strategy,
         replicas=replicas)
     if save is not None:
-        raw_model = models.raw_input_model(
+        raw_model = matcher_io.raw_input_model(
             model, text.load_vocabulary(root), text.saved_sequence_length(root, level),
             answers=text.answer_vocabulary(root) if task == "qa" else None)
         Path(save).parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ import numpy as np
 from keras import ops
 
 from mmcourse import stats
-from mmcourse.blocks import _positive_int
+from mmcourse.blocks import positive_int
 from mmcourse.data import scenes as data
 from mmcourse.data import store, text
 from mmcourse.data.captions import correct_statements
@@ -35,7 +35,7 @@ from mmcourse.vlm import (
     on_vision_tokens,
     vision_tokens,
 )
-from mmcourse.vlm.model import _check_arch
+from mmcourse.vlm.model import check_arch
 
 CAPTION_LENGTHS = {"attributes": 8, "relations": 14}
 #: Epochs of each step of ``train_captioner``.
@@ -137,7 +137,7 @@ def _check_run(level, epochs, defaults) -> dict:
     for step, value in epochs.items():
         if step not in defaults:
             raise ValueError(f"epochs: unknown step {step!r}; steps: {tuple(defaults)}")
-        _positive_int(f"epochs[{step!r}]", value)
+        positive_int(f"epochs[{step!r}]", value)
     return epochs
 
 
@@ -224,7 +224,7 @@ def _caption_data(level, root, train_size):
     vocabulary = decoder_vocabulary(root)
     images, captions, _ = data.load_arrays("retrieval", level, "train", root=root)
     if train_size is not None:
-        train_size = _positive_int("train_size", train_size)
+        train_size = positive_int("train_size", train_size)
         images, captions = images[:train_size], captions[:train_size]
     return images, encode_texts(captions, vocabulary, CAPTION_LENGTHS[level]), vocabulary
 
@@ -276,7 +276,7 @@ def train_captioner(level: str = "attributes", arch: str = "llava", seed: int = 
     """
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
 
-    _check_arch(arch)
+    check_arch(arch)
     epochs = _check_run(level, epochs, CAPTION_EPOCHS)
     root = store.ensure_data(root)
     seed_everything(seed)
@@ -401,7 +401,7 @@ def train_vqa(level: str = "relations", arch: str = "llava", seed: int = 0, root
     """
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
 
-    _check_arch(arch)
+    check_arch(arch)
     epochs = _check_run(level, epochs, VQA_EPOCHS)
     root = store.ensure_data(root)
     seed_everything(seed)
@@ -411,7 +411,7 @@ def train_vqa(level: str = "relations", arch: str = "llava", seed: int = 0, root
         images, _, scene_ids = data.load_arrays("retrieval", level, name, root=root)
         records = data.load_records("qa", level, name, root=root)
         if size is not None:
-            records = records[:_positive_int(f"{name}_size", size)]
+            records = records[:positive_int(f"{name}_size", size)]
         assert np.array_equal(scene_ids, np.arange(len(images)))  # scene i is image i
         return images, records, [[r[key] for r in records] for key in (
             "scene", "text", "answer", "kind")]

@@ -12,10 +12,10 @@ import weakref
 import numpy as np
 from keras import ops
 
-from mmcourse.blocks import _positive_int
+from mmcourse.blocks import positive_int
 from mmcourse.data import text
-from mmcourse.vlm.model import _parts
-from mmcourse.vlm.vocab import _word_ids, decoder_vocabulary, ids_to_texts
+from mmcourse.vlm.model import model_parts
+from mmcourse.vlm.vocab import decoder_vocabulary, ids_to_texts, word_ids
 
 METHODS = ("greedy", "top_k")
 
@@ -27,7 +27,7 @@ class _Decoder:
     def __init__(self, model):
         import tensorflow as tf  # noqa: PLC0415
 
-        self.parts = _parts(model)
+        self.parts = model_parts(model)
         self.full = tf.function(self._full, reduce_retracing=True)
         self.prefill = tf.function(self._prefill, reduce_retracing=True)
         self.step = tf.function(self._step, reduce_retracing=True)
@@ -75,7 +75,9 @@ class _Decoder:
 _DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _decoder_of(model) -> _Decoder:
+def cached_decoder(model) -> _Decoder:
+    """The KV-cache decoder of ``model``, built once and kept while the model lives.
+    Notebook 08."""
     if model not in _DECODERS:
         _DECODERS[model] = _Decoder(model)
     return _DECODERS[model]
@@ -91,7 +93,9 @@ def _check_images(images, parts):
     return images.astype(np.float32) / 255.0
 
 
-def _choose(logits, method, k, temperature, rng):
+def choose_tokens(logits, method, k, temperature, rng):
+    """The next token id of each row of ``logits`` (N, V): the argmax (greedy), or drawn
+    from the top ``k`` at ``temperature`` with ``rng`` (top-k). Notebook 08."""
     if method == "greedy":
         return np.argmax(logits, axis=1)
     chosen = np.empty(len(logits), np.int64)
@@ -117,15 +121,15 @@ def decode_ids(model, images=None, prompt_ids=None, max_length: int = 16,
     ``return_logits`` also returns the raw logits of every step (batch, steps, V).
     Introduced in notebook 08.
     """
-    parts = _parts(model)
+    parts = model_parts(model)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    max_length = _positive_int("max_length", max_length)
+    max_length = positive_int("max_length", max_length)
     vocabulary_size = parts["head"].units
     start, end = vocabulary_size - 2, vocabulary_size - 1
     banned = [0, 1, start] + ([] if stop_at_end else [end])
     if method == "top_k":
-        k = _positive_int("k", k)
+        k = positive_int("k", k)
         if k > vocabulary_size - len(banned):
             raise ValueError(f"k must be at most {vocabulary_size - len(banned)} (the tokens "
                              f"that may be emitted), got {k}")
@@ -154,7 +158,7 @@ def decode_ids(model, images=None, prompt_ids=None, max_length: int = 16,
         raise ValueError(f"max_length + prompt length must be at most {positions} (the "
                          f"decoder's positions, [START] included), got max_length="
                          f"{max_length} with a prompt of {prompt.shape[1]} words")
-    decoder = _decoder_of(model)
+    decoder = cached_decoder(model)
     if parts["vision"] is not None:
         visual = decoder.visual(ops.convert_to_tensor(pixels))
     token_ids = np.concatenate([np.full((batch, 1), start, np.int32),
@@ -171,7 +175,7 @@ def decode_ids(model, images=None, prompt_ids=None, max_length: int = 16,
         scores = np.array(ops.convert_to_numpy(logits), dtype=np.float64)
         all_logits.append(scores.copy())
         scores[:, banned] = -np.inf
-        chosen = _choose(scores, method, k, temperature, rng)
+        chosen = choose_tokens(scores, method, k, temperature, rng)
         generated[:, t] = np.where(finished, 0, chosen)
         finished |= chosen == end
         if finished.all() or t == max_length - 1:
@@ -199,7 +203,7 @@ def generate(model, images=None, prompt="", max_length: int = 16, method: str = 
     and not shown. ``vocabulary`` defaults to ``decoder_vocabulary(root)``. See
     ``decode_ids`` for the methods and limits. Introduced in notebook 08."""
     vocabulary = decoder_vocabulary(root) if vocabulary is None else list(vocabulary)
-    vocabulary_size = _parts(model)["head"].units
+    vocabulary_size = model_parts(model)["head"].units
     if len(vocabulary) != vocabulary_size:
         raise ValueError(f"vocabulary has {len(vocabulary)} tokens but the model predicts "
                          f"{vocabulary_size}: pass the decoder_vocabulary it was built for")
@@ -208,7 +212,7 @@ def generate(model, images=None, prompt="", max_length: int = 16, method: str = 
     if len(prompts) != count or not all(isinstance(p, str) for p in prompts):
         raise ValueError(f"prompt must be a str or {count} strs (one per image), got "
                          f"{prompt!r}")
-    rows = [_word_ids(text.split_words(p), vocabulary, "prompt") for p in prompts]
+    rows = [word_ids(text.split_words(p), vocabulary, "prompt") for p in prompts]
     if len({len(row) for row in rows}) > 1:
         raise ValueError(f"prompt: every prompt must have the same number of words, got "
                          f"{sorted({len(row) for row in rows})}")

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from mmcourse.blocks import _positive_int, coordinate_features
+from mmcourse.blocks import coordinate_features, positive_int
 from mmcourse.clip import TokenAndPositionEmbedding
 
 
@@ -74,9 +74,9 @@ class DecoderBlock(_FeedForward, keras.layers.Layer):
     def __init__(self, num_heads: int = 4, key_dim: int = 16, hidden_units: int = 128,
                  **kwargs):
         super().__init__(**kwargs)
-        self.num_heads = _positive_int("num_heads", num_heads)
-        self.key_dim = _positive_int("key_dim", key_dim)
-        self.hidden_units = _positive_int("hidden_units", hidden_units)
+        self.num_heads = positive_int("num_heads", num_heads)
+        self.key_dim = positive_int("key_dim", key_dim)
+        self.hidden_units = positive_int("hidden_units", hidden_units)
         self.attention_norm = keras.layers.LayerNormalization(name="attention_norm",
                                                               dtype=self.dtype_policy)
         self.attention = keras.layers.MultiHeadAttention(num_heads, key_dim, name="attention",
@@ -134,10 +134,10 @@ class GatedCrossAttention(_FeedForward, keras.layers.Layer):
     def __init__(self, num_heads: int, key_dim: int, hidden_units: int | None = None,
                  **kwargs):
         super().__init__(**kwargs)
-        self.num_heads = _positive_int("num_heads", num_heads)
-        self.key_dim = _positive_int("key_dim", key_dim)
-        self.hidden_units = None if hidden_units is None else _positive_int("hidden_units",
-                                                                            hidden_units)
+        self.num_heads = positive_int("num_heads", num_heads)
+        self.key_dim = positive_int("key_dim", key_dim)
+        self.hidden_units = None if hidden_units is None else positive_int("hidden_units",
+                                                                           hidden_units)
         self.query_norm = keras.layers.LayerNormalization(name="query_norm",
                                                           dtype=self.dtype_policy)
         self.attention = keras.layers.MultiHeadAttention(num_heads, key_dim, name="attention",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from mmcourse.blocks import _positive_int
+from mmcourse.blocks import positive_int
 from mmcourse.names import CAPTION_ARCHS
 from mmcourse.vlm.layers import (
     DecoderBlock,
@@ -27,7 +27,8 @@ DECODER_MAX_LENGTH = 24
 ARCHS = CAPTION_ARCHS
 
 
-def _check_arch(arch) -> None:
+def check_arch(arch) -> None:
+    """A ``ValueError`` unless ``arch`` is one of ``ARCHS``. Notebook 08."""
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
 
@@ -38,7 +39,7 @@ def _decoder_options(options: dict) -> dict:
         raise ValueError(f"unknown option(s) {unknown}; valid: {sorted(DECODER_DEFAULTS)}")
     options = {**DECODER_DEFAULTS, **options}
     for name, value in options.items():
-        _positive_int(name, value)
+        positive_int(name, value)
     return options
 
 
@@ -47,7 +48,7 @@ def build_decoder(vocabulary_size: int, max_length: int = DECODER_MAX_LENGTH, **
     (batch, L, vocabulary_size), position t predicting token t + 1. Layers: "embedding",
     "block1".."blockN", "final_norm", "logits". ``options`` override ``DECODER_DEFAULTS``
     (width, depth, num_heads, key_dim, hidden_units). Introduced in notebook 08."""
-    vocabulary_size = _positive_int("vocabulary_size", vocabulary_size)
+    vocabulary_size = positive_int("vocabulary_size", vocabulary_size)
     if vocabulary_size < 5:
         raise ValueError(f"vocabulary_size must be >= 5 (padding, [UNK], a word, [START], "
                          f"[END]), got {vocabulary_size}")
@@ -68,9 +69,9 @@ def build_projector(input_width: int = 64, width: int = 64, hidden_units: int = 
     """LLaVA-1.5's projector: an MLP applied to every vision token, (batch, N, input_width)
     -> (batch, N, width): Dense(hidden_units, gelu), Dense(width). Introduced in notebook 08.
     """
-    input_width = _positive_int("input_width", input_width)
-    width = _positive_int("width", width)
-    hidden_units = _positive_int("hidden_units", hidden_units)
+    input_width = positive_int("input_width", input_width)
+    width = positive_int("width", width)
+    hidden_units = positive_int("hidden_units", hidden_units)
     tokens = keras.Input((None, input_width), name="vision_tokens")
     hidden = keras.layers.Dense(hidden_units, activation="gelu", name="hidden")(tokens)
     return keras.Model(tokens, keras.layers.Dense(width, name="out")(hidden), name=name)
@@ -105,8 +106,8 @@ def build_vlm(decoder, vision, arch: str = "llava", projector=None):
     ``arch="flamingo"`` a ``GatedCrossAttention`` ("gated_cross1".."gated_crossN") before
     every decoder block lets the text attend to them. Introduced in notebook 08.
     """
-    _check_arch(arch)
-    parts = _parts(decoder)
+    check_arch(arch)
+    parts = model_parts(decoder)
     if parts["vision"] is not None:
         raise ValueError("decoder must be a text decoder (build_decoder), got a model with "
                          "a vision encoder")
@@ -147,7 +148,7 @@ def on_vision_tokens(model):
     copied: ``[vision_tokens (batch, N, d), token_ids]`` -> the same logits. Training it
     on vision tokens computed once per image trains ``model`` without running the frozen
     encoder at every step. Introduced in notebook 08."""
-    parts = _parts(model)
+    parts = model_parts(model)
     if parts["vision"] is None:
         raise ValueError("model must be a vision-language model (build_vlm), got a text "
                          "decoder")
@@ -165,7 +166,7 @@ def _layer(model, name):
     return model.get_layer(name) if name in names else None
 
 
-def _parts(model) -> dict:
+def model_parts(model) -> dict:
     """The named layers of a ``build_decoder`` or ``build_vlm`` model."""
     if not isinstance(model, keras.Model):
         raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")

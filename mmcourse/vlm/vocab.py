@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.blocks import _positive_int
+from mmcourse.blocks import positive_int
 from mmcourse.data import text
 
 #: Appended to ``text.load_vocabulary()``: the decoder's vocabulary ends with these.
@@ -30,7 +30,9 @@ def decoder_vocabulary(root=None, vocabulary=None) -> list[str]:
     return [*tokens, *SPECIAL_TOKENS]
 
 
-def _word_ids(words, vocabulary, what: str) -> list[int]:
+def word_ids(words, vocabulary, what: str) -> list[int]:
+    """The ids of ``words`` in ``vocabulary``; a ``ValueError`` naming ``what`` for a
+    word outside it (or a special token). Notebook 08."""
     index = {token: i for i, token in enumerate(vocabulary)}
     unknown = [w for w in words if w not in index or index[w] < 2 or w in SPECIAL_TOKENS]
     if unknown:
@@ -44,11 +46,11 @@ def encode_texts(texts, vocabulary, length: int) -> np.ndarray:
     input is ``ids[:, :-1]`` and its target ``ids[:, 1:]``. Introduced in notebook 08."""
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings, got one str: wrap it as [text]")
-    length = _positive_int("length", length)
+    length = positive_int("length", length)
     start, end = len(vocabulary) - 2, len(vocabulary) - 1
     ids = np.zeros((len(texts), length), np.int32)
     for row, caption in enumerate(texts):
-        words = _word_ids(text.split_words(caption), vocabulary, f"texts[{row}]")
+        words = word_ids(text.split_words(caption), vocabulary, f"texts[{row}]")
         if len(words) + 2 > length:
             raise ValueError(f"texts[{row}] has {len(words)} words: with [START] and [END] "
                              f"it needs length >= {len(words) + 2}, got {length}")
