@@ -87,3 +87,45 @@ def test_caption_pieces_mark_exactly_the_pieces_of_each_caption(model):
         pieces = {tokenizer.token_to_id("▁" + word) for word in caption.split()}
         assert set(np.flatnonzero(targets[row]).tolist()) == pieces
     assert targets[0].sum() == targets[1].sum() == 4
+
+
+def test_train_paligemma_captioner_checks_batch_size_and_vision_epochs_before_data():
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        hub_training.train_paligemma_captioner(batch_size=0, root="no such folder")
+    with pytest.raises(ValueError, match="vision_epochs must be an int >= 0, got True"):
+        hub_training.train_paligemma_captioner(vision_epochs=True, root="no such folder")
+
+
+def test_train_paligemma_captioner_is_plain_keras_fits_logged_once_per_epoch(monkeypatch):
+    # The reference: the same seed, model and data, fitted by pretrain_vision and
+    # fit_captioner directly with the default learning rates (the vision one made 4e-3,
+    # to tell the two apart).
+    import re
+
+    from mmcourse.seeding import seed_everything
+
+    monkeypatch.setitem(hub_training.HUB_CAPTION_DEFAULTS, "vision_learning_rate", 4e-3)
+    lines = []
+    result = hub_training.train_paligemma_captioner(
+        "attributes", 3, epochs=2, batch_size=16, train_size=32, vision_epochs=1,
+        log=lines.append, keep_model=True, num_layers=1, vit_num_layers=1)
+    seed_everything(3)
+    reference = hub_presets.tiny_paligemma(train_tokenizer(), sequence_length=16, seed=3,
+                                           vit_patch_size=8, num_layers=1, vit_num_layers=1)
+    images, captions, _ = data.load_arrays("retrieval", "attributes", "train")
+    vision = hub_training.pretrain_vision(reference, images[:32], captions[:32], epochs=1,
+                                          batch_size=16, learning_rate=4e-3).history
+    history = hub_training.fit_captioner(reference, images[:32], captions[:32], epochs=2,
+                                         batch_size=16, learning_rate=2e-3).history
+    assert all(np.array_equal(a, b) for a, b in zip(
+        reference.get_weights(), result["model"].get_weights(), strict=True))
+    assert lines[0] == f"[paligemma/attributes vision] epoch 1/1  loss {vision['loss'][0]:.4f}"
+    assert re.fullmatch(r"paligemma: vision tower pre-trained 1 epochs in \d+ s, last loss "
+                        + f"{vision['loss'][0]:.4f}", lines[1])
+    assert lines[2:4] == [f"[paligemma/attributes] epoch {e + 1}/2  accuracy "
+                          f"{history['accuracy'][e]:.4f}  loss {history['loss'][e]:.4f}"
+                          for e in range(2)]
+    assert re.fullmatch(rf"paligemma: 2 epochs in \d+ s, last loss {history['loss'][1]:.3f}",
+                        lines[4]) and len(lines) == 5
+    assert (result["epochs"], result["vision_epochs"], result["seed"]) == (2, 1, 3)
+    assert result["train_examples"] == 32 and result["train_seconds"] > 0

@@ -112,6 +112,16 @@ def test_fit_and_evaluate_returns_the_shared_keys_checked_by_hand(tmp_path):
     assert lines[-1].startswith(f"[tiny] test accuracy {result['test_accuracy']:.4f} after 3")
 
 
+def test_fit_summary_takes_the_run_from_the_fit_and_the_options_from_the_config():
+    # A run stopped early after 2 of 3 epochs: epochs_run is the fit's, not the config's.
+    fitted = {"history": {"loss": [0.5, 0.25]}, "epochs_run": 2, "train_seconds": 1.5,
+              "stopped_early": True}
+    config = core.TrainConfig(epochs=3, batch_size=8, learning_rate=0.05, seed=5)
+    assert core.fit_summary(_tiny_model(), fitted, config) == {
+        "params": 4 * 4 * 3 + 1, "train_seconds": 1.5, "epochs_run": 2, "seed": 5,
+        "batch_size": 8, "learning_rate": 0.05, "history": {"loss": [0.5, 0.25]}}
+
+
 def test_early_stopping_watches_the_validation_loss(monkeypatch):
     from mmcourse.train import callbacks as course_callbacks
 

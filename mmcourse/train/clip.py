@@ -23,7 +23,7 @@ from mmcourse.clip import (
 )
 from mmcourse.data import scenes as data
 from mmcourse.data import store, text
-from mmcourse.train.core import TrainConfig, fit_logged, warmup_cosine
+from mmcourse.train.core import TrainConfig, fit_logged, fit_summary, warmup_cosine
 
 #: Colour-shape combinations kept out of training at the attributes level (each colour and
 #: each shape is still seen, with other partners), to test compositional zero-shot.
@@ -209,11 +209,9 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
                       chance=1 / len(set(test_captions)), zero_shot_classes=None,
                       heldout_combinations=[], heldout_examples=0)
     result.update(
-        params=int(model.count_params()), train_seconds=train_seconds,
-        epochs_run=fitted["epochs_run"], seed=seed, batch_size=config.batch_size,
-        learning_rate=config.learning_rate, temperature=model.get_layer("logits").temperature,
+        fit_summary(model, fitted, config), temperature=model.get_layer("logits").temperature,
         learn_temperature=learn_temperature, train_examples=int(keep.sum()),
-        test_examples=len(test_images), history=fitted["history"])
+        test_examples=len(test_images))
     log(f"[retrieval/{level}] image->text recall@1 {result['recall_at_1']['image_to_text']:.3f}"
         f" in {train_seconds:.1f} s")
     if keep_model:

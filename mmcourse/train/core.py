@@ -1,15 +1,16 @@
 """The trainer core that every trainer shares (notebook 04; your own folder in notebook 09;
-CLIP in 07, the VLM in 08, CLAP and video in 13): ``TrainConfig`` (the fit options),
-``Splits`` (the three datasets and their sizes), ``fit_logged`` (fit, one log line per
-epoch, timed), ``warmup_cosine`` (the contrastive trainers' learning-rate schedule) and
-``fit_and_evaluate`` (``fit_logged``, then the test split and the result the matcher's
-trainers return, built here once).
+CLIP in 07, the VLM in 08, PaliGemma in 11, CLAP and video in 13): ``TrainConfig`` (the fit
+options), ``Splits`` (the three datasets and their sizes), ``fit_logged`` (fit, one log line
+per epoch, timed), ``warmup_cosine`` (the contrastive trainers' learning-rate schedule),
+``fit_summary`` (the result keys of a ``fit_logged`` run) and ``fit_and_evaluate``
+(``fit_logged``, then the test split and the result the matcher's trainers return, built
+here once).
 
 ``mmcourse.train.tasks.train`` brings the course data, ``mmcourse.apps.owndata.train_folder``
 a folder of your own; each builds its splits and its model, then calls ``fit_and_evaluate``
-and adds its own keys to the result. ``train.clip``, ``train.clap``, ``train.video`` and the
-stages of ``train.vlm`` take their options as a ``TrainConfig`` and fit with ``fit_logged``.
-TensorFlow and Keras are imported inside the functions.
+and adds its own keys to the result. ``train.clip``, ``train.clap``, ``train.video``,
+``train.hub`` and the stages of ``train.vlm`` take their options as a ``TrainConfig`` and
+fit with ``fit_logged``. TensorFlow and Keras are imported inside the functions.
 """
 
 from __future__ import annotations
@@ -133,6 +134,18 @@ def fit_logged(model, data, config: TrainConfig, *, name: str,
             "train_seconds": train_seconds}
 
 
+def fit_summary(model, fitted: dict, config: TrainConfig) -> dict:
+    """The result keys that the trainers fitting with ``fit_logged`` (``fitted``, its
+    return) under ``config`` report alike: ``params`` (of ``model``), ``train_seconds``,
+    ``epochs_run``, ``seed``, ``batch_size``, ``learning_rate`` and ``history``.
+    ``fit_and_evaluate`` and ``train.clip.train_clip`` build their results on it.
+    Introduced in notebook 04."""
+    return {"params": int(model.count_params()), "train_seconds": fitted["train_seconds"],
+            "epochs_run": fitted["epochs_run"], "seed": config.seed,
+            "batch_size": config.batch_size, "learning_rate": config.learning_rate,
+            "history": fitted["history"]}
+
+
 def warmup_cosine(model, config: TrainConfig, examples: int) -> None:
     """Set the compiled ``model``'s learning rate to a schedule by optimizer step: a linear
     warm-up from 0 to ``config.learning_rate`` over the first epoch (ceil(``examples`` /
@@ -184,14 +197,13 @@ def fit_and_evaluate(model, splits: Splits, config: TrainConfig, *, test_labels,
         model.save(Path(run_dir) / "model.keras")
     log(f"[{name}] test accuracy {test_accuracy:.4f} after {epochs_run} epochs in "
         f"{train_seconds:.1f} s")
-    return {
+    result = {
         "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
-        "accuracy_by_type": by_type, "params": int(model.count_params()),
-        "train_seconds": train_seconds, "seconds_per_epoch": train_seconds / max(epochs_run, 1),
-        "epochs_run": epochs_run, "seed": config.seed, "batch_size": config.batch_size,
-        "learning_rate": config.learning_rate, "train_examples": splits.sizes["train"],
-        "test_examples": splits.sizes["test"], "history": fitted["history"],
+        "accuracy_by_type": by_type, **fit_summary(model, fitted, config),
+        "seconds_per_epoch": train_seconds / max(epochs_run, 1),
+        "train_examples": splits.sizes["train"], "test_examples": splits.sizes["test"],
         "strategy": strategy, "replicas": replicas, "initial_epoch": fitted["initial_epoch"],
         "stopped_early": fitted["stopped_early"],
         "weights_sha256": distribute.weights_fingerprint(model),
     }
+    return {key: result[key] for key in RESULT_KEYS}

@@ -10,14 +10,16 @@ inside its graph. ``caption_scores`` reports notebook 08's keys: ``exact_match``
 
 from __future__ import annotations
 
-import time
+import dataclasses
 
 import numpy as np
 
 from mmcourse import vlm
+from mmcourse.configs import is_int
 from mmcourse.data import scenes as data
 from mmcourse.data import store, text
 from mmcourse.hub import presets as hub_presets
+from mmcourse.train.core import TrainConfig, fit_logged
 from mmcourse.train.tokenizer import train_tokenizer
 
 #: Training of ``train_paligemma_captioner`` unless told otherwise: ``vision_epochs`` of
@@ -53,11 +55,12 @@ def caption_pieces(tokenizer, captions) -> np.ndarray:
 
 
 def pretrain_vision(model, images, captions, *, epochs: int = 5, batch_size: int = 32,
-                    learning_rate: float = 2e-3):
+                    learning_rate: float = 2e-3, callbacks: list | None = None):
     """Pre-train the vision tower of a ``PaliGemmaCausalLM`` alone on image-caption pairs,
     as real PaliGemma starts from a pre-trained SigLIP: the mean of its image tokens goes
     through a linear head that predicts which caption pieces occur (a bag of words, sigmoid
-    cross-entropy), then the head is dropped. Returns the Keras history. Notebook 11."""
+    cross-entropy), then the head is dropped. ``callbacks`` go to Keras' ``fit``. Returns the
+    Keras history. Notebook 11."""
     import keras  # noqa: PLC0415
 
     preprocessor = model.preprocessor
@@ -71,14 +74,16 @@ def pretrain_vision(model, images, captions, *, epochs: int = 5, batch_size: int
     head.compile(optimizer=keras.optimizers.Adam(learning_rate),
                  loss=keras.losses.BinaryCrossentropy(from_logits=True))
     return head.fit(pixels, targets, epochs=epochs, batch_size=batch_size, shuffle=False,
-                    verbose=0)
+                    callbacks=callbacks, verbose=0)
 
 
 def fit_captioner(model, images, captions, *, epochs: int = 1, batch_size: int = 32,
-                  learning_rate: float = 2e-3, prompt: str = hub_presets.PROMPTS["en"]):
+                  learning_rate: float = 2e-3, prompt: str = hub_presets.PROMPTS["en"],
+                  callbacks: list | None = None):
     """Fit a ``PaliGemmaCausalLM`` to caption ``images`` with Adam and the cross-entropy of
-    the response tokens; greedy decoding afterwards. Returns the Keras history. The training
-    order is the data's (set a seed for the weights with ``tiny_paligemma``). Notebook 11."""
+    the response tokens; greedy decoding afterwards. ``callbacks`` go to Keras' ``fit``.
+    Returns the Keras history. The training order is the data's (set a seed for the weights
+    with ``tiny_paligemma``). Notebook 11."""
     import keras  # noqa: PLC0415
 
     inputs, labels, weights = caption_inputs(model, images, captions, prompt)
@@ -89,7 +94,7 @@ def fit_captioner(model, images, captions, *, epochs: int = 1, batch_size: int =
     preprocessor, model.preprocessor = model.preprocessor, None
     try:
         return model.fit(inputs, labels, sample_weight=weights, epochs=epochs,
-                         batch_size=batch_size, shuffle=False, verbose=0)
+                         batch_size=batch_size, shuffle=False, callbacks=callbacks, verbose=0)
     finally:
         model.preprocessor = preprocessor
 
@@ -127,6 +132,18 @@ def caption_scores(model, images, captions, scenes,
             "generated": generated}
 
 
+def _fit_with(function, config: TrainConfig):
+    """``fit_logged``'s ``fit``: ``function`` (``pretrain_vision`` or ``fit_captioner``) on
+    data (images, captions), with ``config``'s batch size and learning rate."""
+    def fit(model, data, *, epochs, callbacks):
+        images, captions = data
+        return {"history": function(model, images, captions, epochs=epochs,
+                                    batch_size=config.batch_size,
+                                    learning_rate=config.learning_rate,
+                                    callbacks=callbacks).history}
+    return fit
+
+
 def train_paligemma_captioner(level: str = "attributes", seed: int = 0, root=None, *,
                               epochs: int | None = None, batch_size: int | None = None,
                               train_size: int | None = None, tokenizer=None, log=None,
@@ -137,21 +154,21 @@ def train_paligemma_captioner(level: str = "attributes", seed: int = 0, root=Non
     training captions, its vision tower pre-trained first (``vision_epochs`` of
     ``pretrain_vision``, counted in ``train_seconds``), and score it on the test split,
     with the keys of ``train.vlm.train_captioner``: ``exact_match``, ``correct_statements``,
-    ``token_accuracy``, ``params``, ``train_seconds``. Notebook 11."""
+    ``token_accuracy``, ``params``, ``train_seconds``. Both fits go through
+    ``train.core.fit_logged`` (the options as a ``TrainConfig``; ``log`` gets one line per
+    epoch, then each fit's summary). Notebook 11."""
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
 
     if level not in HUB_CAPTION_DEFAULTS["sequence_length"]:
         raise ValueError(f"level must be one of {sorted(HUB_CAPTION_DEFAULTS['sequence_length'])}"
                          f", got {level!r}")
-    epochs = HUB_CAPTION_DEFAULTS["epochs"] if epochs is None else epochs
-    batch_size = HUB_CAPTION_DEFAULTS["batch_size"] if batch_size is None else batch_size
+    config = TrainConfig(epochs, batch_size, seed=seed).resolved(
+        **{name: HUB_CAPTION_DEFAULTS[name] for name in ("epochs", "batch_size", "learning_rate")})
     vision_epochs = HUB_CAPTION_DEFAULTS["vision_epochs"] if vision_epochs is None \
         else vision_epochs
-    for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
-                               ("vision_epochs", vision_epochs, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"{name} must be " + ("a positive int" if least else "an int >= 0")
-                             + f", got {value!r}")
+    if not (is_int(vision_epochs) and vision_epochs >= 0):
+        raise ValueError(f"vision_epochs must be an int >= 0, got {vision_epochs!r}")
+    log = log or (lambda message: None)
     root = store.ensure_data(root)
     seed_everything(seed)
     tokenizer = tokenizer or train_tokenizer()
@@ -162,28 +179,29 @@ def train_paligemma_captioner(level: str = "attributes", seed: int = 0, root=Non
     images, captions, _ = data.load_arrays("retrieval", level, "train", root=root)
     if train_size is not None:
         images, captions = images[:train_size], captions[:train_size]
-    start = time.perf_counter()
+    seconds = 0.0
     if vision_epochs:
-        vision = pretrain_vision(model, images, captions, epochs=vision_epochs,
-                                 batch_size=batch_size,
-                                 learning_rate=HUB_CAPTION_DEFAULTS["vision_learning_rate"])
-        if log:
-            log(f"paligemma: vision tower pre-trained {vision_epochs} epochs in "
-                f"{time.perf_counter() - start:.0f} s, last loss "
-                f"{vision.history['loss'][-1]:.4f}")
-    history = fit_captioner(model, images, captions, epochs=epochs, batch_size=batch_size,
-                            learning_rate=HUB_CAPTION_DEFAULTS["learning_rate"])
-    seconds = time.perf_counter() - start
-    if log:
-        log(f"paligemma: {epochs} epochs in {seconds:.0f} s, last loss "
-            f"{history.history['loss'][-1]:.3f}")
+        vision_config = dataclasses.replace(
+            config, epochs=vision_epochs,
+            learning_rate=HUB_CAPTION_DEFAULTS["vision_learning_rate"])
+        vision = fit_logged(model, (images, captions), vision_config,
+                            name=f"paligemma/{level} vision", log=log,
+                            fit=_fit_with(pretrain_vision, vision_config))
+        seconds += vision["train_seconds"]
+        log(f"paligemma: vision tower pre-trained {vision_epochs} epochs in "
+            f"{seconds:.0f} s, last loss {vision['history']['loss'][-1]:.4f}")
+    fitted = fit_logged(model, (images, captions), config, name=f"paligemma/{level}", log=log,
+                        fit=_fit_with(fit_captioner, config))
+    seconds += fitted["train_seconds"]
+    log(f"paligemma: {config.epochs} epochs in {seconds:.0f} s, last loss "
+        f"{fitted['history']['loss'][-1]:.3f}")
     test_images, test_captions, _ = data.load_arrays("retrieval", level, "test", root=root)
     test_scenes = data.load_records("scenes", level, "test", root=root)
     scores = caption_scores(model, test_images, test_captions, test_scenes)
     result = {"task": "caption", "level": level, "arch": "paligemma",
               **{k: scores[k] for k in ("exact_match", "correct_statements", "token_accuracy")},
               "params": int(model.count_params()), "train_seconds": float(seconds),
-              "epochs": epochs, "vision_epochs": vision_epochs, "model_options": options,
+              "epochs": config.epochs, "vision_epochs": vision_epochs, "model_options": options,
               "seed": seed,
               "train_examples": len(images),
               "test_examples": len(test_images),
