@@ -27,12 +27,7 @@ import keras
 import numpy as np
 from keras import ops
 
-
-def positive_int(name: str, value) -> int:
-    """``value`` as an int >= 1, or a ``ValueError`` naming ``name``. Notebook 04."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
+from mmcourse.configs import positive_int
 
 
 def coordinate_features(height: int, width: int, frequencies: int = 3) -> np.ndarray:

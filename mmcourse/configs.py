@@ -21,13 +21,21 @@ def is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def positive_int(name: str, value) -> int:
+    """``value`` as an int >= 1, or a ``ValueError`` naming ``name``. Introduced in
+    notebook 02."""
+    if not (is_int(value) and value >= 1):
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
 def check_positive_ints(config, names, optional=()) -> None:
     """A ``ValueError`` naming the first field of ``names`` (or of ``optional``, which may
     also be None) that is not a positive int."""
     for name in (*names, *optional):
         value = getattr(config, name)
-        if (value is not None or name in names) and not (is_int(value) and value > 0):
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if value is not None or name in names:
+            positive_int(name, value)
 
 
 def with_options(cls, config=None, options: Mapping | None = None):

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from mmcourse.blocks import positive_int
+from mmcourse.configs import positive_int
 
 #: CLIP initialises the temperature at 0.07 and clips the logit scale 1 / temperature at 100.
 INITIAL_TEMPERATURE = 0.07

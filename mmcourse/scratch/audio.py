@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.scratch.checks import check_array, positive_integer
+from mmcourse.configs import positive_int
+from mmcourse.scratch.checks import check_array
 
 
 def _check_signal(signal, frame_length: int) -> np.ndarray:
@@ -25,7 +26,7 @@ def hann_window(length: int) -> np.ndarray:
     M = length for an even length (periodic: the window's next sample would be 0) and,
     as TensorFlow does it, M = length - 1 for an odd one (the symmetric window, ending at 0).
     A window of length 1 is [1]. Introduced in notebook 13."""
-    length = positive_integer("length", length)
+    length = positive_int("length", length)
     if length == 1:
         return np.ones(1)
     period = length if length % 2 == 0 else length - 1
@@ -36,8 +37,8 @@ def frame_signal(signal, frame_length: int, frame_step: int) -> np.ndarray:
     """Overlapping frames (frames, frame_length) of a 1-D signal, frame i starting at
     sample i * frame_step; the tail that fills no whole frame is dropped (``pad_end=False``,
     as ``tf.signal.frame``). A view, not a copy. Introduced in notebook 13."""
-    frame_length = positive_integer("frame_length", frame_length)
-    frame_step = positive_integer("frame_step", frame_step)
+    frame_length = positive_int("frame_length", frame_length)
+    frame_step = positive_int("frame_step", frame_step)
     signal = _check_signal(signal, frame_length)
     windows = np.lib.stride_tricks.sliding_window_view(signal, frame_length)
     return windows[::frame_step]
@@ -46,7 +47,7 @@ def frame_signal(signal, frame_length: int, frame_step: int) -> np.ndarray:
 def _fft_length(frame_length: int, fft_length) -> int:
     if fft_length is None:  # tf.signal.stft's default: the next power of 2
         return 1 << (frame_length - 1).bit_length()
-    fft_length = positive_integer("fft_length", fft_length)
+    fft_length = positive_int("fft_length", fft_length)
     if fft_length < frame_length:
         raise ValueError(f"fft_length must be >= frame_length={frame_length} (frames are "
                          f"zero-padded, never cropped), got {fft_length}")
@@ -63,7 +64,7 @@ def stft(signal, frame_length: int, frame_step: int, fft_length: int | None = No
     k = 0 .. fft_length // 2. Returns complex (frames, fft_length // 2 + 1), vectorised
     over the frames. Introduced in notebook 13.
     """
-    frame_length = positive_integer("frame_length", frame_length)
+    frame_length = positive_int("frame_length", frame_length)
     fft_length = _fft_length(frame_length, fft_length)
     frames = frame_signal(signal, frame_length, frame_step)
     return np.fft.rfft(frames * hann_window(frame_length), n=fft_length, axis=-1)
@@ -85,8 +86,8 @@ def mel_weight_matrix(num_mel_bins: int, num_spectrogram_bins: int, sample_rate:
     edge j + 2. The spectrogram bins are at k * (sample_rate / 2) / (bins - 1) Hz; the
     DC bin (k = 0) gets no weight, as in TensorFlow. Introduced in notebook 13.
     """
-    num_mel_bins = positive_integer("num_mel_bins", num_mel_bins)
-    num_spectrogram_bins = positive_integer("num_spectrogram_bins", num_spectrogram_bins)
+    num_mel_bins = positive_int("num_mel_bins", num_mel_bins)
+    num_spectrogram_bins = positive_int("num_spectrogram_bins", num_spectrogram_bins)
     if num_spectrogram_bins < 2:
         raise ValueError(f"num_spectrogram_bins must be >= 2, got {num_spectrogram_bins}")
     for name, value in (("sample_rate", sample_rate), ("lower_hz", lower_hz),
@@ -121,7 +122,7 @@ def log_mel_spectrogram(signal, sample_rate: float, frame_length: int, frame_ste
     times ``mel_weight_matrix(num_mel_bins, fft_length // 2 + 1, sample_rate, lower_hz,
     upper_hz)`` (``upper_hz`` defaults to the Nyquist frequency), then the natural log.
     Equal to the same pipeline of ``tf.signal`` functions. Introduced in notebook 13."""
-    frame_length = positive_integer("frame_length", frame_length)
+    frame_length = positive_int("frame_length", frame_length)
     fft_length = _fft_length(frame_length, fft_length)
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer,
                                                                       np.floating)) \

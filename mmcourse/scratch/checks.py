@@ -53,10 +53,3 @@ def check_bias(bias, kernel, outputs_name: str):
         raise ValueError(f"bias must have shape ({outputs},) to match kernel {kernel.shape} "
                          f"({outputs_name}={outputs}), got bias {bias.shape}")
     return bias
-
-
-def positive_integer(name: str, value) -> int:
-    """``value`` as an int >= 1, or a ``ValueError`` naming ``name``. Notebook 02."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)

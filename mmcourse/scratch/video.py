@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.scratch.checks import check_array, check_bias, positive_integer
+from mmcourse.configs import positive_int
+from mmcourse.scratch.checks import check_array, check_bias
 
 
 def tubeletify(videos, tubelet_size) -> np.ndarray:
@@ -23,7 +24,7 @@ def tubeletify(videos, tubelet_size) -> np.ndarray:
         tubelet_size = (tubelet_size,) * 3
     if not isinstance(tubelet_size, (tuple, list)) or len(tubelet_size) != 3:
         raise ValueError(f"tubelet_size must be an int or (t, ph, pw), got {tubelet_size!r}")
-    t, ph, pw = (positive_integer("tubelet_size", s) for s in tubelet_size)
+    t, ph, pw = (positive_int("tubelet_size", s) for s in tubelet_size)
     n, frames, height, width, channels = videos.shape
     if frames % t or height % ph or width % pw:
         raise ValueError(f"videos (N, T, H, W, C) = {videos.shape} must split evenly into "

@@ -20,7 +20,7 @@ import numpy as np
 from keras import ops
 
 from mmcourse import stats
-from mmcourse.blocks import positive_int
+from mmcourse.configs import positive_int
 from mmcourse.data import scenes as data
 from mmcourse.data import store, text
 from mmcourse.data.captions import correct_statements

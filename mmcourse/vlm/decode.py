@@ -12,7 +12,7 @@ import weakref
 import numpy as np
 from keras import ops
 
-from mmcourse.blocks import positive_int
+from mmcourse.configs import positive_int
 from mmcourse.data import text
 from mmcourse.vlm.model import model_parts
 from mmcourse.vlm.vocab import decoder_vocabulary, ids_to_texts, word_ids

@@ -16,8 +16,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from mmcourse.blocks import coordinate_features, positive_int
+from mmcourse.blocks import coordinate_features
 from mmcourse.clip import TokenAndPositionEmbedding
+from mmcourse.configs import positive_int
 
 
 def _attend(attention, query, keys, values):

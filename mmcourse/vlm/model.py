@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from mmcourse.blocks import positive_int
+from mmcourse.configs import positive_int
 from mmcourse.names import CAPTION_ARCHS
 from mmcourse.vlm.layers import (
     DecoderBlock,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcourse.blocks import positive_int
+from mmcourse.configs import positive_int
 from mmcourse.data import text
 
 #: Appended to ``text.load_vocabulary()``: the decoder's vocabulary ends with these.
