@@ -198,3 +198,58 @@ def test_finetune_command_bad_folder_is_a_clear_error(tmp_path, capsys):
                  "1", "--save", str(tmp_path / "a.lora.h5")]) == 1
     err = capsys.readouterr().err
     assert "argument --data-dir" in err and "missing.png" in err
+
+
+def test_finetune_is_the_same_fit_as_plain_keras_from_the_same_seed(zh_data):
+    lines = []
+    model = finetune.load_with_adapter(TINY_PRESET)
+    result = finetune.finetune(model, zh_data, 2, epochs=2, batch_size=8, learning_rate=1e-2,
+                               seed=1, prompt="caption zh\n", log=lines.append)
+    # the reference: the same seed and adapter, then Keras' own compile and fit on the
+    # preprocessed training pairs (in order, batches of 8, Adam at 1e-2)
+    reference = finetune.load_with_adapter(TINY_PRESET)
+    keras.utils.set_random_seed(1)
+    finetune.adapt(reference, 2)
+    inputs, labels, weights = reference.preprocessor(
+        {"images": zh_data["train"][0], "prompts": ["caption zh\n"] * len(zh_data["train"][1]),
+         "responses": list(zh_data["train"][1])})
+    reference.compile(optimizer=keras.optimizers.Adam(1e-2),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      weighted_metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")])
+    reference.preprocessor = None
+    history = reference.fit(inputs, labels, sample_weight=weights, epochs=2, batch_size=8,
+                            shuffle=False, verbose=0).history
+    assert len(model.weights) == len(reference.weights)
+    assert all(np.array_equal(w.numpy(), r.numpy())
+               for w, r in zip(model.weights, reference.weights, strict=True))
+    assert result["loss"] == history["loss"] and result["epochs"] == 2
+    assert sorted(history) == ["accuracy", "loss"]
+    assert lines == ["[finetune/2] epoch {}/2  {}".format(epoch + 1, "  ".join(
+        f"{metric} {values[epoch]:.4f}" for metric, values in history.items()))
+        for epoch in range(2)]
+
+
+def test_finetune_options_default_to_the_tiny_paligemma_rate_and_are_checked(zh_data,
+                                                                             monkeypatch):
+    calls = []
+
+    def fake_fit(model, images, captions, **options):
+        calls.append(options)
+        return keras.callbacks.History()
+
+    monkeypatch.setattr(finetune.hub_training, "generate_captions",
+                        lambda model, images, prompt: ["x"] * len(images))
+    monkeypatch.setattr(finetune.hub_training, "fit_captioner", fake_fit)
+    model = finetune.load_with_adapter(TINY_PRESET)
+    with pytest.raises(KeyError):  # the fake fit's empty history, after it was called
+        finetune.finetune(model, zh_data, 1, batch_size=5)
+    # notebook 11's tiny PaliGemma rate: 10 epochs, Adam at 2e-3; batch_size as given
+    assert calls[0]["epochs"] == 10 and calls[0]["batch_size"] == 5
+    assert calls[0]["learning_rate"] == 2e-3 and calls[0]["prompt"] == "caption en\n"
+    for bad, message in (({"epochs": 0}, "epochs must be a positive int, got 0"),
+                         ({"batch_size": True}, "batch_size must be a positive int"),
+                         ({"learning_rate": -1.0}, "learning_rate must be a positive number"),
+                         ({"seed": 1.5}, "seed must be an int")):
+        with pytest.raises(ValueError, match=message):
+            finetune.finetune(model, zh_data, 1, **bad)
+    assert len(calls) == 1  # a bad option fails before any training

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from mmcourse.data import folders, text
 from mmcourse.hub import presets as hub_presets
 from mmcourse.train import hub as hub_training
 from mmcourse.train import tokenizer
+from mmcourse.train.core import TrainConfig, fit_logged
 
 #: Training of ``finetune`` unless told otherwise: the tiny PaliGemma's rate (notebook 11).
 FINETUNE_DEFAULTS = {"epochs": 10, "batch_size": 32, "learning_rate": 2e-3}
@@ -99,36 +100,38 @@ def adapt(model, setting) -> None:
 
 def finetune(model, data: dict, setting, *, epochs: int | None = None,
              batch_size: int | None = None, learning_rate: float | None = None,
-             prompt: str = hub_presets.PROMPTS["en"], seed: int = 0) -> dict:
+             prompt: str = hub_presets.PROMPTS["en"], seed: int = 0,
+             log: Callable[[str], None] | None = None) -> dict:
     """Adapt ``model`` to ``data`` (``load_caption_folder``'s splits) with ``setting``
     (``adapt``) and report ``setting``, ``trainable_params``, ``total_params``,
     ``exact_match_before`` and ``exact_match_after`` on the test split, ``train_seconds``
-    and the ``loss`` per epoch. ``"frozen"`` trains nothing. Notebook 12."""
+    and the ``loss`` per epoch. The options are a ``train.core.TrainConfig`` (None:
+    ``FINETUNE_DEFAULTS``; a bad one is a ``ValueError`` naming it) and the fit is
+    ``train.core.fit_logged``'s: ``log`` gets one line per epoch. ``"frozen"`` trains
+    nothing. Notebook 12."""
     import keras  # noqa: PLC0415
 
-    epochs = FINETUNE_DEFAULTS["epochs"] if epochs is None else epochs
-    batch_size = FINETUNE_DEFAULTS["batch_size"] if batch_size is None else batch_size
-    learning_rate = FINETUNE_DEFAULTS["learning_rate"] if learning_rate is None \
-        else learning_rate
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    config = TrainConfig(epochs, batch_size, learning_rate, seed=seed).resolved(
+        **FINETUNE_DEFAULTS)
     test_images, test_captions = data["test"]
     before = exact_match(model, test_images, test_captions, prompt)
-    keras.utils.set_random_seed(seed)  # LoRA's A and the dropout, if any
+    keras.utils.set_random_seed(config.seed)  # LoRA's A and the dropout, if any
     adapt(model, setting)
     losses, seconds = [], 0.0
     if setting != "frozen":
-        start = time.perf_counter()
-        history = hub_training.fit_captioner(model, *data["train"], epochs=epochs,
-                                             batch_size=batch_size,
-                                             learning_rate=learning_rate, prompt=prompt)
-        seconds = time.perf_counter() - start
-        losses = [float(v) for v in history.history["loss"]]
+        def fit(model, train, *, epochs, callbacks):
+            return {"history": hub_training.fit_captioner(
+                model, *train, epochs=epochs, batch_size=config.batch_size,
+                learning_rate=config.learning_rate, prompt=prompt,
+                callbacks=callbacks).history}
+
+        fitted = fit_logged(model, data["train"], config, name=f"finetune/{setting}",
+                            log=log, fit=fit)
+        seconds, losses = fitted["train_seconds"], fitted["history"]["loss"]
     return {"setting": setting, "trainable_params": trainable_count(model),
             "total_params": int(model.count_params()), "exact_match_before": before,
             "exact_match_after": exact_match(model, test_images, test_captions, prompt),
-            "train_seconds": seconds, "epochs": epochs if setting != "frozen" else 0,
+            "train_seconds": seconds, "epochs": config.epochs if setting != "frozen" else 0,
             "loss": losses, "train_examples": len(data["train"][1]),
             "test_examples": len(test_captions)}
 
