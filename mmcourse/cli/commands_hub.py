@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from mmcourse.cli.commands_train import log_to_stderr
+
 
 def plan(parser: argparse.ArgumentParser, args) -> int:
     """``plan MODEL [--context N] [--batch B] [--json]`` (``mmcourse.hub.plan``): 2 for a
@@ -86,7 +88,8 @@ def adapt_preset(args) -> int:
           f"captions, LoRA rank {args.lora}, "
           f"{args.epochs or finetuning.FINETUNE_DEFAULTS['epochs']} epochs", file=sys.stderr)
     prompt = finetuning.prompt_for(data["train"][1])
-    result = finetuning.finetune(model, data, args.lora, epochs=args.epochs, prompt=prompt)
+    result = finetuning.finetune(model, data, args.lora, epochs=args.epochs, prompt=prompt,
+                                 log=log_to_stderr)
     try:
         finetuning.save_adapter(model, args.save)
     except OSError as error:
