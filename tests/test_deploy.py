@@ -742,3 +742,34 @@ def test_split_raw_model_refuses_a_raw_model_without_an_inner_core():
     with pytest.raises(ValueError, match="one TextVectorization layer and one inner model "
                                          r"\(what owndata.export_model makes\), got 1 and 0"):
         deploy.split_raw_model(flat)
+
+
+def test_the_signature_runs_the_core_in_inference_mode():
+    """A core with batch normalisation (``build_model(..., batch_norm=True)`` has it) whose
+    moving statistics are set by hand: in inference mode the layer uses them, in training
+    mode the batch's own; the signature must give what the Keras model gives in inference."""
+    import tensorflow as tf
+
+    image, ids = keras.Input((64, 64, 3)), keras.Input((5,), dtype="int32")
+    pooled = keras.layers.BatchNormalization(name="bn")(
+        keras.layers.GlobalAveragePooling2D()(image))
+    words = keras.layers.Flatten()(keras.layers.Embedding(5, 3)(ids))
+    core = keras.Model([image, ids], keras.layers.Dense(1, activation="sigmoid")(
+        keras.layers.Concatenate()([pooled, words])))
+    gamma, beta, _, _ = core.get_layer("bn").get_weights()
+    core.get_layer("bn").set_weights([gamma, beta, np.full(3, 0.2, np.float32),
+                                      np.full(3, 4.0, np.float32)])
+    raw = models.raw_input_model(core, TINY_TOKENS, 5)
+    colours = np.array([[[[10, 200, 30]]], [[[250, 5, 120]]]], np.uint8)
+    pixels = np.broadcast_to(colours, (2, 64, 64, 3)).copy()
+    encoded = [cv2.imencode(".png", cv2.cvtColor(p, cv2.COLOR_RGB2BGR))[1].tobytes()
+               for p in pixels]
+    texts = ["a red circle", "circle"]
+    module = deploy.serving_module(raw)
+    served = np.asarray(module.serve(tf.constant(encoded), tf.constant(texts))["probability"])
+    expected = np.asarray(raw({"image": pixels.astype(np.float32) / 255,
+                               "text": np.array(texts)})).ravel()
+    trained = np.asarray(raw({"image": pixels.astype(np.float32) / 255,
+                              "text": np.array(texts)}, training=True)).ravel()
+    assert np.abs(trained - expected).max() > 1e-3  # the two modes differ here
+    np.testing.assert_allclose(served, expected, atol=1e-5)
