@@ -309,3 +309,14 @@ def test_train_vqa_feeds_question_answer_texts_and_scores_the_test_split(monkeyp
     assert (result["params"], result["trainable_params"], result["train_seconds"]) == \
         (123, 45, 3.0)
     assert result["train_examples"] == 8 and result["test_examples"] == 6
+
+
+def test_grid_coordinates_declare_the_shape_they_return():
+    """(batch, 1 + H W, d) -> (batch, 1 + H W, d + 2 + 4 f), as the docstring says: with
+    f = 3 frequencies and d = 12, 12 + 2 + 12 = 26 (mutation audit, issue 28, section 7)."""
+    layer = vlm.GridCoordinates(frequencies=3)
+    tokens = np.zeros((2, 17, 12), np.float32)  # a class token and a 4 x 4 grid
+    assert tuple(layer(tokens).shape) == (2, 17, 26)
+    assert tuple(layer.compute_output_shape((None, 17, 12))) == (None, 17, 26)
+    assert tuple(vlm.GridCoordinates(frequencies=0).compute_output_shape((5, 10, 8))) == \
+        (5, 10, 10)
