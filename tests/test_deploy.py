@@ -600,3 +600,180 @@ def test_first_line_keeps_the_useful_line_of_a_tensorflow_message():
         "image contract: the image is 0 x 0 pixels"
     assert first("") == "unknown error"
     assert first("x" * 300) == "x" * 200
+
+
+# --- export's parts on tiny models and files written by hand (mutation audit, issue 28, 7) ---
+
+
+def test_quiet_tensorflow_silences_file_descriptor_2_only_and_restores_it(capfd):
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    capfd.readouterr()
+    with deploy.quiet_tensorflow():
+        os.write(2, b"I0000 a C++ log line\n")
+        os.write(1, b"a result\n")
+        assert logger.level == logging.ERROR
+    os.write(2, b"an error after the block\n")
+    captured = capfd.readouterr()
+    assert (captured.out, captured.err) == ("a result\n", "an error after the block\n")
+    assert logger.level == level
+
+
+def test_read_vocabulary_file_takes_the_longest_sequence_the_file_states(tmp_path):
+    tokens = ["", "[UNK]", "red", "circle"]
+    (tmp_path / "vocab.json").write_text(json.dumps({
+        "tokens": tokens, "sequence_length": 6, "sequence_lengths": {"qa": 9, "match": 4},
+        "answers": ["yes", "no"]}), encoding="utf-8")
+    expected = {"tokens": tokens, "sequence_length": 9, "answers": ["yes", "no"]}
+    assert deploy.read_vocabulary_file(tmp_path) == expected  # the folder
+    assert deploy.read_vocabulary_file(tmp_path / "vocab.json") == expected  # the file
+    (tmp_path / "only.json").write_text(json.dumps({"tokens": tokens, "sequence_length": 7}))
+    assert deploy.read_vocabulary_file(tmp_path / "only.json") == {
+        "tokens": tokens, "sequence_length": 7, "answers": None}
+    (tmp_path / "bare.json").write_text(json.dumps({"tokens": tokens}))
+    assert deploy.read_vocabulary_file(tmp_path / "bare.json")["sequence_length"] == 12  # text's
+    (tmp_path / "bad.json").write_text(json.dumps({"words": tokens}))
+    with pytest.raises(ValueError, match=r"vocabulary .*bad\.json: not a vocab\.json"):
+        deploy.read_vocabulary_file(tmp_path / "bad.json")
+
+
+def _tiny_core(units, length=5):
+    """A token-id core (image (B, 64, 64, 3), token ids (B, length)) with random weights:
+    one sigmoid unit (match) or ``units`` softmax units (qa)."""
+    image, ids = keras.Input((64, 64, 3)), keras.Input((length,), dtype="int32")
+    pooled = keras.layers.GlobalAveragePooling2D()(image)
+    words = keras.layers.Flatten()(keras.layers.Embedding(5, 3)(ids))
+    initializer = keras.initializers.RandomNormal(stddev=2.0, seed=1)
+    output = keras.layers.Dense(units, activation="sigmoid" if units == 1 else "softmax",
+                                kernel_initializer=initializer)(
+        keras.layers.Concatenate()([pooled, words]))
+    return keras.Model([image, ids], output)
+
+
+TINY_TOKENS = ["", "[UNK]", "red", "circle", "a"]
+
+
+def test_exportable_model_wraps_a_token_id_model_with_the_vocabulary_file(tmp_path):
+    (tmp_path / "match.json").write_text(json.dumps({"tokens": TINY_TOKENS, "sequence_length": 5}))
+    (tmp_path / "qa.json").write_text(json.dumps({"tokens": TINY_TOKENS, "sequence_length": 5,
+                                                  "answers": ["p", "q", "r"]}))
+    pixels = np.random.default_rng(0).random((2, 64, 64, 3)).astype(np.float32)
+    texts = ["A red circle", "circle red blue"]
+    ids = np.array([[4, 2, 3, 0, 0], [3, 2, 1, 0, 0]], np.int32)  # by hand: blue is [UNK]
+    core = _tiny_core(1)
+    raw = deploy.exportable_model(core, tmp_path / "match.json")  # no answers: a match model
+    assert models.raw_model_task(raw) == "match"
+    assert raw.get_layer("vectorizer").get_vocabulary() == TINY_TOKENS
+    np.testing.assert_allclose(np.asarray(raw({"image": pixels, "text": np.array(texts)})),
+                               np.asarray(core([pixels, ids])), atol=1e-6)
+    with pytest.raises(ValueError, match="carries its vocabulary: drop --vocabulary"):
+        deploy.exportable_model(raw, tmp_path / "match.json")
+    qa_core = _tiny_core(3)
+    qa = deploy.exportable_model(qa_core, tmp_path / "qa.json")
+    assert models.raw_model_task(qa) == "qa" and deploy.answer_words(qa) == ["p", "q", "r"]
+    np.testing.assert_allclose(
+        np.asarray(qa({"image": pixels, "text": np.array(texts)})["probabilities"]),
+        np.asarray(qa_core([pixels, ids])), atol=1e-6)
+    with pytest.raises(ValueError, match="has no 'answers' list, which a qa model needs"):
+        deploy.exportable_model(qa_core, tmp_path / "match.json")
+
+
+def test_export_writes_no_tflite_unless_asked(tmp_path):
+    (tmp_path / "vocab.json").write_text(json.dumps({"tokens": TINY_TOKENS, "sequence_length": 5}))
+    report = deploy.export(_tiny_core(1), tmp_path / "out", vocabulary=tmp_path)
+    assert sorted(report) == ["saved_model", "saved_model_bytes", "sequence_length", "task",
+                              "vocabulary_size"]
+    assert (report["task"], report["vocabulary_size"], report["sequence_length"]) == \
+        ("match", 5, 5)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "assets", "fingerprint.pb", "saved_model.pb", "variables"]
+
+
+def test_convert_tflite_keeps_a_fixed_sequence_length_and_refuses_a_one_input_core():
+    import tensorflow as tf
+
+    core = _tiny_core(1, length=5)
+    interpreter = tf.lite.Interpreter(model_content=deploy.convert_tflite(core))  # no length
+    shapes = sorted(tuple(d["shape"]) for d in interpreter.get_input_details())
+    assert shapes == [(1, 5), (1, 64, 64, 3)]
+    interpreter.allocate_tensors()
+    pixels = np.full((1, 64, 64, 3), 0.5, np.float32)
+    ids = np.array([[4, 2, 3, 0, 0]], np.int32)
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], pixels if len(detail["shape"]) == 4 else ids)
+    interpreter.invoke()
+    output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(output, np.asarray(core([pixels, ids])), atol=1e-5)
+    image = keras.Input((64, 64, 3))
+    alone = keras.Model(image, keras.layers.Dense(1)(keras.layers.Flatten()(image)))
+    with pytest.raises(ValueError, match=r"core must take \(image, token ids\)"):
+        deploy.convert_tflite(alone, sequence_length=5)
+
+
+def test_the_tflite_preprocessing_file_of_a_match_model_holds_exactly_what_an_app_needs(
+        exported):
+    settings = json.loads((exported["saved"] / deploy.PREPROCESSING_FILE).read_text("utf-8"))
+    vectorizer = keras.saving.load_model(exported["keras"], safe_mode=True).get_layer(
+        "vectorizer")
+    assert settings == {"tokens": vectorizer.get_vocabulary(),
+                        "sequence_length": vectorizer.get_config()["output_sequence_length"],
+                        "standardize": text.STANDARDIZE, "image_size": 64}  # no answers
+
+
+def test_blocking_ops_names_the_ops_and_layers_or_the_first_line_of_the_message():
+    blocking = deploy._blocking_ops
+    assert blocking(ValueError("x" * 300 + "\nmore")) == "x" * 200
+    assert blocking(ValueError("  ")) == "ValueError"
+    message = ("'tf.Einsum' op is neither a custom op nor a flex op\n"
+               'loc(fused["Einsum:", "functional_1/anchored_attention_1/einsum/Einsum@x"]): '
+               "'tf.Einsum' and 'tf.Erf'")
+    assert blocking(ValueError(message)) == \
+        "the TensorFlow ops Einsum, Erf (layer anchored_attention)"
+
+
+def test_split_raw_model_refuses_a_raw_model_without_an_inner_core():
+    image, words = keras.Input((64, 64, 3), name="image"), keras.Input((), dtype="string",
+                                                                       name="text")
+    ids = keras.layers.TextVectorization(output_sequence_length=5,
+                                         vocabulary=["red", "circle"])(words)
+    features = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(image),
+                                           keras.ops.cast(ids, "float32")])
+    flat = keras.Model({"image": image, "text": words},
+                       keras.layers.Dense(1, activation="sigmoid")(features))
+    assert models.raw_model_task(flat) == "match"  # a raw-input model, but all in one
+    with pytest.raises(ValueError, match="one TextVectorization layer and one inner model "
+                                         r"\(what owndata.export_model makes\), got 1 and 0"):
+        deploy.split_raw_model(flat)
+
+
+def test_the_signature_runs_the_core_in_inference_mode():
+    """A core with batch normalisation (``build_model(..., batch_norm=True)`` has it) whose
+    moving statistics are set by hand: in inference mode the layer uses them, in training
+    mode the batch's own; the signature must give what the Keras model gives in inference."""
+    import tensorflow as tf
+
+    image, ids = keras.Input((64, 64, 3)), keras.Input((5,), dtype="int32")
+    pooled = keras.layers.BatchNormalization(name="bn")(
+        keras.layers.GlobalAveragePooling2D()(image))
+    words = keras.layers.Flatten()(keras.layers.Embedding(5, 3)(ids))
+    core = keras.Model([image, ids], keras.layers.Dense(1, activation="sigmoid")(
+        keras.layers.Concatenate()([pooled, words])))
+    gamma, beta, _, _ = core.get_layer("bn").get_weights()
+    core.get_layer("bn").set_weights([gamma, beta, np.full(3, 0.2, np.float32),
+                                      np.full(3, 4.0, np.float32)])
+    raw = models.raw_input_model(core, TINY_TOKENS, 5)
+    colours = np.array([[[[10, 200, 30]]], [[[250, 5, 120]]]], np.uint8)
+    pixels = np.broadcast_to(colours, (2, 64, 64, 3)).copy()
+    encoded = [cv2.imencode(".png", cv2.cvtColor(p, cv2.COLOR_RGB2BGR))[1].tobytes()
+               for p in pixels]
+    texts = ["a red circle", "circle"]
+    module = deploy.serving_module(raw)
+    served = np.asarray(module.serve(tf.constant(encoded), tf.constant(texts))["probability"])
+    expected = np.asarray(raw({"image": pixels.astype(np.float32) / 255,
+                               "text": np.array(texts)})).ravel()
+    trained = np.asarray(raw({"image": pixels.astype(np.float32) / 255,
+                              "text": np.array(texts)}, training=True)).ravel()
+    assert np.abs(trained - expected).max() > 1e-3  # the two modes differ here
+    np.testing.assert_allclose(served, expected, atol=1e-5)

@@ -4,6 +4,7 @@ fresh Keras layers, KV-cache decoding against the plain forward pass, the decodi
 top-k sampling against a brute-force top k, the caption parser on hand-written scenes, and
 ``.keras`` round trips with ``safe_mode=True``."""
 
+import json
 import math
 
 import keras
@@ -736,3 +737,72 @@ def test_decode_ids_and_generate_write_16_tokens_unless_told():
     _with_bias(decoder, {red: 50.0, END: -50.0})
     assert vlm.decode_ids(decoder).tolist() == [[red] * 16]
     assert vlm.generate(decoder, vocabulary=VOCAB) == [" ".join(["red"] * 16)]
+
+
+def test_train_captioner_and_its_backbone_check_and_pass_their_arguments(monkeypatch):
+    """``caption_backbone`` and ``train_captioner`` with ``_backbone`` and ``_train_stages``
+    replaced (nothing trains): bad levels and epochs are refused by name, the default
+    epochs are those of the published table (docs/results/caption_table.jsonl), and the
+    result's summary holds the model's parameters and the stages' times."""
+    from mmcourse import REPO_ROOT
+
+    with pytest.raises(ValueError, match="level must be one of .*got 'colours'"):
+        train_vlm.caption_backbone("colours")
+    with pytest.raises(ValueError, match="epochs: unknown step 'stage3'"):
+        train_vlm.caption_backbone("attributes", epochs={"stage3": 1})
+    recorded = {}
+
+    class Model:
+        def count_params(self):
+            return 321
+
+    def fake_backbone(task, level, seed, root, **options):
+        recorded["backbone"] = options["epochs"]
+        return {"epochs": {k: options["epochs"][k] for k in ("clip", "pretrain")}}
+
+    def fake_stages(task, backbone, arch, seed, **options):
+        stage = {**options["evaluate"](Model()), "trainable_params": 54}
+        return Model(), {"pretrain": 0.5, "stage2": 2.0}, {"stage1": stage, "stage2": stage}
+
+    def fake_metrics(model, images, captions, scenes, vocabulary, length):
+        return {"exact_match": 0.25, "correct_statements": 0.5, "token_accuracy": 0.75,
+                "generated": ["a small red circle"] * len(captions)}
+
+    monkeypatch.setattr(train_vlm, "_backbone", fake_backbone)
+    monkeypatch.setattr(train_vlm, "_train_stages", fake_stages)
+    monkeypatch.setattr(train_vlm, "caption_metrics", fake_metrics)
+    backbone = train_vlm.caption_backbone("attributes", epochs={"clip": 2}, train_size=16)
+    published = json.loads((REPO_ROOT / "docs" / "results" / "caption_table.jsonl").read_text(
+        encoding="utf-8").splitlines()[0])["epochs"]
+    assert recorded["backbone"] == {**published, "clip": 2}
+    assert backbone["epochs"] == {"clip": 2, "pretrain": published["pretrain"]}
+    result = train_vlm.train_captioner("attributes", "llava", train_size=16)
+    assert result["epochs"] == published
+    assert (result["params"], result["trainable_params"], result["train_seconds"]) == \
+        (321, 54, 2.5)
+    assert (result["exact_match"], result["correct_statements"], result["token_accuracy"]) == \
+        (0.25, 0.5, 0.75)
+
+
+def test_the_default_decoder_has_its_parameter_count_by_hand():
+    """``build_decoder`` unless told: width 64, 2 blocks of 4 heads of 16 dimensions, a
+    128-unit feed-forward, 24 positions (mutation audit, issue 28, section 7). By hand, for
+    V tokens: embedding V x 64 + 24 x 64; each block: query, key and value 64 x 64 + 64 each
+    and the output 64 x 64 + 64 (4 x 4,160), the feed-forward 64 x 128 + 128 and
+    128 x 64 + 64 (16,576), two layer norms (256): 33,472; the final norm 128; the logits
+    64 V + V. In all 129 V + 1,536 + 2 x 33,472 + 128 = 129 V + 68,608."""
+    decoder = vlm.build_decoder(V)
+    assert decoder.count_params() == 129 * V + 68_608
+    assert decoder.get_layer("embedding").max_length == 24
+
+
+def test_prompt_ids_of_the_wrong_rank_batch_or_type_are_refused():
+    decoder, vision = _decoder(seed=9), _vision()
+    llava = vlm.build_vlm(decoder, vision, "llava")
+    bad = [(decoder, None, np.array([2, 3])),                 # one row, not (batch, L0)
+           (llava, _images(2), np.full((3, 2), 2)),           # 3 prompts for 2 images
+           (decoder, None, np.full((1, 2), 2.0))]             # not integers
+    for model, images, prompt_ids in bad:
+        with pytest.raises(ValueError, match="prompt_ids must be word ids"):
+            vlm.decode_ids(model, images, prompt_ids=prompt_ids)
+    assert vlm.decode_ids(decoder, prompt_ids=np.full((1, 2), 2), max_length=3).shape == (1, 3)

@@ -251,3 +251,83 @@ def test_question_only_accuracy_answers_each_question_with_its_commonest_trainin
     # count is relational, shape is not (stats.RELATIONAL_KINDS): by hand, 2/2 and 1/2
     assert by_type["count"] == 1.0 and by_type["shape"] == 0.5
     assert by_type["relational"] == 1.0 and by_type["non_relational"] == 0.5
+
+
+# --- train_vqa's wiring, with the training replaced (mutation audit, issue 28, section 7) ---
+
+
+def test_train_vqa_feeds_question_answer_texts_and_scores_the_test_split(monkeypatch):
+    """``train_vqa`` with ``_backbone`` and ``_train_stages`` replaced (nothing trains,
+    about a second): the stages get "[START] question answer [END]" encoded by hand from the
+    course data read here, loss weights on the answer and "[END]" only, each question's
+    scene as its image row; ``evaluate`` asks the test questions about their own images; the
+    default epochs are those of the published table (docs/results/vqa_table.jsonl)."""
+    from mmcourse import REPO_ROOT
+    from mmcourse.data import store
+
+    root = store.ensure_data(None)
+    vocabulary = train_vlm.decoder_vocabulary(root)
+    index = {word: i for i, word in enumerate(vocabulary)}
+    start, end = len(vocabulary) - 2, len(vocabulary) - 1
+    train = data.load_records("qa", "relations", "train", root=root)[:8]
+    test = data.load_records("qa", "relations", "test", root=root)[:6]
+    train_images = data.load_arrays("retrieval", "relations", "train", root=root)[0]
+    test_images = data.load_arrays("retrieval", "relations", "test", root=root)[0]
+    recorded, asked = {}, []
+
+    class Model:
+        def count_params(self):
+            return 123
+
+    def fake_backbone(task, level, seed, root, **options):
+        recorded["backbone"] = (task, level, seed, options)
+        return {"epochs": {k: options["epochs"][k] for k in ("clip", "pretrain")}}
+
+    def fake_stages(task, backbone, arch, seed, *, images, rows, ids, weights, evaluate,
+                    **options):
+        recorded["stages"] = {"images": images, "rows": list(rows), "ids": ids,
+                              "weights": weights}
+        stage = {**evaluate(Model()), "trainable_params": 45}
+        return Model(), {"stage1": 1.0, "stage2": 2.0}, {"stage1": stage, "stage2": stage}
+
+    def fake_generate(model, images, prompt, max_length, vocabulary):
+        asked.extend(zip(np.asarray(images), prompt, strict=True))
+        return ["yes"] * len(prompt)
+
+    monkeypatch.setattr(train_vlm, "_backbone", fake_backbone)
+    monkeypatch.setattr(train_vlm, "_train_stages", fake_stages)
+    monkeypatch.setattr(train_vlm, "generate", fake_generate)
+    result = train_vlm.train_vqa("relations", "llava", train_size=8, test_size=6)
+
+    ids, weights = recorded["stages"]["ids"], recorded["stages"]["weights"]
+    for row, record in enumerate(train):
+        words = [index[w] for w in f"{record['text']} {record['answer']}".split()]
+        assert ids[row].tolist() == [start, *words, end] + [0] * (11 - len(words))
+        answer_at = len(record["text"].split())  # the answer's target, then [END]'s
+        assert np.flatnonzero(weights[row]).tolist() == [answer_at, answer_at + 1]
+    rows = [record["scene"] for record in train]
+    assert recorded["stages"]["rows"] == rows
+    np.testing.assert_array_equal(recorded["stages"]["images"], train_images[:max(rows) + 1])
+    assert sorted(q for _, q in asked) == sorted(r["text"] for r in test)
+    for image, question in asked:
+        scenes = [r["scene"] for r in test if r["text"] == question]
+        assert any(np.array_equal(image, test_images[s]) for s in scenes), question
+    assert result["accuracy"] == pytest.approx(np.mean([r["answer"] == "yes" for r in test]))
+    published = json.loads((REPO_ROOT / "docs" / "results" / "vqa_table.jsonl").read_text(
+        encoding="utf-8").splitlines()[0])["epochs"]
+    assert result["epochs"] == published == {"clip": 25, "pretrain": 3, "stage1": 2,
+                                             "stage2": 10}
+    assert (result["params"], result["trainable_params"], result["train_seconds"]) == \
+        (123, 45, 3.0)
+    assert result["train_examples"] == 8 and result["test_examples"] == 6
+
+
+def test_grid_coordinates_declare_the_shape_they_return():
+    """(batch, 1 + H W, d) -> (batch, 1 + H W, d + 2 + 4 f), as the docstring says: with
+    f = 3 frequencies and d = 12, 12 + 2 + 12 = 26 (mutation audit, issue 28, section 7)."""
+    layer = vlm.GridCoordinates(frequencies=3)
+    tokens = np.zeros((2, 17, 12), np.float32)  # a class token and a 4 x 4 grid
+    assert tuple(layer(tokens).shape) == (2, 17, 26)
+    assert tuple(layer.compute_output_shape((None, 17, 12))) == (None, 17, 26)
+    assert tuple(vlm.GridCoordinates(frequencies=0).compute_output_shape((5, 10, 8))) == \
+        (5, 10, 10)
