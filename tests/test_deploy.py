@@ -664,7 +664,7 @@ def test_exportable_model_wraps_a_token_id_model_with_the_vocabulary_file(tmp_pa
     ids = np.array([[4, 2, 3, 0, 0], [3, 2, 1, 0, 0]], np.int32)  # by hand: blue is [UNK]
     core = _tiny_core(1)
     raw = deploy.exportable_model(core, tmp_path / "match.json")  # no answers: a match model
-    assert models.raw_model_task(raw) == "match"
+    assert matcher_io.raw_model_task(raw) == "match"
     assert raw.get_layer("vectorizer").get_vocabulary() == TINY_TOKENS
     np.testing.assert_allclose(np.asarray(raw({"image": pixels, "text": np.array(texts)})),
                                np.asarray(core([pixels, ids])), atol=1e-6)
@@ -672,7 +672,7 @@ def test_exportable_model_wraps_a_token_id_model_with_the_vocabulary_file(tmp_pa
         deploy.exportable_model(raw, tmp_path / "match.json")
     qa_core = _tiny_core(3)
     qa = deploy.exportable_model(qa_core, tmp_path / "qa.json")
-    assert models.raw_model_task(qa) == "qa" and deploy.answer_words(qa) == ["p", "q", "r"]
+    assert matcher_io.raw_model_task(qa) == "qa" and deploy.answer_words(qa) == ["p", "q", "r"]
     np.testing.assert_allclose(
         np.asarray(qa({"image": pixels, "text": np.array(texts)})["probabilities"]),
         np.asarray(qa_core([pixels, ids])), atol=1e-6)
@@ -742,9 +742,9 @@ def test_split_raw_model_refuses_a_raw_model_without_an_inner_core():
                                            keras.ops.cast(ids, "float32")])
     flat = keras.Model({"image": image, "text": words},
                        keras.layers.Dense(1, activation="sigmoid")(features))
-    assert models.raw_model_task(flat) == "match"  # a raw-input model, but all in one
+    assert matcher_io.raw_model_task(flat) == "match"  # a raw-input model, but all in one
     with pytest.raises(ValueError, match="one TextVectorization layer and one inner model "
-                                         r"\(what owndata.export_model makes\), got 1 and 0"):
+                                         r"\(what raw_model.export_model makes\), got 1 and 0"):
         deploy.split_raw_model(flat)
 
 
@@ -763,7 +763,7 @@ def test_the_signature_runs_the_core_in_inference_mode():
     gamma, beta, _, _ = core.get_layer("bn").get_weights()
     core.get_layer("bn").set_weights([gamma, beta, np.full(3, 0.2, np.float32),
                                       np.full(3, 4.0, np.float32)])
-    raw = models.raw_input_model(core, TINY_TOKENS, 5)
+    raw = matcher_io.raw_input_model(core, TINY_TOKENS, 5)
     colours = np.array([[[[10, 200, 30]]], [[[250, 5, 120]]]], np.uint8)
     pixels = np.broadcast_to(colours, (2, 64, 64, 3)).copy()
     encoded = [cv2.imencode(".png", cv2.cvtColor(p, cv2.COLOR_RGB2BGR))[1].tobytes()
