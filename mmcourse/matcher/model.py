@@ -342,6 +342,11 @@ def _objects_model(task, config: MatcherConfig, vocabulary_size, num_answers, se
                          f"{objects.FEATURES}) object tokens (mmcourse.data.objects), got {shape}")
     tokens = keras.Input(shape=shape, name="objects")
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+    if task == "match":  # issue 25: a statement names two objects, the model finds both
+        fused = object_relations.match_features(tokens, token_ids, vocabulary_size,
+                                                config.embedding_dim, config.width,
+                                                objects.TOKEN_FEATURES.index("x"))
+        return _head(task, [tokens, token_ids], fused, f"{task}_objects", config, num_answers)
     text_encoder = build_text_encoder(vocabulary_size, config.embedding_dim, config.text_units,
                                       sequence_length=sequence_length,
                                       normalize=config.normalize)
