@@ -305,17 +305,20 @@ def test_the_distance_hops_follow_the_softmax_of_tau_times_distance():
     np.testing.assert_allclose(far, [0, 0.3100, 0.6900, 0], atol=1e-3)
 
 
-def test_the_pair_readout_reads_the_pair_as_its_formula_says():
-    """out = relu([o_a; o_b; o_a * o_near; o_a * o_far; p_b - p_a; |p_b - p_a|; q] W + b),
-    the pieces written out by hand for a = green, b = red."""
+@pytest.mark.parametrize(("a", "b", "is_near", "is_far"), [(1, 0, 1, 0), (2, 0, 0, 1),
+                                                          (0, 1, 1, 0)])
+def test_the_pair_readout_reads_the_pair_as_its_formula_says(a, b, is_near, is_far):
+    """out = relu([o_a; o_b; w^a . near; w^a . far; p_b - p_a; |p_b - p_a|; q] W + b), the
+    pieces written out by hand: green is red's nearest, blue red's furthest, red green's
+    nearest."""
     layer = _pointing_readout()
-    question = _question(1, 0)
+    question = _question(a, b)
     got = np.asarray(layer([SCENE, question]))[0]
-    green, red, blue = SCENE[0, 1], SCENE[0, 0], SCENE[0, 2]
-    offset = red[3:5] - green[3:5]  # (-0.5, 0)
-    pieces = np.concatenate([green, red, green * green, green * blue, offset,
-                             [np.sqrt(0.25 + 1e-6)], question[0]])
-    assert pieces.shape == (4 * 6 + 3 + 6,)
+    o_a, o_b = SCENE[0, a], SCENE[0, b]
+    offset = o_b[3:5] - o_a[3:5]
+    pieces = np.concatenate([o_a, o_b, [is_near, is_far], offset,
+                             [np.sqrt(offset @ offset + 1e-6)], question[0]])
+    assert pieces.shape == (2 * 6 + 5 + 6,)
     kernel, bias = (np.asarray(w) for w in layer.mlp[0].weights)
     np.testing.assert_allclose(got, np.maximum(pieces @ kernel + bias, 0), atol=1e-3)
 

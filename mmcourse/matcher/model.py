@@ -198,7 +198,8 @@ def build_model(task: str = "match", fusion: str = "concat",
     (B, ``objects.MAX_OBJECTS``, ``objects.FEATURES``), or ``image_shape`` when it is given
     as (slots, features); a relation network over the present pairs
     (``object_relations.ObjectRelationModule(width)``, width 64 by default, g also given each
-    pair's offset and distance) conditioned on the question vector replaces the image encoder and the fusion.
+    pair's offset and distance) conditioned on the question vector replaces the image encoder and the fusion;
+    for match, ``object_relations.match_features`` (word slots, and a read-out of the two named objects).
     ``vocabulary_size`` is taken from the vocabulary: ``len(vocabulary)`` when a token list
     is given (your own data, notebook 09), else the course vocabulary's size; a
     ``vocabulary_size`` that disagrees with ``vocabulary`` is a ``ValueError``. Optimizer: Adam.

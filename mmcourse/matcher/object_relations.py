@@ -101,11 +101,10 @@ class ObjectPairReadout(keras.layers.Layer):
         N_jk = softmax_k(-tau |p_k - p_j| + M_k), k != j              j's nearest other object
         F_jk = softmax_k(+tau |p_k - p_j| + M_k), k != j              j's furthest
         near = sum_j w^b_j N_j,  far = sum_j w^b_j F_j                  anchored hop from b
-        o_near = sum_j near_j o_j,  o_far likewise
-        out = MLP([o_a; o_b; o_a * o_near; o_a * o_far; p_b - p_a; |p_b - p_a|; q])
+        out = MLP([o_a; o_b; w^a . near; w^a . far; p_b - p_a; |p_b - p_a|; q])
 
-    so "a is nearest to b" is a's token equal to b's nearest one (their colour one-hots
-    multiply to 1), and "a left of b" is the sign of p_b - p_a, which the MLP
+    so "a is nearest to b" is w^a . near, the weight of the slot both found (1 when a is
+    b's nearest other object), and "a left of b" is the sign of p_b - p_a, which the MLP
     (``depth`` ReLU layers of ``units``) compares with the relation q names. ``tau``
     (default 30, centres in [-1, 1]) makes the distance hops near-hard: the generator states
     nearest/furthest only with a margin of 5 pixels, 0.16 in these units, so the runner-up
@@ -144,7 +143,7 @@ class ObjectPairReadout(keras.layers.Layer):
                                               initializer="glorot_uniform")
         self.query_b_kernel = self.add_weight(shape=(d_q, self.units), name="query_b_kernel",
                                               initializer="glorot_uniform")
-        width = 4 * d + 3 + d_q
+        width = 2 * d + 5 + d_q
         for layer in self.mlp:
             layer.build((None, width))
             width = self.units
@@ -184,8 +183,10 @@ class ObjectPairReadout(keras.layers.Layer):
         k = self.centre_index
         offset = o_b[:, k:k + 2] - o_a[:, k:k + 2]
         distance = ops.sqrt(ops.sum(ops.square(offset), axis=-1, keepdims=True) + 1e-6)
-        hidden = ops.concatenate([o_a, o_b, o_a * read(near), o_a * read(far), offset,
-                                  distance, question], axis=-1)
+        a_is_near = ops.sum(w_a * near, axis=-1, keepdims=True)  # a the slot b's hop found
+        a_is_far = ops.sum(w_a * far, axis=-1, keepdims=True)
+        hidden = ops.concatenate([o_a, o_b, a_is_near, a_is_far, offset, distance, question],
+                                 axis=-1)
         for layer in self.mlp:
             hidden = layer(hidden)
         return hidden
