@@ -204,8 +204,9 @@ class ObjectPairReadout(keras.layers.Layer):
 class WordSlots(keras.layers.Layer):
     """Read a statement into ``slots`` word slots by position (notebook 06).
 
-    Each slot s has one learned logit per word position t (``RandomNormal(1)`` at the start,
-    so the slots differ from the first step); over the non-padding words (token id > 0):
+    Each slot s has one learned logit per word position t (``RandomNormal(3)`` at the start:
+    each slot starts on a few positions, and the slots differ from the first step); over the
+    non-padding words (token id > 0):
 
         a_s = softmax_t(l_{s,t} + log [id_t > 0]),   slot_s = sum_t a_{s,t} e_t
 
@@ -233,7 +234,7 @@ class WordSlots(keras.layers.Layer):
                              f"{ids_shape}")
         self.position_logits = self.add_weight(
             shape=(self.slots, self.max_length), name="position_logits",
-            initializer=keras.initializers.RandomNormal(stddev=1.0))
+            initializer=keras.initializers.RandomNormal(stddev=3.0))
 
     def weights_of(self, inputs):
         _, token_ids = inputs
