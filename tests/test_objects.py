@@ -377,13 +377,13 @@ def test_the_match_model_round_trips_through_keras_files(tmp_path):
         atol=1e-6)
 
 
-def test_the_objects_match_model_trains_40_epochs_by_default():
-    """TASK_FUSION_DEFAULTS: match over objects takes 40 epochs unless told (qa keeps 20)."""
+def test_the_objects_match_model_trains_80_epochs_by_default():
+    """TASK_FUSION_DEFAULTS: match over objects takes 80 epochs unless told (qa keeps 20)."""
     from mmcourse.train import tasks as training
 
     result = training.train(task="match", fusion="objects", level="relations", train_size=64,
                             test_size=32, log=None)
-    assert result["epochs_run"] == 40 and result["batch_size"] == 256
+    assert result["epochs_run"] == 80 and result["batch_size"] == 256
     assert result["params"] > 59_000  # the word slots and the pair read-out are in it
     assert training.train(task="match", fusion="objects", level="relations", train_size=64,
                           test_size=32, log=None, epochs=2)["epochs_run"] == 2

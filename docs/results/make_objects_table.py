@@ -4,7 +4,7 @@ Run from the repository root (about 25 minutes on 2 CPU cores, one training at a
 
     PYTHONPATH=. nice -n 19 .venv/bin/python docs/results/make_objects_table.py
 
-``--only match`` (or ``qa``) retrains that task alone (about 15 minutes for match) and
+``--only match`` (or ``qa``) retrains that task alone (about 20 minutes for match) and
 replaces only its rows (``train``, ``model_noise``, and for qa ``model_overlap``), keeping
 the other task's rows and the extractor's rows as they are: the extractor and the other
 task's model are unchanged by it.
@@ -12,7 +12,7 @@ task's model are unchanged by it.
 One JSON object per line, its ``experiment`` says which:
 
 - ``train``: ``python -m mmcourse train --level relations --task T --fusion objects
-  --seed S --json`` for T in qa, match and S in 0, 1, 2 (its defaults: 20 epochs, 40 for
+  --seed S --json`` for T in qa, match and S in 0, 1, 2 (its defaults: 20 epochs, 80 for
   match, batches of 256, learning rate 5e-3, ``training.FUSION_DEFAULTS`` and
   ``TASK_FUSION_DEFAULTS``; the
   command's JSON, ``history`` dropped, plus ``command`` and ``wall_seconds``, the whole

@@ -32,9 +32,10 @@ LEARNING_RATE = 2e-3
 #: objects model (notebook 06) takes tiny inputs, so it trains on larger batches, faster.
 FUSION_DEFAULTS = {"objects": {"epochs": 20, "batch_size": 256, "learning_rate": 5e-3}}
 #: (task, fusion) defaults over those: the objects match model (issue 25) must learn to read
-#: which two objects a statement names before any statement pays off: seed 0 reached 0.915
-#: after 20 epochs, 0.964 after 40.
-TASK_FUSION_DEFAULTS = {("match", "objects"): {"epochs": 40}}
+#: which two objects a statement names before any statement pays off, and some seeds find that
+#: start late: seed 0 reached 0.915 after 20 epochs, 0.964 after 40; seed 3 0.891 after 40,
+#: 0.989 after 80.
+TASK_FUSION_DEFAULTS = {("match", "objects"): {"epochs": 80}}
 
 
 def log_to_stderr(message: str) -> None:
