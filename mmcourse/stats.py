@@ -75,6 +75,23 @@ def format_mean_std(values, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f} (n={array.size})"
 
 
+def seed_summary(values: dict, higher_is_better: bool = True) -> dict:
+    """One measure over seeds, {seed: value}: ``mean`` and ``std`` (``mean_std``),
+    ``worst`` and ``worst_seed`` (the lowest value when ``higher_is_better``, else the
+    highest; the smallest such seed on a tie), ``seeds`` (sorted) and ``values`` (in that
+    order). A target that must hold on every seed is met when the worst seed meets it.
+    Introduced in notebook 06 (``bench relations``)."""
+    if not isinstance(values, dict) or not values:
+        raise ValueError(f"values must be a non-empty dict {{seed: value}}, got {values!r}")
+    seeds = sorted(values)
+    numbers = _values("values", [values[seed] for seed in seeds])
+    worst = numbers.min() if higher_is_better else numbers.max()
+    mean, std = mean_std(numbers)
+    return {"mean": mean, "std": std, "worst": float(worst),
+            "worst_seed": seeds[int(np.flatnonzero(numbers == worst)[0])], "seeds": seeds,
+            "values": [float(v) for v in numbers]}
+
+
 def within_noise(a, b) -> bool:
     """Whether the means of two sets of runs differ by less than twice the standard error
     of their difference, sqrt(s_a^2 / n_a + s_b^2 / n_b) (Welch): a difference that small

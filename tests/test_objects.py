@@ -247,3 +247,143 @@ def test_build_model_checks_the_token_shape():
         build_model("qa", "objects", image_shape=(4, 9))
     model = build_model("match", "objects", image_shape=(6, objects.FEATURES))
     assert tuple(model.inputs[0].shape) == (None, 6, objects.FEATURES)
+
+
+# --- the match model over object tokens (issue 25): find both named objects ----------------
+
+# Three colours, then x, y, present: red at the centre, green 0.5 right of it, blue 0.9 left
+# of it, and a padding slot (all zeros: its centre is red's, at distance 0).
+SCENE = np.array([[[1, 0, 0, 0.0, 0.0, 1], [0, 1, 0, 0.5, 0.0, 1], [0, 0, 1, -0.9, 0.0, 1],
+                   [0, 0, 0, 0.0, 0.0, 0]]], "float32")
+
+
+def _pointing_readout(tau=30.0):
+    """An ObjectPairReadout whose hop 1 finds the colour the question names (question: one-hot
+    of a's colour, then of b's): key = 50 x colour, query_a / query_b pick a's / b's half."""
+    from mmcourse.matcher.object_relations import ObjectPairReadout
+
+    layer = ObjectPairReadout(3, depth=1, centre_index=3, tau=tau)
+    question = np.zeros((1, 6), "float32")
+    layer([SCENE, question])
+    key = np.zeros((6, 3), "float32")
+    key[:3] = 50 * np.eye(3)
+    layer.key_kernel.assign(key)
+    layer.query_a_kernel.assign(np.vstack([np.eye(3), np.zeros((3, 3))]).astype("float32"))
+    layer.query_b_kernel.assign(np.vstack([np.zeros((3, 3)), np.eye(3)]).astype("float32"))
+    return layer
+
+
+def _question(a, b):
+    question = np.zeros((1, 6), "float32")
+    question[0, a], question[0, 3 + b] = 1.0, 1.0
+    return question
+
+
+@pytest.mark.parametrize(("a", "b", "nearest", "furthest"), [
+    (2, 0, 1, 2),  # b red: green (0.5 away) is nearest, blue (0.9) furthest; not red itself
+    (0, 1, 0, 2),  # b green: red (0.5) nearest, blue (1.4) furthest
+    (1, 2, 0, 1),  # b blue: red (0.9) nearest, green (1.4) furthest
+])
+def test_the_pair_readout_finds_both_objects_and_b_s_nearest_and_furthest(a, b, nearest,
+                                                                          furthest):
+    layer = _pointing_readout()
+    w_a, w_b, near, far = (np.asarray(w)[0] for w in layer.weights_of([SCENE, _question(a, b)]))
+    one_hot = np.eye(4)
+    np.testing.assert_allclose(w_a, one_hot[a], atol=1e-4)
+    np.testing.assert_allclose(w_b, one_hot[b], atol=1e-4)
+    # the padding slot (at red's centre) is never a neighbour, b is never its own
+    np.testing.assert_allclose(near, one_hot[nearest], atol=1e-4)
+    np.testing.assert_allclose(far, one_hot[furthest], atol=1e-4)
+
+
+def test_the_distance_hops_follow_the_softmax_of_tau_times_distance():
+    """Red's neighbours green (0.5) and blue (0.9) at tau = 2: near = softmax(-2 [0.5, 0.9]),
+    by hand e^-1 / (e^-1 + e^-1.8) = 0.6900, far = e^1.8 / (e^1 + e^1.8) = 0.6900 too."""
+    layer = _pointing_readout(tau=2.0)
+    _, _, near, far = (np.asarray(w)[0] for w in layer.weights_of([SCENE, _question(1, 0)]))
+    np.testing.assert_allclose(near, [0, 0.6900, 0.3100, 0], atol=1e-3)
+    np.testing.assert_allclose(far, [0, 0.3100, 0.6900, 0], atol=1e-3)
+
+
+@pytest.mark.parametrize(("a", "b", "is_near", "is_far"), [(1, 0, 1, 0), (2, 0, 0, 1),
+                                                          (0, 1, 1, 0)])
+def test_the_pair_readout_reads_the_pair_as_its_formula_says(a, b, is_near, is_far):
+    """out = relu([o_a; o_b; w^a . near; w^a . far; p_b - p_a; |p_b - p_a|; q] W + b), the
+    pieces written out by hand: green is red's nearest, blue red's furthest, red green's
+    nearest."""
+    layer = _pointing_readout()
+    question = _question(a, b)
+    got = np.asarray(layer([SCENE, question]))[0]
+    o_a, o_b = SCENE[0, a], SCENE[0, b]
+    offset = o_b[3:5] - o_a[3:5]
+    pieces = np.concatenate([o_a, o_b, [is_near, is_far], offset,
+                             [np.sqrt(offset @ offset + 1e-6)], question[0]])
+    assert pieces.shape == (2 * 6 + 5 + 6,)
+    kernel, bias = (np.asarray(w) for w in layer.mlp[0].weights)
+    np.testing.assert_allclose(got, np.maximum(pieces @ kernel + bias, 0), atol=1e-3)
+
+
+def test_word_slots_pool_the_words_by_position_skipping_padding():
+    """Slot 0's logits (0, ln 3, 5, ...) over the words of "w1 w2" (then padding): weights
+    1/4, 3/4, 0 by hand; the slot is 1/4 e_1 + 3/4 e_2."""
+    from mmcourse.matcher.object_relations import WordSlots
+
+    embedded = np.array([[[1, 0], [0, 4], [9, 9]]], "float32")
+    token_ids = np.array([[5, 7, 0]], "int32")
+    layer = WordSlots(2, max_length=8)
+    layer([embedded, token_ids])
+    logits = np.zeros((2, 8), "float32")
+    logits[0, :3] = [0.0, np.log(3.0), 5.0]
+    layer.position_logits.assign(logits)
+    weights = np.asarray(layer.weights_of([embedded, token_ids]))[0]
+    np.testing.assert_allclose(weights, [[0.25, 0.75, 0], [0.5, 0.5, 0]], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(layer([embedded, token_ids]))[0],
+                               [[0.25, 3.0], [0.5, 2.0]], atol=1e-6)
+
+
+@pytest.mark.parametrize(("make", "needle"), [
+    (lambda: __import__("mmcourse.matcher.object_relations", fromlist=["x"]).WordSlots(0),
+     "slots must be a positive int"),
+    (lambda: __import__("mmcourse.matcher.object_relations", fromlist=["x"]).ObjectPairReadout(
+        tau=0), "tau must be a positive number"),
+    (lambda: __import__("mmcourse.matcher.object_relations", fromlist=["x"]).ObjectPairReadout(
+        centre_index=1.5), "centre_index must be an int"),
+])
+def test_the_match_layers_check_their_arguments(make, needle):
+    with pytest.raises(ValueError, match=needle):
+        make()
+
+
+def test_word_slots_refuse_texts_longer_than_max_length():
+    from mmcourse.matcher.object_relations import WordSlots
+
+    with pytest.raises(ValueError, match="L <= max_length=2"):
+        WordSlots(1, max_length=2)([np.zeros((1, 3, 2), "float32"), np.ones((1, 3), "int32")])
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # never fitted
+def test_the_match_model_round_trips_through_keras_files(tmp_path):
+    from mmcourse.matcher.model import build_model, load_matcher
+
+    model = build_model("match", "objects")
+    assert {"word_slots", "pair", "fusion"} <= {layer.name for layer in model.layers}
+    rng = np.random.default_rng(2)
+    tokens = rng.normal(size=(3, 4, objects.FEATURES)).astype("float32")
+    tokens[:, :, -1] = [1, 1, 1, 0]
+    token_ids = rng.integers(1, 20, size=(3, 12)).astype("int32")
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(load_matcher(tmp_path / "m.keras").predict(
+        [tokens, token_ids], verbose=0), model.predict([tokens, token_ids], verbose=0),
+        atol=1e-6)
+
+
+def test_the_objects_match_model_trains_80_epochs_by_default():
+    """TASK_FUSION_DEFAULTS: match over objects takes 80 epochs unless told (qa keeps 20)."""
+    from mmcourse.train import tasks as training
+
+    result = training.train(task="match", fusion="objects", level="relations", train_size=64,
+                            test_size=32, log=None)
+    assert result["epochs_run"] == 80 and result["batch_size"] == 256
+    assert result["params"] > 59_000  # the word slots and the pair read-out are in it
+    assert training.train(task="match", fusion="objects", level="relations", train_size=64,
+                          test_size=32, log=None, epochs=2)["epochs_run"] == 2

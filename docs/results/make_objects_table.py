@@ -4,11 +4,17 @@ Run from the repository root (about 25 minutes on 2 CPU cores, one training at a
 
     PYTHONPATH=. nice -n 19 .venv/bin/python docs/results/make_objects_table.py
 
+``--only match`` (or ``qa``) retrains that task alone (about 20 minutes for match) and
+replaces only its rows (``train``, ``model_noise``, and for qa ``model_overlap``), keeping
+the other task's rows and the extractor's rows as they are: the extractor and the other
+task's model are unchanged by it.
+
 One JSON object per line, its ``experiment`` says which:
 
 - ``train``: ``python -m mmcourse train --level relations --task T --fusion objects
-  --seed S --json`` for T in qa, match and S in 0, 1, 2 (its defaults: 20 epochs, batches of
-  256, learning rate 5e-3, ``training.FUSION_DEFAULTS``; the
+  --seed S --json`` for T in qa, match and S in 0, 1, 2 (its defaults: 20 epochs, 80 for
+  match, batches of 256, learning rate 5e-3, ``training.FUSION_DEFAULTS`` and
+  ``TASK_FUSION_DEFAULTS``; the
   command's JSON, ``history`` dropped, plus ``command`` and ``wall_seconds``, the whole
   command's time, extraction and start-up included).
 - ``extractor_noise``: the extractor against the generator's ground truth on the 1000 test
@@ -43,8 +49,8 @@ GAPS = (4, 2, 0, -2, -4, -6)
 SCENES = 300
 
 
-def train_rows(runs: Path):
-    for task in ("qa", "match"):
+def train_rows(runs: Path, tasks=("qa", "match")):
+    for task in tasks:
         for seed in SEEDS:
             command = [sys.executable, "-m", "mmcourse", "train", "--level", "relations",
                        "--task", task, "--fusion", "objects", "--seed", str(seed), "--run-dir",
@@ -81,16 +87,17 @@ def model_scores(model, images_by_name, records, root=None):
                                   [r["kind"] for r in records])
 
 
-def noise_rows(models):
+def noise_rows(models, extractor=True):
     folder = data.DATA_DIR / "relations" / "test"
     scenes = data.load_records("scenes", "relations", "test")
     clean = {s["image"]: data.read_image(folder / s["image"]) for s in scenes}
     for sigma in NOISE:
         rng = np.random.default_rng(sigma)
         images = {name: noisy(image, sigma, rng) for name, image in clean.items()}
-        yield {"experiment": "extractor_noise", "noise": sigma, "scenes": len(scenes),
-               **extractor_scores([images[s["image"]] for s in scenes],
-                                  [s["objects"] for s in scenes])}
+        if extractor:
+            yield {"experiment": "extractor_noise", "noise": sigma, "scenes": len(scenes),
+                   **extractor_scores([images[s["image"]] for s in scenes],
+                                      [s["objects"] for s in scenes])}
         for task, model in models.items():
             records = data.load_records(task, "relations", "test")[:2000]
             yield {"experiment": "model_noise", "task": task, "noise": sigma, "seed": 0,
@@ -134,19 +141,41 @@ def overlap_rows(qa_model):
                "accuracy_by_type": model_scores(qa_model, dict(enumerate(images)), records)}
 
 
-def main():
+def _key(row):
+    """What a row measures: rows with the same key replace each other under ``--only``."""
+    return (row["experiment"], row.get("task"), row.get("seed"), row.get("noise"),
+            row.get("gap"))
+
+
+def main(argv=None):
+    import argparse
+
     from mmcourse.matcher.io import load_matcher
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("qa", "match"),
+                        help="retrain this task alone and replace only its rows")
+    args = parser.parse_args(argv)
+    tasks = (args.only,) if args.only else ("qa", "match")
     rows = []
     with tempfile.TemporaryDirectory() as runs:
-        for row in train_rows(Path(runs)):
+        for row in train_rows(Path(runs), tasks):
             print(json.dumps(row)[:300], flush=True)
             rows.append(row)
         models = {task: load_matcher(Path(runs) / f"{task}-0" / "model.keras")
-                  for task in ("qa", "match")}
-        for row in [*noise_rows(models), *overlap_rows(models["qa"])]:
+                  for task in tasks}
+        more = list(noise_rows(models, extractor=args.only is None))
+        if "qa" in models:
+            more += list(overlap_rows(models["qa"]))
+        for row in more:
             print(json.dumps(row), flush=True)
             rows.append(row)
+    if args.only:  # keep every other row, in its place
+        new = {_key(row): row for row in rows}
+        old = [json.loads(line) for line in OUT.read_text(encoding="utf-8").splitlines()]
+        replaced = [new.pop(_key(row), row) if row.get("task") == args.only else row
+                    for row in old]
+        rows = replaced + list(new.values())
     tmp = OUT.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     tmp.replace(OUT)

@@ -196,7 +196,8 @@ def build_model(task: str = "match", fusion: str = "concat",
     (B, ``objects.MAX_OBJECTS``, ``objects.FEATURES``), or ``image_shape`` when it is given
     as (slots, features); a relation network over the present pairs
     (``object_relations.ObjectRelationModule(width)``, width 64 by default, g also given each
-    pair's offset and distance) conditioned on the question vector replaces the image encoder and the fusion.
+    pair's offset and distance) conditioned on the question vector replaces the image encoder and the fusion;
+    for match, ``object_relations.match_features`` (word slots, and a read-out of the two named objects).
     ``vocabulary_size`` is taken from the vocabulary: ``len(vocabulary)`` when a token list
     is given (your own data, notebook 09), else the course vocabulary's size; a
     ``vocabulary_size`` that disagrees with ``vocabulary`` is a ``ValueError``. Optimizer: Adam.
@@ -340,6 +341,11 @@ def _objects_model(task, config: MatcherConfig, vocabulary_size, num_answers, se
                          f"{objects.FEATURES}) object tokens (mmcourse.data.objects), got {shape}")
     tokens = keras.Input(shape=shape, name="objects")
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+    if task == "match":  # issue 25: a statement names two objects, the model finds both
+        fused = object_relations.match_features(tokens, token_ids, vocabulary_size,
+                                                config.embedding_dim, config.width,
+                                                objects.TOKEN_FEATURES.index("x"))
+        return _head(task, [tokens, token_ids], fused, f"{task}_objects", config, num_answers)
     text_encoder = build_text_encoder(vocabulary_size, config.embedding_dim, config.text_units,
                                       sequence_length=sequence_length,
                                       normalize=config.normalize)

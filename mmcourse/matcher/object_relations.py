@@ -83,3 +83,195 @@ class ObjectRelationModule(RelationModule):
     def get_config(self):
         return {**super().get_config(), "presence_index": self.presence_index,
                 "centre_index": self.centre_index}
+
+
+@keras.saving.register_keras_serializable(package="mmcourse")
+class ObjectPairReadout(keras.layers.Layer):
+    """Find the two objects a statement names, then read out the pair (notebook 06).
+
+    A match statement ("a red circle left of a blue square", "the red circle is nearest to
+    the blue square") names an object a, names an object b, and relates them. Over object
+    tokens o_1..o_n (batch, n, d) with centres p_j, M_j = 0 for an object and -1e9 for a
+    padding slot (presence m_j = 0), and the statement
+    vector q (batch, d_q):
+
+        w^a = softmax_j(q W_a . (o_j W_k + b_k) / sqrt(u) + M_j)          hop 1: find a
+        w^b = softmax_j(q W_b . (o_j W_k + b_k) / sqrt(u) + M_j)          hop 1: find b
+        o_a = sum_j w^a_j o_j,  o_b likewise,  p_a, p_b their centres
+        N_jk = softmax_k(-tau |p_k - p_j| + M_k), k != j              j's nearest other object
+        F_jk = softmax_k(+tau |p_k - p_j| + M_k), k != j              j's furthest
+        near = sum_j w^b_j N_j,  far = sum_j w^b_j F_j                  anchored hop from b
+        out = MLP([o_a; o_b; w^a . near; w^a . far; p_b - p_a; |p_b - p_a|; q])
+
+    so "a is nearest to b" is w^a . near, the weight of the slot both found (1 when a is
+    b's nearest other object), and "a left of b" is the sign of p_b - p_a, which the MLP
+    (``depth`` ReLU layers of ``units``) compares with the relation q names. ``tau``
+    (default 30, centres in [-1, 1]) makes the distance hops near-hard: the generator states
+    nearest/furthest only with a margin of 5 pixels, 0.16 in these units, so the runner-up
+    gets e^-4.8 of the weight. Inputs ``[tokens, question]`` as in ``ObjectRelationModule``;
+    ``presence_index`` and ``centre_index`` (features k, k + 1 are x, y) index the tokens.
+    Output (batch, units). ``weights_of(inputs)`` returns (w^a, w^b, near, far), each
+    (batch, n). Introduced in notebook 06."""
+
+    def __init__(self, units: int = 64, depth: int = 2, centre_index: int = 0,
+                 presence_index: int = -1, tau: float = 30.0, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("units", units), ("depth", depth)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name, value in (("centre_index", centre_index), ("presence_index", presence_index)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an int, got {value!r}")
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or tau <= 0:
+            raise ValueError(f"tau must be a positive number, got {tau!r}")
+        self.units, self.depth, self.tau = units, depth, float(tau)
+        self.centre_index, self.presence_index = centre_index, presence_index
+        self.mlp = [keras.layers.Dense(units, activation="relu", name=f"readout_{i}",
+                                       dtype=self.dtype_policy) for i in range(depth)]
+
+    def build(self, input_shape):
+        tokens_shape, question_shape = (tuple(s) for s in input_shape)
+        if len(tokens_shape) != 3 or len(question_shape) != 2:
+            raise ValueError(f"ObjectPairReadout takes [tokens (batch, n, d), question "
+                             f"(batch, d_q)], got {tokens_shape} and {question_shape}")
+        d, d_q = tokens_shape[-1], question_shape[-1]
+        self.key_kernel = self.add_weight(shape=(d, self.units), name="key_kernel",
+                                          initializer="glorot_uniform")
+        self.key_bias = self.add_weight(shape=(self.units,), name="key_bias",
+                                        initializer="zeros")
+        self.query_a_kernel = self.add_weight(shape=(d_q, self.units), name="query_a_kernel",
+                                              initializer="glorot_uniform")
+        self.query_b_kernel = self.add_weight(shape=(d_q, self.units), name="query_b_kernel",
+                                              initializer="glorot_uniform")
+        width = 2 * d + 5 + d_q
+        for layer in self.mlp:
+            layer.build((None, width))
+            width = self.units
+
+    def weights_of(self, inputs):
+        """(w^a, w^b, near, far): the four attention weights over the slots, (batch, n)."""
+        tokens, question = inputs
+        present = tokens[:, :, self.presence_index]
+        log_present = (present - 1.0) * 1e9  # 0 for an object, -1e9 for a padding slot
+        keys = ops.matmul(tokens, self.key_kernel) + self.key_bias  # (B, n, u)
+
+        def find(kernel):
+            query = ops.matmul(question, kernel)  # (B, u)
+            scores = ops.sum(keys * query[:, None, :], axis=-1) / self.units ** 0.5
+            return ops.softmax(scores + log_present, axis=-1)
+
+        w_a, w_b = find(self.query_a_kernel), find(self.query_b_kernel)
+        centres = tokens[:, :, self.centre_index:self.centre_index + 2]
+        offset = centres[:, None, :, :] - centres[:, :, None, :]  # p_k - p_j: (B, n, n, 2)
+        distance = ops.sqrt(ops.sum(ops.square(offset), axis=-1) + 1e-6)  # (B, j, k)
+        n = ops.shape(tokens)[1]
+        others = log_present[:, None, :] - 1e9 * ops.eye(n)[None]  # k present, k != j
+        near = ops.softmax(-self.tau * distance + others, axis=-1)  # j's nearest k
+        far = ops.softmax(self.tau * distance + others, axis=-1)  # j's furthest k
+        near = ops.einsum("bj,bjk->bk", w_b, near)  # b's nearest other object
+        far = ops.einsum("bj,bjk->bk", w_b, far)
+        return w_a, w_b, near, far
+
+    def call(self, inputs):
+        tokens, question = inputs
+        w_a, w_b, near, far = self.weights_of(inputs)
+
+        def read(weights):
+            return ops.sum(weights[:, :, None] * tokens, axis=1)  # (B, d)
+
+        o_a, o_b = read(w_a), read(w_b)
+        k = self.centre_index
+        offset = o_b[:, k:k + 2] - o_a[:, k:k + 2]
+        distance = ops.sqrt(ops.sum(ops.square(offset), axis=-1, keepdims=True) + 1e-6)
+        a_is_near = ops.sum(w_a * near, axis=-1, keepdims=True)  # a the slot b's hop found
+        a_is_far = ops.sum(w_a * far, axis=-1, keepdims=True)
+        hidden = ops.concatenate([o_a, o_b, a_is_near, a_is_far, offset, distance, question],
+                                 axis=-1)
+        for layer in self.mlp:
+            hidden = layer(hidden)
+        return hidden
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "depth": self.depth,
+                "centre_index": self.centre_index, "presence_index": self.presence_index,
+                "tau": self.tau}
+
+
+@keras.saving.register_keras_serializable(package="mmcourse")
+class WordSlots(keras.layers.Layer):
+    """Read a statement into ``slots`` word slots by position (notebook 06).
+
+    Each slot s has one learned logit per word position t (``RandomNormal(3)`` at the start:
+    each slot starts on a few positions, and the slots differ from the first step); over the
+    non-padding words (token id > 0):
+
+        a_s = softmax_t(l_{s,t} + log [id_t > 0]),   slot_s = sum_t a_{s,t} e_t
+
+    Inputs ``[embedded (batch, L, d), token_ids (batch, L)]``, L at most ``max_length``
+    (the logits of positions past L are not used); output (batch, slots, d).
+    A slot that settles on positions 1-2 holds "red circle" apart from the other object's
+    words, which an LSTM's final state mixes: the match model's pointers then start from a
+    clean query (issue 25: with the LSTM, match learned nothing about two-object
+    statements). ``weights_of(inputs)`` returns a (batch, slots, L). Introduced in notebook 06.
+    """
+
+    def __init__(self, slots: int = 4, max_length: int = 32, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("slots", slots), ("max_length", max_length)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.slots, self.max_length = slots, max_length
+
+    def build(self, input_shape):
+        embedded_shape, ids_shape = (tuple(s) for s in input_shape)
+        if len(embedded_shape) != 3 or len(ids_shape) != 2 or \
+                embedded_shape[1] != ids_shape[1] or (ids_shape[1] or 0) > self.max_length:
+            raise ValueError(f"WordSlots takes [embedded (batch, L, d), token_ids (batch, L)] "
+                             f"with L <= max_length={self.max_length}, got {embedded_shape} and "
+                             f"{ids_shape}")
+        self.position_logits = self.add_weight(
+            shape=(self.slots, self.max_length), name="position_logits",
+            initializer=keras.initializers.RandomNormal(stddev=3.0))
+
+    def weights_of(self, inputs):
+        _, token_ids = inputs
+        words = ops.cast(token_ids > 0, self.compute_dtype)
+        length = ops.shape(token_ids)[1]
+        logits = self.position_logits[None, :, :length] + ops.log(ops.maximum(words, 1e-9))[:, None, :]
+        return ops.softmax(logits, axis=-1)
+
+    def call(self, inputs):
+        embedded, _ = inputs
+        return ops.matmul(self.weights_of(inputs), embedded)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], self.slots, input_shape[0][-1])
+
+    def get_config(self):
+        return {**super().get_config(), "slots": self.slots, "max_length": self.max_length}
+
+
+def match_features(tokens, token_ids, vocabulary_size: int, embedding_dim: int = 32,
+                   width: int = 64, centre_index: int = 0, slots: int = 4):
+    """The ``objects`` fusion's fused vector for the match task (issue 25, notebook 06), from
+    the Keras tensors ``tokens`` (batch, n, d) and ``token_ids`` (batch, L), L <= 32:
+
+        words = Embedding(vocabulary_size, embedding_dim)(token_ids)   (RandomNormal(1))
+        q = Flatten(WordSlots(slots)([words, token_ids]))
+        fused = [ObjectRelationModule(width)([tokens, q]); ObjectPairReadout(width)([tokens, q])]
+
+    The relation module counts ("there are three objects"); the pair read-out finds the two
+    named objects and relates them. Output (batch, 2 width)."""
+    words = keras.layers.Embedding(
+        vocabulary_size, embedding_dim, name="word_embedding",
+        embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0))(token_ids)
+    read = WordSlots(slots, name="word_slots")([words, token_ids])
+    statement = keras.layers.Flatten(name="statement")(read)
+    counted = ObjectRelationModule(width, centre_index=centre_index, name="fusion")(
+        [tokens, statement])
+    paired = ObjectPairReadout(width, centre_index=centre_index, name="pair")(
+        [tokens, statement])
+    return keras.layers.Concatenate(name="pair_and_relations")([counted, paired])
