@@ -363,7 +363,8 @@ def test_word_slots_refuse_texts_longer_than_max_length():
 
 @pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # never fitted
 def test_the_match_model_round_trips_through_keras_files(tmp_path):
-    from mmcourse.matcher.model import build_model, load_matcher
+    from mmcourse.matcher.io import load_matcher
+    from mmcourse.matcher.model import build_model
 
     model = build_model("match", "objects")
     assert {"word_slots", "pair", "fusion"} <= {layer.name for layer in model.layers}

@@ -32,6 +32,7 @@ import time
 import cv2
 import numpy as np
 
+from mmcourse.configs import positive_int
 from mmcourse.data import draw
 from mmcourse.data import scenes as data
 
@@ -55,12 +56,6 @@ def _check_image(image) -> np.ndarray:
     return image
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def colour_labels(image, blur: int = 3) -> np.ndarray:
     """Each pixel's nearest palette entry, int (H, W): 0 the background, 1 + i the i-th of
     ``draw.COLOURS``. ``blur`` is the median filter's size (odd, 0 or 1 for none), which
@@ -82,7 +77,7 @@ def detect_objects(image, min_area: int = MIN_AREA, blur: int = 3) -> list[dict]
     ``draw.COLOURS``), x, y (pixel centroid), area (pixels), vertices, circularity, extent,
     aspect (see the module docstring). Ordered by colour, then x. Introduced in notebook 06.
     """
-    min_area = _positive_int("min_area", min_area)
+    min_area = positive_int("min_area", min_area)
     labels = colour_labels(image, blur)
     found = []
     for index, colour in enumerate(draw.COLOURS, start=1):
@@ -115,7 +110,7 @@ def object_tokens(image, max_objects: int = MAX_OBJECTS, min_area: int = MIN_ARE
     """One scene as ``max_objects`` object tokens, float32 (max_objects, ``FEATURES``):
     the objects of ``detect_objects`` (the largest ``max_objects`` when there are more),
     then zero rows for the empty slots. Introduced in notebook 06."""
-    max_objects = _positive_int("max_objects", max_objects)
+    max_objects = positive_int("max_objects", max_objects)
     image = _check_image(image)
     found = detect_objects(image, min_area, blur)
     if len(found) > max_objects:
@@ -180,7 +175,7 @@ def split_features(task: str, level: str, split: str, root=None, limit: int | No
 
     records = data.load_records(task, level, split, root)
     if limit is not None:
-        records = records[:_positive_int("limit", limit)]
+        records = records[:positive_int("limit", limit)]
     folder = data.data_root(root) / level / split
     start = time.perf_counter()
     cache: dict[str, np.ndarray] = {}
@@ -208,7 +203,7 @@ def dataset_from_tokens(tokens, token_ids, labels, batch_size: int = 64, shuffle
     if not len(tokens) == len(token_ids) == len(labels) or not len(tokens):
         raise ValueError(f"tokens, token_ids and labels must have the same length N >= 1, got "
                          f"{len(tokens)}, {len(token_ids)}, {len(labels)}")
-    batch_size = _positive_int("batch_size", batch_size)
+    batch_size = positive_int("batch_size", batch_size)
     import tensorflow as tf
 
     dataset = tf.data.Dataset.from_tensor_slices(((tokens, token_ids), labels))
