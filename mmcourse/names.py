@@ -18,8 +18,10 @@ VLM_TASKS = ("caption", "vqa")
 #: The fusion methods, in the order notebook 04 teaches them (layers in ``mmcourse.matcher.fusion``).
 FUSION_METHODS = ("image", "text", "concat", "multiply", "sum", "gated", "film", "bilinear",
                   "lowrank", "attention")
-#: Notebook 06's relational models (layers in ``mmcourse.blocks``).
-RELATIONAL_FUSIONS = ("cnn_mlp", "relation_network", "transformer")
+#: Notebook 06's relational models over pixels (layers in ``mmcourse.blocks``): the baseline, the
+#: relation network, the transformer whose second hop is anchored to the named object, and the
+#: transformer whose regions are also taught where the objects are (``mmcourse.data.cells``).
+RELATIONAL_FUSIONS = ("cnn_mlp", "relation_network", "anchored", "transformer")
 #: Notebook 06's contrast to pixels: a relation network over the object tokens of a classical
 #: detector (``mmcourse.data.objects``, layer in ``mmcourse.matcher.object_relations``).
 OBJECT_FUSIONS = ("objects",)

@@ -591,7 +591,7 @@ def _ablated_by_set_weights():
     from mmcourse.matcher import model as models  # noqa: F401 - registers the course's layers
 
     model = keras.saving.load_model(REPO_ROOT / "docs" / "results" /
-                                    "relations_transformer_qa.keras", safe_mode=True)
+                                    "relations_anchored_qa.keras", safe_mode=True)
     layer = model.get_layer("hop2")
     layer.set_weights([np.zeros_like(value) if variable.path.split("/")[-1].startswith("scale")
                        else value for variable, value in zip(layer.weights, layer.get_weights(),

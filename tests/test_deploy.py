@@ -495,8 +495,8 @@ def test_answer_refuses_a_match_model(exported):
         predictors.answer(exported["saved"], exported["images"][:1], TEXTS[:1])
 
 
-def test_tflite_names_the_ops_that_block_the_relational_transformer(tmp_path):
-    model = models.build_model("qa", "transformer", vocabulary_size=20, num_answers=5)
+def test_tflite_names_the_ops_that_block_the_anchored_transformer(tmp_path):
+    model = models.build_model("qa", "anchored", vocabulary_size=20, num_answers=5)
     with pytest.raises(ValueError, match=r"StridedSlice \(layer hop2\).*without --tflite"):
         deploy.convert_tflite(model, sequence_length=6)
 

@@ -249,4 +249,5 @@ def test_every_fusion_name_is_documented():
 
 
 def test_models_list_the_fusions_then_the_relational_models():
-    assert FUSIONS == (*fusion.FUSIONS, "cnn_mlp", "relation_network", "transformer", "objects")
+    assert FUSIONS == (*fusion.FUSIONS, "cnn_mlp", "relation_network", "anchored", "transformer",
+                       "objects")

@@ -256,6 +256,6 @@ def test_resolved_fills_only_the_unset_fields_with_the_fusions_defaults():
     assert (cnn_mlp.width, cnn_mlp.coordinates, cnn_mlp.batch_norm) == (256, True, True)
     network = MatcherConfig(width=32).resolved("relation_network")
     assert (network.width, network.filters) == (32, (16, 32, 32, 32))
-    transformer = MatcherConfig(anchored=False).resolved("transformer")
+    transformer = MatcherConfig(anchored=False).resolved("anchored")
     assert (transformer.anchored, transformer.hops, transformer.width) == (False, 2, 64)
     assert MatcherConfig().resolved("objects").width == 64

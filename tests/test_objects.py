@@ -257,12 +257,13 @@ SCENE = np.array([[[1, 0, 0, 0.0, 0.0, 1], [0, 1, 0, 0.5, 0.0, 1], [0, 0, 1, -0.
                    [0, 0, 0, 0.0, 0.0, 0]]], "float32")
 
 
-def _pointing_readout(tau=30.0):
+def _pointing_readout(tau=30.0, read_neighbours=False):
     """An ObjectPairReadout whose hop 1 finds the colour the question names (question: one-hot
     of a's colour, then of b's): key = 50 x colour, query_a / query_b pick a's / b's half."""
     from mmcourse.matcher.object_relations import ObjectPairReadout
 
-    layer = ObjectPairReadout(3, depth=1, centre_index=3, tau=tau)
+    layer = ObjectPairReadout(3, depth=1, centre_index=3, tau=tau,
+                              read_neighbours=read_neighbours)
     question = np.zeros((1, 6), "float32")
     layer([SCENE, question])
     key = np.zeros((6, 3), "float32")
@@ -321,6 +322,28 @@ def test_the_pair_readout_reads_the_pair_as_its_formula_says(a, b, is_near, is_f
     assert pieces.shape == (2 * 6 + 5 + 6,)
     kernel, bias = (np.asarray(w) for w in layer.mlp[0].weights)
     np.testing.assert_allclose(got, np.maximum(pieces @ kernel + bias, 0), atol=1e-3)
+
+
+@pytest.mark.parametrize(("b", "nearest", "furthest"), [(0, 1, 2), (1, 0, 2), (2, 0, 1)])
+def test_with_read_neighbours_the_readout_also_reads_b_s_nearest_and_furthest(b, nearest,
+                                                                             furthest):
+    """qa: "what shape is the object nearest to the red one" is a property of b's nearest
+    object, so the MLP also gets its token and the furthest one's, after the pair's pieces."""
+    layer = _pointing_readout(read_neighbours=True)
+    a = (b + 1) % 3
+    question = _question(a, b)
+    got = np.asarray(layer([SCENE, question]))[0]
+    o_a, o_b = SCENE[0, a], SCENE[0, b]
+    offset = o_b[3:5] - o_a[3:5]
+    pieces = np.concatenate([o_a, o_b, [float(a == nearest), float(a == furthest)], offset,
+                             [np.sqrt(offset @ offset + 1e-6)], question[0],
+                             SCENE[0, nearest], SCENE[0, furthest]])
+    assert pieces.shape == (4 * 6 + 5 + 6,)
+    kernel, bias = (np.asarray(w) for w in layer.mlp[0].weights)
+    np.testing.assert_allclose(got, np.maximum(pieces @ kernel + bias, 0), atol=1e-3)
+    config = layer.get_config()
+    assert config["read_neighbours"] is True
+    assert type(layer).from_config(config).read_neighbours is True
 
 
 def test_word_slots_pool_the_words_by_position_skipping_padding():

@@ -64,9 +64,10 @@ def main() -> None:
 
 
 def summarise() -> None:
-    """Relational accuracy per architecture against the best classifier of notebook 06 (the
-    transformer qa rows of relations_table.jsonl), mean ± std over seeds, and against a
-    model that reads only the question."""
+    """Relational accuracy per architecture against notebook 06's anchored transformer (the
+    anchored qa rows of relations_table.jsonl: a classifier that, like the generators, learns
+    from the answers alone), mean ± std over seeds, and against a model that reads only the
+    question."""
     from mmcourse import stats
 
     def relational(path, keep):
@@ -74,8 +75,8 @@ def summarise() -> None:
         return [r["accuracy_by_type"]["relational"] for r in rows if keep(r)]
 
     classifier = relational(TABLE.parent / "relations_table.jsonl",
-                            lambda r: (r["task"], r["fusion"]) == ("qa", "transformer"))
-    log(f"transformer qa classifier: relational {stats.format_mean_std(classifier)}")
+                            lambda r: (r["task"], r["fusion"]) == ("qa", "anchored"))
+    log(f"anchored transformer qa classifier: relational {stats.format_mean_std(classifier)}")
     for arch in vlm.ARCHS:
         values = relational(TABLE, lambda r, arch=arch: r["arch"] == arch)
         if values:

@@ -156,12 +156,13 @@ RELATIONS_SEEDS = (0, 1, 2)
 
 
 def relations(seeds=RELATIONS_SEEDS, root=None):
-    """The ``relations`` benchmark: the course's best relational model (``transformer``),
-    trained on each of ``seeds``, and the CNN+MLP baseline of Santoro et al. (2017), trained
-    on the first seed only (its gap is not in question), one after the other on the
-    relations-level qa task with the command line's defaults, then scored per question type
-    (``relations_report``). Three seeds take about 3 x 7 + 5 minutes on 2 quiet cores;
-    ``docs/results/relations_table.jsonl`` keeps the per-seed runs of the notebook.
+    """The ``relations`` benchmark: the course's best relational model over pixels
+    (``transformer``, its regions taught where the objects are), trained on each of
+    ``seeds``, and the CNN+MLP baseline of Santoro et al. (2017), trained on the first seed
+    only (its gap is not in question), one after the other on the relations-level qa task
+    with the command line's defaults, then scored per question type (``relations_report``).
+    Three seeds take about 3 x 4 + 5 minutes on 2 quiet cores;
+    ``docs/results/transformer_table.jsonl`` keeps the notebook's per-seed runs.
     Introduced in notebook 06.
     """
     from mmcourse.train import tasks as training  # noqa: PLC0415

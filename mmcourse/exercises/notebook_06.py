@@ -38,7 +38,7 @@ def _stored_model(zero=("hop2",), weights=("scale_kernel", "scale_bias")):
     from mmcourse import REPO_ROOT
     from mmcourse.matcher.io import load_matcher
 
-    model = load_matcher(REPO_ROOT / "docs" / "results" / "relations_transformer_qa.keras")
+    model = load_matcher(REPO_ROOT / "docs" / "results" / "relations_anchored_qa.keras")
     for name in zero:
         for weight in weights:
             variable = getattr(model.get_layer(name), weight)
@@ -189,7 +189,7 @@ def notebook_06() -> ExerciseSet:
                 "fall to (their mean)?"),
             solution_code="ex.q4.predict(0.5)\n" +
             "ablated = load_matcher(REPO_ROOT / 'docs' / 'results' / "
-                          "'relations_transformer_qa.keras')\n"
+                          "'relations_anchored_qa.keras')\n"
                           "hop = ablated.get_layer('hop2')\n"
                           "for weight in (hop.scale_kernel, hop.scale_bias):\n"
                           "    weight.assign(np.zeros(weight.shape))\n"

@@ -28,7 +28,8 @@ RELATIONAL_DEFAULTS = {
     "cnn_mlp": {"width": 256, "coordinates": True, "batch_norm": True},
     "relation_network": {"filters": (16, 32, 32, 32), "width": 64, "coordinates": True,
                          "batch_norm": True},
-    "transformer": {"width": 64, "coordinates": True, "batch_norm": True, "anchored": True},
+    "anchored": {"width": 64, "coordinates": True, "batch_norm": True, "anchored": True},
+    "transformer": {"width": 64, "coordinates": True, "batch_norm": True},
 }
 #: The objects model's width (notebook 06): its relation module's g is ``width`` wide.
 OBJECT_DEFAULTS = {"width": 64}

@@ -185,19 +185,26 @@ def build_model(task: str = "match", fusion: str = "concat",
     the whole region grid, flattened, beside the question, then ``Dense(width)``;
     ``relation_network``: a 4x4 grid of region tokens with coordinates,
     ``RelationModule(width)`` over all 256 pairs conditioned on the question;
-    ``transformer``: region tokens with coordinates projected to ``width``, one
+    ``anchored``: region tokens with coordinates projected to ``width``, one
     self-attention block over the regions, then the question as one query token through
     ``hops`` cross-attention blocks (``num_heads`` heads of ``key_dim``; ``dropout`` in the
     attention), the second an ``AnchoredAttention`` when ``anchored``: hop 1 reads the
-    object the question names, hop 2 finds the object at the asked distance from it.
+    object the question names, hop 2 finds the object at the asked distance from it;
+    ``transformer``: the same region tokens and self-attention block, then each region
+    says which object, if any, is centred in it (``Dense(12)`` named ``cells``, trained
+    beside the answers on the generator's cell targets by ``cell_trainer``), and the
+    object-token read-out of the ``objects`` model reads those regions as objects
+    (``object_relations.CellObjects``, ``ObjectPairReadout`` over word slots, and the
+    counts).
     ``frequencies`` sets the coordinates' sines and cosines (0: x and y only).
     ``objects`` (``OBJECT_FUSIONS``) takes no pixels: its first input, ``objects``, holds
     the object tokens of a classical detector (``mmcourse.data.objects``), float32
     (B, ``objects.MAX_OBJECTS``, ``objects.FEATURES``), or ``image_shape`` when it is given
-    as (slots, features); a relation network over the present pairs
-    (``object_relations.ObjectRelationModule(width)``, width 64 by default, g also given each
-    pair's offset and distance) conditioned on the question vector replaces the image encoder and the fusion;
-    for match, ``object_relations.match_features`` (word slots, and a read-out of the two named objects).
+    as (slots, features); ``object_relations.match_features`` replaces the image encoder and
+    the fusion: the question in word slots, a relation network over the present pairs
+    (``ObjectRelationModule(width)``, width 64 by default, g also given each pair's offset and
+    distance) to count, and a read-out of the two named objects (``ObjectPairReadout``; for
+    qa it also reads the named object's nearest and furthest neighbours).
     ``vocabulary_size`` is taken from the vocabulary: ``len(vocabulary)`` when a token list
     is given (your own data, notebook 09), else the course vocabulary's size; a
     ``vocabulary_size`` that disagrees with ``vocabulary`` is a ``ValueError``. Optimizer: Adam.
@@ -233,6 +240,9 @@ def build_model(task: str = "match", fusion: str = "concat",
 
     if fusion in OBJECT_FUSIONS:
         return _objects_model(task, config, vocabulary_size, num_answers, sequence_length)
+    if fusion == "transformer":
+        return _cell_transformer_model(task, config, vocabulary_size, num_answers,
+                                       sequence_length)
     image = keras.Input(shape=config.image_shape, name="image")
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
     on_grid = fusion in ("film", "attention", *RELATIONAL_FUSIONS)
@@ -274,6 +284,10 @@ def build_model(task: str = "match", fusion: str = "concat",
     return _head(task, [image, token_ids], fused, f"{task}_{fusion}", config, num_answers)
 
 
+_LOSSES = {"match": "binary_crossentropy", "qa": "sparse_categorical_crossentropy"}
+_OUTPUTS = {"match": "match", "qa": "answer"}
+
+
 def _head(task, inputs, fused, name, config, num_answers):
     """The head every course model shares: a hidden layer, then a match probability or an
     answer distribution, compiled with Adam and its loss."""
@@ -282,12 +296,10 @@ def _head(task, inputs, fused, name, config, num_answers):
     hidden = keras.layers.Dense(config.hidden_units, activation="relu", name="hidden")(fused)
     if task == "match":
         output = keras.layers.Dense(1, activation="sigmoid", name="match")(hidden)
-        loss = "binary_crossentropy"
     else:
         output = keras.layers.Dense(num_answers, activation="softmax", name="answer")(hidden)
-        loss = "sparse_categorical_crossentropy"
     model = keras.Model(inputs, output, name=name)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss,
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=_LOSSES[task],
                   metrics=["accuracy"])
     return model
 
@@ -341,18 +353,120 @@ def _objects_model(task, config: MatcherConfig, vocabulary_size, num_answers, se
                          f"{objects.FEATURES}) object tokens (mmcourse.data.objects), got {shape}")
     tokens = keras.Input(shape=shape, name="objects")
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
-    if task == "match":  # issue 25: a statement names two objects, the model finds both
-        fused = object_relations.match_features(tokens, token_ids, vocabulary_size,
-                                                config.embedding_dim, config.width,
-                                                objects.TOKEN_FEATURES.index("x"))
-        return _head(task, [tokens, token_ids], fused, f"{task}_objects", config, num_answers)
-    text_encoder = build_text_encoder(vocabulary_size, config.embedding_dim, config.text_units,
-                                      sequence_length=sequence_length,
-                                      normalize=config.normalize)
-    question = text_encoder(token_ids)
-    fused = object_relations.ObjectRelationModule(
-        config.width, centre_index=objects.TOKEN_FEATURES.index("x"), name="fusion")([tokens, question])
+    fused = object_relations.match_features(tokens, token_ids, vocabulary_size,
+                                            config.embedding_dim, config.width,
+                                            objects.TOKEN_FEATURES.index("x"),
+                                            read_neighbours=task == "qa")
     return _head(task, [tokens, token_ids], fused, f"{task}_objects", config, num_answers)
+
+
+#: The ``transformer`` fusion's predictions per region (``object_relations.CellObjects``):
+#: 1 + 6 colour logits, 3 shape logits and the centre's offset (dx, dy).
+CELL_OUTPUTS = 12
+
+
+def _cell_transformer_layers(task, config: MatcherConfig, vocabulary_size, num_answers):
+    """The layers of the ``transformer`` fusion by name (see ``build_model``)."""
+    import keras  # noqa: PLC0415
+
+    from mmcourse import blocks as relations  # noqa: PLC0415
+    from mmcourse.matcher import object_relations  # noqa: PLC0415
+
+    width = config.width
+    cell_objects = object_relations.CellObjects(name="cell_objects")
+    return {
+        "image_encoder": build_image_encoder(config.filters, image_shape=config.image_shape,
+                                             batch_norm=config.batch_norm,
+                                             coordinates=config.coordinates, output="grid"),
+        "context": keras.layers.Conv2D(config.filters[-1], 3, padding="same",
+                                       activation="relu", name="context"),
+        "regions": relations.RegionTokens(config.frequencies, name="regions"),
+        "region_embedding": keras.layers.Dense(width, name="region_embedding"),
+        "region_attention": relations.TransformerBlock(config.num_heads, config.key_dim,
+                                                       2 * width, config.dropout,
+                                                       name="region_attention"),
+        "cells": keras.layers.Dense(CELL_OUTPUTS, name="cells"),
+        "cell_objects": cell_objects,
+        "word_embedding": keras.layers.Embedding(
+            vocabulary_size, config.embedding_dim, name="word_embedding",
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0)),
+        "word_slots": object_relations.WordSlots(4, name="word_slots"),
+        "pair": object_relations.ObjectPairReadout(
+            width, centre_index=cell_objects.centre_index, read_neighbours=task == "qa",
+            name="pair"),
+        "hidden": keras.layers.Dense(config.hidden_units, activation="relu", name="hidden"),
+        _OUTPUTS[task]: (keras.layers.Dense(1, activation="sigmoid", name="match")
+                         if task == "match" else
+                         keras.layers.Dense(num_answers, activation="softmax", name="answer")),
+    }
+
+
+def _cell_scene(layer, image):
+    """Image (B, 64, 64, 3) -> cell predictions (B, 64, ``CELL_OUTPUTS``), with ``layer``
+    (name -> layer) the ``transformer`` fusion's layers."""
+    grid = layer("context")(layer("image_encoder")(image))
+    tokens = layer("region_embedding")(layer("regions")(grid))
+    return layer("cells")(layer("region_attention")(tokens))
+
+
+def _cell_read(layer, task, cells, token_ids):
+    """Cell predictions and the question's token ids -> the model's output."""
+    import keras  # noqa: PLC0415
+
+    tokens, counts = layer("cell_objects")(cells)
+    words = layer("word_embedding")(token_ids)
+    statement = keras.layers.Flatten()(layer("word_slots")([words, token_ids]))
+    fused = keras.layers.Concatenate()([layer("pair")([tokens, statement]), counts])
+    return layer(_OUTPUTS[task])(layer("hidden")(fused))
+
+
+def _cell_transformer_model(task, config: MatcherConfig, vocabulary_size, num_answers,
+                            sequence_length):
+    """The ``transformer`` fusion of ``build_model``, compiled. Introduced in notebook 06."""
+    import keras  # noqa: PLC0415
+
+    layers = _cell_transformer_layers(task, config, vocabulary_size, num_answers)
+    image = keras.Input(shape=config.image_shape, name="image")
+    token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+    output = _cell_read(layers.get, task, _cell_scene(layers.get, image), token_ids)
+    model = keras.Model([image, token_ids], output, name=f"{task}_transformer")
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=_LOSSES[task],
+                  metrics=["accuracy"])
+    return model
+
+
+def cell_trainer(model, questions_per_scene: int, learning_rate=2e-3):
+    """The trainer of a ``transformer`` model (notebook 06): the same layers, fitted on
+    whole scenes with their cell targets. Inputs ``image`` (S, 64, 64, 3) and
+    ``token_ids`` (S, ``questions_per_scene``, L); outputs ``{"answer": (S,
+    questions_per_scene, ...), "cells": (S, 64, CELL_OUTPUTS)}`` (``"answer"`` for match
+    too), the second fitted to
+    ``mmcourse.data.cells`` targets with ``object_relations.CellLoss``. Each scene's image
+    goes through the CNN and the region attention once for all its questions, which makes
+    an epoch several times cheaper than one image per question. Compiled with Adam
+    (``learning_rate``), the model's own loss for the answers, and their accuracy."""
+    import keras  # noqa: PLC0415
+
+    from mmcourse.matcher import object_relations  # noqa: PLC0415
+
+    questions = int(questions_per_scene)
+    if questions < 1:
+        raise ValueError(f"questions_per_scene must be >= 1, got {questions_per_scene!r}")
+    task = "match" if "match" in {layer.name for layer in model.layers} else "qa"
+    length = model.inputs[1].shape[1]
+    image = keras.Input(shape=model.inputs[0].shape[1:], name="image")
+    token_ids = keras.Input(shape=(questions, length), dtype="int32", name="token_ids")
+    cells = _cell_scene(model.get_layer, image)
+    per_question = object_relations.SceneQuestions(questions, "repeat", name="per_question")
+    flat_ids = object_relations.SceneQuestions(questions, "fold", name="questions")(token_ids)
+    answers = _cell_read(model.get_layer, task, per_question(cells), flat_ids)
+    answers = object_relations.SceneQuestions(questions, "unfold", name="per_scene")(answers)
+    trainer = keras.Model([image, token_ids], {"answer": answers, "cells": cells},
+                          name=f"{model.name}_trainer")
+    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                    loss={"answer": _LOSSES[task], "cells": object_relations.CellLoss()},
+                    metrics={"answer": ["accuracy"]})
+    return trainer
 
 
 def build_article_model(vocabulary_size: int | None = None, image_shape=IMAGE_SHAPE,

@@ -114,8 +114,12 @@ class ObjectPairReadout(keras.layers.Layer):
     (batch, n). Introduced in notebook 06."""
 
     def __init__(self, units: int = 64, depth: int = 2, centre_index: int = 0,
-                 presence_index: int = -1, tau: float = 30.0, **kwargs):
+                 presence_index: int = -1, tau: float = 30.0, read_neighbours: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
+        if not isinstance(read_neighbours, bool):
+            raise ValueError(f"read_neighbours must be True or False, got {read_neighbours!r}")
+        self.read_neighbours = read_neighbours
         for name, value in (("units", units), ("depth", depth)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -143,7 +147,7 @@ class ObjectPairReadout(keras.layers.Layer):
                                               initializer="glorot_uniform")
         self.query_b_kernel = self.add_weight(shape=(d_q, self.units), name="query_b_kernel",
                                               initializer="glorot_uniform")
-        width = 2 * d + 5 + d_q
+        width = (4 if self.read_neighbours else 2) * d + 5 + d_q
         for layer in self.mlp:
             layer.build((None, width))
             width = self.units
@@ -185,8 +189,10 @@ class ObjectPairReadout(keras.layers.Layer):
         distance = ops.sqrt(ops.sum(ops.square(offset), axis=-1, keepdims=True) + 1e-6)
         a_is_near = ops.sum(w_a * near, axis=-1, keepdims=True)  # a the slot b's hop found
         a_is_far = ops.sum(w_a * far, axis=-1, keepdims=True)
-        hidden = ops.concatenate([o_a, o_b, a_is_near, a_is_far, offset, distance, question],
-                                 axis=-1)
+        parts = [o_a, o_b, a_is_near, a_is_far, offset, distance, question]
+        if self.read_neighbours:  # qa: the answer is a property of b's nearest or furthest
+            parts += [read(near), read(far)]
+        hidden = ops.concatenate(parts, axis=-1)
         for layer in self.mlp:
             hidden = layer(hidden)
         return hidden
@@ -197,7 +203,7 @@ class ObjectPairReadout(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "depth": self.depth,
                 "centre_index": self.centre_index, "presence_index": self.presence_index,
-                "tau": self.tau}
+                "tau": self.tau, "read_neighbours": self.read_neighbours}
 
 
 @keras.saving.register_keras_serializable(package="mmcourse")
@@ -254,24 +260,168 @@ class WordSlots(keras.layers.Layer):
         return {**super().get_config(), "slots": self.slots, "max_length": self.max_length}
 
 
-def match_features(tokens, token_ids, vocabulary_size: int, embedding_dim: int = 32,
-                   width: int = 64, centre_index: int = 0, slots: int = 4):
-    """The ``objects`` fusion's fused vector for the match task (issue 25, notebook 06), from
-    the Keras tensors ``tokens`` (batch, n, d) and ``token_ids`` (batch, L), L <= 32:
-
-        words = Embedding(vocabulary_size, embedding_dim)(token_ids)   (RandomNormal(1))
-        q = Flatten(WordSlots(slots)([words, token_ids]))
-        fused = [ObjectRelationModule(width)([tokens, q]); ObjectPairReadout(width)([tokens, q])]
-
-    The relation module counts ("there are three objects"); the pair read-out finds the two
-    named objects and relates them. Output (batch, 2 width)."""
+def statement_slots(token_ids, vocabulary_size: int, embedding_dim: int = 32, slots: int = 4):
+    """The statement or question as one vector, from the Keras tensor ``token_ids`` (batch,
+    L), L <= 32: ``Flatten(WordSlots(slots)([Embedding(vocabulary_size, embedding_dim)
+    (token_ids), token_ids]))`` (embeddings ``RandomNormal(1)``), (batch, slots
+    embedding_dim). Introduced in notebook 06."""
     words = keras.layers.Embedding(
         vocabulary_size, embedding_dim, name="word_embedding",
         embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0))(token_ids)
     read = WordSlots(slots, name="word_slots")([words, token_ids])
-    statement = keras.layers.Flatten(name="statement")(read)
+    return keras.layers.Flatten(name="statement")(read)
+
+
+def match_features(tokens, token_ids, vocabulary_size: int, embedding_dim: int = 32,
+                   width: int = 64, centre_index: int = 0, slots: int = 4,
+                   read_neighbours: bool = False):
+    """The ``objects`` fusion's fused vector (notebook 06), from the Keras tensors
+    ``tokens`` (batch, n, d) and ``token_ids`` (batch, L), L <= 32:
+
+        q = statement_slots(token_ids, vocabulary_size, embedding_dim, slots)
+        fused = [ObjectRelationModule(width)([tokens, q]); ObjectPairReadout(width)([tokens, q])]
+
+    The relation module counts ("there are three objects"); the pair read-out finds the two
+    named objects and relates them, and with ``read_neighbours`` (qa) also reads the named
+    object's nearest and furthest neighbours, whose colour or shape is the answer.
+    Output (batch, 2 width)."""
+    statement = statement_slots(token_ids, vocabulary_size, embedding_dim, slots)
     counted = ObjectRelationModule(width, centre_index=centre_index, name="fusion")(
         [tokens, statement])
-    paired = ObjectPairReadout(width, centre_index=centre_index, name="pair")(
+    paired = ObjectPairReadout(width, centre_index=centre_index,
+                               read_neighbours=read_neighbours, name="pair")(
         [tokens, statement])
     return keras.layers.Concatenate(name="pair_and_relations")([counted, paired])
+
+
+# --- the same read-out over pixels: a region grid taught where the objects are ------------
+
+
+@keras.saving.register_keras_serializable(package="mmcourse")
+class CellObjects(keras.layers.Layer):
+    """Turn each region's predictions into an object token (notebook 06).
+
+    Input (batch, G*G, colours + 1 + shapes + 2): for each cell of a G x G grid (row-major),
+    the logits of "which colour has the object centred here" (index 0: none), the logits
+    of its shape, and its centre's offset (dx, dy) from the cell's centre in cells, which
+    ``mmcourse.data.cells`` teaches. Outputs ``[tokens, counts]``:
+
+        c = softmax(colour logits),  s = softmax(shape logits)
+        present = [c_0 < 0.5]                       (no gradient: a hard 0/1)
+        x = (column + 1/2 + dx) 2/G - 1,  y = (row + 1/2 + dy) 2/G - 1
+        token = [c_1..c_colours; s; x; y; present]  (batch, G*G, colours + shapes + 3)
+        counts = sum over cells of present s        (batch, shapes): objects of each shape
+
+    so ``ObjectPairReadout(centre_index=colours + shapes)`` reads them as it reads the
+    detector's tokens. Introduced in notebook 06."""
+
+    def __init__(self, grid: int = 8, colours: int = 6, shapes: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("grid", grid), ("colours", colours), ("shapes", shapes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.grid, self.colours, self.shapes = grid, colours, shapes
+
+    @property
+    def centre_index(self) -> int:
+        """Where x sits in a token (y follows)."""
+        return self.colours + self.shapes
+
+    def call(self, predictions):
+        c = self.colours + 1
+        colour = ops.softmax(predictions[..., :c], axis=-1)
+        shape = ops.softmax(predictions[..., c:c + self.shapes], axis=-1)
+        offset = predictions[..., c + self.shapes:c + self.shapes + 2]
+        cell = ops.arange(self.grid * self.grid)
+        column = ops.cast(cell % self.grid, self.compute_dtype)
+        row = ops.cast(cell // self.grid, self.compute_dtype)
+        x = (column + 0.5 + offset[..., 0]) * (2.0 / self.grid) - 1.0
+        y = (row + 0.5 + offset[..., 1]) * (2.0 / self.grid) - 1.0
+        present = ops.stop_gradient(ops.cast(colour[..., 0] < 0.5, self.compute_dtype))
+        tokens = ops.concatenate([colour[..., 1:], shape, x[..., None], y[..., None],
+                                  present[..., None]], axis=-1)
+        counts = ops.sum(present[..., None] * shape, axis=1)
+        return [tokens, counts]
+
+    def compute_output_shape(self, input_shape):
+        batch, cells = input_shape[0], input_shape[1]
+        return [(batch, cells, self.colours + self.shapes + 3), (batch, self.shapes)]
+
+    def get_config(self):
+        return {**super().get_config(), "grid": self.grid, "colours": self.colours,
+                "shapes": self.shapes}
+
+
+@keras.saving.register_keras_serializable(package="mmcourse")
+class CellLoss(keras.losses.Loss):
+    """The loss of ``CellObjects``' input against ``mmcourse.data.cells`` targets (notebook
+    06). Targets (batch, G, G, 4): colour class (0 none), shape, dx, dy; predictions
+    (batch, G*G, colours + 1 + shapes + 2). Per example:
+
+        mean over cells of CE(colour)
+        + sum over centre cells of [CE(shape) + |offset - (dx, dy)|^2] / (centres + 1)
+
+    so every cell learns whether an object is centred in it, and only those cells learn a
+    shape and an offset. Introduced in notebook 06."""
+
+    def __init__(self, colours: int = 6, shapes: int = 3, name: str = "cell_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.colours, self.shapes = colours, shapes
+
+    def call(self, y_true, y_pred):
+        c = self.colours + 1
+        y_true = ops.reshape(ops.cast(y_true, y_pred.dtype), (ops.shape(y_pred)[0], -1, 4))
+        colour, shape, offset = y_true[..., 0], y_true[..., 1], y_true[..., 2:4]
+        centre = ops.cast(colour > 0, y_pred.dtype)
+        colour_loss = keras.losses.sparse_categorical_crossentropy(
+            colour, y_pred[..., :c], from_logits=True)
+        shape_loss = keras.losses.sparse_categorical_crossentropy(
+            shape, y_pred[..., c:c + self.shapes], from_logits=True)
+        offset_loss = ops.sum(ops.square(offset - y_pred[..., c + self.shapes:c + self.shapes + 2]),
+                              axis=-1)
+        centred = ops.sum(centre * (shape_loss + offset_loss), axis=-1)
+        return ops.mean(colour_loss, axis=-1) + centred / (ops.sum(centre, axis=-1) + 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "colours": self.colours, "shapes": self.shapes}
+
+
+@keras.saving.register_keras_serializable(package="mmcourse")
+class SceneQuestions(keras.layers.Layer):
+    """Move between a batch of S scenes with Q questions each and a batch of S*Q questions
+    (notebook 06; ``mmcourse.matcher.model.cell_trainer``). ``mode``:
+
+    - ``"repeat"``: (S, ...) -> (S*Q, ...), each scene's row once per question;
+    - ``"fold"``: (S, Q, ...) -> (S*Q, ...);
+    - ``"unfold"``: (S*Q, ...) -> (S, Q, ...).
+
+    Rows stay in order: question q of scene s is row s*Q + q. Introduced in notebook 06."""
+
+    MODES = ("repeat", "fold", "unfold")
+
+    def __init__(self, questions: int, mode: str, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(questions, bool) or not isinstance(questions, int) or questions < 1:
+            raise ValueError(f"questions must be a positive int, got {questions!r}")
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        self.questions, self.mode = questions, mode
+
+    def call(self, inputs):
+        if self.mode == "repeat":
+            return ops.repeat(inputs, self.questions, axis=0)
+        shape = ops.shape(inputs)
+        if self.mode == "fold":
+            return ops.reshape(inputs, (-1, *shape[2:]))
+        return ops.reshape(inputs, (-1, self.questions, *shape[1:]))
+
+    def compute_output_shape(self, input_shape):
+        batch = None
+        if self.mode == "fold":
+            return (batch, *input_shape[2:])
+        if self.mode == "unfold":
+            return (batch, self.questions, *input_shape[1:])
+        return (batch, *input_shape[1:])
+
+    def get_config(self):
+        return {**super().get_config(), "questions": self.questions, "mode": self.mode}

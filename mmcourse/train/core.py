@@ -159,10 +159,13 @@ def warmup_cosine(model, config: TrainConfig, examples: int) -> None:
         warmup_target=config.learning_rate, warmup_steps=steps, alpha=0.02)
 
 
+_ANSWER_METRICS = {"answer_accuracy": "accuracy", "val_answer_accuracy": "val_accuracy"}
+
+
 def fit_and_evaluate(model, splits: Splits, config: TrainConfig, *, test_labels, test_kinds,
                      name: str, log: Callable[[str], None], run_dir=None, resume: bool = False,
                      callbacks: list | None = None, strategy: str = "default",
-                     replicas: int = 1) -> dict:
+                     replicas: int = 1, trainer=None) -> dict:
     """Fit the compiled ``model`` on ``splits`` under ``config`` (resolved: no None epochs,
     batch size or learning rate), then evaluate it on the test split.
 
@@ -171,7 +174,9 @@ def fit_and_evaluate(model, splits: Splits, config: TrainConfig, *, test_labels,
     ``run_dir`` the best checkpoint, the backup (``resume`` continues from it), progress and
     ``model.keras`` at the end. ``log`` gets one line per epoch and the test accuracy, each
     starting ``[name]``; ``callbacks`` run after the epoch log. ``test_labels`` and
-    ``test_kinds`` (one per test example) give ``accuracy_by_type``.
+    ``test_kinds`` (one per test example) give ``accuracy_by_type``. ``trainer`` (notebook
+    06), a model sharing ``model``'s layers, is fitted in its place, on ``splits.train``
+    shaped for it; its ``answer_accuracy`` is reported as ``accuracy``.
 
     Returns the keys of ``RESULT_KEYS``: test_accuracy, test_loss, accuracy_by_type,
     params, train_seconds (``fit`` alone), seconds_per_epoch, epochs_run, seed,
@@ -183,12 +188,15 @@ def fit_and_evaluate(model, splits: Splits, config: TrainConfig, *, test_labels,
     from mmcourse.train import distribute  # noqa: PLC0415
 
     fitted = fit_logged(
-        model, splits.train, config, name=name, log=log, callbacks=callbacks,
+        trainer or model, splits.train, config, name=name, log=log, callbacks=callbacks,
         fit=functools.partial(
             course_callbacks.fit, validation_data=splits.validation, run_dir=run_dir,
             resume=resume, patience=config.patience,
             monitor="val_loss" if splits.validation is not None else "loss",
             schedule=config.schedule, progress=True))
+    if trainer is not None:
+        fitted["history"] = {_ANSWER_METRICS.get(metric, metric): values
+                             for metric, values in fitted["history"].items()}
     train_seconds = fitted["train_seconds"]
     test_loss, test_accuracy = model.evaluate(splits.test, verbose=0)
     by_type = accuracy_by_type(model.predict(splits.test, verbose=0), test_labels, test_kinds)

@@ -30,7 +30,10 @@ BATCH_SIZE = 64
 LEARNING_RATE = 2e-3
 #: Models whose defaults differ (used when epochs, batch_size or learning_rate is None): the
 #: objects model (notebook 06) takes tiny inputs, so it trains on larger batches, faster.
-FUSION_DEFAULTS = {"objects": {"epochs": 20, "batch_size": 256, "learning_rate": 5e-3}}
+#: The transformer fits on whole scenes (``matcher.model.cell_trainer``): 160 questions a batch
+#: is 16 relations scenes of 10 questions.
+FUSION_DEFAULTS = {"objects": {"epochs": 20, "batch_size": 256, "learning_rate": 5e-3},
+                   "transformer": {"epochs": 20, "batch_size": 160}}
 #: (task, fusion) defaults over those: the objects match model (issue 25) must learn to read
 #: which two objects a statement names before any statement pays off, and some seeds find that
 #: start late: seed 0 reached 0.915 after 20 epochs, 0.964 after 40; seed 3 0.891 after 40,
@@ -70,15 +73,17 @@ def load_split(task: str, level: str, split: str, root=None, limit: int | None =
 
 
 def _splits(task, level, root, config, train_size, test_size, fusion=None):
-    """The run's ``Splits`` and the seconds the object extractor took (0 unless ``fusion``
-    is ``objects``): make_dataset for whole splits, in-memory arrays for subsets, object
-    tokens for ``objects``; no validation split unless ``config.validate``."""
+    """The run's ``Splits``, the seconds the object extractor took (0 unless ``fusion`` is
+    ``objects``) and the questions per scene of the fitted splits (0 unless ``fusion`` is
+    ``transformer``): make_dataset for whole splits, in-memory arrays for subsets, object
+    tokens for ``objects``, whole scenes with their cell targets for fitting the
+    ``transformer``; no validation split unless ``config.validate``."""
     from mmcourse.data import pipeline  # noqa: PLC0415
     from mmcourse.data import scenes as data
     from mmcourse.names import OBJECT_FUSIONS  # noqa: PLC0415
     from mmcourse.train.core import Splits  # noqa: PLC0415
 
-    extract_seconds = []
+    extract_seconds, questions = [], []
     batch_size, seed = config.batch_size, config.seed
 
     def split_dataset(split, limit, shuffle):
@@ -90,6 +95,14 @@ def _splits(task, level, root, config, train_size, test_size, fusion=None):
             extract_seconds.append(seconds)
             return objects.dataset_from_tokens(tokens, token_ids, labels, batch_size,
                                                shuffle, seed), len(labels)
+        if fusion == "transformer" and split != "test":  # notebook 06: fit on whole scenes
+            from mmcourse.data import cells  # noqa: PLC0415
+
+            arrays = cells.scene_arrays(task, level, split, root, limit,
+                                        questions[0] if questions else None)
+            questions.append(arrays["questions"])
+            return cells.scene_dataset(arrays, max(1, batch_size // arrays["questions"]),
+                                       shuffle, seed), arrays["records"]
         if limit is None:
             size = len(data.load_records(task, level, split, root=root))
             return pipeline.make_dataset(task=task, level=level, split=split,
@@ -103,7 +116,7 @@ def _splits(task, level, root, config, train_size, test_size, fusion=None):
     val, val_examples = split_dataset("val", test_size, False) if config.validate else (None, 0)
     test, test_examples = split_dataset("test", test_size, False)
     sizes = {"train": train_examples, "validation": val_examples, "test": test_examples}
-    return Splits(train, val, test, sizes), sum(extract_seconds)
+    return Splits(train, val, test, sizes), sum(extract_seconds), (questions or [0])[0]
 
 
 def train(task: str = "match", fusion: str = "concat", level: str = "attributes",
@@ -186,6 +199,7 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
     from mmcourse.matcher.model import (  # noqa: PLC0415
         RELATIONAL_FUSIONS,
         build_model,
+        cell_trainer,
     )
     from mmcourse.seeding import seed_everything  # noqa: PLC0415
     from mmcourse.train import callbacks as course_callbacks  # noqa: PLC0415
@@ -193,7 +207,8 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
 
     root = store.ensure_data(root)
     seed_everything(config.seed)
-    splits, extract_seconds = _splits(task, level, root, config, train_size, test_size, fusion)
+    splits, extract_seconds, questions = _splits(task, level, root, config, train_size,
+                                                 test_size, fusion)
     if config.schedule is None and fusion in (*RELATIONAL_FUSIONS, "objects"):
         config = dataclasses.replace(config, schedule=course_callbacks.cosine_schedule(
             config.learning_rate, config.epochs, min(1, config.epochs - 1), final_fraction=0.02))
@@ -207,8 +222,10 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
                "learning_rate": config.learning_rate, "root": root, **(model_options or {})}
     with strategy_object.scope():
         model = build_model(task, fusion, **options)
-    distribute.prepare_model(model, splits.train, strategy_object)
-    (image_batch, token_batch), _ = next(iter(splits.train.take(1)))
+        # notebook 06: the transformer fits on whole scenes, with its cell targets
+        trainer = cell_trainer(model, questions, config.learning_rate) if questions else None
+    distribute.prepare_model(trainer or model, splits.train, strategy_object)
+    (image_batch, token_batch), _ = next(iter(splits.test.take(1)))
     check_inputs(model, image_batch, token_batch)  # a clear error before fit's traceback
 
     log(f"training {task}/{fusion} on {level}: {model.count_params():,} parameters, "
@@ -219,7 +236,7 @@ def train(task: str = "match", fusion: str = "concat", level: str = "attributes"
         model, splits, config, test_labels=[record["label"] for record in test_records],
         test_kinds=[record["kind"] for record in test_records], name=f"{task}/{fusion}/{level}",
         log=log, run_dir=worker_dir, resume=resume, callbacks=callbacks, strategy=strategy,
-        replicas=replicas)
+        replicas=replicas, trainer=trainer)
     if save is not None:
         raw_model = matcher_io.raw_input_model(
             model, text.load_vocabulary(root), text.saved_sequence_length(root, level),
