@@ -197,6 +197,8 @@ def fit_and_evaluate(model, splits: Splits, config: TrainConfig, *, test_labels,
     if trainer is not None:
         fitted["history"] = {_ANSWER_METRICS.get(metric, metric): values
                              for metric, values in fitted["history"].items()}
+        # the model's own optimizer never stepped: build it, so its file loads as it saves
+        model.optimizer.build(model.trainable_variables)
     train_seconds = fitted["train_seconds"]
     test_loss, test_accuracy = model.evaluate(splits.test, verbose=0)
     by_type = accuracy_by_type(model.predict(splits.test, verbose=0), test_labels, test_kinds)
