@@ -1,7 +1,7 @@
 """Regenerates docs/results/transformer_table.jsonl: the transformer over pixels whose regions
 are taught where the objects are (notebook 06, section 11).
 
-Run from the repository root (about 35 minutes on 2 quiet CPU cores, one training at a time):
+Run from the repository root (about 40 minutes on 2 quiet CPU cores, one training at a time):
 
     PYTHONPATH=. .venv/bin/python docs/results/make_transformer_table.py
 
@@ -10,7 +10,8 @@ Each line is the JSON of one command,
     python -m mmcourse train --level relations --task T --fusion transformer --seed S --json
 
 for T = qa with S in 0-4 and T = match with S in 0-2 (the command's defaults: 20 epochs on
-whole scenes, 16 scenes a batch, ``training.FUSION_DEFAULTS``), plus ``command`` and
+whole scenes, 40 for match, 16 scenes a batch, ``training.FUSION_DEFAULTS`` and
+``TASK_FUSION_DEFAULTS``), plus ``command`` and
 ``wall_seconds``: the whole command's time, start-up, data loading and scoring included,
 which is what the five-minute budget is about. ``--only qa`` (or ``match``) reruns one task
 and keeps the other's rows.
