@@ -90,6 +90,8 @@ BAD_ARGUMENTS = [
      ["argument --save", "not with --fusion objects", "keep the model with --run-dir"]),
     (["train", "--fusion", "objects", "--data-dir", "EMPTY"], 2,
      ["argument --fusion", "objects only with the course data", "not with --data-dir"]),
+    (["train", "--fusion", "transformer", "--data-dir", "EMPTY"], 2,
+     ["argument --fusion", "transformer only with the course data", "try --fusion anchored"]),
     (["train", "--task", "translate"], 2,
      ["argument --task", "valid names: match, qa, retrieval, caption, vqa"]),
     (["train", "--arch", "llava"], 2, ["argument --arch", "only with --task caption"]),

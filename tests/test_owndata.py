@@ -446,3 +446,12 @@ def test_a_scans_oval_is_opencvs_whole_ellipse_of_the_documented_size():
     assert {a for a, _ in jitters} == {b for _, b in jitters} == set(range(-3, 4)), jitters
     for seed in range(2):
         half_axes(scan_data.draw_scan(None, np.random.default_rng(seed), 192))
+
+
+@pytest.mark.parametrize(("fusion", "needle"), [
+    ("objects", "reads the course scenes' object tokens"),
+    ("transformer", "from the course scenes' cell targets"),
+])
+def test_train_folder_refuses_the_fusions_that_need_the_course_scenes(scans, fusion, needle):
+    with pytest.raises(ValueError, match=needle):
+        owndata.train_folder(scans, fusion=fusion, epochs=1, log=None)

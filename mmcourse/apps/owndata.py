@@ -310,6 +310,10 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
     if fusion == "objects":
         raise ValueError("fusion 'objects' reads the course scenes' object tokens "
                          "(mmcourse.data.objects), not your own images: choose another fusion")
+    if fusion == "transformer":
+        raise ValueError("fusion 'transformer' learns where the objects are from the course "
+                         "scenes' cell targets (mmcourse.data.cells), which your folder does "
+                         "not have: choose another fusion, e.g. 'anchored'")
     config = with_options(TrainConfig, config, options).resolved(
         epochs=DEFAULT_EPOCHS, batch_size=64, learning_rate=2e-3)
     if save is not None and Path(save).suffix != ".keras":

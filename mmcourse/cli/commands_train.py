@@ -242,6 +242,10 @@ def _check_data_dir_arguments(parser: argparse.ArgumentParser, args) -> None:
     if args.fusion in OBJECT_FUSIONS:  # issue 25: the detector knows the course palette only
         parser.error(f"argument --fusion: {args.fusion} only with the course data (its "
                      f"detector knows the scenes' six colours), not with --data-dir")
+    if args.fusion == "transformer":  # notebook 06: it learns from the scenes' cell targets
+        parser.error("argument --fusion: transformer only with the course data (its regions "
+                     "learn where the objects are from the generated scenes, "
+                     "mmcourse.data.cells), not with --data-dir; try --fusion anchored")
 
 
 def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:

@@ -374,7 +374,7 @@ def _cell_transformer_layers(task, config: MatcherConfig, vocabulary_size, num_a
 
     width = config.width
     cell_objects = object_relations.CellObjects(name="cell_objects")
-    return {
+    return {  # in this order: each layer's initial weights depend on when it is made
         "image_encoder": build_image_encoder(config.filters, image_shape=config.image_shape,
                                              batch_norm=config.batch_norm,
                                              coordinates=config.coordinates, output="grid"),
@@ -387,10 +387,8 @@ def _cell_transformer_layers(task, config: MatcherConfig, vocabulary_size, num_a
                                                        name="region_attention"),
         "cells": keras.layers.Dense(CELL_OUTPUTS, name="cells"),
         "cell_objects": cell_objects,
-        "word_embedding": keras.layers.Embedding(
-            vocabulary_size, config.embedding_dim, name="word_embedding",
-            embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0)),
-        "word_slots": object_relations.WordSlots(4, name="word_slots"),
+        **dict(zip(("word_embedding", "word_slots"),
+                   object_relations.statement_layers(vocabulary_size, config.embedding_dim))),
         "pair": object_relations.ObjectPairReadout(
             width, centre_index=cell_objects.centre_index, read_neighbours=task == "qa",
             name="pair"),
@@ -440,10 +438,10 @@ def cell_trainer(model, questions_per_scene: int, learning_rate=2e-3):
     whole scenes with their cell targets. Inputs ``image`` (S, 64, 64, 3) and
     ``token_ids`` (S, ``questions_per_scene``, L); outputs ``{"answer": (S,
     questions_per_scene, ...), "cells": (S, 64, CELL_OUTPUTS)}`` (``"answer"`` for match
-    too), the second fitted to
-    ``mmcourse.data.cells`` targets with ``object_relations.CellLoss``. Each scene's image
-    goes through the CNN and the region attention once for all its questions, which makes
-    an epoch several times cheaper than one image per question. Compiled with Adam
+    too), the second fitted to ``mmcourse.data.cells`` targets with
+    ``object_relations.CellLoss``. Each scene's image goes through the CNN and the region
+    attention once for all its questions, which makes an epoch several times cheaper than
+    one image per question. Compiled with Adam
     (``learning_rate``), the model's own loss for the answers, and their accuracy."""
     import keras  # noqa: PLC0415
 

@@ -260,15 +260,23 @@ class WordSlots(keras.layers.Layer):
         return {**super().get_config(), "slots": self.slots, "max_length": self.max_length}
 
 
+def statement_layers(vocabulary_size: int, embedding_dim: int = 32, slots: int = 4):
+    """The two layers that read a statement or question: ``Embedding(vocabulary_size,
+    embedding_dim)`` named ``word_embedding`` (``RandomNormal(1)``) and ``WordSlots(slots)``
+    named ``word_slots``. Introduced in notebook 06."""
+    embedding = keras.layers.Embedding(
+        vocabulary_size, embedding_dim, name="word_embedding",
+        embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0))
+    return embedding, WordSlots(slots, name="word_slots")
+
+
 def statement_slots(token_ids, vocabulary_size: int, embedding_dim: int = 32, slots: int = 4):
     """The statement or question as one vector, from the Keras tensor ``token_ids`` (batch,
     L), L <= 32: ``Flatten(WordSlots(slots)([Embedding(vocabulary_size, embedding_dim)
-    (token_ids), token_ids]))`` (embeddings ``RandomNormal(1)``), (batch, slots
-    embedding_dim). Introduced in notebook 06."""
-    words = keras.layers.Embedding(
-        vocabulary_size, embedding_dim, name="word_embedding",
-        embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0))(token_ids)
-    read = WordSlots(slots, name="word_slots")([words, token_ids])
+    (token_ids), token_ids]))`` (``statement_layers``), (batch, slots embedding_dim).
+    Introduced in notebook 06."""
+    embedding, word_slots = statement_layers(vocabulary_size, embedding_dim, slots)
+    read = word_slots([embedding(token_ids), token_ids])
     return keras.layers.Flatten(name="statement")(read)
 
 
