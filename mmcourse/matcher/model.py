@@ -374,7 +374,8 @@ def _cell_transformer_layers(task, config: MatcherConfig, vocabulary_size, num_a
 
     width = config.width
     cell_objects = object_relations.CellObjects(name="cell_objects")
-    return {  # in this order: each layer's initial weights depend on when it is made
+    # in this order: each layer's initial weights depend on when it is made
+    layers = {
         "image_encoder": build_image_encoder(config.filters, image_shape=config.image_shape,
                                              batch_norm=config.batch_norm,
                                              coordinates=config.coordinates, output="grid"),
@@ -387,16 +388,16 @@ def _cell_transformer_layers(task, config: MatcherConfig, vocabulary_size, num_a
                                                        name="region_attention"),
         "cells": keras.layers.Dense(CELL_OUTPUTS, name="cells"),
         "cell_objects": cell_objects,
-        **dict(zip(("word_embedding", "word_slots"),
-                   object_relations.statement_layers(vocabulary_size, config.embedding_dim))),
-        "pair": object_relations.ObjectPairReadout(
-            width, centre_index=cell_objects.centre_index, read_neighbours=task == "qa",
-            name="pair"),
-        "hidden": keras.layers.Dense(config.hidden_units, activation="relu", name="hidden"),
-        _OUTPUTS[task]: (keras.layers.Dense(1, activation="sigmoid", name="match")
-                         if task == "match" else
-                         keras.layers.Dense(num_answers, activation="softmax", name="answer")),
     }
+    layers["word_embedding"], layers["word_slots"] = object_relations.statement_layers(
+        vocabulary_size, config.embedding_dim)
+    layers["pair"] = object_relations.ObjectPairReadout(
+        width, centre_index=cell_objects.centre_index, read_neighbours=task == "qa", name="pair")
+    layers["hidden"] = keras.layers.Dense(config.hidden_units, activation="relu", name="hidden")
+    layers[_OUTPUTS[task]] = (
+        keras.layers.Dense(1, activation="sigmoid", name="match") if task == "match"
+        else keras.layers.Dense(num_answers, activation="softmax", name="answer"))
+    return layers
 
 
 def _cell_scene(layer, image):
