@@ -72,6 +72,22 @@ def test_pretrain_vision_trains_the_models_own_vision_tower_only():
                zip(decoder_before, decoder, strict=True))
 
 
+def test_pretrain_vision_reads_the_maximum_of_the_image_tokens():
+    # One small object touches a few of the 64 patches; the head must read the strongest
+    # token of each feature (a max over tokens), not the mean that drowns the object.
+    tokenizer = train_tokenizer()
+    model = hub_presets.tiny_paligemma(tokenizer, sequence_length=16, num_layers=1,
+                                       vit_num_layers=1)
+    images, captions, _ = data.load_arrays("retrieval", "attributes", "train")
+    head = hub_training.pretrain_vision(model, images[:16], captions[:16], epochs=1,
+                                        batch_size=16).model
+    pixels = np.asarray(model.preprocessor.image_converter(images[:4]))
+    tokens = np.asarray(model.backbone.vit_encoder(pixels))  # (4, 64, width)
+    dense = head.layers[-1]
+    by_hand = tokens.max(axis=1) @ np.asarray(dense.kernel) + np.asarray(dense.bias)
+    assert np.allclose(head.predict(pixels, verbose=0), by_hand, atol=1e-5)
+
+
 def test_vision_epochs_must_be_a_non_negative_int():
     with pytest.raises(ValueError, match="vision_epochs must be an int >= 0"):
         hub_training.train_paligemma_captioner(vision_epochs=-1)
