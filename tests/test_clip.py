@@ -260,15 +260,15 @@ def _unit(x):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def _zero_shot_by_hand(model, images, scenes, vocabulary):
+def _zero_shot_by_hand(model, images, scenes, vocabulary, templates=clip.PROMPT_TEMPLATES):
     """Zero-shot accuracy from the two encoders, as the CLIP paper describes it: each class
     prompt in every template, normalised, averaged, normalised; the closest class wins."""
     classes = [(s, c, h) for s in draw.SIZES for c in draw.COLOURS for h in draw.SHAPES]
     prompts = [template.format(size=s, colour=c, shape=h) for s, c, h in classes
-               for template in clip.PROMPT_TEMPLATES]
+               for template in templates]
     texts = _unit(model.get_layer("text_encoder")(data_text.vectorize(prompts,
                                                                       vocabulary=vocabulary)))
-    classes_embedded = _unit(texts.reshape(len(classes), len(clip.PROMPT_TEMPLATES), -1).mean(1))
+    classes_embedded = _unit(texts.reshape(len(classes), len(templates), -1).mean(1))
     embedded = _unit(model.get_layer("image_encoder")(images.astype(np.float32) / 255))
     truth = [classes.index((o["size"], o["colour"], o["shape"]))
              for o in (scene["objects"][0] for scene in scenes)]
@@ -300,6 +300,11 @@ def test_train_clip_quick_run_reports_every_key(capsys):
     assert result["zero_shot_accuracy"] == pytest.approx(
         _zero_shot_by_hand(model, test_images[seen], [s for s in test_scenes if not held(s)],
                            vocabulary), abs=1e-9)
+    seen_scenes = [s for s in test_scenes if not held(s)]
+    assert list(result["zero_shot_by_template"]) == list(clip.PROMPT_TEMPLATES)
+    for template, accuracy in result["zero_shot_by_template"].items():
+        assert accuracy == pytest.approx(_zero_shot_by_hand(
+            model, test_images[seen], seen_scenes, vocabulary, (template,)), abs=1e-9)
     heldout_images = np.concatenate([test_images[~seen], train_images[[held(s) for s in
                                                                       train_scenes]]])
     heldout_scenes = [s for s in test_scenes if held(s)] + [s for s in train_scenes if held(s)]

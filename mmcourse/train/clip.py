@@ -122,8 +122,9 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
 
     At the attributes level the ``heldout`` colour-shape combinations are removed from
     training; zero-shot accuracy is then measured on the seen classes of the test split
-    (``zero_shot_accuracy``) and on every image of a held-out combination in the train and
-    test splits (``zero_shot_heldout_accuracy``), over all 36 prompts. Retrieval ranks the
+    (``zero_shot_accuracy``; ``zero_shot_by_template`` with one prompt template at a time)
+    and on every image of a held-out combination in the train and test splits
+    (``zero_shot_heldout_accuracy``), over all 36 classes. Retrieval ranks the
     test split's captions (and images) against each other. ``flip`` (default: on at the
     attributes level) adds random flips, which change no attribute caption.
 
@@ -198,6 +199,10 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
         result.update(
             zero_shot_accuracy=zero_shot_accuracy(model, test_images[test_seen], seen_scenes,
                                                   vocabulary=vocabulary),
+            zero_shot_by_template={
+                template: zero_shot_accuracy(model, test_images[test_seen], seen_scenes,
+                                             templates=(template,), vocabulary=vocabulary)
+                for template in PROMPT_TEMPLATES},
             zero_shot_heldout_accuracy=zero_shot_accuracy(model, heldout_images, heldout_scenes,
                                                           vocabulary=vocabulary)
             if heldout_scenes else None,
@@ -205,7 +210,8 @@ def train_clip(level: str = "attributes", epochs: int | None = None, seed: int =
             heldout_combinations=[list(pair) for pair in heldout],
             heldout_examples=len(heldout_scenes))
     else:  # a caption names every object: no fixed set of classes to prompt
-        result.update(zero_shot_accuracy=None, zero_shot_heldout_accuracy=None,
+        result.update(zero_shot_accuracy=None, zero_shot_by_template=None,
+                      zero_shot_heldout_accuracy=None,
                       chance=1 / len(set(test_captions)), zero_shot_classes=None,
                       heldout_combinations=[], heldout_examples=0)
     result.update(
