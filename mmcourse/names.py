@@ -27,6 +27,14 @@ RELATIONAL_FUSIONS = ("cnn_mlp", "relation_network", "anchored", "transformer")
 OBJECT_FUSIONS = ("objects",)
 #: Every value of ``train --fusion`` for the image tasks.
 FUSIONS = (*FUSION_METHODS, *RELATIONAL_FUSIONS, *OBJECT_FUSIONS)
+#: The fusions that learn from what only the generated scenes give, with why: refused for a
+#: folder of your own images (``train --data-dir``, notebook 09's ``train_folder``).
+COURSE_SCENE_FUSIONS = {
+    "objects": "it reads the course scenes' object tokens, found by a detector that knows "
+               "their six colours (mmcourse.data.objects)",
+    "transformer": "its regions learn where the objects are from the course scenes' cell "
+                   "targets (mmcourse.data.cells)",
+}
 
 #: The course's own captioner architectures (notebook 08, ``mmcourse.vlm``).
 CAPTION_ARCHS = ("llava", "flamingo")

@@ -28,6 +28,7 @@ from mmcourse.configs import with_options
 from mmcourse.data import folders, text
 from mmcourse.data.folders import DataError
 from mmcourse.i18n import _
+from mmcourse.names import COURSE_SCENE_FUSIONS
 from mmcourse.train.core import TrainConfig
 
 SPLITS = ("train", "val", "test")
@@ -307,13 +308,10 @@ def train_folder(folder, task: str = "match", fusion: str = "concat",
                          f"(does the text describe the image?)")
     if fusion not in FUSIONS:
         raise ValueError(f"unknown fusion {fusion!r}; valid names: {', '.join(FUSIONS)}")
-    if fusion == "objects":
-        raise ValueError("fusion 'objects' reads the course scenes' object tokens "
-                         "(mmcourse.data.objects), not your own images: choose another fusion")
-    if fusion == "transformer":
-        raise ValueError("fusion 'transformer' learns where the objects are from the course "
-                         "scenes' cell targets (mmcourse.data.cells), which your folder does "
-                         "not have: choose another fusion, e.g. 'anchored'")
+    if fusion in COURSE_SCENE_FUSIONS:
+        raise ValueError(f"fusion {fusion!r} needs the course scenes: "
+                         f"{COURSE_SCENE_FUSIONS[fusion]}, which your own images do not have: "
+                         f"choose another fusion, e.g. 'anchored'")
     config = with_options(TrainConfig, config, options).resolved(
         epochs=DEFAULT_EPOCHS, batch_size=64, learning_rate=2e-3)
     if save is not None and Path(save).suffix != ".keras":

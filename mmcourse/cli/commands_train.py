@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mmcourse.cli.arguments import file_system_error
 from mmcourse.names import (
+    COURSE_SCENE_FUSIONS,
     FUSIONS,
     HUB_CAPTION_ARCHS,
     HUB_RETRIEVAL_ARCHS,
@@ -239,13 +240,10 @@ def _check_data_dir_arguments(parser: argparse.ArgumentParser, args) -> None:
     if args.task != "match":
         parser.error(f"argument --task: --data-dir trains the match task only, got "
                      f"{args.task!r}")
-    if args.fusion in OBJECT_FUSIONS:  # issue 25: the detector knows the course palette only
-        parser.error(f"argument --fusion: {args.fusion} only with the course data (its "
-                     f"detector knows the scenes' six colours), not with --data-dir")
-    if args.fusion == "transformer":  # notebook 06: it learns from the scenes' cell targets
-        parser.error("argument --fusion: transformer only with the course data (its regions "
-                     "learn where the objects are from the generated scenes, "
-                     "mmcourse.data.cells), not with --data-dir; try --fusion anchored")
+    if args.fusion in COURSE_SCENE_FUSIONS:
+        parser.error(f"argument --fusion: {args.fusion} only with the course data "
+                     f"({COURSE_SCENE_FUSIONS[args.fusion]}), not with --data-dir; try "
+                     f"--fusion anchored")
 
 
 def _check_train_arguments(parser: argparse.ArgumentParser, args) -> None:
