@@ -61,8 +61,8 @@ def pretrain_vision(model, images, captions, *, epochs: int = 5, batch_size: int
     through a linear head that predicts which caption pieces occur (a bag of words, sigmoid
     cross-entropy), then the head is dropped. The maximum, not the mean: one object covers a
     few of the 64 patches, and a mean drowns it in background (SigLIP itself reads its image
-    out with a learned attention pooling, not a mean). ``callbacks`` go to Keras' ``fit``. Returns the Keras history.
-    Notebook 11."""
+    out with a learned attention pooling, not a mean). ``callbacks`` go to Keras' ``fit``.
+    Returns the Keras history. Notebook 11."""
     import keras  # noqa: PLC0415
 
     preprocessor = model.preprocessor
